@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages toro needs. Usage: scripts/install-deps.sh [--test]
+#   (no flag)  what building and running toro needs
+#   --test     also what the test suite needs (cmocka, clang for fuzzing, python venv,
+#              PostgreSQL/NATS clients and servers, Chromium for the browser test)
+# As root it runs apt-get; otherwise it prints the exact apt-get line to run.
+set -euo pipefail
+
+pkgs=(build-essential cmake ninja-build pkg-config libjansson-dev libsqlite3-dev libssl-dev
+      libutf8proc-dev libstemmer-dev)
+if [[ "${1:-}" == "--test" ]]; then
+  pkgs+=(libcmocka-dev python3 python3-venv python3-pip sqlite3 curl)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [[ $(id -u) -ne 0 ]]; then
+  echo "toro needs these Debian packages; run as root:" >&2
+  echo "  apt-get update && $cmd" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+$cmd

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One command from a fresh Debian 12 machine to every test: installs what the
+# tests need, builds with warnings as errors, runs the suite (unit tests and
+# end-to-end tests against the real binary), then builds again with
+# AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+scripts/install-deps.sh --test
+
+# Python tooling for the end-to-end tests (a real HTTP and WebSocket client).
+req=tests/requirements.txt
+stamp=.venv/.req-$(sha256sum "$req" | cut -c1-16)
+if [[ ! -f "$stamp" ]]; then
+  rm -rf .venv
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r "$req"
+  touch "$stamp"
+fi
+
+status=0
+echo "== build (warnings are errors) and test =="
+scripts/build.sh build -DTORO_WERROR=ON -DTORO_SANITIZE=OFF
+(cd build && ctest --output-on-failure --timeout 900) || status=1
+
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and test =="
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+scripts/build.sh build-asan -DTORO_WERROR=ON -DTORO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+(cd build-asan && ctest --output-on-failure --timeout 900) || status=1
+
+exit $status

@@ -1,0 +1,67 @@
+/* answer.h: the answerer interface (the "Nova Pro" box). An answerer turns a
+ * question into an answer with sources; the process stage calls it and does
+ * not know whether a model is behind it. Implementations: extractive.c (the
+ * default, needs no model). It does not store or publish anything. */
+#ifndef TORO_ANSWER_ANSWER_H
+#define TORO_ANSWER_ANSWER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kb/kb.h"
+
+typedef struct toro_source {
+    char *doc_id;
+    char *title;
+    char *section;
+    char *chunk_id;
+    char *snippet; /* short excerpt of the chunk shown under the answer */
+    double score;
+} toro_source_t;
+
+typedef struct toro_answer {
+    char *text;              /* the answer, Markdown-like (bold, lists) */
+    toro_source_t *sources;  /* numbered citations [n] refer to sources[n-1] */
+    size_t n_sources;
+    bool found_relevant_docs;
+    char *model;             /* who answered, e.g. "extractive" */
+    char *kb_version;        /* snapshot version used */
+} toro_answer_t;
+
+/* Why: frees every field and zeroes the struct; safe on a zeroed struct. */
+void toro_answer_clear(toro_answer_t *a);
+
+typedef struct toro_answerer toro_answerer_t;
+
+typedef struct toro_answerer_ops {
+    const char *name;
+    /* Answer `question` into *out (caller clears it). Returns 0, TORO_ERETRY
+     * for a transient failure worth retrying with backoff, or another negative
+     * code for a permanent failure; *errmsg (caller frees) says why. */
+    int (*answer)(toro_answerer_t *self, const char *question, toro_answer_t *out, char **errmsg);
+    void (*destroy)(toro_answerer_t *self);
+} toro_answerer_ops_t;
+
+struct toro_answerer {
+    const toro_answerer_ops_t *ops; /* first field of every implementation */
+};
+
+static inline int toro_answerer_answer(toro_answerer_t *a, const char *q, toro_answer_t *out, char **errmsg)
+{
+    return a->ops->answer(a, q, out, errmsg);
+}
+
+static inline void toro_answerer_free(toro_answerer_t *a)
+{
+    if (a)
+        a->ops->destroy(a);
+}
+
+/* Why: the default answerer; borrows kb, which must outlive it. */
+int toro_answerer_extractive_new(toro_kb_t *kb, toro_answerer_t **out);
+
+/* The exact "no information" answers. */
+#define TORO_NO_INFO_PT "Não tenho informações suficientes para responder a essa pergunta."
+#define TORO_NO_INFO_EN "I don't have enough information to answer this question."
+
+#endif

@@ -1,0 +1,11 @@
+/* commands.h: the subcommands of the toro binary. main.c parses the first
+ * word and hands the rest of argv to one of these; each returns the process
+ * exit status (0 ok, 1 failure, 2 usage error). */
+#ifndef TORO_CLI_COMMANDS_H
+#define TORO_CLI_COMMANDS_H
+
+int toro_cmd_serve(int argc, char **argv); /* toro serve ... (cli/serve_cmd.c) */
+int toro_cmd_kb(int argc, char **argv);    /* toro kb build|search|eval ... (cli/kb_cmd.c) */
+int toro_cmd_ask(int argc, char **argv);   /* toro ask --kb FILE "question" (cli/kb_cmd.c) */
+
+#endif

@@ -1,0 +1,249 @@
+/* serve_cmd.c: `toro serve`, the whole system in one process on embedded
+ * defaults: SQLite store and local bus in DIR/toro.db, the knowledge-base
+ * snapshot, process and notify workers as threads, and the gateway (REST,
+ * WebSocket, web UI) on one port. SIGINT/SIGTERM stop it cleanly: the
+ * gateway stops accepting, each worker finishes the message in hand, and
+ * whatever is still queued stays durable for the next start. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "answer/answer.h"
+#include "answer/faulty.h"
+#include "bus/bus.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "gateway/gateway.h"
+#include "kb/kb.h"
+#include "stages/stages.h"
+#include "store/store.h"
+
+#define MAX_WORKERS 64
+
+static toro_gateway_t *volatile running_gateway;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (running_gateway)
+        toro_gateway_stop(running_gateway);
+}
+
+static void serve_usage(FILE *f)
+{
+    fprintf(f, "usage: toro serve [options]\n"
+               "  --port N              listen port (default 8080, env TORO_PORT; 0 = any free port)\n"
+               "  --host ADDR           listen address (default 127.0.0.1, env TORO_HOST)\n"
+               "  --data DIR            data directory for toro.db (default ./data, env TORO_DATA)\n"
+               "  --kb FILE             knowledge-base snapshot (env TORO_KB; build with `toro kb build`)\n"
+               "  --process-workers N   process stage threads (default 2)\n"
+               "  --notify-workers N    notify stage threads (default 1)\n"
+               "  --max-attempts N      answerer attempts before a question is marked error (default 3)\n"
+               "  --retry-base-ms N     first retry delay, doubled per attempt (default 200)\n"
+               "  --sync normal|full    SQLite durability: normal survives process crashes (default),\n"
+               "                        full also survives power loss (fsync per commit)\n"
+               "  --node NAME           gateway node name (default host:port)\n"
+               "  --log-level LEVEL     debug|info|warn|error (default info, env TORO_LOG_LEVEL)\n");
+}
+
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : def;
+}
+
+static int parse_int_opt(const char *name, const char *v, long min, long max, long *out)
+{
+    if (!v || toro_parse_long(v, min, max, out) != 0) {
+        fprintf(stderr, "toro serve: %s needs an integer from %ld to %ld\n", name, min, max);
+        return -1;
+    }
+    return 0;
+}
+
+int toro_cmd_serve(int argc, char **argv)
+{
+    const char *data = env_or("TORO_DATA", "data"), *kb_path = env_or("TORO_KB", NULL);
+    const char *node = NULL, *sync_name = "normal";
+    long port = 8080, n_process = 2, n_notify = 1, max_attempts = 3, retry_base = 200;
+    toro_gateway_config_t gcfg;
+    toro_gateway_config_defaults(&gcfg);
+    gcfg.host = env_or("TORO_HOST", "127.0.0.1");
+    if (getenv("TORO_PORT") && parse_int_opt("TORO_PORT", getenv("TORO_PORT"), 0, 65535, &port))
+        return 2;
+    const char *lvl = env_or("TORO_LOG_LEVEL", NULL);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int used = 1;
+        if (strcmp(a, "--port") == 0) {
+            if (parse_int_opt(a, v, 0, 65535, &port))
+                return 2;
+        } else if (strcmp(a, "--host") == 0 && v) {
+            gcfg.host = v;
+        } else if (strcmp(a, "--data") == 0 && v) {
+            data = v;
+        } else if (strcmp(a, "--kb") == 0 && v) {
+            kb_path = v;
+        } else if (strcmp(a, "--process-workers") == 0) {
+            if (parse_int_opt(a, v, 1, MAX_WORKERS, &n_process))
+                return 2;
+        } else if (strcmp(a, "--notify-workers") == 0) {
+            if (parse_int_opt(a, v, 1, MAX_WORKERS, &n_notify))
+                return 2;
+        } else if (strcmp(a, "--max-attempts") == 0) {
+            if (parse_int_opt(a, v, 1, 100, &max_attempts))
+                return 2;
+        } else if (strcmp(a, "--retry-base-ms") == 0) {
+            if (parse_int_opt(a, v, 1, 600000, &retry_base))
+                return 2;
+        } else if (strcmp(a, "--sync") == 0 && v && (strcmp(v, "normal") == 0 || strcmp(v, "full") == 0)) {
+            sync_name = v;
+        } else if (strcmp(a, "--node") == 0 && v) {
+            node = v;
+        } else if (strcmp(a, "--log-level") == 0 && v) {
+            lvl = v;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            serve_usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "toro serve: unknown or incomplete option '%s'\n", a);
+            serve_usage(stderr);
+            return 2;
+        }
+        (void)used;
+        if (strcmp(a, "--help") != 0)
+            i++;
+    }
+    if (lvl) {
+        toro_log_level_t level;
+        if (toro_log_level_parse(lvl, &level) != 0) {
+            fprintf(stderr, "toro serve: unknown log level '%s'\n", lvl);
+            return 2;
+        }
+        toro_log_set_level(level);
+    }
+    if (!kb_path) {
+        fprintf(stderr, "toro serve: no knowledge base; pass --kb FILE (build one with: toro kb build kb/docs -o kb.toro)\n");
+        return 2;
+    }
+
+    int status = 1, lock_fd = -1, started_process = 0, started_notify = 0;
+    char *err = NULL;
+    toro_kb_t *kb = NULL;
+    toro_store_t *store = NULL;
+    toro_bus_t *bus = NULL;
+    toro_answerer_t *answerer = NULL;
+    toro_gateway_t *gw = NULL;
+    pthread_t threads[2 * MAX_WORKERS];
+    toro_worker_t workers[2];
+    atomic_int stop = 0;
+    char path[4096];
+
+    if (mkdir(data, 0750) != 0 && errno != EEXIST) {
+        fprintf(stderr, "toro serve: cannot create data directory %s: %s\n", data, strerror(errno));
+        goto out;
+    }
+    snprintf(path, sizeof path, "%s/toro.lock", data);
+    lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "toro serve: data directory %s is in use by another toro process (%s)\n", data,
+                lock_fd < 0 ? strerror(errno) : "locked");
+        goto out;
+    }
+    if (toro_kb_open(kb_path, &kb, &err) != 0) {
+        fprintf(stderr, "toro serve: cannot open knowledge base %s: %s\n", kb_path, err ? err : "unknown error");
+        goto out;
+    }
+    snprintf(path, sizeof path, "%s/toro.db", data);
+    toro_db_sync_t sync = strcmp(sync_name, "full") == 0 ? TORO_DB_SYNC_FULL : TORO_DB_SYNC_NORMAL;
+    if (toro_store_sqlite_open(path, sync, &store, &err) != 0 || toro_bus_local_open(path, 60000, &bus, &err) != 0) {
+        fprintf(stderr, "toro serve: %s\n", err ? err : "cannot open the data file");
+        goto out;
+    }
+    if (toro_answerer_extractive_new(kb, &answerer) != 0) {
+        fprintf(stderr, "toro serve: cannot create the answerer\n");
+        goto out;
+    }
+    const char *fault = getenv("TORO_FAULT_ANSWERER");
+    if (fault && *fault) {
+        toro_answerer_t *wrapped = NULL;
+        if (toro_answerer_faulty_new(answerer, fault, &wrapped) != 0) {
+            fprintf(stderr, "toro serve: TORO_FAULT_ANSWERER: bad spec '%s' (KIND:N:MARKER;...)\n", fault);
+            goto out;
+        }
+        answerer = wrapped;
+        toro_log_warn("serve", NULL, "fault injection is on (TORO_FAULT_ANSWERER=%s); for tests only", fault);
+    }
+
+    toro_stage_ctx_t ctx;
+    toro_stage_ctx_defaults(&ctx);
+    ctx.store = store;
+    ctx.bus = bus;
+    ctx.answerer = answerer;
+    ctx.max_attempts = (int)max_attempts;
+    ctx.backoff_base_ms = (int)retry_base;
+
+    gcfg.port = (int)port;
+    gcfg.node = node;
+    gcfg.kb_version = toro_kb_version(kb);
+    if (toro_gateway_new(&gcfg, &ctx, &gw, &err) != 0) {
+        fprintf(stderr, "toro serve: %s\n", err ? err : "cannot start the gateway");
+        goto out;
+    }
+    ctx.post = toro_gateway_post;
+    ctx.post_ctx = gw;
+
+    workers[0] = (toro_worker_t){.ctx = &ctx, .topic = TORO_TOPIC_PROCESS, .stop = &stop};
+    workers[1] = (toro_worker_t){.ctx = &ctx, .topic = TORO_TOPIC_NOTIFY, .stop = &stop};
+    for (; started_process < n_process; started_process++)
+        if (pthread_create(&threads[started_process], NULL, toro_worker_main, &workers[0]) != 0)
+            goto stop_workers;
+    for (; started_notify < n_notify; started_notify++)
+        if (pthread_create(&threads[MAX_WORKERS + started_notify], NULL, toro_worker_main, &workers[1]) != 0)
+            goto stop_workers;
+
+    running_gateway = gw;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    toro_log_info("serve", NULL, "toro serving on http://%s:%d (data %s, kb %s version %s, %ld process + %ld notify workers)",
+                  gcfg.host, toro_gateway_port(gw), data, kb_path, toro_kb_version(kb), n_process, n_notify);
+    /* a parseable line on stdout for scripts that start us on port 0 */
+    printf("listening on http://%s:%d\n", gcfg.host, toro_gateway_port(gw));
+    fflush(stdout);
+    status = toro_gateway_run(gw) == 0 ? 0 : 1;
+    toro_log_info("serve", NULL, "shutting down: finishing messages in hand");
+
+stop_workers:
+    atomic_store(&stop, 1);
+    toro_bus_interrupt(bus);
+    for (int i = 0; i < started_process; i++)
+        pthread_join(threads[i], NULL);
+    for (int i = 0; i < started_notify; i++)
+        pthread_join(threads[MAX_WORKERS + i], NULL);
+    running_gateway = NULL;
+    toro_log_info("serve", NULL, "stopped");
+out:
+    toro_gateway_free(gw);
+    toro_answerer_free(answerer);
+    toro_bus_close(bus);
+    toro_store_close(store);
+    toro_kb_close(kb);
+    free(err);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    return status;
+}

@@ -1,0 +1,138 @@
+/* db.c: per-thread SQLite connections to one file (see db.h). */
+#include "core/db.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/log.h"
+
+typedef struct conn_node {
+    sqlite3 *conn;
+    struct conn_node *next;
+} conn_node_t;
+
+struct toro_db {
+    char *path;
+    toro_db_sync_t sync;
+    pthread_key_t key;       /* -> conn_node_t of the calling thread */
+    pthread_mutex_t lock;    /* guards conns */
+    conn_node_t *conns;      /* every open connection, closed at toro_db_close */
+};
+
+/* Thread exit: the node stays in the list and is closed by toro_db_close;
+ * threads of toro live as long as the db, so nothing leaks in practice. */
+
+static int open_conn(const char *path, toro_db_sync_t sync, sqlite3 **out, char **err)
+{
+    sqlite3 *c = NULL;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &c, flags, NULL) != SQLITE_OK) {
+        if (err) {
+            size_t n = strlen(path) + 128;
+            *err = malloc(n);
+            if (*err)
+                snprintf(*err, n, "cannot open database %s: %s", path, c ? sqlite3_errmsg(c) : "out of memory");
+        }
+        sqlite3_close(c);
+        return TORO_EIO;
+    }
+    sqlite3_busy_timeout(c, 10000);
+    sqlite3_exec(c, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+    sqlite3_exec(c, sync == TORO_DB_SYNC_FULL ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", NULL, NULL,
+                 NULL);
+    sqlite3_exec(c, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
+    *out = c;
+    return 0;
+}
+
+int toro_db_open(const char *path, const char *schema_sql, toro_db_sync_t sync, toro_db_t **out, char **err)
+{
+    toro_db_t *db = calloc(1, sizeof *db);
+    sqlite3 *c = NULL;
+    if (!db || !(db->path = strdup(path))) {
+        free(db);
+        return TORO_ENOMEM;
+    }
+    db->sync = sync;
+    pthread_mutex_init(&db->lock, NULL);
+    pthread_key_create(&db->key, NULL);
+    int rc = open_conn(path, sync, &c, err);
+    if (rc)
+        goto fail;
+    char *msg = NULL;
+    if (schema_sql && sqlite3_exec(c, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
+        if (err) {
+            size_t n = strlen(msg ? msg : "") + 64;
+            *err = malloc(n);
+            if (*err)
+                snprintf(*err, n, "cannot create schema: %s", msg ? msg : "?");
+        }
+        sqlite3_free(msg);
+        sqlite3_close(c);
+        rc = TORO_EIO;
+        goto fail;
+    }
+    sqlite3_close(c);
+    *out = db;
+    return 0;
+fail:
+    pthread_key_delete(db->key);
+    pthread_mutex_destroy(&db->lock);
+    free(db->path);
+    free(db);
+    return rc;
+}
+
+sqlite3 *toro_db_conn(toro_db_t *db)
+{
+    conn_node_t *n = pthread_getspecific(db->key);
+    if (n)
+        return n->conn;
+    n = calloc(1, sizeof *n);
+    if (!n)
+        return NULL;
+    char *err = NULL;
+    if (open_conn(db->path, db->sync, &n->conn, &err) != 0) {
+        toro_log_error("db", NULL, "%s", err ? err : "cannot open database");
+        free(err);
+        free(n);
+        return NULL;
+    }
+    pthread_mutex_lock(&db->lock);
+    n->next = db->conns;
+    db->conns = n;
+    pthread_mutex_unlock(&db->lock);
+    pthread_setspecific(db->key, n);
+    return n->conn;
+}
+
+void toro_db_close(toro_db_t *db)
+{
+    if (!db)
+        return;
+    pthread_key_delete(db->key);
+    conn_node_t *n = db->conns;
+    while (n) {
+        conn_node_t *next = n->next;
+        sqlite3_close_v2(n->conn);
+        free(n);
+        n = next;
+    }
+    pthread_mutex_destroy(&db->lock);
+    free(db->path);
+    free(db);
+}
+
+int toro_db_exec(sqlite3 *c, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(c, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        toro_log_error("db", NULL, "%s: %s", sql, msg ? msg : sqlite3_errmsg(c));
+        sqlite3_free(msg);
+        return TORO_EIO;
+    }
+    return 0;
+}

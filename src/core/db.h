@@ -1,0 +1,28 @@
+/* db.h: one SQLite database file shared by the threads of a process. Each
+ * thread gets its own connection, opened on first use (WAL mode lets readers
+ * run beside the single writer; busy_timeout absorbs writer contention).
+ * Used by store/sqlite.c and bus/local.c; it knows no table of either. */
+#ifndef TORO_CORE_DB_H
+#define TORO_CORE_DB_H
+
+#include <sqlite3.h>
+
+typedef struct toro_db toro_db_t;
+
+typedef enum { TORO_DB_SYNC_NORMAL, TORO_DB_SYNC_FULL } toro_db_sync_t;
+
+/* Why: creates the file, switches it to WAL and runs schema_sql once.
+ * *err (caller frees) explains a failure. */
+int toro_db_open(const char *path, const char *schema_sql, toro_db_sync_t sync, toro_db_t **out, char **err);
+
+/* Why: the calling thread's connection (borrowed; closed at thread exit or
+ * toro_db_close). NULL when it cannot be opened. */
+sqlite3 *toro_db_conn(toro_db_t *db);
+
+/* Why: all threads that used the db must have stopped using it. */
+void toro_db_close(toro_db_t *db);
+
+/* Why: BEGIN IMMEDIATE / COMMIT / ROLLBACK and one-off statements. 0 or TORO_EIO. */
+int toro_db_exec(sqlite3 *c, const char *sql);
+
+#endif

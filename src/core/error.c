@@ -1,0 +1,20 @@
+/* error.c: the message table for toro's error codes. */
+#include "core/error.h"
+
+const char *toro_strerror(int rc)
+{
+    switch (rc) {
+    case TORO_OK: return "ok";
+    case TORO_EINVAL: return "invalid input";
+    case TORO_ENOMEM: return "out of memory";
+    case TORO_EIO: return "input/output error";
+    case TORO_ENOTFOUND: return "not found";
+    case TORO_ECONFLICT: return "state conflict";
+    case TORO_ERETRY: return "temporary failure";
+    case TORO_EUNAVAIL: return "service unavailable";
+    case TORO_ETOOBIG: return "too large";
+    case TORO_EFORMAT: return "bad format";
+    case TORO_EEMPTY: return "empty";
+    default: return "unknown error";
+    }
+}

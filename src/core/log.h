@@ -1,0 +1,33 @@
+/* log.h: structured logs, one JSON object per line on stderr:
+ * {"time","level","component","question_id"?,"request_id"?,"message", extra...}.
+ * Values of sensitive keys (password, secret, token, key, credential,
+ * authorization) are replaced by "[REDACTED]". Thread-safe: a line is written
+ * with one write(2). It does not rotate files or ship logs anywhere. */
+#ifndef TORO_CORE_LOG_H
+#define TORO_CORE_LOG_H
+
+#include <stdarg.h>
+
+typedef enum { TORO_LOG_DEBUG, TORO_LOG_INFO, TORO_LOG_WARN, TORO_LOG_ERROR } toro_log_level_t;
+
+/* Why: verbosity is chosen once at start (--log-level or TORO_LOG_LEVEL). */
+void toro_log_set_level(toro_log_level_t level);
+int toro_log_level_parse(const char *name, toro_log_level_t *out);
+
+/* Why: the common call; id may be NULL (it is logged as question_id). */
+void toro_log(toro_log_level_t level, const char *component, const char *question_id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Why: attaches extra key/value string pairs (NULL-terminated list) and
+ * applies redaction to each key, so secrets in configuration never reach a log. */
+void toro_log_kv(toro_log_level_t level, const char *component, const char *message, ...);
+
+/* Why: exposed for tests and for any code that prints configuration. */
+int toro_log_key_is_sensitive(const char *key);
+
+#define toro_log_info(comp, qid, ...) toro_log(TORO_LOG_INFO, comp, qid, __VA_ARGS__)
+#define toro_log_warn(comp, qid, ...) toro_log(TORO_LOG_WARN, comp, qid, __VA_ARGS__)
+#define toro_log_error(comp, qid, ...) toro_log(TORO_LOG_ERROR, comp, qid, __VA_ARGS__)
+#define toro_log_debug(comp, qid, ...) toro_log(TORO_LOG_DEBUG, comp, qid, __VA_ARGS__)
+
+#endif

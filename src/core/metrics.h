@@ -1,0 +1,48 @@
+/* metrics.h: process-wide counters and histograms rendered as Prometheus
+ * text by GET /metrics. Lock-free (atomics); values that live elsewhere
+ * (questions by status, queue depth) are added by the gateway at scrape time. */
+#ifndef TORO_CORE_METRICS_H
+#define TORO_CORE_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    TORO_ROUTE_POST_QUESTIONS,
+    TORO_ROUTE_LIST_QUESTIONS,
+    TORO_ROUTE_GET_QUESTION,
+    TORO_ROUTE_HEALTHZ,
+    TORO_ROUTE_METRICS,
+    TORO_ROUTE_WS,
+    TORO_ROUTE_STATIC,
+    TORO_ROUTE_OTHER,
+    TORO_ROUTE_COUNT
+} toro_route_t;
+
+typedef enum {
+    TORO_HIST_PROCESS,    /* process stage: fetch to ack */
+    TORO_HIST_NOTIFY,     /* notify stage: fetch to ack */
+    TORO_HIST_END_TO_END, /* question accepted to completed update pushed */
+    TORO_HIST_HTTP,       /* request parsed to response queued */
+    TORO_HIST_COUNT
+} toro_hist_t;
+
+void toro_metrics_request(toro_route_t route, int status);
+void toro_metrics_observe_ms(toro_hist_t h, double ms);
+void toro_metrics_ws_delta(int delta);
+long toro_metrics_ws_current(void);
+/* Why: named counters for events worth alerting on (retries, dead letters...). */
+typedef enum {
+    TORO_CTR_RETRIES,
+    TORO_CTR_DEAD_LETTERS,
+    TORO_CTR_WS_MESSAGES_SENT,
+    TORO_CTR_WS_DROPPED,
+    TORO_CTR_COUNT
+} toro_counter_t;
+void toro_metrics_inc(toro_counter_t c);
+
+/* Appends the Prometheus text of every metric here to buf (cap bytes);
+ * returns bytes written or -1 when cap is too small. */
+long toro_metrics_render(char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,216 @@
+/* question.c: status machine, record <-> JSON, request validation, events. */
+#include "core/question.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/util.h"
+
+static const char *status_names[TORO_STATUS_COUNT] = {"pending", "processing", "completed", "error"};
+
+const char *toro_status_name(toro_status_t s)
+{
+    return (s >= 0 && s < TORO_STATUS_COUNT) ? status_names[s] : "unknown";
+}
+
+int toro_status_parse(const char *name, toro_status_t *out)
+{
+    for (int i = 0; i < TORO_STATUS_COUNT; i++) {
+        if (name && strcmp(name, status_names[i]) == 0) {
+            *out = (toro_status_t)i;
+            return 0;
+        }
+    }
+    return TORO_EINVAL;
+}
+
+bool toro_status_can_move(toro_status_t from, toro_status_t to)
+{
+    switch (from) {
+    case TORO_STATUS_PENDING:
+        return to == TORO_STATUS_PROCESSING || to == TORO_STATUS_ERROR;
+    case TORO_STATUS_PROCESSING:
+        return to == TORO_STATUS_PROCESSING || to == TORO_STATUS_COMPLETED || to == TORO_STATUS_ERROR;
+    default:
+        return false;
+    }
+}
+
+void toro_question_clear(toro_question_t *q)
+{
+    if (!q)
+        return;
+    free(q->user_id);
+    free(q->question_id);
+    free(q->question);
+    free(q->answer);
+    json_decref(q->sources);
+    free(q->model);
+    free(q->kb_version);
+    free(q->error_message);
+    memset(q, 0, sizeof *q);
+}
+
+static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+
+static json_t *time_or_null(int64_t ms)
+{
+    if (!ms)
+        return json_null();
+    char buf[32];
+    toro_iso8601(ms, buf);
+    return json_string(buf);
+}
+
+json_t *toro_question_to_json(const toro_question_t *q)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "user_id", json_string(q->user_id));
+    json_object_set_new(o, "question_id", json_string(q->question_id));
+    json_object_set_new(o, "question", json_string(q->question));
+    json_object_set_new(o, "status", json_string(toro_status_name(q->status)));
+    json_object_set_new(o, "answer", str_or_null(q->answer));
+    json_object_set_new(o, "sources", q->sources ? json_incref(q->sources) : json_array());
+    json_object_set_new(o, "found_relevant_docs",
+                        q->status == TORO_STATUS_COMPLETED ? json_boolean(q->found_relevant_docs) : json_null());
+    json_object_set_new(o, "model", str_or_null(q->model));
+    json_object_set_new(o, "kb_version", str_or_null(q->kb_version));
+    json_object_set_new(o, "error_message", str_or_null(q->error_message));
+    json_object_set_new(o, "attempts", json_integer(q->attempts));
+    json_object_set_new(o, "created_at", time_or_null(q->created_at));
+    json_object_set_new(o, "updated_at", time_or_null(q->updated_at));
+    json_object_set_new(o, "processing_started_at", time_or_null(q->processing_started_at));
+    json_object_set_new(o, "processed_at", time_or_null(q->processed_at));
+    return o;
+}
+
+bool toro_user_id_is_valid(const char *u)
+{
+    size_t n = u ? strlen(u) : 0;
+    if (n == 0 || n > TORO_USER_ID_MAX_CHARS)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = u[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                  c == '-' || c == '@' || c == ':';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+int toro_question_validate(const char *body, size_t len, char **user_id, char **question, const char **err)
+{
+    int rc = TORO_EINVAL;
+    json_t *root = NULL;
+    char *uid = NULL, *qtext = NULL;
+    *user_id = NULL;
+    *question = NULL;
+
+    if (toro_utf8_count(body, len) < 0) {
+        *err = "request body is not valid UTF-8";
+        goto out;
+    }
+    json_error_t jerr;
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    if (!root) {
+        *err = "request body is not valid JSON";
+        goto out;
+    }
+    if (!json_is_object(root)) {
+        *err = "request body must be a JSON object";
+        goto out;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val)
+    {
+        if (strcmp(key, "user_id") != 0 && strcmp(key, "question") != 0) {
+            *err = "unknown field in request body (allowed: user_id, question)";
+            goto out;
+        }
+    }
+    json_t *ju = json_object_get(root, "user_id");
+    json_t *jq = json_object_get(root, "question");
+    if (!ju) {
+        *err = "user_id is required";
+        goto out;
+    }
+    if (!json_is_string(ju)) {
+        *err = "user_id must be a string";
+        goto out;
+    }
+    if (!jq) {
+        *err = "question is required";
+        goto out;
+    }
+    if (!json_is_string(jq)) {
+        *err = "question must be a string";
+        goto out;
+    }
+    if (strlen(json_string_value(ju)) != json_string_length(ju) ||
+        strlen(json_string_value(jq)) != json_string_length(jq)) {
+        *err = "strings must not contain NUL characters";
+        goto out;
+    }
+    uid = toro_trim_dup(json_string_value(ju));
+    qtext = toro_trim_dup(json_string_value(jq));
+    if (!uid || !qtext) {
+        *err = "out of memory";
+        goto out;
+    }
+    if (!*uid) {
+        *err = "user_id must not be empty";
+        goto out;
+    }
+    if (!toro_user_id_is_valid(uid)) {
+        *err = "user_id must be at most 128 characters of letters, digits and . _ - @ :";
+        goto out;
+    }
+    if (!*qtext) {
+        *err = "question must not be empty";
+        goto out;
+    }
+    if (toro_utf8_count(qtext, strlen(qtext)) > TORO_QUESTION_MAX_CHARS) {
+        *err = "question must be at most 2000 characters";
+        goto out;
+    }
+    *user_id = uid;
+    *question = qtext;
+    uid = qtext = NULL;
+    rc = 0;
+out:
+    free(uid);
+    free(qtext);
+    json_decref(root);
+    return rc;
+}
+
+char *toro_event_encode(const char *user_id, const char *question_id, toro_status_t status)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s}", "user_id", user_id, "question_id", question_id, "status",
+                          toro_status_name(status));
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    return s;
+}
+
+int toro_event_decode(const char *payload, char **user_id, char **question_id, toro_status_t *status)
+{
+    json_t *o = json_loads(payload, 0, NULL);
+    const char *u, *q, *s;
+    int rc = TORO_EFORMAT;
+    if (o && json_unpack(o, "{s:s, s:s, s:s}", "user_id", &u, "question_id", &q, "status", &s) == 0 &&
+        toro_status_parse(s, status) == 0) {
+        *user_id = strdup(u);
+        *question_id = strdup(q);
+        rc = (*user_id && *question_id) ? 0 : TORO_ENOMEM;
+        if (rc) {
+            free(*user_id);
+            free(*question_id);
+        }
+    }
+    json_decref(o);
+    return rc;
+}

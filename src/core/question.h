@@ -1,0 +1,79 @@
+/* question.h: the question record, its status machine and the validation of
+ * a POST /questions body. Pure data and rules: no storage, no transport. */
+#ifndef TORO_CORE_QUESTION_H
+#define TORO_CORE_QUESTION_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TORO_QUESTION_MAX_CHARS 2000 /* characters (code points), not bytes */
+#define TORO_USER_ID_MAX_CHARS 128
+
+typedef enum {
+    TORO_STATUS_PENDING = 0,
+    TORO_STATUS_PROCESSING,
+    TORO_STATUS_COMPLETED,
+    TORO_STATUS_ERROR,
+    TORO_STATUS_COUNT
+} toro_status_t;
+
+/* Why: statuses travel as strings in JSON, SQL and events. */
+const char *toro_status_name(toro_status_t s);
+int toro_status_parse(const char *name, toro_status_t *out);
+
+/* Why: the one place that says which status changes are legal. completed and
+ * error are terminal; pending -> processing -> completed|error; a question may
+ * fail from pending (dead-lettered before it was ever processed); processing
+ * -> processing is a retry. Everything else is refused. */
+bool toro_status_can_move(toro_status_t from, toro_status_t to);
+static inline bool toro_status_is_terminal(toro_status_t s)
+{
+    return s == TORO_STATUS_COMPLETED || s == TORO_STATUS_ERROR;
+}
+
+typedef struct toro_question {
+    char *user_id;
+    char *question_id;
+    char *question;
+    toro_status_t status;
+    char *answer;           /* NULL until completed */
+    json_t *sources;        /* JSON array of {doc_id,title,section,chunk_id,score,snippet}; NULL until completed */
+    bool found_relevant_docs;
+    char *model;            /* answerer that produced the answer */
+    char *kb_version;
+    char *error_message;    /* NULL unless status is error */
+    int attempts;           /* processing attempts so far */
+    int64_t created_at;     /* ms since epoch */
+    int64_t updated_at;
+    int64_t processing_started_at; /* 0 = never */
+    int64_t processed_at;          /* 0 = not finished */
+} toro_question_t;
+
+/* Why: frees every field; safe on a zeroed struct and NULL. */
+void toro_question_clear(toro_question_t *q);
+
+/* Why: the API representation of a record (GET /questions...). New reference. */
+json_t *toro_question_to_json(const toro_question_t *q);
+
+/* Why: the ingest stage and its unit tests share one validator. Parses a
+ * POST /questions body; on success returns 0 with trimmed *user_id and
+ * *question (caller frees both). On failure returns TORO_EINVAL with *err a
+ * static, human-readable message. Rules: a JSON object with exactly the string
+ * fields user_id and question (no others); both non-empty after trimming;
+ * user_id at most 128 characters of [A-Za-z0-9._@:-]; question at most 2000
+ * characters; valid UTF-8 without NUL. */
+int toro_question_validate(const char *body, size_t len, char **user_id, char **question, const char **err);
+
+/* Why: user ids also arrive in query strings and WebSocket messages. */
+bool toro_user_id_is_valid(const char *user_id);
+
+/* Events on the bus carry ids only: {"user_id","question_id","status"}. */
+char *toro_event_encode(const char *user_id, const char *question_id, toro_status_t status);
+int toro_event_decode(const char *payload, char **user_id, char **question_id, toro_status_t *status);
+
+#define TORO_TOPIC_PROCESS "process"
+#define TORO_TOPIC_NOTIFY "notify"
+
+#endif

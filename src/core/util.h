@@ -1,0 +1,39 @@
+/* util.h: small leaf helpers every layer uses: clocks, ids, UTF-8 checks,
+ * trimming, base64url. No allocation policy beyond "caller frees" results. */
+#ifndef TORO_CORE_UTIL_H
+#define TORO_CORE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Why: stored timestamps are wall-clock milliseconds since the epoch. */
+int64_t toro_now_ms(void);
+/* Why: latencies and timeouts use a clock that never jumps. */
+int64_t toro_mono_ms(void);
+/* Why: sleeps that a shutdown should not have to wait out are short loops of this. */
+void toro_sleep_ms(int64_t ms);
+
+/* Why: question and connection ids are random UUIDv4 strings (37 bytes with NUL). */
+void toro_uuid4(char out[37]);
+
+/* Why: API timestamps are ISO 8601 UTC with milliseconds (25 bytes with NUL). */
+void toro_iso8601(int64_t ms, char out[32]);
+
+/* Why: inputs must be valid UTF-8 and their length is counted in characters.
+ * Returns the number of code points, or -1 when the bytes are not valid UTF-8. */
+long toro_utf8_count(const char *s, size_t len);
+
+/* Why: user_id and question are trimmed of Unicode-agnostic ASCII/Latin
+ * whitespace before validation. Returns a new string (caller frees) or NULL. */
+char *toro_trim_dup(const char *s);
+
+/* Why: pagination tokens are opaque base64url strings. Caller frees. */
+char *toro_b64url_encode(const unsigned char *data, size_t len);
+/* Returns decoded bytes with a NUL appended (caller frees) or NULL if invalid. */
+unsigned char *toro_b64url_decode(const char *s, size_t *len);
+
+/* Why: bounded, checked integer parsing instead of atoi. 0 or TORO_EINVAL. */
+int toro_parse_long(const char *s, long min, long max, long *out);
+
+#endif

@@ -1,0 +1,112 @@
+/* internal.h: what the gateway's files share: the socket record, the parsed
+ * request, the response under construction. Not used outside gateway/. */
+#ifndef TORO_GATEWAY_INTERNAL_H
+#define TORO_GATEWAY_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/metrics.h"
+#include "gateway/gateway.h"
+
+typedef enum { CONN_HTTP, CONN_WS } conn_kind_t;
+
+typedef struct gw_conn {
+    int fd;
+    conn_kind_t kind;
+    char *rbuf;             /* bytes read and not yet consumed */
+    size_t rlen, rcap;      /* rcap grows up to the head+body or frame cap */
+    char *wbuf;             /* bytes queued for the socket */
+    size_t wlen, woff, wcap;
+    int64_t opened_ms;      /* monotonic */
+    int64_t request_started_ms; /* first byte of the current request, 0 = idle */
+    int64_t last_read_ms;
+    int64_t last_ping_ms;
+    bool want_write;        /* EPOLLOUT armed */
+    bool closing;           /* close once wbuf is flushed */
+    /* WebSocket state */
+    char connection_id[37];
+    char *user_id;          /* registered user, NULL before register */
+    bool in_map;            /* listed in the gateway's connection map */
+    char *frag;             /* fragmented message being assembled */
+    size_t frag_len;
+    int frag_opcode;
+    struct gw_conn *map_next; /* chain in the connection map */
+    struct gw_conn *prev, *next; /* every socket of the gateway (loop thread only) */
+} gw_conn_t;
+
+typedef struct gw_header {
+    const char *name, *value; /* NUL-terminated, inside the request buffer copy */
+} gw_header_t;
+
+#define GW_MAX_HEADERS 64
+
+typedef struct gw_request {
+    char *head;             /* private copy of the request head, NUL-separated */
+    const char *method;
+    const char *path;       /* decoded? no: raw path without the query */
+    const char *query;      /* raw query string after '?', "" if none */
+    int minor_version;      /* HTTP/1.x */
+    gw_header_t headers[GW_MAX_HEADERS];
+    int n_headers;
+    const char *body;
+    size_t body_len;
+    char request_id[37];
+} gw_request_t;
+
+typedef struct gw_response {
+    int status;
+    const char *content_type;
+    char *body;             /* heap, freed by the writer */
+    size_t body_len;
+    const unsigned char *static_body; /* or a borrowed body (embedded asset) */
+    char extra[512];        /* extra header lines, each ending in \r\n */
+    toro_route_t route;
+    bool close;
+    bool head_only;         /* HEAD: send the head of the GET response only */
+} gw_response_t;
+
+#define MAP_BUCKETS 4096
+
+typedef struct pending_msg {
+    char connection_id[37];
+    char *text;
+    struct pending_msg *next;
+} pending_msg_t;
+
+struct toro_gateway {
+    toro_gateway_config_t cfg;
+    toro_stage_ctx_t *ctx;
+    int listen_fd, epoll_fd, wake_fd;
+    int port;
+    int n_conns;
+    volatile int stopping;
+    pthread_mutex_t lock;          /* guards map and pending */
+    gw_conn_t *map[MAP_BUCKETS];   /* registered WebSocket connections by id */
+    pending_msg_t *pending, *pending_tail;
+    char node[128];
+    gw_conn_t *conns;              /* every open socket (loop thread only) */
+};
+
+const char *gw_header(const gw_request_t *req, const char *name);
+/* Finds `name` in a query string and URL-decodes its value into out. 1 found, 0 not, -1 bad/too long. */
+int gw_query_get(const char *query, const char *name, char *out, size_t cap);
+
+void gw_route(toro_gateway_t *gw, gw_request_t *req, gw_response_t *resp);
+void gw_json_error(gw_response_t *resp, int status, const char *message);
+
+/* WebSocket helpers (ws.c) */
+int gw_ws_accept_key(const char *client_key, char out[64]);
+/* Consumes complete frames from c->rbuf; returns -1 when the connection must close. */
+int gw_ws_on_data(toro_gateway_t *gw, gw_conn_t *c);
+int gw_ws_send(toro_gateway_t *gw, gw_conn_t *c, int opcode, const char *data, size_t len);
+void gw_ws_register(toro_gateway_t *gw, gw_conn_t *c, const char *user_id);
+
+/* server.c */
+int gw_conn_write(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len);
+void gw_map_remove(toro_gateway_t *gw, gw_conn_t *c);
+void gw_map_add(toro_gateway_t *gw, gw_conn_t *c);
+
+#endif

@@ -1,0 +1,820 @@
+/* server.c: the gateway's event loop. Accepts sockets, reads and parses
+ * HTTP/1.1 requests (keep-alive and pipelining, Content-Length bodies),
+ * upgrades /ws to WebSocket, writes responses without blocking, enforces the
+ * head/body/backlog caps and the slow-client and idle timeouts, and delivers
+ * messages queued by other threads (toro_gateway_post). */
+#define _GNU_SOURCE /* accept4, memmem: the gateway is Linux-only (epoll) */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "gateway/internal.h"
+
+static char listen_tag, wake_tag; /* epoll data pointers of the two special fds */
+
+void toro_gateway_config_defaults(toro_gateway_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = "127.0.0.1";
+    cfg->port = 8080;
+    cfg->node = NULL;
+    cfg->max_body = 64 * 1024;
+    cfg->max_header = 16 * 1024;
+    cfg->max_ws_message = 64 * 1024;
+    cfg->max_ws_backlog = 4 * 1024 * 1024;
+    cfg->header_timeout_ms = 10000;
+    cfg->idle_timeout_ms = 75000;
+    cfg->ws_ping_ms = 30000;
+    cfg->ws_dead_ms = 90000;
+    cfg->max_connections = 20000;
+}
+
+static unsigned hash_id(const char *s)
+{
+    unsigned h = 2166136261u;
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 16777619u;
+    return h % MAP_BUCKETS;
+}
+
+void gw_map_add(toro_gateway_t *gw, gw_conn_t *c)
+{
+    pthread_mutex_lock(&gw->lock);
+    unsigned h = hash_id(c->connection_id);
+    c->map_next = gw->map[h];
+    gw->map[h] = c;
+    c->in_map = true;
+    pthread_mutex_unlock(&gw->lock);
+}
+
+void gw_map_remove(toro_gateway_t *gw, gw_conn_t *c)
+{
+    if (!c->in_map)
+        return;
+    pthread_mutex_lock(&gw->lock);
+    gw_conn_t **pp = &gw->map[hash_id(c->connection_id)];
+    while (*pp && *pp != c)
+        pp = &(*pp)->map_next;
+    if (*pp)
+        *pp = c->map_next;
+    c->in_map = false;
+    pthread_mutex_unlock(&gw->lock);
+}
+
+static gw_conn_t *map_find_locked(toro_gateway_t *gw, const char *id)
+{
+    for (gw_conn_t *c = gw->map[hash_id(id)]; c; c = c->map_next)
+        if (strcmp(c->connection_id, id) == 0)
+            return c;
+    return NULL;
+}
+
+int toro_gateway_post(void *arg, const char *connection_id, const char *node, const char *message)
+{
+    toro_gateway_t *gw = arg;
+    if (node && strcmp(node, gw->node) != 0)
+        return TORO_ENOTFOUND; /* embedded mode: one gateway; a row of another node is stale */
+    pending_msg_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return TORO_ENOMEM;
+    snprintf(m->connection_id, sizeof m->connection_id, "%s", connection_id);
+    m->text = strdup(message);
+    if (!m->text) {
+        free(m);
+        return TORO_ENOMEM;
+    }
+    pthread_mutex_lock(&gw->lock);
+    if (!map_find_locked(gw, connection_id)) {
+        pthread_mutex_unlock(&gw->lock);
+        free(m->text);
+        free(m);
+        return TORO_ENOTFOUND;
+    }
+    if (gw->pending_tail)
+        gw->pending_tail->next = m;
+    else
+        gw->pending = m;
+    gw->pending_tail = m;
+    pthread_mutex_unlock(&gw->lock);
+    uint64_t one = 1;
+    ssize_t w = write(gw->wake_fd, &one, sizeof one);
+    (void)w;
+    return 0;
+}
+
+static void set_events(toro_gateway_t *gw, gw_conn_t *c, bool want_write)
+{
+    if (c->want_write == want_write)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (want_write ? EPOLLOUT : 0), .data.ptr = c};
+    epoll_ctl(gw->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
+    c->want_write = want_write;
+}
+
+static void conn_close(toro_gateway_t *gw, gw_conn_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        gw->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    epoll_ctl(gw->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    if (c->kind == CONN_WS) {
+        toro_metrics_ws_delta(-1);
+        if (c->user_id) {
+            gw_map_remove(gw, c);
+            gw->ctx->store->ops->delete_connection(gw->ctx->store, c->connection_id);
+        }
+    }
+    gw->n_conns--;
+    free(c->rbuf);
+    free(c->wbuf);
+    free(c->user_id);
+    free(c->frag);
+    free(c);
+}
+
+/* Flushes what the socket takes now; -1 when the peer is gone. */
+static int flush(toro_gateway_t *gw, gw_conn_t *c)
+{
+    while (c->woff < c->wlen) {
+        ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->woff += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            set_events(gw, c, true);
+            return 0;
+        }
+        return -1;
+    }
+    c->woff = c->wlen = 0;
+    set_events(gw, c, false);
+    return 0;
+}
+
+int gw_conn_write(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len)
+{
+    if (c->woff > 0 && c->woff == c->wlen)
+        c->woff = c->wlen = 0;
+    size_t unsent = c->wlen - c->woff;
+    if (c->kind == CONN_WS && unsent + len > gw->cfg.max_ws_backlog) {
+        toro_metrics_inc(TORO_CTR_WS_DROPPED);
+        toro_log_warn("gateway", NULL, "connection %s is too slow (%zu bytes unsent); closing", c->connection_id,
+                      unsent);
+        return -1;
+    }
+    if (c->wlen + len > c->wcap) {
+        if (c->woff > 0) { /* compact first */
+            memmove(c->wbuf, c->wbuf + c->woff, unsent);
+            c->wlen = unsent;
+            c->woff = 0;
+        }
+        if (c->wlen + len > c->wcap) {
+            size_t ncap = c->wcap ? c->wcap : 4096;
+            while (ncap < c->wlen + len)
+                ncap *= 2;
+            char *nb = realloc(c->wbuf, ncap);
+            if (!nb)
+                return -1;
+            c->wbuf = nb;
+            c->wcap = ncap;
+        }
+    }
+    memcpy(c->wbuf + c->wlen, data, len);
+    c->wlen += len;
+    return flush(gw, c);
+}
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+static int send_response(toro_gateway_t *gw, gw_conn_t *c, gw_response_t *r, const char *request_id)
+{
+    char head[1024];
+    const void *body = r->static_body ? (const void *)r->static_body : (const void *)r->body;
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: %s\r\n"
+                     "X-Content-Type-Options: nosniff\r\nX-Request-Id: %s\r\n%s\r\n",
+                     r->status, reason(r->status), r->content_type ? r->content_type : "application/json",
+                     r->body_len, r->close ? "close" : "keep-alive", request_id ? request_id : "-", r->extra);
+    int rc = -1;
+    if (n > 0 && (size_t)n < sizeof head) {
+        /* one buffer for head and body: one send() in the common case */
+        size_t total = (size_t)n + (r->head_only ? 0 : r->body_len);
+        char *all = malloc(total);
+        if (all) {
+            memcpy(all, head, (size_t)n);
+            if (r->body_len && !r->head_only)
+                memcpy(all + n, body, r->body_len);
+            rc = gw_conn_write(gw, c, all, total);
+            free(all);
+        }
+    }
+    free(r->body);
+    r->body = NULL;
+    if (r->close)
+        c->closing = true;
+    return rc;
+}
+
+/* Sends an error response for a request that could not be parsed, then closes. */
+static int reject(toro_gateway_t *gw, gw_conn_t *c, int status, const char *message)
+{
+    gw_response_t r = {0};
+    gw_json_error(&r, status, message);
+    r.close = true;
+    toro_metrics_request(TORO_ROUTE_OTHER, status);
+    return send_response(gw, c, &r, NULL);
+}
+
+const char *gw_header(const gw_request_t *req, const char *name)
+{
+    for (int i = 0; i < req->n_headers; i++)
+        if (strcasecmp(req->headers[i].name, name) == 0)
+            return req->headers[i].value;
+    return NULL;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+int gw_query_get(const char *query, const char *name, char *out, size_t cap)
+{
+    size_t nlen = strlen(name);
+    const char *p = query;
+    while (p && *p) {
+        const char *amp = strchr(p, '&');
+        size_t plen = amp ? (size_t)(amp - p) : strlen(p);
+        if (plen > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            const char *v = p + nlen + 1, *end = p + plen;
+            size_t o = 0;
+            while (v < end) {
+                char ch = *v;
+                if (ch == '%') {
+                    if (end - v < 3 || hexval(v[1]) < 0 || hexval(v[2]) < 0)
+                        return -1;
+                    ch = (char)(hexval(v[1]) * 16 + hexval(v[2]));
+                    v += 3;
+                } else {
+                    if (ch == '+')
+                        ch = ' ';
+                    v++;
+                }
+                if (o + 1 >= cap || ch == '\0')
+                    return -1;
+                out[o++] = ch;
+            }
+            out[o] = '\0';
+            return 1;
+        } else if (plen == nlen && strncmp(p, name, nlen) == 0) {
+            out[0] = '\0';
+            return 1;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return 0;
+}
+
+/* Parses the head in c->rbuf[0..head_len) into req (with a private copy).
+ * Returns 0, or an HTTP status to reject with. */
+static int parse_head(const char *buf, size_t head_len, gw_request_t *req)
+{
+    memset(req, 0, sizeof *req);
+    req->head = malloc(head_len + 1);
+    if (!req->head)
+        return 500;
+    memcpy(req->head, buf, head_len);
+    req->head[head_len] = '\0';
+    char *line = req->head;
+    char *eol = strstr(line, "\r\n");
+    if (!eol)
+        return 400;
+    *eol = '\0';
+    char *sp1 = strchr(line, ' ');
+    char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    if (!sp1 || !sp2)
+        return 400;
+    *sp1 = *sp2 = '\0';
+    req->method = line;
+    char *target = sp1 + 1;
+    if (strncmp(sp2 + 1, "HTTP/1.", 7) != 0 || (sp2[8] != '0' && sp2[8] != '1') || sp2[9])
+        return 400;
+    req->minor_version = sp2[8] - '0';
+    if (target[0] != '/')
+        return 400;
+    if (strlen(target) > 4096)
+        return 414;
+    char *q = strchr(target, '?');
+    if (q) {
+        *q = '\0';
+        req->query = q + 1;
+    } else {
+        req->query = "";
+    }
+    req->path = target;
+    for (const char *m = req->method; *m; m++)
+        if (*m < 'A' || *m > 'Z')
+            return 400;
+    char *p = eol + 2;
+    while (*p) {
+        eol = strstr(p, "\r\n");
+        if (!eol)
+            return 400;
+        *eol = '\0';
+        if (p == eol)
+            break;
+        char *colon = strchr(p, ':');
+        if (!colon || colon == p || req->n_headers >= GW_MAX_HEADERS)
+            return colon ? 431 : 400;
+        *colon = '\0';
+        for (char *t = p; *t; t++)
+            if (*t == ' ' || *t == '\t')
+                return 400; /* no whitespace in field names */
+        char *v = colon + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        char *e = v + strlen(v);
+        while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+            *--e = '\0';
+        req->headers[req->n_headers].name = p;
+        req->headers[req->n_headers].value = v;
+        req->n_headers++;
+        p = eol + 2;
+    }
+    return 0;
+}
+
+static bool header_has_token(const char *value, const char *token)
+{
+    if (!value)
+        return false;
+    size_t tl = strlen(token);
+    for (const char *p = value; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *te = e;
+        while (te > p && te[-1] == ' ')
+            te--;
+        if ((size_t)(te - p) == tl && strncasecmp(p, token, tl) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+static int upgrade_ws(toro_gateway_t *gw, gw_conn_t *c, gw_request_t *req)
+{
+    const char *key = gw_header(req, "Sec-WebSocket-Key");
+    const char *ver = gw_header(req, "Sec-WebSocket-Version");
+    char accept[64];
+    if (strcmp(req->method, "GET") != 0 || !header_has_token(gw_header(req, "Upgrade"), "websocket") ||
+        !header_has_token(gw_header(req, "Connection"), "upgrade") || !key || !ver || strcmp(ver, "13") != 0 ||
+        gw_ws_accept_key(key, accept) != 0) {
+        gw_response_t r = {0};
+        gw_json_error(&r, 400, "expected a WebSocket upgrade (GET, Upgrade: websocket, Sec-WebSocket-Version: 13)");
+        snprintf(r.extra, sizeof r.extra, "Sec-WebSocket-Version: 13\r\n");
+        r.close = true;
+        toro_metrics_request(TORO_ROUTE_WS, 400);
+        return send_response(gw, c, &r, req->request_id);
+    }
+    char uid[256];
+    int has_uid = gw_query_get(req->query, "user_id", uid, sizeof uid);
+    if (has_uid < 0 || (has_uid == 1 && !toro_user_id_is_valid(uid))) {
+        gw_response_t r = {0};
+        gw_json_error(&r, 400, "user_id must be at most 128 characters of letters, digits and . _ - @ :");
+        r.close = true;
+        toro_metrics_request(TORO_ROUTE_WS, 400);
+        return send_response(gw, c, &r, req->request_id);
+    }
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %s\r\n\r\n",
+                     accept);
+    toro_metrics_request(TORO_ROUTE_WS, 101);
+    c->kind = CONN_WS;
+    toro_uuid4(c->connection_id);
+    c->last_ping_ms = toro_mono_ms();
+    toro_metrics_ws_delta(1);
+    if (gw_conn_write(gw, c, head, (size_t)n) != 0)
+        return -1;
+    if (has_uid == 1)
+        gw_ws_register(gw, c, uid);
+    return 0;
+}
+
+/* Handles as many complete requests as c->rbuf holds. -1: close now. */
+static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
+{
+    while (c->kind == CONN_HTTP && !c->closing && c->rlen > 0) {
+        if (!c->request_started_ms)
+            c->request_started_ms = toro_mono_ms();
+        /* skip blank lines between pipelined requests (RFC 9112 2.2) */
+        size_t skip = 0;
+        while (skip + 1 < c->rlen && c->rbuf[skip] == '\r' && c->rbuf[skip + 1] == '\n')
+            skip += 2;
+        if (skip) {
+            memmove(c->rbuf, c->rbuf + skip, c->rlen - skip);
+            c->rlen -= skip;
+            continue;
+        }
+        char *end = memmem(c->rbuf, c->rlen, "\r\n\r\n", 4);
+        if (!end) {
+            if (c->rlen > gw->cfg.max_header)
+                return reject(gw, c, 431, "request head too large");
+            return 0;
+        }
+        size_t head_len = (size_t)(end - c->rbuf) + 4;
+        if (head_len > gw->cfg.max_header)
+            return reject(gw, c, 431, "request head too large");
+        if (memchr(c->rbuf, '\0', head_len))
+            return reject(gw, c, 400, "malformed request");
+        gw_request_t req;
+        int bad = parse_head(c->rbuf, head_len, &req);
+        if (bad) {
+            free(req.head);
+            return reject(gw, c, bad, bad == 414 ? "request target too long" : bad == 431 ? "too many headers" : "malformed request");
+        }
+        toro_uuid4(req.request_id);
+        size_t body_len = 0;
+        const char *te = gw_header(&req, "Transfer-Encoding");
+        const char *cl = gw_header(&req, "Content-Length");
+        if (te) {
+            free(req.head);
+            return reject(gw, c, 411, "chunked request bodies are not supported; send Content-Length");
+        }
+        if (cl) {
+            long v;
+            if (toro_parse_long(cl, 0, 1L << 40, &v) != 0) {
+                free(req.head);
+                return reject(gw, c, 400, "invalid Content-Length");
+            }
+            if ((size_t)v > gw->cfg.max_body) {
+                free(req.head);
+                return reject(gw, c, 413, "request body too large");
+            }
+            body_len = (size_t)v;
+        }
+        if (c->rlen < head_len + body_len) {
+            free(req.head);
+            if (c->rcap < head_len + body_len) {
+                char *nb = realloc(c->rbuf, head_len + body_len);
+                if (!nb)
+                    return -1;
+                c->rbuf = nb;
+                c->rcap = head_len + body_len;
+            }
+            return 0; /* wait for the rest of the body */
+        }
+        req.body = c->rbuf + head_len;
+        req.body_len = body_len;
+        int64_t t0 = toro_mono_ms();
+        int rc = 0;
+        if (strcmp(req.path, "/ws") == 0) {
+            rc = upgrade_ws(gw, c, &req);
+        } else {
+            gw_response_t resp = {0};
+            const char *conn_hdr = gw_header(&req, "Connection");
+            resp.close = req.minor_version == 0 ? !header_has_token(conn_hdr, "keep-alive")
+                                                : header_has_token(conn_hdr, "close");
+            gw_route(gw, &req, &resp);
+            toro_metrics_request(resp.route, resp.status);
+            rc = send_response(gw, c, &resp, req.request_id);
+        }
+        toro_metrics_observe_ms(TORO_HIST_HTTP, (double)(toro_mono_ms() - t0));
+        free(req.head);
+        size_t used = head_len + body_len;
+        memmove(c->rbuf, c->rbuf + used, c->rlen - used);
+        c->rlen -= used;
+        c->request_started_ms = c->rlen ? toro_mono_ms() : 0;
+        if (rc)
+            return -1;
+    }
+    if (c->kind == CONN_WS && c->rlen > 0)
+        return gw_ws_on_data(gw, c);
+    return 0;
+}
+
+static void on_readable(toro_gateway_t *gw, gw_conn_t *c)
+{
+    for (;;) {
+        size_t limit = c->kind == CONN_WS ? gw->cfg.max_ws_message + 16 : gw->cfg.max_header + gw->cfg.max_body;
+        if (c->rlen == c->rcap) {
+            if (c->rcap >= limit + 4096) {
+                /* a peer that sends more than any valid request could hold */
+                conn_close(gw, c);
+                return;
+            }
+            size_t ncap = c->rcap ? c->rcap * 2 : 4096;
+            if (ncap > limit + 4096)
+                ncap = limit + 4096;
+            char *nb = realloc(c->rbuf, ncap);
+            if (!nb) {
+                conn_close(gw, c);
+                return;
+            }
+            c->rbuf = nb;
+            c->rcap = ncap;
+        }
+        ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        if (n > 0) {
+            c->rlen += (size_t)n;
+            c->last_read_ms = toro_mono_ms();
+            if (c->closing)
+                c->rlen = 0; /* discard input after a close decision */
+            else if ((c->kind == CONN_HTTP ? on_http_data(gw, c) : gw_ws_on_data(gw, c)) != 0) {
+                conn_close(gw, c);
+                return;
+            }
+            if (c->closing && c->woff == c->wlen) {
+                conn_close(gw, c);
+                return;
+            }
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        conn_close(gw, c); /* EOF or error */
+        return;
+    }
+}
+
+static void on_accept(toro_gateway_t *gw)
+{
+    for (;;) {
+        int fd = accept4(gw->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                toro_log_warn("gateway", NULL, "accept failed: %s", strerror(errno));
+            return;
+        }
+        if (gw->n_conns >= gw->cfg.max_connections) {
+            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                       "Content-Length: 54\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
+                                       "{\"success\":false,\"error\":\"too many open connections\"}";
+            ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL);
+            (void)w;
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        gw_conn_t *c = calloc(1, sizeof *c);
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->opened_ms = c->last_read_ms = toro_mono_ms();
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        if (epoll_ctl(gw->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
+        gw->n_conns++;
+        c->next = gw->conns;
+        if (gw->conns)
+            gw->conns->prev = c;
+        gw->conns = c;
+    }
+}
+
+static void drain_pending(toro_gateway_t *gw)
+{
+    uint64_t v;
+    ssize_t r = read(gw->wake_fd, &v, sizeof v);
+    (void)r;
+    for (;;) {
+        pthread_mutex_lock(&gw->lock);
+        pending_msg_t *m = gw->pending;
+        if (m) {
+            gw->pending = m->next;
+            if (!gw->pending)
+                gw->pending_tail = NULL;
+        }
+        gw_conn_t *c = m ? map_find_locked(gw, m->connection_id) : NULL;
+        pthread_mutex_unlock(&gw->lock);
+        if (!m)
+            return;
+        if (c && !c->closing) {
+            if (gw_ws_send(gw, c, 1, m->text, strlen(m->text)) != 0)
+                conn_close(gw, c);
+            else
+                toro_metrics_inc(TORO_CTR_WS_MESSAGES_SENT);
+        }
+        free(m->text);
+        free(m);
+    }
+}
+
+int toro_gateway_new(const toro_gateway_config_t *cfg, toro_stage_ctx_t *ctx, toro_gateway_t **out, char **err)
+{
+    toro_gateway_t *gw = calloc(1, sizeof *gw);
+    if (!gw)
+        return TORO_ENOMEM;
+    gw->cfg = *cfg;
+    gw->ctx = ctx;
+    gw->listen_fd = gw->epoll_fd = gw->wake_fd = -1;
+    pthread_mutex_init(&gw->lock, NULL);
+    char msg[256];
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
+    if (inet_pton(AF_INET, cfg->host, &addr.sin_addr) != 1) {
+        snprintf(msg, sizeof msg, "invalid listen address '%s' (an IPv4 address is expected)", cfg->host);
+        goto fail;
+    }
+    gw->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(gw->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (gw->listen_fd < 0 || bind(gw->listen_fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        listen(gw->listen_fd, 1024) != 0) {
+        snprintf(msg, sizeof msg, "cannot listen on %s:%d: %s", cfg->host, cfg->port, strerror(errno));
+        goto fail;
+    }
+    socklen_t alen = sizeof addr;
+    getsockname(gw->listen_fd, (struct sockaddr *)&addr, &alen);
+    gw->port = ntohs(addr.sin_port);
+    if (cfg->node)
+        snprintf(gw->node, sizeof gw->node, "%s", cfg->node);
+    else
+        snprintf(gw->node, sizeof gw->node, "%s:%d", cfg->host, gw->port);
+    gw->cfg.node = gw->node;
+    gw->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    gw->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (gw->epoll_fd < 0 || gw->wake_fd < 0) {
+        snprintf(msg, sizeof msg, "cannot create event loop: %s", strerror(errno));
+        goto fail;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listen_tag};
+    epoll_ctl(gw->epoll_fd, EPOLL_CTL_ADD, gw->listen_fd, &ev);
+    ev.data.ptr = &wake_tag;
+    epoll_ctl(gw->epoll_fd, EPOLL_CTL_ADD, gw->wake_fd, &ev);
+    /* sockets of a previous run of this node are gone */
+    ctx->store->ops->delete_node_connections(ctx->store, gw->node);
+    *out = gw;
+    return 0;
+fail:
+    if (err)
+        *err = strdup(msg);
+    toro_gateway_free(gw);
+    return TORO_EIO;
+}
+
+int toro_gateway_port(const toro_gateway_t *gw) { return gw->port; }
+
+void toro_gateway_stop(toro_gateway_t *gw)
+{
+    gw->stopping = 1;
+    uint64_t one = 1;
+    ssize_t w = write(gw->wake_fd, &one, sizeof one);
+    (void)w;
+}
+
+static void sweep(toro_gateway_t *gw);
+
+int toro_gateway_run(toro_gateway_t *gw)
+{
+    struct epoll_event evs[256];
+    int64_t last_sweep = toro_mono_ms();
+    toro_log_info("gateway", NULL, "listening on http://%s:%d (node %s)", gw->cfg.host, gw->port, gw->node);
+    while (!gw->stopping) {
+        int n = epoll_wait(gw->epoll_fd, evs, 256, 1000);
+        if (n < 0 && errno != EINTR) {
+            toro_log_error("gateway", NULL, "epoll_wait failed: %s", strerror(errno));
+            return TORO_EIO;
+        }
+        for (int i = 0; i < n; i++) {
+            void *p = evs[i].data.ptr;
+            if (p == &listen_tag) {
+                on_accept(gw);
+            } else if (p == &wake_tag) {
+                drain_pending(gw);
+            } else {
+                gw_conn_t *c = p;
+                if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
+                    conn_close(gw, c);
+                    continue;
+                }
+                if (evs[i].events & EPOLLOUT) {
+                    if (flush(gw, c) != 0 || (c->closing && c->woff == c->wlen)) {
+                        conn_close(gw, c);
+                        continue;
+                    }
+                }
+                if (evs[i].events & (EPOLLIN | EPOLLRDHUP))
+                    on_readable(gw, c);
+            }
+        }
+        if (toro_mono_ms() - last_sweep >= 1000) {
+            sweep(gw);
+            last_sweep = toro_mono_ms();
+        }
+    }
+    return 0;
+}
+
+/* Once a second: requests that take too long to arrive (slowloris), idle
+ * keep-alive sockets, silent WebSockets and WebSocket pings. */
+static void sweep(toro_gateway_t *gw)
+{
+    int64_t now = toro_mono_ms();
+    gw_conn_t *next;
+    for (gw_conn_t *c = gw->conns; c; c = next) {
+        next = c->next;
+        if (c->kind == CONN_HTTP) {
+            if (c->request_started_ms && now - c->request_started_ms > gw->cfg.header_timeout_ms) {
+                if (reject(gw, c, 408, "request not received in time") != 0 || c->woff == c->wlen)
+                    conn_close(gw, c);
+            } else if (now - c->last_read_ms > gw->cfg.idle_timeout_ms) {
+                conn_close(gw, c);
+            }
+        } else if (now - c->last_read_ms > gw->cfg.ws_dead_ms) {
+            toro_log_info("gateway", NULL, "closing silent WebSocket %s", c->connection_id);
+            conn_close(gw, c);
+        } else if (now - c->last_ping_ms >= gw->cfg.ws_ping_ms) {
+            c->last_ping_ms = now;
+            if (gw_ws_send(gw, c, 9, "toro", 4) != 0)
+                conn_close(gw, c);
+        }
+    }
+}
+
+void toro_gateway_free(toro_gateway_t *gw)
+{
+    if (!gw)
+        return;
+    if (gw->listen_fd >= 0)
+        close(gw->listen_fd);
+    if (gw->epoll_fd >= 0)
+        close(gw->epoll_fd);
+    if (gw->wake_fd >= 0)
+        close(gw->wake_fd);
+    pending_msg_t *m = gw->pending;
+    while (m) {
+        pending_msg_t *next = m->next;
+        free(m->text);
+        free(m);
+        m = next;
+    }
+    while (gw->conns)
+        conn_close(gw, gw->conns);
+    pthread_mutex_destroy(&gw->lock);
+    free(gw);
+}

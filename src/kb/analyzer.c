@@ -1,0 +1,491 @@
+/* analyzer.c: folding, tokenization, stop words and stemming (see analyzer.h).
+ * Documents and queries go through exactly the same code so that
+ * "aplicação"/"aplicacao", "R$ 250.000"/"250000" and "22.5%"/"22,5%" meet in
+ * the index. It does not allocate per token: tokens are built in a stack
+ * buffer and handed to a callback. */
+#include "kb/analyzer.h"
+
+#include <libstemmer.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "core/error.h"
+
+#define CACHE_SLOTS 65536 /* direct-mapped stem cache, power of two */
+#define CACHE_WORD 30     /* longest cached word/stem, bytes */
+
+typedef struct cache_slot {
+    unsigned char wlen;         /* 0 = empty */
+    unsigned char slen;         /* stem length */
+    char word[CACHE_WORD];      /* folded word (not NUL-terminated) */
+    char stem[CACHE_WORD];      /* its stem */
+} cache_slot_t;
+
+struct toro_analyzer {
+    char lang[4];               /* "pt" or "en" */
+    struct sb_stemmer *stemmer; /* owned, not thread-safe */
+    cache_slot_t *cache;        /* NULL when caching is off */
+};
+
+/* Folded stop words. Question words are included: they never carry the topic. */
+static const char *const STOP_PT[] = {
+    "a", "o", "os", "as", "um", "uma", "uns", "umas", "de", "do", "da", "dos", "das", "em", "no", "na",
+    "nos", "nas", "num", "numa", "por", "pelo", "pela", "pelos", "pelas", "para", "pra", "com", "sem", "e",
+    "ou", "que", "se", "ao", "aos", "e", "ser", "sao", "foi", "era", "sera", "como", "qual", "quais",
+    "quanto", "quanta", "quantos", "quantas", "quando", "onde", "porque", "porquê", "isso", "isto",
+    "esse", "essa", "este", "esta", "esses", "essas", "estes", "estas", "aquele", "aquela", "ele",
+    "ela", "eles", "elas", "eu", "voce", "voces", "meu", "minha", "meus", "minhas", "seu", "sua", "seus",
+    "suas", "nao", "mais", "muito", "muita", "tem", "ter", "ha", "sobre", "entre", "ja", "tambem", "so",
+    "mas", "lhe", "me", "te", "nosso", "nossa", "existe", "sim", "posso", "devo", "pode", "podem", "estao",
+    "está", "esta", "ate", "apos", "todo", "toda", "todos", "todas", "cada", "qualquer", "outro", "outra",
+    "mesmo", "mesma", "ainda", "entao", "assim", "seja", "sejam", "sendo", "estar", "fica", "ficar",
+    "algum", "alguma", "alguns", "algumas", "quem", "dele", "dela", "nele", "nela", "diz", "significa",
+    "funciona", "vale", "faz", "fazer", "hoje", NULL};
+static const char *const STOP_EN[] = {
+    "a", "an", "the", "of", "to", "in", "on", "for", "and", "or", "is", "are", "was", "were", "be",
+    "been", "being", "it", "its", "this", "that", "these", "those", "with", "as", "at", "by", "from",
+    "what", "which", "who", "whom", "how", "when", "where", "why", "do", "does", "did", "can", "could",
+    "should", "would", "will", "shall", "may", "might", "must", "i", "you", "he", "she", "we", "they",
+    "my", "your", "our", "their", "his", "her", "me", "us", "them", "about", "there", "here", "if",
+    "not", "no", "so", "than", "then", "into", "any", "some", "much", "many", "have", "has", "had",
+    "also", "but", "only", "more", "most", "other", "such", "each", "all", "both", "very", "just",
+    "s", "t", "up", "out", "over", "under", "yes", "mean", "means", "work", "works", "get", "does",
+    "today", NULL};
+
+static const char *const *stoplist(const char *lang)
+{
+    return strcmp(lang, "en") == 0 ? STOP_EN : STOP_PT;
+}
+
+bool toro_is_stopword(const char *lang, const char *word, size_t len)
+{
+    for (const char *const *p = stoplist(lang); *p; p++)
+        if (strlen(*p) == len && memcmp(*p, word, len) == 0)
+            return true;
+    return false;
+}
+
+int toro_analyzer_new(const char *lang, bool cache, toro_analyzer_t **out)
+{
+    *out = NULL;
+    const char *algo;
+    if (strcmp(lang, "pt") == 0)
+        algo = "portuguese";
+    else if (strcmp(lang, "en") == 0)
+        algo = "english";
+    else
+        return TORO_EINVAL;
+    toro_analyzer_t *a = calloc(1, sizeof(*a));
+    if (!a)
+        return TORO_ENOMEM;
+    memcpy(a->lang, lang, 3);
+    a->stemmer = sb_stemmer_new(algo, "UTF_8");
+    if (cache)
+        a->cache = calloc(CACHE_SLOTS, sizeof(cache_slot_t));
+    if (!a->stemmer || (cache && !a->cache)) {
+        toro_analyzer_free(a);
+        return TORO_ENOMEM;
+    }
+    *out = a;
+    return 0;
+}
+
+void toro_analyzer_free(toro_analyzer_t *a)
+{
+    if (!a)
+        return;
+    if (a->stemmer)
+        sb_stemmer_delete(a->stemmer);
+    free(a->cache);
+    free(a);
+}
+
+const char *toro_analyzer_lang(const toro_analyzer_t *a)
+{
+    return a->lang;
+}
+
+static uint32_t fnv1a(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+size_t toro_analyzer_stem(toro_analyzer_t *a, const char *word, size_t len, char out[TORO_TOKEN_MAX + 1])
+{
+    cache_slot_t *slot = NULL;
+    if (a->cache && len < CACHE_WORD) {
+        slot = &a->cache[fnv1a(word, len) & (CACHE_SLOTS - 1)];
+        if (slot->wlen == len && memcmp(slot->word, word, len) == 0) {
+            memcpy(out, slot->stem, slot->slen);
+            out[slot->slen] = 0;
+            return slot->slen;
+        }
+    }
+    const sb_symbol *s = sb_stemmer_stem(a->stemmer, (const sb_symbol *)word, (int)len);
+    size_t n = s ? (size_t)sb_stemmer_length(a->stemmer) : 0;
+    if (!s || n == 0 || n > TORO_TOKEN_MAX) { /* stemmer failure: keep the word */
+        s = (const sb_symbol *)word;
+        n = len;
+    }
+    memcpy(out, s, n);
+    out[n] = 0;
+    if (slot && n < CACHE_WORD) {
+        slot->wlen = (unsigned char)len;
+        slot->slen = (unsigned char)n;
+        memcpy(slot->word, word, len);
+        memcpy(slot->stem, out, n);
+    }
+    return n;
+}
+
+/* ---- folding ---------------------------------------------------------- */
+
+char *toro_fold(const char *s, size_t len, size_t *outlen)
+{
+    int ascii = 1;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] >= 0x80 || s[i] == 0) {
+            ascii = 0;
+            break;
+        }
+    if (ascii) { /* fast path: most of the work of a build */
+        char *r = malloc(len + 1);
+        if (!r)
+            return NULL;
+        for (size_t i = 0; i < len; i++)
+            r[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
+        r[len] = 0;
+        if (outlen)
+            *outlen = len;
+        return r;
+    }
+    /* Replace invalid UTF-8 and NULs by spaces so utf8proc never fails. */
+    char *clean = malloc(len + 1);
+    if (!clean)
+        return NULL;
+    size_t ci = 0;
+    for (size_t i = 0; i < len;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (n <= 0 || cp == 0) {
+            clean[ci++] = ' ';
+            i++;
+            continue;
+        }
+        memcpy(clean + ci, s + i, (size_t)n);
+        ci += (size_t)n;
+        i += (size_t)n;
+    }
+    clean[ci] = 0;
+    utf8proc_uint8_t *dst = NULL;
+    utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)clean, (utf8proc_ssize_t)ci, &dst,
+                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD |
+                                          UTF8PROC_STRIPMARK);
+    free(clean);
+    if (n < 0)
+        return NULL;
+    if (outlen)
+        *outlen = (size_t)n;
+    return (char *)dst;
+}
+
+/* ---- tokenizer -------------------------------------------------------- */
+
+/* Letter or digit at s[i]; *adv receives the byte length of the code point. */
+static int is_wordchar(const char *s, size_t len, size_t i, size_t *adv)
+{
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x80) {
+        *adv = 1;
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z');
+    }
+    utf8proc_int32_t cp;
+    utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
+    if (n <= 0) {
+        *adv = 1;
+        return 0;
+    }
+    *adv = (size_t)n;
+    utf8proc_category_t cat = utf8proc_category(cp);
+    return (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) ||
+           (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
+}
+
+static int isdig(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Word after position i (skipping one space) equals w? Returns its end or 0. */
+static size_t next_word_is(const char *s, size_t len, size_t i, const char *w)
+{
+    if (i < len && s[i] == ' ')
+        i++;
+    size_t wl = strlen(w);
+    if (i + wl > len || memcmp(s + i, w, wl) != 0)
+        return 0;
+    size_t adv;
+    if (i + wl < len && is_wordchar(s, len, i + wl, &adv))
+        return 0;
+    return i + wl;
+}
+
+/* Scans a number at s[i] (a digit) into out as canonical digits with ','
+ * as the decimal mark, '%' kept and "mil"/"milhões"/"bilhões" expanded.
+ * Returns the end position. */
+static size_t scan_number(const char *s, size_t len, size_t i, char *out, size_t *olen)
+{
+    size_t start = i, end = i;
+    int ndot = 0, ncomma = 0;
+    char lastsep = 0;
+    size_t lastsep_pos = 0;
+    while (end < len && isdig(s[end]))
+        end++;
+    while (end + 1 < len && (s[end] == '.' || s[end] == ',') && isdig(s[end + 1])) {
+        if (s[end] == '.')
+            ndot++;
+        else
+            ncomma++;
+        lastsep = s[end];
+        lastsep_pos = end;
+        end++;
+        while (end < len && isdig(s[end]))
+            end++;
+    }
+    /* Which separator, if any, is the decimal mark? */
+    char dec = 0;
+    if (ndot && ncomma)
+        dec = lastsep;
+    else if (ndot + ncomma == 1) {
+        size_t after = end - lastsep_pos - 1;
+        if (after != 3)
+            dec = lastsep;
+    }
+    char intpart[TORO_TOKEN_MAX], frac[TORO_TOKEN_MAX];
+    size_t ni = 0, nf = 0;
+    int in_frac = 0;
+    for (size_t p = start; p < end; p++) {
+        char c = s[p];
+        if (c == '.' || c == ',') {
+            if (c == dec && p == lastsep_pos)
+                in_frac = 1;
+            continue;
+        }
+        if (in_frac) {
+            if (nf < sizeof(frac) - 1)
+                frac[nf++] = c;
+        } else if (ni < sizeof(intpart) - 12) {
+            intpart[ni++] = c;
+        }
+    }
+    while (nf > 0 && frac[nf - 1] == '0') /* 22,50 == 22,5 */
+        nf--;
+    /* Multipliers written as words. */
+    int zeros = 0;
+    size_t e2;
+    if ((e2 = next_word_is(s, len, end, "mil")) != 0)
+        zeros = 3, end = e2;
+    else if ((e2 = next_word_is(s, len, end, "milhao")) || (e2 = next_word_is(s, len, end, "milhoes")) ||
+             (e2 = next_word_is(s, len, end, "million")))
+        zeros = 6, end = e2;
+    else if ((e2 = next_word_is(s, len, end, "bilhao")) || (e2 = next_word_is(s, len, end, "bilhoes")) ||
+             (e2 = next_word_is(s, len, end, "billion")))
+        zeros = 9, end = e2;
+    size_t fi = 0;
+    while (zeros > 0) {
+        intpart[ni++] = fi < nf ? frac[fi++] : '0';
+        zeros--;
+    }
+    /* Drop leading zeros of the integer part ("05" == "5"), keep one. */
+    size_t lz = 0;
+    while (lz + 1 < ni && intpart[lz] == '0')
+        lz++;
+    size_t o = 0;
+    memcpy(out, intpart + lz, ni - lz);
+    o = ni - lz;
+    if (fi < nf) {
+        out[o++] = ',';
+        size_t k = nf - fi;
+        if (k > 8)
+            k = 8;
+        memcpy(out + o, frac + fi, k);
+        o += k;
+    }
+    if (end < len && s[end] == '%') {
+        out[o++] = '%';
+        end++;
+    } else if (end + 1 < len && s[end] == ' ' && s[end + 1] == '%') {
+        out[o++] = '%';
+        end += 2;
+    }
+    out[o] = 0;
+    *olen = o;
+    return end;
+}
+
+int toro_tokenize(const char *s, size_t len, toro_token_cb cb, void *ud)
+{
+    char tok[TORO_TOKEN_MAX + 16];
+    size_t i = 0;
+    while (i < len) {
+        size_t adv;
+        if (isdig(s[i])) {
+            size_t n;
+            /* A number glued to letters ("b3", "2a") is a word; check below. */
+            size_t j = i;
+            while (j < len && isdig(s[j]))
+                j++;
+            if (j < len && is_wordchar(s, len, j, &adv)) {
+                goto word;
+            }
+            i = scan_number(s, len, i, tok, &n);
+            if (n > 0 && n <= TORO_TOKEN_MAX) {
+                int rc = cb(ud, tok, n, TORO_TOK_SPECIAL);
+                if (rc)
+                    return rc;
+            }
+            continue;
+        }
+        if (!is_wordchar(s, len, i, &adv)) {
+            i += adv;
+            continue;
+        }
+    word:;
+        size_t start = i;
+        int has_digit = 0;
+        while (i < len && is_wordchar(s, len, i, &adv)) {
+            if (isdig(s[i]))
+                has_digit = 1;
+            i += adv;
+        }
+        size_t n = i - start;
+        int special = has_digit;
+        size_t extra = 0;
+        /* "ipca+", "d+0", "d+30": a '+' glued to a word is part of it. */
+        if (i < len && s[i] == '+') {
+            size_t k = i + 1;
+            while (k < len && isdig(s[k]))
+                k++;
+            if (k > i + 1 || k >= len || !is_wordchar(s, len, k, &adv)) {
+                extra = k - i;
+                special = 1;
+            }
+        }
+        if (n + extra > TORO_TOKEN_MAX) {
+            i += extra;
+            continue;
+        }
+        memcpy(tok, s + start, n + extra);
+        tok[n + extra] = 0;
+        i += extra;
+        if (n + extra < 2 && !special) /* single letters carry nothing */
+            continue;
+        int rc = cb(ud, tok, n + extra, special ? TORO_TOK_SPECIAL : TORO_TOK_WORD);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- analysis ----------------------------------------------------------- */
+
+typedef struct analyze_ctx {
+    toro_analyzer_t *a;
+    toro_token_cb cb;
+    void *ud;
+} analyze_ctx_t;
+
+static int analyze_tok(void *ud, const char *tok, size_t len, int kind)
+{
+    analyze_ctx_t *c = ud;
+    if (kind == TORO_TOK_SPECIAL)
+        return c->cb(c->ud, tok, len, kind);
+    if (toro_is_stopword(c->a->lang, tok, len))
+        return 0;
+    char stem[TORO_TOKEN_MAX + 1];
+    size_t n = toro_analyzer_stem(c->a, tok, len, stem);
+    return c->cb(c->ud, stem, n, kind);
+}
+
+int toro_analyze(toro_analyzer_t *a, const char *text, size_t len, toro_token_cb cb, void *ud)
+{
+    size_t flen;
+    char *f = toro_fold(text, len, &flen);
+    if (!f)
+        return TORO_ENOMEM;
+    analyze_ctx_t c = {a, cb, ud};
+    int rc = toro_tokenize(f, flen, analyze_tok, &c);
+    free(f);
+    return rc;
+}
+
+/* ---- language detection ------------------------------------------------- */
+
+/* Words that are frequent in one language and rare in the other. */
+static const char *const MARK_PT[] = {"o", "os", "de", "da", "do", "das", "dos", "em", "um", "uma", "que", "nao",
+                                      "para", "com", "como", "qual", "quais", "quanto", "e", "sao", "voce", "posso",
+                                      "ao", "na", "no", "pelo", "pela", "sobre", "mais", "seu", "sua", "rende",
+                                      "investir", "tem", "ha", "quando", "onde", "devo", "imposto", NULL};
+static const char *const MARK_EN[] = {"the", "of", "and", "is", "are", "what", "how", "which", "to", "in", "for",
+                                      "with", "does", "do", "can", "i", "my", "it", "this", "that", "when", "where",
+                                      "why", "who", "should", "an", "be", "much", "tax", "invest", "yield", "on",
+                                      "you", "your", "there", NULL};
+
+typedef struct detect_ctx {
+    int pt, en;
+    int count;
+} detect_ctx_t;
+
+static int in_list(const char *const *l, const char *w, size_t n)
+{
+    for (; *l; l++)
+        if (strlen(*l) == n && memcmp(*l, w, n) == 0)
+            return 1;
+    return 0;
+}
+
+static int detect_tok(void *ud, const char *tok, size_t len, int kind)
+{
+    detect_ctx_t *d = ud;
+    d->pt += in_list(MARK_PT, tok, len);
+    d->en += in_list(MARK_EN, tok, len);
+    return ++d->count >= 2000; /* enough evidence */
+}
+
+const char *toro_lang_detect(const char *text, size_t len)
+{
+    if (!text)
+        return "pt";
+    size_t flen;
+    char *f = toro_fold(text, len, &flen);
+    if (!f)
+        return "pt";
+    detect_ctx_t d = {0, 0, 0};
+    /* Single letters are dropped by the tokenizer; count "e"/"o"/"a"/"i" here. */
+    for (size_t i = 0; i < flen; i++) {
+        int before = i == 0 || f[i - 1] == ' ';
+        int after = i + 1 >= flen || f[i + 1] == ' ' || f[i + 1] == '?' || f[i + 1] == ',' || f[i + 1] == '.';
+        if (before && after) {
+            if (f[i] == 'e' || f[i] == 'o' || f[i] == 'a')
+                d.pt++;
+            else if (f[i] == 'i')
+                d.en++;
+        }
+    }
+    toro_tokenize(f, flen, detect_tok, &d);
+    /* Non-ASCII letters in the original are a strong Portuguese hint. */
+    for (size_t i = 0; i < len && i < 4096; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c == 0xC3) {
+            d.pt++;
+            i++;
+        }
+    }
+    free(f);
+    return d.en > d.pt ? "en" : "pt";
+}

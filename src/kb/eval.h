@@ -1,0 +1,46 @@
+/* eval.h: retrieval (and answer) quality of a snapshot: the project's labeled
+ * questions (JSONL with relevant doc_ids and key facts) and BEIR data sets
+ * (corpus.jsonl, queries.jsonl, qrels/test.tsv). Ranking is per document: the
+ * chunk hits are collapsed to their doc_ids in order. It prints nothing
+ * unless given a FILE for per-question details. */
+#ifndef TORO_KB_EVAL_H
+#define TORO_KB_EVAL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "kb/kb.h"
+
+typedef struct toro_eval_metrics {
+    size_t n_questions;      /* questions with relevant docs (retrieval scored) */
+    double recall1, recall5, recall10, recall100;
+    double mrr;              /* mean reciprocal rank of the first relevant doc (cut at 100) */
+    double ndcg10;
+    size_t n_answered;       /* answers checked for key facts */
+    size_t n_all_facts;      /* answers containing every key fact */
+    double fact_rate;        /* n_all_facts / n_answered */
+    double fact_item_rate;   /* key facts found / key facts asked */
+    size_t n_false_noinfo;   /* answerable questions answered "no information" */
+    size_t n_offtopic;       /* questions with no relevant docs */
+    size_t n_offtopic_ok;    /* ... that were answered "no information" */
+    double mean_ms;          /* mean search latency */
+} toro_eval_metrics_t;
+
+/* Answers a question for key-fact scoring: *text caller-frees, *found is
+ * found_relevant_docs. Supplied by the caller so kb/ does not depend on answer/. */
+typedef int (*toro_eval_answer_fn)(void *ud, const char *question, char **text, int *found);
+
+/* Why: `toro kb eval FILE QUESTIONS`. answer may be NULL (retrieval only).
+ * detail, when not NULL, gets one line per question that missed. */
+int toro_kb_eval_questions(toro_kb_t *kb, const char *path, toro_eval_answer_fn answer, void *ud, FILE *detail,
+                           toro_eval_metrics_t *m, char **err);
+
+/* Why: `toro kb eval --beir DIR`: builds a snapshot of DIR/corpus.jsonl at
+ * snapshot_path (kept for reuse by the caller or removed), then scores
+ * nDCG@10 and Recall@100 on DIR/qrels/test.tsv. */
+int toro_kb_eval_beir(const char *dir, const char *snapshot_path, toro_eval_metrics_t *m, char **err);
+
+/* Why: key facts are compared case- and accent-insensitively. */
+int toro_eval_contains_folded(const char *haystack, const char *needle);
+
+#endif

@@ -1,0 +1,70 @@
+/* index.h: building snapshots and the snapshot format shared by the builder
+ * (build.c) and the reader (kb.c).
+ *
+ * A snapshot is one SQLite file, written once and then only read:
+ *   meta(key, value)          version, built_at, analyzer, params, counts, languages
+ *   docs(doc_id, title, lang, path, bytes)
+ *   chunks(id, chunk_id, doc_id, title, section, lang, text, start_off, end_off, n_terms)
+ *   terms(term, df, postings) postings = varint(delta chunk id), varint(tf) ...
+ *   blobs(name, data)         "lengths": uint32 LE analyzed length of each chunk
+ * Scoring is BM25 done in C over these postings (kb.c). */
+#ifndef TORO_KB_INDEX_H
+#define TORO_KB_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kb/chunker.h"
+
+#define TORO_KB_FORMAT "toro-kb/1"
+
+typedef struct toro_kb_builder toro_kb_builder_t;
+
+typedef struct toro_kb_build_stats {
+    size_t n_files;   /* source files indexed */
+    size_t n_docs;
+    size_t n_chunks;
+    size_t n_terms;   /* distinct terms */
+    size_t bytes_in;  /* source bytes read */
+    double seconds;   /* wall time of the build */
+    char version[33]; /* version id (hex) */
+} toro_kb_build_stats_t;
+
+/* Called during toro_kb_build_dir after each file (done of total). */
+typedef void (*toro_kb_progress_cb)(void *ud, size_t done, size_t total, size_t bytes);
+
+/* Why: `toro kb build` and the BEIR evaluation both produce snapshots. The
+ * snapshot is written to out_path + ".tmp" and renamed by finish, so a
+ * reader never sees a half-written file. *err (caller frees) explains failures. */
+int toro_kb_builder_new(const char *out_path, const toro_chunk_params_t *params, toro_kb_builder_t **out,
+                        char **err);
+
+/* Why: feeds bytes that identify the input into the version id (in a
+ * deterministic order chosen by the caller). */
+void toro_kb_builder_hash(toro_kb_builder_t *b, const void *data, size_t len);
+
+/* Why: one source file: hashed (path and bytes), chunked, indexed. */
+int toro_kb_builder_add_file(toro_kb_builder_t *b, const char *relpath, const char *bytes, size_t len,
+                             toro_doc_format_t fmt, char **err);
+
+/* Why: an already chunked document (BEIR corpora); takes nothing, copies what it needs.
+ * path may be NULL. */
+int toro_kb_builder_add_doc(toro_kb_builder_t *b, const toro_doc_t *doc, const char *path, size_t bytes);
+
+/* Why: writes postings and metadata, renames into place. stats may be NULL. */
+int toro_kb_builder_finish(toro_kb_builder_t *b, toro_kb_build_stats_t *stats, char **err);
+
+/* Frees a builder; an unfinished build's temporary file is removed. */
+void toro_kb_builder_free(toro_kb_builder_t *b);
+
+/* Why: the whole `toro kb build SRC_DIR -o FILE`: walks src_dir recursively
+ * (.md .markdown .txt .html .htm, sorted by relative path, hidden entries and
+ * README files skipped), builds, reports progress. */
+int toro_kb_build_dir(const char *src_dir, const char *out_path, const toro_chunk_params_t *params,
+                      toro_kb_progress_cb progress, void *ud, toro_kb_build_stats_t *stats, char **err);
+
+/* Varint helpers shared by writer and reader. */
+size_t toro_varint_put(uint8_t *out, uint32_t v);
+size_t toro_varint_get(const uint8_t *in, size_t len, uint32_t *v);
+
+#endif

@@ -1,0 +1,478 @@
+/* test_stages.c: the three stages driven with the embedded backends (SQLite
+ * store, local bus) and no network: the whole pipeline, idempotency under
+ * redelivered events, retries with backoff, dead letters, guarded updates
+ * and history pagination. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bus/bus.h"
+#include "core/error.h"
+#include "core/util.h"
+#include "stages/stages.h"
+#include "store/store.h"
+
+/* A scripted answerer: fails the first `fail_first` calls (transient or
+ * permanent), then answers with a fixed text; counts its calls. */
+typedef struct fake_answerer {
+    toro_answerer_t super;
+    int calls;
+    int fail_first;
+    int permanent;
+} fake_answerer_t;
+
+static int fake_answer(toro_answerer_t *self, const char *question, toro_answer_t *out, char **errmsg)
+{
+    fake_answerer_t *f = (fake_answerer_t *)self;
+    f->calls++;
+    if (f->calls <= f->fail_first) {
+        *errmsg = strdup("scripted failure");
+        return f->permanent ? TORO_EIO : TORO_ERETRY;
+    }
+    memset(out, 0, sizeof *out);
+    char buf[256];
+    snprintf(buf, sizeof buf, "Resposta %d para: %s [1]", f->calls, question);
+    out->text = strdup(buf);
+    out->n_sources = 1;
+    out->sources = calloc(1, sizeof *out->sources);
+    out->sources[0].doc_id = strdup("cdb");
+    out->sources[0].title = strdup("CDB");
+    out->sources[0].section = strdup("O que é");
+    out->sources[0].chunk_id = strdup("cdb#0");
+    out->sources[0].snippet = strdup("CDB é um título...");
+    out->sources[0].score = 3.5;
+    out->found_relevant_docs = true;
+    out->model = strdup("fake");
+    out->kb_version = strdup("v-test");
+    return 0;
+}
+
+static void fake_destroy(toro_answerer_t *self) { (void)self; }
+static const toro_answerer_ops_t fake_ops = {"fake", fake_answer, fake_destroy};
+
+/* Records what notify posts; connection "gone-1" is reported gone. */
+typedef struct posted {
+    int count;
+    char last[4096];
+    char last_conn[64];
+} posted_t;
+
+static int fake_post(void *ctx, const char *connection_id, const char *node, const char *message)
+{
+    posted_t *p = ctx;
+    (void)node;
+    if (strcmp(connection_id, "gone-1") == 0)
+        return TORO_ENOTFOUND;
+    p->count++;
+    snprintf(p->last, sizeof p->last, "%s", message);
+    snprintf(p->last_conn, sizeof p->last_conn, "%s", connection_id);
+    return 0;
+}
+
+typedef struct fixture {
+    char dir[64];
+    char path[128];
+    toro_store_t *store;
+    toro_bus_t *bus;
+    fake_answerer_t ans;
+    posted_t posted;
+    toro_stage_ctx_t ctx;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/toro-test-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/toro.db", f->dir);
+    char *err = NULL;
+    assert_int_equal(toro_store_sqlite_open(f->path, TORO_DB_SYNC_NORMAL, &f->store, &err), 0);
+    assert_int_equal(toro_bus_local_open(f->path, 60000, &f->bus, &err), 0);
+    f->ans.super.ops = &fake_ops;
+    toro_stage_ctx_defaults(&f->ctx);
+    f->ctx.store = f->store;
+    f->ctx.bus = f->bus;
+    f->ctx.answerer = &f->ans.super;
+    f->ctx.post = fake_post;
+    f->ctx.post_ctx = &f->posted;
+    f->ctx.backoff_base_ms = 1;
+    f->ctx.backoff_max_ms = 2;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    toro_bus_close(f->bus);
+    toro_store_close(f->store);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static long depth(fixture_t *f, const char *topic)
+{
+    long n = -1;
+    assert_int_equal(toro_bus_depth(f->bus, topic, &n), 0);
+    return n;
+}
+
+static void ingest(fixture_t *f, const char *user, const char *question, char qid[37])
+{
+    char body[512];
+    snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"question\":\"%s\"}", user, question);
+    char *uid = NULL;
+    const char *err = NULL;
+    assert_int_equal(toro_stage_ingest(&f->ctx, body, strlen(body), qid, &uid, &err), 0);
+    assert_string_equal(uid, user);
+    free(uid);
+}
+
+static toro_status_t status_of(fixture_t *f, const char *qid, toro_question_t *out)
+{
+    toro_question_t q = {0};
+    assert_int_equal(f->store->ops->get_question(f->store, qid, &q), 0);
+    toro_status_t s = q.status;
+    if (out)
+        *out = q;
+    else
+        toro_question_clear(&q);
+    return s;
+}
+
+/* Fetches one message of topic, which must be there. */
+static void fetch(fixture_t *f, const char *topic, toro_bus_msg_t *m)
+{
+    assert_int_equal(toro_bus_fetch(f->bus, topic, 1000, m), 0);
+}
+
+static void drain_notify(fixture_t *f)
+{
+    toro_bus_msg_t m;
+    while (toro_bus_fetch(f->bus, TORO_TOPIC_NOTIFY, 10, &m) == 0) {
+        toro_stage_notify(&f->ctx, &m);
+        toro_bus_msg_clear(&m);
+    }
+}
+
+static void test_pipeline(void **state)
+{
+    fixture_t *f = *state;
+    char qid[37];
+    toro_connection_t c1 = {"conn-1", "ana", "node-a", 1}, gone = {"gone-1", "ana", "node-a", 2},
+                      other = {"conn-9", "bia", "node-a", 3};
+    assert_int_equal(f->store->ops->put_connection(f->store, &c1), 0);
+    assert_int_equal(f->store->ops->put_connection(f->store, &gone), 0);
+    assert_int_equal(f->store->ops->put_connection(f->store, &other), 0);
+    ingest(f, "ana", "O que é CDB?", qid);
+    assert_int_equal(status_of(f, qid, NULL), TORO_STATUS_PENDING);
+    assert_int_equal(depth(f, TORO_TOPIC_PROCESS), 1);
+
+    toro_bus_msg_t m;
+    fetch(f, TORO_TOPIC_PROCESS, &m);
+    assert_int_equal(m.deliveries, 1);
+    assert_int_equal(toro_stage_process(&f->ctx, &m), 0);
+    toro_bus_msg_clear(&m);
+    toro_question_t q;
+    assert_int_equal(status_of(f, qid, &q), TORO_STATUS_COMPLETED);
+    assert_string_equal(q.answer, "Resposta 1 para: O que é CDB? [1]");
+    assert_int_equal(q.attempts, 1);
+    assert_true(q.processed_at >= q.created_at);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(q.sources, 0), "doc_id")), "cdb");
+    toro_question_clear(&q);
+    assert_int_equal(depth(f, TORO_TOPIC_PROCESS), 0);
+    assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), 2); /* processing, completed */
+
+    drain_notify(f);
+    assert_int_equal(f->posted.count, 2); /* only conn-1 of ana; bia's connection got nothing */
+    assert_string_equal(f->posted.last_conn, "conn-1");
+    assert_non_null(strstr(f->posted.last, "\"status\":\"completed\""));
+    assert_non_null(strstr(f->posted.last, "\"answer\":\"Resposta 1"));
+    toro_connection_t *conns;
+    size_t n;
+    assert_int_equal(f->store->ops->list_connections(f->store, "ana", &conns, &n), 0);
+    assert_int_equal(n, 1); /* the gone connection was removed */
+    assert_string_equal(conns[0].connection_id, "conn-1");
+    toro_connections_free(conns, n);
+}
+
+static void test_redelivery_is_idempotent(void **state)
+{
+    fixture_t *f = *state;
+    char qid[37];
+    ingest(f, "ana", "Quanto rende a poupança?", qid);
+    toro_bus_msg_t m;
+    fetch(f, TORO_TOPIC_PROCESS, &m);
+    char *payload = strdup(m.payload);
+    assert_int_equal(toro_stage_process(&f->ctx, &m), 0);
+    toro_bus_msg_clear(&m);
+    assert_int_equal(f->ans.calls, 1);
+    long notify_before = depth(f, TORO_TOPIC_NOTIFY);
+
+    /* the same event delivered again (a worker crashed before its ack) */
+    toro_bus_msg_t again = {.id = 424242, .payload = payload, .deliveries = 2};
+    assert_int_equal(toro_stage_process(&f->ctx, &again), 0);
+    assert_int_equal(f->ans.calls, 1); /* not answered twice */
+    assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), notify_before);
+    toro_question_t q;
+    assert_int_equal(status_of(f, qid, &q), TORO_STATUS_COMPLETED);
+    assert_string_equal(q.answer, "Resposta 1 para: Quanto rende a poupança? [1]");
+    assert_int_equal(q.attempts, 1);
+    toro_question_clear(&q);
+    free(payload);
+}
+
+static void test_crash_mid_processing(void **state)
+{
+    fixture_t *f = *state;
+    char qid[37];
+    ingest(f, "ana", "O que é LCI?", qid);
+    /* a previous worker moved it to processing, then died without ack */
+    bool first = false;
+    int attempts = 0;
+    char *ev = toro_event_encode("ana", qid, TORO_STATUS_PROCESSING);
+    toro_event_t e = {TORO_TOPIC_NOTIFY, ev};
+    assert_int_equal(f->store->ops->start_processing(f->store, "ana", qid, &e, &first, &attempts), 0);
+    assert_true(first);
+    free(ev);
+    assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), 1);
+    toro_bus_msg_t m;
+    fetch(f, TORO_TOPIC_PROCESS, &m);
+    assert_int_equal(toro_stage_process(&f->ctx, &m), 0);
+    toro_bus_msg_clear(&m);
+    toro_question_t q;
+    assert_int_equal(status_of(f, qid, &q), TORO_STATUS_COMPLETED);
+    assert_int_equal(q.attempts, 2);
+    toro_question_clear(&q);
+    /* processing was announced once, completed once */
+    assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), 2);
+}
+
+static void test_retry_then_complete(void **state)
+{
+    fixture_t *f = *state;
+    f->ans.fail_first = 2;
+    f->ctx.max_attempts = 3;
+    char qid[37];
+    ingest(f, "ana", "O que é FGC?", qid);
+    for (int i = 1; i <= 3; i++) {
+        toro_bus_msg_t m;
+        fetch(f, TORO_TOPIC_PROCESS, &m);
+        assert_int_equal(m.deliveries, i);
+        toro_stage_process(&f->ctx, &m);
+        toro_bus_msg_clear(&m);
+        assert_int_equal(status_of(f, qid, NULL), i < 3 ? TORO_STATUS_PROCESSING : TORO_STATUS_COMPLETED);
+    }
+    assert_int_equal(f->ans.calls, 3);
+    assert_int_equal(depth(f, TORO_TOPIC_PROCESS), 0);
+    assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), 2); /* processing once, completed once */
+}
+
+static void test_retry_exhausted_marks_error(void **state)
+{
+    fixture_t *f = *state;
+    f->ans.fail_first = 100;
+    f->ctx.max_attempts = 3;
+    char qid[37];
+    toro_connection_t c1 = {"conn-1", "ana", "node-a", 1};
+    assert_int_equal(f->store->ops->put_connection(f->store, &c1), 0);
+    ingest(f, "ana", "O que é CRI?", qid);
+    for (int i = 1; i <= 3; i++) {
+        toro_bus_msg_t m;
+        fetch(f, TORO_TOPIC_PROCESS, &m);
+        toro_stage_process(&f->ctx, &m);
+        toro_bus_msg_clear(&m);
+    }
+    toro_question_t q;
+    assert_int_equal(status_of(f, qid, &q), TORO_STATUS_ERROR);
+    assert_non_null(strstr(q.error_message, "3 tentativas"));
+    assert_null(q.answer);
+    toro_question_clear(&q);
+    assert_int_equal(depth(f, TORO_TOPIC_PROCESS), 0);
+    drain_notify(f);
+    assert_non_null(strstr(f->posted.last, "\"status\":\"error\""));
+    assert_non_null(strstr(f->posted.last, "\"error_message\""));
+}
+
+static void test_permanent_failure_is_not_retried(void **state)
+{
+    fixture_t *f = *state;
+    f->ans.fail_first = 1;
+    f->ans.permanent = 1;
+    char qid[37];
+    ingest(f, "ana", "O que é CRA?", qid);
+    toro_bus_msg_t m;
+    fetch(f, TORO_TOPIC_PROCESS, &m);
+    toro_stage_process(&f->ctx, &m);
+    toro_bus_msg_clear(&m);
+    assert_int_equal(status_of(f, qid, NULL), TORO_STATUS_ERROR);
+    assert_int_equal(f->ans.calls, 1);
+    assert_int_equal(depth(f, TORO_TOPIC_PROCESS), 0);
+}
+
+static void test_too_many_deliveries_dead_letter(void **state)
+{
+    fixture_t *f = *state;
+    char qid[37];
+    ingest(f, "ana", "O que é IPCA?", qid);
+    toro_bus_msg_t m;
+    fetch(f, TORO_TOPIC_PROCESS, &m);
+    m.deliveries = f->ctx.max_deliveries + 1; /* as if it had crashed workers this often */
+    toro_stage_process(&f->ctx, &m);
+    toro_bus_msg_clear(&m);
+    assert_int_equal(f->ans.calls, 0);
+    toro_question_t q;
+    assert_int_equal(status_of(f, qid, &q), TORO_STATUS_ERROR);
+    assert_non_null(strstr(q.error_message, "entregas"));
+    toro_question_clear(&q);
+    assert_int_equal(depth(f, TORO_TOPIC_PROCESS), 0);
+    /* a malformed event also goes to the dead letters, without a crash */
+    toro_bus_msg_t bad = {.id = 1, .payload = "{oops", .deliveries = 1};
+    toro_stage_process(&f->ctx, &bad);
+}
+
+static void test_guarded_updates(void **state)
+{
+    fixture_t *f = *state;
+    char qid[37];
+    ingest(f, "ana", "O que é Selic?", qid);
+    toro_question_t r = {.user_id = "ana", .question_id = qid, .answer = "x", .model = "m", .kb_version = "v"};
+    /* completed only from processing */
+    assert_int_equal(f->store->ops->complete(f->store, &r, NULL), TORO_ECONFLICT);
+    bool first;
+    int attempts;
+    assert_int_equal(f->store->ops->start_processing(f->store, "ana", qid, NULL, &first, &attempts), 0);
+    assert_int_equal(f->store->ops->complete(f->store, &r, NULL), 0);
+    /* terminal: no way back */
+    assert_int_equal(f->store->ops->start_processing(f->store, "ana", qid, NULL, &first, &attempts), TORO_ECONFLICT);
+    assert_int_equal((f->store->ops->fail)(f->store, "ana", qid, "late", NULL), TORO_ECONFLICT);
+    r.answer = "another answer";
+    assert_int_equal(f->store->ops->complete(f->store, &r, NULL), TORO_ECONFLICT);
+    toro_question_t q;
+    assert_int_equal(status_of(f, qid, &q), TORO_STATUS_COMPLETED);
+    assert_string_equal(q.answer, "x");
+    toro_question_clear(&q);
+    /* a question of another user under the same id cannot be created */
+    toro_question_t dup = {.user_id = "ana", .question_id = qid, .question = "q", .created_at = 1};
+    toro_event_t ev = {TORO_TOPIC_PROCESS, "{}"};
+    assert_int_equal(f->store->ops->create_question(f->store, &dup, &ev), TORO_ECONFLICT);
+}
+
+static void test_pagination(void **state)
+{
+    fixture_t *f = *state;
+    toro_event_t ev = {TORO_TOPIC_PROCESS, "{}"};
+    /* 7 questions of ana; two share a timestamp; one of bia in between */
+    const int64_t times[] = {1000, 2000, 3000, 3000, 4000, 5000, 6000};
+    char ids[7][37];
+    for (int i = 0; i < 7; i++) {
+        snprintf(ids[i], sizeof ids[i], "00000000-0000-4000-8000-00000000000%d", i);
+        char text[32];
+        snprintf(text, sizeof text, "pergunta %d", i);
+        toro_question_t q = {.user_id = "ana", .question_id = ids[i], .question = text, .created_at = times[i]};
+        assert_int_equal(f->store->ops->create_question(f->store, &q, &ev), 0);
+    }
+    toro_question_t b = {.user_id = "bia", .question_id = "00000000-0000-4000-8000-000000000099", .question = "x",
+                         .created_at = 3500};
+    assert_int_equal(f->store->ops->create_question(f->store, &b, &ev), 0);
+
+    /* expected order: newest first, ties by question id descending */
+    const int order[] = {6, 5, 4, 3, 2, 1, 0};
+    char *cursor = NULL;
+    int seen = 0, pages = 0;
+    do {
+        toro_question_t *items;
+        size_t n;
+        char *next = NULL;
+        assert_int_equal(f->store->ops->list_questions(f->store, "ana", 3, cursor, &items, &n, &next), 0);
+        pages++;
+        for (size_t i = 0; i < n; i++) {
+            assert_true(seen < 7);
+            assert_string_equal(items[i].question_id, ids[order[seen]]);
+            assert_string_equal(items[i].user_id, "ana");
+            seen++;
+        }
+        toro_questions_free(items, n);
+        free(cursor);
+        cursor = next;
+    } while (cursor);
+    assert_int_equal(seen, 7);
+    assert_int_equal(pages, 3);
+
+    toro_question_t *items;
+    size_t n;
+    char *next;
+    assert_int_equal(f->store->ops->list_questions(f->store, "ana", 7, NULL, &items, &n, &next), 0);
+    assert_int_equal(n, 7);
+    assert_null(next); /* exactly one page: no token */
+    toro_questions_free(items, n);
+    assert_int_equal(f->store->ops->list_questions(f->store, "ana", 3, "not-a-token!", &items, &n, &next), TORO_EINVAL);
+    assert_int_equal(f->store->ops->list_questions(f->store, "ana", 3, "Zm9v", &items, &n, &next), TORO_EINVAL);
+    assert_int_equal(f->store->ops->list_questions(f->store, "nobody", 3, NULL, &items, &n, &next), 0);
+    assert_int_equal(n, 0);
+    toro_questions_free(items, n);
+}
+
+static void test_backoff(void **state)
+{
+    fixture_t *f = *state;
+    f->ctx.backoff_base_ms = 100;
+    f->ctx.backoff_max_ms = 1000;
+    int prev = 0;
+    for (int a = 1; a <= 4; a++) {
+        int d = toro_stage_backoff_ms(&f->ctx, a);
+        int nominal = 100 << (a - 1);
+        assert_true(d <= nominal && d >= nominal * 3 / 4);
+        assert_true(d > prev);
+        prev = d;
+    }
+    assert_true(toro_stage_backoff_ms(&f->ctx, 10) <= 1000);
+    assert_true(toro_stage_backoff_ms(&f->ctx, 10) >= 750);
+}
+
+static void test_lease_released_on_reopen(void **state)
+{
+    fixture_t *f = *state;
+    char qid[37];
+    ingest(f, "ana", "O que é CDI?", qid);
+    toro_bus_msg_t m;
+    fetch(f, TORO_TOPIC_PROCESS, &m);
+    toro_bus_msg_clear(&m);
+    /* leased: invisible to other consumers */
+    assert_int_equal(toro_bus_fetch(f->bus, TORO_TOPIC_PROCESS, 50, &m), TORO_EEMPTY);
+    /* the process "crashes"; a new run opens the same file */
+    toro_bus_close(f->bus);
+    char *err = NULL;
+    assert_int_equal(toro_bus_local_open(f->path, 60000, &f->bus, &err), 0);
+    f->ctx.bus = f->bus;
+    fetch(f, TORO_TOPIC_PROCESS, &m);
+    assert_int_equal(m.deliveries, 2);
+    toro_bus_msg_clear(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_pipeline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redelivery_is_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_mid_processing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_then_complete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_exhausted_marks_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_permanent_failure_is_not_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_many_deliveries_dead_letter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guarded_updates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_released_on_reopen, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
