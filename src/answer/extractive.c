@@ -276,7 +276,8 @@ static int ext_answer(toro_answerer_t *self, const char *question, toro_answer_t
             int matched = __builtin_popcount(u->gmask);
             double cov = q->ngroups ? (double)matched / q->ngroups : 0;
             /* Earlier chunks and earlier sentences in a chunk say it best. */
-            u->score = cov + 0.25 / (1.0 + (double)ci) + 0.05 / (1.0 + (double)(nu > 0 && units[nu - 1].hit == h ? 1 : 0));
+            int lead = a == 0; /* a chunk's first sentence usually states the point */
+            u->score = cov + 0.25 / (1.0 + (double)ci) + (lead ? 0.15 : 0.0);
             if (matched == 0)
                 u->score = 0.12 / (1.0 + (double)ci); /* context only */
             if (u->len < 25)

@@ -1,0 +1,125 @@
+/* test_kb_analyzer.c: analyzer tables: folding, stems in both languages,
+ * stop words, financial tokens, language detection. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kb/analyzer.h"
+#include "kb/kb.h"
+
+typedef struct acc {
+    char buf[1024];
+} acc_t;
+
+static int acc_cb(void *ud, const char *tok, size_t len, int kind)
+{
+    acc_t *a = ud;
+    size_t n = strlen(a->buf);
+    if (n)
+        a->buf[n++] = ' ';
+    memcpy(a->buf + n, tok, len);
+    a->buf[n + len] = 0;
+    return 0;
+}
+
+static void expect_terms(const char *lang, const char *text, const char *want)
+{
+    toro_analyzer_t *an = NULL;
+    assert_int_equal(toro_analyzer_new(lang, false, &an), 0);
+    acc_t a = {{0}};
+    assert_int_equal(toro_analyze(an, text, strlen(text), acc_cb, &a), 0);
+    if (strcmp(a.buf, want) != 0)
+        print_error("analyze(%s, \"%s\") = \"%s\", want \"%s\"\n", lang, text, a.buf, want);
+    assert_string_equal(a.buf, want);
+    toro_analyzer_free(an);
+}
+
+static void test_fold(void **state)
+{
+    (void)state;
+    const char *cases[][2] = {
+        {"Aplicação", "aplicacao"}, {"ÇÃO ÉÊ", "cao ee"}, {"RENDA Fixa", "renda fixa"}, {"ﬁnanças", "financas"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *f = toro_fold(cases[i][0], strlen(cases[i][0]), NULL);
+        assert_non_null(f);
+        assert_string_equal(f, cases[i][1]);
+        free(f);
+    }
+    /* invalid UTF-8 does not fail */
+    char *f = toro_fold("a\xff" "b", 3, NULL);
+    assert_string_equal(f, "a b");
+    free(f);
+}
+
+static void test_accents_and_case_meet(void **state)
+{
+    (void)state;
+    expect_terms("pt", "Aplicação APLICACAO aplicacao", "aplicaca aplicaca aplicaca");
+    expect_terms("pt", "Tributação tributacao", "tributaca tributaca");
+}
+
+static void test_stems_pt(void **state)
+{
+    (void)state;
+    expect_terms("pt", "investimentos investimento", "invest invest");
+    expect_terms("pt", "rendimentos rentabilidade", "rendiment rentabil");
+    expect_terms("pt", "garantia garantidos", "garant garant");
+}
+
+static void test_stems_en(void **state)
+{
+    (void)state;
+    expect_terms("en", "investments investing invested", "invest invest invest");
+    expect_terms("en", "Running dividends", "run dividend");
+}
+
+static void test_stop_words(void **state)
+{
+    (void)state;
+    expect_terms("pt", "O que é o CDB?", "cdb");
+    expect_terms("en", "What is the CDB?", "cdb");
+    assert_true(toro_is_stopword("pt", "que", 3));
+    assert_false(toro_is_stopword("pt", "cdb", 3));
+    assert_true(toro_is_stopword("en", "the", 3));
+}
+
+static void test_financial_tokens(void **state)
+{
+    (void)state;
+    expect_terms("pt", "R$ 250.000", "250000");
+    expect_terms("pt", "R$ 250 mil", "250000");
+    expect_terms("pt", "R$ 1 milhão", "1000000");
+    expect_terms("pt", "R$ 1,5 milhão", "1500000");
+    expect_terms("pt", "R$ 1.000.000,00", "1000000");
+    expect_terms("pt", "22,5% 22.5% 22,50 %", "22,5% 22,5% 22,5%");
+    expect_terms("pt", "IPCA+ 6%", "ipca+ 6%");
+    expect_terms("pt", "resgate em D+0 ou D+30", "resgat d+0 d+30");
+    expect_terms("pt", "PGBL, CDI e B3", "pgbl cdi b3");
+    expect_terms("en", "1,000 dollars", "1000 dollar");
+}
+
+static void test_detect_lang(void **state)
+{
+    (void)state;
+    assert_string_equal(toro_kb_detect_lang("Qual o limite do FGC?"), "pt");
+    assert_string_equal(toro_kb_detect_lang("O que é CDB?"), "pt");
+    assert_string_equal(toro_kb_detect_lang("What is a CDB?"), "en");
+    assert_string_equal(toro_kb_detect_lang("How much tax do I pay on dividends?"), "en");
+    assert_string_equal(toro_kb_detect_lang("Como funciona a tributação de ações?"), "pt");
+    assert_string_equal(toro_kb_detect_lang(""), "pt");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fold),           cmocka_unit_test(test_accents_and_case_meet),
+        cmocka_unit_test(test_stems_pt),       cmocka_unit_test(test_stems_en),
+        cmocka_unit_test(test_stop_words),     cmocka_unit_test(test_financial_tokens),
+        cmocka_unit_test(test_detect_lang),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
