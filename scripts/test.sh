@@ -19,6 +19,17 @@ if [[ ! -f "$stamp" ]]; then
   touch "$stamp"
 fi
 
+# Node tooling for the browser test (playwright-core driving Debian's Chromium).
+lock=tests/browser/package-lock.json
+npm_stamp=tests/browser/node_modules/.lock-$(sha256sum "$lock" | cut -c1-16)
+if [[ ! -f "$npm_stamp" ]]; then
+  (cd tests/browser && npm ci --no-audit --no-fund)
+  touch "$npm_stamp"
+fi
+
+# PostgreSQL and nats-server for the distributed-mode tests (started if not running).
+scripts/services.sh
+
 status=0
 echo "== build (warnings are errors) and test =="
 scripts/build.sh build -DTORO_WERROR=ON -DTORO_SANITIZE=OFF

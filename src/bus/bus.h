@@ -1,13 +1,15 @@
 /* bus.h: the durable topics between stages (the SNS boxes of the reference).
  * A consumer fetches one message at a time, handles it and acks it; a message
  * that is not acked comes back (at-least-once). Messages carry ids only.
- * Implementations: local.c (a table in the embedded SQLite file).
+ * Implementations: local.c (a table in the embedded SQLite file), nats.c
+ * (NATS JetStream streams, for the distributed mode).
  * Publishing is not here: events are written by the store in the same
  * transaction as the state change they announce (an outbox), and kick()
  * tells waiting consumers to look now. */
 #ifndef TORO_BUS_BUS_H
 #define TORO_BUS_BUS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct toro_bus toro_bus_t;
@@ -73,5 +75,25 @@ int toro_bus_local_enqueue(struct sqlite3 *conn, const char *topic, const char *
  * fetched message stays invisible before it is redelivered. At open, leases of
  * a previous run of this single-owner file are released (that process is gone). */
 int toro_bus_local_open(const char *db_path, int lease_ms, toro_bus_t **out, char **err);
+
+/* Why: `toro api` and `toro worker` share JetStream. url is
+ * nats://HOST:PORT[?prefix=NAME&ack_wait_ms=N&dup_window_ms=N]; prefix
+ * (default "toro") names the streams and subjects so several deployments
+ * or tests share one server. An unreachable server is retried forever in the
+ * background (ops return TORO_EIO meanwhile). */
+int toro_bus_nats_open(const char *url, toro_bus_t **out, char **err);
+/* Why: the outbox relay publishes with the outbox row id as Nats-Msg-Id;
+ * returns 0 once JetStream acknowledged (duplicates included). */
+int toro_bus_nats_publish(toro_bus_t *bus, const char *topic, const char *payload, const char *msg_id);
+bool toro_bus_nats_connected(toro_bus_t *bus);
+/* Same shape as toro_post_fn (stages.h): deliver message to connection_id on node. */
+typedef int (*toro_bus_post_fn)(void *ctx, const char *connection_id, const char *node, const char *message);
+/* Why: the notify worker's post function: a request to the `toro api` that
+ * holds node. 0 delivered; TORO_ENOTFOUND when the connection or the node is
+ * gone (no responders); TORO_EIO on timeout. bus is a nats bus. */
+int toro_bus_nats_post(void *bus, const char *connection_id, const char *node, const char *message);
+/* Why: `toro api` answers those requests by calling fn(ctx, ...) (the local
+ * gateway post) from a NATS thread. */
+int toro_bus_nats_serve_node(toro_bus_t *bus, const char *node, toro_bus_post_fn fn, void *ctx);
 
 #endif

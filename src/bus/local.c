@@ -74,6 +74,7 @@ static int try_fetch(local_bus_t *b, const char *topic, toro_bus_msg_t *out)
     sqlite3_bind_int64(st, 1, now + b->lease_ms);
     sqlite3_bind_text(st, 2, topic, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now);
+    toro_db_write_lock();
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) {
         out->id = sqlite3_column_int64(st, 0);
@@ -86,6 +87,8 @@ static int try_fetch(local_bus_t *b, const char *topic, toro_bus_msg_t *out)
     } else if (s == SQLITE_DONE) {
         rc = TORO_EEMPTY;
     }
+    sqlite3_reset(st);
+    toro_db_write_unlock();
 out:
     if (rc == TORO_EIO)
         toro_log_error("bus", NULL, "fetch on %s failed: %s", topic, sqlite3_errmsg(c));
@@ -149,14 +152,23 @@ static int exec_id(local_bus_t *b, const char *sql, int64_t id, int64_t arg)
     return rc;
 }
 
+/* exec_id as a write of its own, under the process writer lock. */
+static int write_id(local_bus_t *b, const char *sql, int64_t id, int64_t arg)
+{
+    toro_db_write_lock();
+    int rc = exec_id(b, sql, id, arg);
+    toro_db_write_unlock();
+    return rc;
+}
+
 static int l_ack(toro_bus_t *bus, const char *topic, const toro_bus_msg_t *m)
 {
-    return exec_id((local_bus_t *)bus, "DELETE FROM bus_events WHERE id = ?1 AND ?2 = ?2", m->id, 0);
+    return write_id((local_bus_t *)bus, "DELETE FROM bus_events WHERE id = ?1 AND ?2 = ?2", m->id, 0);
 }
 
 static int l_nack(toro_bus_t *bus, const char *topic, const toro_bus_msg_t *m, int delay_ms)
 {
-    int rc = exec_id((local_bus_t *)bus, "UPDATE bus_events SET available_at = ?2, leased_until = 0 WHERE id = ?1",
+    int rc = write_id((local_bus_t *)bus, "UPDATE bus_events SET available_at = ?2, leased_until = 0 WHERE id = ?1",
                      m->id, toro_now_ms() + (delay_ms > 0 ? delay_ms : 0));
     if (rc == 0 && delay_ms <= 0)
         toro_bus_kick(bus, topic);
@@ -171,7 +183,7 @@ static int l_dead(toro_bus_t *bus, const char *topic, const toro_bus_msg_t *m, c
         return TORO_EIO;
     sqlite3_stmt *st = NULL;
     int rc = TORO_EIO;
-    if (toro_db_exec(c, "BEGIN IMMEDIATE"))
+    if (toro_db_begin(c))
         return TORO_EIO;
     if (sqlite3_prepare_v2(c,
                            "INSERT OR REPLACE INTO bus_dead(id, topic, payload, created_at, dead_at, deliveries, reason) "
@@ -186,11 +198,7 @@ static int l_dead(toro_bus_t *bus, const char *topic, const toro_bus_msg_t *m, c
     rc = exec_id(b, "DELETE FROM bus_events WHERE id = ?1 AND ?2 = ?2", m->id, 0);
 out:
     sqlite3_finalize(st);
-    if (rc == 0)
-        rc = toro_db_exec(c, "COMMIT");
-    if (rc)
-        toro_db_exec(c, "ROLLBACK");
-    return rc;
+    return toro_db_end(c, rc);
 }
 
 static void l_kick(toro_bus_t *bus, const char *topic)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "answer/answer.h"
@@ -39,6 +40,14 @@ static void progress_bar(void *ud, size_t done, size_t total, size_t bytes)
     if (done == total)
         fputc('\n', stderr);
     fflush(stderr);
+}
+
+/* Sub-millisecond wall clock for `kb search` timings. */
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static int parse_size(const char *s, long min, long max, size_t *out)
@@ -155,9 +164,9 @@ static int cmd_search(int argc, char **argv)
         return 1;
     toro_kb_hit_t *hits = NULL;
     size_t n = 0;
-    int64_t t0 = toro_mono_ms();
+    double t0 = mono_ms();
     int rc = toro_kb_search(kb, query, k, &hits, &n);
-    int64_t ms = toro_mono_ms() - t0;
+    double ms = mono_ms() - t0;
     if (rc) {
         fprintf(stderr, "toro kb search: %s\n", toro_strerror(rc));
         toro_kb_close(kb);
@@ -168,15 +177,15 @@ static int cmd_search(int argc, char **argv)
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
             json_array_append_new(arr, hit_json(kb, &hits[i], (int)i + 1));
-        json_t *o = json_pack("{s:s, s:s, s:b, s:I, s:o}", "query", query, "kb_version", toro_kb_version(kb),
-                              "found_relevant_docs", found, "took_ms", (json_int_t)ms, "hits", arr);
+        json_t *o = json_pack("{s:s, s:s, s:b, s:f, s:o}", "query", query, "kb_version", toro_kb_version(kb),
+                              "found_relevant_docs", found, "took_ms", ms, "hits", arr);
         char *s = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII * 0);
         if (s)
             puts(s);
         free(s);
         json_decref(o);
     } else {
-        printf("%zu hits in %lld ms (kb %s, found_relevant_docs=%s)\n", n, (long long)ms, toro_kb_version(kb),
+        printf("%zu hits in %.2f ms (kb %s, found_relevant_docs=%s)\n", n, ms, toro_kb_version(kb),
                found ? "true" : "false");
         for (size_t i = 0; i < n; i++) {
             const toro_kb_hit_t *h = &hits[i];

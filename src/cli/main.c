@@ -18,6 +18,9 @@ static void usage(FILE *f)
             "  toro kb search FILE \"query\" [-k 10] [--json]         retrieve chunks\n"
             "  toro kb eval FILE QUESTIONS | --beir DIR              score retrieval\n"
             "  toro ask --kb FILE \"question\" [--json]               answer one question now\n"
+            "  toro api --store postgres://.. --bus nats://.. [--port N]   REST + WebSocket (distributed)\n"
+            "  toro worker process|notify --store .. --bus .. [--kb FILE]   a stage worker (distributed)\n"
+            "  toro db migrate --store postgres://..                  create or upgrade the schema\n"
             "  toro version\n",
             TORO_VERSION);
 }
@@ -35,6 +38,12 @@ int main(int argc, char **argv)
         return toro_cmd_kb(argc - 1, argv + 1);
     if (strcmp(cmd, "ask") == 0)
         return toro_cmd_ask(argc - 1, argv + 1);
+    if (strcmp(cmd, "api") == 0)
+        return toro_cmd_api(argc - 1, argv + 1);
+    if (strcmp(cmd, "worker") == 0)
+        return toro_cmd_worker(argc - 1, argv + 1);
+    if (strcmp(cmd, "db") == 0)
+        return toro_cmd_db(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("toro %s\n", TORO_VERSION);
         return 0;

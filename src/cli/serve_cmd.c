@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "answer/answer.h"
+#include "answer/factory.h"
 #include "answer/faulty.h"
 #include "bus/bus.h"
 #include "cli/commands.h"
@@ -52,6 +53,21 @@ static void serve_usage(FILE *f)
                "  --sync normal|full    SQLite durability: normal survives process crashes (default),\n"
                "                        full also survives power loss (fsync per commit)\n"
                "  --node NAME           gateway node name (default host:port)\n"
+               "  --auth dev|jwt|none   dev (default on loopback): bearer tokens from POST /auth/dev-login;\n"
+               "                        jwt (default elsewhere): HS256 tokens signed with the shared secret;\n"
+               "                        none: no authentication (reference behaviour, not for real users)\n"
+               "  --jwt-secret-file F   HS256 secret (or env TORO_JWT_SECRET), 32-256 bytes\n"
+               "  --jwt-issuer ISS      required iss claim (env TORO_JWT_ISSUER)\n"
+               "  --jwt-audience AUD    required aud claim (env TORO_JWT_AUDIENCE)\n"
+               "  --rate-limit N        API requests per user per minute (default 120; 0 = unlimited)\n"
+               "  --max-ws-per-user N   concurrent WebSockets per user (default 10)\n"
+               "  --max-connections N   open sockets per process (default 20000)\n"
+               "  --max-body BYTES      request body limit (default 65536)\n"
+               "  --header-timeout-ms N a request must arrive within N ms of its first byte (default 10000)\n"
+               "  --idle-timeout-ms N   idle keep-alive connections are closed after N ms (default 75000)\n"
+               "  --cors-origins LIST   comma-separated origins allowed to call the API cross-origin\n"
+               "  --answerer NAME       extractive|openai|bedrock|bedrock-kb (default extractive, env\n"
+               "                        TORO_ANSWERER; an unconfigured provider falls back to extractive)\n"
                "  --log-level LEVEL     debug|info|warn|error (default info, env TORO_LOG_LEVEL)\n");
 }
 
@@ -73,24 +89,28 @@ static int parse_int_opt(const char *name, const char *v, long min, long max, lo
 int toro_cmd_serve(int argc, char **argv)
 {
     const char *data = env_or("TORO_DATA", "data"), *kb_path = env_or("TORO_KB", NULL);
-    const char *node = NULL, *sync_name = "normal";
-    long port = 8080, n_process = 2, n_notify = 1, max_attempts = 3, retry_base = 200;
+    const char *sync_name = "normal";
+    const char *answerer_name = NULL; /* NULL: $TORO_ANSWERER or extractive */
+    long n_process = 2, n_notify = 1, max_attempts = 3, retry_base = 200;
     toro_gateway_config_t gcfg;
     toro_gateway_config_defaults(&gcfg);
     gcfg.host = env_or("TORO_HOST", "127.0.0.1");
-    if (getenv("TORO_PORT") && parse_int_opt("TORO_PORT", getenv("TORO_PORT"), 0, 65535, &port))
-        return 2;
+    long env_port;
+    if (getenv("TORO_PORT")) {
+        if (parse_int_opt("TORO_PORT", getenv("TORO_PORT"), 0, 65535, &env_port))
+            return 2;
+        gcfg.port = (int)env_port;
+    }
     const char *lvl = env_or("TORO_LOG_LEVEL", NULL);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int used = 1;
-        if (strcmp(a, "--port") == 0) {
-            if (parse_int_opt(a, v, 0, 65535, &port))
-                return 2;
-        } else if (strcmp(a, "--host") == 0 && v) {
-            gcfg.host = v;
-        } else if (strcmp(a, "--data") == 0 && v) {
+        int g = toro_gateway_parse_option(&gcfg, argc, argv, &i);
+        if (g < 0)
+            return 2;
+        if (g > 0)
+            continue;
+        if (strcmp(a, "--data") == 0 && v) {
             data = v;
         } else if (strcmp(a, "--kb") == 0 && v) {
             kb_path = v;
@@ -108,8 +128,8 @@ int toro_cmd_serve(int argc, char **argv)
                 return 2;
         } else if (strcmp(a, "--sync") == 0 && v && (strcmp(v, "normal") == 0 || strcmp(v, "full") == 0)) {
             sync_name = v;
-        } else if (strcmp(a, "--node") == 0 && v) {
-            node = v;
+        } else if (strcmp(a, "--answerer") == 0 && v) {
+            answerer_name = v;
         } else if (strcmp(a, "--log-level") == 0 && v) {
             lvl = v;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -120,9 +140,7 @@ int toro_cmd_serve(int argc, char **argv)
             serve_usage(stderr);
             return 2;
         }
-        (void)used;
-        if (strcmp(a, "--help") != 0)
-            i++;
+        i++;
     }
     if (lvl) {
         toro_log_level_t level;
@@ -132,6 +150,8 @@ int toro_cmd_serve(int argc, char **argv)
         }
         toro_log_set_level(level);
     }
+    if (toro_gateway_config_finish(&gcfg) != 0)
+        return 2;
     if (!kb_path) {
         fprintf(stderr, "toro serve: no knowledge base; pass --kb FILE (build one with: toro kb build kb/docs -o kb.toro)\n");
         return 2;
@@ -170,8 +190,8 @@ int toro_cmd_serve(int argc, char **argv)
         fprintf(stderr, "toro serve: %s\n", err ? err : "cannot open the data file");
         goto out;
     }
-    if (toro_answerer_extractive_new(kb, &answerer) != 0) {
-        fprintf(stderr, "toro serve: cannot create the answerer\n");
+    if (toro_answerer_create(answerer_name, kb, &answerer, &err) != 0) {
+        fprintf(stderr, "toro serve: %s\n", err ? err : "cannot create the answerer");
         goto out;
     }
     const char *fault = getenv("TORO_FAULT_ANSWERER");
@@ -193,8 +213,6 @@ int toro_cmd_serve(int argc, char **argv)
     ctx.max_attempts = (int)max_attempts;
     ctx.backoff_base_ms = (int)retry_base;
 
-    gcfg.port = (int)port;
-    gcfg.node = node;
     gcfg.kb_version = toro_kb_version(kb);
     if (toro_gateway_new(&gcfg, &ctx, &gw, &err) != 0) {
         fprintf(stderr, "toro serve: %s\n", err ? err : "cannot start the gateway");

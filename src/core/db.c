@@ -126,6 +126,32 @@ void toro_db_close(toro_db_t *db)
     free(db);
 }
 
+static pthread_mutex_t writer = PTHREAD_MUTEX_INITIALIZER;
+
+void toro_db_write_lock(void) { pthread_mutex_lock(&writer); }
+void toro_db_write_unlock(void) { pthread_mutex_unlock(&writer); }
+
+int toro_db_begin(sqlite3 *c)
+{
+    if (!c)
+        return TORO_EIO;
+    pthread_mutex_lock(&writer);
+    int rc = toro_db_exec(c, "BEGIN IMMEDIATE");
+    if (rc)
+        pthread_mutex_unlock(&writer);
+    return rc;
+}
+
+int toro_db_end(sqlite3 *c, int rc)
+{
+    if (rc == 0)
+        rc = toro_db_exec(c, "COMMIT");
+    if (rc)
+        sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&writer);
+    return rc;
+}
+
 int toro_db_exec(sqlite3 *c, const char *sql)
 {
     char *msg = NULL;

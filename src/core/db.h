@@ -22,7 +22,19 @@ sqlite3 *toro_db_conn(toro_db_t *db);
 /* Why: all threads that used the db must have stopped using it. */
 void toro_db_close(toro_db_t *db);
 
-/* Why: BEGIN IMMEDIATE / COMMIT / ROLLBACK and one-off statements. 0 or TORO_EIO. */
+/* Why: one-off statements. 0 or TORO_EIO. */
 int toro_db_exec(sqlite3 *c, const char *sql);
+
+/* Why: SQLite admits one writer per file, and a thread that meets a busy
+ * database sleeps in SQLite's busy handler in steps of milliseconds. Threads
+ * of one toro process therefore take this process-wide writer mutex around
+ * every write, so SQLite never sees contention from inside the process.
+ * toro_db_begin: lock + BEGIN IMMEDIATE (unlocks again on failure).
+ * toro_db_end: COMMIT when rc is 0, else ROLLBACK; unlocks; returns the
+ * final code. toro_db_write_lock/unlock: around single-statement writes. */
+int toro_db_begin(sqlite3 *c);
+int toro_db_end(sqlite3 *c, int rc);
+void toro_db_write_lock(void);
+void toro_db_write_unlock(void);
 
 #endif

@@ -15,6 +15,7 @@ const char *toro_strerror(int rc)
     case TORO_ETOOBIG: return "too large";
     case TORO_EFORMAT: return "bad format";
     case TORO_EEMPTY: return "empty";
+    case TORO_EFORBIDDEN: return "forbidden";
     default: return "unknown error";
     }
 }

@@ -17,6 +17,7 @@ enum {
     TORO_ETOOBIG = -8,   /* a bounded buffer would overflow */
     TORO_EFORMAT = -9,   /* corrupt or unsupported file / message */
     TORO_EEMPTY = -10,   /* nothing to do (empty queue, empty result) */
+    TORO_EFORBIDDEN = -11, /* authenticated, but not allowed to act for that user */
 };
 
 /* Why: one table for every message, so logs and HTTP errors agree. */

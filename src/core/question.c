@@ -100,7 +100,8 @@ bool toro_user_id_is_valid(const char *u)
     return true;
 }
 
-int toro_question_validate(const char *body, size_t len, char **user_id, char **question, const char **err)
+int toro_question_validate(const char *body, size_t len, bool user_optional, char **user_id, char **question,
+                           const char **err)
 {
     int rc = TORO_EINVAL;
     json_t *root = NULL;
@@ -133,11 +134,11 @@ int toro_question_validate(const char *body, size_t len, char **user_id, char **
     }
     json_t *ju = json_object_get(root, "user_id");
     json_t *jq = json_object_get(root, "question");
-    if (!ju) {
+    if (!ju && !user_optional) {
         *err = "user_id is required";
         goto out;
     }
-    if (!json_is_string(ju)) {
+    if (ju && !json_is_string(ju)) {
         *err = "user_id must be a string";
         goto out;
     }
@@ -149,22 +150,22 @@ int toro_question_validate(const char *body, size_t len, char **user_id, char **
         *err = "question must be a string";
         goto out;
     }
-    if (strlen(json_string_value(ju)) != json_string_length(ju) ||
+    if ((ju && strlen(json_string_value(ju)) != json_string_length(ju)) ||
         strlen(json_string_value(jq)) != json_string_length(jq)) {
         *err = "strings must not contain NUL characters";
         goto out;
     }
-    uid = toro_trim_dup(json_string_value(ju));
+    uid = ju ? toro_trim_dup(json_string_value(ju)) : NULL;
     qtext = toro_trim_dup(json_string_value(jq));
-    if (!uid || !qtext) {
+    if ((ju && !uid) || !qtext) {
         *err = "out of memory";
         goto out;
     }
-    if (!*uid) {
+    if (uid && !*uid) {
         *err = "user_id must not be empty";
         goto out;
     }
-    if (!toro_user_id_is_valid(uid)) {
+    if (uid && !toro_user_id_is_valid(uid)) {
         *err = "user_id must be at most 128 characters of letters, digits and . _ - @ :";
         goto out;
     }

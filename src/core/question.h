@@ -63,8 +63,10 @@ json_t *toro_question_to_json(const toro_question_t *q);
  * static, human-readable message. Rules: a JSON object with exactly the string
  * fields user_id and question (no others); both non-empty after trimming;
  * user_id at most 128 characters of [A-Za-z0-9._@:-]; question at most 2000
- * characters; valid UTF-8 without NUL. */
-int toro_question_validate(const char *body, size_t len, char **user_id, char **question, const char **err);
+ * characters; valid UTF-8 without NUL. With user_optional (the user comes
+ * from a bearer token) a missing user_id is allowed and *user_id stays NULL. */
+int toro_question_validate(const char *body, size_t len, bool user_optional, char **user_id, char **question,
+                           const char **err);
 
 /* Why: user ids also arrive in query strings and WebSocket messages. */
 bool toro_user_id_is_valid(const char *user_id);

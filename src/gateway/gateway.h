@@ -8,7 +8,15 @@
 
 #include <stddef.h>
 
+#include "gateway/auth.h"
 #include "stages/stages.h"
+
+typedef enum {
+    TORO_AUTH_AUTO, /* resolved by toro_gateway_config_finish: DEV on loopback, JWT elsewhere */
+    TORO_AUTH_NONE, /* no authentication: the body/query names the user (reference behaviour; opt-in only) */
+    TORO_AUTH_DEV,  /* bearer tokens required; POST /auth/dev-login issues them (simulated login) */
+    TORO_AUTH_JWT,  /* bearer tokens required, issued elsewhere with the shared secret */
+} toro_auth_mode_t;
 
 typedef struct toro_gateway_config {
     const char *host;          /* listen address, default 127.0.0.1 */
@@ -24,11 +32,35 @@ typedef struct toro_gateway_config {
     int ws_ping_ms;            /* server ping period */
     int ws_dead_ms;            /* a socket silent for this long is closed */
     int max_connections;       /* sockets of all kinds */
+    toro_auth_mode_t auth_mode;
+    toro_auth_t auth;          /* secret, issuer, audience (DEV and JWT) */
+    double user_rate_per_min;  /* API requests per user (or per IP before auth) per minute; 0 = unlimited */
+    double user_burst;         /* bucket size of the above */
+    int max_ws_per_user;       /* concurrent registered WebSockets per user */
+    double ws_msg_rate;        /* client messages per second per WebSocket */
+    double ws_msg_burst;
+    const char *cors_origins;  /* comma-separated allow-list of origins; NULL = same-origin only */
 } toro_gateway_config_t;
 
 typedef struct toro_gateway toro_gateway_t;
 
 void toro_gateway_config_defaults(toro_gateway_config_t *cfg);
+
+/* Why: `toro serve` and `toro api` share their gateway options. Parses
+ * argv[*i] (and its value) when it is a gateway option: --host, --port,
+ * --node, --auth none|dev|jwt, --jwt-secret-file, --jwt-issuer,
+ * --jwt-audience, --rate-limit N/min, --max-ws-per-user N, --max-connections
+ * N, --cors-origins LIST, --max-body BYTES, --header-timeout-ms MS,
+ * --idle-timeout-ms MS. Returns 1 when consumed, 0 when not a gateway
+ * option, -1 on a bad value (message printed). */
+int toro_gateway_parse_option(toro_gateway_config_t *cfg, int argc, char **argv, int *i);
+
+/* Why: after parsing, fills what the options imply: environment fallbacks
+ * (TORO_JWT_SECRET, TORO_JWT_ISSUER, TORO_JWT_AUDIENCE, TORO_AUTH), the
+ * auth mode when left AUTO (dev on a loopback address, jwt elsewhere), a
+ * random secret in dev mode when none is configured. Returns 0 or -1 with a message on stderr (jwt mode
+ * without a secret). */
+int toro_gateway_config_finish(toro_gateway_config_t *cfg);
 
 /* Why: binds the port now so a failure is reported before workers start.
  * ctx is borrowed (ingest runs with it). *err (caller frees) says why. */

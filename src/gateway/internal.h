@@ -10,6 +10,7 @@
 
 #include "core/metrics.h"
 #include "gateway/gateway.h"
+#include "gateway/limits.h"
 
 typedef enum { CONN_HTTP, CONN_WS } conn_kind_t;
 
@@ -30,6 +31,9 @@ typedef struct gw_conn {
     char connection_id[37];
     char *user_id;          /* registered user, NULL before register */
     bool in_map;            /* listed in the gateway's connection map */
+    char peer[48];          /* client IP address */
+    double ws_tokens;       /* WebSocket message bucket */
+    int64_t ws_refill_ms;
     char *frag;             /* fragmented message being assembled */
     size_t frag_len;
     int frag_opcode;
@@ -54,6 +58,7 @@ typedef struct gw_request {
     const char *body;
     size_t body_len;
     char request_id[37];
+    const char *peer;       /* client IP address */
 } gw_request_t;
 
 typedef struct gw_response {
@@ -88,7 +93,14 @@ struct toro_gateway {
     pending_msg_t *pending, *pending_tail;
     char node[128];
     gw_conn_t *conns;              /* every open socket (loop thread only) */
+    toro_limits_t *rate;           /* API requests per user (loop thread only) */
+    toro_limits_t *ws_per_user;    /* registered WebSockets per user (loop thread only) */
 };
+
+/* Appends one header line ("Name: value") to the response. */
+void gw_add_header(gw_response_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Whether `origin` may call the API: same origin as Host, or in the allow-list. */
+bool gw_origin_allowed(toro_gateway_t *gw, const gw_request_t *req, const char *origin);
 
 const char *gw_header(const gw_request_t *req, const char *name);
 /* Finds `name` in a query string and URL-decodes its value into out. 1 found, 0 not, -1 bad/too long. */
@@ -102,9 +114,17 @@ int gw_ws_accept_key(const char *client_key, char out[64]);
 /* Consumes complete frames from c->rbuf; returns -1 when the connection must close. */
 int gw_ws_on_data(toro_gateway_t *gw, gw_conn_t *c);
 int gw_ws_send(toro_gateway_t *gw, gw_conn_t *c, int opcode, const char *data, size_t len);
-void gw_ws_register(toro_gateway_t *gw, gw_conn_t *c, const char *user_id);
+/* Registers c for user_id (already authenticated); false when refused (an
+ * error message was sent and, for a limit, the socket is closing). */
+bool gw_ws_register(toro_gateway_t *gw, gw_conn_t *c, const char *user_id);
 
 /* server.c */
+/* Why: the accept path and the fuzz harness make a connection of an fd. */
+gw_conn_t *gw_conn_adopt(toro_gateway_t *gw, int fd, const char *peer);
+/* Why: the fuzz harness feeds bytes as if read from the socket; -1 = the
+ * connection must be dropped (gw_conn_drop). */
+int gw_conn_feed(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len);
+void gw_conn_drop(toro_gateway_t *gw, gw_conn_t *c);
 int gw_conn_write(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len);
 void gw_map_remove(toro_gateway_t *gw, gw_conn_t *c);
 void gw_map_add(toro_gateway_t *gw, gw_conn_t *c);

@@ -2,6 +2,7 @@
  * store: POST /questions, GET /questions, GET /questions/{id}, /healthz,
  * /metrics and the embedded web UI. Every error is {success:false, error}. */
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,14 +14,30 @@
 #include "gateway/internal.h"
 #include "gateway/web.h"
 
+void gw_add_header(gw_response_t *r, const char *fmt, ...)
+{
+    size_t n = strlen(r->extra);
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(r->extra + n, sizeof r->extra - n, fmt, ap);
+    va_end(ap);
+    if (w < 0 || (size_t)w + 2 >= sizeof r->extra - n) {
+        r->extra[n] = '\0'; /* does not fit: drop it whole rather than send half a line */
+        return;
+    }
+    memcpy(r->extra + n + w, "\r\n", 3);
+}
+
 static void set_json(gw_response_t *r, int status, json_t *o)
 {
+    free(r->body);
     r->status = status;
     r->content_type = "application/json";
     r->body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     r->body_len = r->body ? strlen(r->body) : 0;
     json_decref(o);
-    snprintf(r->extra, sizeof r->extra, "Cache-Control: no-store\r\n");
+    if (!strstr(r->extra, "Cache-Control:"))
+        gw_add_header(r, "Cache-Control: no-store");
 }
 
 void gw_json_error(gw_response_t *r, int status, const char *message)
@@ -41,7 +58,7 @@ static bool is_json_type(const char *ct)
     return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-static void post_question(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r)
+static void post_question(toro_gateway_t *gw, gw_request_t *req, const char *user, gw_response_t *r)
 {
     if (!is_json_type(gw_header(req, "Content-Type"))) {
         gw_json_error(r, 415, "Content-Type must be application/json");
@@ -54,9 +71,11 @@ static void post_question(toro_gateway_t *gw, gw_request_t *req, gw_response_t *
     char qid[37];
     char *uid = NULL;
     const char *err = NULL;
-    int rc = toro_stage_ingest(gw->ctx, req->body, req->body_len, qid, &uid, &err);
+    int rc = toro_stage_ingest(gw->ctx, req->body, req->body_len, user, qid, &uid, &err);
     if (rc == TORO_EINVAL) {
         gw_json_error(r, 400, err);
+    } else if (rc == TORO_EFORBIDDEN) {
+        gw_json_error(r, 403, err);
     } else if (rc) {
         toro_log_error("gateway", NULL, "ingest failed: %s (request %s)", toro_strerror(rc), req->request_id);
         gw_json_error(r, 503, "the question could not be stored; try again");
@@ -66,26 +85,49 @@ static void post_question(toro_gateway_t *gw, gw_request_t *req, gw_response_t *
     free(uid);
 }
 
-static void list_questions(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r)
+/* The user a read is for: the token's subject; a user_id in the query must
+ * name the same user (403 otherwise). Without auth, the query names it. */
+static bool query_user(gw_request_t *req, const char *user, char uid[256], gw_response_t *r, bool required)
+{
+    int has_uid = gw_query_get(req->query, "user_id", uid, 256);
+    if (has_uid < 0) {
+        gw_json_error(r, 400, "user_id is not valid");
+        return false;
+    }
+    if (has_uid == 1 && *uid) {
+        char *trimmed = toro_trim_dup(uid);
+        bool valid = trimmed && toro_user_id_is_valid(trimmed);
+        if (valid)
+            snprintf(uid, 256, "%s", trimmed);
+        free(trimmed);
+        if (!valid) {
+            gw_json_error(r, 400, "user_id must be at most 128 characters of letters, digits and . _ - @ :");
+            return false;
+        }
+        if (user && strcmp(uid, user) != 0) {
+            gw_json_error(r, 403, "user_id differs from the authenticated user");
+            return false;
+        }
+        return true;
+    }
+    if (user) {
+        snprintf(uid, 256, "%s", user);
+        return true;
+    }
+    uid[0] = '\0';
+    if (required)
+        gw_json_error(r, 400, "user_id query parameter is required");
+    return !required;
+}
+
+static void list_questions(toro_gateway_t *gw, gw_request_t *req, const char *user, gw_response_t *r)
 {
     char uid[256], lim[32], token[256];
-    int has_uid = gw_query_get(req->query, "user_id", uid, sizeof uid);
     int has_lim = gw_query_get(req->query, "limit", lim, sizeof lim);
     int has_tok = gw_query_get(req->query, "next_token", token, sizeof token);
     long limit = 20;
-    if (has_uid != 1 || !*uid) {
-        gw_json_error(r, 400, "user_id query parameter is required");
+    if (!query_user(req, user, uid, r, true))
         return;
-    }
-    char *trimmed = toro_trim_dup(uid);
-    bool valid = trimmed && toro_user_id_is_valid(trimmed);
-    if (valid)
-        snprintf(uid, sizeof uid, "%s", trimmed);
-    free(trimmed);
-    if (!valid) {
-        gw_json_error(r, 400, "user_id must be at most 128 characters of letters, digits and . _ - @ :");
-        return;
-    }
     if (has_lim < 0 || (has_lim == 1 && toro_parse_long(lim, 1, 100, &limit) != 0)) {
         gw_json_error(r, 400, "limit must be an integer from 1 to 100");
         return;
@@ -115,21 +157,20 @@ static void list_questions(toro_gateway_t *gw, gw_request_t *req, gw_response_t 
     free(next);
 }
 
-static void get_question(toro_gateway_t *gw, gw_request_t *req, const char *qid, gw_response_t *r)
+static void get_question(toro_gateway_t *gw, gw_request_t *req, const char *user, const char *qid,
+                         gw_response_t *r)
 {
     char uid[256];
-    int has_uid = gw_query_get(req->query, "user_id", uid, sizeof uid);
-    if (has_uid < 0) {
-        gw_json_error(r, 400, "user_id is not valid");
+    if (!query_user(req, user, uid, r, false))
         return;
-    }
     if (strlen(qid) != 36) {
         gw_json_error(r, 404, "question not found");
         return;
     }
     toro_question_t q = {0};
     int rc = gw->ctx->store->ops->get_question(gw->ctx->store, qid, &q);
-    if (rc == 0 && has_uid == 1 && strcmp(uid, q.user_id) != 0)
+    /* another user's question does not exist for this caller */
+    if (rc == 0 && uid[0] && strcmp(uid, q.user_id) != 0)
         rc = TORO_ENOTFOUND;
     if (rc == TORO_ENOTFOUND)
         gw_json_error(r, 404, "question not found");
@@ -198,11 +239,11 @@ static bool serve_static(const char *path, gw_response_t *r)
             r->content_type = a->mime;
             r->static_body = a->data;
             r->body_len = a->len;
-            snprintf(r->extra, sizeof r->extra,
-                     "Cache-Control: no-cache\r\n"
-                     "Content-Security-Policy: default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:;"
-                     " style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'\r\n"
-                     "Referrer-Policy: no-referrer\r\n");
+            gw_add_header(r, "Cache-Control: no-cache");
+            gw_add_header(r, "Content-Security-Policy: default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' "
+                             "data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; "
+                             "frame-ancestors 'none'");
+            gw_add_header(r, "Referrer-Policy: no-referrer");
             return true;
         }
     }
@@ -212,31 +253,141 @@ static bool serve_static(const char *path, gw_response_t *r)
 static void method_not_allowed(gw_response_t *r, const char *allow)
 {
     gw_json_error(r, 405, "method not allowed");
-    size_t n = strlen(r->extra);
-    snprintf(r->extra + n, sizeof r->extra - n, "Allow: %s\r\n", allow);
+    gw_add_header(r, "Allow: %s", allow);
+}
+
+bool gw_origin_allowed(toro_gateway_t *gw, const gw_request_t *req, const char *origin)
+{
+    const char *host = gw_header(req, "Host");
+    if (host) {
+        const char *o = strstr(origin, "://");
+        if (o && strcmp(o + 3, host) == 0)
+            return true; /* same origin */
+    }
+    const char *list = gw->cfg.cors_origins;
+    size_t ol = strlen(origin);
+    while (list && *list) {
+        const char *comma = strchr(list, ',');
+        size_t len = comma ? (size_t)(comma - list) : strlen(list);
+        while (len && *list == ' ') {
+            list++;
+            len--;
+        }
+        while (len && list[len - 1] == ' ')
+            len--;
+        if (len == ol && strncmp(list, origin, len) == 0)
+            return true;
+        list = comma ? comma + 1 : NULL;
+    }
+    return false;
+}
+
+/* Authenticates an API request. Returns true with *user set (NULL when auth
+ * is off); false when r already holds the 401 or 429 to send. */
+static bool authenticate(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r, char sub[160], const char **user)
+{
+    *user = NULL;
+    const char *key = req->peer;
+    if (gw->cfg.auth_mode != TORO_AUTH_NONE) {
+        const char *h = gw_header(req, "Authorization");
+        const char *why = "missing bearer token";
+        if (!h || strncasecmp(h, "Bearer ", 7) != 0 ||
+            toro_auth_verify(&gw->cfg.auth, h + 7, toro_now_ms() / 1000, sub, 160, &why) != 0) {
+            gw_json_error(r, 401, why);
+            gw_add_header(r, "WWW-Authenticate: Bearer realm=\"toro\"%s", h ? ", error=\"invalid_token\"" : "");
+            return false;
+        }
+        *user = sub;
+        key = sub;
+    }
+    int wait = toro_limits_take(gw->rate, key, toro_mono_ms());
+    if (wait) {
+        gw_json_error(r, 429, "too many requests; slow down");
+        gw_add_header(r, "Retry-After: %d", wait);
+        return false;
+    }
+    return true;
+}
+
+static void dev_login(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r)
+{
+    if (gw->cfg.auth_mode != TORO_AUTH_DEV) {
+        gw_json_error(r, 404, "not found");
+        return;
+    }
+    int wait = toro_limits_take(gw->rate, req->peer, toro_mono_ms());
+    if (wait) {
+        gw_json_error(r, 429, "too many requests; slow down");
+        gw_add_header(r, "Retry-After: %d", wait);
+        return;
+    }
+    if (!is_json_type(gw_header(req, "Content-Type"))) {
+        gw_json_error(r, 415, "Content-Type must be application/json");
+        return;
+    }
+    json_t *o = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *u = json_is_object(o) ? json_object_get(o, "user_id") : NULL;
+    char *uid = json_is_string(u) ? toro_trim_dup(json_string_value(u)) : NULL;
+    if (!uid || !toro_user_id_is_valid(uid) || json_object_size(o) != 1) {
+        gw_json_error(r, 400, "body must be {\"user_id\": \"...\"} with 1 to 128 letters, digits and . _ - @ :");
+    } else {
+        int64_t now = toro_now_ms() / 1000;
+        char *token = toro_auth_issue(&gw->cfg.auth, uid, now, gw->cfg.auth.dev_ttl_s);
+        char exp[32];
+        toro_iso8601((now + gw->cfg.auth.dev_ttl_s) * 1000, exp);
+        if (token)
+            ok(r, 200, json_pack("{s:s, s:s, s:s, s:s}", "token", token, "token_type", "Bearer", "user_id", uid,
+                                 "expires_at", exp));
+        else
+            gw_json_error(r, 500, "could not issue a token");
+        free(token);
+    }
+    free(uid);
+    json_decref(o);
 }
 
 void gw_route(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r)
 {
     const char *m = req->method, *p = req->path;
     bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+    const char *origin = gw_header(req, "Origin");
+    bool cors_ok = origin && gw_origin_allowed(gw, req, origin);
+    char sub[160];
+    const char *user = NULL;
     r->route = TORO_ROUTE_OTHER;
-    if (strcmp(p, "/questions") == 0) {
+    if (strcmp(m, "OPTIONS") == 0) {
+        /* CORS preflight: only for allowed origins, never "*" */
+        if (!cors_ok) {
+            gw_json_error(r, 403, "origin not allowed");
+        } else {
+            r->status = 204;
+            gw_add_header(r, "Access-Control-Allow-Methods: GET, POST, OPTIONS");
+            gw_add_header(r, "Access-Control-Allow-Headers: Authorization, Content-Type");
+            gw_add_header(r, "Access-Control-Max-Age: 600");
+        }
+    } else if (strcmp(p, "/questions") == 0) {
         if (strcmp(m, "POST") == 0) {
             r->route = TORO_ROUTE_POST_QUESTIONS;
-            post_question(gw, req, r);
+            if (authenticate(gw, req, r, sub, &user))
+                post_question(gw, req, user, r);
         } else if (get) {
             r->route = TORO_ROUTE_LIST_QUESTIONS;
-            list_questions(gw, req, r);
+            if (authenticate(gw, req, r, sub, &user))
+                list_questions(gw, req, user, r);
         } else {
             method_not_allowed(r, "GET, POST");
         }
     } else if (strncmp(p, "/questions/", 11) == 0 && !strchr(p + 11, '/')) {
         r->route = TORO_ROUTE_GET_QUESTION;
-        if (get)
-            get_question(gw, req, p + 11, r);
-        else
+        if (!get)
             method_not_allowed(r, "GET");
+        else if (authenticate(gw, req, r, sub, &user))
+            get_question(gw, req, user, p + 11, r);
+    } else if (strcmp(p, "/auth/dev-login") == 0) {
+        if (strcmp(m, "POST") == 0)
+            dev_login(gw, req, r);
+        else
+            method_not_allowed(r, "POST");
     } else if (strcmp(p, "/healthz") == 0) {
         r->route = TORO_ROUTE_HEALTHZ;
         if (get)
@@ -254,7 +405,10 @@ void gw_route(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r)
     } else {
         gw_json_error(r, 404, "not found");
     }
-    if (strcmp(m, "HEAD") == 0) {
-        r->head_only = true; /* same headers as GET, no body */
+    if (cors_ok && strncmp(p, "/questions", 10) == 0) {
+        gw_add_header(r, "Access-Control-Allow-Origin: %s", origin);
+        gw_add_header(r, "Vary: Origin");
     }
+    if (strcmp(m, "HEAD") == 0)
+        r->head_only = true; /* same headers as GET, no body */
 }

@@ -25,23 +25,6 @@
 
 static char listen_tag, wake_tag; /* epoll data pointers of the two special fds */
 
-void toro_gateway_config_defaults(toro_gateway_config_t *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    cfg->host = "127.0.0.1";
-    cfg->port = 8080;
-    cfg->node = NULL;
-    cfg->max_body = 64 * 1024;
-    cfg->max_header = 16 * 1024;
-    cfg->max_ws_message = 64 * 1024;
-    cfg->max_ws_backlog = 4 * 1024 * 1024;
-    cfg->header_timeout_ms = 10000;
-    cfg->idle_timeout_ms = 75000;
-    cfg->ws_ping_ms = 30000;
-    cfg->ws_dead_ms = 90000;
-    cfg->max_connections = 20000;
-}
-
 static unsigned hash_id(const char *s)
 {
     unsigned h = 2166136261u;
@@ -137,6 +120,7 @@ static void conn_close(toro_gateway_t *gw, gw_conn_t *c)
     if (c->kind == CONN_WS) {
         toro_metrics_ws_delta(-1);
         if (c->user_id) {
+            toro_limits_count(gw->ws_per_user, c->user_id, -1);
             gw_map_remove(gw, c);
             gw->ctx->store->ops->delete_connection(gw->ctx->store, c->connection_id);
         }
@@ -430,13 +414,44 @@ static int upgrade_ws(toro_gateway_t *gw, gw_conn_t *c, gw_request_t *req)
         toro_metrics_request(TORO_ROUTE_WS, 400);
         return send_response(gw, c, &r, req->request_id);
     }
-    char uid[256];
-    int has_uid = gw_query_get(req->query, "user_id", uid, sizeof uid);
-    if (has_uid < 0 || (has_uid == 1 && !toro_user_id_is_valid(uid))) {
+    const char *origin = gw_header(req, "Origin");
+    if (origin && !gw_origin_allowed(gw, req, origin)) {
         gw_response_t r = {0};
-        gw_json_error(&r, 400, "user_id must be at most 128 characters of letters, digits and . _ - @ :");
+        gw_json_error(&r, 403, "origin not allowed");
         r.close = true;
-        toro_metrics_request(TORO_ROUTE_WS, 400);
+        toro_metrics_request(TORO_ROUTE_WS, 403);
+        return send_response(gw, c, &r, req->request_id);
+    }
+    char uid[256], token[4200], sub[160];
+    int has_uid = gw_query_get(req->query, "user_id", uid, sizeof uid);
+    int has_token = gw_query_get(req->query, "access_token", token, sizeof token);
+    int status = 0;
+    const char *why = NULL;
+    if (has_uid < 0 || (has_uid == 1 && !toro_user_id_is_valid(uid))) {
+        status = 400;
+        why = "user_id must be at most 128 characters of letters, digits and . _ - @ :";
+    } else if (has_token < 0) {
+        status = 401;
+        why = "access_token is not valid";
+    } else if (has_token == 1 && gw->cfg.auth_mode != TORO_AUTH_NONE) {
+        if (toro_auth_verify(&gw->cfg.auth, token, toro_now_ms() / 1000, sub, sizeof sub, &why) != 0)
+            status = 401;
+        else if (has_uid == 1 && strcmp(uid, sub) != 0) {
+            status = 403;
+            why = "user_id differs from the authenticated user";
+        } else {
+            snprintf(uid, sizeof uid, "%s", sub);
+            has_uid = 1;
+        }
+    } else if (has_uid == 1 && gw->cfg.auth_mode != TORO_AUTH_NONE) {
+        status = 401;
+        why = "registering a user needs its access_token";
+    }
+    if (status) {
+        gw_response_t r = {0};
+        gw_json_error(&r, status, why);
+        r.close = true;
+        toro_metrics_request(TORO_ROUTE_WS, status);
         return send_response(gw, c, &r, req->request_id);
     }
     char head[256];
@@ -489,6 +504,7 @@ static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
             return reject(gw, c, bad, bad == 414 ? "request target too long" : bad == 431 ? "too many headers" : "malformed request");
         }
         toro_uuid4(req.request_id);
+        req.peer = c->peer;
         size_t body_len = 0;
         const char *te = gw_header(&req, "Transfer-Encoding");
         const char *cl = gw_header(&req, "Content-Length");
@@ -548,38 +564,66 @@ static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
     return 0;
 }
 
+/* Makes room for more input: false when the peer already sent more than any
+ * valid request or message could hold. */
+static bool grow_rbuf(toro_gateway_t *gw, gw_conn_t *c, size_t want)
+{
+    size_t limit = (c->kind == CONN_WS ? gw->cfg.max_ws_message + 16 : gw->cfg.max_header + gw->cfg.max_body) + 4096;
+    if (c->rlen + want <= c->rcap)
+        return true;
+    if (c->rlen + 1 > limit)
+        return false;
+    size_t ncap = c->rcap ? c->rcap : 4096;
+    while (ncap < c->rlen + want && ncap < limit)
+        ncap *= 2;
+    if (ncap > limit)
+        ncap = limit;
+    char *nb = realloc(c->rbuf, ncap);
+    if (!nb)
+        return false;
+    c->rbuf = nb;
+    c->rcap = ncap;
+    return true;
+}
+
+/* Handles bytes just appended to c->rbuf. -1: close the connection now. */
+static int after_read(toro_gateway_t *gw, gw_conn_t *c)
+{
+    c->last_read_ms = toro_mono_ms();
+    if (c->closing)
+        c->rlen = 0; /* discard input after a close decision */
+    else if ((c->kind == CONN_HTTP ? on_http_data(gw, c) : gw_ws_on_data(gw, c)) != 0)
+        return -1;
+    return c->closing && c->woff == c->wlen ? -1 : 0;
+}
+
+int gw_conn_feed(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len)
+{
+    while (len > 0) {
+        if (!grow_rbuf(gw, c, 1))
+            return -1;
+        size_t n = c->rcap - c->rlen < len ? c->rcap - c->rlen : len;
+        memcpy(c->rbuf + c->rlen, data, n);
+        c->rlen += n;
+        data += n;
+        len -= n;
+        if (after_read(gw, c) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static void on_readable(toro_gateway_t *gw, gw_conn_t *c)
 {
     for (;;) {
-        size_t limit = c->kind == CONN_WS ? gw->cfg.max_ws_message + 16 : gw->cfg.max_header + gw->cfg.max_body;
-        if (c->rlen == c->rcap) {
-            if (c->rcap >= limit + 4096) {
-                /* a peer that sends more than any valid request could hold */
-                conn_close(gw, c);
-                return;
-            }
-            size_t ncap = c->rcap ? c->rcap * 2 : 4096;
-            if (ncap > limit + 4096)
-                ncap = limit + 4096;
-            char *nb = realloc(c->rbuf, ncap);
-            if (!nb) {
-                conn_close(gw, c);
-                return;
-            }
-            c->rbuf = nb;
-            c->rcap = ncap;
+        if (!grow_rbuf(gw, c, 1)) {
+            conn_close(gw, c); /* a peer that sends more than any valid request could hold */
+            return;
         }
         ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
         if (n > 0) {
             c->rlen += (size_t)n;
-            c->last_read_ms = toro_mono_ms();
-            if (c->closing)
-                c->rlen = 0; /* discard input after a close decision */
-            else if ((c->kind == CONN_HTTP ? on_http_data(gw, c) : gw_ws_on_data(gw, c)) != 0) {
-                conn_close(gw, c);
-                return;
-            }
-            if (c->closing && c->woff == c->wlen) {
+            if (after_read(gw, c) != 0) {
                 conn_close(gw, c);
                 return;
             }
@@ -594,10 +638,35 @@ static void on_readable(toro_gateway_t *gw, gw_conn_t *c)
     }
 }
 
+gw_conn_t *gw_conn_adopt(toro_gateway_t *gw, int fd, const char *peer)
+{
+    gw_conn_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->fd = fd;
+    c->opened_ms = c->last_read_ms = toro_mono_ms();
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+    if (epoll_ctl(gw->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        free(c);
+        return NULL;
+    }
+    gw->n_conns++;
+    c->next = gw->conns;
+    if (gw->conns)
+        gw->conns->prev = c;
+    gw->conns = c;
+    return c;
+}
+
+void gw_conn_drop(toro_gateway_t *gw, gw_conn_t *c) { conn_close(gw, c); }
+
 static void on_accept(toro_gateway_t *gw)
 {
     for (;;) {
-        int fd = accept4(gw->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_in peer;
+        socklen_t plen = sizeof peer;
+        int fd = accept4(gw->listen_fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR)
                 continue;
@@ -616,24 +685,11 @@ static void on_accept(toro_gateway_t *gw)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        gw_conn_t *c = calloc(1, sizeof *c);
-        if (!c) {
+        char ip[48];
+        if (!inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip))
+            snprintf(ip, sizeof ip, "unknown");
+        if (!gw_conn_adopt(gw, fd, ip))
             close(fd);
-            continue;
-        }
-        c->fd = fd;
-        c->opened_ms = c->last_read_ms = toro_mono_ms();
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
-        if (epoll_ctl(gw->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-            close(fd);
-            free(c);
-            continue;
-        }
-        gw->n_conns++;
-        c->next = gw->conns;
-        if (gw->conns)
-            gw->conns->prev = c;
-        gw->conns = c;
     }
 }
 
@@ -675,6 +731,12 @@ int toro_gateway_new(const toro_gateway_config_t *cfg, toro_stage_ctx_t *ctx, to
     gw->listen_fd = gw->epoll_fd = gw->wake_fd = -1;
     pthread_mutex_init(&gw->lock, NULL);
     char msg[256];
+    gw->rate = toro_limits_new(cfg->user_rate_per_min / 60.0, cfg->user_burst, 100000);
+    gw->ws_per_user = toro_limits_new(0, 1, (size_t)cfg->max_connections + 16);
+    if (!gw->rate || !gw->ws_per_user) {
+        snprintf(msg, sizeof msg, "out of memory");
+        goto fail;
+    }
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
     if (inet_pton(AF_INET, cfg->host, &addr.sin_addr) != 1) {
         snprintf(msg, sizeof msg, "invalid listen address '%s' (an IPv4 address is expected)", cfg->host);
@@ -815,6 +877,8 @@ void toro_gateway_free(toro_gateway_t *gw)
     }
     while (gw->conns)
         conn_close(gw, gw->conns);
+    toro_limits_free(gw->rate);
+    toro_limits_free(gw->ws_per_user);
     pthread_mutex_destroy(&gw->lock);
     free(gw);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/error.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "gateway/internal.h"
@@ -88,36 +89,63 @@ static int close_with(toro_gateway_t *gw, gw_conn_t *c, int code, const char *wh
     return 0;
 }
 
-void gw_ws_register(toro_gateway_t *gw, gw_conn_t *c, const char *user_id)
+bool gw_ws_register(toro_gateway_t *gw, gw_conn_t *c, const char *user_id)
 {
     if (c->user_id) {
-        if (strcmp(c->user_id, user_id) != 0)
+        if (strcmp(c->user_id, user_id) != 0) {
             send_error(gw, c, "this connection is already registered for another user");
-        else
-            send_json(gw, c,
-                      json_pack("{s:s, s:s, s:s}", "type", "registered", "connection_id", c->connection_id, "user_id",
-                                user_id));
-        return;
+            return false;
+        }
+        send_json(gw, c,
+                  json_pack("{s:s, s:s, s:s}", "type", "registered", "connection_id", c->connection_id, "user_id",
+                            user_id));
+        return true;
+    }
+    if (toro_limits_count(gw->ws_per_user, user_id, 1) > gw->cfg.max_ws_per_user) {
+        toro_limits_count(gw->ws_per_user, user_id, -1);
+        send_error(gw, c, "too many connections for this user");
+        close_with(gw, c, 1008, "too many connections for this user");
+        return false;
     }
     c->user_id = strdup(user_id);
-    if (!c->user_id)
-        return;
     toro_connection_t row = {
         .connection_id = c->connection_id, .user_id = c->user_id, .node = gw->node, .connected_at = toro_now_ms()};
-    if (gw->ctx->store->ops->put_connection(gw->ctx->store, &row) != 0) {
+    if (!c->user_id || gw->ctx->store->ops->put_connection(gw->ctx->store, &row) != 0) {
+        toro_limits_count(gw->ws_per_user, user_id, -1);
         free(c->user_id);
         c->user_id = NULL;
         send_error(gw, c, "could not register the connection; try again");
-        return;
+        return false;
     }
     gw_map_add(gw, c);
     toro_log_info("gateway", NULL, "WebSocket %s registered for %s", c->connection_id, user_id);
     send_json(gw, c,
               json_pack("{s:s, s:s, s:s}", "type", "registered", "connection_id", c->connection_id, "user_id", user_id));
+    return true;
+}
+
+/* A client message costs one token; an empty bucket closes the socket. */
+static bool take_message_token(toro_gateway_t *gw, gw_conn_t *c)
+{
+    int64_t now = toro_mono_ms();
+    if (c->ws_refill_ms == 0) {
+        c->ws_tokens = gw->cfg.ws_msg_burst;
+        c->ws_refill_ms = now;
+    }
+    c->ws_tokens += gw->cfg.ws_msg_rate * (double)(now - c->ws_refill_ms) / 1000.0;
+    if (c->ws_tokens > gw->cfg.ws_msg_burst)
+        c->ws_tokens = gw->cfg.ws_msg_burst;
+    c->ws_refill_ms = now;
+    if (c->ws_tokens < 1.0)
+        return false;
+    c->ws_tokens -= 1.0;
+    return true;
 }
 
 static int on_message(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len)
 {
+    if (!take_message_token(gw, c))
+        return close_with(gw, c, 1008, "too many messages");
     if (toro_utf8_count(data, len) < 0)
         return close_with(gw, c, 1007, "invalid UTF-8");
     json_error_t jerr;
@@ -129,13 +157,27 @@ static int on_message(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t
     }
     int rc = 0;
     if (strcmp(action, "register") == 0) {
-        json_t *u = json_object_get(o, "user_id");
+        json_t *u = json_object_get(o, "user_id"), *t = json_object_get(o, "token");
         const char *uid = json_is_string(u) ? json_string_value(u) : NULL;
         char *trimmed = uid ? toro_trim_dup(uid) : NULL;
-        if (!trimmed || !toro_user_id_is_valid(trimmed))
+        char sub[160];
+        const char *why = NULL;
+        if (uid && (!trimmed || !toro_user_id_is_valid(trimmed))) {
             rc = send_error(gw, c, "register needs a user_id of at most 128 letters, digits and . _ - @ :");
-        else
-            gw_ws_register(gw, c, trimmed);
+        } else if (gw->cfg.auth_mode == TORO_AUTH_NONE) {
+            if (!trimmed)
+                rc = send_error(gw, c, "register needs a user_id");
+            else
+                gw_ws_register(gw, c, trimmed);
+        } else if (!json_is_string(t) ||
+                   toro_auth_verify(&gw->cfg.auth, json_string_value(t), toro_now_ms() / 1000, sub, sizeof sub,
+                                    &why) != 0) {
+            rc = send_error(gw, c, why ? why : "register needs a token");
+        } else if (trimmed && strcmp(trimmed, sub) != 0) {
+            rc = send_error(gw, c, "user_id differs from the authenticated user");
+        } else {
+            gw_ws_register(gw, c, sub);
+        }
         free(trimmed);
     } else if (strcmp(action, "ping") == 0) {
         rc = send_json(gw, c, json_pack("{s:s}", "type", "pong"));

@@ -42,7 +42,8 @@ static const char *const STOP_PT[] = {
     "está", "esta", "ate", "apos", "todo", "toda", "todos", "todas", "cada", "qualquer", "outro", "outra",
     "mesmo", "mesma", "ainda", "entao", "assim", "seja", "sejam", "sendo", "estar", "fica", "ficar",
     "algum", "alguma", "alguns", "algumas", "quem", "dele", "dela", "nele", "nela", "diz", "significa",
-    "funciona", "vale", "faz", "fazer", "hoje", NULL};
+    "funciona", "vale", "faz", "fazer", "hoje", "tenho", "temos", "quero", "queria", "preciso", "deu",
+    "dela", "dia", "nesse", "nessa", "neste", "nesta", NULL};
 static const char *const STOP_EN[] = {
     "a", "an", "the", "of", "to", "in", "on", "for", "and", "or", "is", "are", "was", "were", "be",
     "been", "being", "it", "its", "this", "that", "these", "those", "with", "as", "at", "by", "from",

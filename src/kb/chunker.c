@@ -323,7 +323,7 @@ static int parse_md(parser_t *p, const char *src, size_t len, size_t body, int m
                     k++;
                 line += k, ln -= k, base += k;
             }
-            if (line[0] == '|') { /* table row: one block, cells separated by " | " */
+            if (ln > 0 && line[0] == '|') { /* table row: one block, cells separated by " | " */
                 if ((rc = add_block(p, &t)) != 0)
                     break;
                 for (size_t i = 1; i < ln && rc == 0; i++) {
@@ -422,7 +422,13 @@ static int html_to_md(const char *src, size_t len, mtext_t *out, char **title)
             if (tag_is(tag, tn, "script") || tag_is(tag, tn, "style")) {
                 skip = !closing;
             } else if (tag_is(tag, tn, "title") && !closing) {
-                const char *end = strstr(gt, "</");
+                /* src is not NUL-terminated: search within len */
+                const char *end = NULL;
+                for (size_t k = te; k + 1 < len; k++)
+                    if (src[k] == '<' && src[k + 1] == '/') {
+                        end = src + k;
+                        break;
+                    }
                 if (end && !*title)
                     *title = trim_dup(gt + 1, (size_t)(end - gt - 1));
                 i = end ? (size_t)(end - src) : len;

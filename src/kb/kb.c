@@ -25,8 +25,10 @@
 
 /* Relevance threshold: the best chunk must hold at least this share of the
  * query's idf weight and score at least this BM25. Tuned on kb/eval. */
-#define REL_MIN_COVERAGE 0.5
+#define REL_MIN_COVERAGE 0.45
 #define REL_MIN_SCORE 1.5
+#define REL_MIN_COVERAGE_STRONG 0.2
+#define REL_STRONG_SCORE 6.5
 
 struct toro_kb {
     sqlite3 *db;
@@ -176,7 +178,11 @@ const char *toro_kb_detect_lang(const char *text)
 int toro_kb_hit_is_relevant(const toro_kb_t *kb, const toro_kb_hit_t *hit)
 {
     (void)kb;
-    return hit && hit->coverage >= REL_MIN_COVERAGE && hit->score >= REL_MIN_SCORE;
+    if (!hit)
+        return 0;
+    /* Most of the question matched, or a strong match on a good part of it. */
+    return (hit->coverage >= REL_MIN_COVERAGE && hit->score >= REL_MIN_SCORE) ||
+           (hit->coverage >= REL_MIN_COVERAGE_STRONG && hit->score >= REL_STRONG_SCORE);
 }
 
 /* ---- query analysis ----------------------------------------------------- */
@@ -360,8 +366,10 @@ int toro_kb_search(toro_kb_t *kb, const char *query, size_t k, toro_kb_hit_t **h
     }
     double total_w = 0;
     for (int g = 0; g < q->ngroups; g++) {
+        /* An unknown word says the question is about something else; an
+         * unknown number ("400 mil", "7 reais") is only the asker's case. */
         if (!gseen[g])
-            gw[g] = unseen;
+            gw[g] = (q->groups[g][0] >= '0' && q->groups[g][0] <= '9') ? 0.0 : unseen;
         total_w += gw[g];
     }
 

@@ -17,13 +17,24 @@ void toro_stage_ctx_defaults(toro_stage_ctx_t *ctx)
     ctx->max_deliveries = 10;
 }
 
-int toro_stage_ingest(toro_stage_ctx_t *ctx, const char *body, size_t len, char qid[37], char **user_id,
-                      const char **err)
+int toro_stage_ingest(toro_stage_ctx_t *ctx, const char *body, size_t len, const char *auth_user, char qid[37],
+                      char **user_id, const char **err)
 {
     char *uid = NULL, *text = NULL, *payload = NULL;
-    int rc = toro_question_validate(body, len, &uid, &text, err);
+    int rc = toro_question_validate(body, len, auth_user != NULL, &uid, &text, err);
     if (rc)
         goto out;
+    if (auth_user) {
+        if (uid && strcmp(uid, auth_user) != 0) {
+            *err = "user_id differs from the authenticated user";
+            rc = TORO_EFORBIDDEN;
+            goto out;
+        }
+        if (!uid && !(uid = strdup(auth_user))) {
+            rc = TORO_ENOMEM;
+            goto out;
+        }
+    }
     toro_uuid4(qid);
     payload = toro_event_encode(uid, qid, TORO_STATUS_PENDING);
     if (!payload) {

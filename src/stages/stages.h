@@ -34,11 +34,14 @@ typedef struct toro_stage_ctx {
 /* Fills the defaults above (3 attempts, 200 ms, 5000 ms, 10 deliveries). */
 void toro_stage_ctx_defaults(toro_stage_ctx_t *ctx);
 
-/* Why: POST /questions. On 0, qid holds the new id and *user_id (caller
- * frees) the trimmed user; the question and its event are committed. On
- * TORO_EINVAL, *err is the validation message; other codes are store failures. */
-int toro_stage_ingest(toro_stage_ctx_t *ctx, const char *body, size_t len, char qid[37], char **user_id,
-                      const char **err);
+/* Why: POST /questions. auth_user is the bearer token's subject (NULL when
+ * the gateway runs without authentication: then the body names the user).
+ * On 0, qid holds the new id and *user_id (caller frees) the user; the
+ * question and its event are committed. TORO_EINVAL: *err is the validation
+ * message; TORO_EFORBIDDEN: the body names another user than the token;
+ * other codes are store failures. */
+int toro_stage_ingest(toro_stage_ctx_t *ctx, const char *body, size_t len, const char *auth_user, char qid[37],
+                      char **user_id, const char **err);
 
 /* Why: one delivery of a process / notify event. The stage acks, nacks or
  * dead-letters the message itself. Returns 0 or a negative code for logs. */

@@ -65,17 +65,9 @@ static void row_to_question(sqlite3_stmt *st, toro_question_t *q)
     q->processed_at = sqlite3_column_int64(st, 14);
 }
 
-/* Runs `body` between BEGIN IMMEDIATE and COMMIT; rolls back on failure. */
-static int begin(sqlite3 *c) { return c ? toro_db_exec(c, "BEGIN IMMEDIATE") : TORO_EIO; }
-
-static int finish(sqlite3 *c, int rc)
-{
-    if (rc == 0)
-        rc = toro_db_exec(c, "COMMIT");
-    if (rc)
-        sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
-    return rc;
-}
+/* Write transactions: BEGIN IMMEDIATE under the process writer lock. */
+static int begin(sqlite3 *c) { return toro_db_begin(c); }
+static int finish(sqlite3 *c, int rc) { return toro_db_end(c, rc); }
 
 static int s_create(toro_store_t *s, const toro_question_t *q, const toro_event_t *ev)
 {
@@ -352,6 +344,7 @@ static int exec_text(toro_store_t *s, const char *sql, const char *a, const char
     sqlite3 *c = conn(s);
     sqlite3_stmt *st = NULL;
     int rc = TORO_EIO;
+    toro_db_write_lock();
     if (c && sqlite3_prepare_v2(c, sql, -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
         if (b)
@@ -363,9 +356,10 @@ static int exec_text(toro_store_t *s, const char *sql, const char *a, const char
         if (sqlite3_step(st) == SQLITE_DONE)
             rc = 0;
     }
+    sqlite3_finalize(st);
+    toro_db_write_unlock();
     if (rc)
         toro_log_error("store", NULL, "%s: %s", sql, c ? sqlite3_errmsg(c) : "no connection");
-    sqlite3_finalize(st);
     return rc;
 }
 

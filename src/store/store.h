@@ -2,7 +2,7 @@
  * questions, keyed by (user_id, question_id), and connections. Every status
  * change is guarded (see toro_status_can_move) and is written in one
  * transaction with the event that announces it (outbox), so a crash can never
- * keep one without the other. Implementations: sqlite.c. All calls are safe
+ * keep one without the other. Implementations: sqlite.c, postgres.c. All calls are safe
  * from several threads at once. */
 #ifndef TORO_STORE_STORE_H
 #define TORO_STORE_STORE_H
@@ -66,6 +66,15 @@ void toro_connections_free(toro_connection_t *items, size_t n);
 
 /* Why: `toro serve` keeps its tables in DIR/toro.db. */
 int toro_store_sqlite_open(const char *path, toro_db_sync_t sync, toro_store_t **out, char **err);
+
+/* Why: `toro api` and `toro worker` share PostgreSQL (url: postgres://...).
+ * Connects lazily per thread; an unreachable server is not an error here. */
+int toro_store_postgres_open(const char *url, toro_store_t **out, char **err);
+/* Why: `toro db migrate`: creates or upgrades the schema (idempotent, safe to
+ * run from several processes at once). *from / *to get the schema versions. */
+int toro_store_postgres_migrate(const char *url, int *from, int *to, char **err);
+/* The NOTIFY channel that wakes outbox relays (bus/relay.c). */
+#define TORO_OUTBOX_CHANNEL "toro_outbox"
 
 static inline void toro_store_close(toro_store_t *s)
 {

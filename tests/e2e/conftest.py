@@ -1,5 +1,8 @@
 """Fixtures for end-to-end tests: the real toro binary on a free port in a
 temporary data directory, driven over real HTTP and WebSocket sockets."""
+import base64
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -14,6 +17,32 @@ import websocket
 
 ROOT = os.environ.get("TORO_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BIN = os.environ.get("TORO_BIN", os.path.join(ROOT, "build", "toro"))
+# Servers started by the tests sign and accept tokens with this secret, so a
+# token stays valid across restarts; the tests mint tokens with their own
+# HS256 implementation (not the server's).
+TEST_SECRET = "toro-test-secret-0123456789-abcdefghijklmnop"
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_jwt(claims, secret=TEST_SECRET, header=None):
+    h = b64url(json.dumps(header or {"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    p = b64url(json.dumps(claims, separators=(",", ":")).encode())
+    sig = hmac.new(secret.encode(), ("%s.%s" % (h, p)).encode(), hashlib.sha256).digest()
+    return "%s.%s.%s" % (h, p, b64url(sig))
+
+
+def jwt_for(user, ttl=3600, **extra):
+    now = int(time.time())
+    claims = {"sub": user, "iss": "toro-dev", "iat": now, "exp": now + ttl}
+    claims.update(extra)
+    return make_jwt(claims)
+
+
+def auth(user):
+    return {"Authorization": "Bearer " + jwt_for(user)}
 
 
 def build_kb(out_path):
@@ -33,8 +62,12 @@ class Server:
     def __init__(self, data_dir, kb, extra_args=(), env=None):
         self.data_dir = data_dir
         self.kb = kb
-        self.extra_args = list(extra_args)
-        self.env = dict(os.environ, **(env or {}))
+        # tests poll freely; the rate limit has its own test (test_security.py)
+        self.extra_args = list(extra_args) if "--rate-limit" in extra_args else ["--rate-limit", "0"] + list(extra_args)
+        self.env = dict(os.environ)
+        self.env.setdefault("TORO_JWT_SECRET", TEST_SECRET)
+        self.env.update(env or {})
+        self.owner = {}  # question_id -> user, for reads with the right token
         self.proc = None
         self.port = None
         self.log_path = os.path.join(data_dir, "server.log")
@@ -108,9 +141,14 @@ def server_factory(kb_file, tmp_path):
         return s.start()
 
     yield make
+    bad = []
     for s in started:
         if s.proc and s.proc.poll() is None:
-            s.stop()
+            rc = s.stop()
+            # a clean exit also means no sanitizer report (they exit non-zero)
+            if rc != 0:
+                bad.append("server exited with %s\n%s" % (rc, s.log()))
+    assert not bad, "\n".join(bad)
 
 
 @pytest.fixture
@@ -119,11 +157,15 @@ def server(server_factory):
 
 
 def post_question(server, user, question, timeout=10):
-    return requests.post(server.url("/questions"), json={"user_id": user, "question": question}, timeout=timeout)
+    r = requests.post(server.url("/questions"), json={"user_id": user, "question": question}, headers=auth(user),
+                      timeout=timeout)
+    if r.status_code == 202:
+        server.owner[r.json()["data"]["question_id"]] = user
+    return r
 
 
 def ws_connect(server, user=None, timeout=20):
-    q = "?user_id=%s" % user if user else ""
+    q = "?access_token=%s" % jwt_for(user) if user else ""
     ws = websocket.create_connection(server.ws_url(q), timeout=timeout)
     if user:
         msg = json.loads(ws.recv())
@@ -149,10 +191,11 @@ def recv_until(ws, pred, timeout=30):
     raise AssertionError("condition not met within %ss; received %r" % (timeout, got))
 
 
-def wait_terminal(server, qid, timeout=30):
+def wait_terminal(server, qid, timeout=30, user=None):
+    headers = auth(user or server.owner[qid])
     deadline = time.time() + timeout
     while time.time() < deadline:
-        r = requests.get(server.url("/questions/" + qid), timeout=5)
+        r = requests.get(server.url("/questions/" + qid), headers=headers, timeout=5)
         if r.status_code == 200 and r.json()["data"]["status"] in ("completed", "error"):
             return r.json()["data"]
         time.sleep(0.05)

@@ -5,7 +5,7 @@ import socket
 
 import requests
 
-from conftest import post_question, wait_terminal
+from conftest import auth, post_question, wait_terminal
 
 
 def raw_request(server, data, read_timeout=5):
@@ -65,10 +65,12 @@ def expect_error(r, status, fragment):
 
 def test_validation_errors(server):
     url = server.url("/questions")
-    post = lambda body, ct="application/json": requests.post(url, data=body, headers={"Content-Type": ct}, timeout=5)
+    post = lambda body, ct="application/json": requests.post(url, data=body, headers=dict(auth("u"), **{"Content-Type": ct}),
+                                                             timeout=5)
     expect_error(post(b'{"user_id":"u","question":""}'), 400, "question must not be empty")
     expect_error(post(b'{"user_id":"u","question":"   "}'), 400, "question must not be empty")
-    expect_error(post(b'{"question":"oi"}'), 400, "user_id is required")
+    expect_error(post(b'{"user_id":"someone-else","question":"oi"}'), 403, "differs from the authenticated user")
+    expect_error(post(b'{"user_id":"","question":"oi"}'), 400, "user_id must not be empty")
     expect_error(post(b'{"user_id":"u","question":5}'), 400, "question must be a string")
     expect_error(post(b'{"user_id":"u","question":"oi","x":1}'), 400, "unknown field")
     expect_error(post(b'[1,2]'), 400, "JSON object")
@@ -84,7 +86,8 @@ def test_validation_errors(server):
 
 def test_body_limit_and_unknown_routes(server):
     big = b'{"user_id":"u","question":"' + b"a" * (70 * 1024) + b'"}'
-    r = requests.post(server.url("/questions"), data=big, headers={"Content-Type": "application/json"}, timeout=5)
+    r = requests.post(server.url("/questions"), data=big, headers=dict(auth("u"), **{"Content-Type": "application/json"}),
+                      timeout=5)
     expect_error(r, 413, "too large")
     expect_error(requests.get(server.url("/nope"), timeout=5), 404, "not found")
     r = requests.delete(server.url("/questions"), timeout=5)
@@ -106,9 +109,9 @@ def test_malformed_http_gets_400_and_server_survives(server):
 
 
 def test_keep_alive_and_pipelining(server):
-    body = b'{"user_id":"pipe","question":"O que e CDB?"}'
-    one = (b"POST /questions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-           % (len(body), body))
+    body = b'{"question":"O que e CDB?"}'
+    one = (b"POST /questions HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\n"
+           b"Content-Length: %d\r\n\r\n%s" % (auth("pipe")["Authorization"].encode(), len(body), body))
     s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     s.sendall(one + one + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     data = b""
@@ -136,7 +139,7 @@ def test_history_newest_first_and_pagination(server):
         params = {"user_id": "hist-user", "limit": 2}
         if token:
             params["next_token"] = token
-        r = requests.get(server.url("/questions"), params=params, timeout=5)
+        r = requests.get(server.url("/questions"), params=params, headers=auth("hist-user"), timeout=5)
         assert r.status_code == 200, r.text
         data = r.json()["data"]
         pages += 1
@@ -149,29 +152,32 @@ def test_history_newest_first_and_pagination(server):
             break
     assert pages == 3
     assert seen == list(reversed(ids))
-    r = requests.get(server.url("/questions"), params={"user_id": "hist-user"}, timeout=5)
+    r = requests.get(server.url("/questions"), headers=auth("hist-user"), timeout=5)
     assert [it["question_id"] for it in r.json()["data"]["items"]] == list(reversed(ids))
+    h = auth("hist-user")
     expect_error(requests.get(server.url("/questions"), params={"user_id": "hist-user", "next_token": "@@"},
-                              timeout=5), 400, "next_token")
-    expect_error(requests.get(server.url("/questions"), params={"user_id": "hist-user", "limit": "0"}, timeout=5),
-                 400, "limit")
-    expect_error(requests.get(server.url("/questions"), params={"user_id": "hist-user", "limit": "abc"}, timeout=5),
-                 400, "limit")
-    expect_error(requests.get(server.url("/questions"), timeout=5), 400, "user_id")
+                              headers=h, timeout=5), 400, "next_token")
+    expect_error(requests.get(server.url("/questions"), params={"limit": "0"}, headers=h, timeout=5), 400, "limit")
+    expect_error(requests.get(server.url("/questions"), params={"limit": "abc"}, headers=h, timeout=5), 400, "limit")
+    expect_error(requests.get(server.url("/questions"), params={"user_id": "someone-else"}, headers=h, timeout=5),
+                 403, "differs")
+    expect_error(requests.get(server.url("/questions"), timeout=5), 401, "missing bearer token")
 
 
 def test_get_question_by_id(server):
     r = post_question(server, "bob", "Como funciona o come-cotas?")
     qid = r.json()["data"]["question_id"]
-    got = requests.get(server.url("/questions/" + qid), timeout=5)
+    got = requests.get(server.url("/questions/" + qid), headers=auth("bob"), timeout=5)
     assert got.status_code == 200
     assert got.json()["data"]["question"] == "Como funciona o come-cotas?"
     assert got.json()["data"]["user_id"] == "bob"
-    expect_error(requests.get(server.url("/questions/" + qid), params={"user_id": "eve"}, timeout=5), 404,
-                 "not found")
-    expect_error(requests.get(server.url("/questions/00000000-0000-4000-8000-000000000000"), timeout=5), 404,
-                 "not found")
-    expect_error(requests.get(server.url("/questions/abc"), timeout=5), 404, "not found")
+    # another user's question does not exist for eve; naming bob in the query is forbidden
+    expect_error(requests.get(server.url("/questions/" + qid), headers=auth("eve"), timeout=5), 404, "not found")
+    expect_error(requests.get(server.url("/questions/" + qid), params={"user_id": "bob"}, headers=auth("eve"),
+                              timeout=5), 403, "differs")
+    expect_error(requests.get(server.url("/questions/00000000-0000-4000-8000-000000000000"), headers=auth("bob"),
+                              timeout=5), 404, "not found")
+    expect_error(requests.get(server.url("/questions/abc"), headers=auth("bob"), timeout=5), 404, "not found")
 
 
 def test_healthz_and_metrics(server):
@@ -182,7 +188,8 @@ def test_healthz_and_metrics(server):
     assert d["kb_version"]
     qid = post_question(server, "met", "O que é CDI?").json()["data"]["question_id"]
     wait_terminal(server, qid)
-    requests.post(server.url("/questions"), data=b"{}", headers={"Content-Type": "application/json"}, timeout=5)
+    requests.post(server.url("/questions"), data=b"{}", headers=dict(auth("met"), **{"Content-Type": "application/json"}),
+                  timeout=5)
     m = requests.get(server.url("/metrics"), timeout=5)
     assert m.status_code == 200
     assert m.headers["Content-Type"].startswith("text/plain")

@@ -10,7 +10,7 @@ import time
 import requests
 import websocket
 
-from conftest import Server, wait_terminal
+from conftest import Server, auth, jwt_for, wait_terminal
 
 USERS = ["u%d" % i for i in range(4)]
 QUESTIONS = [
@@ -27,6 +27,7 @@ class Loader(threading.Thread):
         super().__init__(daemon=True)
         self.holder, self.stop_evt = holder, stop
         self.accepted = []
+        self.owner = {}
         self.failed = 0
 
     def run(self):
@@ -38,10 +39,11 @@ class Loader(threading.Thread):
             text = "%s (#%d)" % (random.choice(QUESTIONS), i)
             i += 1
             try:
-                r = sess.post("http://127.0.0.1:%d/questions" % port, json={"user_id": user, "question": text},
+                r = sess.post("http://127.0.0.1:%d/questions" % port, json={"question": text}, headers=auth(user),
                               timeout=5)
                 if r.status_code == 202:
                     self.accepted.append(r.json()["data"]["question_id"])
+                    self.owner[r.json()["data"]["question_id"]] = user
                 else:
                     self.failed += 1
             except requests.RequestException:
@@ -63,8 +65,8 @@ class Listener(threading.Thread):
     def run(self):
         while not self.stop_evt.is_set():
             try:
-                ws = websocket.create_connection("ws://127.0.0.1:%d/ws?user_id=%s" % (self.holder["port"], self.user),
-                                                 timeout=1)
+                ws = websocket.create_connection("ws://127.0.0.1:%d/ws?access_token=%s"
+                                                 % (self.holder["port"], jwt_for(self.user)), timeout=1)
             except Exception:
                 time.sleep(0.05)
                 continue
@@ -89,7 +91,7 @@ class Listener(threading.Thread):
 def test_sigkill_during_load_loses_nothing(kb_file, tmp_path):
     random.seed(7)
     data = str(tmp_path / "crash-data")
-    server = Server(data, kb_file, ["--process-workers", "2"]).start()
+    server = Server(data, kb_file, ["--process-workers", "2", "--rate-limit", "0"]).start()
     holder = {"port": server.port}
     stop = threading.Event()
     loaders = [Loader(holder, stop) for _ in range(4)]
@@ -106,7 +108,7 @@ def test_sigkill_during_load_loses_nothing(kb_file, tmp_path):
             time.sleep(random.uniform(1.0, 2.0))
             server.kill9()
             kills += 1
-            server = Server(data, kb_file, ["--process-workers", "2"]).start(port=holder["port"])
+            server = Server(data, kb_file, ["--process-workers", "2", "--rate-limit", "0"]).start(port=holder["port"])
             holder["port"] = server.port
         time.sleep(1.0)
     finally:
@@ -117,6 +119,8 @@ def test_sigkill_during_load_loses_nothing(kb_file, tmp_path):
     assert kills == 4
     assert len(accepted) > 50, "load too small to mean anything: %d" % len(accepted)
     assert len(set(accepted)) == len(accepted)
+    for l in loaders:
+        server.owner.update(l.owner)
     statuses = {}
     final = {}
     for qid in accepted:
@@ -142,7 +146,7 @@ def test_sigkill_during_load_loses_nothing(kb_file, tmp_path):
             params = {"user_id": u, "limit": 100}
             if token:
                 params["next_token"] = token
-            d = requests.get(server.url("/questions"), params=params, timeout=10).json()["data"]
+            d = requests.get(server.url("/questions"), params=params, headers=auth(u), timeout=10).json()["data"]
             listed += [it["question_id"] for it in d["items"]]
             token = d["next_token"]
             if not token:

@@ -5,7 +5,7 @@ import time
 
 import requests
 
-from conftest import Server, post_question, recv_until, wait_terminal, ws_connect
+from conftest import Server, auth, post_question, recv_until, wait_terminal, ws_connect
 
 FAULTS = {"TORO_FAULT_ANSWERER": "transient:2:[instavel];transient:99:[fora];permanent:1:[recusa]"}
 
@@ -51,7 +51,7 @@ def test_sigterm_stops_cleanly_and_work_survives_restart(server_factory, kb_file
     wait_terminal(s, done)
     slow = post_question(s, "ivo", "[lento] O que é debênture incentivada?").json()["data"]["question_id"]
     deadline = time.time() + 10
-    while requests.get(s.url("/questions/" + slow), timeout=5).json()["data"]["attempts"] < 1:
+    while requests.get(s.url("/questions/" + slow), headers=auth("ivo"), timeout=5).json()["data"]["attempts"] < 1:
         assert time.time() < deadline
         time.sleep(0.05)
     t0 = time.time()
@@ -65,10 +65,10 @@ def test_sigterm_stops_cleanly_and_work_survives_restart(server_factory, kb_file
         raise AssertionError("two servers on one data directory")
     except RuntimeError as e:
         assert "in use" in str(e)
-    q = wait_terminal(s2, slow, timeout=30)
+    q = wait_terminal(s2, slow, timeout=30, user="ivo")
     assert q["status"] == "completed"
-    assert wait_terminal(s2, done)["status"] == "completed"
-    hist = requests.get(s2.url("/questions"), params={"user_id": "ivo"}, timeout=5).json()["data"]["items"]
+    assert wait_terminal(s2, done, user="ivo")["status"] == "completed"
+    hist = requests.get(s2.url("/questions"), headers=auth("ivo"), timeout=5).json()["data"]["items"]
     assert [h["question_id"] for h in hist] == [slow, done]
     assert s2.stop(signal.SIGINT) == 0
 

@@ -6,7 +6,7 @@ import time
 
 import websocket
 
-from conftest import post_question, recv_until, ws_connect
+from conftest import jwt_for, post_question, recv_until, ws_connect
 
 
 def test_updates_pushed_to_every_connection_of_the_user(server):
@@ -41,10 +41,15 @@ def test_register_action_and_errors(server):
     assert json.loads(ws.recv())["type"] == "error"
     ws.send(json.dumps({"action": "register", "user_id": "bad user!"}))
     assert json.loads(ws.recv())["type"] == "error"
+    # without a token, or with another user's token, registration is refused
     ws.send(json.dumps({"action": "register", "user_id": "elisa"}))
+    assert json.loads(ws.recv())["type"] == "error"
+    ws.send(json.dumps({"action": "register", "user_id": "elisa", "token": jwt_for("mallory")}))
+    assert "differs" in json.loads(ws.recv())["error"]
+    ws.send(json.dumps({"action": "register", "user_id": "elisa", "token": jwt_for("elisa")}))
     reg = json.loads(ws.recv())
     assert reg["type"] == "registered" and reg["user_id"] == "elisa" and len(reg["connection_id"]) == 36
-    ws.send(json.dumps({"action": "register", "user_id": "other"}))
+    ws.send(json.dumps({"action": "register", "token": jwt_for("other")}))
     assert json.loads(ws.recv())["type"] == "error"
     qid = post_question(server, "elisa", "O que é o Tesouro IPCA+?").json()["data"]["question_id"]
     recv_until(ws, lambda m: m.get("question_id") == qid and m["status"] == "completed")
@@ -86,3 +91,10 @@ def test_bad_upgrade_is_rejected(server):
         raise AssertionError("invalid user_id accepted")
     except websocket.WebSocketBadStatusException as e:
         assert e.status_code == 400
+    for query, status in (("?user_id=ana", 401), ("?access_token=garbage", 401),
+                          ("?user_id=ana&access_token=" + jwt_for("bob"), 403)):
+        try:
+            websocket.create_connection(server.ws_url(query), timeout=5)
+            raise AssertionError("accepted " + query)
+        except websocket.WebSocketBadStatusException as e:
+            assert e.status_code == status, (query, e.status_code)

@@ -56,7 +56,7 @@ static void test_validation_table(void **state)
         const vcase_t *c = &cases[i];
         char *u = NULL, *q = NULL;
         const char *err = NULL;
-        int rc = toro_question_validate(c->body, strlen(c->body), &u, &q, &err);
+        int rc = toro_question_validate(c->body, strlen(c->body), false, &u, &q, &err);
         if (c->ok) {
             if (rc != 0)
                 fail_msg("case '%s' should pass, got error '%s'", c->name, err ? err : "?");
@@ -98,14 +98,14 @@ static void test_length_counts_characters(void **state)
         char *u = NULL, *q = NULL;
         const char *err = NULL;
         char *b = body_with(units[k], 2000);
-        assert_int_equal(toro_question_validate(b, strlen(b), &u, &q, &err), 0);
+        assert_int_equal(toro_question_validate(b, strlen(b), false, &u, &q, &err), 0);
         assert_int_equal(toro_utf8_count(q, strlen(q)), 2000);
         free(u);
         free(q);
         free(b);
         b = body_with(units[k], 2001);
         u = q = NULL;
-        assert_int_equal(toro_question_validate(b, strlen(b), &u, &q, &err), TORO_EINVAL);
+        assert_int_equal(toro_question_validate(b, strlen(b), false, &u, &q, &err), TORO_EINVAL);
         assert_non_null(strstr(err, "2000"));
         free(b);
     }
@@ -120,7 +120,7 @@ static void test_length_counts_characters(void **state)
     memcpy(padded + head + 3, qpos, strlen(qpos) + 1);
     char *u = NULL, *q = NULL;
     const char *err = NULL;
-    assert_int_equal(toro_question_validate(padded, strlen(padded), &u, &q, &err), 0);
+    assert_int_equal(toro_question_validate(padded, strlen(padded), false, &u, &q, &err), 0);
     free(u);
     free(q);
     free(b);

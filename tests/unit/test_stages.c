@@ -132,7 +132,7 @@ static void ingest(fixture_t *f, const char *user, const char *question, char qi
     snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"question\":\"%s\"}", user, question);
     char *uid = NULL;
     const char *err = NULL;
-    assert_int_equal(toro_stage_ingest(&f->ctx, body, strlen(body), qid, &uid, &err), 0);
+    assert_int_equal(toro_stage_ingest(&f->ctx, body, strlen(body), NULL, qid, &uid, &err), 0);
     assert_string_equal(uid, user);
     free(uid);
 }

@@ -1,0 +1,203 @@
+/* openai.c: an answerer backed by any OpenAI-compatible chat-completions
+ * endpoint (OpenAI, llama.cpp server, Ollama, vLLM). It retrieves passages
+ * from the local knowledge base, answers the fixed "no information" text
+ * without calling the model when none is relevant, otherwise POSTs
+ * {base}/chat/completions with the grounded prompt and maps the citations of
+ * the reply to sources (prompt.c). No streaming. The instance holds only
+ * configuration, so concurrent calls are safe. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "answer/factory.h"
+#include "answer/prompt.h"
+#include "core/error.h"
+#include "core/log.h"
+
+typedef struct openai {
+    toro_answerer_t base;     /* ops first */
+    toro_kb_t *kb;            /* borrowed */
+    char *url;                /* {base}/chat/completions */
+    char *model;              /* model name sent to the endpoint */
+    char *model_label;        /* "openai:<model>", stored with each answer */
+    char *auth_header;        /* "Authorization: Bearer ..." or NULL */
+    toro_provider_http_t http;
+} openai_t;
+
+static struct curl_slist *oa_headers(void *ud, const char *body, size_t len, char **err)
+{
+    openai_t *o = ud;
+    (void)body;
+    (void)len;
+    (void)err;
+    struct curl_slist *h = NULL, *t;
+    const char *fixed[] = {"Content-Type: application/json", "Accept: application/json", "Expect:"};
+    for (size_t i = 0; i < 3; i++) {
+        if (!(t = curl_slist_append(h, fixed[i])))
+            goto fail;
+        h = t;
+    }
+    if (o->auth_header) {
+        if (!(t = curl_slist_append(h, o->auth_header)))
+            goto fail;
+        h = t;
+    }
+    return h;
+fail:
+    curl_slist_free_all(h);
+    return NULL;
+}
+
+static char *request_body(const openai_t *o, const char *system, const char *user)
+{
+    json_t *j = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:f, s:I, s:b}", "model", o->model, "messages", "role",
+                          "system", "content", system, "role", "user", "content", user, "temperature",
+                          o->http.temperature, "max_tokens", (json_int_t)o->http.max_tokens, "stream", 0);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return s;
+}
+
+static int oa_answer(toro_answerer_t *self, const char *question, toro_answer_t *out, char **errmsg)
+{
+    openai_t *o = (openai_t *)self;
+    toro_prompt_ctx_t ctx;
+    char *system = NULL, *user = NULL, *body = NULL, *resp = NULL, *err = NULL;
+    json_t *j = NULL;
+    int rc;
+    memset(out, 0, sizeof(*out));
+    if (errmsg)
+        *errmsg = NULL;
+    const char *kbv = toro_kb_version(o->kb);
+    if ((rc = toro_prompt_retrieve(o->kb, question, &ctx, &err)) != 0)
+        goto out;
+    if (ctx.n_passages == 0) { /* nothing relevant: the fixed answer, no model call */
+        rc = toro_prompt_no_info(ctx.lang, o->model_label, kbv, out);
+        goto out;
+    }
+    system = toro_prompt_system(ctx.lang);
+    user = toro_prompt_user(question, ctx.hits, ctx.n_passages);
+    body = system && user ? request_body(o, system, user) : NULL;
+    if (!body) {
+        rc = TORO_ENOMEM;
+        goto out;
+    }
+    if ((rc = toro_provider_post(&o->http, "openai", o->url, body, oa_headers, o, &resp, &err)) != 0)
+        goto out;
+    json_error_t jerr;
+    j = json_loads(resp, 0, &jerr);
+    json_t *choice = json_array_get(json_object_get(j, "choices"), 0);
+    const char *text = json_string_value(json_object_get(json_object_get(choice, "message"), "content"));
+    if (!text) {
+        rc = TORO_EFORMAT;
+        char m[300];
+        snprintf(m, sizeof m, "malformed chat-completions response (%s)",
+                 j ? "no choices[0].message.content" : jerr.text);
+        err = strdup(m);
+        goto out;
+    }
+    rc = toro_prompt_finish(text, ctx.lang, ctx.hits, ctx.n_passages, o->model_label, kbv, out);
+out:
+    if (rc) {
+        toro_answer_clear(out);
+        if (errmsg)
+            *errmsg = err ? err : strdup(toro_strerror(rc));
+        else
+            free(err);
+    } else {
+        free(err);
+    }
+    json_decref(j);
+    toro_prompt_ctx_clear(&ctx);
+    free(system);
+    free(user);
+    free(body);
+    free(resp);
+    return rc;
+}
+
+static void oa_destroy(toro_answerer_t *self)
+{
+    openai_t *o = (openai_t *)self;
+    if (!o)
+        return;
+    free(o->url);
+    free(o->model);
+    free(o->model_label);
+    if (o->auth_header) {
+        memset(o->auth_header, 0, strlen(o->auth_header));
+        free(o->auth_header);
+    }
+    free(o);
+}
+
+static const toro_answerer_ops_t OPENAI_OPS = {
+    .name = "openai",
+    .answer = oa_answer,
+    .destroy = oa_destroy,
+};
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+int toro_answerer_openai_new(toro_kb_t *kb, toro_answerer_t **out, char **err)
+{
+    *out = NULL;
+    if (err)
+        *err = NULL;
+    if (!kb)
+        return TORO_EINVAL;
+    const char *base = env("TORO_OPENAI_BASE_URL");
+    const char *key = env("TORO_OPENAI_API_KEY");
+    if (!key)
+        key = env("OPENAI_API_KEY");
+    const char *model = env("TORO_OPENAI_MODEL");
+    if (!base && !key) {
+        if (err)
+            *err = strdup("openai answerer not configured: set TORO_OPENAI_BASE_URL (and TORO_OPENAI_MODEL, "
+                          "OPENAI_API_KEY as the endpoint needs)");
+        return TORO_EUNAVAIL;
+    }
+    if (!base)
+        base = "https://api.openai.com/v1";
+    if (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) {
+        if (err)
+            *err = strdup("TORO_OPENAI_BASE_URL must start with http:// or https://");
+        return TORO_EINVAL;
+    }
+    if (!model)
+        model = "gpt-4o-mini";
+    openai_t *o = calloc(1, sizeof(*o));
+    if (!o)
+        return TORO_ENOMEM;
+    o->base.ops = &OPENAI_OPS;
+    o->kb = kb;
+    size_t bl = strlen(base);
+    while (bl > 0 && base[bl - 1] == '/')
+        bl--;
+    o->url = malloc(bl + sizeof("/chat/completions"));
+    if (o->url) {
+        memcpy(o->url, base, bl);
+        memcpy(o->url + bl, "/chat/completions", sizeof("/chat/completions"));
+    }
+    o->model = strdup(model);
+    o->model_label = toro_prompt_strcat3("openai:", model, NULL);
+    o->auth_header = key ? toro_prompt_strcat3("Authorization: Bearer ", key, NULL) : NULL;
+    toro_provider_http_from_env(&o->http);
+    if (!o->url || !o->model || !o->model_label || (key && !o->auth_header)) {
+        oa_destroy(&o->base);
+        return TORO_ENOMEM;
+    }
+    char timeout[32];
+    snprintf(timeout, sizeof timeout, "%ld", o->http.timeout_ms);
+    toro_log_kv(TORO_LOG_INFO, "openai", "openai answerer ready", "url", o->url, "model", model, "api_key",
+                key ? key : "(none)", "timeout_ms", timeout, NULL);
+    *out = &o->base;
+    return 0;
+}

@@ -1,0 +1,149 @@
+/* api_cmd.c: `toro api`, the API Gateway box of the distributed mode: REST,
+ * WebSocket and web UI on one port over PostgreSQL and NATS, with no stage
+ * workers. It keeps no state but its open sockets, so any number run behind
+ * a TCP load balancer. Notifications for its sockets arrive as NATS requests
+ * on <prefix>.gw.<node> and are posted to the local gateway; an outbox relay
+ * thread publishes the events its ingest commits. SIGINT/SIGTERM stop it:
+ * the gateway stops, the relay and the NATS subscription end, exit 0. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus/relay.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "gateway/gateway.h"
+#include "kb/kb.h"
+#include "stages/stages.h"
+
+static toro_gateway_t *volatile running_gateway;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (running_gateway)
+        toro_gateway_stop(running_gateway);
+}
+
+static void api_usage(FILE *f)
+{
+    fprintf(f, "usage: toro api [options]\n"
+               "  --store URL        postgres://HOST:PORT/DB (env TORO_STORE)\n"
+               "  --bus URL          nats://HOST:PORT[?prefix=NAME] (env TORO_BUS)\n"
+               "  --port N           listen port (default 8080, env TORO_PORT; 0 = any free port)\n"
+               "  --host ADDR        listen address (default 127.0.0.1, env TORO_HOST)\n"
+               "  --node NAME        this instance's name for routing notifications (default host:port)\n"
+               "  --auth, --jwt-*, --rate-limit, ...   gateway options as in `toro serve --help`;\n"
+               "                     every instance needs the same TORO_JWT_SECRET\n"
+               "  --kb FILE          knowledge-base snapshot, only to report its version (env TORO_KB)\n"
+               "  --log-level LEVEL  debug|info|warn|error (env TORO_LOG_LEVEL)\n");
+}
+
+int toro_cmd_api(int argc, char **argv)
+{
+    const char *kb_path = getenv("TORO_KB"), *env_port = getenv("TORO_PORT");
+    long port;
+    toro_gateway_config_t gcfg;
+    toro_gateway_config_defaults(&gcfg);
+    gcfg.host = getenv("TORO_HOST") && *getenv("TORO_HOST") ? getenv("TORO_HOST") : "127.0.0.1";
+    if (env_port && *env_port) {
+        if (toro_parse_long(env_port, 0, 65535, &port) != 0) {
+            fprintf(stderr, "toro api: TORO_PORT needs an integer from 0 to 65535\n");
+            return 2;
+        }
+        gcfg.port = (int)port;
+    }
+    toro_dist_t dist;
+    toro_dist_defaults(&dist);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int g = toro_gateway_parse_option(&gcfg, argc, argv, &i);
+        if (g < 0)
+            return 2;
+        if (g > 0)
+            continue;
+        int used = toro_dist_option(&dist, a, v);
+        if (used < 0) {
+            fprintf(stderr, "toro api: bad value for %s\n", a);
+            return 2;
+        }
+        if (used) {
+            i++;
+            continue;
+        }
+        if (strcmp(a, "--kb") == 0 && v) {
+            kb_path = v;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            api_usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "toro api: unknown or incomplete option '%s'\n", a);
+            api_usage(stderr);
+            return 2;
+        }
+        i++;
+    }
+    if (toro_gateway_config_finish(&gcfg) != 0)
+        return 2;
+    const char *node = gcfg.node;
+
+    int status = 1;
+    char *err = NULL, *kb_version = NULL, node_buf[256];
+    toro_gateway_t *gw = NULL;
+    if (kb_path && *kb_path) {
+        toro_kb_t *kb = NULL;
+        if (toro_kb_open(kb_path, &kb, &err) != 0) {
+            fprintf(stderr, "toro api: cannot open knowledge base %s: %s\n", kb_path, err ? err : "unknown error");
+            free(err);
+            return 1;
+        }
+        kb_version = strdup(toro_kb_version(kb));
+        toro_kb_close(kb);
+    }
+    int orc = toro_dist_open(&dist, "toro api");
+    if (orc) {
+        free(kb_version);
+        return orc;
+    }
+    toro_stage_ctx_t ctx;
+    toro_stage_ctx_defaults(&ctx);
+    ctx.store = dist.store;
+    ctx.bus = dist.bus;
+    gcfg.kb_version = kb_version;
+    if (toro_gateway_new(&gcfg, &ctx, &gw, &err) != 0) {
+        fprintf(stderr, "toro api: %s\n", err ? err : "cannot start the gateway");
+        goto out;
+    }
+    if (!node) {
+        snprintf(node_buf, sizeof node_buf, "%s:%d", gcfg.host, toro_gateway_port(gw));
+        node = node_buf;
+    }
+    if (toro_bus_nats_serve_node(dist.bus, node, toro_gateway_post, gw) != 0) {
+        fprintf(stderr, "toro api: cannot subscribe to notifications for node %s\n", node);
+        goto out;
+    }
+    running_gateway = gw;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    toro_log_info("api", NULL, "toro api on http://%s:%d (node %s, store %s, bus %s)", gcfg.host,
+                  toro_gateway_port(gw), node, dist.store_url, dist.bus_url);
+    printf("listening on http://%s:%d\n", gcfg.host, toro_gateway_port(gw));
+    fflush(stdout);
+    status = toro_gateway_run(gw) == 0 ? 0 : 1;
+    running_gateway = NULL;
+    toro_log_info("api", NULL, "stopped");
+out:
+    /* the bus first: its NATS thread may still be posting into the gateway */
+    toro_dist_close(&dist);
+    toro_gateway_free(gw);
+    free(kb_version);
+    free(err);
+    return status;
+}

@@ -1,0 +1,171 @@
+/* auth.c: HS256 JWT verification and issuing on OpenSSL HMAC (see auth.h).
+ * Only "alg":"HS256" is accepted (never "none", never another algorithm
+ * chosen by the token); the signature is compared in constant time. */
+#include "gateway/auth.h"
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/question.h"
+#include "core/util.h"
+
+#define MAX_TOKEN 4096
+
+static int hs256(const toro_auth_t *a, const char *data, size_t len, unsigned char out[32])
+{
+    unsigned int olen = 0;
+    if (!HMAC(EVP_sha256(), a->secret, (int)a->secret_len, (const unsigned char *)data, len, out, &olen) || olen != 32)
+        return -1;
+    return 0;
+}
+
+static json_t *decode_part(const char *start, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return NULL;
+    memcpy(copy, start, len);
+    copy[len] = '\0';
+    size_t n;
+    unsigned char *raw = toro_b64url_decode(copy, &n);
+    free(copy);
+    if (!raw)
+        return NULL;
+    json_t *j = json_loadb((const char *)raw, n, JSON_REJECT_DUPLICATES, NULL);
+    free(raw);
+    return j;
+}
+
+static int check_aud(json_t *aud, const char *want)
+{
+    if (json_is_string(aud))
+        return strcmp(json_string_value(aud), want) == 0;
+    if (json_is_array(aud)) {
+        for (size_t i = 0; i < json_array_size(aud); i++) {
+            json_t *v = json_array_get(aud, i);
+            if (json_is_string(v) && strcmp(json_string_value(v), want) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+int toro_auth_verify(const toro_auth_t *a, const char *token, int64_t now_s, char *sub, size_t sub_cap,
+                     const char **why)
+{
+    json_t *hdr = NULL, *claims = NULL;
+    unsigned char *sig = NULL;
+    int rc = TORO_EINVAL;
+    *why = "invalid token";
+    size_t tlen = token ? strlen(token) : 0;
+    if (tlen == 0 || tlen > MAX_TOKEN) {
+        *why = tlen ? "token too long" : "missing bearer token";
+        goto out;
+    }
+    const char *d1 = strchr(token, '.');
+    const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    if (!d1 || !d2 || strchr(d2 + 1, '.'))
+        goto out;
+    hdr = decode_part(token, (size_t)(d1 - token));
+    claims = decode_part(d1 + 1, (size_t)(d2 - d1 - 1));
+    if (!json_is_object(hdr) || !json_is_object(claims))
+        goto out;
+    json_t *alg = json_object_get(hdr, "alg");
+    if (!json_is_string(alg) || strcmp(json_string_value(alg), "HS256") != 0) {
+        *why = "unsupported token algorithm (HS256 required)";
+        goto out;
+    }
+    size_t siglen;
+    sig = toro_b64url_decode(d2 + 1, &siglen);
+    unsigned char mac[32];
+    if (!sig || siglen != 32 || hs256(a, token, (size_t)(d2 - token), mac) != 0 || CRYPTO_memcmp(mac, sig, 32) != 0) {
+        *why = "invalid token signature";
+        goto out;
+    }
+    json_t *exp = json_object_get(claims, "exp"), *nbf = json_object_get(claims, "nbf");
+    if (!json_is_integer(exp) && !json_is_real(exp)) {
+        *why = "token has no exp";
+        goto out;
+    }
+    if ((int64_t)json_number_value(exp) + a->leeway_s <= now_s) {
+        *why = "token expired";
+        goto out;
+    }
+    if (nbf && (!json_is_number(nbf) || (int64_t)json_number_value(nbf) - a->leeway_s > now_s)) {
+        *why = "token not valid yet";
+        goto out;
+    }
+    if (a->issuer[0]) {
+        json_t *iss = json_object_get(claims, "iss");
+        if (!json_is_string(iss) || strcmp(json_string_value(iss), a->issuer) != 0) {
+            *why = "token issuer not accepted";
+            goto out;
+        }
+    }
+    if (a->audience[0] && !check_aud(json_object_get(claims, "aud"), a->audience)) {
+        *why = "token audience not accepted";
+        goto out;
+    }
+    json_t *s = json_object_get(claims, "sub");
+    if (!json_is_string(s) || !toro_user_id_is_valid(json_string_value(s)) || strlen(json_string_value(s)) >= sub_cap) {
+        *why = "token subject is not a valid user id";
+        goto out;
+    }
+    snprintf(sub, sub_cap, "%s", json_string_value(s));
+    rc = 0;
+out:
+    json_decref(hdr);
+    json_decref(claims);
+    free(sig);
+    return rc;
+}
+
+static char *b64_json(json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (!s)
+        return NULL;
+    char *e = toro_b64url_encode((unsigned char *)s, strlen(s));
+    free(s);
+    return e;
+}
+
+char *toro_auth_issue(const toro_auth_t *a, const char *sub, int64_t now_s, int64_t ttl_s)
+{
+    char *h = b64_json(json_pack("{s:s, s:s}", "alg", "HS256", "typ", "JWT"));
+    json_t *c = json_pack("{s:s, s:I, s:I, s:I}", "sub", sub, "iat", (json_int_t)now_s, "nbf", (json_int_t)now_s,
+                          "exp", (json_int_t)(now_s + ttl_s));
+    if (c && a->issuer[0])
+        json_object_set_new(c, "iss", json_string(a->issuer));
+    if (c && a->audience[0])
+        json_object_set_new(c, "aud", json_string(a->audience));
+    char *p = c ? b64_json(c) : NULL;
+    char *out = NULL;
+    if (h && p) {
+        size_t n = strlen(h) + strlen(p) + 2;
+        char *signing = malloc(n);
+        unsigned char mac[32];
+        if (signing) {
+            snprintf(signing, n, "%s.%s", h, p);
+            char *sig = hs256(a, signing, n - 1, mac) == 0 ? toro_b64url_encode(mac, 32) : NULL;
+            if (sig) {
+                size_t total = n + strlen(sig) + 1;
+                out = malloc(total);
+                if (out)
+                    snprintf(out, total, "%s.%s", signing, sig);
+                free(sig);
+            }
+            free(signing);
+        }
+    }
+    free(h);
+    free(p);
+    return out;
+}

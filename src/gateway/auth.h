@@ -1,0 +1,29 @@
+/* auth.h: bearer tokens. toro accepts JWTs signed with HS256 and a shared
+ * secret, checks signature, exp, nbf, iss and aud, and takes the user from
+ * `sub`. In development mode it also issues such tokens itself (the simulated
+ * login of the web UI). It does not manage users or passwords. */
+#ifndef TORO_GATEWAY_AUTH_H
+#define TORO_GATEWAY_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct toro_auth {
+    unsigned char secret[256]; /* HMAC key */
+    size_t secret_len;
+    char issuer[128];          /* required iss ("" = not checked) */
+    char audience[128];        /* required aud ("" = not checked) */
+    int leeway_s;              /* clock skew allowed on exp/nbf */
+    int dev_ttl_s;             /* lifetime of tokens issued by dev login */
+} toro_auth_t;
+
+/* Why: verifies `token` at time `now_s`; on success copies the subject into
+ * sub (a valid user id) and returns 0. Otherwise TORO_EINVAL with *why a
+ * static message fit for a 401 response. */
+int toro_auth_verify(const toro_auth_t *a, const char *token, int64_t now_s, char *sub, size_t sub_cap,
+                     const char **why);
+
+/* Why: development login and tests. Returns a signed token (caller frees). */
+char *toro_auth_issue(const toro_auth_t *a, const char *sub, int64_t now_s, int64_t ttl_s);
+
+#endif

@@ -1,0 +1,204 @@
+/* config.c: the gateway's options, shared by `toro serve` and `toro api`,
+ * and the rules that complete them (auth mode, secrets from files or the
+ * environment). Secrets are never printed. */
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "gateway/gateway.h"
+
+void toro_gateway_config_defaults(toro_gateway_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = "127.0.0.1";
+    cfg->port = 8080;
+    cfg->node = NULL;
+    cfg->max_body = 64 * 1024;
+    cfg->max_header = 16 * 1024;
+    cfg->max_ws_message = 64 * 1024;
+    cfg->max_ws_backlog = 4 * 1024 * 1024;
+    cfg->header_timeout_ms = 10000;
+    cfg->idle_timeout_ms = 75000;
+    cfg->ws_ping_ms = 30000;
+    cfg->ws_dead_ms = 90000;
+    cfg->max_connections = 20000;
+    cfg->auth_mode = TORO_AUTH_AUTO;
+    cfg->auth.leeway_s = 30;
+    cfg->auth.dev_ttl_s = 12 * 3600;
+    cfg->user_rate_per_min = 120;
+    cfg->user_burst = 60;
+    cfg->max_ws_per_user = 10;
+    cfg->ws_msg_rate = 5;
+    cfg->ws_msg_burst = 20;
+    cfg->cors_origins = NULL;
+}
+
+static int bad(const char *opt, const char *what)
+{
+    fprintf(stderr, "toro: %s needs %s\n", opt, what);
+    return -1;
+}
+
+static int read_secret_file(const char *path, toro_auth_t *a)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "toro: cannot read the JWT secret file %s\n", path);
+        return -1;
+    }
+    size_t n = fread(a->secret, 1, sizeof a->secret, f);
+    int more = fgetc(f) != EOF;
+    fclose(f);
+    while (n > 0 && (a->secret[n - 1] == '\n' || a->secret[n - 1] == '\r'))
+        n--;
+    if (more || n < 32) {
+        fprintf(stderr, "toro: the JWT secret in %s must be 32 to 256 bytes\n", path);
+        return -1;
+    }
+    a->secret_len = n;
+    return 0;
+}
+
+int toro_gateway_parse_option(toro_gateway_config_t *cfg, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    long n;
+    if (strcmp(a, "--port") == 0) {
+        if (!v || toro_parse_long(v, 0, 65535, &n) != 0)
+            return bad(a, "a port from 0 to 65535");
+        cfg->port = (int)n;
+    } else if (strcmp(a, "--host") == 0) {
+        if (!v)
+            return bad(a, "an IPv4 address");
+        cfg->host = v;
+    } else if (strcmp(a, "--node") == 0) {
+        if (!v)
+            return bad(a, "a name");
+        cfg->node = v;
+    } else if (strcmp(a, "--auth") == 0) {
+        if (v && strcmp(v, "none") == 0)
+            cfg->auth_mode = TORO_AUTH_NONE;
+        else if (v && strcmp(v, "dev") == 0)
+            cfg->auth_mode = TORO_AUTH_DEV;
+        else if (v && strcmp(v, "jwt") == 0)
+            cfg->auth_mode = TORO_AUTH_JWT;
+        else
+            return bad(a, "none, dev or jwt");
+    } else if (strcmp(a, "--jwt-secret-file") == 0) {
+        if (!v)
+            return bad(a, "a file name");
+        if (read_secret_file(v, &cfg->auth) != 0)
+            return -1;
+    } else if (strcmp(a, "--jwt-issuer") == 0) {
+        if (!v || strlen(v) >= sizeof cfg->auth.issuer)
+            return bad(a, "an issuer of at most 127 bytes");
+        snprintf(cfg->auth.issuer, sizeof cfg->auth.issuer, "%s", v);
+    } else if (strcmp(a, "--jwt-audience") == 0) {
+        if (!v || strlen(v) >= sizeof cfg->auth.audience)
+            return bad(a, "an audience of at most 127 bytes");
+        snprintf(cfg->auth.audience, sizeof cfg->auth.audience, "%s", v);
+    } else if (strcmp(a, "--rate-limit") == 0) {
+        if (!v || toro_parse_long(v, 0, 1000000, &n) != 0)
+            return bad(a, "requests per user per minute (0 = unlimited)");
+        cfg->user_rate_per_min = (double)n;
+        cfg->user_burst = n > 0 ? (double)(n / 2 > 1 ? n / 2 : 1) : 1;
+    } else if (strcmp(a, "--max-ws-per-user") == 0) {
+        if (!v || toro_parse_long(v, 1, 100000, &n) != 0)
+            return bad(a, "a number from 1 to 100000");
+        cfg->max_ws_per_user = (int)n;
+    } else if (strcmp(a, "--max-connections") == 0) {
+        if (!v || toro_parse_long(v, 1, 1000000, &n) != 0)
+            return bad(a, "a number from 1 to 1000000");
+        cfg->max_connections = (int)n;
+    } else if (strcmp(a, "--cors-origins") == 0) {
+        if (!v)
+            return bad(a, "a comma-separated list of origins");
+        cfg->cors_origins = v;
+    } else if (strcmp(a, "--header-timeout-ms") == 0) {
+        if (!v || toro_parse_long(v, 100, 600000, &n) != 0)
+            return bad(a, "milliseconds from 100 to 600000");
+        cfg->header_timeout_ms = (int)n;
+    } else if (strcmp(a, "--idle-timeout-ms") == 0) {
+        if (!v || toro_parse_long(v, 100, 3600000, &n) != 0)
+            return bad(a, "milliseconds from 100 to 3600000");
+        cfg->idle_timeout_ms = (int)n;
+    } else if (strcmp(a, "--max-body") == 0) {
+        if (!v || toro_parse_long(v, 1024, 16 * 1024 * 1024, &n) != 0)
+            return bad(a, "a size in bytes from 1024 to 16777216");
+        cfg->max_body = (size_t)n;
+    } else {
+        return 0;
+    }
+    (*i)++;
+    return 1;
+}
+
+static int is_loopback(const char *host) { return strncmp(host, "127.", 4) == 0; }
+
+int toro_gateway_config_finish(toro_gateway_config_t *cfg)
+{
+    const char *env;
+    if (cfg->auth_mode == TORO_AUTH_AUTO && (env = getenv("TORO_AUTH")) && *env) {
+        if (strcmp(env, "none") == 0)
+            cfg->auth_mode = TORO_AUTH_NONE;
+        else if (strcmp(env, "dev") == 0)
+            cfg->auth_mode = TORO_AUTH_DEV;
+        else if (strcmp(env, "jwt") == 0)
+            cfg->auth_mode = TORO_AUTH_JWT;
+        else {
+            fprintf(stderr, "toro: TORO_AUTH must be none, dev or jwt\n");
+            return -1;
+        }
+    }
+    if (cfg->auth_mode == TORO_AUTH_AUTO)
+        cfg->auth_mode = is_loopback(cfg->host) ? TORO_AUTH_DEV : TORO_AUTH_JWT;
+    if (!cfg->auth.secret_len && (env = getenv("TORO_JWT_SECRET")) && *env) {
+        size_t n = strlen(env);
+        if (n < 32 || n > sizeof cfg->auth.secret) {
+            fprintf(stderr, "toro: TORO_JWT_SECRET must be 32 to 256 bytes\n");
+            return -1;
+        }
+        memcpy(cfg->auth.secret, env, n);
+        cfg->auth.secret_len = n;
+    }
+    if (!cfg->auth.issuer[0] && (env = getenv("TORO_JWT_ISSUER")))
+        snprintf(cfg->auth.issuer, sizeof cfg->auth.issuer, "%s", env);
+    if (!cfg->auth.audience[0] && (env = getenv("TORO_JWT_AUDIENCE")))
+        snprintf(cfg->auth.audience, sizeof cfg->auth.audience, "%s", env);
+    switch (cfg->auth_mode) {
+    case TORO_AUTH_JWT:
+        if (!cfg->auth.secret_len) {
+            fprintf(stderr, "toro: --auth jwt needs a secret (--jwt-secret-file FILE or TORO_JWT_SECRET); "
+                            "on a loopback address --auth dev needs none\n");
+            return -1;
+        }
+        toro_log_info("gateway", NULL, "authentication: JWT HS256 bearer tokens required%s%s%s%s",
+                      cfg->auth.issuer[0] ? ", iss=" : "", cfg->auth.issuer, cfg->auth.audience[0] ? ", aud=" : "",
+                      cfg->auth.audience);
+        break;
+    case TORO_AUTH_DEV:
+        if (!cfg->auth.secret_len) {
+            cfg->auth.secret_len = 32;
+            if (RAND_bytes(cfg->auth.secret, 32) != 1) {
+                fprintf(stderr, "toro: cannot generate a development secret\n");
+                return -1;
+            }
+        }
+        if (!cfg->auth.issuer[0])
+            snprintf(cfg->auth.issuer, sizeof cfg->auth.issuer, "toro-dev");
+        toro_log_warn("gateway", NULL,
+                      "DEVELOPMENT LOGIN ENABLED: POST /auth/dev-login issues a token for any user_id "
+                      "(simulated login of the web UI). Use --auth jwt for real users.");
+        break;
+    case TORO_AUTH_NONE:
+        toro_log_warn("gateway", NULL, "AUTHENTICATION DISABLED (--auth none): anyone can act as any user_id");
+        break;
+    default:
+        break;
+    }
+    return 0;
+}

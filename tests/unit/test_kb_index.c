@@ -1,0 +1,252 @@
+/* test_kb_index.c: snapshot build and BM25 retrieval on the hand-made corpus
+ * in tests/data/kb/corpus: known ranking order, financial tokens across
+ * spellings, relevance threshold, version determinism, concurrent search. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+
+#include "kb/eval.h"
+#include "kb/index.h"
+#include "kb/kb.h"
+
+static char corpus[2048];
+static char tmpdir[256];
+static char snap[512];
+static toro_kb_t *kb;
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *src = getenv("TORO_SOURCE_DIR");
+    snprintf(corpus, sizeof(corpus), "%s/tests/data/kb/corpus", src ? src : ".");
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/toro-kb-test-XXXXXX");
+    if (!mkdtemp(tmpdir))
+        return -1;
+    snprintf(snap, sizeof(snap), "%s/a.kb", tmpdir);
+    char *err = NULL;
+    toro_kb_build_stats_t st;
+    int rc = toro_kb_build_dir(corpus, snap, NULL, NULL, NULL, &st, &err);
+    if (rc) {
+        fprintf(stderr, "build: %s\n", err ? err : "?");
+        free(err);
+        return -1;
+    }
+    if (st.n_docs != 6) /* README.md is skipped */
+        return -1;
+    return toro_kb_open(snap, &kb, &err);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    toro_kb_close(kb);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Asserts the chunk ids of the top hits, in order. */
+static void expect_top(const char *q, const char *const *want, size_t nwant)
+{
+    toro_kb_hit_t *h = NULL;
+    size_t n = 0;
+    assert_int_equal(toro_kb_search(kb, q, 10, &h, &n), 0);
+    assert_true(n >= nwant);
+    for (size_t i = 0; i < nwant; i++) {
+        if (strcmp(h[i].chunk_id, want[i]) != 0)
+            print_error("query \"%s\": rank %zu is %s, want %s\n", q, i + 1, h[i].chunk_id, want[i]);
+        assert_string_equal(h[i].chunk_id, want[i]);
+        if (i > 0)
+            assert_true(h[i - 1].score >= h[i].score);
+    }
+    toro_kb_hits_free(h, n);
+}
+
+static void test_ranking(void **state)
+{
+    (void)state;
+    const char *a[] = {"cdb#1", "poupanca#1", "tesouro#0"};
+    expect_top("garantia do FGC", a, 3);
+    const char *b[] = {"poupanca#1", "previdencia#0"};
+    expect_top("imposto de renda", b, 2);
+    const char *c[] = {"stocks#0", "stocks#1"};
+    expect_top("dividends tax", c, 2);
+    const char *d[] = {"tesouro#0"};
+    expect_top("resgate D+0", d, 1);
+}
+
+static void test_tokens_across_spellings(void **state)
+{
+    (void)state;
+    const char *cdb1[] = {"cdb#1"};
+    expect_top("R$ 250 mil", cdb1, 1);
+    expect_top("250.000 reais", cdb1, 1);
+    const char *cust[] = {"tesouro#1"};
+    expect_top("0.20%", cust, 1);
+    expect_top("0,2%", cust, 1);
+    const char *pre[] = {"cdb#2"};
+    expect_top("aplicacao PREFIXADA", pre, 1);
+    expect_top("IPCA+", pre, 1);
+    const char *html[] = {"poupanca#0"};
+    expect_top("poupança rende 0,5% ao mês", html, 1);
+}
+
+static void test_hit_fields(void **state)
+{
+    (void)state;
+    toro_kb_hit_t *h = NULL;
+    size_t n = 0;
+    assert_int_equal(toro_kb_search(kb, "PGBL declaração completa", 3, &h, &n), 0);
+    assert_true(n >= 1);
+    assert_string_equal(h[0].chunk_id, "previdencia#0");
+    assert_string_equal(h[0].doc_id, "previdencia");
+    assert_string_equal(h[0].title, "Previdência privada: PGBL e VGBL");
+    assert_string_equal(h[0].section, "PGBL");
+    assert_string_equal(h[0].lang, "pt");
+    assert_non_null(strstr(h[0].text, "12% da renda bruta"));
+    assert_true(h[0].score > 0);
+    assert_true(h[0].coverage > 0.99);
+    assert_true(toro_kb_hit_is_relevant(kb, &h[0]));
+    toro_kb_hits_free(h, n);
+}
+
+static void test_not_relevant(void **state)
+{
+    (void)state;
+    const char *qs[] = {"Qual a receita de bolo de cenoura?", "Who won the 1970 World Cup?", "o que é", ""};
+    for (size_t i = 0; i < 4; i++) {
+        toro_kb_hit_t *h = NULL;
+        size_t n = 0;
+        assert_int_equal(toro_kb_search(kb, qs[i], 5, &h, &n), 0);
+        assert_true(n == 0 || !toro_kb_hit_is_relevant(kb, &h[0]));
+        toro_kb_hits_free(h, n);
+    }
+}
+
+static int copy_tree(const char *from, const char *to)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "cp -r '%s' '%s'", from, to);
+    return system(cmd);
+}
+
+static void test_version_determinism(void **state)
+{
+    (void)state;
+    char b[600], c[600], dir[600], f[700];
+    snprintf(b, sizeof(b), "%s/b.kb", tmpdir);
+    toro_kb_build_stats_t s1, s2, s3;
+    char *err = NULL;
+    assert_int_equal(toro_kb_build_dir(corpus, b, NULL, NULL, NULL, &s1, &err), 0);
+    assert_string_equal(s1.version, toro_kb_version(kb));
+    assert_int_equal(strlen(s1.version), 24);
+    /* Same content elsewhere on disk: same version. */
+    snprintf(dir, sizeof(dir), "%s/copy", tmpdir);
+    assert_int_equal(copy_tree(corpus, dir), 0);
+    snprintf(c, sizeof(c), "%s/c.kb", tmpdir);
+    assert_int_equal(toro_kb_build_dir(dir, c, NULL, NULL, NULL, &s2, &err), 0);
+    assert_string_equal(s1.version, s2.version);
+    /* One byte more in one file: another version. */
+    snprintf(f, sizeof(f), "%s/tesouro.md", dir);
+    FILE *fp = fopen(f, "a");
+    assert_non_null(fp);
+    fputs("\n", fp);
+    fclose(fp);
+    assert_int_equal(toro_kb_build_dir(dir, c, NULL, NULL, NULL, &s3, &err), 0);
+    assert_string_not_equal(s1.version, s3.version);
+    /* Other chunking parameters: another version. */
+    toro_chunk_params_t p = {500, 50};
+    assert_int_equal(toro_kb_build_dir(corpus, c, &p, NULL, NULL, &s3, &err), 0);
+    assert_string_not_equal(s1.version, s3.version);
+    /* Errors are explained. */
+    assert_int_not_equal(toro_kb_build_dir("/nonexistent/dir", c, NULL, NULL, NULL, &s3, &err), 0);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "/nonexistent/dir"));
+    free(err);
+    err = NULL;
+    toro_kb_t *bad = NULL;
+    assert_int_not_equal(toro_kb_open(f, &bad, &err), 0); /* a Markdown file is not a snapshot */
+    assert_null(bad);
+    assert_non_null(err);
+    free(err);
+}
+
+typedef struct worker {
+    int ok;
+} worker_t;
+
+static const char *TQ[] = {"garantia do FGC", "imposto de renda", "dividends tax", "resgate D+0", "IPCA+"};
+static char expected[5][64];
+
+static void *search_loop(void *arg)
+{
+    worker_t *w = arg;
+    w->ok = 1;
+    for (int i = 0; i < 300; i++) {
+        int qi = i % 5;
+        toro_kb_hit_t *h = NULL;
+        size_t n = 0;
+        if (toro_kb_search(kb, TQ[qi], 5, &h, &n) != 0 || n == 0 || strcmp(h[0].chunk_id, expected[qi]) != 0)
+            w->ok = 0;
+        toro_kb_hits_free(h, n);
+    }
+    return NULL;
+}
+
+static void test_concurrent_search(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 5; i++) {
+        toro_kb_hit_t *h = NULL;
+        size_t n = 0;
+        assert_int_equal(toro_kb_search(kb, TQ[i], 5, &h, &n), 0);
+        assert_true(n > 0);
+        snprintf(expected[i], sizeof(expected[i]), "%s", h[0].chunk_id);
+        toro_kb_hits_free(h, n);
+    }
+    pthread_t t[4];
+    worker_t w[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, search_loop, &w[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_true(w[i].ok);
+    }
+}
+
+static void test_beir_eval(void **state)
+{
+    (void)state;
+    char dir[2100], out[600];
+    const char *src = getenv("TORO_SOURCE_DIR");
+    snprintf(dir, sizeof(dir), "%s/tests/data/kb/beir", src ? src : ".");
+    snprintf(out, sizeof(out), "%s/beir.kb", tmpdir);
+    toro_eval_metrics_t m;
+    char *err = NULL;
+    int rc = toro_kb_eval_beir(dir, out, &m, &err);
+    if (rc)
+        print_error("beir: %s\n", err ? err : "?");
+    assert_int_equal(rc, 0);
+    assert_int_equal(m.n_questions, 3);
+    assert_true(m.ndcg10 > 0.999);
+    assert_true(m.recall100 > 0.999);
+    assert_true(m.mrr > 0.999);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ranking),          cmocka_unit_test(test_tokens_across_spellings),
+        cmocka_unit_test(test_hit_fields),       cmocka_unit_test(test_not_relevant),
+        cmocka_unit_test(test_version_determinism), cmocka_unit_test(test_concurrent_search),
+        cmocka_unit_test(test_beir_eval),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

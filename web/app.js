@@ -1,0 +1,703 @@
+// toro web UI: simulated login, ask a question, history with live updates
+// over the WebSocket. Every piece of data reaches the page through
+// textContent / createElement only (never innerHTML), so question, answer
+// and source text can never inject markup or script.
+
+const USER_KEY = 'toro.userId';
+const USER_RE = /^[A-Za-z0-9._@:-]{1,128}$/;
+const QUESTION_MAX = 2000;
+const PAGE_SIZE = 20;
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 30000;
+const PING_EVERY_MS = 25000;
+const SILENCE_LIMIT_MS = 75000; // server pings every 30 s; longer silence = dead socket
+
+const STATUS_LABEL = {
+  pending: 'Pendente',
+  processing: 'Processando',
+  completed: 'Concluída',
+  error: 'Erro',
+};
+const STATUS_RANK = { pending: 0, processing: 1, completed: 2, error: 2 };
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  loginView: $('login-view'), loginForm: $('login-form'), userId: $('user-id'), userIdError: $('user-id-error'),
+  appView: $('app-view'), session: $('session'), userName: $('user-name'), logout: $('logout'),
+  conn: $('conn'), connText: $('conn-text'),
+  askForm: $('ask-form'), question: $('question'), questionCount: $('question-count'),
+  questionError: $('question-error'), askButton: $('ask-button'),
+  history: $('history'), historyEmpty: $('history-empty'), historyError: $('history-error'),
+  loadMore: $('load-more'), refresh: $('refresh'), toasts: $('toasts'),
+};
+
+const state = {
+  user: null,
+  // Bearer token from POST /auth/dev-login (simulated login) when the server
+  // requires authentication; null when it runs with --auth none. Kept in
+  // memory only: a reload logs the remembered user in again.
+  token: null,
+  items: new Map(), // question_id -> question record
+  nextToken: null,
+  loadedOnce: false,
+  ws: null,
+  wsAttempt: 0,
+  wsTimer: null,
+  wsConnecting: false,
+  pingTimer: null,
+  lastMessageAt: 0,
+  everRegistered: false,
+};
+
+// ---------------------------------------------------------------- formatting
+
+const dateFmt = new Intl.DateTimeFormat('pt-BR', { dateStyle: 'short', timeStyle: 'medium' });
+const numFmt = new Intl.NumberFormat('pt-BR', { maximumFractionDigits: 1 });
+
+function formatTime(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? '' : dateFmt.format(d);
+}
+
+function durationText(fromIso, toIso) {
+  const ms = new Date(toIso) - new Date(fromIso);
+  if (!Number.isFinite(ms) || ms < 0) return '';
+  return ms < 1000 ? `${Math.max(1, Math.round(ms))} ms` : `${numFmt.format(ms / 1000)} s`;
+}
+
+function h(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') node.className = v;
+    else if (k === 'text') node.textContent = v;
+    else if (k === 'dataset') Object.assign(node.dataset, v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+// Inline Markdown subset: **bold** and citation markers [n] that link to the
+// n-th source of the answer. Everything else is plain text.
+function renderInline(text, parent, ctx) {
+  const re = /\*\*(.+?)\*\*|\[(\d{1,3})\]/g;
+  let last = 0;
+  let m;
+  while ((m = re.exec(text)) !== null) {
+    if (m.index > last) parent.append(document.createTextNode(text.slice(last, m.index)));
+    if (m[1] !== undefined) {
+      const strong = h('strong');
+      renderInline(m[1], strong, ctx);
+      parent.append(strong);
+    } else {
+      const n = Number(m[2]);
+      if (n >= 1 && n <= ctx.sourceCount) {
+        parent.append(h('a', {
+          class: 'cite', href: `#${ctx.idPrefix}-${n}`, text: `[${n}]`,
+          'aria-label': `Fonte ${n}`,
+        }));
+      } else {
+        parent.append(document.createTextNode(m[0]));
+      }
+    }
+    last = re.lastIndex;
+  }
+  if (last < text.length) parent.append(document.createTextNode(text.slice(last)));
+}
+
+// Block Markdown subset: paragraphs separated by blank lines, "- " / "* "
+// bullet lists, "1. " numbered lists, "#" headings; single newlines inside a
+// paragraph become line breaks.
+function renderMarkdown(text, ctx) {
+  const frag = document.createDocumentFragment();
+  const blocks = String(text).replace(/\r\n?/g, '\n').split(/\n[ \t]*\n+/);
+  for (const block of blocks) {
+    let list = null;
+    let listKind = null;
+    let para = null;
+    let lastLi = null;
+    const closeList = () => { list = null; listKind = null; lastLi = null; };
+    for (const rawLine of block.split('\n')) {
+      const line = rawLine.replace(/\s+$/, '');
+      if (!line.trim()) continue;
+      const bullet = /^\s*[-*•]\s+(.*)$/.exec(line);
+      const numbered = /^\s*(\d{1,3})[.)]\s+(.*)$/.exec(line);
+      const heading = /^\s*#{1,6}\s+(.*)$/.exec(line);
+      if (bullet || numbered) {
+        const kind = bullet ? 'ul' : 'ol';
+        if (!list || listKind !== kind) {
+          list = h(kind, { class: 'md-list' });
+          if (numbered && numbered[1] !== '1') list.setAttribute('start', numbered[1]);
+          listKind = kind;
+          frag.append(list);
+        }
+        lastLi = h('li');
+        renderInline(bullet ? bullet[1] : numbered[2], lastLi, ctx);
+        list.append(lastLi);
+        para = null;
+      } else if (heading) {
+        closeList();
+        para = null;
+        const p = h('p', { class: 'md-heading' });
+        renderInline(heading[1], p, ctx);
+        frag.append(p);
+      } else if (lastLi && /^\s+/.test(rawLine)) {
+        lastLi.append(document.createTextNode(' '));
+        renderInline(line.trim(), lastLi, ctx);
+      } else {
+        closeList();
+        if (para) para.append(h('br'));
+        else { para = h('p'); frag.append(para); }
+        renderInline(line.trim(), para, ctx);
+      }
+    }
+  }
+  return frag;
+}
+
+// ---------------------------------------------------------------- API
+
+class ApiError extends Error {
+  constructor(message, status) { super(message); this.status = status; }
+}
+
+async function request(path, options = {}) {
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(), 15000);
+  const headers = { Accept: 'application/json', ...(options.headers || {}) };
+  if (state.token && options.auth !== false) headers.Authorization = `Bearer ${state.token}`;
+  try {
+    const res = await fetch(path, { method: options.method, body: options.body, headers, signal: ctrl.signal });
+    let body = null;
+    try { body = await res.json(); } catch { /* not JSON */ }
+    if (!res.ok || !body || body.success !== true) {
+      const msg = body && typeof body.error === 'string' ? body.error : `HTTP ${res.status}`;
+      throw new ApiError(msg, res.status);
+    }
+    return body.data;
+  } catch (err) {
+    if (err.name === 'AbortError') throw new ApiError('o servidor demorou demais para responder', 0);
+    if (err instanceof TypeError) throw new ApiError('falha de rede', 0);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// Simulated login: asks the server for a bearer token for this user id. A
+// 404 means the server runs without authentication (the user id travels in
+// the request instead).
+async function authenticate(user) {
+  try {
+    const data = await request('/auth/dev-login', {
+      method: 'POST', auth: false,
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ user_id: user }),
+    });
+    state.token = data.token;
+  } catch (err) {
+    if (err.status !== 404) throw err;
+    state.token = null;
+  }
+}
+
+// An API call; an expired or unknown token (server restarted with a new dev
+// secret) is renewed once, transparently.
+async function api(path, options = {}) {
+  try {
+    return await request(path, options);
+  } catch (err) {
+    if (err.status !== 401 || !state.user) throw err;
+    const user = state.user;
+    await authenticate(user);
+    if (state.user !== user) throw err;
+    return request(path, options);
+  }
+}
+
+const listQuestions = (token) => {
+  const q = new URLSearchParams({ user_id: state.user, limit: String(PAGE_SIZE) });
+  if (token) q.set('next_token', token);
+  return api(`/questions?${q}`);
+};
+const getQuestion = (id) => api(`/questions/${encodeURIComponent(id)}`);
+const postQuestion = (question) => api('/questions', {
+  method: 'POST',
+  headers: { 'Content-Type': 'application/json' },
+  body: JSON.stringify({ user_id: state.user, question }),
+});
+
+// ---------------------------------------------------------------- history model
+
+// Merges a (possibly partial) record into the model, never moving a question
+// backwards (a stale list response must not undo a pushed "completed").
+// Returns the previous status, or undefined when the question was new.
+function upsert(rec) {
+  if (!rec || !rec.question_id) return undefined;
+  const cur = state.items.get(rec.question_id);
+  if (cur) {
+    if (rec.user_id && rec.user_id !== state.user) return cur.status;
+    const older = rec.status && (STATUS_RANK[rec.status] ?? 0) < (STATUS_RANK[cur.status] ?? 0);
+    const merged = { ...cur };
+    for (const [k, v] of Object.entries(rec)) {
+      if (v === undefined) continue;
+      if (older && (k === 'status' || k === 'answer' || k === 'sources' || k === 'error_message' || k === 'updated_at')) continue;
+      if (v === null && cur[k] !== null && cur[k] !== undefined && k !== 'error_message') continue;
+      merged[k] = v;
+    }
+    state.items.set(rec.question_id, merged);
+    renderItem(merged);
+    return cur.status;
+  }
+  const item = { sources: [], ...rec };
+  if (!item.created_at) item.created_at = item.updated_at || new Date().toISOString();
+  state.items.set(item.question_id, item);
+  renderItem(item);
+  return undefined;
+}
+
+function sortKey(item) {
+  return `${item.created_at || ''}|${item.question_id}`;
+}
+
+// ---------------------------------------------------------------- rendering
+
+function itemId(id) { return `q-${id}`; }
+
+function renderItem(item) {
+  const id = itemId(item.question_id);
+  const existing = document.getElementById(id);
+  const node = buildCard(item);
+  if (existing) {
+    existing.replaceWith(node);
+  } else {
+    // newest first: insert before the first card that is older
+    const key = sortKey(item);
+    let before = null;
+    for (const li of el.history.children) {
+      const other = state.items.get(li.dataset.id);
+      if (other && sortKey(other) < key) { before = li; break; }
+    }
+    el.history.insertBefore(node, before);
+  }
+  el.historyEmpty.hidden = state.items.size > 0 || !state.loadedOnce;
+}
+
+function buildCard(item) {
+  const status = STATUS_LABEL[item.status] ? item.status : 'pending';
+  const titleId = `${itemId(item.question_id)}-title`;
+  const li = h('li', { id: itemId(item.question_id), class: `q-card status-${status}`, dataset: { id: item.question_id, status } });
+  const article = h('article', { 'aria-labelledby': titleId });
+
+  const head = h('div', { class: 'q-head' },
+    h('h3', { class: 'q-text', id: titleId, text: item.question ?? '' }),
+    h('span', { class: `badge badge-${status}`, role: 'status' },
+      h('span', { class: 'visually-hidden', text: 'Status: ' }),
+      h('span', { class: 'badge-dot', 'aria-hidden': 'true' }),
+      STATUS_LABEL[status]));
+  article.append(head);
+
+  const times = h('p', { class: 'q-times' });
+  if (item.created_at) times.append(h('span', {}, 'Enviada em ', h('time', { datetime: item.created_at, text: formatTime(item.created_at) })));
+  if (item.processed_at && (status === 'completed' || status === 'error')) {
+    times.append(h('span', {}, status === 'error' ? 'Encerrada em ' : 'Respondida em ',
+      h('time', { datetime: item.processed_at, text: formatTime(item.processed_at) })));
+    const dur = item.created_at ? durationText(item.created_at, item.processed_at) : '';
+    if (dur) times.append(h('span', { class: 'q-duration', text: `Tempo de resposta: ${dur}` }));
+  } else if (item.updated_at && item.updated_at !== item.created_at) {
+    times.append(h('span', {}, 'Atualizada em ', h('time', { datetime: item.updated_at, text: formatTime(item.updated_at) })));
+  }
+  article.append(times);
+
+  if (status === 'pending' || status === 'processing') {
+    article.append(h('p', { class: 'q-waiting', text: status === 'pending'
+      ? 'Na fila. A resposta aparecerá aqui automaticamente.'
+      : 'Buscando na base de conhecimento e preparando a resposta…' }));
+  } else if (status === 'error') {
+    article.append(h('p', { class: 'q-error', role: 'alert' },
+      h('strong', { text: 'Não foi possível responder. ' }),
+      item.error_message || 'Tente novamente mais tarde.'));
+  } else {
+    const sources = Array.isArray(item.sources) ? item.sources : [];
+    const ctx = { idPrefix: `${itemId(item.question_id)}-src`, sourceCount: sources.length };
+    const answer = h('div', { class: `answer${item.found_relevant_docs === false ? ' answer-none' : ''}` });
+    answer.append(h('h4', { class: 'visually-hidden', text: 'Resposta' }));
+    answer.append(renderMarkdown(item.answer ?? '', ctx));
+    article.append(answer);
+    article.append(buildSources(sources, ctx.idPrefix));
+  }
+  li.append(article);
+  return li;
+}
+
+function buildSources(sources, idPrefix) {
+  if (!sources.length) {
+    return h('p', { class: 'sources-none muted', text: 'Nenhuma fonte relevante encontrada na base de conhecimento.' });
+  }
+  const headId = `${idPrefix}-head`;
+  const section = h('section', { class: 'sources', 'aria-labelledby': headId },
+    h('h4', { id: headId, class: 'sources-title', text: `Fontes (${sources.length})` }));
+  const ol = h('ol', { class: 'sources-list' });
+  sources.forEach((s, i) => {
+    const title = s.title || s.doc_id || 'Documento';
+    ol.append(h('li', { id: `${idPrefix}-${i + 1}`, class: 'source', tabindex: '-1' },
+      h('div', { class: 'source-head' },
+        h('span', { class: 'source-num', 'aria-hidden': 'true', text: String(i + 1) }),
+        h('div', { class: 'source-meta' },
+          h('span', { class: 'source-title', text: title }),
+          s.section ? h('span', { class: 'source-section', text: s.section }) : null)),
+      s.snippet ? h('blockquote', { class: 'source-snippet', text: cleanSnippet(s.snippet) }) : null));
+  });
+  section.append(ol);
+  return section;
+}
+
+// Snippets are raw excerpts of the documents: drop list markers and ** so
+// they read as plain quotations.
+function cleanSnippet(text) {
+  return String(text).replace(/^\s*(?:[-*•]|\d{1,3}[.)])\s+/gm, '').replace(/\*\*/g, '').trim();
+}
+
+function updateLoadMore() {
+  el.loadMore.hidden = !state.nextToken;
+}
+
+// ---------------------------------------------------------------- history loading
+
+let loading = false;
+let refreshQueued = false;
+
+async function loadHistory({ more = false } = {}) {
+  if (!state.user) return;
+  if (loading) {
+    // a refresh asked for during a load (e.g. on reconnect) runs right after it
+    if (!more) refreshQueued = true;
+    return;
+  }
+  loading = true;
+  const user = state.user;
+  el.history.setAttribute('aria-busy', 'true');
+  el.loadMore.disabled = true;
+  el.historyError.textContent = '';
+  try {
+    const data = await listQuestions(more ? state.nextToken : null);
+    if (state.user !== user) return; // logged out meanwhile
+    for (const q of data.items || []) {
+      const prev = upsert(q);
+      // an answer that arrived while the socket was down still gets announced
+      if (prev === 'pending' || prev === 'processing') announceTransition(prev, state.items.get(q.question_id));
+    }
+    // A refresh of the first page keeps the cursor of pages already loaded.
+    if (more || !state.loadedOnce) state.nextToken = data.next_token || null;
+    state.loadedOnce = true;
+    el.historyEmpty.hidden = state.items.size > 0;
+    updateLoadMore();
+  } catch (err) {
+    el.historyError.textContent = `Não foi possível carregar o histórico: ${err.message}.`;
+  } finally {
+    loading = false;
+    el.history.setAttribute('aria-busy', 'false');
+    el.loadMore.disabled = false;
+  }
+  if (refreshQueued && state.user === user) {
+    refreshQueued = false;
+    loadHistory();
+  }
+}
+
+// ---------------------------------------------------------------- notifications
+
+function notify(message, kind = 'info') {
+  const toast = h('div', { class: `toast toast-${kind}` },
+    h('span', { class: 'toast-text', text: message }),
+    h('button', { type: 'button', class: 'toast-close', 'aria-label': 'Fechar notificação', text: '×' }));
+  const close = () => toast.remove();
+  toast.querySelector('button').addEventListener('click', close);
+  el.toasts.append(toast);
+  setTimeout(close, 8000);
+  while (el.toasts.children.length > 4) el.toasts.firstElementChild.remove();
+}
+
+function shorten(text, n = 80) {
+  const t = String(text || '').replace(/\s+/g, ' ').trim();
+  return t.length > n ? `${t.slice(0, n - 1)}…` : t;
+}
+
+function announceTransition(prevStatus, item) {
+  if (!item || prevStatus === item.status) return;
+  if (item.status === 'completed') notify(`Resposta pronta: “${shorten(item.question)}”`, 'success');
+  else if (item.status === 'error') notify(`Não foi possível responder: “${shorten(item.question)}”`, 'error');
+  else return;
+  const card = document.getElementById(itemId(item.question_id));
+  if (card) card.classList.add('flash');
+}
+
+// ---------------------------------------------------------------- WebSocket
+
+function setConn(stateName, text) {
+  el.conn.dataset.state = stateName;
+  el.connText.textContent = text;
+  document.documentElement.dataset.ws = stateName;
+}
+
+async function connect() {
+  clearTimeout(state.wsTimer);
+  if (!state.user || state.ws || state.wsConnecting) return;
+  const user = state.user;
+  setConn('connecting', state.everRegistered ? 'Reconectando…' : 'Conectando…');
+  if (state.wsAttempt > 0) {
+    // the last socket never registered: the token may have expired or the
+    // server may have restarted with a new secret
+    state.wsConnecting = true;
+    try { await authenticate(user); } catch { /* the socket attempt will fail and back off */ }
+    state.wsConnecting = false;
+    if (state.user !== user || state.ws) return;
+  }
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const query = state.token
+    ? `access_token=${encodeURIComponent(state.token)}`
+    : `user_id=${encodeURIComponent(user)}`;
+  const url = `${proto}//${location.host}/ws?${query}`;
+  let ws;
+  try {
+    ws = new WebSocket(url);
+  } catch {
+    scheduleReconnect();
+    return;
+  }
+  state.ws = ws;
+  state.lastMessageAt = Date.now();
+  ws.addEventListener('message', (ev) => {
+    if (state.ws !== ws) return;
+    state.lastMessageAt = Date.now();
+    let msg;
+    try { msg = JSON.parse(ev.data); } catch { return; }
+    onSocketMessage(msg);
+  });
+  ws.addEventListener('close', () => {
+    if (state.ws !== ws) return;
+    state.ws = null;
+    stopPing();
+    if (state.user) scheduleReconnect();
+  });
+  ws.addEventListener('open', () => {
+    // Servers that did not register from the query expect a register action.
+    if (state.ws !== ws) return;
+    setTimeout(() => {
+      if (state.ws === ws && ws.readyState === WebSocket.OPEN && el.conn.dataset.state !== 'connected') {
+        ws.send(JSON.stringify(state.token
+          ? { action: 'register', token: state.token }
+          : { action: 'register', user_id: user }));
+      }
+    }, 1500);
+  });
+  ws.addEventListener('error', () => { /* a close event follows */ });
+}
+
+function onSocketMessage(msg) {
+  if (msg.type === 'registered') {
+    state.wsAttempt = 0;
+    setConn('connected', 'Conectado');
+    startPing();
+    const reconnected = state.everRegistered;
+    state.everRegistered = true;
+    // Re-read the history after every (re)registration so that updates
+    // pushed while the socket was down are not missed.
+    loadHistory();
+    if (reconnected) notify('Conexão restabelecida.', 'info');
+  } else if (msg.type === 'error') {
+    // e.g. registration refused: drop this socket and try again with a fresh token
+    if (el.conn.dataset.state !== 'connected') state.ws?.close();
+  } else if (msg.type === 'question_update') {
+    if (msg.user_id && msg.user_id !== state.user) return;
+    const known = state.items.has(msg.question_id);
+    const { type, ...rec } = msg;
+    const prev = upsert(rec);
+    announceTransition(known ? prev : 'unknown', state.items.get(msg.question_id));
+    if (!known) {
+      // asked from another tab or device: fetch the full record (created_at...)
+      getQuestion(msg.question_id).then(upsert).catch(() => {});
+    }
+  }
+}
+
+function scheduleReconnect() {
+  clearTimeout(state.wsTimer);
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** state.wsAttempt);
+  const delay = Math.round(base / 2 + Math.random() * (base / 2)); // "equal jitter"
+  state.wsAttempt = Math.min(state.wsAttempt + 1, 10);
+  const secs = Math.max(1, Math.round(delay / 1000));
+  setConn('reconnecting', `Sem conexão — tentando em ${secs} s`);
+  state.wsTimer = setTimeout(connect, delay);
+}
+
+function startPing() {
+  stopPing();
+  state.pingTimer = setInterval(() => {
+    const ws = state.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (Date.now() - state.lastMessageAt > SILENCE_LIMIT_MS) { ws.close(); return; }
+    try { ws.send(JSON.stringify({ action: 'ping' })); } catch { /* close follows */ }
+  }, PING_EVERY_MS);
+}
+
+function stopPing() { clearInterval(state.pingTimer); state.pingTimer = null; }
+
+function disconnect() {
+  clearTimeout(state.wsTimer);
+  stopPing();
+  const ws = state.ws;
+  state.ws = null;
+  if (ws) ws.close(1000, 'logout');
+  setConn('offline', 'Desconectado');
+}
+
+// ---------------------------------------------------------------- session
+
+function showLogin() {
+  el.appView.hidden = true;
+  el.session.hidden = true;
+  el.loginView.hidden = false;
+  el.userId.focus();
+}
+
+async function login(user) {
+  el.userIdError.textContent = '';
+  try {
+    await authenticate(user);
+  } catch (err) {
+    el.userIdError.textContent = `Não foi possível entrar: ${err.message}.`;
+    showLogin();
+    return false;
+  }
+  state.user = user;
+  state.items.clear();
+  state.nextToken = null;
+  state.loadedOnce = false;
+  state.wsAttempt = 0;
+  state.everRegistered = false;
+  el.history.replaceChildren();
+  el.historyEmpty.hidden = true;
+  updateLoadMore();
+  el.userName.textContent = user;
+  el.loginView.hidden = true;
+  el.session.hidden = false;
+  el.appView.hidden = false;
+  loadHistory();
+  connect();
+  return true;
+}
+
+function logout() {
+  disconnect();
+  state.user = null;
+  state.token = null;
+  try { localStorage.removeItem(USER_KEY); } catch { /* storage disabled */ }
+  state.items.clear();
+  el.history.replaceChildren();
+  el.toasts.replaceChildren();
+  el.question.value = '';
+  updateCount();
+  showLogin();
+}
+
+// ---------------------------------------------------------------- forms
+
+function updateCount() {
+  const n = el.question.value.length;
+  el.questionCount.textContent = `${n}/${QUESTION_MAX}`;
+  el.questionCount.classList.toggle('over', n > QUESTION_MAX);
+}
+
+el.loginForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const user = el.userId.value.trim();
+  if (!USER_RE.test(user)) {
+    el.userIdError.textContent = 'Identificador inválido: use de 1 a 128 letras, números ou . _ @ : -';
+    el.userId.setAttribute('aria-invalid', 'true');
+    el.userId.focus();
+    return;
+  }
+  el.userIdError.textContent = '';
+  el.userId.removeAttribute('aria-invalid');
+  const button = el.loginForm.querySelector('button[type="submit"]');
+  button.disabled = true;
+  try {
+    if (!(await login(user))) return;
+  } finally {
+    button.disabled = false;
+  }
+  try { localStorage.setItem(USER_KEY, user); } catch { /* storage disabled */ }
+  el.question.focus();
+});
+
+el.askForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const text = el.question.value.trim();
+  if (!text) {
+    el.questionError.textContent = 'Escreva uma pergunta antes de enviar.';
+    el.question.setAttribute('aria-invalid', 'true');
+    el.question.focus();
+    return;
+  }
+  if (text.length > QUESTION_MAX) {
+    el.questionError.textContent = `A pergunta pode ter no máximo ${QUESTION_MAX} caracteres.`;
+    el.question.setAttribute('aria-invalid', 'true');
+    return;
+  }
+  el.questionError.textContent = '';
+  el.question.removeAttribute('aria-invalid');
+  el.askButton.disabled = true;
+  el.askButton.textContent = 'Enviando…';
+  try {
+    const data = await postQuestion(text);
+    const now = new Date().toISOString();
+    const prev = upsert({ user_id: state.user, question_id: data.question_id, question: text, status: data.status || 'pending', created_at: now, updated_at: now });
+    el.question.value = '';
+    updateCount();
+    // The push may have raced ahead of the 202: read the stored record.
+    getQuestion(data.question_id).then((q) => {
+      const before = state.items.get(q.question_id)?.status ?? prev;
+      upsert(q);
+      announceTransition(before, state.items.get(q.question_id));
+    }).catch(() => {});
+  } catch (err) {
+    el.questionError.textContent = `Não foi possível enviar a pergunta: ${err.message}.`;
+  } finally {
+    el.askButton.disabled = false;
+    el.askButton.textContent = 'Perguntar';
+  }
+});
+
+el.question.addEventListener('input', updateCount);
+el.question.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) {
+    ev.preventDefault();
+    el.askForm.requestSubmit();
+  }
+});
+el.loadMore.addEventListener('click', () => loadHistory({ more: true }));
+el.refresh.addEventListener('click', () => loadHistory());
+el.logout.addEventListener('click', logout);
+el.history.addEventListener('animationend', (ev) => ev.target.classList?.remove('flash'));
+
+// Reconnect at once when the network comes back instead of waiting out the backoff.
+window.addEventListener('online', () => {
+  if (state.user && !state.ws) { state.wsAttempt = 0; connect(); }
+});
+
+// ---------------------------------------------------------------- start
+
+let saved = null;
+try { saved = localStorage.getItem(USER_KEY); } catch { /* storage disabled */ }
+if (saved && USER_RE.test(saved)) {
+  el.userId.value = saved;
+  login(saved);
+} else {
+  showLogin();
+}
