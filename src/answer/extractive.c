@@ -219,7 +219,9 @@ static int ext_answer(toro_answerer_t *self, const char *question, toro_answer_t
 
     q = calloc(1, sizeof(*q));
     units = calloc(MAX_UNITS, sizeof(unit_t));
-    termpool = calloc((size_t)MAX_UNITS * MAX_UNIT_TERMS, sizeof(*termpool));
+    /* 4 MB of term slots; only the slots of real units are written and read,
+     * so leave the rest untouched (calloc would zero every page per answer) */
+    termpool = malloc((size_t)MAX_UNITS * MAX_UNIT_TERMS * sizeof(*termpool));
     if (!q || !units || !termpool) {
         rc = TORO_ENOMEM;
         goto out;

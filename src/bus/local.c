@@ -41,7 +41,7 @@ int toro_bus_local_enqueue(struct sqlite3 *conn, const char *topic, const char *
     sqlite3_stmt *st = NULL;
     int rc = TORO_EIO;
     int64_t now = toro_now_ms();
-    if (sqlite3_prepare_v2(conn,
+    if (toro_db_prepare(conn,
                            "INSERT INTO bus_events(topic, payload, created_at, available_at) VALUES (?1, ?2, ?3, ?3)",
                            -1, &st, NULL) != SQLITE_OK)
         goto out;
@@ -53,7 +53,7 @@ int toro_bus_local_enqueue(struct sqlite3 *conn, const char *topic, const char *
 out:
     if (rc)
         toro_log_error("bus", NULL, "enqueue on %s failed: %s", topic, sqlite3_errmsg(conn));
-    sqlite3_finalize(st);
+    toro_db_done(st);
     return rc;
 }
 
@@ -65,7 +65,7 @@ static int try_fetch(local_bus_t *b, const char *topic, toro_bus_msg_t *out)
     sqlite3_stmt *st = NULL;
     int rc = TORO_EIO;
     int64_t now = toro_now_ms();
-    if (sqlite3_prepare_v2(c,
+    if (toro_db_prepare(c,
                            "UPDATE bus_events SET leased_until = ?1, deliveries = deliveries + 1 WHERE id = ("
                            "SELECT id FROM bus_events WHERE topic = ?2 AND available_at <= ?3 AND leased_until <= ?3 "
                            "ORDER BY id LIMIT 1) RETURNING id, payload, deliveries, created_at",
@@ -92,7 +92,7 @@ static int try_fetch(local_bus_t *b, const char *topic, toro_bus_msg_t *out)
 out:
     if (rc == TORO_EIO)
         toro_log_error("bus", NULL, "fetch on %s failed: %s", topic, sqlite3_errmsg(c));
-    sqlite3_finalize(st);
+    toro_db_done(st);
     return rc;
 }
 
@@ -140,7 +140,7 @@ static int exec_id(local_bus_t *b, const char *sql, int64_t id, int64_t arg)
         return TORO_EIO;
     sqlite3_stmt *st = NULL;
     int rc = TORO_EIO;
-    if (sqlite3_prepare_v2(c, sql, -1, &st, NULL) == SQLITE_OK) {
+    if (toro_db_prepare(c, sql, -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_int64(st, 2, arg);
         if (sqlite3_step(st) == SQLITE_DONE)
@@ -148,7 +148,7 @@ static int exec_id(local_bus_t *b, const char *sql, int64_t id, int64_t arg)
     }
     if (rc)
         toro_log_error("bus", NULL, "%s: %s", sql, sqlite3_errmsg(c));
-    sqlite3_finalize(st);
+    toro_db_done(st);
     return rc;
 }
 
@@ -185,7 +185,7 @@ static int l_dead(toro_bus_t *bus, const char *topic, const toro_bus_msg_t *m, c
     int rc = TORO_EIO;
     if (toro_db_begin(c))
         return TORO_EIO;
-    if (sqlite3_prepare_v2(c,
+    if (toro_db_prepare(c,
                            "INSERT OR REPLACE INTO bus_dead(id, topic, payload, created_at, dead_at, deliveries, reason) "
                            "SELECT id, topic, payload, created_at, ?2, deliveries, ?3 FROM bus_events WHERE id = ?1",
                            -1, &st, NULL) != SQLITE_OK)
@@ -197,7 +197,7 @@ static int l_dead(toro_bus_t *bus, const char *topic, const toro_bus_msg_t *m, c
         goto out;
     rc = exec_id(b, "DELETE FROM bus_events WHERE id = ?1 AND ?2 = ?2", m->id, 0);
 out:
-    sqlite3_finalize(st);
+    toro_db_done(st);
     return toro_db_end(c, rc);
 }
 
@@ -216,14 +216,14 @@ static int l_depth(toro_bus_t *bus, const char *topic, long *out)
     sqlite3 *c = toro_db_conn(b->db);
     sqlite3_stmt *st = NULL;
     int rc = TORO_EIO;
-    if (c && sqlite3_prepare_v2(c, "SELECT count(*) FROM bus_events WHERE topic = ?1", -1, &st, NULL) == SQLITE_OK) {
+    if (c && toro_db_prepare(c, "SELECT count(*) FROM bus_events WHERE topic = ?1", -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
             *out = (long)sqlite3_column_int64(st, 0);
             rc = 0;
         }
     }
-    sqlite3_finalize(st);
+    toro_db_done(st);
     return rc;
 }
 

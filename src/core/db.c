@@ -2,6 +2,8 @@
 #include "core/db.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +111,9 @@ sqlite3 *toro_db_conn(toro_db_t *db)
     return n->conn;
 }
 
+/* Generation of the statement cache below: bumped by every close. */
+static atomic_ulong generation = 1;
+
 void toro_db_close(toro_db_t *db)
 {
     if (!db)
@@ -117,6 +122,9 @@ void toro_db_close(toro_db_t *db)
     conn_node_t *n = db->conns;
     while (n) {
         conn_node_t *next = n->next;
+        sqlite3_stmt *st;
+        while ((st = sqlite3_next_stmt(n->conn, NULL)) != NULL)
+            sqlite3_finalize(st);
         sqlite3_close_v2(n->conn);
         free(n);
         n = next;
@@ -124,9 +132,76 @@ void toro_db_close(toro_db_t *db)
     pthread_mutex_destroy(&db->lock);
     free(db->path);
     free(db);
+    atomic_fetch_add(&generation, 1); /* cached statements of it are gone */
+}
+
+/* Statement cache. A slot is valid while its generation equals the global
+ * one; closing any database bumps the generation (after finalizing that
+ * database's statements), so no thread ever uses a statement of a closed
+ * connection. */
+#define STMT_SLOTS 128
+typedef struct stmt_slot {
+    sqlite3 *c;
+    const char *sql;
+    sqlite3_stmt *st;
+    unsigned long gen;
+} stmt_slot_t;
+static _Thread_local stmt_slot_t slots[STMT_SLOTS];
+
+int toro_db_prepare(sqlite3 *c, const char *sql, int nbyte, sqlite3_stmt **st, const char **tail)
+{
+    unsigned long gen = atomic_load(&generation);
+    size_t h = (((uintptr_t)c >> 4) ^ ((uintptr_t)sql * 2654435761u)) % STMT_SLOTS;
+    stmt_slot_t *free_slot = NULL;
+    for (size_t i = 0; i < STMT_SLOTS; i++) {
+        stmt_slot_t *sl = &slots[(h + i) % STMT_SLOTS];
+        if (sl->st && sl->gen == gen) {
+            if (sl->c == c && sl->sql == sql) {
+                *st = sl->st;
+                if (tail)
+                    *tail = NULL;
+                return SQLITE_OK;
+            }
+            continue;
+        }
+        free_slot = sl; /* empty, or left from a closed database */
+        break;
+    }
+    int rc = sqlite3_prepare_v3(c, sql, nbyte, free_slot ? SQLITE_PREPARE_PERSISTENT : 0, st, tail);
+    if (rc == SQLITE_OK && free_slot)
+        *free_slot = (stmt_slot_t){c, sql, *st, gen};
+    return rc;
+}
+
+void toro_db_done(sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    unsigned long gen = atomic_load(&generation);
+    for (size_t i = 0; i < STMT_SLOTS; i++) {
+        if (slots[i].st == st && slots[i].gen == gen) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    }
+    sqlite3_finalize(st);
 }
 
 static pthread_mutex_t writer = PTHREAD_MUTEX_INITIALIZER;
+
+/* A statement without results through the cache. 0 or TORO_EIO. */
+static int exec_cached(sqlite3 *c, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = TORO_EIO;
+    if (toro_db_prepare(c, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_DONE)
+        rc = 0;
+    if (rc)
+        toro_log_error("db", NULL, "%s: %s", sql, sqlite3_errmsg(c));
+    toro_db_done(st);
+    return rc;
+}
 
 void toro_db_write_lock(void) { pthread_mutex_lock(&writer); }
 void toro_db_write_unlock(void) { pthread_mutex_unlock(&writer); }
@@ -136,7 +211,7 @@ int toro_db_begin(sqlite3 *c)
     if (!c)
         return TORO_EIO;
     pthread_mutex_lock(&writer);
-    int rc = toro_db_exec(c, "BEGIN IMMEDIATE");
+    int rc = exec_cached(c, "BEGIN IMMEDIATE");
     if (rc)
         pthread_mutex_unlock(&writer);
     return rc;
@@ -145,9 +220,9 @@ int toro_db_begin(sqlite3 *c)
 int toro_db_end(sqlite3 *c, int rc)
 {
     if (rc == 0)
-        rc = toro_db_exec(c, "COMMIT");
+        rc = exec_cached(c, "COMMIT");
     if (rc)
-        sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
+        exec_cached(c, "ROLLBACK");
     pthread_mutex_unlock(&writer);
     return rc;
 }

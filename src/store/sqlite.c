@@ -77,7 +77,7 @@ static int s_create(toro_store_t *s, const toro_question_t *q, const toro_event_
     if (rc)
         return rc;
     rc = TORO_EIO;
-    if (sqlite3_prepare_v2(c,
+    if (toro_db_prepare(c,
                            "INSERT INTO questions(user_id, question_id, question, status, attempts, created_at,"
                            " updated_at) VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
                            -1, &st, NULL) != SQLITE_OK)
@@ -97,7 +97,7 @@ static int s_create(toro_store_t *s, const toro_question_t *q, const toro_event_
 out:
     if (rc && rc != TORO_ECONFLICT)
         toro_log_error("store", q->question_id, "create failed: %s", sqlite3_errmsg(c));
-    sqlite3_finalize(st);
+    toro_db_done(st);
     return finish(c, rc);
 }
 
@@ -106,7 +106,7 @@ static int s_get(toro_store_t *s, const char *question_id, toro_question_t *out)
     sqlite3 *c = conn(s);
     sqlite3_stmt *st = NULL;
     int rc = TORO_EIO;
-    if (!c || sqlite3_prepare_v2(c, "SELECT " COLS " FROM questions WHERE question_id = ?1", -1, &st, NULL) != SQLITE_OK)
+    if (!c || toro_db_prepare(c, "SELECT " COLS " FROM questions WHERE question_id = ?1", -1, &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_text(st, 1, question_id, -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
@@ -117,7 +117,7 @@ static int s_get(toro_store_t *s, const char *question_id, toro_question_t *out)
         rc = TORO_ENOTFOUND;
     }
 out:
-    sqlite3_finalize(st);
+    toro_db_done(st);
     return rc;
 }
 
@@ -171,7 +171,7 @@ static int s_list(toro_store_t *s, const char *user_id, int limit, const char *c
     if (!arr)
         return TORO_ENOMEM;
     rc = TORO_EIO;
-    if (!c || sqlite3_prepare_v2(c,
+    if (!c || toro_db_prepare(c,
                                  "SELECT " COLS " FROM questions WHERE user_id = ?1 AND (created_at < ?2 OR"
                                  " (created_at = ?2 AND question_id < ?3)) ORDER BY created_at DESC, question_id DESC"
                                  " LIMIT ?4",
@@ -193,7 +193,7 @@ static int s_list(toro_store_t *s, const char *user_id, int limit, const char *c
     }
     rc = 0;
 out:
-    sqlite3_finalize(st);
+    toro_db_done(st);
     if (rc) {
         toro_questions_free(arr, count);
         return rc;
@@ -207,7 +207,7 @@ static int read_status(sqlite3 *c, const char *user_id, const char *question_id,
 {
     sqlite3_stmt *st = NULL;
     int rc = TORO_EIO;
-    if (sqlite3_prepare_v2(c, "SELECT status, attempts FROM questions WHERE user_id = ?1 AND question_id = ?2", -1,
+    if (toro_db_prepare(c, "SELECT status, attempts FROM questions WHERE user_id = ?1 AND question_id = ?2", -1,
                            &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
@@ -221,7 +221,7 @@ static int read_status(sqlite3 *c, const char *user_id, const char *question_id,
         rc = TORO_ENOTFOUND;
     }
 out:
-    sqlite3_finalize(st);
+    toro_db_done(st);
     return rc;
 }
 
@@ -243,7 +243,7 @@ static int s_start(toro_store_t *s, const char *user_id, const char *question_id
     }
     rc = TORO_EIO;
     int64_t now = toro_now_ms();
-    if (sqlite3_prepare_v2(c,
+    if (toro_db_prepare(c,
                            "UPDATE questions SET status = 'processing', attempts = attempts + 1, updated_at = ?3,"
                            " processing_started_at = coalesce(processing_started_at, ?3)"
                            " WHERE user_id = ?1 AND question_id = ?2",
@@ -258,7 +258,7 @@ static int s_start(toro_store_t *s, const char *user_id, const char *question_id
     *attempts += 1;
     rc = *first && ev ? toro_bus_local_enqueue(c, ev->topic, ev->payload) : 0;
 out:
-    sqlite3_finalize(st);
+    toro_db_done(st);
     return finish(c, rc);
 }
 
@@ -281,7 +281,7 @@ static int s_complete(toro_store_t *s, const toro_question_t *r, const toro_even
     rc = TORO_EIO;
     sources = r->sources ? json_dumps(r->sources, JSON_COMPACT | JSON_PRESERVE_ORDER) : strdup("[]");
     int64_t now = toro_now_ms();
-    if (!sources || sqlite3_prepare_v2(c,
+    if (!sources || toro_db_prepare(c,
                                        "UPDATE questions SET status = 'completed', answer = ?3, sources = ?4,"
                                        " found_relevant_docs = ?5, model = ?6, kb_version = ?7, error_message = NULL,"
                                        " updated_at = ?8, processed_at = ?8 WHERE user_id = ?1 AND question_id = ?2",
@@ -299,7 +299,7 @@ static int s_complete(toro_store_t *s, const toro_question_t *r, const toro_even
         goto out;
     rc = ev ? toro_bus_local_enqueue(c, ev->topic, ev->payload) : 0;
 out:
-    sqlite3_finalize(st);
+    toro_db_done(st);
     free(sources);
     return finish(c, rc);
 }
@@ -322,7 +322,7 @@ static int s_fail(toro_store_t *s, const char *user_id, const char *question_id,
     }
     rc = TORO_EIO;
     int64_t now = toro_now_ms();
-    if (sqlite3_prepare_v2(c,
+    if (toro_db_prepare(c,
                            "UPDATE questions SET status = 'error', error_message = ?3, updated_at = ?4,"
                            " processed_at = ?4 WHERE user_id = ?1 AND question_id = ?2",
                            -1, &st, NULL) != SQLITE_OK)
@@ -335,7 +335,7 @@ static int s_fail(toro_store_t *s, const char *user_id, const char *question_id,
         goto out;
     rc = ev ? toro_bus_local_enqueue(c, ev->topic, ev->payload) : 0;
 out:
-    sqlite3_finalize(st);
+    toro_db_done(st);
     return finish(c, rc);
 }
 
@@ -345,7 +345,7 @@ static int exec_text(toro_store_t *s, const char *sql, const char *a, const char
     sqlite3_stmt *st = NULL;
     int rc = TORO_EIO;
     toro_db_write_lock();
-    if (c && sqlite3_prepare_v2(c, sql, -1, &st, NULL) == SQLITE_OK) {
+    if (c && toro_db_prepare(c, sql, -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
         if (b)
             sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
@@ -356,7 +356,7 @@ static int exec_text(toro_store_t *s, const char *sql, const char *a, const char
         if (sqlite3_step(st) == SQLITE_DONE)
             rc = 0;
     }
-    sqlite3_finalize(st);
+    toro_db_done(st);
     toro_db_write_unlock();
     if (rc)
         toro_log_error("store", NULL, "%s: %s", sql, c ? sqlite3_errmsg(c) : "no connection");
@@ -389,7 +389,7 @@ static int s_list_conn(toro_store_t *s, const char *user_id, toro_connection_t *
     int rc = TORO_EIO;
     *out = NULL;
     *n = 0;
-    if (!c || sqlite3_prepare_v2(c,
+    if (!c || toro_db_prepare(c,
                                  "SELECT connection_id, user_id, node, connected_at FROM connections"
                                  " WHERE user_id = ?1 ORDER BY connected_at",
                                  -1, &st, NULL) != SQLITE_OK)
@@ -416,7 +416,7 @@ static int s_list_conn(toro_store_t *s, const char *user_id, toro_connection_t *
     if (step == SQLITE_DONE)
         rc = 0;
 out:
-    sqlite3_finalize(st);
+    toro_db_done(st);
     if (rc) {
         toro_connections_free(arr, count);
         return rc;
@@ -433,7 +433,7 @@ static int s_count(toro_store_t *s, long counts[TORO_STATUS_COUNT])
     int rc = TORO_EIO;
     for (int i = 0; i < TORO_STATUS_COUNT; i++)
         counts[i] = 0;
-    if (c && sqlite3_prepare_v2(c, "SELECT status, count(*) FROM questions GROUP BY status", -1, &st, NULL) ==
+    if (c && toro_db_prepare(c, "SELECT status, count(*) FROM questions GROUP BY status", -1, &st, NULL) ==
                  SQLITE_OK) {
         int step;
         while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -444,7 +444,7 @@ static int s_count(toro_store_t *s, long counts[TORO_STATUS_COUNT])
         if (step == SQLITE_DONE)
             rc = 0;
     }
-    sqlite3_finalize(st);
+    toro_db_done(st);
     return rc;
 }
 
