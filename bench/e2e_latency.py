@@ -1,20 +1,29 @@
 """Open-loop end-to-end latency: K users, each with a WebSocket, submit
-questions at a fixed total rate; latency is measured from the moment the POST
-is sent to the moment the completed update arrives on the asker's socket.
-Usage: e2e_latency.py PORT [--users 16] [--rate 200] [--seconds 10]
-Prints p50/p99/p99.9 and the number of completed/missing questions."""
+questions at a fixed total offered rate (the send schedule never waits for
+answers); latency is measured from the moment a POST was *scheduled* (so a
+slow server cannot hide latency by back-pressure on the client) to the moment
+the completed update arrives on the asker's socket.
+Needs TORO_JWT_SECRET (the server's secret) to sign the users' tokens.
+Usage: e2e_latency.py PORT [--users 16] [--rate 200] [--seconds 10] [--conns 64]
+Prints one JSON line: offered/achieved rate, accepted, errors, completed,
+missing, p50/p99/p99.9/max/mean latency in ms."""
 import argparse
 import asyncio
 import json
+import os
 import statistics
+import sys
 import time
 
 import websockets
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tokens import jwt_for  # noqa: E402
 
-async def http_post(reader, writer, body):
-    writer.write(b"POST /questions HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                 % (len(body), body))
+
+async def http_post(reader, writer, body, token):
+    writer.write(b"POST /questions HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
+                 b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s" % (token, len(body), body))
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     length = 0
@@ -31,12 +40,14 @@ async def main():
     ap.add_argument("--users", type=int, default=16)
     ap.add_argument("--rate", type=float, default=200.0)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--conns", type=int, default=64)
     a = ap.parse_args()
     sent_at, done_at = {}, {}
     users = ["lat%d" % i for i in range(a.users)]
+    tokens = [jwt_for(u).encode() for u in users]
     sockets = []
-    for u in users:
-        ws = await websockets.connect("ws://127.0.0.1:%d/ws?user_id=%s" % (a.port, u), max_queue=None)
+    for t in tokens:
+        ws = await websockets.connect("ws://127.0.0.1:%d/ws?access_token=%s" % (a.port, t.decode()), max_queue=None)
         assert json.loads(await ws.recv())["type"] == "registered"
         sockets.append(ws)
 
@@ -45,27 +56,28 @@ async def main():
             async for raw in ws:
                 now = time.perf_counter()
                 m = json.loads(raw)
-                if m.get("type") == "question_update" and m["status"] in ("completed", "error"):
+                if m.get("type") == "question_update" and m.get("status") in ("completed", "error"):
                     done_at.setdefault(m["question_id"], now)
         except websockets.ConnectionClosed:
             pass
 
     listeners = [asyncio.create_task(listen(ws)) for ws in sockets]
-    conns = [await asyncio.open_connection("127.0.0.1", a.port) for _ in range(32)]
+    conns = [await asyncio.open_connection("127.0.0.1", a.port) for _ in range(a.conns)]
     free = asyncio.Queue()
     for c in conns:
         free.put_nowait(c)
     errors = 0
+    last_send = [0.0]
 
-    async def submit(i):
+    async def submit(i, t_sched):
         nonlocal errors
         r, w = await free.get()
-        body = json.dumps({"user_id": users[i % len(users)], "question": "Como funciona o Tesouro Selic? #%d" % i}).encode()
-        t0 = time.perf_counter()
+        body = json.dumps({"question": "Como funciona o Tesouro Selic? #%d" % i}).encode()
         try:
-            status, resp = await http_post(r, w, body)
+            status, resp = await http_post(r, w, body, tokens[i % len(tokens)])
+            last_send[0] = time.perf_counter()
             if status == 202:
-                sent_at[resp["data"]["question_id"]] = t0
+                sent_at[resp["data"]["question_id"]] = t_sched
             else:
                 errors += 1
         finally:
@@ -79,8 +91,9 @@ async def main():
         delay = target - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(submit(i)))
+        tasks.append(asyncio.create_task(submit(i, target)))
     await asyncio.gather(*tasks)
+    achieved = total / max(1e-9, last_send[0] - start)
     deadline = time.perf_counter() + 30
     while time.perf_counter() < deadline and any(q not in done_at for q in sent_at):
         await asyncio.sleep(0.05)
@@ -94,11 +107,12 @@ async def main():
         w.close()
 
     def pct(p):
-        return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] if lat else float("nan")
-    print("offered %.0f q/s for %.0f s with %d users: %d accepted, %d errors, %d completed, %d missing"
-          % (a.rate, a.seconds, a.users, len(sent_at), errors, len(lat), missing))
-    print("POST -> completed update latency ms: p50 %.2f  p99 %.2f  p99.9 %.2f  max %.2f  mean %.2f"
-          % (pct(50), pct(99), pct(99.9), lat[-1] if lat else float("nan"), statistics.mean(lat) if lat else float("nan")))
+        return round(lat[min(len(lat) - 1, int(p / 100 * len(lat)))], 2) if lat else None
+    print(json.dumps({"offered_qps": a.rate, "achieved_qps": round(achieved, 1), "seconds": a.seconds,
+                      "users": a.users, "accepted": len(sent_at), "errors": errors, "completed": len(lat),
+                      "missing": missing, "p50_ms": pct(50), "p99_ms": pct(99), "p999_ms": pct(99.9),
+                      "max_ms": round(lat[-1], 2) if lat else None,
+                      "mean_ms": round(statistics.mean(lat), 2) if lat else None}))
 
 
 asyncio.run(main())

@@ -9,7 +9,7 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config libjansson-dev libsqlite3-dev libssl-dev
       libutf8proc-dev libstemmer-dev libcurl4-openssl-dev libpq-dev libnats-dev)
 if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=(libcmocka-dev python3 python3-venv python3-pip sqlite3 curl chromium chromium-driver
+  pkgs+=(libcmocka-dev clang libclang-rt-14-dev python3 python3-venv python3-pip sqlite3 curl chromium chromium-driver
           postgresql nats-server)
   # Node.js from another source (e.g. NodeSource) already ships npm and conflicts
   # with Debian's npm package: only ask for Debian's when node/npm are absent.

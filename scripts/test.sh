@@ -2,7 +2,8 @@
 # One command from a fresh Debian 12 machine to every test: installs what the
 # tests need, builds with warnings as errors, runs the suite (unit tests and
 # end-to-end tests against the real binary), then builds again with
-# AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite again.
+# AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite again, then
+# runs each libFuzzer harness for a bounded time (TORO_FUZZ_SECONDS, default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -40,5 +41,9 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 scripts/build.sh build-asan -DTORO_WERROR=ON -DTORO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 (cd build-asan && ctest --output-on-failure --timeout 900) || status=1
+
+echo "== libFuzzer harnesses: bounded runs from the seed corpus in tests/fuzz/corpus =="
+CC=clang scripts/build.sh build-fuzz -DTORO_WERROR=ON -DTORO_FUZZ=ON -DTORO_FUZZ_SECONDS="${TORO_FUZZ_SECONDS:-20}"
+(cd build-fuzz && ctest -R '^fuzz\.' --output-on-failure --timeout 900) || status=1
 
 exit $status

@@ -61,6 +61,8 @@ typedef struct nats_bus {
     inflight_t *inflight;      /* fetched, not yet acked */
     int64_t next_id;
     atomic_int interrupted;
+    pthread_cond_t closed_cond; /* signalled by on_closed */
+    int closed;                /* the library delivered its last callback (guarded by lock) */
     natsSubscription *gw_sub;  /* toro api: requests for this node */
     toro_bus_post_fn gw_fn;
     void *gw_ctx;
@@ -408,9 +410,20 @@ static void n_close(toro_bus_t *bus)
     if (b->nc) {
         natsConnection_FlushTimeout(b->nc, 1000);
         natsConnection_Close(b->nc);
+        /* callbacks (disconnected, closed) run on a library thread and get b:
+         * wait for the closed one, the last, before freeing b */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 5;
+        pthread_mutex_lock(&b->lock);
+        while (!b->closed)
+            if (pthread_cond_timedwait(&b->closed_cond, &b->lock, &ts) != 0)
+                break;
+        pthread_mutex_unlock(&b->lock);
     }
     jsCtx_Destroy(b->js);
     natsConnection_Destroy(b->nc);
+    pthread_cond_destroy(&b->closed_cond);
     pthread_mutex_destroy(&b->lock);
     free(b);
 }
@@ -441,6 +454,16 @@ static void on_disconnected(natsConnection *nc, void *closure)
     nats_bus_t *b = closure;
     pthread_mutex_lock(&b->lock);
     b->ready = 0; /* the server may have restarted empty: declare again */
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    nats_bus_t *b = closure;
+    pthread_mutex_lock(&b->lock);
+    b->closed = 1;
+    pthread_cond_broadcast(&b->closed_cond);
     pthread_mutex_unlock(&b->lock);
 }
 
@@ -509,6 +532,7 @@ int toro_bus_nats_open(const char *url, toro_bus_t **out, char **err)
     if (!b)
         return rc;
     pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->closed_cond, NULL);
     b->super.ops = &nats_ops;
     rc = parse_url(b, url, server, sizeof server, err);
     if (rc)
@@ -533,6 +557,8 @@ int toro_bus_nats_open(const char *url, toro_bus_t **out, char **err)
         s = natsOptions_SetDisconnectedCB(opts, on_disconnected, b);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(opts, on_reconnected, b);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(opts, on_closed, b);
     if (s == NATS_OK)
         s = natsOptions_SetRetryOnFailedConnect(opts, true, on_connected, b);
     if (s == NATS_OK) {

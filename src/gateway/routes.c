@@ -85,6 +85,27 @@ static void post_question(toro_gateway_t *gw, gw_request_t *req, const char *use
     free(uid);
 }
 
+/* Rejects query parameters the route does not define (a misspelt
+ * "limt=5" should not silently return the default page). */
+static bool query_only(const char *query, const char *const *allowed, gw_response_t *r)
+{
+    for (const char *p = query; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        size_t klen = eq ? (size_t)(eq - p) : len;
+        bool ok = len == 0; /* "a=1&&b=2" */
+        for (int i = 0; !ok && allowed[i]; i++)
+            ok = strlen(allowed[i]) == klen && strncmp(allowed[i], p, klen) == 0;
+        if (!ok) {
+            gw_json_error(r, 400, "unknown query parameter");
+            return false;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return true;
+}
+
 /* The user a read is for: the token's subject; a user_id in the query must
  * name the same user (403 otherwise). Without auth, the query names it. */
 static bool query_user(gw_request_t *req, const char *user, char uid[256], gw_response_t *r, bool required)
@@ -94,7 +115,11 @@ static bool query_user(gw_request_t *req, const char *user, char uid[256], gw_re
         gw_json_error(r, 400, "user_id is not valid");
         return false;
     }
-    if (has_uid == 1 && *uid) {
+    if (has_uid == 1 && !*uid) {
+        gw_json_error(r, 400, "user_id must not be empty");
+        return false;
+    }
+    if (has_uid == 1) {
         char *trimmed = toro_trim_dup(uid);
         bool valid = trimmed && toro_user_id_is_valid(trimmed);
         if (valid)
@@ -126,7 +151,8 @@ static void list_questions(toro_gateway_t *gw, gw_request_t *req, const char *us
     int has_lim = gw_query_get(req->query, "limit", lim, sizeof lim);
     int has_tok = gw_query_get(req->query, "next_token", token, sizeof token);
     long limit = 20;
-    if (!query_user(req, user, uid, r, true))
+    static const char *const params[] = {"user_id", "limit", "next_token", NULL};
+    if (!query_only(req->query, params, r) || !query_user(req, user, uid, r, true))
         return;
     if (has_lim < 0 || (has_lim == 1 && toro_parse_long(lim, 1, 100, &limit) != 0)) {
         gw_json_error(r, 400, "limit must be an integer from 1 to 100");
@@ -161,7 +187,8 @@ static void get_question(toro_gateway_t *gw, gw_request_t *req, const char *user
                          gw_response_t *r)
 {
     char uid[256];
-    if (!query_user(req, user, uid, r, false))
+    static const char *const params[] = {"user_id", NULL};
+    if (!query_only(req->query, params, r) || !query_user(req, user, uid, r, false))
         return;
     if (strlen(qid) != 36) {
         gw_json_error(r, 404, "question not found");

@@ -69,7 +69,7 @@ int toro_stage_notify(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg)
         rc = TORO_ENOMEM;
         goto out;
     }
-    size_t sent = 0;
+    size_t sent = 0, failed = 0;
     for (size_t i = 0; i < n; i++) {
         int prc = ctx->post(ctx->post_ctx, conns[i].connection_id, conns[i].node, text);
         if (prc == TORO_ENOTFOUND) {
@@ -77,7 +77,16 @@ int toro_stage_notify(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg)
             toro_log_info("notify", qid, "connection %s is gone; removed", conns[i].connection_id);
         } else if (prc == 0) {
             sent++;
+        } else {
+            failed++;
         }
+    }
+    if (failed && msg->deliveries < ctx->max_deliveries) {
+        /* a gateway did not confirm: deliver the update again later (the
+         * connections that got it get the same message twice: at least once) */
+        toro_log_warn("notify", qid, "%zu of %zu connections unreachable; update will be redelivered", failed, n);
+        rc = toro_bus_nack(ctx->bus, TORO_TOPIC_NOTIFY, msg, toro_stage_backoff_ms(ctx, msg->deliveries));
+        goto out;
     }
     if (status == TORO_STATUS_COMPLETED || status == TORO_STATUS_ERROR)
         toro_metrics_observe_ms(TORO_HIST_END_TO_END, (double)(toro_now_ms() - q.created_at));

@@ -58,6 +58,7 @@ static const toro_answerer_ops_t fake_ops = {"fake", fake_answer, fake_destroy};
 
 /* Records what notify posts; connection "gone-1" is reported gone. */
 typedef struct posted {
+    int down;         /* connection "down-1" fails with TORO_EUNAVAIL while set */
     int count;
     char last[4096];
     char last_conn[64];
@@ -69,6 +70,8 @@ static int fake_post(void *ctx, const char *connection_id, const char *node, con
     (void)node;
     if (strcmp(connection_id, "gone-1") == 0)
         return TORO_ENOTFOUND;
+    if (strcmp(connection_id, "down-1") == 0 && p->down)
+        return TORO_EUNAVAIL;
     p->count++;
     snprintf(p->last, sizeof p->last, "%s", message);
     snprintf(p->last_conn, sizeof p->last_conn, "%s", connection_id);
@@ -439,6 +442,35 @@ static void test_backoff(void **state)
     assert_true(toro_stage_backoff_ms(&f->ctx, 10) >= 750);
 }
 
+static void test_unreachable_gateway_redelivers_update(void **state)
+{
+    fixture_t *f = *state;
+    char qid[37];
+    toro_connection_t c = {"down-1", "ana", "node-b", 1};
+    assert_int_equal(f->store->ops->put_connection(f->store, &c), 0);
+    ingest(f, "ana", "O que é LCA?", qid);
+    toro_bus_msg_t m;
+    fetch(f, TORO_TOPIC_PROCESS, &m);
+    toro_stage_process(&f->ctx, &m);
+    toro_bus_msg_clear(&m);
+    f->posted.down = 1;
+    fetch(f, TORO_TOPIC_NOTIFY, &m); /* the processing update */
+    toro_stage_notify(&f->ctx, &m);
+    toro_bus_msg_clear(&m);
+    assert_int_equal(f->posted.count, 0);
+    assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), 2); /* not acked: still queued */
+    f->posted.down = 0;
+    drain_notify(f); /* after the backoff both updates arrive */
+    assert_int_equal(f->posted.count, 2);
+    assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), 0);
+    /* the connection row survived: it was unreachable, not gone */
+    toro_connection_t *conns;
+    size_t n;
+    assert_int_equal(f->store->ops->list_connections(f->store, "ana", &conns, &n), 0);
+    assert_int_equal(n, 1);
+    toro_connections_free(conns, n);
+}
+
 static void test_lease_released_on_reopen(void **state)
 {
     fixture_t *f = *state;
@@ -472,6 +504,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_guarded_updates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreachable_gateway_redelivers_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_released_on_reopen, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

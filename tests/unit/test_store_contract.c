@@ -1,0 +1,273 @@
+/* test_store_contract.c: one contract for every store.h implementation, run
+ * against sqlite.c and postgres.c: create/get, history newest first with
+ * ties broken by question_id and opaque cursors, guarded status changes (a
+ * completed question is never overwritten), connections, counts. The
+ * PostgreSQL run uses a fresh database (toro_unit_<pid>) on
+ * TORO_TEST_PG (default postgres://postgres@127.0.0.1:5432/postgres) and is
+ * skipped when that server is not reachable. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/util.h"
+#include "store/store.h"
+
+typedef struct fixture {
+    toro_store_t *store;
+    char path[256];   /* sqlite file, or empty */
+    char db[64];      /* postgres database, or empty */
+    char admin[512];  /* postgres admin URL */
+} fixture_t;
+
+static const toro_event_t ev = {TORO_TOPIC_NOTIFY, "{\"user_id\":\"u\",\"question_id\":\"q\",\"status\":\"x\"}"};
+
+static void admin_exec(const char *admin, const char *sql)
+{
+    PGconn *c = PQconnectdb(admin);
+    PQclear(PQexec(c, sql));
+    PQfinish(c);
+}
+
+/* One SQLite store for the whole run (tests use distinct users): closing
+ * and reopening a SQLite store in one thread trips core/db.c's per-thread
+ * statement cache (reported to the owner of core/db.c). */
+static fixture_t *sqlite_shared;
+
+static int setup_sqlite(void **state)
+{
+    if (!sqlite_shared) {
+        fixture_t *f = calloc(1, sizeof *f);
+        snprintf(f->path, sizeof f->path, "/tmp/toro_store_contract_%d.db", (int)getpid());
+        unlink(f->path);
+        char *err = NULL;
+        assert_int_equal(toro_store_sqlite_open(f->path, TORO_DB_SYNC_NORMAL, &f->store, &err), 0);
+        sqlite_shared = f;
+    }
+    *state = sqlite_shared;
+    return 0;
+}
+
+static int teardown_sqlite(void **state) { return 0; }
+
+static int setup_postgres(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    const char *admin = getenv("TORO_TEST_PG");
+    snprintf(f->admin, sizeof f->admin, "%s", admin ? admin : "postgres://postgres@127.0.0.1:5432/postgres");
+    PGconn *c = PQconnectdb(f->admin);
+    bool up = PQstatus(c) == CONNECTION_OK;
+    PQfinish(c);
+    if (!up) {
+        free(f);
+        *state = NULL;
+        return 0; /* each test skips */
+    }
+    snprintf(f->db, sizeof f->db, "toro_unit_%d", (int)getpid());
+    char sql[256], url[640];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", f->db);
+    admin_exec(f->admin, sql);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", f->db);
+    admin_exec(f->admin, sql);
+    const char *slash = strrchr(f->admin, '/');
+    snprintf(url, sizeof url, "%.*s/%s", (int)(slash - f->admin), f->admin, f->db);
+    char *err = NULL;
+    int from = -1, to = -1;
+    assert_int_equal(toro_store_postgres_migrate(url, &from, &to, &err), 0);
+    assert_int_equal(from, 0);
+    assert_true(to >= 1);
+    assert_int_equal(toro_store_postgres_migrate(url, &from, &to, &err), 0);
+    assert_int_equal(from, to); /* idempotent */
+    assert_int_equal(toro_store_postgres_open(url, &f->store, &err), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    if (!f)
+        return 0;
+    toro_store_close(f->store);
+    if (f->path[0])
+        unlink(f->path);
+    if (f->db[0]) {
+        char sql[256];
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", f->db);
+        admin_exec(f->admin, sql);
+    }
+    free(f);
+    return 0;
+}
+
+static toro_store_t *store_or_skip(void **state)
+{
+    fixture_t *f = *state;
+    if (!f)
+        skip();
+    return f->store;
+}
+
+static void create(toro_store_t *s, const char *user, const char *qid, int64_t at)
+{
+    toro_question_t q = {.user_id = (char *)user, .question_id = (char *)qid, .question = "O que é CDB?",
+                         .created_at = at};
+    assert_int_equal(s->ops->create_question(s, &q, &ev), 0);
+}
+
+static void test_create_get_and_duplicate(void **state)
+{
+    toro_store_t *s = store_or_skip(state);
+    create(s, "ana", "00000000-0000-4000-8000-000000000001", 1000);
+    toro_question_t q = {0};
+    assert_int_equal(s->ops->get_question(s, "00000000-0000-4000-8000-000000000001", &q), 0);
+    assert_string_equal(q.user_id, "ana");
+    assert_string_equal(q.question, "O que é CDB?");
+    assert_int_equal(q.status, TORO_STATUS_PENDING);
+    assert_int_equal(q.attempts, 0);
+    assert_int_equal(q.created_at, 1000);
+    assert_null(q.answer);
+    toro_question_clear(&q);
+    toro_question_t dup = {.user_id = "ana", .question_id = "00000000-0000-4000-8000-000000000001", .question = "x",
+                           .created_at = 1};
+    assert_int_equal(s->ops->create_question(s, &dup, &ev), TORO_ECONFLICT);
+    assert_int_equal(s->ops->get_question(s, "00000000-0000-4000-8000-00000000ffff", &q), TORO_ENOTFOUND);
+    assert_int_equal(s->ops->ping(s), 0);
+}
+
+static void test_history_newest_first_with_ties(void **state)
+{
+    toro_store_t *s = store_or_skip(state);
+    /* two share created_at: ties go by question_id descending */
+    create(s, "bia", "00000000-0000-4000-8000-00000000000a", 100);
+    create(s, "bia", "00000000-0000-4000-8000-00000000000c", 200);
+    create(s, "bia", "00000000-0000-4000-8000-00000000000b", 200);
+    create(s, "bia", "00000000-0000-4000-8000-00000000000d", 300);
+    create(s, "eve", "00000000-0000-4000-8000-00000000000e", 400);
+    const char *want[] = {"00000000-0000-4000-8000-00000000000d", "00000000-0000-4000-8000-00000000000c",
+                          "00000000-0000-4000-8000-00000000000b", "00000000-0000-4000-8000-00000000000a"};
+    char *cursor = NULL;
+    size_t seen = 0;
+    int pages = 0;
+    do {
+        toro_question_t *items = NULL;
+        size_t n = 0;
+        char *next = NULL;
+        assert_int_equal(s->ops->list_questions(s, "bia", 3, cursor, &items, &n, &next), 0);
+        for (size_t i = 0; i < n; i++)
+            assert_string_equal(items[i].question_id, want[seen++]);
+        toro_questions_free(items, n);
+        free(cursor);
+        cursor = next;
+        pages++;
+    } while (cursor);
+    assert_int_equal(seen, 4);
+    assert_int_equal(pages, 2);
+    toro_question_t *items = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(s->ops->list_questions(s, "bia", 10, "@@not-a-cursor", &items, &n, &next), TORO_EINVAL);
+    assert_int_equal(s->ops->list_questions(s, "nobody", 10, NULL, &items, &n, &next), 0);
+    assert_int_equal(n, 0);
+    assert_null(next);
+    toro_questions_free(items, n);
+}
+
+static void test_guarded_status_changes(void **state)
+{
+    toro_store_t *s = store_or_skip(state);
+    const char *qid = "00000000-0000-4000-8000-000000000010";
+    create(s, "caio", qid, 1);
+    bool first = false;
+    int attempts = 0;
+    toro_question_t done = {.user_id = "caio", .question_id = (char *)qid, .answer = "resposta",
+                            .found_relevant_docs = true, .model = "m", .kb_version = "v"};
+    /* complete needs processing first */
+    assert_int_equal(s->ops->complete(s, &done, &ev), TORO_ECONFLICT);
+    assert_int_equal(s->ops->start_processing(s, "caio", qid, &ev, &first, &attempts), 0);
+    assert_true(first);
+    assert_int_equal(attempts, 1);
+    assert_int_equal(s->ops->start_processing(s, "caio", qid, &ev, &first, &attempts), 0);
+    assert_false(first); /* a retry: not announced again */
+    assert_int_equal(attempts, 2);
+    done.sources = json_pack("[{s:s, s:f}]", "doc_id", "fgc", "score", 1.5);
+    assert_int_equal(s->ops->complete(s, &done, &ev), 0);
+    json_decref(done.sources);
+    done.sources = NULL;
+    /* a redelivered event can change nothing any more */
+    done.answer = "outra resposta";
+    assert_int_equal(s->ops->complete(s, &done, &ev), TORO_ECONFLICT);
+    assert_int_equal(s->ops->start_processing(s, "caio", qid, &ev, &first, &attempts), TORO_ECONFLICT);
+    assert_int_equal((s->ops->fail)(s, "caio", qid, "boom", &ev), TORO_ECONFLICT);
+    toro_question_t q = {0};
+    assert_int_equal(s->ops->get_question(s, qid, &q), 0);
+    assert_int_equal(q.status, TORO_STATUS_COMPLETED);
+    assert_string_equal(q.answer, "resposta");
+    assert_true(q.found_relevant_docs);
+    assert_int_equal(q.attempts, 2);
+    assert_true(json_is_array(q.sources) && json_array_size(q.sources) == 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(q.sources, 0), "doc_id")), "fgc");
+    assert_true(q.processed_at >= q.processing_started_at && q.processing_started_at > 0);
+    toro_question_clear(&q);
+    /* pending -> error directly (dead-lettered before processing) */
+    create(s, "caio", "00000000-0000-4000-8000-000000000011", 2);
+    assert_int_equal((s->ops->fail)(s, "caio", "00000000-0000-4000-8000-000000000011", "falhou", &ev), 0);
+    assert_int_equal((s->ops->fail)(s, "caio", "00000000-0000-4000-8000-000000000011", "de novo", &ev), TORO_ECONFLICT);
+    assert_int_equal(s->ops->start_processing(s, "caio", "00000000-0000-4000-8000-00000000ffff", &ev, &first,
+                                              &attempts),
+                     TORO_ENOTFOUND);
+    long counts[TORO_STATUS_COUNT];
+    assert_int_equal(s->ops->count_by_status(s, counts), 0);
+    assert_int_equal(counts[TORO_STATUS_COMPLETED], 1);
+    assert_int_equal(counts[TORO_STATUS_ERROR], 1);
+}
+
+static void test_connections(void **state)
+{
+    toro_store_t *s = store_or_skip(state);
+    toro_connection_t a = {"c1", "dani", "node-a", 1}, b = {"c2", "dani", "node-b", 2}, c = {"c3", "edu", "node-a", 3};
+    assert_int_equal(s->ops->put_connection(s, &a), 0);
+    assert_int_equal(s->ops->put_connection(s, &b), 0);
+    assert_int_equal(s->ops->put_connection(s, &c), 0);
+    assert_int_equal(s->ops->put_connection(s, &a), 0); /* idempotent */
+    toro_connection_t *list = NULL;
+    size_t n = 0;
+    assert_int_equal(s->ops->list_connections(s, "dani", &list, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].connection_id, "c1");
+    assert_string_equal(list[1].node, "node-b");
+    toro_connections_free(list, n);
+    assert_int_equal(s->ops->delete_node_connections(s, "node-a"), 0);
+    assert_int_equal(s->ops->list_connections(s, "dani", &list, &n), 0);
+    assert_int_equal(n, 1);
+    toro_connections_free(list, n);
+    assert_int_equal(s->ops->delete_connection(s, "c2"), 0);
+    assert_int_equal(s->ops->list_connections(s, "dani", &list, &n), 0);
+    assert_int_equal(n, 0);
+    toro_connections_free(list, n);
+}
+
+#define BOTH(t)                                                                                                        \
+    cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown_sqlite),                                                        \
+        cmocka_unit_test_setup_teardown(t, setup_postgres, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        BOTH(test_create_get_and_duplicate),
+        BOTH(test_history_newest_first_with_ties),
+        BOTH(test_guarded_status_changes),
+        BOTH(test_connections),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    void *st = sqlite_shared;
+    teardown(&st);
+    return failed;
+}
