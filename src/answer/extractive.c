@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/strbuf.h"
 #include "answer/answer.h"
 #include "core/error.h"
 #include "kb/analyzer.h"
@@ -102,37 +103,6 @@ static double jaccard(const unit_t *a, const unit_t *b)
 }
 
 /* Growable output string with a hard cap. */
-typedef struct sbuf {
-    char *s;
-    size_t n, cap;
-    int err;
-} sbuf_t;
-
-static void sb_add(sbuf_t *b, const char *s, size_t n)
-{
-    if (b->err)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 1024;
-        while (nc < b->n + n + 1)
-            nc *= 2;
-        char *ns = realloc(b->s, nc);
-        if (!ns) {
-            b->err = TORO_ENOMEM;
-            return;
-        }
-        b->s = ns;
-        b->cap = nc;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
-
-static void sb_str(sbuf_t *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
 
 static char *snippet_of(const char *s, size_t len)
 {
@@ -181,7 +151,7 @@ static int ext_answer(toro_answerer_t *self, const char *question, toro_answer_t
     qset_t *q = NULL;
     char (*termpool)[TORO_TOKEN_MAX + 1] = NULL;
     int *cite = NULL;
-    sbuf_t sb = {0};
+    toro_strbuf_t sb = {0};
     int rc;
     out->model = strdup("extractive");
     out->kb_version = strdup(toro_kb_version(x->kb));
@@ -333,7 +303,7 @@ static int ext_answer(toro_answerer_t *self, const char *question, toro_answer_t
         goto out;
     }
     if (same_lang == 0 && strcmp(hits[use[0]].lang, lang) != 0)
-        sb_str(&sb, strcmp(lang, "en") == 0 ? "From the knowledge base (content in Portuguese):\n\n"
+        toro_strbuf_str(&sb, strcmp(lang, "en") == 0 ? "From the knowledge base (content in Portuguese):\n\n"
                                             : "Da base de conhecimento (conteúdo em inglês):\n\n");
     for (size_t ci = 0; ci < nuse; ci++) {
         size_t h = use[ci];
@@ -352,7 +322,7 @@ static int ext_answer(toro_answerer_t *self, const char *question, toro_answer_t
         src->chunk_id = strdup(hits[h].chunk_id);
         src->score = hits[h].score;
         if (sb.n)
-            sb_str(&sb, "\n\n");
+            toro_strbuf_str(&sb, "\n\n");
         int first = 1, prev_item = 0;
         size_t last = 0;
         for (size_t i = 0; i < nu; i++)
@@ -365,12 +335,12 @@ static int ext_answer(toro_answerer_t *self, const char *question, toro_answer_t
             if (!src->snippet)
                 src->snippet = snippet_of(hits[h].text + u->start, u->len);
             if (!first)
-                sb_str(&sb, (u->is_item || prev_item) ? "\n" : " ");
-            sb_add(&sb, hits[h].text + u->start, u->len);
+                toro_strbuf_str(&sb, (u->is_item || prev_item) ? "\n" : " ");
+            toro_strbuf_add(&sb, hits[h].text + u->start, u->len);
             if (i == last) {
                 char m[16];
                 snprintf(m, sizeof(m), " [%d]", n);
-                sb_str(&sb, m);
+                toro_strbuf_str(&sb, m);
             }
             first = 0;
             prev_item = u->is_item;

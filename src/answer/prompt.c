@@ -2,6 +2,7 @@
  * HTTP POST shared by the model-backed answerers (see prompt.h). Everything
  * here is reentrant: no state outside the arguments, so process workers can
  * share one answerer. */
+#include "core/strbuf.h"
 #include "answer/prompt.h"
 
 #include <ctype.h>
@@ -26,41 +27,6 @@
 
 /* ---- small growable string with a cap ------------------------------------ */
 
-typedef struct sbuf {
-    char *s;
-    size_t n, cap, max;
-    int err;
-} sbuf_t;
-
-static void sb_add(sbuf_t *b, const char *s, size_t n)
-{
-    if (b->err)
-        return;
-    if (b->max && b->n + n + 1 > b->max) {
-        b->err = TORO_ETOOBIG;
-        return;
-    }
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 512;
-        while (nc < b->n + n + 1)
-            nc *= 2;
-        char *ns = realloc(b->s, nc);
-        if (!ns) {
-            b->err = TORO_ENOMEM;
-            return;
-        }
-        b->s = ns;
-        b->cap = nc;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
-
-static void sb_str(sbuf_t *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
 
 char *toro_prompt_strcat3(const char *a, const char *b, const char *c)
 {
@@ -136,12 +102,12 @@ char *toro_prompt_system(const char *lang)
     const char *no_info = en ? TORO_NO_INFO_EN : TORO_NO_INFO_PT;
     const char *lang_rule = en ? "A pergunta foi feita em inglês: responda em inglês (English)."
                                : "Responda em português do Brasil.";
-    sbuf_t b = {0};
-    sb_str(&b, parts[0]);
-    sb_str(&b, no_info);
-    sb_str(&b, parts[1]);
-    sb_str(&b, lang_rule);
-    sb_str(&b, "\n");
+    toro_strbuf_t b = {0};
+    toro_strbuf_str(&b, parts[0]);
+    toro_strbuf_str(&b, no_info);
+    toro_strbuf_str(&b, parts[1]);
+    toro_strbuf_str(&b, lang_rule);
+    toro_strbuf_str(&b, "\n");
     if (b.err) {
         free(b.s);
         return NULL;
@@ -151,19 +117,19 @@ char *toro_prompt_system(const char *lang)
 
 char *toro_prompt_user(const char *question, const toro_kb_hit_t *passages, size_t n)
 {
-    sbuf_t b = {0};
-    sb_str(&b, "Contexto:\n");
+    toro_strbuf_t b = {0};
+    toro_strbuf_str(&b, "Contexto:\n");
     for (size_t i = 0; i < n; i++) {
         const toro_kb_hit_t *h = &passages[i];
         char num[32];
         snprintf(num, sizeof num, "\n[%zu] ", i + 1);
-        sb_str(&b, num);
-        sb_str(&b, h->title && *h->title ? h->title : (h->doc_id ? h->doc_id : ""));
+        toro_strbuf_str(&b, num);
+        toro_strbuf_str(&b, h->title && *h->title ? h->title : (h->doc_id ? h->doc_id : ""));
         if (h->section && *h->section) {
-            sb_str(&b, " — ");
-            sb_str(&b, h->section);
+            toro_strbuf_str(&b, " — ");
+            toro_strbuf_str(&b, h->section);
         }
-        sb_str(&b, "\n");
+        toro_strbuf_str(&b, "\n");
         size_t tl = h->text ? strlen(h->text) : 0;
         if (tl > PASSAGE_MAX) {
             tl = PASSAGE_MAX;
@@ -171,12 +137,12 @@ char *toro_prompt_user(const char *question, const toro_kb_hit_t *passages, size
                 tl--;
         }
         if (tl)
-            sb_add(&b, h->text, tl);
-        sb_str(&b, "\n");
+            toro_strbuf_add(&b, h->text, tl);
+        toro_strbuf_str(&b, "\n");
     }
-    sb_str(&b, "\nPergunta: ");
-    sb_str(&b, question);
-    sb_str(&b, "\n");
+    toro_strbuf_str(&b, "\nPergunta: ");
+    toro_strbuf_str(&b, question);
+    toro_strbuf_str(&b, "\n");
     if (b.err) {
         free(b.s);
         return NULL;
@@ -283,17 +249,17 @@ static size_t parse_marker(const char *t, long *nums, int *nn, int cap)
 
 int toro_prompt_renumber(const char *text, size_t n, char **out, size_t *order, size_t *n_order)
 {
-    sbuf_t b = {0};
+    toro_strbuf_t b = {0};
     size_t m = 0;
     *out = NULL;
     *n_order = 0;
-    sb_add(&b, "", 0);
+    toro_strbuf_add(&b, "", 0);
     for (size_t i = 0; text[i];) {
         if (text[i] != '[') {
             size_t j = i;
             while (text[j] && text[j] != '[')
                 j++;
-            sb_add(&b, text + i, j - i);
+            toro_strbuf_add(&b, text + i, j - i);
             i = j;
             continue;
         }
@@ -301,7 +267,7 @@ int toro_prompt_renumber(const char *text, size_t n, char **out, size_t *order, 
         int nn;
         size_t len = parse_marker(text + i, nums, &nn, 16);
         if (len == 0) {
-            sb_add(&b, "[", 1);
+            toro_strbuf_add(&b, "[", 1);
             i++;
             continue;
         }
@@ -325,7 +291,7 @@ int toro_prompt_renumber(const char *text, size_t n, char **out, size_t *order, 
             done[wrote++] = idx;
             char mk[32];
             snprintf(mk, sizeof mk, "[%zu]", idx + 1);
-            sb_str(&b, mk);
+            toro_strbuf_str(&b, mk);
         }
         if (!wrote && b.n > 0 && b.s[b.n - 1] == ' ' && (text[i + len] == '.' || text[i + len] == ',' ||
                                                        text[i + len] == ' ' || text[i + len] == '\n' ||
@@ -459,7 +425,7 @@ static void curl_init_once(void)
 }
 
 typedef struct exchange {
-    sbuf_t body;
+    toro_strbuf_t body;
     long retry_after_ms; /* -1 when absent */
     char error_type[96]; /* x-amzn-ErrorType */
 } exchange_t;
@@ -468,7 +434,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 {
     exchange_t *x = ud;
     size_t n = size * nmemb;
-    sb_add(&x->body, p, n);
+    toro_strbuf_add(&x->body, p, n);
     return x->body.err ? 0 : n;
 }
 

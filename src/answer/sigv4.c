@@ -2,6 +2,7 @@
  * covered). Every step builds a heap string in a small bounded buffer; the
  * inputs come from toro itself (URLs, headers, JSON bodies it built), so the
  * caps below are generous and only guard against bugs. */
+#include "core/strbuf.h"
 #include "answer/sigv4.h"
 
 #include <ctype.h>
@@ -20,49 +21,14 @@
 #define MAX_PARAMS 128
 #define MAX_CREQ (1u << 20) /* canonical request cap (headers + query, not the body) */
 
-typedef struct buf {
-    char *s;
-    size_t n, cap;
-    int err;
-} buf_t;
 
-static void b_add(buf_t *b, const char *s, size_t n)
+static void b_chr(toro_strbuf_t *b, char c)
 {
-    if (b->err)
-        return;
-    if (b->n + n + 1 > MAX_CREQ) {
-        b->err = TORO_ETOOBIG;
-        return;
-    }
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 256;
-        while (nc < b->n + n + 1)
-            nc *= 2;
-        char *ns = realloc(b->s, nc);
-        if (!ns) {
-            b->err = TORO_ENOMEM;
-            return;
-        }
-        b->s = ns;
-        b->cap = nc;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
-
-static void b_str(buf_t *b, const char *s)
-{
-    b_add(b, s, strlen(s));
-}
-
-static void b_chr(buf_t *b, char c)
-{
-    b_add(b, &c, 1);
+    toro_strbuf_add(b, &c, 1);
 }
 
 /* Returns the string (caller frees) or NULL and sets *rc. */
-static char *b_take(buf_t *b, int *rc)
+static char *b_take(toro_strbuf_t *b, int *rc)
 {
     if (b->err || !b->s) {
         *rc = b->err ? b->err : TORO_ENOMEM;
@@ -112,7 +78,7 @@ static int unreserved(unsigned char c)
     return isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
 }
 
-static void encode_into(buf_t *b, const char *s, size_t len, int keep_slash)
+static void encode_into(toro_strbuf_t *b, const char *s, size_t len, int keep_slash)
 {
     static const char HX[] = "0123456789ABCDEF";
     for (size_t i = 0; i < len; i++) {
@@ -121,16 +87,16 @@ static void encode_into(buf_t *b, const char *s, size_t len, int keep_slash)
             b_chr(b, (char)c);
         } else {
             char e[3] = {'%', HX[c >> 4], HX[c & 15]};
-            b_add(b, e, 3);
+            toro_strbuf_add(b, e, 3);
         }
     }
 }
 
 char *toro_sigv4_uri_encode(const char *s, size_t len, int keep_slash)
 {
-    buf_t b = {0};
+    toro_strbuf_t b = {.max = MAX_CREQ};
     int rc = 0;
-    b_add(&b, "", 0);
+    toro_strbuf_add(&b, "", 0);
     encode_into(&b, s, len, keep_slash);
     return b_take(&b, &rc);
 }
@@ -177,7 +143,7 @@ static int param_cmp(const void *a, const void *b)
     return c ? c : strcmp(x->v, y->v);
 }
 
-static void canonical_query(buf_t *b, const char *q)
+static void canonical_query(toro_strbuf_t *b, const char *q)
 {
     if (!q || !*q)
         return;
@@ -210,9 +176,9 @@ static void canonical_query(buf_t *b, const char *q)
     for (size_t i = 0; i < np; i++) {
         if (i)
             b_chr(b, '&');
-        b_str(b, ps[i].k);
+        toro_strbuf_str(b, ps[i].k);
         b_chr(b, '=');
-        b_str(b, ps[i].v);
+        toro_strbuf_str(b, ps[i].v);
         free(ps[i].k);
         free(ps[i].v);
     }
@@ -260,7 +226,7 @@ int toro_sigv4_canonical_request(const toro_sigv4_request_t *req, char **creq, c
     int rc = 0;
     hdr_t hs[MAX_HEADERS];
     size_t nh = 0;
-    buf_t b = {0}, sh = {0};
+    toro_strbuf_t b = {.max = MAX_CREQ}, sh = {.max = MAX_CREQ};
     *creq = NULL;
     if (signed_headers)
         *signed_headers = NULL;
@@ -283,7 +249,7 @@ int toro_sigv4_canonical_request(const toro_sigv4_request_t *req, char **creq, c
             hs[j - 1] = t;
         }
 
-    b_str(&b, req->method);
+    toro_strbuf_str(&b, req->method);
     b_chr(&b, '\n');
     const char *path = req->path && *req->path ? req->path : "/";
     encode_into(&b, path, strlen(path), 1);
@@ -296,28 +262,28 @@ int toro_sigv4_canonical_request(const toro_sigv4_request_t *req, char **creq, c
             b.n--; /* drop the newline of the previous line */
             b.s[b.n] = 0;
             b_chr(&b, ',');
-            b_str(&b, hs[i].value);
+            toro_strbuf_str(&b, hs[i].value);
             b_chr(&b, '\n');
             continue;
         }
-        b_str(&b, hs[i].name);
+        toro_strbuf_str(&b, hs[i].name);
         b_chr(&b, ':');
-        b_str(&b, hs[i].value);
+        toro_strbuf_str(&b, hs[i].value);
         b_chr(&b, '\n');
         if (sh.n)
             b_chr(&sh, ';');
-        b_str(&sh, hs[i].name);
+        toro_strbuf_str(&sh, hs[i].name);
     }
     b_chr(&b, '\n');
-    b_add(&sh, "", 0);
-    b_str(&b, sh.s ? sh.s : "");
+    toro_strbuf_add(&sh, "", 0);
+    toro_strbuf_str(&b, sh.s ? sh.s : "");
     b_chr(&b, '\n');
     if (req->payload_hash) {
-        b_str(&b, req->payload_hash);
+        toro_strbuf_str(&b, req->payload_hash);
     } else {
         char hex[65];
         toro_sigv4_sha256_hex(req->body, req->body_len, hex);
-        b_str(&b, hex);
+        toro_strbuf_str(&b, hex);
     }
     if (b.err || sh.err) {
         rc = b.err ? b.err : sh.err;
@@ -349,17 +315,17 @@ int toro_sigv4_string_to_sign(const char *amz_date, const char *region, const ch
         return TORO_EINVAL;
     char hex[65];
     toro_sigv4_sha256_hex(creq, strlen(creq), hex);
-    buf_t b = {0};
-    b_str(&b, "AWS4-HMAC-SHA256\n");
-    b_str(&b, amz_date);
+    toro_strbuf_t b = {.max = MAX_CREQ};
+    toro_strbuf_str(&b, "AWS4-HMAC-SHA256\n");
+    toro_strbuf_str(&b, amz_date);
     b_chr(&b, '\n');
-    b_add(&b, amz_date, 8);
+    toro_strbuf_add(&b, amz_date, 8);
     b_chr(&b, '/');
-    b_str(&b, region);
+    toro_strbuf_str(&b, region);
     b_chr(&b, '/');
-    b_str(&b, service);
-    b_str(&b, "/aws4_request\n");
-    b_str(&b, hex);
+    toro_strbuf_str(&b, service);
+    toro_strbuf_str(&b, "/aws4_request\n");
+    toro_strbuf_str(&b, hex);
     *out = b_take(&b, &rc);
     return rc;
 }
@@ -410,19 +376,19 @@ int toro_sigv4_sign(const toro_sigv4_request_t *req, const toro_sigv4_credential
     OPENSSL_cleanse(key, sizeof key);
     char hex[65];
     hex_of(sig, 32, hex);
-    buf_t b = {0};
-    b_str(&b, "AWS4-HMAC-SHA256 Credential=");
-    b_str(&b, cred->access_key_id);
+    toro_strbuf_t b = {.max = MAX_CREQ};
+    toro_strbuf_str(&b, "AWS4-HMAC-SHA256 Credential=");
+    toro_strbuf_str(&b, cred->access_key_id);
     b_chr(&b, '/');
-    b_str(&b, date8);
+    toro_strbuf_str(&b, date8);
     b_chr(&b, '/');
-    b_str(&b, region);
+    toro_strbuf_str(&b, region);
     b_chr(&b, '/');
-    b_str(&b, service);
-    b_str(&b, "/aws4_request, SignedHeaders=");
-    b_str(&b, sh);
-    b_str(&b, ", Signature=");
-    b_str(&b, hex);
+    toro_strbuf_str(&b, service);
+    toro_strbuf_str(&b, "/aws4_request, SignedHeaders=");
+    toro_strbuf_str(&b, sh);
+    toro_strbuf_str(&b, ", Signature=");
+    toro_strbuf_str(&b, hex);
     *authorization = b_take(&b, &rc);
     if (!rc && signature && !(*signature = strdup(hex)))
         rc = TORO_ENOMEM;

@@ -1,6 +1,24 @@
 /* error.c: the message table for toro's error codes. */
 #include "core/error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void toro_set_err(char **err, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    free(*err);
+    *err = strdup(buf);
+}
+
 const char *toro_strerror(int rc)
 {
     switch (rc) {

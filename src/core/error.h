@@ -23,4 +23,8 @@ enum {
 /* Why: one table for every message, so logs and HTTP errors agree. */
 const char *toro_strerror(int rc);
 
+/* Why: the char **err convention in one place: formats the message into a
+ * new heap string (replacing and freeing any earlier one). No-op on NULL err. */
+void toro_set_err(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

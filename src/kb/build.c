@@ -81,25 +81,12 @@ static double now_s(void)
     return (double)toro_mono_ms() / 1000.0;
 }
 
-__attribute__((format(printf, 2, 3))) static int set_err(char **err, const char *fmt, ...)
-{
-    if (err) {
-        char buf[1024];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(buf, sizeof(buf), fmt, ap);
-        va_end(ap);
-        free(*err);
-        *err = strdup(buf);
-    }
-    return 0;
-}
 
 static int exec(sqlite3 *db, const char *sql, char **err)
 {
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        set_err(err, "sqlite: %s (%s)", msg ? msg : "error", sql);
+        toro_set_err(err, "sqlite: %s (%s)", msg ? msg : "error", sql);
         sqlite3_free(msg);
         return TORO_EIO;
     }
@@ -138,7 +125,7 @@ int toro_kb_builder_new(const char *out_path, const toro_chunk_params_t *params,
     toro_kb_builder_hash(b, pbuf, strlen(pbuf));
     unlink(b->tmp_path);
     if (sqlite3_open_v2(b->tmp_path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-        set_err(err, "cannot create %s: %s", b->tmp_path, b->db ? sqlite3_errmsg(b->db) : "out of memory");
+        toro_set_err(err, "cannot create %s: %s", b->tmp_path, b->db ? sqlite3_errmsg(b->db) : "out of memory");
         rc = TORO_EIO;
         goto out;
     }
@@ -161,7 +148,7 @@ int toro_kb_builder_new(const char *out_path, const toro_chunk_params_t *params,
                            -1, &b->ins_chunk, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(b->db, "INSERT OR REPLACE INTO docs(doc_id,title,lang,path,bytes) VALUES(?,?,?,?,?)", -1,
                            &b->ins_doc, NULL) != SQLITE_OK) {
-        set_err(err, "sqlite: %s", sqlite3_errmsg(b->db));
+        toro_set_err(err, "sqlite: %s", sqlite3_errmsg(b->db));
         rc = TORO_EIO;
         goto out;
     }
@@ -416,12 +403,12 @@ int toro_kb_builder_add_file(toro_kb_builder_t *b, const char *relpath, const ch
     toro_doc_t doc;
     int rc = toro_chunk_document(id, bytes, len, fmt, &b->params, &doc);
     if (rc) {
-        set_err(err, "cannot chunk %s: %s", relpath, toro_strerror(rc));
+        toro_set_err(err, "cannot chunk %s: %s", relpath, toro_strerror(rc));
         return rc;
     }
     rc = toro_kb_builder_add_doc(b, &doc, relpath, len);
     if (rc)
-        set_err(err, "cannot index %s: %s", relpath, sqlite3_errmsg(b->db));
+        toro_set_err(err, "cannot index %s: %s", relpath, sqlite3_errmsg(b->db));
     toro_doc_clear(&doc);
     return rc;
 }
@@ -546,7 +533,7 @@ int toro_kb_builder_finish(toro_kb_builder_t *b, toro_kb_build_stats_t *stats, c
     }
     b->db = NULL;
     if (rename(b->tmp_path, b->out_path) != 0) {
-        set_err(err, "cannot rename to %s: %s", b->out_path, strerror(errno));
+        toro_set_err(err, "cannot rename to %s: %s", b->out_path, strerror(errno));
         rc = TORO_EIO;
         goto out;
     }
@@ -561,7 +548,7 @@ int toro_kb_builder_finish(toro_kb_builder_t *b, toro_kb_build_stats_t *stats, c
     }
 out:
     if (rc && err && !*err)
-        set_err(err, "cannot write snapshot: %s", b->db ? sqlite3_errmsg(b->db) : toro_strerror(rc));
+        toro_set_err(err, "cannot write snapshot: %s", b->db ? sqlite3_errmsg(b->db) : toro_strerror(rc));
     free(sorted);
     return rc;
 }
@@ -691,15 +678,15 @@ int toro_kb_build_dir(const char *src_dir, const char *out_path, const toro_chun
     struct stat st;
     int rc;
     if (stat(src_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        set_err(err, "%s is not a directory", src_dir);
+        toro_set_err(err, "%s is not a directory", src_dir);
         return TORO_EINVAL;
     }
     if ((rc = walk(src_dir, "", &pl, 0)) != 0) {
-        set_err(err, "cannot read %s: %s", src_dir, toro_strerror(rc));
+        toro_set_err(err, "cannot read %s: %s", src_dir, toro_strerror(rc));
         goto out;
     }
     if (pl.n == 0) {
-        set_err(err, "no documents (.md .txt .html) found in %s", src_dir);
+        toro_set_err(err, "no documents (.md .txt .html) found in %s", src_dir);
         rc = TORO_EINVAL;
         goto out;
     }
@@ -713,7 +700,7 @@ int toro_kb_build_dir(const char *src_dir, const char *out_path, const toro_chun
         char *buf = NULL;
         size_t len = 0;
         if ((rc = read_file(full, &buf, &len)) != 0) {
-            set_err(err, "cannot read %s: %s", full, toro_strerror(rc));
+            toro_set_err(err, "cannot read %s: %s", full, toro_strerror(rc));
             goto out;
         }
         rc = toro_kb_builder_add_file(b, pl.v[i], buf, len, (toro_doc_format_t)toro_doc_format_from_path(pl.v[i]),

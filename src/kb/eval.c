@@ -20,18 +20,6 @@
 #define EVAL_DOCS 100    /* documents ranked per question */
 #define EVAL_CHUNKS 300  /* chunk hits fetched to fill EVAL_DOCS documents */
 
-__attribute__((format(printf, 2, 3))) static void seterr(char **err, const char *fmt, ...)
-{
-    if (!err)
-        return;
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    free(*err);
-    *err = strdup(buf);
-}
 
 int toro_eval_contains_folded(const char *haystack, const char *needle)
 {
@@ -147,7 +135,7 @@ int toro_kb_eval_questions(toro_kb_t *kb, const char *path, toro_eval_answer_fn 
     memset(m, 0, sizeof(*m));
     FILE *f = fopen(path, "r");
     if (!f) {
-        seterr(err, "cannot open %s", path);
+        toro_set_err(err, "cannot open %s", path);
         return TORO_EIO;
     }
     char *line = NULL;
@@ -165,7 +153,7 @@ int toro_kb_eval_questions(toro_kb_t *kb, const char *path, toro_eval_answer_fn 
         json_t *facts = o ? json_object_get(o, "key_facts") : NULL;
         const char *qid = o ? json_string_value(json_object_get(o, "id")) : NULL;
         if (!question || (relj && !json_is_array(relj))) {
-            seterr(err, "%s:%zu: expected {\"question\": ..., \"relevant\": [...]}", path, lineno);
+            toro_set_err(err, "%s:%zu: expected {\"question\": ..., \"relevant\": [...]}", path, lineno);
             json_decref(o);
             rc = TORO_EFORMAT;
             break;
@@ -187,7 +175,7 @@ int toro_kb_eval_questions(toro_kb_t *kb, const char *path, toro_eval_answer_fn 
         total_ms += now_ms() - t0;
         nsearch++;
         if (rc) {
-            seterr(err, "search failed: %s", toro_strerror(rc));
+            toro_set_err(err, "search failed: %s", toro_strerror(rc));
             json_decref(o);
             break;
         }
@@ -244,7 +232,7 @@ int toro_kb_eval_questions(toro_kb_t *kb, const char *path, toro_eval_answer_fn 
     free(line);
     fclose(f);
     if (rc == 0 && m->n_questions == 0 && m->n_offtopic == 0) {
-        seterr(err, "%s: no questions", path);
+        toro_set_err(err, "%s: no questions", path);
         rc = TORO_EFORMAT;
     }
     finish(m, total_ms, nsearch, facts_found, facts_asked);
@@ -269,7 +257,7 @@ static int beir_build(const char *dir, const char *snapshot_path, char **err)
     snprintf(path, sizeof(path), "%s/corpus.jsonl", dir);
     FILE *f = fopen(path, "r");
     if (!f) {
-        seterr(err, "cannot open %s", path);
+        toro_set_err(err, "cannot open %s", path);
         return TORO_EIO;
     }
     toro_kb_builder_t *b = NULL;
@@ -289,7 +277,7 @@ static int beir_build(const char *dir, const char *snapshot_path, char **err)
             json_decref(o);
             if (line[0] == '\n')
                 continue;
-            seterr(err, "%s:%zu: expected {\"_id\", \"title\", \"text\"}", path, lineno);
+            toro_set_err(err, "%s:%zu: expected {\"_id\", \"title\", \"text\"}", path, lineno);
             rc = TORO_EFORMAT;
             break;
         }
@@ -337,7 +325,7 @@ int toro_kb_eval_beir(const char *dir, const char *snapshot_path, toro_eval_metr
     snprintf(path, sizeof(path), "%s/queries.jsonl", dir);
     FILE *f = fopen(path, "r");
     if (!f) {
-        seterr(err, "cannot open %s", path);
+        toro_set_err(err, "cannot open %s", path);
         rc = TORO_EIO;
         goto out;
     }
@@ -354,7 +342,7 @@ int toro_kb_eval_beir(const char *dir, const char *snapshot_path, toro_eval_metr
     snprintf(path, sizeof(path), "%s/qrels/test.tsv", dir);
     f = fopen(path, "r");
     if (!f) {
-        seterr(err, "cannot open %s", path);
+        toro_set_err(err, "cannot open %s", path);
         rc = TORO_EIO;
         goto out;
     }

@@ -56,17 +56,6 @@ static char *meta(sqlite3 *db, const char *key)
     return r;
 }
 
-__attribute__((format(printf, 2, 3))) static void errf(char **err, const char *fmt, ...)
-{
-    if (!err)
-        return;
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    *err = strdup(buf);
-}
 
 int toro_kb_open(const char *path, toro_kb_t **out, char **err)
 {
@@ -81,26 +70,26 @@ int toro_kb_open(const char *path, toro_kb_t **out, char **err)
     char *fmt = NULL, *langs = NULL, *avg = NULL;
     FILE *probe = fopen(path, "rb");
     if (!probe) {
-        errf(err, "cannot open knowledge base %s: no such file", path);
+        toro_set_err(err, "cannot open knowledge base %s: no such file", path);
         rc = TORO_EIO;
         goto out;
     }
     fclose(probe);
     if (sqlite3_open_v2(path, &kb->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        errf(err, "cannot open knowledge base %s: %s", path, kb->db ? sqlite3_errmsg(kb->db) : "out of memory");
+        toro_set_err(err, "cannot open knowledge base %s: %s", path, kb->db ? sqlite3_errmsg(kb->db) : "out of memory");
         rc = TORO_EIO;
         goto out;
     }
     fmt = meta(kb->db, "format");
     if (!fmt || strcmp(fmt, TORO_KB_FORMAT) != 0) {
-        errf(err, "%s is not a toro knowledge base snapshot (expected format %s)", path, TORO_KB_FORMAT);
+        toro_set_err(err, "%s is not a toro knowledge base snapshot (expected format %s)", path, TORO_KB_FORMAT);
         goto out;
     }
     kb->version = meta(kb->db, "version");
     langs = meta(kb->db, "languages");
     avg = meta(kb->db, "avg_chunk_terms");
     if (!kb->version || !langs || !avg) {
-        errf(err, "%s: snapshot metadata incomplete", path);
+        toro_set_err(err, "%s: snapshot metadata incomplete", path);
         goto out;
     }
     kb->avgdl = strtod(avg, NULL);
@@ -116,7 +105,7 @@ int toro_kb_open(const char *path, toro_kb_t **out, char **err)
     if (sqlite3_prepare_v2(kb->db, "SELECT data FROM blobs WHERE name='lengths'", -1, &s, NULL) != SQLITE_OK ||
         sqlite3_step(s) != SQLITE_ROW) {
         sqlite3_finalize(s);
-        errf(err, "%s: chunk lengths missing", path);
+        toro_set_err(err, "%s: chunk lengths missing", path);
         goto out;
     }
     int bl = sqlite3_column_bytes(s, 0);
@@ -136,7 +125,7 @@ int toro_kb_open(const char *path, toro_kb_t **out, char **err)
             SQLITE_OK ||
         sqlite3_prepare_v2(kb->db, "SELECT chunk_id, doc_id, title, section, lang, text FROM chunks WHERE id=?", -1,
                            &kb->q_chunk, NULL) != SQLITE_OK) {
-        errf(err, "%s: %s", path, sqlite3_errmsg(kb->db));
+        toro_set_err(err, "%s: %s", path, sqlite3_errmsg(kb->db));
         goto out;
     }
     rc = 0;
