@@ -7,6 +7,7 @@
  * one instance are safe (the kb handle is thread-safe). */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +17,7 @@
 #include "kb/analyzer.h"
 #include "kb/chunker.h"
 
-#define TOP_K 8            /* chunks retrieved */
+#define TOP_K 16           /* chunks retrieved (enough to find one in the question's language) */
 #define MAX_CHUNKS 5       /* chunks considered for sentences */
 #define BUDGET 700         /* answer length budget, bytes (markers excluded) */
 #define MAX_UNITS 512      /* sentences/items considered */
@@ -33,6 +34,7 @@ typedef struct extractive {
 /* Query stems: each group (token) has up to two stems (pt, en). */
 typedef struct qset {
     char stems[MAX_QGROUPS][2][TORO_TOKEN_MAX + 1];
+    char words[MAX_QGROUPS][TORO_TOKEN_MAX + 1]; /* the folded words themselves */
     int ngroups;
     toro_analyzer_t *an[2];
 } qset_t;
@@ -54,9 +56,88 @@ static int q_tok(void *ud, const char *tok, size_t len, int kind)
     for (int i = 0; i < g; i++) /* repeated word */
         if (strcmp(q->stems[i][0], q->stems[g][0]) == 0 && strcmp(q->stems[i][1], q->stems[g][1]) == 0)
             return 0;
+    memcpy(q->words[g], tok, len + 1);
     q->ngroups++;
     return 0;
 }
+
+/* "O que é X?", "What is X?": the answer should open with the sentence
+ * that defines X. folded is the case/accent-folded question. */
+static bool asks_definition(const char *folded)
+{
+    static const char *const starts[] = {"o que e ", "o que sao ", "que e ", "o que significa ", "what is ",
+                                         "what are ", "what's ", "define ", NULL};
+    while (*folded == ' ' || *folded == '\xc2' || *folded == '\xbf') /* spaces, inverted question mark */
+        folded++;
+    for (int i = 0; starts[i]; i++)
+        if (strncmp(folded, starts[i], strlen(starts[i])) == 0)
+            return true;
+    return false;
+}
+
+/* Skips " (…)" at p: the expansion of an acronym. */
+static const char *skip_paren(const char *p)
+{
+    if (p[0] == ' ' && p[1] == '(') {
+        const char *close = strchr(p, ')');
+        if (close)
+            return close + 1;
+    }
+    return p;
+}
+
+/* Whether p starts " <verb> <word>" with a verb of definition ("é", "são",
+ * "is", "are", "means" — "é" is folded to "e") followed by a word that
+ * opens a definition (an article or a kind of thing). The follower tells
+ * "O CDI é o referencial…" from "LCI e LCA são cobertas…". */
+static bool definition_verb(const char *p)
+{
+    static const char *const verbs[] = {" e ", " sao ", " is ", " are ", " means ", " significa ", NULL};
+    static const char *const openers[] = {"um ", "uma ", "o ", "a ", "os ", "as ", "the ", "an ", "titulo", "tipo",
+                                          "forma ", "modalidade", "investimento", "aplicac", "fundo", "taxa ",
+                                          "indice", "imposto", "tributo", "conta ", "papel", "papeis", "valor",
+                                          "instrumento", "produto", "plano", "programa", "mecanismo", NULL};
+    for (int v = 0; verbs[v]; v++) {
+        size_t vl = strlen(verbs[v]);
+        if (strncmp(p, verbs[v], vl) != 0)
+            continue;
+        for (int o = 0; openers[o]; o++)
+            if (strncmp(p + vl, openers[o], strlen(openers[o])) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* Whether folded text defines a query word: "<word> [(…)] [e <other> [(…)]]
+ * <verb> <opener>…", e.g. "o cdi e o principal referencial",
+ * "lci (letra …) e lca (letra …) sao titulos". */
+static bool defines_term(const qset_t *q, const char *folded)
+{
+    for (int g = 0; g < q->ngroups; g++) {
+        size_t wl = strlen(q->words[g]);
+        for (const char *p = strstr(folded, q->words[g]); p; p = strstr(p + 1, q->words[g])) {
+            if (!(p == folded || p[-1] == ' ' || p[-1] == '('))
+                continue;
+            const char *after = p + wl;
+            if (*after == 's') /* plural: "FIIs são …" */
+                after++;
+            if (*after == ')') /* "Fundos Imobiliários (FIIs) são …" */
+                after++;
+            after = skip_paren(after);
+            if (definition_verb(after))
+                return true;
+            if (strncmp(after, " e ", 3) == 0) { /* "X e Y (…) são …": a pair defined together */
+                const char *w = after + 3;
+                while (*w && *w != ' ' && *w != '(')
+                    w++;
+                if (definition_verb(skip_paren(w)))
+                    return true;
+            }
+        }
+    }
+    return false;
+}
+
 
 typedef struct unit {
     size_t hit;        /* index of the chunk in hits */
@@ -100,6 +181,24 @@ static double jaccard(const unit_t *a, const unit_t *b)
                 break;
             }
     return (double)inter / (a->nterms + b->nterms - inter);
+}
+
+/* Fraction of query groups found among the analyzed terms of a title. */
+static double title_coverage(const qset_t *q, toro_analyzer_t *an, const char *title, unit_t *scratch)
+{
+    if (!q->ngroups)
+        return 0;
+    uterms_t ut = {scratch, MAX_UNIT_TERMS};
+    scratch->nterms = 0;
+    toro_analyze(an, title, strlen(title), u_tok, &ut);
+    int matched = 0;
+    for (int g = 0; g < q->ngroups; g++)
+        for (int i = 0; i < scratch->nterms; i++)
+            if (strcmp(scratch->terms[i], q->stems[g][0]) == 0 || strcmp(scratch->terms[i], q->stems[g][1]) == 0) {
+                matched++;
+                break;
+            }
+    return (double)matched / q->ngroups;
 }
 
 /* Growable output string with a hard cap. */
@@ -198,6 +297,7 @@ static int ext_answer(toro_answerer_t *self, const char *question, toro_answer_t
     }
     if ((rc = toro_analyzer_new("pt", false, &q->an[0])) || (rc = toro_analyzer_new("en", false, &q->an[1])))
         goto out;
+    bool definition = false;
     {
         size_t fl;
         char *f = toro_fold(question, strlen(question), &fl);
@@ -206,6 +306,7 @@ static int ext_answer(toro_answerer_t *self, const char *question, toro_answer_t
             goto out;
         }
         toro_tokenize(f, fl, q_tok, q);
+        definition = asks_definition(f);
         free(f);
     }
 
@@ -215,6 +316,9 @@ static int ext_answer(toro_answerer_t *self, const char *question, toro_answer_t
         const char *t = hits[h].text;
         size_t tl = strlen(t);
         toro_analyzer_t *an = q->an[strcmp(hits[h].lang, "en") == 0 ? 1 : 0];
+        /* a document about what was asked (its title names it) speaks first */
+        unit_t scratch = {.terms = termpool + nu * MAX_UNIT_TERMS};
+        double title_cov = title_coverage(q, an, hits[h].title, &scratch);
         for (size_t pos = 0; pos < tl && nu < MAX_UNITS;) {
             size_t e = toro_sentence_end(t, tl, pos);
             size_t a = pos, b = e;
@@ -249,7 +353,14 @@ static int ext_answer(toro_answerer_t *self, const char *question, toro_answer_t
             double cov = q->ngroups ? (double)matched / q->ngroups : 0;
             /* Earlier chunks and earlier sentences in a chunk say it best. */
             int lead = a == 0; /* a chunk's first sentence usually states the point */
-            u->score = cov + 0.25 / (1.0 + (double)ci) + (lead ? 0.15 : 0.0);
+            u->score = cov + 0.25 / (1.0 + (double)ci) + (lead ? 0.15 : 0.0) + 0.3 * title_cov;
+            if (definition && matched) {
+                size_t fl;
+                char *f = toro_fold(t + a, u->len, &fl);
+                if (f && defines_term(q, f))
+                    u->score += 0.5; /* "O CDI é ..." answers "o que é CDI?" */
+                free(f);
+            }
             if (matched == 0)
                 u->score = 0.12 / (1.0 + (double)ci); /* context only */
             if (u->len < 25)
@@ -302,9 +413,28 @@ static int ext_answer(toro_answerer_t *self, const char *question, toro_answer_t
         rc = TORO_ENOMEM;
         goto out;
     }
-    if (same_lang == 0 && strcmp(hits[use[0]].lang, lang) != 0)
+    /* Chunks in the order of their best picked sentence, so the answer opens
+     * with the sentence that answers best. */
+    double best_of[MAX_CHUNKS] = {0};
+    for (size_t i = 0; i < nu; i++)
+        for (size_t ci = 0; ci < nuse; ci++)
+            if (units[i].picked == 1 && units[i].hit == use[ci] && units[i].score > best_of[ci])
+                best_of[ci] = units[i].score;
+    for (size_t a = 1; a < nuse; a++) /* insertion sort, stable */
+        for (size_t b = a; b > 0 && best_of[b] > best_of[b - 1]; b--) {
+            double ts = best_of[b];
+            best_of[b] = best_of[b - 1];
+            best_of[b - 1] = ts;
+            size_t tu = use[b];
+            use[b] = use[b - 1];
+            use[b - 1] = tu;
+        }
+    size_t header = 0; /* bytes of the language note, not content */
+    if (same_lang == 0 && strcmp(hits[use[0]].lang, lang) != 0) {
         toro_strbuf_str(&sb, strcmp(lang, "en") == 0 ? "From the knowledge base (content in Portuguese):\n\n"
-                                            : "Da base de conhecimento (conteúdo em inglês):\n\n");
+                                                     : "Da base de conhecimento (conteúdo em inglês):\n\n");
+        header = sb.n;
+    }
     for (size_t ci = 0; ci < nuse; ci++) {
         size_t h = use[ci];
         int any = 0;
@@ -321,7 +451,7 @@ static int ext_answer(toro_answerer_t *self, const char *question, toro_answer_t
         src->section = strdup(hits[h].section);
         src->chunk_id = strdup(hits[h].chunk_id);
         src->score = hits[h].score;
-        if (sb.n)
+        if (sb.n > header)
             toro_strbuf_str(&sb, "\n\n");
         int first = 1, prev_item = 0;
         size_t last = 0;
