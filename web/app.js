@@ -4,6 +4,7 @@
 // and source text can never inject markup or script.
 
 const USER_KEY = 'toro.userId';
+const TOKEN_KEY = 'toro.accessToken'; // jwt mode: the pasted token, this tab only
 const USER_RE = /^[A-Za-z0-9._@:-]{1,128}$/;
 const QUESTION_MAX = 2000;
 const PAGE_SIZE = 20;
@@ -23,6 +24,7 @@ const STATUS_RANK = { pending: 0, processing: 1, completed: 2, error: 2 };
 const $ = (id) => document.getElementById(id);
 const el = {
   loginView: $('login-view'), loginForm: $('login-form'), userId: $('user-id'), userIdError: $('user-id-error'),
+  tokenField: $('token-field'), accessToken: $('access-token'),
   appView: $('app-view'), session: $('session'), userName: $('user-name'), logout: $('logout'),
   conn: $('conn'), connText: $('conn-text'),
   askForm: $('ask-form'), question: $('question'), questionCount: $('question-count'),
@@ -37,6 +39,10 @@ const state = {
   // requires authentication; null when it runs with --auth none. Kept in
   // memory only: a reload logs the remembered user in again.
   token: null,
+  // How the server authenticates (GET /healthz "auth"): "dev" issues tokens
+  // through the simulated login, "jwt" needs a token issued elsewhere (pasted
+  // at login, kept in sessionStorage), "none" needs nothing.
+  authMode: 'dev',
   items: new Map(), // question_id -> question record
   nextToken: null,
   loadedOnce: false,
@@ -192,7 +198,27 @@ async function request(path, options = {}) {
 // Simulated login: asks the server for a bearer token for this user id. A
 // 404 means the server runs without authentication (the user id travels in
 // the request instead).
+// The subject of a JWT, read without verifying it (the server verifies).
+function tokenSubject(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const json = decodeURIComponent(Array.from(atob(part), (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`).join(''));
+    const sub = JSON.parse(json).sub;
+    return typeof sub === 'string' ? sub : null;
+  } catch {
+    return null;
+  }
+}
+
 async function authenticate(user) {
+  if (state.authMode === 'jwt') {
+    let token = state.token;
+    if (!token) { try { token = sessionStorage.getItem(TOKEN_KEY); } catch { /* storage disabled */ } }
+    if (!token) throw new ApiError('informe o token de acesso', 0);
+    if (tokenSubject(token) !== user) throw new ApiError('o token não pertence a este usuário', 0);
+    state.token = token;
+    return;
+  }
   try {
     const data = await request('/auth/dev-login', {
       method: 'POST', auth: false,
@@ -213,6 +239,11 @@ async function api(path, options = {}) {
     return await request(path, options);
   } catch (err) {
     if (err.status !== 401 || !state.user) throw err;
+    if (state.authMode === 'jwt') { // an issued token cannot be renewed here
+      logout();
+      el.userIdError.textContent = 'Sua sessão expirou: informe um novo token de acesso.';
+      throw err;
+    }
     const user = state.user;
     await authenticate(user);
     if (state.user !== user) throw err;
@@ -598,6 +629,8 @@ function logout() {
   state.user = null;
   state.token = null;
   try { localStorage.removeItem(USER_KEY); } catch { /* storage disabled */ }
+  try { sessionStorage.removeItem(TOKEN_KEY); } catch { /* storage disabled */ }
+  el.accessToken.value = '';
   state.items.clear();
   el.history.replaceChildren();
   el.toasts.replaceChildren();
@@ -625,6 +658,11 @@ el.loginForm.addEventListener('submit', async (ev) => {
   }
   el.userIdError.textContent = '';
   el.userId.removeAttribute('aria-invalid');
+  if (state.authMode === 'jwt') {
+    const token = el.accessToken.value.trim();
+    state.token = token || null;
+    try { if (token) sessionStorage.setItem(TOKEN_KEY, token); } catch { /* storage disabled */ }
+  }
   const button = el.loginForm.querySelector('button[type="submit"]');
   button.disabled = true;
   try {
@@ -693,11 +731,20 @@ window.addEventListener('online', () => {
 
 // ---------------------------------------------------------------- start
 
-let saved = null;
-try { saved = localStorage.getItem(USER_KEY); } catch { /* storage disabled */ }
-if (saved && USER_RE.test(saved)) {
-  el.userId.value = saved;
-  login(saved);
-} else {
-  showLogin();
+async function start() {
+  try {
+    const health = await request('/healthz', { auth: false });
+    if (health && ['dev', 'jwt', 'none'].includes(health.auth)) state.authMode = health.auth;
+  } catch { /* keep the default; login reports what fails */ }
+  el.tokenField.hidden = state.authMode !== 'jwt';
+  let saved = null;
+  try { saved = localStorage.getItem(USER_KEY); } catch { /* storage disabled */ }
+  if (saved && USER_RE.test(saved)) {
+    el.userId.value = saved;
+    login(saved);
+  } else {
+    showLogin();
+  }
 }
+
+start();

@@ -213,9 +213,10 @@ static void healthz(toro_gateway_t *gw, gw_response_t *r)
     long depth = 0;
     bool store_ok = gw->ctx->store->ops->ping(gw->ctx->store) == 0;
     bool bus_ok = toro_bus_depth(gw->ctx->bus, TORO_TOPIC_PROCESS, &depth) == 0;
-    json_t *d = json_pack("{s:s, s:s, s:s, s:s?, s:s}", "status", store_ok && bus_ok ? "ok" : "unhealthy", "store",
+    static const char *const modes[] = {"auto", "none", "dev", "jwt"};
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s}", "status", store_ok && bus_ok ? "ok" : "unhealthy", "store",
                           store_ok ? "ok" : "unreachable", "bus", bus_ok ? "ok" : "unreachable", "kb_version",
-                          gw->cfg.kb_version, "node", gw->node);
+                          gw->cfg.kb_version, "node", gw->node, "auth", modes[gw->cfg.auth_mode]);
     if (store_ok && bus_ok)
         ok(r, 200, d);
     else

@@ -53,3 +53,17 @@ def test_web_ui_in_headless_chromium(server):
     assert proc.returncode == 0, "browser test failed (exit %d):\n%s\n--- server log ---\n%s" % (
         proc.returncode, out, server.log())
     assert os.path.isfile(shot) and os.path.getsize(shot) > 0, "screenshot %s was not written" % shot
+
+
+def test_web_ui_with_issued_tokens(server_factory):
+    """--auth jwt: the page asks for the token and uses it (no development login)."""
+    from conftest import jwt_for
+    node = require_tools()
+    s = server_factory(extra_args=["--auth", "jwt"])
+    env = dict(os.environ, CHROMIUM_PATH=CHROMIUM)
+    proc = subprocess.run([node, os.path.join(BROWSER_DIR, "jwt.test.mjs"), s.url(""), "jaqueline",
+                           jwt_for("jaqueline"), jwt_for("someone-else")],
+                          cwd=BROWSER_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=180)
+    out = proc.stdout.decode("utf-8", "replace")
+    assert proc.returncode == 0, "jwt browser test failed (exit %d):\n%s\n--- server log ---\n%s" % (
+        proc.returncode, out, s.log())
