@@ -95,5 +95,9 @@ int toro_bus_nats_post(void *bus, const char *connection_id, const char *node, c
 /* Why: `toro api` answers those requests by calling fn(ctx, ...) (the local
  * gateway post) from a NATS thread. */
 int toro_bus_nats_serve_node(toro_bus_t *bus, const char *node, toro_bus_post_fn fn, void *ctx);
+/* Why: while an api is cut off from NATS, notify workers see "no responders"
+ * and delete its connection rows; after a reconnect the api writes them back
+ * (fn runs on a NATS thread). */
+void toro_bus_nats_on_reconnect(toro_bus_t *bus, void (*fn)(void *ctx), void *ctx);
 
 #endif

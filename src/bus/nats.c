@@ -66,6 +66,8 @@ typedef struct nats_bus {
     natsSubscription *gw_sub;  /* toro api: requests for this node */
     toro_bus_post_fn gw_fn;
     void *gw_ctx;
+    void (*reconnect_fn)(void *ctx); /* called after every reconnect (guarded by lock) */
+    void *reconnect_ctx;
 } nats_bus_t;
 
 static const char *const topics[N_TOPICS] = {TORO_TOPIC_PROCESS, TORO_TOPIC_NOTIFY};
@@ -470,8 +472,23 @@ static void on_closed(natsConnection *nc, void *closure)
 static void on_reconnected(natsConnection *nc, void *closure)
 {
     (void)nc;
-    (void)closure;
+    nats_bus_t *b = closure;
     toro_log_info("bus", NULL, "nats: reconnected");
+    pthread_mutex_lock(&b->lock);
+    void (*fn)(void *) = b->reconnect_fn;
+    void *ctx = b->reconnect_ctx;
+    pthread_mutex_unlock(&b->lock);
+    if (fn)
+        fn(ctx);
+}
+
+void toro_bus_nats_on_reconnect(toro_bus_t *bus, void (*fn)(void *ctx), void *ctx)
+{
+    nats_bus_t *b = (nats_bus_t *)bus;
+    pthread_mutex_lock(&b->lock);
+    b->reconnect_fn = fn;
+    b->reconnect_ctx = ctx;
+    pthread_mutex_unlock(&b->lock);
 }
 
 /* Parses "nats://host:port[?prefix=P&ack_wait_ms=N&dup_window_ms=N]". */

@@ -12,6 +12,7 @@
 
 #include "bus/relay.h"
 #include "cli/commands.h"
+#include "core/db.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -38,9 +39,13 @@ static void api_usage(FILE *f)
                "  --node NAME        this instance's name for routing notifications (default host:port)\n"
                "  --auth, --jwt-*, --rate-limit, ...   gateway options as in `toro serve --help`;\n"
                "                     every instance needs the same TORO_JWT_SECRET\n"
+               "  --tls-cert F --tls-key F   serve https and wss (PEM files; env TORO_TLS_CERT/KEY)\n"
                "  --kb FILE          knowledge-base snapshot, only to report its version (env TORO_KB)\n"
                "  --log-level LEVEL  debug|info|warn|error (env TORO_LOG_LEVEL)\n");
 }
+
+/* After a NATS outage, put back the rows of this api's sockets. */
+static void resync_connections(void *gw) { toro_gateway_resync_connections(gw); }
 
 int toro_cmd_api(int argc, char **argv)
 {
@@ -125,6 +130,7 @@ int toro_cmd_api(int argc, char **argv)
         fprintf(stderr, "toro api: cannot subscribe to notifications for node %s\n", node);
         goto out;
     }
+    toro_bus_nats_on_reconnect(dist.bus, resync_connections, gw);
     running_gateway = gw;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
@@ -134,15 +140,23 @@ int toro_cmd_api(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     toro_log_info("api", NULL, "toro api on http://%s:%d (node %s, store %s, bus %s)", gcfg.host,
                   toro_gateway_port(gw), node, dist.store_url, dist.bus_url);
-    printf("listening on http://%s:%d\n", gcfg.host, toro_gateway_port(gw));
+    printf("listening on %s://%s:%d\n", toro_gateway_tls(gw) ? "https" : "http", gcfg.host, toro_gateway_port(gw));
     fflush(stdout);
+    /* this thread runs the gateway loop: its writes (ingest) go first */
+    toro_db_set_urgent(true);
     status = toro_gateway_run(gw) == 0 ? 0 : 1;
     running_gateway = NULL;
     toro_log_info("api", NULL, "stopped");
 out:
-    /* the bus first: its NATS thread may still be posting into the gateway */
-    toro_dist_close(&dist);
+    /* the bus first: its NATS thread may still be posting into the gateway;
+     * then the gateway, whose open sockets delete their rows from the store;
+     * then the store */
+    toro_relay_stop(dist.relay);
+    dist.relay = NULL;
+    toro_bus_close(dist.bus);
+    dist.bus = NULL;
     toro_gateway_free(gw);
+    toro_dist_close(&dist);
     free(kb_version);
     free(err);
     return status;

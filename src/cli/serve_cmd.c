@@ -20,6 +20,7 @@
 #include "answer/faulty.h"
 #include "bus/bus.h"
 #include "cli/commands.h"
+#include "core/db.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -66,6 +67,8 @@ static void serve_usage(FILE *f)
                "  --header-timeout-ms N a request must arrive within N ms of its first byte (default 10000)\n"
                "  --idle-timeout-ms N   idle keep-alive connections are closed after N ms (default 75000)\n"
                "  --cors-origins LIST   comma-separated origins allowed to call the API cross-origin\n"
+               "  --tls-cert FILE       serve https and wss with this PEM certificate chain (env TORO_TLS_CERT)\n"
+               "  --tls-key FILE        the certificate's unencrypted PEM private key (env TORO_TLS_KEY)\n"
                "  --answerer NAME       extractive|openai|bedrock|bedrock-kb (default extractive, env\n"
                "                        TORO_ANSWERER; an unconfigured provider falls back to extractive)\n"
                "  --log-level LEVEL     debug|info|warn|error (default info, env TORO_LOG_LEVEL)\n");
@@ -240,8 +243,10 @@ int toro_cmd_serve(int argc, char **argv)
     toro_log_info("serve", NULL, "toro serving on http://%s:%d (data %s, kb %s version %s, %ld process + %ld notify workers)",
                   gcfg.host, toro_gateway_port(gw), data, kb_path, toro_kb_version(kb), n_process, n_notify);
     /* a parseable line on stdout for scripts that start us on port 0 */
-    printf("listening on http://%s:%d\n", gcfg.host, toro_gateway_port(gw));
+    printf("listening on %s://%s:%d\n", toro_gateway_tls(gw) ? "https" : "http", gcfg.host, toro_gateway_port(gw));
     fflush(stdout);
+    /* this thread runs the gateway loop: its writes (ingest) go first */
+    toro_db_set_urgent(true);
     status = toro_gateway_run(gw) == 0 ? 0 : 1;
     toro_log_info("serve", NULL, "shutting down: finishing messages in hand");
 

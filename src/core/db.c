@@ -2,6 +2,7 @@
 #include "core/db.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -188,7 +189,38 @@ void toro_db_done(sqlite3_stmt *st)
     sqlite3_finalize(st);
 }
 
-static pthread_mutex_t writer = PTHREAD_MUTEX_INITIALIZER;
+/* The process-wide writer lock. Threads marked urgent (the gateway's loop,
+ * where a client waits for its 202) go before the others: a worker that
+ * wants the lock waits while an urgent thread does. Without this the loop
+ * thread queued behind every worker transaction under load. */
+static pthread_mutex_t writer_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t writer_cv = PTHREAD_COND_INITIALIZER;
+static int writer_held;           /* guarded by writer_mu */
+static int urgent_waiting;        /* guarded by writer_mu */
+static _Thread_local bool thread_urgent;
+
+void toro_db_set_urgent(bool urgent) { thread_urgent = urgent; }
+
+static void writer_lock(void)
+{
+    pthread_mutex_lock(&writer_mu);
+    if (thread_urgent)
+        urgent_waiting++;
+    while (writer_held || (!thread_urgent && urgent_waiting))
+        pthread_cond_wait(&writer_cv, &writer_mu);
+    if (thread_urgent)
+        urgent_waiting--;
+    writer_held = 1;
+    pthread_mutex_unlock(&writer_mu);
+}
+
+static void writer_unlock(void)
+{
+    pthread_mutex_lock(&writer_mu);
+    writer_held = 0;
+    pthread_cond_broadcast(&writer_cv);
+    pthread_mutex_unlock(&writer_mu);
+}
 
 /* A statement without results through the cache. 0 or TORO_EIO. */
 static int exec_cached(sqlite3 *c, const char *sql)
@@ -203,17 +235,17 @@ static int exec_cached(sqlite3 *c, const char *sql)
     return rc;
 }
 
-void toro_db_write_lock(void) { pthread_mutex_lock(&writer); }
-void toro_db_write_unlock(void) { pthread_mutex_unlock(&writer); }
+void toro_db_write_lock(void) { writer_lock(); }
+void toro_db_write_unlock(void) { writer_unlock(); }
 
 int toro_db_begin(sqlite3 *c)
 {
     if (!c)
         return TORO_EIO;
-    pthread_mutex_lock(&writer);
+    writer_lock();
     int rc = exec_cached(c, "BEGIN IMMEDIATE");
     if (rc)
-        pthread_mutex_unlock(&writer);
+        writer_unlock();
     return rc;
 }
 
@@ -223,7 +255,7 @@ int toro_db_end(sqlite3 *c, int rc)
         rc = exec_cached(c, "COMMIT");
     if (rc)
         exec_cached(c, "ROLLBACK");
-    pthread_mutex_unlock(&writer);
+    writer_unlock();
     return rc;
 }
 

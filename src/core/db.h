@@ -6,6 +6,7 @@
 #define TORO_CORE_DB_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 
 typedef struct toro_db toro_db_t;
 
@@ -45,5 +46,9 @@ int toro_db_begin(sqlite3 *c);
 int toro_db_end(sqlite3 *c, int rc);
 void toro_db_write_lock(void);
 void toro_db_write_unlock(void);
+
+/* Why: marks the calling thread's writes urgent (the gateway loop, where a
+ * client waits): they take the writer lock before waiting workers. */
+void toro_db_set_urgent(bool urgent);
 
 #endif

@@ -1,6 +1,7 @@
 /* config.c: the gateway's options, shared by `toro serve` and `toro api`,
  * and the rules that complete them (auth mode, secrets from files or the
- * environment). Secrets are never printed. */
+ * environment, TLS file names). Secrets are never printed; TLS files are
+ * only named here and loaded by toro_gateway_new (tls.c). */
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,14 @@ int toro_gateway_parse_option(toro_gateway_config_t *cfg, int argc, char **argv,
         if (!v || toro_parse_long(v, 100, 3600000, &n) != 0)
             return bad(a, "milliseconds from 100 to 3600000");
         cfg->idle_timeout_ms = (int)n;
+    } else if (strcmp(a, "--tls-cert") == 0) {
+        if (!v || !*v)
+            return bad(a, "a PEM certificate file");
+        cfg->tls_cert = v;
+    } else if (strcmp(a, "--tls-key") == 0) {
+        if (!v || !*v)
+            return bad(a, "a PEM private key file");
+        cfg->tls_key = v;
     } else if (strcmp(a, "--max-body") == 0) {
         if (!v || toro_parse_long(v, 1024, 16 * 1024 * 1024, &n) != 0)
             return bad(a, "a size in bytes from 1024 to 16777216");
@@ -169,6 +178,15 @@ int toro_gateway_config_finish(toro_gateway_config_t *cfg)
         snprintf(cfg->auth.issuer, sizeof cfg->auth.issuer, "%s", env);
     if (!cfg->auth.audience[0] && (env = getenv("TORO_JWT_AUDIENCE")))
         snprintf(cfg->auth.audience, sizeof cfg->auth.audience, "%s", env);
+    if (!cfg->tls_cert && (env = getenv("TORO_TLS_CERT")) && *env)
+        cfg->tls_cert = env;
+    if (!cfg->tls_key && (env = getenv("TORO_TLS_KEY")) && *env)
+        cfg->tls_key = env;
+    if (!cfg->tls_cert != !cfg->tls_key) {
+        fprintf(stderr, "toro: TLS needs both a certificate and its key (--tls-cert FILE --tls-key FILE, "
+                        "or TORO_TLS_CERT and TORO_TLS_KEY)\n");
+        return -1;
+    }
     switch (cfg->auth_mode) {
     case TORO_AUTH_JWT:
         if (!cfg->auth.secret_len) {

@@ -40,6 +40,8 @@ typedef struct toro_gateway_config {
     double ws_msg_rate;        /* client messages per second per WebSocket */
     double ws_msg_burst;
     const char *cors_origins;  /* comma-separated allow-list of origins; NULL = same-origin only */
+    const char *tls_cert;      /* PEM certificate chain (leaf first); NULL = plain HTTP. Borrowed */
+    const char *tls_key;       /* PEM private key of tls_cert, unencrypted; set with tls_cert or not at all */
 } toro_gateway_config_t;
 
 typedef struct toro_gateway toro_gateway_t;
@@ -51,27 +53,39 @@ void toro_gateway_config_defaults(toro_gateway_config_t *cfg);
  * --node, --auth none|dev|jwt, --jwt-secret-file, --jwt-issuer,
  * --jwt-audience, --rate-limit N/min, --max-ws-per-user N, --max-connections
  * N, --cors-origins LIST, --max-body BYTES, --header-timeout-ms MS,
- * --idle-timeout-ms MS. Returns 1 when consumed, 0 when not a gateway
- * option, -1 on a bad value (message printed). */
+ * --idle-timeout-ms MS, --tls-cert FILE, --tls-key FILE (HTTPS and wss on
+ * the same port; the files are loaded and checked by toro_gateway_new).
+ * Returns 1 when consumed, 0 when not a gateway option, -1 on a bad value
+ * (message printed). */
 int toro_gateway_parse_option(toro_gateway_config_t *cfg, int argc, char **argv, int *i);
 
 /* Why: after parsing, fills what the options imply: environment fallbacks
- * (TORO_JWT_SECRET, TORO_JWT_ISSUER, TORO_JWT_AUDIENCE, TORO_AUTH), the
+ * (TORO_JWT_SECRET, TORO_JWT_ISSUER, TORO_JWT_AUDIENCE, TORO_AUTH,
+ * TORO_TLS_CERT, TORO_TLS_KEY), the
  * auth mode when left AUTO (dev on a loopback address, jwt elsewhere), a
  * random secret in dev mode when none is configured. Returns 0 or -1 with a message on stderr (jwt mode
- * without a secret). */
+ * without a secret, a TLS certificate without its key or the reverse). */
 int toro_gateway_config_finish(toro_gateway_config_t *cfg);
 
-/* Why: binds the port now so a failure is reported before workers start.
+/* Why: binds the port now so a failure is reported before workers start;
+ * with cfg->tls_cert it also loads the certificate and key, so an unusable
+ * file or a key that does not match fails here, not at the first client.
  * ctx is borrowed (ingest runs with it). *err (caller frees) says why. */
 int toro_gateway_new(const toro_gateway_config_t *cfg, toro_stage_ctx_t *ctx, toro_gateway_t **out, char **err);
 /* The bound port (useful with port 0). */
 int toro_gateway_port(const toro_gateway_t *gw);
+/* Whether the port speaks TLS (https/wss), for the "listening on" line. */
+int toro_gateway_tls(const toro_gateway_t *gw);
 /* Runs the event loop until toro_gateway_stop(). */
 int toro_gateway_run(toro_gateway_t *gw);
 /* Thread- and async-signal-safe. */
 void toro_gateway_stop(toro_gateway_t *gw);
 void toro_gateway_free(toro_gateway_t *gw);
+
+/* Why: after the bus reconnects, rewrite the connections table rows of
+ * every registered socket of this gateway (notify workers may have deleted
+ * them as gone meanwhile). Thread-safe. Returns the number of rows written. */
+int toro_gateway_resync_connections(toro_gateway_t *gw);
 
 /* toro_post_fn for the notify stage: thread-safe; TORO_ENOTFOUND when the
  * connection is not (or no longer) held by this gateway. */

@@ -11,6 +11,7 @@
 #include "core/metrics.h"
 #include "gateway/gateway.h"
 #include "gateway/limits.h"
+#include "gateway/tls.h"
 
 typedef enum { CONN_HTTP, CONN_WS } conn_kind_t;
 
@@ -26,7 +27,11 @@ typedef struct gw_conn {
     int64_t last_read_ms;
     int64_t last_ping_ms;
     bool want_write;        /* EPOLLOUT armed */
+    bool waiting;           /* a POST /questions of it waits in the group commit */
     bool closing;           /* close once wbuf is flushed */
+    gw_tls_t *ssl;          /* TLS session (owned), NULL on a plain-TCP gateway */
+    bool tls_read_wants_write; /* the last read (handshake) needs the socket writable */
+    bool tls_write_wants_read; /* the last write needs the socket readable */
     /* WebSocket state */
     char connection_id[37];
     char *user_id;          /* registered user, NULL before register */
@@ -71,7 +76,20 @@ typedef struct gw_response {
     toro_route_t route;
     bool close;
     bool head_only;         /* HEAD: send the head of the GET response only */
+    bool deferred;          /* POST /questions validated: item waits for the group commit */
+    toro_ingest_item_t item; /* with deferred: the question to commit (owned) */
 } gw_response_t;
+
+/* A validated question waiting for the end of the event-loop round, when
+ * all of them are committed in one transaction and answered. */
+typedef struct gw_deferred {
+    gw_conn_t *conn;        /* NULL when the socket closed meanwhile */
+    gw_response_t resp;     /* headers so far (CORS, close) and the item to commit */
+    char request_id[37];
+    int64_t t0;             /* request parsed (monotonic ms), for the HTTP histogram */
+} gw_deferred_t;
+
+#define GW_BATCH_MAX 512
 
 #define MAP_BUCKETS 4096
 
@@ -95,7 +113,13 @@ struct toro_gateway {
     gw_conn_t *conns;              /* every open socket (loop thread only) */
     toro_limits_t *rate;           /* API requests per user (loop thread only) */
     toro_limits_t *ws_per_user;    /* registered WebSockets per user (loop thread only) */
+    gw_tls_ctx_t *tls;             /* TLS context (owned), NULL when the port speaks plain HTTP */
+    gw_deferred_t batch[GW_BATCH_MAX]; /* group commit of this round (loop thread only) */
+    size_t n_batch;
 };
+
+/* routes.c: the response to a POST /questions once its commit is known. */
+void gw_finish_ingest(gw_response_t *r, const toro_ingest_item_t *item, int rc);
 
 /* Appends one header line ("Name: value") to the response. */
 void gw_add_header(gw_response_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

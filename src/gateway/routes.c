@@ -68,21 +68,29 @@ static void post_question(toro_gateway_t *gw, gw_request_t *req, const char *use
         gw_json_error(r, 400, "request body is required");
         return;
     }
-    char qid[37];
-    char *uid = NULL;
     const char *err = NULL;
-    int rc = toro_stage_ingest(gw->ctx, req->body, req->body_len, user, qid, &uid, &err);
-    if (rc == TORO_EINVAL) {
+    int rc = toro_stage_ingest_prepare(gw->ctx, req->body, req->body_len, user, &r->item, &err);
+    if (rc == TORO_EINVAL)
         gw_json_error(r, 400, err);
-    } else if (rc == TORO_EFORBIDDEN) {
+    else if (rc == TORO_EFORBIDDEN)
         gw_json_error(r, 403, err);
-    } else if (rc) {
-        toro_log_error("gateway", NULL, "ingest failed: %s (request %s)", toro_strerror(rc), req->request_id);
+    else if (rc)
+        gw_finish_ingest(r, NULL, rc);
+    else
+        r->deferred = true; /* answered by the server loop after the group commit */
+}
+
+void gw_finish_ingest(gw_response_t *r, const toro_ingest_item_t *item, int rc)
+{
+    r->route = TORO_ROUTE_POST_QUESTIONS;
+    if (rc || !item) {
+        toro_log_error("gateway", item ? item->q.question_id : NULL, "ingest failed: %s", toro_strerror(rc));
         gw_json_error(r, 503, "the question could not be stored; try again");
-    } else {
-        ok(r, 202, json_pack("{s:s, s:s, s:s}", "user_id", uid, "question_id", qid, "status", "pending"));
+        gw_add_header(r, "Retry-After: 1");
+        return;
     }
-    free(uid);
+    ok(r, 202, json_pack("{s:s, s:s, s:s}", "user_id", item->q.user_id, "question_id", item->q.question_id, "status",
+                         "pending"));
 }
 
 /* Rejects query parameters the route does not define (a misspelt
@@ -214,9 +222,10 @@ static void healthz(toro_gateway_t *gw, gw_response_t *r)
     bool store_ok = gw->ctx->store->ops->ping(gw->ctx->store) == 0;
     bool bus_ok = toro_bus_depth(gw->ctx->bus, TORO_TOPIC_PROCESS, &depth) == 0;
     static const char *const modes[] = {"auto", "none", "dev", "jwt"};
-    json_t *d = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s}", "status", store_ok && bus_ok ? "ok" : "unhealthy", "store",
-                          store_ok ? "ok" : "unreachable", "bus", bus_ok ? "ok" : "unreachable", "kb_version",
-                          gw->cfg.kb_version, "node", gw->node, "auth", modes[gw->cfg.auth_mode]);
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s, s:b}", "status", store_ok && bus_ok ? "ok" : "unhealthy",
+                          "store", store_ok ? "ok" : "unreachable", "bus", bus_ok ? "ok" : "unreachable", "kb_version",
+                          gw->cfg.kb_version, "node", gw->node, "auth", modes[gw->cfg.auth_mode], "tls",
+                          toro_gateway_tls(gw));
     if (store_ok && bus_ok)
         ok(r, 200, d);
     else

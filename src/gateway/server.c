@@ -2,7 +2,10 @@
  * HTTP/1.1 requests (keep-alive and pipelining, Content-Length bodies),
  * upgrades /ws to WebSocket, writes responses without blocking, enforces the
  * head/body/backlog caps and the slow-client and idle timeouts, and delivers
- * messages queued by other threads (toro_gateway_post). */
+ * messages queued by other threads (toro_gateway_post). With a certificate
+ * configured every socket is TLS (tls.c): the same loop reads with SSL_read
+ * and writes with SSL_write, branching on c->ssl, so the plain-TCP path does
+ * exactly the syscalls it did without TLS. */
 #define _GNU_SOURCE /* accept4, memmem: the gateway is Linux-only (epoll) */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,6 +68,40 @@ static gw_conn_t *map_find_locked(toro_gateway_t *gw, const char *id)
     return NULL;
 }
 
+int toro_gateway_resync_connections(toro_gateway_t *gw)
+{
+    size_t n = 0, cap = 0;
+    toro_connection_t *rows = NULL;
+    pthread_mutex_lock(&gw->lock);
+    for (int b = 0; b < MAP_BUCKETS; b++) {
+        for (gw_conn_t *c = gw->map[b]; c; c = c->map_next) {
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                toro_connection_t *nr = realloc(rows, ncap * sizeof *nr);
+                if (!nr)
+                    break;
+                rows = nr;
+                cap = ncap;
+            }
+            /* copies: the loop thread may close c once the lock is released */
+            rows[n].connection_id = strdup(c->connection_id);
+            rows[n].user_id = strdup(c->user_id);
+            rows[n].node = strdup(gw->node);
+            rows[n].connected_at = toro_now_ms();
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&gw->lock);
+    int written = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].connection_id && rows[i].user_id && rows[i].node &&
+            gw->ctx->store->ops->put_connection(gw->ctx->store, &rows[i]) == 0)
+            written++;
+    toro_connections_free(rows, n);
+    toro_log_info("gateway", NULL, "rewrote %d of %zu connection rows after a reconnect", written, n);
+    return written;
+}
+
 int toro_gateway_post(void *arg, const char *connection_id, const char *node, const char *message)
 {
     toro_gateway_t *gw = arg;
@@ -109,6 +146,10 @@ static void set_events(toro_gateway_t *gw, gw_conn_t *c, bool want_write)
 
 static void conn_close(toro_gateway_t *gw, gw_conn_t *c)
 {
+    if (c->waiting) /* its question is still committed; there is just nobody to answer */
+        for (size_t i = 0; i < gw->n_batch; i++)
+            if (gw->batch[i].conn == c)
+                gw->batch[i].conn = NULL;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -116,6 +157,8 @@ static void conn_close(toro_gateway_t *gw, gw_conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     epoll_ctl(gw->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->ssl)
+        gw_tls_free(c->ssl); /* close_notify, best effort; before the fd goes */
     close(c->fd);
     if (c->kind == CONN_WS) {
         toro_metrics_ws_delta(-1);
@@ -133,9 +176,39 @@ static void conn_close(toro_gateway_t *gw, gw_conn_t *c)
     free(c);
 }
 
+/* flush() on a TLS socket: SSL_write with partial writes. A WANT_WRITE
+ * arms EPOLLOUT; a WANT_READ (the session needs input first) waits for
+ * on_readable_tls, which retries. EPOLLOUT stays armed while a handshake
+ * read is waiting for writability. */
+static int flush_tls(toro_gateway_t *gw, gw_conn_t *c)
+{
+    while (c->woff < c->wlen) {
+        int n = gw_tls_write(c->ssl, c->wbuf + c->woff, c->wlen - c->woff);
+        if (n > 0) {
+            c->woff += (size_t)n;
+            continue;
+        }
+        if (n == GW_TLS_WANT_WRITE) {
+            set_events(gw, c, true);
+            return 0;
+        }
+        if (n == GW_TLS_WANT_READ) {
+            c->tls_write_wants_read = true;
+            set_events(gw, c, c->tls_read_wants_write);
+            return 0;
+        }
+        return -1;
+    }
+    c->woff = c->wlen = 0;
+    set_events(gw, c, c->tls_read_wants_write);
+    return 0;
+}
+
 /* Flushes what the socket takes now; -1 when the peer is gone. */
 static int flush(toro_gateway_t *gw, gw_conn_t *c)
 {
+    if (c->ssl)
+        return flush_tls(gw, c);
     while (c->woff < c->wlen) {
         ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
         if (n > 0) {
@@ -474,7 +547,7 @@ static int upgrade_ws(toro_gateway_t *gw, gw_conn_t *c, gw_request_t *req)
 /* Handles as many complete requests as c->rbuf holds. -1: close now. */
 static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
 {
-    while (c->kind == CONN_HTTP && !c->closing && c->rlen > 0) {
+    while (c->kind == CONN_HTTP && !c->closing && !c->waiting && c->rlen > 0) {
         if (!c->request_started_ms)
             c->request_started_ms = toro_mono_ms();
         /* skip blank lines between pipelined requests (RFC 9112 2.2) */
@@ -541,16 +614,38 @@ static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
         int rc = 0;
         if (strcmp(req.path, "/ws") == 0) {
             rc = upgrade_ws(gw, c, &req);
+            toro_metrics_observe_ms(TORO_HIST_HTTP, (double)(toro_mono_ms() - t0));
         } else {
             gw_response_t resp = {0};
             const char *conn_hdr = gw_header(&req, "Connection");
             resp.close = req.minor_version == 0 ? !header_has_token(conn_hdr, "keep-alive")
                                                 : header_has_token(conn_hdr, "close");
             gw_route(gw, &req, &resp);
-            toro_metrics_request(resp.route, resp.status);
-            rc = send_response(gw, c, &resp, req.request_id);
+            if (resp.deferred) {
+                /* answered after the group commit at the end of this round;
+                 * later requests of this socket wait their turn */
+                if (gw->n_batch < GW_BATCH_MAX) {
+                    gw_deferred_t *d = &gw->batch[gw->n_batch++];
+                    d->conn = c;
+                    d->resp = resp;
+                    d->t0 = t0;
+                    memcpy(d->request_id, req.request_id, sizeof d->request_id);
+                    c->waiting = true;
+                } else { /* a full round: this one commits alone, now */
+                    int result = 0;
+                    toro_stage_ingest_commit(gw->ctx, &resp.item, 1, &result);
+                    gw_finish_ingest(&resp, &resp.item, result);
+                    toro_ingest_item_clear(&resp.item);
+                    toro_metrics_request(resp.route, resp.status);
+                    rc = send_response(gw, c, &resp, req.request_id);
+                    toro_metrics_observe_ms(TORO_HIST_HTTP, (double)(toro_mono_ms() - t0));
+                }
+            } else {
+                toro_metrics_request(resp.route, resp.status);
+                rc = send_response(gw, c, &resp, req.request_id);
+                toro_metrics_observe_ms(TORO_HIST_HTTP, (double)(toro_mono_ms() - t0));
+            }
         }
-        toro_metrics_observe_ms(TORO_HIST_HTTP, (double)(toro_mono_ms() - t0));
         free(req.head);
         size_t used = head_len + body_len;
         memmove(c->rbuf, c->rbuf + used, c->rlen - used);
@@ -613,8 +708,81 @@ int gw_conn_feed(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len)
     return 0;
 }
 
+/* A plain HTTP request reached the TLS port: answer in plain HTTP (as
+ * nginx does) so the client sees why, then drain what it sent so the close
+ * does not reset the connection before the answer is read. Best effort. */
+static void refuse_plaintext(int fd)
+{
+    static const char body[] = "{\"success\":false,\"error\":\"this port speaks HTTPS (TLS); use https://\"}";
+    char msg[512];
+    int n = snprintf(msg, sizeof msg,
+                     "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s",
+                     sizeof body - 1, body);
+    if (n <= 0 || (size_t)n >= sizeof msg || send(fd, msg, (size_t)n, MSG_NOSIGNAL) != n)
+        return;
+    shutdown(fd, SHUT_WR);
+    char sink[4096];
+    for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, 0) > 0; i++)
+        ;
+}
+
+/* on_readable() on a TLS socket: the same loop with SSL_read, which also
+ * drives the handshake. It runs until OpenSSL needs the socket, so records
+ * already inside OpenSSL (SSL_pending) are consumed before going back to
+ * epoll, which would not report them again. */
+static void on_readable_tls(toro_gateway_t *gw, gw_conn_t *c)
+{
+    if (c->tls_write_wants_read) { /* a write was waiting for this */
+        c->tls_write_wants_read = false;
+        if (flush_tls(gw, c) != 0 || (c->closing && c->woff == c->wlen)) {
+            conn_close(gw, c);
+            return;
+        }
+    }
+    for (;;) {
+        if (!grow_rbuf(gw, c, 1)) {
+            conn_close(gw, c);
+            return;
+        }
+        bool handshaking = !gw_tls_ready(c->ssl);
+        int n = gw_tls_read(c->ssl, c->rbuf + c->rlen, c->rcap - c->rlen);
+        if (handshaking && gw_tls_ready(c->ssl))
+            c->request_started_ms = 0; /* handshake done: the head timeout now starts at the first byte */
+        if (n > 0) {
+            c->rlen += (size_t)n;
+            if (after_read(gw, c) != 0) {
+                conn_close(gw, c);
+                return;
+            }
+            continue;
+        }
+        if (n == GW_TLS_WANT_READ) {
+            if (c->tls_read_wants_write) {
+                c->tls_read_wants_write = false;
+                if (c->woff == c->wlen)
+                    set_events(gw, c, false);
+            }
+            return;
+        }
+        if (n == GW_TLS_WANT_WRITE) {
+            c->tls_read_wants_write = true;
+            set_events(gw, c, true);
+            return;
+        }
+        if (n == GW_TLS_PLAINTEXT)
+            refuse_plaintext(c->fd);
+        conn_close(gw, c); /* close_notify, EOF or error */
+        return;
+    }
+}
+
 static void on_readable(toro_gateway_t *gw, gw_conn_t *c)
 {
+    if (c->ssl) {
+        on_readable_tls(gw, c);
+        return;
+    }
     for (;;) {
         if (!grow_rbuf(gw, c, 1)) {
             conn_close(gw, c); /* a peer that sends more than any valid request could hold */
@@ -646,8 +814,16 @@ gw_conn_t *gw_conn_adopt(toro_gateway_t *gw, int fd, const char *peer)
     c->fd = fd;
     c->opened_ms = c->last_read_ms = toro_mono_ms();
     snprintf(c->peer, sizeof c->peer, "%s", peer);
+    if (gw->tls) {
+        if (!(c->ssl = gw_tls_new(gw->tls, fd))) {
+            free(c);
+            return NULL;
+        }
+        c->request_started_ms = c->opened_ms; /* the handshake is bounded like a request head */
+    }
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
     if (epoll_ctl(gw->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        gw_tls_free(c->ssl);
         free(c);
         return NULL;
     }
@@ -678,8 +854,10 @@ static void on_accept(toro_gateway_t *gw)
             static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
                                        "Content-Length: 54\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
                                        "{\"success\":false,\"error\":\"too many open connections\"}";
-            ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL);
-            (void)w;
+            if (!gw->tls) { /* plain text would be garbage to a TLS client */
+                ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL);
+                (void)w;
+            }
             close(fd);
             continue;
         }
@@ -730,7 +908,7 @@ int toro_gateway_new(const toro_gateway_config_t *cfg, toro_stage_ctx_t *ctx, to
     gw->ctx = ctx;
     gw->listen_fd = gw->epoll_fd = gw->wake_fd = -1;
     pthread_mutex_init(&gw->lock, NULL);
-    char msg[256];
+    char msg[1024];
     gw->rate = toro_limits_new(cfg->user_rate_per_min / 60.0, cfg->user_burst, 100000);
     gw->ws_per_user = toro_limits_new(0, 1, (size_t)cfg->max_connections + 16);
     if (!gw->rate || !gw->ws_per_user) {
@@ -742,6 +920,8 @@ int toro_gateway_new(const toro_gateway_config_t *cfg, toro_stage_ctx_t *ctx, to
         snprintf(msg, sizeof msg, "invalid listen address '%s' (an IPv4 address is expected)", cfg->host);
         goto fail;
     }
+    if (cfg->tls_cert && gw_tls_ctx_new(cfg->tls_cert, cfg->tls_key, &gw->tls, msg, sizeof msg) != 0)
+        goto fail;
     gw->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(gw->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -781,6 +961,8 @@ fail:
 
 int toro_gateway_port(const toro_gateway_t *gw) { return gw->port; }
 
+int toro_gateway_tls(const toro_gateway_t *gw) { return gw->tls != NULL; }
+
 void toro_gateway_stop(toro_gateway_t *gw)
 {
     gw->stopping = 1;
@@ -791,11 +973,62 @@ void toro_gateway_stop(toro_gateway_t *gw)
 
 static void sweep(toro_gateway_t *gw);
 
+/* The group commit: the questions validated during this round of the event
+ * loop are committed in one transaction, then each waiting socket gets its
+ * 202 (or 503) and goes on with the requests it has queued, which may
+ * start the next batch. */
+static void flush_batch(toro_gateway_t *gw)
+{
+    while (gw->n_batch > 0) {
+        size_t n = gw->n_batch;
+        toro_ingest_item_t *items = malloc(n * sizeof *items);
+        int *results = malloc(n * sizeof *results);
+        if (items && results) {
+            for (size_t i = 0; i < n; i++)
+                items[i] = gw->batch[i].resp.item; /* shallow: the batch keeps ownership */
+            toro_stage_ingest_commit(gw->ctx, items, n, results);
+        } else if (results) {
+            for (size_t i = 0; i < n; i++)
+                results[i] = TORO_ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+            gw_deferred_t *d = &gw->batch[i];
+            gw_finish_ingest(&d->resp, &d->resp.item, results ? results[i] : TORO_ENOMEM);
+            toro_ingest_item_clear(&d->resp.item);
+            gw_conn_t *c = d->conn;
+            if (!c) {
+                free(d->resp.body);
+                continue;
+            }
+            c->waiting = false;
+            toro_metrics_request(d->resp.route, d->resp.status);
+            int rc = send_response(gw, c, &d->resp, d->request_id);
+            toro_metrics_observe_ms(TORO_HIST_HTTP, (double)(toro_mono_ms() - d->t0));
+            if (rc != 0)
+                conn_close(gw, c); /* nulls its entry */
+        }
+        free(items);
+        free(results);
+        /* the sockets answered go on with what they have queued */
+        for (size_t i = 0; i < n; i++) {
+            gw_conn_t *c = gw->batch[i].conn;
+            if (!c)
+                continue;
+            gw->batch[i].conn = NULL;
+            if (on_http_data(gw, c) != 0 || (c->closing && c->woff == c->wlen))
+                conn_close(gw, c);
+        }
+        memmove(gw->batch, gw->batch + n, (gw->n_batch - n) * sizeof *gw->batch);
+        gw->n_batch -= n;
+    }
+}
+
 int toro_gateway_run(toro_gateway_t *gw)
 {
     struct epoll_event evs[256];
     int64_t last_sweep = toro_mono_ms();
-    toro_log_info("gateway", NULL, "listening on http://%s:%d (node %s)", gw->cfg.host, gw->port, gw->node);
+    toro_log_info("gateway", NULL, "listening on %s://%s:%d (node %s, TLS %s)", gw->tls ? "https" : "http",
+                  gw->cfg.host, gw->port, gw->node, gw->tls ? "on: https and wss" : "off");
     while (!gw->stopping) {
         int n = epoll_wait(gw->epoll_fd, evs, 256, 1000);
         if (n < 0 && errno != EINTR) {
@@ -820,10 +1053,12 @@ int toro_gateway_run(toro_gateway_t *gw)
                         continue;
                     }
                 }
-                if (evs[i].events & (EPOLLIN | EPOLLRDHUP))
+                /* a TLS handshake read that waited for writability is retried too */
+                if ((evs[i].events & (EPOLLIN | EPOLLRDHUP)) || (c->ssl && c->tls_read_wants_write))
                     on_readable(gw, c);
             }
         }
+        flush_batch(gw);
         if (toro_mono_ms() - last_sweep >= 1000) {
             sweep(gw);
             last_sweep = toro_mono_ms();
@@ -832,8 +1067,9 @@ int toro_gateway_run(toro_gateway_t *gw)
     return 0;
 }
 
-/* Once a second: requests that take too long to arrive (slowloris), idle
- * keep-alive sockets, silent WebSockets and WebSocket pings. */
+/* Once a second: requests (and TLS handshakes) that take too long to
+ * arrive (slowloris), idle keep-alive sockets, silent WebSockets and
+ * WebSocket pings. */
 static void sweep(toro_gateway_t *gw)
 {
     int64_t now = toro_mono_ms();
@@ -842,8 +1078,12 @@ static void sweep(toro_gateway_t *gw)
         next = c->next;
         if (c->kind == CONN_HTTP) {
             if (c->request_started_ms && now - c->request_started_ms > gw->cfg.header_timeout_ms) {
-                if (reject(gw, c, 408, "request not received in time") != 0 || c->woff == c->wlen)
+                if (c->ssl && !gw_tls_ready(c->ssl)) {
+                    toro_log_debug("gateway", NULL, "TLS handshake from %s not completed in time; closing", c->peer);
+                    conn_close(gw, c); /* no 408 is possible before the handshake */
+                } else if (reject(gw, c, 408, "request not received in time") != 0 || c->woff == c->wlen) {
                     conn_close(gw, c);
+                }
             } else if (now - c->last_read_ms > gw->cfg.idle_timeout_ms) {
                 conn_close(gw, c);
             }
@@ -877,6 +1117,7 @@ void toro_gateway_free(toro_gateway_t *gw)
     }
     while (gw->conns)
         conn_close(gw, gw->conns);
+    gw_tls_ctx_free(gw->tls);
     toro_limits_free(gw->rate);
     toro_limits_free(gw->ws_per_user);
     pthread_mutex_destroy(&gw->lock);

@@ -1,5 +1,7 @@
 /* ingest.c: the ingest stage: validate, then commit the pending question and
  * its process event in one transaction before anyone is told "accepted". */
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,10 +19,21 @@ void toro_stage_ctx_defaults(toro_stage_ctx_t *ctx)
     ctx->max_deliveries = 10;
 }
 
-int toro_stage_ingest(toro_stage_ctx_t *ctx, const char *body, size_t len, const char *auth_user, char qid[37],
-                      char **user_id, const char **err)
+void toro_ingest_item_clear(toro_ingest_item_t *item)
 {
-    char *uid = NULL, *text = NULL, *payload = NULL;
+    if (!item)
+        return;
+    toro_question_clear(&item->q);
+    free(item->payload);
+    item->payload = NULL;
+}
+
+int toro_stage_ingest_prepare(toro_stage_ctx_t *ctx, const char *body, size_t len, const char *auth_user,
+                              toro_ingest_item_t *item, const char **err)
+{
+    (void)ctx;
+    char *uid = NULL, *text = NULL;
+    memset(item, 0, sizeof *item);
     int rc = toro_question_validate(body, len, auth_user != NULL, &uid, &text, err);
     if (rc)
         goto out;
@@ -35,24 +48,81 @@ int toro_stage_ingest(toro_stage_ctx_t *ctx, const char *body, size_t len, const
             goto out;
         }
     }
+    char qid[37];
     toro_uuid4(qid);
-    payload = toro_event_encode(uid, qid, TORO_STATUS_PENDING);
-    if (!payload) {
+    item->q.user_id = uid;
+    item->q.question = text;
+    uid = text = NULL;
+    item->q.question_id = strdup(qid);
+    item->q.created_at = toro_now_ms();
+    item->payload = toro_event_encode(item->q.user_id, qid, TORO_STATUS_PENDING);
+    if (!item->q.question_id || !item->payload) {
         rc = TORO_ENOMEM;
-        goto out;
+        toro_ingest_item_clear(item);
     }
-    toro_question_t q = {.user_id = uid, .question_id = qid, .question = text, .created_at = toro_now_ms()};
-    toro_event_t ev = {.topic = TORO_TOPIC_PROCESS, .payload = payload};
-    rc = ctx->store->ops->create_question(ctx->store, &q, &ev);
-    if (rc)
-        goto out;
-    toro_bus_kick(ctx->bus, TORO_TOPIC_PROCESS);
-    toro_log_info("ingest", qid, "accepted question of %zu bytes from %s", strlen(text), uid);
-    *user_id = uid;
-    uid = NULL;
 out:
     free(uid);
     free(text);
-    free(payload);
+    return rc;
+}
+
+int toro_stage_ingest_commit(toro_stage_ctx_t *ctx, toro_ingest_item_t *items, size_t n, int *results)
+{
+    int rc = 0;
+    toro_store_t *s = ctx->store;
+    if (n == 0)
+        return 0;
+    if (s->ops->create_questions && n > 1) {
+        toro_question_t *qs = calloc(n, sizeof *qs);
+        toro_event_t *evs = calloc(n, sizeof *evs);
+        if (!qs || !evs) {
+            rc = TORO_ENOMEM;
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                qs[i] = items[i].q; /* shallow: items keep ownership */
+                evs[i] = (toro_event_t){TORO_TOPIC_PROCESS, items[i].payload};
+            }
+            rc = s->ops->create_questions(s, qs, evs, n);
+        }
+        free(qs);
+        free(evs);
+        for (size_t i = 0; i < n; i++)
+            results[i] = rc;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            toro_event_t ev = {TORO_TOPIC_PROCESS, items[i].payload};
+            results[i] = s->ops->create_question(s, &items[i].q, &ev);
+            if (results[i] && !rc)
+                rc = results[i];
+        }
+    }
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        if (results[i] == 0) {
+            any = true;
+            toro_log_info("ingest", items[i].q.question_id, "accepted question of %zu bytes from %s",
+                          strlen(items[i].q.question), items[i].q.user_id);
+        }
+    }
+    if (any)
+        toro_bus_kick(ctx->bus, TORO_TOPIC_PROCESS);
+    return rc;
+}
+
+int toro_stage_ingest(toro_stage_ctx_t *ctx, const char *body, size_t len, const char *auth_user, char qid[37],
+                      char **user_id, const char **err)
+{
+    toro_ingest_item_t item;
+    int rc = toro_stage_ingest_prepare(ctx, body, len, auth_user, &item, err);
+    if (rc)
+        return rc;
+    int result = 0;
+    rc = toro_stage_ingest_commit(ctx, &item, 1, &result);
+    if (rc == 0) {
+        snprintf(qid, 37, "%s", item.q.question_id);
+        *user_id = item.q.user_id;
+        item.q.user_id = NULL;
+    }
+    toro_ingest_item_clear(&item);
     return rc;
 }

@@ -43,6 +43,25 @@ void toro_stage_ctx_defaults(toro_stage_ctx_t *ctx);
 int toro_stage_ingest(toro_stage_ctx_t *ctx, const char *body, size_t len, const char *auth_user, char qid[37],
                       char **user_id, const char **err);
 
+/* A validated question not yet committed: the gateway validates each POST
+ * at once and commits the questions of one event-loop round together
+ * (group commit: one transaction, one write to the log, for many 202s). */
+typedef struct toro_ingest_item {
+    toro_question_t q; /* user_id, question_id, question, created_at (owned) */
+    char *payload;     /* its process event (owned) */
+} toro_ingest_item_t;
+
+/* Why: the validation half of toro_stage_ingest; same codes. The caller
+ * clears item (toro_ingest_item_clear) whatever happens next. */
+int toro_stage_ingest_prepare(toro_stage_ctx_t *ctx, const char *body, size_t len, const char *auth_user,
+                              toro_ingest_item_t *item, const char **err);
+/* Why: the durable half: commits n prepared items and wakes the process
+ * workers. results[i] is 0 or the store's error for item i (a store with
+ * create_questions commits all or none; otherwise one by one). Returns 0
+ * when every item was committed. */
+int toro_stage_ingest_commit(toro_stage_ctx_t *ctx, toro_ingest_item_t *items, size_t n, int *results);
+void toro_ingest_item_clear(toro_ingest_item_t *item);
+
 /* Why: one delivery of a process / notify event. The stage acks, nacks or
  * dead-letters the message itself. Returns 0 or a negative code for logs. */
 int toro_stage_process(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg);

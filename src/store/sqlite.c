@@ -69,18 +69,15 @@ static void row_to_question(sqlite3_stmt *st, toro_question_t *q)
 static int begin(sqlite3 *c) { return toro_db_begin(c); }
 static int finish(sqlite3 *c, int rc) { return toro_db_end(c, rc); }
 
-static int s_create(toro_store_t *s, const toro_question_t *q, const toro_event_t *ev)
+/* Inserts one pending question and its event inside the caller's transaction. */
+static int insert_question(sqlite3 *c, const toro_question_t *q, const toro_event_t *ev)
 {
-    sqlite3 *c = conn(s);
     sqlite3_stmt *st = NULL;
-    int rc = begin(c);
-    if (rc)
-        return rc;
-    rc = TORO_EIO;
+    int rc = TORO_EIO;
     if (toro_db_prepare(c,
-                           "INSERT INTO questions(user_id, question_id, question, status, attempts, created_at,"
-                           " updated_at) VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
-                           -1, &st, NULL) != SQLITE_OK)
+                        "INSERT INTO questions(user_id, question_id, question, status, attempts, created_at,"
+                        " updated_at) VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
+                        -1, &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_text(st, 1, q->user_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, q->question_id, -1, SQLITE_STATIC);
@@ -98,6 +95,26 @@ out:
     if (rc && rc != TORO_ECONFLICT)
         toro_log_error("store", q->question_id, "create failed: %s", sqlite3_errmsg(c));
     toro_db_done(st);
+    return rc;
+}
+
+static int s_create(toro_store_t *s, const toro_question_t *q, const toro_event_t *ev)
+{
+    sqlite3 *c = conn(s);
+    int rc = begin(c);
+    if (rc)
+        return rc;
+    return finish(c, insert_question(c, q, ev));
+}
+
+static int s_create_many(toro_store_t *s, const toro_question_t *qs, const toro_event_t *evs, size_t n)
+{
+    sqlite3 *c = conn(s);
+    int rc = begin(c);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = insert_question(c, &qs[i], &evs[i]);
     return finish(c, rc);
 }
 
@@ -464,6 +481,7 @@ static void s_close(toro_store_t *s)
 static const toro_store_ops_t sqlite_ops = {
     .name = "sqlite",
     .create_question = s_create,
+    .create_questions = s_create_many,
     .get_question = s_get,
     .list_questions = s_list,
     .start_processing = s_start,

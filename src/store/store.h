@@ -32,6 +32,9 @@ typedef struct toro_store_ops {
     const char *name;
     /* Insert a new pending question and its process event atomically. */
     int (*create_question)(toro_store_t *s, const toro_question_t *q, const toro_event_t *ev);
+    /* Optional (NULL = not supported): n questions and their events in one
+     * transaction, all or none (group commit of the gateway). */
+    int (*create_questions)(toro_store_t *s, const toro_question_t *qs, const toro_event_t *evs, size_t n);
     /* Fetch by question id (ids are globally unique). TORO_ENOTFOUND. */
     int (*get_question)(toro_store_t *s, const char *question_id, toro_question_t *out);
     /* History newest first. cursor NULL = first page; *next (caller frees) is

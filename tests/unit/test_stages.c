@@ -471,6 +471,44 @@ static void test_unreachable_gateway_redelivers_update(void **state)
     toro_connections_free(conns, n);
 }
 
+static void test_group_commit_all_or_none(void **state)
+{
+    fixture_t *f = *state;
+    toro_ingest_item_t items[3];
+    const char *err = NULL;
+    const char *bodies[3] = {"{\"question\":\"O que é CDB?\"}", "{\"question\":\"O que é LCI?\"}",
+                             "{\"user_id\":\"ana\",\"question\":\"O que é CRI?\"}"};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(toro_stage_ingest_prepare(&f->ctx, bodies[i], strlen(bodies[i]), "ana", &items[i], &err), 0);
+    int results[3] = {-99, -99, -99};
+    assert_int_equal(toro_stage_ingest_commit(&f->ctx, items, 3, results), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(results[i], 0);
+        assert_int_equal(status_of(f, items[i].q.question_id, NULL), TORO_STATUS_PENDING);
+    }
+    assert_int_equal(depth(f, TORO_TOPIC_PROCESS), 3);
+    /* a batch with a clash (the same id twice) commits nothing */
+    toro_ingest_item_t again[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(toro_stage_ingest_prepare(&f->ctx, bodies[i], strlen(bodies[i]), "ana", &again[i], &err), 0);
+    free(again[1].q.question_id);
+    again[1].q.question_id = strdup(items[0].q.question_id);
+    assert_int_equal(toro_stage_ingest_commit(&f->ctx, again, 2, results), TORO_ECONFLICT);
+    assert_int_equal(results[0], TORO_ECONFLICT);
+    assert_int_equal(results[1], TORO_ECONFLICT);
+    toro_question_t q = {0};
+    assert_int_equal(f->store->ops->get_question(f->store, again[0].q.question_id, &q), TORO_ENOTFOUND);
+    assert_int_equal(depth(f, TORO_TOPIC_PROCESS), 3);
+    /* prepare enforces the token's user */
+    toro_ingest_item_t bad;
+    const char *other = "{\"user_id\":\"bia\",\"question\":\"oi\"}";
+    assert_int_equal(toro_stage_ingest_prepare(&f->ctx, other, strlen(other), "ana", &bad, &err), TORO_EFORBIDDEN);
+    for (int i = 0; i < 3; i++)
+        toro_ingest_item_clear(&items[i]);
+    for (int i = 0; i < 2; i++)
+        toro_ingest_item_clear(&again[i]);
+}
+
 static void test_lease_released_on_reopen(void **state)
 {
     fixture_t *f = *state;
@@ -505,6 +543,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_gateway_redelivers_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_all_or_none, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_released_on_reopen, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
