@@ -2,6 +2,7 @@
 codes, validation, history and pagination, health and metrics."""
 import json
 import socket
+import time
 
 import requests
 
@@ -202,3 +203,43 @@ def test_healthz_and_metrics(server):
     assert "toro_websocket_connections " in text
     count = [l for l in text.splitlines() if l.startswith('toro_stage_latency_seconds_count{stage="process"}')][0]
     assert int(count.split()[-1]) >= 1
+
+
+def test_group_commit_answers_pipelined_posts_in_order(server):
+    """Many POSTs in one write share a commit; each gets its own 202, in order."""
+    token = auth("batch-user")["Authorization"].encode()
+    reqs = b""
+    for i in range(40):
+        body = ('{"question":"Pergunta em lote numero %d sobre CDB?"}' % i).encode()
+        reqs += (b"POST /questions HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (token, len(body), body))
+    reqs += b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    data = raw_request(server, reqs, read_timeout=10)
+    assert data.count(b"HTTP/1.1 202 Accepted") == 40, data[:500]
+    assert data.rstrip().endswith(b"}") and data.rfind(b"HTTP/1.1 200 OK") > data.rfind(b"HTTP/1.1 202 Accepted")
+    ids = [json.loads(part.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1")[0])["data"]["question_id"]
+           for part in data.split(b"HTTP/1.1 202 Accepted")[1:]]
+    assert len(set(ids)) == 40
+    items = requests.get(server.url("/questions"), params={"limit": 100}, headers=auth("batch-user"),
+                         timeout=5).json()["data"]["items"]
+    # all stored, each with its own text; newest first (questions of one batch may share a millisecond)
+    assert sorted(it["question_id"] for it in items) == sorted(ids)
+    by_id = {it["question_id"]: it["question"] for it in items}
+    assert [by_id[q] for q in ids] == ["Pergunta em lote numero %d sobre CDB?" % i for i in range(40)]
+    stamps = [it["created_at"] for it in items]
+    assert stamps == sorted(stamps, reverse=True)
+
+
+def test_question_is_kept_when_the_client_leaves_before_the_202(server):
+    body = b'{"question":"O que acontece se eu desconectar?"}'
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    s.sendall(b"POST /questions HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (auth("leaver")["Authorization"].encode(), len(body), body))
+    s.close()  # gone before the group commit answers
+    deadline = time.time() + 10
+    items = []
+    while time.time() < deadline and not items:
+        items = requests.get(server.url("/questions"), headers=auth("leaver"), timeout=5).json()["data"]["items"]
+        time.sleep(0.05)
+    assert [it["question"] for it in items] == ["O que acontece se eu desconectar?"]
+    assert requests.get(server.url("/healthz"), timeout=5).status_code == 200
