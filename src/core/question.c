@@ -1,6 +1,7 @@
 /* question.c: status machine, record <-> JSON, request validation, events. */
 #include "core/question.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,6 +186,39 @@ out:
     free(uid);
     free(qtext);
     json_decref(root);
+    return rc;
+}
+
+char *toro_history_cursor_encode(const toro_question_t *last)
+{
+    char buf[128];
+    int n = snprintf(buf, sizeof buf, "%lld|%s", (long long)last->created_at, last->question_id);
+    return (n > 0 && (size_t)n < sizeof buf) ? toro_b64url_encode((unsigned char *)buf, (size_t)n) : NULL;
+}
+
+int toro_history_cursor_decode(const char *cursor, int64_t *created_at, char question_id[64])
+{
+    size_t len;
+    unsigned char *raw = toro_b64url_decode(cursor, &len);
+    int rc = TORO_EINVAL;
+    if (!raw)
+        return rc;
+    char *bar = strchr((char *)raw, '|');
+    if (bar && strlen(bar + 1) > 0 && strlen(bar + 1) < 64) {
+        *bar = '\0';
+        char *end;
+        long long v = strtoll((char *)raw, &end, 10);
+        bool clean = true;
+        for (const char *p = bar + 1; *p; p++)
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+                clean = false; /* ids are printable ASCII; a database need not see anything else */
+        if (*end == '\0' && end != (char *)raw && v >= 0 && clean) {
+            *created_at = v;
+            snprintf(question_id, 64, "%s", bar + 1);
+            rc = 0;
+        }
+    }
+    free(raw);
     return rc;
 }
 

@@ -71,6 +71,12 @@ int toro_question_validate(const char *body, size_t len, bool user_optional, cha
 /* Why: user ids also arrive in query strings and WebSocket messages. */
 bool toro_user_id_is_valid(const char *user_id);
 
+/* Why: the history's pagination token, the same for every store:
+ * base64url("<created_at>|<question_id>") of the last item of a page. Opaque
+ * to clients. decode returns TORO_EINVAL for a token no store made. */
+char *toro_history_cursor_encode(const toro_question_t *last);
+int toro_history_cursor_decode(const char *cursor, int64_t *created_at, char question_id[64]);
+
 /* Events on the bus carry ids only: {"user_id","question_id","status"}. */
 char *toro_event_encode(const char *user_id, const char *question_id, toro_status_t status);
 int toro_event_decode(const char *payload, char **user_id, char **question_id, toro_status_t *status);

@@ -245,41 +245,6 @@ static int s_get(toro_store_t *s, const char *question_id, toro_question_t *out)
     return rc;
 }
 
-/* Cursor: base64url("<created_at>|<question_id>") of the last item returned,
- * the same token format as sqlite.c (opaque to clients either way). */
-static char *make_cursor(const toro_question_t *q)
-{
-    char buf[128];
-    int n = snprintf(buf, sizeof buf, "%lld|%s", (long long)q->created_at, q->question_id);
-    return (n > 0 && (size_t)n < sizeof buf) ? toro_b64url_encode((unsigned char *)buf, (size_t)n) : NULL;
-}
-
-static int parse_cursor(const char *cursor, int64_t *created_at, char qid[64])
-{
-    size_t len;
-    unsigned char *raw = toro_b64url_decode(cursor, &len);
-    int rc = TORO_EINVAL;
-    if (!raw)
-        return rc;
-    char *bar = strchr((char *)raw, '|');
-    if (bar && strlen(bar + 1) > 0 && strlen(bar + 1) < 64) {
-        *bar = '\0';
-        char *end;
-        long long v = strtoll((char *)raw, &end, 10);
-        bool clean = true;
-        for (const char *p = bar + 1; *p; p++)
-            if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-                clean = false; /* ids are ASCII; refuse bytes PostgreSQL would reject */
-        if (*end == '\0' && end != (char *)raw && v >= 0 && clean) {
-            *created_at = v;
-            snprintf(qid, 64, "%s", bar + 1);
-            rc = 0;
-        }
-    }
-    free(raw);
-    return rc;
-}
-
 static int list_once(toro_store_t *s, const char *user_id, int limit, const char *cursor, toro_question_t **items,
                      size_t *n, char **next)
 {
@@ -292,7 +257,7 @@ static int list_once(toro_store_t *s, const char *user_id, int limit, const char
     *items = NULL;
     *n = 0;
     *next = NULL;
-    if (cursor && parse_cursor(cursor, &c_at, c_qid) != 0)
+    if (cursor && toro_history_cursor_decode(cursor, &c_at, c_qid) != 0)
         return TORO_EINVAL;
     if (!c)
         return TORO_EIO;
@@ -325,7 +290,7 @@ static int list_once(toro_store_t *s, const char *user_id, int limit, const char
     if (count > (size_t)limit) {
         toro_question_clear(&arr[limit]);
         count = (size_t)limit;
-        *next = make_cursor(&arr[count - 1]);
+        *next = toro_history_cursor_encode(&arr[count - 1]);
     }
     *items = arr;
     *n = count;

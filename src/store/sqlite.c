@@ -138,37 +138,6 @@ out:
     return rc;
 }
 
-/* Cursor: base64url("<created_at>|<question_id>") of the last item returned. */
-static char *make_cursor(const toro_question_t *q)
-{
-    char buf[128];
-    int n = snprintf(buf, sizeof buf, "%lld|%s", (long long)q->created_at, q->question_id);
-    return (n > 0 && (size_t)n < sizeof buf) ? toro_b64url_encode((unsigned char *)buf, (size_t)n) : NULL;
-}
-
-static int parse_cursor(const char *cursor, int64_t *created_at, char qid[64])
-{
-    size_t len;
-    unsigned char *raw = toro_b64url_decode(cursor, &len);
-    int rc = TORO_EINVAL;
-    if (!raw)
-        return rc;
-    char *bar = strchr((char *)raw, '|');
-    if (bar && strlen(bar + 1) > 0 && strlen(bar + 1) < 64) {
-        *bar = '\0';
-        long long v;
-        char *end;
-        v = strtoll((char *)raw, &end, 10);
-        if (*end == '\0' && end != (char *)raw && v >= 0) {
-            *created_at = v;
-            snprintf(qid, 64, "%s", bar + 1);
-            rc = 0;
-        }
-    }
-    free(raw);
-    return rc;
-}
-
 static int s_list(toro_store_t *s, const char *user_id, int limit, const char *cursor, toro_question_t **items,
                   size_t *n, char **next)
 {
@@ -182,7 +151,7 @@ static int s_list(toro_store_t *s, const char *user_id, int limit, const char *c
     *items = NULL;
     *n = 0;
     *next = NULL;
-    if (cursor && parse_cursor(cursor, &c_at, c_qid) != 0)
+    if (cursor && toro_history_cursor_decode(cursor, &c_at, c_qid) != 0)
         return TORO_EINVAL;
     arr = calloc((size_t)limit + 1, sizeof *arr);
     if (!arr)
@@ -206,7 +175,7 @@ static int s_list(toro_store_t *s, const char *user_id, int limit, const char *c
     if (count > (size_t)limit) {
         toro_question_clear(&arr[limit]);
         count = (size_t)limit;
-        *next = make_cursor(&arr[count - 1]);
+        *next = toro_history_cursor_encode(&arr[count - 1]);
     }
     rc = 0;
 out:
