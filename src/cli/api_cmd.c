@@ -5,29 +5,18 @@
  * on <prefix>.gw.<node> and are posted to the local gateway; an outbox relay
  * thread publishes the events its ingest commits. SIGINT/SIGTERM stop it:
  * the gateway stops, the relay and the NATS subscription end, exit 0. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus/relay.h"
 #include "cli/commands.h"
-#include "core/db.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "gateway/gateway.h"
 #include "kb/kb.h"
 #include "stages/stages.h"
-
-static toro_gateway_t *volatile running_gateway;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    if (running_gateway)
-        toro_gateway_stop(running_gateway);
-}
 
 static void api_usage(FILE *f)
 {
@@ -131,21 +120,11 @@ int toro_cmd_api(int argc, char **argv)
         goto out;
     }
     toro_bus_nats_on_reconnect(dist.bus, resync_connections, gw);
-    running_gateway = gw;
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
     toro_log_info("api", NULL, "toro api on http://%s:%d (node %s, store %s, bus %s)", gcfg.host,
                   toro_gateway_port(gw), node, dist.store_url, dist.bus_url);
     printf("listening on %s://%s:%d\n", toro_gateway_tls(gw) ? "https" : "http", gcfg.host, toro_gateway_port(gw));
     fflush(stdout);
-    /* this thread runs the gateway loop: its writes (ingest) go first */
-    toro_db_set_urgent(true);
-    status = toro_gateway_run(gw) == 0 ? 0 : 1;
-    running_gateway = NULL;
+    status = toro_gateway_run_until_signal(gw) == 0 ? 0 : 1;
     toro_log_info("api", NULL, "stopped");
 out:
     /* the bus first: its NATS thread may still be posting into the gateway;

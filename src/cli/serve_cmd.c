@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +19,6 @@
 #include "answer/faulty.h"
 #include "bus/bus.h"
 #include "cli/commands.h"
-#include "core/db.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -30,15 +28,6 @@
 #include "store/store.h"
 
 #define MAX_WORKERS 64
-
-static toro_gateway_t *volatile running_gateway;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    if (running_gateway)
-        toro_gateway_stop(running_gateway);
-}
 
 static void serve_usage(FILE *f)
 {
@@ -233,21 +222,12 @@ int toro_cmd_serve(int argc, char **argv)
         if (pthread_create(&threads[MAX_WORKERS + started_notify], NULL, toro_worker_main, &workers[1]) != 0)
             goto stop_workers;
 
-    running_gateway = gw;
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
     toro_log_info("serve", NULL, "toro serving on http://%s:%d (data %s, kb %s version %s, %ld process + %ld notify workers)",
                   gcfg.host, toro_gateway_port(gw), data, kb_path, toro_kb_version(kb), n_process, n_notify);
     /* a parseable line on stdout for scripts that start us on port 0 */
     printf("listening on %s://%s:%d\n", toro_gateway_tls(gw) ? "https" : "http", gcfg.host, toro_gateway_port(gw));
     fflush(stdout);
-    /* this thread runs the gateway loop: its writes (ingest) go first */
-    toro_db_set_urgent(true);
-    status = toro_gateway_run(gw) == 0 ? 0 : 1;
+    status = toro_gateway_run_until_signal(gw) == 0 ? 0 : 1;
     toro_log_info("serve", NULL, "shutting down: finishing messages in hand");
 
 stop_workers:
@@ -257,7 +237,6 @@ stop_workers:
         pthread_join(threads[i], NULL);
     for (int i = 0; i < started_notify; i++)
         pthread_join(threads[MAX_WORKERS + i], NULL);
-    running_gateway = NULL;
     toro_log_info("serve", NULL, "stopped");
 out:
     toro_gateway_free(gw);

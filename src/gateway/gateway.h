@@ -78,6 +78,9 @@ int toro_gateway_port(const toro_gateway_t *gw);
 int toro_gateway_tls(const toro_gateway_t *gw);
 /* Runs the event loop until toro_gateway_stop(). */
 int toro_gateway_run(toro_gateway_t *gw);
+/* Why: `toro serve` and `toro api` stop on SIGINT/SIGTERM: runs the loop
+ * with handlers that stop this gateway, and SIGPIPE ignored. */
+int toro_gateway_run_until_signal(toro_gateway_t *gw);
 /* Thread- and async-signal-safe. */
 void toro_gateway_stop(toro_gateway_t *gw);
 void toro_gateway_free(toro_gateway_t *gw);

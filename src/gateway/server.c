@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/db.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -1023,8 +1025,34 @@ static void flush_batch(toro_gateway_t *gw)
     }
 }
 
+static toro_gateway_t *volatile signalled_gateway;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    toro_gateway_t *gw = signalled_gateway;
+    if (gw)
+        toro_gateway_stop(gw);
+}
+
+int toro_gateway_run_until_signal(toro_gateway_t *gw)
+{
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    signal(SIGPIPE, SIG_IGN); /* a peer that went away is an error code, not a signal */
+    signalled_gateway = gw;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int rc = toro_gateway_run(gw);
+    signalled_gateway = NULL; /* the handlers stay: a second signal during shutdown is ignored */
+    return rc;
+}
+
 int toro_gateway_run(toro_gateway_t *gw)
 {
+    /* this thread's writes (ingest) go before the workers' (core/db.c) */
+    toro_db_set_urgent(true);
     struct epoll_event evs[256];
     int64_t last_sweep = toro_mono_ms();
     toro_log_info("gateway", NULL, "listening on %s://%s:%d (node %s, TLS %s)", gw->tls ? "https" : "http",
