@@ -71,7 +71,7 @@ if any(r["section"] == "http" for r in rows):
     w("## HTTP ceiling")
     w("")
     w("`%s` on loopback, same settings for the three targets; the POST body comes from `bench/post.lua` "
-      "(64 users' bearer tokens, round-robin). nginx runs one worker process (toro's gateway is one event-loop "
+      "(64 users' bearer tokens, round-robin); a fresh `toro serve` per repetition. nginx runs one worker process (toro's gateway is one event-loop "
       "thread) and returns toro's /healthz body as a fixed string. /healthz in toro is not static: it pings the "
       "store and reads the bus depth (SQLite). POST /questions is a durable SQLite (WAL) commit of the question "
       "and its bus event before 202, while the process/notify worker threads answer the questions in the same "
@@ -136,16 +136,18 @@ if any(r["section"] == "ws" for r in rows):
     w("## WebSocket capacity")
     w("")
     n_ws = meta["ws_n"]
-    w("`bench/ws10k.py`: %s concurrent WebSockets on one server process (one user, `--max-ws-per-user`), "
+    w("`bench/ws_client.c` (one C process, epoll): %s concurrent WebSockets on one server process (one user, `--max-ws-per-user`), "
       "server VmRSS from /proc/PID/status before connecting and after all are open; then one update is delivered "
       "to every socket: for toro one POST /questions whose `completed` update the notify stage pushes to all the "
       "asker's sockets (so *POST → last* includes answering the question), for the baseline a broadcast "
       "(`websockets.broadcast`) of a 200-byte message by a Python `websockets` 13 asyncio server (no compression, "
-      "like toro). The client is one Python asyncio process holding all sockets, so delivery times include its "
-      "cost of reading %s frames." % (f(float(n_ws), 0), f(float(n_ws), 0)))
+      "like toro; `bench/ws10k.py serve`). Sockets are opened one after the other (connect, upgrade, wait for the "
+      "`registered` frame). The client runs on the same 2 cores, so the delivery times include its reads of %s "
+      "frames (~20,000 for toro, see below)." % (f(float(n_ws), 0), f(float(n_ws), 0)))
     w("")
     w("| server | RSS idle MB | RSS with %s conns MB | RSS per connection KB | POST/trigger → last socket ms | first → last socket ms | delivered | runs |" % f(float(n_ws), 0))
     w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    p202, pfirst = med("ws", "toro", "post_202_ms")[0], med("ws", "toro", "post_to_first_ms")[0]
     for nm, label in (("toro", "toro serve"), ("python-websockets", "Python websockets (baseline)")):
         w("| %s | %s | %s | %s | %s | %s | %s | %d |" % (
             label, f(med("ws", nm, "rss_before_mb")[0]), f(med("ws", nm, "rss_after_mb")[0]),
@@ -156,6 +158,13 @@ if any(r["section"] == "ws" for r in rows):
         ratio(med("ws", "toro", "deliver_all_ms")[0], med("ws", "python-websockets", "deliver_all_ms")[0]),
         ratio(med("ws", "toro", "first_to_last_ms")[0], med("ws", "python-websockets", "first_to_last_ms")[0])))
     w("")
+    if p202 is not None:
+        w("toro breakdown (medians): POST answered 202 after %s ms; first socket got the `completed` update %s ms "
+          "after the POST. Before `completed`, the notify stage has already pushed the `processing` update to all "
+          "%s sockets (so toro delivers two updates per socket where the baseline delivers one), and it reads the "
+          "user's connection list from the store (the DynamoDB-style connections table) for each update."
+          % (f(p202, 1), f(pfirst), f(float(n_ws), 0)))
+        w("")
 
 # retrieval
 kbsecs = [("kb-sample", "Sample KB (kb/docs, eval set kb/eval/questions.jsonl)"),
@@ -183,7 +192,7 @@ if any(r["section"].startswith("kb-") for r in rows):
         fq = eng.get("fts5", {}).get("queries", t.get("queries"))
         w("%s chunks, %s queries (timed %s)%s." % (f(float(t.get("chunks", 0)), 0), f(float(t.get("queries", 0)), 0),
                                                  "1× after warm-up" if sec == "kb-syn" else "repeatedly",
-                                                 "; FTS5 only the first %d of them (about 1 s per query at this size)" % fq
+                                                 "; FTS5 only the first %d of them (its OR queries take ~0.1-1 s each at this size)" % fq
                                                  if fq != t.get("queries") else ""))
         w("")
         w("| engine | queries/s | p50 ms | p99 ms | nDCG@10 | toro qps ÷ engine qps | toro p99 ÷ engine p99 |")
@@ -194,7 +203,7 @@ if any(r["section"].startswith("kb-") for r in rows):
                 continue
             extra = " (one-by-one %s)" % f(e["qps_one_by_one"], 0) if "qps_one_by_one" in e else ""
             w("| %s | %s%s | %s | %s | %s | %s | %s |" % (
-                nm, f(e["qps"], 0), extra, f(e["p50_ms"], 3), f(e["p99_ms"], 3),
+                nm, f(e["qps"], 0 if e["qps"] >= 100 else 1), extra, f(e["p50_ms"], 3), f(e["p99_ms"], 3),
                 f(e["ndcg10"], 4) if e.get("ndcg10") is not None else "–",
                 "" if nm == "toro" else ratio(t.get("qps"), e["qps"]),
                 "" if nm == "toro" else ratio(t.get("p99_ms"), e["p99_ms"])))
@@ -220,7 +229,8 @@ if any(r["section"] == "build" for r in rows):
       "Snowball stemming), writes postings and the chunk store into one SQLite snapshot; MB/s is source bytes. "
       "The baselines index the same chunk texts (read back from the snapshot, so they skip file reading and "
       "chunking) once each: SQLite FTS5 (insert + optimize, journal off) and bm25s (tokenize with stemmer + "
-      "index, in memory)." % f(ch, 0))
+      "index, in memory). (A few of the 100 paragraphs per file exceed toro's 900-character chunk limit and "
+      "are split, hence slightly more than 1,000,000 chunks.)" % f(ch, 0))
     w("")
     sb = {r["name"]: r for r in rows if r["section"] == "kb-syn"}
     w("| engine | chunks/s | MB/s | seconds | peak RSS MB | snapshot MB | runs | toro chunks/s ÷ engine |")
@@ -246,9 +256,9 @@ if notes:
 w("## How to run")
 w("")
 w("```")
-w("make bench                 # = bench/run.sh, full run (~25 min), writes BENCHMARKS.md")
+w("make bench                 # = bench/run.sh, full run (~15 min on 2 cores), writes BENCHMARKS.md")
 w("bench/run.sh --quick       # shorter runs and smaller sizes, report in the temp dir")
-w("bench/run.sh --skip dist,ws  # sections: http,e2e,dist,ws,kb,build")
+w("bench/run.sh --skip dist,ws  # sections: http,e2e,dist,ws,kb,build (or --only SECTION)")
 w("```")
 open(out, "w").write("\n".join(L) + "\n")
 print("\n".join(L))

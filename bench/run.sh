@@ -6,11 +6,11 @@
 #   end to end     open-loop POST -> completed-update latency ladder (embedded),
 #                  bench/distributed.sh when PostgreSQL + NATS work
 #   WebSocket      10,000 connections: RSS per connection, time to deliver one
-#                  update to each (toro vs a Python `websockets` server)
+#                  update to each (toro vs a Python `websockets` server; C client)
 #   retrieval      toro vs bm25s vs SQLite FTS5: qps one thread, p50/p99, nDCG@10
 #   index build    1M synthetic chunks: chunks/s, MB/s (toro, FTS5, bm25s)
 # All load is on 127.0.0.1, bounded in count and time; every process started
-# here is stopped by its pid. usage: bench/run.sh [--quick] [--out FILE] [--skip SECTION,...]
+# here is stopped by its pid. usage: bench/run.sh [--quick] [--out FILE] [--skip SECTION,...] [--only SECTION]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,14 +20,15 @@ while [[ $# -gt 0 ]]; do
     --quick) QUICK=1 ;;
     --out) OUTMD=$2; shift ;;
     --skip) SKIP=",$2,"; shift ;;
-    *) echo "usage: bench/run.sh [--quick] [--out FILE] [--skip http,e2e,dist,ws,kb,build]" >&2; exit 2 ;;
+    --only) SKIP=",http,e2e,dist,ws,kb,build,"; SKIP=${SKIP/,$2,/,}; shift ;;
+    *) echo "usage: bench/run.sh [--quick] [--out FILE] [--skip http,e2e,dist,ws,kb,build] [--only SECTION]" >&2; exit 2 ;;
   esac
   shift
 done
 if ((QUICK)); then
   REPS=${REPS:-2}; WRK_S=3; E2E_S=3; E2E_RATES="100 400 800"; WS_N=2000; SYN_N=100000; DIST_N=200
 else
-  REPS=${REPS:-3}; WRK_S=10; E2E_S=8; E2E_RATES="100 200 400 600 800 1000 1200 1500 2000"; WS_N=10000; SYN_N=1000000; DIST_N=600
+  REPS=${REPS:-3}; WRK_S=10; E2E_S=8; E2E_RATES="100 200 400 600 700 800 900 1000 1200 1500 2000"; WS_N=10000; SYN_N=1000000; DIST_N=600
 fi
 WRK_T=2; WRK_C=64
 skip() { [[ $SKIP == *",$1,"* ]]; }
@@ -52,6 +53,7 @@ RES=$tmp/results.jsonl; : >"$RES"
 LIBS="$(pkg-config --libs jansson sqlite3 libutf8proc openssl libcurl libpq libnats) -lstemmer -lpthread -lm"
 cc -O2 -Isrc -o "$tmp/kb_search_bench" bench/kb_search_bench.c build/libtoro_lib.a $LIBS
 cc -O2 -o "$tmp/gen_corpus" bench/gen_corpus.c -lm
+cc -O2 -o "$tmp/ws_client" bench/ws_client.c
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 export TORO_JWT_SECRET=bench-secret-$RANDOM$RANDOM-0123456789abcdefghijklmnop
 
@@ -91,20 +93,23 @@ section_load() { echo "$1 $(load)" >>"$tmp/load.txt"; echo "== $1 (load average 
 # --- HTTP ceiling ----------------------------------------------------------
 if ! skip http; then
   section_load http
-  start_toro http
-  body=$(curl -s "http://127.0.0.1:$SPORT/healthz")
   TOKENS=$("$PY" bench/tokens.py 64 wrk)
   mkdir -p "$tmp/nginx"; NPORT=$(free_port)
+  start_toro http-body; body=$(curl -s "http://127.0.0.1:$SPORT/healthz"); stop_toro http-body
   sed -e "s#@PREFIX@#$tmp/nginx#g" -e "s#@PORT@#$NPORT#g" -e "s#@BODY@#$body#g" bench/nginx.conf >"$tmp/nginx/nginx.conf"
   /usr/sbin/nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -g 'daemon off;' 2>"$tmp/nginx/stderr" &
   NPID=$!; pids+=("$NPID")
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$NPORT/" >/dev/null && break; sleep 0.05; done
   for r in $(seq "$REPS"); do
+    # a fresh toro per repetition: the POST run leaves a backlog of questions
+    # being answered, which would load the next /healthz run
+    start_toro "http$r"
     rec http nginx "$r" "$(wrk -t$WRK_T -c$WRK_C -d${WRK_S}s -s bench/report.lua "http://127.0.0.1:$NPORT/" | tail -1)"
     rec http healthz "$r" "$(wrk -t$WRK_T -c$WRK_C -d${WRK_S}s -s bench/report.lua "http://127.0.0.1:$SPORT/healthz" | tail -1)"
     rec http post "$r" "$(TORO_TOKENS=$TOKENS TORO_WRK_REPORT=bench/report.lua wrk -t$WRK_T -c$WRK_C -d${WRK_S}s -s bench/post.lua "http://127.0.0.1:$SPORT/questions" | tail -1)"
+    stop_toro "http$r"
   done
-  stop "$NPID"; stop_toro http
+  stop "$NPID"
 fi
 
 # --- end to end (embedded) ------------------------------------------------
@@ -140,12 +145,12 @@ if ! skip ws; then
   section_load ws
   for r in $(seq "$REPS"); do
     start_toro "ws$r" --max-ws-per-user $((WS_N + 10)) --max-connections $((WS_N + 1000))
-    rec ws toro "$r" "$("$PY" bench/ws10k.py client "$SPORT" "$SPID" --n "$WS_N" --mode toro)"
+    rec ws toro "$r" "$("$tmp/ws_client" "$SPORT" "$SPID" "$WS_N" toro "$("$PY" bench/tokens.py 1 ws)")"
     stop_toro "ws$r"
     BPORT=$(free_port)
     "$PY" bench/ws10k.py serve "$BPORT" 2>"$tmp/wsbase.err" & BPID=$!; pids+=("$BPID")
     for _ in $(seq 100); do "$PY" -c "import socket,sys; socket.create_connection(('127.0.0.1',$BPORT),0.2)" 2>/dev/null && break; sleep 0.1; done
-    rec ws python-websockets "$r" "$("$PY" bench/ws10k.py client "$BPORT" "$BPID" --n "$WS_N" --mode baseline)"
+    rec ws python-websockets "$r" "$("$tmp/ws_client" "$BPORT" "$BPID" "$WS_N" baseline)"
     stop "$BPID"
   done
 fi

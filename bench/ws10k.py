@@ -1,4 +1,9 @@
-"""WebSocket capacity: N concurrent connections on one server process; server
+"""WebSocket capacity, Python side. bench/run.sh uses `ws10k.py serve` (the
+baseline server) with the C client bench/ws_client.c; the Python client here
+does the same measurement but reads only ~10k frames/s, so its delivery times
+are client-bound (kept for machines without a C compiler).
+
+WebSocket capacity: N concurrent connections on one server process; server
 resident memory per connection (VmRSS from /proc/PID/status before connecting
 and after all N are open) and the time to deliver one update to each.
 toro: all N sockets belong to one user (--max-ws-per-user N); one POST
