@@ -29,6 +29,8 @@ typedef struct gw_conn {
     bool want_write;        /* EPOLLOUT armed */
     bool waiting;           /* a POST /questions of it waits in the group commit */
     bool closing;           /* close once wbuf is flushed */
+    bool lingering;         /* FIN sent; input drained until the peer closes (see conn_finish) */
+    int64_t linger_until;   /* monotonic deadline of the lingering close */
     gw_tls_t *ssl;          /* TLS session (owned), NULL on a plain-TCP gateway */
     bool tls_read_wants_write; /* the last read (handshake) needs the socket writable */
     bool tls_write_wants_read; /* the last write needs the socket readable */

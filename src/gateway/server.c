@@ -206,6 +206,27 @@ static int flush_tls(toro_gateway_t *gw, gw_conn_t *c)
     return 0;
 }
 
+/* The end of a socket we chose to close after a last response or close
+ * frame: send FIN and keep reading (and discarding) until the peer closes or
+ * 2 s pass. Closing at once with unread input makes the kernel answer with a
+ * reset, which can destroy our last bytes before the peer reads them. TLS
+ * sockets close at once (close_notify ends their stream). Returns whether
+ * c is still open. */
+static bool conn_finish(toro_gateway_t *gw, gw_conn_t *c)
+{
+    if (c->ssl) {
+        conn_close(gw, c);
+        return false;
+    }
+    if (!c->lingering) {
+        shutdown(c->fd, SHUT_WR);
+        c->lingering = true;
+        c->linger_until = toro_mono_ms() + 2000;
+        c->rlen = 0;
+    }
+    return true;
+}
+
 /* Flushes what the socket takes now; -1 when the peer is gone. */
 static int flush(toro_gateway_t *gw, gw_conn_t *c)
 {
@@ -691,7 +712,7 @@ static int after_read(toro_gateway_t *gw, gw_conn_t *c)
         c->rlen = 0; /* discard input after a close decision */
     else if ((c->kind == CONN_HTTP ? on_http_data(gw, c) : gw_ws_on_data(gw, c)) != 0)
         return -1;
-    return c->closing && c->woff == c->wlen ? -1 : 0;
+    return c->closing && c->woff == c->wlen ? 1 : 0; /* 1: all said, close gracefully */
 }
 
 int gw_conn_feed(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len)
@@ -793,10 +814,17 @@ static void on_readable(toro_gateway_t *gw, gw_conn_t *c)
         ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
         if (n > 0) {
             c->rlen += (size_t)n;
-            if (after_read(gw, c) != 0) {
+            if (c->lingering) {
+                c->rlen = 0; /* draining before the close */
+                continue;
+            }
+            int r = after_read(gw, c);
+            if (r < 0) {
                 conn_close(gw, c);
                 return;
             }
+            if (r > 0 && !conn_finish(gw, c))
+                return;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -1017,8 +1045,10 @@ static void flush_batch(toro_gateway_t *gw)
             if (!c)
                 continue;
             gw->batch[i].conn = NULL;
-            if (on_http_data(gw, c) != 0 || (c->closing && c->woff == c->wlen))
+            if (on_http_data(gw, c) != 0)
                 conn_close(gw, c);
+            else if (c->closing && c->woff == c->wlen)
+                conn_finish(gw, c);
         }
         memmove(gw->batch, gw->batch + n, (gw->n_batch - n) * sizeof *gw->batch);
         gw->n_batch -= n;
@@ -1076,10 +1106,12 @@ int toro_gateway_run(toro_gateway_t *gw)
                     continue;
                 }
                 if (evs[i].events & EPOLLOUT) {
-                    if (flush(gw, c) != 0 || (c->closing && c->woff == c->wlen)) {
+                    if (flush(gw, c) != 0) {
                         conn_close(gw, c);
                         continue;
                     }
+                    if (c->closing && c->woff == c->wlen && !conn_finish(gw, c))
+                        continue;
                 }
                 /* a TLS handshake read that waited for writability is retried too */
                 if ((evs[i].events & (EPOLLIN | EPOLLRDHUP)) || (c->ssl && c->tls_read_wants_write))
@@ -1104,6 +1136,11 @@ static void sweep(toro_gateway_t *gw)
     gw_conn_t *next;
     for (gw_conn_t *c = gw->conns; c; c = next) {
         next = c->next;
+        if (c->lingering) {
+            if (now > c->linger_until)
+                conn_close(gw, c);
+            continue;
+        }
         if (c->kind == CONN_HTTP) {
             if (c->request_started_ms && now - c->request_started_ms > gw->cfg.header_timeout_ms) {
                 if (c->ssl && !gw_tls_ready(c->ssl)) {
