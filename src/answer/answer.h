@@ -31,6 +31,16 @@ typedef struct toro_answer {
 /* Why: frees every field and zeroes the struct; safe on a zeroed struct. */
 void toro_answer_clear(toro_answer_t *a);
 
+/* Why: the end of every answerer call. On failure (rc != 0) clears *out and
+ * hands err (a heap message, may be NULL) to *errmsg, or a generic message
+ * for rc; on success frees err. errmsg may be NULL. Returns rc. */
+int toro_answer_finish(int rc, toro_answer_t *out, char *err, char **errmsg);
+
+/* Why: `toro kb eval` and its tests score an answerer through the
+ * toro_eval_answer_fn shape (kb/eval.h): ud is a toro_answerer_t; *text
+ * (caller frees) gets the answer text. */
+int toro_answerer_eval_fn(void *ud, const char *question, char **text, int *found);
+
 typedef struct toro_answerer toro_answerer_t;
 
 typedef struct toro_answerer_ops {

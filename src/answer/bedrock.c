@@ -423,16 +423,7 @@ static int br_answer(toro_answerer_t *self, const char *question, toro_answer_t 
     if (errmsg)
         *errmsg = NULL;
     int rc = b->kb_mode ? kb_answer(b, question, out, &err) : converse_answer(b, question, out, &err);
-    if (rc) {
-        toro_answer_clear(out);
-        if (errmsg)
-            *errmsg = err ? err : strdup(toro_strerror(rc));
-        else
-            free(err);
-    } else {
-        free(err);
-    }
-    return rc;
+    return toro_answer_finish(rc, out, err, errmsg);
 }
 
 static void free_secret(char *s)

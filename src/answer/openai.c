@@ -101,15 +101,7 @@ static int oa_answer(toro_answerer_t *self, const char *question, toro_answer_t 
     }
     rc = toro_prompt_finish(text, ctx.lang, ctx.hits, ctx.n_passages, o->model_label, kbv, out);
 out:
-    if (rc) {
-        toro_answer_clear(out);
-        if (errmsg)
-            *errmsg = err ? err : strdup(toro_strerror(rc));
-        else
-            free(err);
-    } else {
-        free(err);
-    }
+    toro_answer_finish(rc, out, err, errmsg);
     json_decref(j);
     toro_prompt_ctx_clear(&ctx);
     free(system);

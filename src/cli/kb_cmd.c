@@ -203,21 +203,6 @@ static int cmd_search(int argc, char **argv)
     return 0;
 }
 
-static int eval_answer(void *ud, const char *question, char **text, int *found)
-{
-    toro_answer_t a;
-    char *err = NULL;
-    int rc = toro_answerer_answer(ud, question, &a, &err);
-    free(err);
-    if (rc)
-        return rc;
-    *text = a.text;
-    a.text = NULL;
-    *found = a.found_relevant_docs;
-    toro_answer_clear(&a);
-    return 0;
-}
-
 static void print_metrics(const char *title, const toro_eval_metrics_t *m, int with_answers, int as_json,
                           const char *version)
 {
@@ -312,7 +297,7 @@ static int cmd_eval(int argc, char **argv)
     toro_answerer_t *ans = NULL;
     int rc = toro_answerer_extractive_new(kb, &ans);
     if (rc == 0)
-        rc = toro_kb_eval_questions(kb, questions, eval_answer, ans, verbose ? stderr : NULL, &m, &err);
+        rc = toro_kb_eval_questions(kb, questions, toro_answerer_eval_fn, ans, verbose ? stderr : NULL, &m, &err);
     if (rc) {
         fprintf(stderr, "toro kb eval: %s\n", err ? err : toro_strerror(rc));
         free(err);

@@ -16,21 +16,6 @@
 #include "kb/index.h"
 #include "kb/kb.h"
 
-static int answer_fn(void *ud, const char *q, char **text, int *found)
-{
-    toro_answer_t a;
-    char *err = NULL;
-    int rc = toro_answerer_answer(ud, q, &a, &err);
-    free(err);
-    if (rc)
-        return rc;
-    *text = a.text;
-    a.text = NULL;
-    *found = a.found_relevant_docs;
-    toro_answer_clear(&a);
-    return 0;
-}
-
 static void test_sample_set(void **state)
 {
     (void)state;
@@ -49,7 +34,7 @@ static void test_sample_set(void **state)
     toro_answerer_t *ans = NULL;
     assert_int_equal(toro_answerer_extractive_new(kb, &ans), 0);
     toro_eval_metrics_t m;
-    assert_int_equal(toro_kb_eval_questions(kb, qs, answer_fn, ans, NULL, &m, &err), 0);
+    assert_int_equal(toro_kb_eval_questions(kb, qs, toro_answerer_eval_fn, ans, NULL, &m, &err), 0);
     print_message("sample set: n=%zu R@1=%.3f R@5=%.3f R@10=%.3f MRR=%.3f nDCG@10=%.3f facts=%.3f noinfo=%zu\n",
                   m.n_questions, m.recall1, m.recall5, m.recall10, m.mrr, m.ndcg10, m.fact_rate, m.n_false_noinfo);
     /* Measured (105 questions): R@1 0.64, R@5 0.95, R@10 0.98, MRR 0.85, nDCG@10 0.86, facts 0.78. */
