@@ -17,9 +17,8 @@ import time
 import uuid
 
 import pytest
-import requests
 
-from conftest import BIN, ROOT, TEST_SECRET
+from conftest import BIN, ROOT, TEST_SECRET, Endpoint
 
 PG_ADMIN = os.environ.get("TORO_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_BASE = PG_ADMIN.rsplit("/", 1)[0]
@@ -129,7 +128,7 @@ class Proc:
         self.proc.stdout.close()
 
 
-class ApiNode(Proc):
+class ApiNode(Proc, Endpoint):
     """A `toro api` process, usable wherever a conftest.Server is."""
 
     def __init__(self, cluster, name, args, env, log_dir):
@@ -144,21 +143,7 @@ class ApiNode(Proc):
     def start(self, timeout=60):
         super().start(timeout)
         self.port = int(self.ready_line.rsplit(":", 1)[1])
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                if requests.get(self.url("/healthz"), timeout=2).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("api /healthz never answered\n" + self.log())
-
-    def url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
-
-    def ws_url(self, query=""):
-        return "ws://127.0.0.1:%d/ws%s" % (self.port, query)
+        return self.wait_healthy(time.time() + timeout, "api")
 
 
 class Cluster:

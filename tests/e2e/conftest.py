@@ -56,7 +56,27 @@ def kb_file(tmp_path_factory):
     return build_kb(str(tmp_path_factory.mktemp("kb") / "sample.toro"))
 
 
-class Server:
+class Endpoint:
+    """A toro process serving HTTP and WebSocket on 127.0.0.1:self.port."""
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def ws_url(self, query=""):
+        return "ws://127.0.0.1:%d/ws%s" % (self.port, query)
+
+    def wait_healthy(self, deadline, what):
+        while time.time() < deadline:
+            try:
+                if requests.get(self.url("/healthz"), timeout=2).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("%s /healthz never answered\n%s" % (what, self.log()))
+
+
+class Server(Endpoint):
     """One `toro serve` process. start() waits until /healthz answers."""
 
     def __init__(self, data_dir, kb, extra_args=(), env=None):
@@ -90,20 +110,7 @@ class Server:
                 break
         if self.port is None:
             raise RuntimeError("toro did not start: %r\n%s" % (line, self.log()))
-        while time.time() < deadline:
-            try:
-                if requests.get(self.url("/healthz"), timeout=2).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("toro /healthz never answered\n" + self.log())
-
-    def url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
-
-    def ws_url(self, query=""):
-        return "ws://127.0.0.1:%d/ws%s" % (self.port, query)
+        return self.wait_healthy(deadline, "toro")
 
     def log(self):
         try:
