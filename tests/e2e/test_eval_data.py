@@ -129,6 +129,8 @@ def check_line(lineno, line, docs, seen_ids, seen_questions):
     fq = fold(q)
     for k in facts:
         fk = fold(k)
+        if k != " ".join(k.split()):  # kb eval matches the answer without normalizing whitespace
+            errs.append("%s: key fact %r has extra whitespace" % (where, k))
         if not any(fk in docs[d] for d in rel if d in docs):
             errs.append("%s: key fact %r is in none of %s" % (where, k, rel))
         if fk in fq:
@@ -210,6 +212,7 @@ def _with(**kw):
     (_with(id="t2", question="quem ganhou o jogo?", relevant=[], key_facts=[], tags=["nearmiss"]),
      "tagged offtopic"),
     (_with(id="t2", question=" "), "question must be"),
+    (_with(id="t2", question="fgc cobre quanto?", key_facts=["R$  250.000"]), "extra whitespace"),
 ])
 def test_checker_rejects_bad_lines(tmp_path, line, expect):
     path = tmp_path / "q.jsonl"
@@ -219,11 +222,11 @@ def test_checker_rejects_bad_lines(tmp_path, line, expect):
 
 
 def test_checker_accepts_folded_facts_and_counts_minimums(tmp_path):
-    # Accents, case and whitespace do not matter in a key fact.
+    # Accents and case do not matter in a key fact.
     path = tmp_path / "q.jsonl"
-    path.write_text(_with(question="o fgc cobre ate quanto?", key_facts=["r$  250.000", "CONGLOMERADO"]) + "\n" +
+    path.write_text(_with(question="o fgc cobre ate quanto?", key_facts=["r$ 250.000", "CONGLOMERADO"]) + "\n" +
                     _with(id="t2", question="debenture tem fgc?", relevant=["debentures"],
-                          key_facts=["sem   fgc"]) + "\n", encoding="utf-8")
+                          key_facts=["sem fgc"]) + "\n", encoding="utf-8")
     errs, stats = check_file(str(path), DOCS)
     assert errs == []
     counts = check_counts(stats)
