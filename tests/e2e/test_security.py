@@ -140,14 +140,16 @@ def test_jwt_mode(server_factory, tmp_path):
 
 
 def test_rate_limit_per_user(server_factory):
-    s = server_factory(extra_args=["--rate-limit", "6"])  # 6/min, burst 3
-    codes = [requests.get(s.url("/questions"), headers=auth("rita"), timeout=5) for _ in range(4)]
-    assert [c.status_code for c in codes[:3]] == [200, 200, 200]
+    s = server_factory(extra_args=["--rate-limit", "6"])  # asking: 6/min, burst 3
+    codes = [post_question(s, "rita", "O que é CDB? %d" % i) for i in range(4)]
+    assert [c.status_code for c in codes[:3]] == [202, 202, 202]
     assert codes[3].status_code == 429
     assert int(codes[3].headers["Retry-After"]) >= 1
-    assert codes[3].json()["success"] is False
+    assert codes[3].json()["success"] is False and codes[3].json()["code"] == "rate_limited"
     # another user has a bucket of their own
-    assert requests.get(s.url("/questions"), headers=auth("sara"), timeout=5).status_code == 200
+    assert post_question(s, "sara", "O que é LCI?").status_code == 202
+    # reading one's history has its own budget
+    assert requests.get(s.url("/questions"), headers=auth("rita"), timeout=5).status_code == 200
 
 
 def test_websocket_limits(server_factory):
