@@ -150,6 +150,10 @@ void gw_json_error(gw_response_t *resp, int status, const char *message);
 /* The same with a specific machine code (openapi.yaml ErrorCode); NULL = the status's generic code. */
 void gw_json_error_code(gw_response_t *resp, int status, const char *code, const char *message);
 
+/* Why: WebSocket {"type":"error"} messages carry a code like HTTP errors;
+ * this maps the gateway's own fixed messages (ws.c, auth.c) to it. */
+const char *gw_ws_error_code(const char *message);
+
 /* access_log.c: the request being answered on a connection (requests of one
  * connection are answered in order, so one record per connection is enough). */
 /* Why: sets req->request_id from a sane client X-Request-Id or a new id, and

@@ -75,6 +75,29 @@ void gw_json_error(gw_response_t *r, int status, const char *message)
     gw_json_error_code(r, status, NULL, message);
 }
 
+const char *gw_ws_error_code(const char *message)
+{
+    static const struct {
+        const char *prefix, *code;
+    } table[] = {
+        {"this connection is already registered", "already_registered"},
+        {"too many connections", "too_many_connections"},
+        {"could not register", "unavailable"},
+        {"expected a JSON object", "invalid_message"},
+        {"register needs a user_id", "invalid_user_id"},
+        {"user_id differs", "user_mismatch"},
+        {"unknown action", "unknown_action"},
+        {"register needs a token", "unauthorized"},
+        {"invalid token", "unauthorized"},
+        {"unsupported token", "unauthorized"},
+        {"token ", "unauthorized"},
+    };
+    for (size_t i = 0; message && i < sizeof table / sizeof table[0]; i++)
+        if (strncmp(message, table[i].prefix, strlen(table[i].prefix)) == 0)
+            return table[i].code;
+    return "invalid_request";
+}
+
 /* The code of a question the ingest stage refused, from its message (the
  * messages are core/question.c's own, fixed strings). */
 static const char *ingest_code(int rc, const char *err)

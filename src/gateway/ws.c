@@ -72,7 +72,8 @@ static int send_json(toro_gateway_t *gw, gw_conn_t *c, json_t *o)
 
 static int send_error(toro_gateway_t *gw, gw_conn_t *c, const char *message)
 {
-    return send_json(gw, c, json_pack("{s:s, s:s}", "type", "error", "error", message));
+    return send_json(gw, c,
+                     json_pack("{s:s, s:s, s:s}", "type", "error", "error", message, "code", gw_ws_error_code(message)));
 }
 
 static int close_with(toro_gateway_t *gw, gw_conn_t *c, int code, const char *why)

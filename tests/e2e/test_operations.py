@@ -281,3 +281,32 @@ def test_api_without_shared_secret_says_so(cluster_factory):  # noqa: F811
     c.apis.append(api)
     assert "no shared JWT secret" in api.log()
     assert "no shared JWT secret" not in c.apis[0].log()
+
+
+def test_websocket_errors_have_documented_codes(server_factory):
+    server = server_factory(["--max-ws-per-user", "1"])
+    documented = error_codes_in_openapi()
+    ws = websocket.create_connection(server.ws_url(), timeout=10)
+    cases = [
+        ("not json", "invalid_message"),
+        (json.dumps({"action": "dance"}), "unknown_action"),
+        (json.dumps({"action": "register", "token": "x.y.z"}), "unauthorized"),
+        (json.dumps({"action": "register"}), "unauthorized"),
+        (json.dumps({"action": "register", "user_id": "a b", "token": jwt_for("ana")}), "invalid_user_id"),
+        (json.dumps({"action": "register", "user_id": "bob", "token": jwt_for("ana")}), "user_mismatch"),
+    ]
+    for message, code in cases:
+        ws.send(message)
+        got = json.loads(ws.recv())
+        assert got["type"] == "error" and got["code"] == code and got["error"], (message, got)
+        assert code in documented
+    ws.send(json.dumps({"action": "register", "token": jwt_for("ana")}))
+    assert json.loads(ws.recv())["type"] == "registered"
+    ws.send(json.dumps({"action": "register", "token": jwt_for("bob")}))
+    got = json.loads(ws.recv())
+    assert got["code"] == "already_registered" and got["code"] in documented, got
+    second = websocket.create_connection(server.ws_url("?access_token=" + jwt_for("ana")), timeout=10)
+    got = json.loads(second.recv())
+    assert got["code"] == "too_many_connections" and got["code"] in documented, got
+    second.close()
+    ws.close()
