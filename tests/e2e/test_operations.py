@@ -310,3 +310,15 @@ def test_websocket_errors_have_documented_codes(server_factory):
     assert got["code"] == "too_many_connections" and got["code"] in documented, got
     second.close()
     ws.close()
+
+
+def test_request_id_of_a_refused_request(server):
+    """A request refused after its head was read (chunked body: 411) still
+    answers with its X-Request-Id and logs it."""
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    s.sendall(b"POST /questions HTTP/1.1\r\nHost: x\r\nX-Request-Id: chunky-1\r\nTransfer-Encoding: chunked\r\n\r\n")
+    raw = s.recv(65536).decode()
+    s.close()
+    assert "X-Request-Id: chunky-1\r\n" in raw, raw
+    line = access_lines(server, lambda o: o.get("request_id") == "chunky-1")
+    assert line and line[0]["status"] == 411 and line[0]["method"] == "POST", line
