@@ -68,11 +68,17 @@ void gw_access_http(gw_conn_t *c, const gw_response_t *r, size_t bytes)
         memset(&c->acc, 0, sizeof c->acc);
 }
 
+void gw_access_upgrade(gw_conn_t *c, const char *user_id, size_t bytes)
+{
+    gw_response_t r = {.status = 101, .route = TORO_ROUTE_WS};
+    if (user_id)
+        snprintf(r.user_id, sizeof r.user_id, "%s", user_id);
+    gw_access_http(c, &r, bytes);
+}
+
 void gw_access_ws_end(gw_conn_t *c)
 {
     int64_t ms = toro_mono_ms() - c->opened_ms;
-    char message[96];
-    snprintf(message, sizeof message, "WebSocket session %s ended", c->connection_id);
     toro_log_field_t f[] = {
         TORO_LOG_STR("method", "GET"),
         TORO_LOG_STR("route", toro_metrics_route_name(TORO_ROUTE_WS)),
@@ -85,5 +91,5 @@ void gw_access_ws_end(gw_conn_t *c)
         TORO_LOG_STR("connection_id", c->connection_id),
         TORO_LOG_STR("remote", c->peer),
     };
-    toro_log_fields(TORO_LOG_INFO, "access", message, f, sizeof f / sizeof f[0]);
+    toro_log_fields(TORO_LOG_INFO, "access", "WebSocket session ended", f, sizeof f / sizeof f[0]);
 }

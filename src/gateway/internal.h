@@ -162,6 +162,9 @@ void gw_access_begin(gw_conn_t *c, gw_request_t *req);
 /* Why: one JSON access-log line and one metrics count per HTTP response;
  * called by send_response with the bytes queued. */
 void gw_access_http(gw_conn_t *c, const gw_response_t *r, size_t bytes);
+/* Why: the upgrade is a request too: its 101 line (user_id when the query
+ * named one); the socket keeps the record for the session-end line. */
+void gw_access_upgrade(gw_conn_t *c, const char *user_id, size_t bytes);
 /* Why: one access-log line when a WebSocket session ends (conn_close). */
 void gw_access_ws_end(gw_conn_t *c);
 

@@ -558,7 +558,7 @@ static int upgrade_ws(toro_gateway_t *gw, gw_conn_t *c, gw_request_t *req)
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Accept: %s\r\n\r\n",
                      accept);
-    toro_metrics_request(TORO_ROUTE_WS, "GET", 101);
+    gw_access_upgrade(c, has_uid == 1 ? uid : NULL, (size_t)n);
     c->kind = CONN_WS;
     toro_uuid4(c->connection_id);
     c->last_ping_ms = toro_mono_ms();

@@ -108,9 +108,12 @@ def test_access_log_fields_and_request_id(server_factory):
     assert json.loads(ws.recv())["type"] == "registered"
     ws.send(json.dumps({"action": "ping"}))
     ws.recv()
-    assert not access_lines(server, lambda o: o.get("request_id") == "ws-session-1", timeout=0.3)
+    # the upgrade request has its line at once; the session its own when it ends
+    up = access_lines(server, lambda o: o.get("request_id") == "ws-session-1")
+    assert len(up) == 1 and up[0]["status"] == 101 and up[0]["route"] == "/ws" and up[0]["user_id"] == "dora", up
+    assert "connection_id" not in up[0]
     ws.close()
-    end = access_lines(server, lambda o: o.get("request_id") == "ws-session-1")
+    end = access_lines(server, lambda o: o.get("request_id") == "ws-session-1" and "connection_id" in o)
     assert len(end) == 1, end
     assert end[0]["route"] == "/ws" and end[0]["status"] == 101 and end[0]["user_id"] == "dora"
     assert end[0]["bytes"] > 0 and isinstance(end[0]["duration_ms"], int) and end[0]["remote"] == "127.0.0.1"
