@@ -495,7 +495,7 @@ void gw_route(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r)
         } else {
             r->status = 204;
             gw_add_header(r, "Access-Control-Allow-Methods: GET, POST, OPTIONS");
-            gw_add_header(r, "Access-Control-Allow-Headers: Authorization, Content-Type");
+            gw_add_header(r, "Access-Control-Allow-Headers: Authorization, Content-Type, X-Request-Id");
             gw_add_header(r, "Access-Control-Max-Age: 600");
         }
     } else if (strcmp(p, "/questions") == 0) {
@@ -541,6 +541,7 @@ void gw_route(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r)
     if (cors_ok && strncmp(p, "/questions", 10) == 0) {
         gw_add_header(r, "Access-Control-Allow-Origin: %s", origin);
         gw_add_header(r, "Vary: Origin");
+        gw_add_header(r, "Access-Control-Expose-Headers: X-Request-Id, Retry-After");
     }
     if (strcmp(m, "HEAD") == 0)
         r->head_only = true; /* same headers as GET, no body */

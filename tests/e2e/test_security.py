@@ -184,12 +184,14 @@ def test_cors_allow_list(server_factory):
     good, bad = "https://app.toro.example", "https://evil.example"
     r = requests.get(s.url("/questions"), headers=dict(auth("c"), Origin=good), timeout=5)
     assert r.headers.get("Access-Control-Allow-Origin") == good
+    assert "X-Request-Id" in r.headers.get("Access-Control-Expose-Headers", "")
     r = requests.get(s.url("/questions"), headers=dict(auth("c"), Origin=bad), timeout=5)
     assert "Access-Control-Allow-Origin" not in r.headers
     pre = requests.options(s.url("/questions"), headers={"Origin": good, "Access-Control-Request-Method": "POST"},
                            timeout=5)
     assert pre.status_code == 204 and pre.headers["Access-Control-Allow-Origin"] == good
     assert "Authorization" in pre.headers["Access-Control-Allow-Headers"]
+    assert "X-Request-Id" in pre.headers["Access-Control-Allow-Headers"]
     assert requests.options(s.url("/questions"), headers={"Origin": bad}, timeout=5).status_code == 403
     # cross-site WebSocket hijacking is refused; the allowed origin and same origin work
     try:
