@@ -173,7 +173,8 @@ static void health_answer(health_srv_t *h, int c, const char *req)
         } else {
             free(buf);
             status = 500;
-            snprintf(small, sizeof small, "{\"success\":false,\"error\":\"metrics do not fit\",\"code\":\"internal_error\"}");
+            snprintf(small, sizeof small,
+                     "{\"success\":false,\"error\":\"metrics do not fit\",\"code\":\"internal_error\"}");
         }
     }
     size_t blen = strlen(body);

@@ -197,7 +197,8 @@ long toro_metrics_render(char *buf, size_t cap)
         APPEND("# TYPE %s counter\n%s %ld\n", counter_names[c], counter_names[c], atomic_load(&counters[c]));
     APPEND("# HELP toro_answers_total Completed answers by whether relevant documents were found "
            "(found_relevant_docs=false is a refusal).\n# TYPE toro_answers_total counter\n"
-           "toro_answers_total{found_relevant_docs=\"true\"} %ld\ntoro_answers_total{found_relevant_docs=\"false\"} %ld\n"
+           "toro_answers_total{found_relevant_docs=\"true\"} %ld\n"
+           "toro_answers_total{found_relevant_docs=\"false\"} %ld\n"
            "# HELP toro_refusals_total Answers that found no relevant documents.\n# TYPE toro_refusals_total counter\n"
            "toro_refusals_total %ld\n",
            atomic_load(&answers_found), atomic_load(&answers_refused), atomic_load(&answers_refused));

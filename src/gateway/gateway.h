@@ -34,9 +34,9 @@ typedef struct toro_gateway_config {
     int max_connections;       /* sockets of all kinds */
     toro_auth_mode_t auth_mode;
     toro_auth_t auth;          /* secret, issuer, audience (DEV and JWT) */
-    double user_rate_per_min;  /* questions asked (POST /questions) per user (or per IP without auth) per minute; 0 = unlimited */
+    double user_rate_per_min;  /* questions asked per user (per IP without auth) per minute; 0 = off */
     double user_burst;         /* bucket size of the above */
-    double read_rate_per_min;  /* reads (GET /questions, GET /questions/{id}) per user and dev-logins per IP per minute; 0 = unlimited */
+    double read_rate_per_min;  /* history reads per user and dev-logins per IP per minute; 0 = off */
     double read_burst;         /* bucket size of the above */
     int max_ws_per_user;       /* concurrent registered WebSockets per user */
     double ws_msg_rate;        /* client messages per second per WebSocket */

@@ -349,7 +349,8 @@ static int reject(toro_gateway_t *gw, gw_conn_t *c, int status, const char *mess
     gw_response_t r = {0};
     gw_json_error(&r, status, message);
     r.close = true;
-    return send_response(gw, c, &r, c->acc.request_id[0] ? c->acc.request_id : NULL); /* parsed far enough to have one? */
+    /* a request refused after its head was parsed answers with its id */
+    return send_response(gw, c, &r, c->acc.request_id[0] ? c->acc.request_id : NULL);
 }
 
 const char *gw_header(const gw_request_t *req, const char *name)
