@@ -40,6 +40,7 @@ void gw_access_begin(gw_conn_t *c, gw_request_t *req)
         toro_uuid4(req->request_id);
     snprintf(c->acc.method, sizeof c->acc.method, "%s", req->method);
     snprintf(c->acc.path, sizeof c->acc.path, "%s", req->path);
+    c->acc.route = gw_route_template(req->path);
     memcpy(c->acc.request_id, req->request_id, sizeof c->acc.request_id);
     c->acc.started_ms = c->request_started_ms ? c->request_started_ms : toro_mono_ms();
 }
@@ -49,8 +50,10 @@ void gw_access_http(gw_conn_t *c, const gw_response_t *r, size_t bytes)
     const char *method = c->acc.method[0] ? c->acc.method : NULL;
     int64_t started = c->acc.started_ms ? c->acc.started_ms : c->request_started_ms;
     int64_t ms = started ? toro_mono_ms() - started : 0;
-    toro_metrics_request(r->route, method, r->status);
-    const char *route = toro_metrics_route_name(r->route);
+    /* a request refused before routing (411, 413...) still has its path's label */
+    toro_route_t rt = r->route != TORO_ROUTE_OTHER ? r->route : c->acc.route;
+    toro_metrics_request(rt, method, r->status);
+    const char *route = toro_metrics_route_name(rt);
     char message[96];
     snprintf(message, sizeof message, "%s %s %d", method ? method : "-", route, r->status);
     toro_log_field_t f[] = {

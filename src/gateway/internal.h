@@ -42,6 +42,7 @@ typedef struct gw_conn {
     struct {
         char method[8];     /* of the request being answered, "" before one is parsed */
         char path[8];       /* "/ws" or "/" for an upgraded socket */
+        toro_route_t route; /* gw_route_template of the path: the label of a refusal before routing */
         char request_id[65];
         int64_t started_ms; /* monotonic */
         uint64_t bytes_out; /* WebSocket: bytes queued during the session */
@@ -146,6 +147,9 @@ void gw_route(toro_gateway_t *gw, gw_request_t *req, gw_response_t *resp);
  * the root; with --auth none (the reference behaviour) a WebSocket upgrade
  * of "/" is served as /ws. Anything else on "/" is the web UI. */
 bool gw_root_upgrade(const toro_gateway_t *gw, const gw_request_t *req);
+/* Why: the route label of a path (API routes only; anything else, static
+ * files included, is TORO_ROUTE_OTHER), for responses made before routing. */
+toro_route_t gw_route_template(const char *path);
 void gw_json_error(gw_response_t *resp, int status, const char *message);
 /* The same with a specific machine code (openapi.yaml ErrorCode); NULL = the status's generic code. */
 void gw_json_error_code(gw_response_t *resp, int status, const char *code, const char *message);

@@ -464,6 +464,23 @@ static void dev_login(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r)
     json_decref(o);
 }
 
+toro_route_t gw_route_template(const char *path)
+{
+    if (strcmp(path, "/questions") == 0)
+        return TORO_ROUTE_QUESTIONS;
+    if (strncmp(path, "/questions/", 11) == 0 && !strchr(path + 11, '/'))
+        return TORO_ROUTE_QUESTION;
+    if (strcmp(path, "/auth/dev-login") == 0)
+        return TORO_ROUTE_DEV_LOGIN;
+    if (strcmp(path, "/healthz") == 0)
+        return TORO_ROUTE_HEALTHZ;
+    if (strcmp(path, "/metrics") == 0)
+        return TORO_ROUTE_METRICS;
+    if (strcmp(path, "/ws") == 0)
+        return TORO_ROUTE_WS;
+    return TORO_ROUTE_OTHER;
+}
+
 bool gw_root_upgrade(const toro_gateway_t *gw, const gw_request_t *req)
 {
     if (gw->cfg.auth_mode != TORO_AUTH_NONE || strcmp(req->path, "/") != 0)
@@ -485,10 +502,7 @@ void gw_route(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r)
     const char *user = NULL;
     r->route = TORO_ROUTE_OTHER;
     if (strcmp(m, "OPTIONS") == 0) {
-        if (strcmp(p, "/questions") == 0)
-            r->route = TORO_ROUTE_QUESTIONS;
-        else if (strncmp(p, "/questions/", 11) == 0 && !strchr(p + 11, '/'))
-            r->route = TORO_ROUTE_QUESTION;
+        r->route = gw_route_template(p);
         /* CORS preflight: only for allowed origins, never "*" */
         if (!cors_ok) {
             gw_json_error(r, 403, "origin not allowed");

@@ -325,3 +325,6 @@ def test_request_id_of_a_refused_request(server):
     assert "X-Request-Id: chunky-1\r\n" in raw, raw
     line = access_lines(server, lambda o: o.get("request_id") == "chunky-1")
     assert line and line[0]["status"] == 411 and line[0]["method"] == "POST", line
+    assert line[0]["route"] == "/questions"  # labelled by its path though refused before routing
+    text = requests.get(server.url("/metrics"), timeout=5).text
+    assert metric(text, "toro_http_requests_total", route="/questions", method="POST", status="411") == 1
