@@ -8,6 +8,7 @@ const TOKEN_KEY = 'toro.accessToken'; // jwt mode: the pasted token, this tab on
 const USER_RE = /^[A-Za-z0-9._@:-]{1,128}$/;
 const QUESTION_MAX = 2000;
 const PAGE_SIZE = 20;
+const TOAST_MAX = 2;
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const PING_EVERY_MS = 25000;
@@ -168,8 +169,61 @@ function renderMarkdown(text, ctx) {
 
 // ---------------------------------------------------------------- API
 
+// code: the API's machine code (openapi.yaml ErrorCode) or a local one
+// (network, timeout, token_required, token_user_mismatch); the page shows
+// errorText(err), never the server's English `error` text.
 class ApiError extends Error {
-  constructor(message, status) { super(message); this.status = status; }
+  constructor(message, status, code, retryAfter) {
+    super(message);
+    this.status = status;
+    this.code = code || null;
+    this.retryAfter = retryAfter || 0;
+  }
+}
+
+const ERROR_TEXT = {
+  rate_limited: 'muitas solicitações em pouco tempo; aguarde um instante e tente de novo',
+  question_empty: 'a pergunta está vazia',
+  question_too_long: `a pergunta passa de ${QUESTION_MAX} caracteres`,
+  question_missing: 'a pergunta não foi enviada',
+  question_invalid: 'a pergunta não é um texto válido',
+  invalid_json: 'o pedido enviado não é um JSON válido',
+  invalid_user_id: 'identificador de usuário inválido',
+  invalid_parameter: 'parâmetro inválido na consulta',
+  unknown_parameter: 'parâmetro desconhecido na consulta',
+  invalid_request: 'pedido inválido',
+  unauthorized: 'sessão inválida ou expirada; entre novamente',
+  user_mismatch: 'o usuário não corresponde ao da sessão',
+  forbidden: 'acesso negado',
+  not_found: 'não encontrado',
+  method_not_allowed: 'operação não permitida',
+  request_timeout: 'o pedido demorou demais para chegar ao servidor',
+  length_required: 'o pedido precisa informar o tamanho do corpo',
+  payload_too_large: 'o pedido é grande demais',
+  uri_too_long: 'o endereço do pedido é longo demais',
+  unsupported_media_type: 'formato de pedido não suportado',
+  headers_too_large: 'os cabeçalhos do pedido são grandes demais',
+  not_implemented: 'operação não suportada pelo servidor',
+  unavailable: 'o serviço está indisponível no momento; tente novamente em instantes',
+  internal_error: 'erro interno do servidor',
+  network: 'falha de rede',
+  timeout: 'o servidor demorou demais para responder',
+  token_required: 'informe o token de acesso',
+  token_user_mismatch: 'o token não pertence a este usuário',
+};
+
+// The Portuguese text of an error, by its code (then by HTTP status).
+function errorText(err) {
+  if (err && err.code === 'rate_limited' && err.retryAfter > 0) {
+    return `muitas solicitações em pouco tempo; aguarde ${err.retryAfter} s e tente de novo`;
+  }
+  if (err && err.code && ERROR_TEXT[err.code]) return ERROR_TEXT[err.code];
+  const status = err ? err.status : 0;
+  if (status === 429) return ERROR_TEXT.rate_limited;
+  if (status === 401) return ERROR_TEXT.unauthorized;
+  if (status === 503) return ERROR_TEXT.unavailable;
+  if (status >= 500) return ERROR_TEXT.internal_error;
+  return status ? `erro inesperado (HTTP ${status})` : ERROR_TEXT.network;
 }
 
 async function request(path, options = {}) {
@@ -183,12 +237,14 @@ async function request(path, options = {}) {
     try { body = await res.json(); } catch { /* not JSON */ }
     if (!res.ok || !body || body.success !== true) {
       const msg = body && typeof body.error === 'string' ? body.error : `HTTP ${res.status}`;
-      throw new ApiError(msg, res.status);
+      const code = body && typeof body.code === 'string' ? body.code : null;
+      const retry = Number.parseInt(res.headers.get('Retry-After') || '', 10);
+      throw new ApiError(msg, res.status, code, Number.isFinite(retry) ? retry : 0);
     }
     return body.data;
   } catch (err) {
-    if (err.name === 'AbortError') throw new ApiError('o servidor demorou demais para responder', 0);
-    if (err instanceof TypeError) throw new ApiError('falha de rede', 0);
+    if (err.name === 'AbortError') throw new ApiError('timeout', 0, 'timeout');
+    if (err instanceof TypeError) throw new ApiError('network', 0, 'network');
     throw err;
   } finally {
     clearTimeout(timer);
@@ -214,8 +270,8 @@ async function authenticate(user) {
   if (state.authMode === 'jwt') {
     let token = state.token;
     if (!token) { try { token = sessionStorage.getItem(TOKEN_KEY); } catch { /* storage disabled */ } }
-    if (!token) throw new ApiError('informe o token de acesso', 0);
-    if (tokenSubject(token) !== user) throw new ApiError('o token não pertence a este usuário', 0);
+    if (!token) throw new ApiError('token required', 0, 'token_required');
+    if (tokenSubject(token) !== user) throw new ApiError('token of another user', 0, 'token_user_mismatch');
     state.token = token;
     return;
   }
@@ -429,7 +485,10 @@ async function loadHistory({ more = false } = {}) {
     el.historyEmpty.hidden = state.items.size > 0;
     updateLoadMore();
   } catch (err) {
-    el.historyError.textContent = `Não foi possível carregar o histórico: ${err.message}.`;
+    if (state.user !== user) return;
+    // a failed load is not an empty history: only one of the two is shown
+    el.historyEmpty.hidden = true;
+    el.historyError.textContent = `Não foi possível carregar o histórico: ${errorText(err)}.`;
   } finally {
     loading = false;
     el.history.setAttribute('aria-busy', 'false');
@@ -451,7 +510,9 @@ function notify(message, kind = 'info') {
   toast.querySelector('button').addEventListener('click', close);
   el.toasts.append(toast);
   setTimeout(close, 8000);
-  while (el.toasts.children.length > 4) el.toasts.firstElementChild.remove();
+  // bounded: the region sits between the form and the history (never over an
+  // answer); the oldest notification gives way to a new one
+  while (el.toasts.children.length > TOAST_MAX) el.toasts.firstElementChild.remove();
 }
 
 function shorten(text, n = 80) {
@@ -602,7 +663,7 @@ async function login(user) {
   try {
     await authenticate(user);
   } catch (err) {
-    el.userIdError.textContent = `Não foi possível entrar: ${err.message}.`;
+    el.userIdError.textContent = `Não foi possível entrar: ${errorText(err)}.`;
     showLogin();
     return false;
   }
@@ -705,14 +766,21 @@ el.askForm.addEventListener('submit', async (ev) => {
       announceTransition(before, state.items.get(q.question_id));
     }).catch(() => {});
   } catch (err) {
-    el.questionError.textContent = `Não foi possível enviar a pergunta: ${err.message}.`;
+    el.questionError.textContent = `Não foi possível enviar a pergunta: ${errorText(err)}.`;
   } finally {
     el.askButton.disabled = false;
     el.askButton.textContent = 'Perguntar';
   }
 });
 
-el.question.addEventListener('input', updateCount);
+el.question.addEventListener('input', () => {
+  updateCount();
+  // a validation message about the text goes away as soon as it is edited
+  if (el.question.getAttribute('aria-invalid') === 'true' || el.questionError.textContent) {
+    el.questionError.textContent = '';
+    el.question.removeAttribute('aria-invalid');
+  }
+});
 el.question.addEventListener('keydown', (ev) => {
   if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) {
     ev.preventDefault();

@@ -63,6 +63,7 @@ typedef struct nats_bus {
     atomic_int interrupted;
     pthread_cond_t closed_cond; /* signalled by on_closed */
     int closed;                /* the library delivered its last callback (guarded by lock) */
+    int closing;               /* n_close began: a disconnect now is ours, not a fault (guarded by lock) */
     natsSubscription *gw_sub;  /* toro api: requests for this node */
     toro_bus_post_fn gw_fn;
     void *gw_ctx;
@@ -411,6 +412,9 @@ static void n_close(toro_bus_t *bus)
     }
     if (b->nc) {
         natsConnection_FlushTimeout(b->nc, 1000);
+        pthread_mutex_lock(&b->lock);
+        b->closing = 1;
+        pthread_mutex_unlock(&b->lock);
         natsConnection_Close(b->nc);
         /* callbacks (disconnected, closed) run on a library thread and get b:
          * wait for the closed one, the last, before freeing b */
@@ -452,11 +456,15 @@ static void on_connected(natsConnection *nc, void *closure)
 static void on_disconnected(natsConnection *nc, void *closure)
 {
     (void)nc;
-    toro_log_warn("bus", NULL, "nats: disconnected; reconnecting");
     nats_bus_t *b = closure;
     pthread_mutex_lock(&b->lock);
+    int closing = b->closing;
     b->ready = 0; /* the server may have restarted empty: declare again */
     pthread_mutex_unlock(&b->lock);
+    if (closing) /* a clean shutdown, not a lost server */
+        toro_log_debug("bus", NULL, "nats: disconnected (closing)");
+    else
+        toro_log_warn("bus", NULL, "nats: disconnected; reconnecting");
 }
 
 static void on_closed(natsConnection *nc, void *closure)

@@ -29,6 +29,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "kb/kb.h"
 #include "stages/stages.h"
@@ -128,12 +129,70 @@ int toro_dist_health(toro_dist_t *d, char *buf, size_t cap)
     return ok ? 200 : 503;
 }
 
-/* A minimal HTTP responder for GET /healthz of a worker (no gateway here). */
+/* A minimal HTTP responder for GET /healthz and GET /metrics of a worker (no
+ * gateway here): the stage, answerer and refusal figures of a distributed
+ * deployment live in the worker processes and are scraped from here. */
 typedef struct health_srv {
     toro_dist_t *dist;
     int fd;
     atomic_int *stop;
 } health_srv_t;
+
+#define HEALTH_METRICS_CAP (64 * 1024)
+
+/* Writes the whole of buf to the client socket (blocking; the worker's
+ * health port serves one scraper at a time). */
+static void send_all(int c, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = send(c, buf, len, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        buf += w;
+        len -= (size_t)w;
+    }
+}
+
+/* Answers one request line: /healthz (JSON), /metrics (Prometheus text), 404. */
+static void health_answer(health_srv_t *h, int c, const char *req)
+{
+    char small[256], head[256];
+    char *body = small;
+    const char *type = "application/json";
+    int status = 404;
+    snprintf(small, sizeof small, "{\"success\":false,\"error\":\"not found\",\"code\":\"not_found\"}");
+    if (strncmp(req, "GET /healthz", 12) == 0) {
+        status = toro_dist_health(h->dist, small, sizeof small);
+    } else if (strncmp(req, "GET /metrics", 12) == 0 && (req[12] == ' ' || req[12] == '?')) {
+        char *buf = malloc(HEALTH_METRICS_CAP);
+        long len = buf ? toro_metrics_render(buf, HEALTH_METRICS_CAP) : -1;
+        if (len >= 0) {
+            body = buf;
+            status = 200;
+            type = "text/plain; version=0.0.4; charset=utf-8";
+        } else {
+            free(buf);
+            status = 500;
+            snprintf(small, sizeof small,
+                     "{\"success\":false,\"error\":\"metrics do not fit\",\"code\":\"internal_error\"}");
+        }
+    }
+    size_t blen = strlen(body);
+    int len = snprintf(head, sizeof head,
+                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                       status,
+                       status == 200   ? "OK"
+                       : status == 503 ? "Service Unavailable"
+                       : status == 500 ? "Internal Server Error"
+                                       : "Not Found",
+                       type, blen);
+    if (len > 0 && (size_t)len < sizeof head) {
+        send_all(c, head, (size_t)len);
+        send_all(c, body, blen);
+    }
+    if (body != small)
+        free(body);
+}
 
 static void *health_main(void *arg)
 {
@@ -147,24 +206,12 @@ static void *health_main(void *arg)
             continue;
         struct timeval tv = {.tv_sec = 2};
         setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
         char req[1024];
         ssize_t n = recv(c, req, sizeof req - 1, 0);
-        char body[256], resp[512];
-        int status = 404;
-        snprintf(body, sizeof body, "{\"success\":false,\"error\":\"not found\"}");
         if (n > 0) {
             req[n] = '\0';
-            if (strncmp(req, "GET /healthz", 12) == 0)
-                status = toro_dist_health(h->dist, body, sizeof body);
-        }
-        int len = snprintf(resp, sizeof resp,
-                           "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                           "Connection: close\r\n\r\n%s",
-                           status, status == 200 ? "OK" : (status == 503 ? "Service Unavailable" : "Not Found"),
-                           strlen(body), body);
-        if (len > 0 && (size_t)len < sizeof resp) {
-            ssize_t w = send(c, resp, (size_t)len, MSG_NOSIGNAL);
-            (void)w;
+            health_answer(h, c, req);
         }
         close(c);
     }
@@ -200,7 +247,8 @@ static void worker_usage(FILE *f)
                "  --max-attempts N     answerer attempts before a question is marked error (default 3)\n"
                "  --retry-base-ms N    first retry delay, doubled per attempt (default 200)\n"
                "  --max-deliveries N   deliveries before an event is dead-lettered (default 10)\n"
-               "  --health-port N      serve GET /healthz on 127.0.0.1:N (0 = any free port; default off)\n"
+               "  --health-port N      serve GET /healthz and GET /metrics on 127.0.0.1:N (0 = any free port;\n"
+               "                       default off)\n"
                "  --log-level LEVEL    debug|info|warn|error (env TORO_LOG_LEVEL)\n");
 }
 

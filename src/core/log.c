@@ -121,3 +121,27 @@ void toro_log_kv(toro_log_level_t level, const char *component, const char *mess
     va_end(ap);
     emit(o);
 }
+
+void toro_log_fields(toro_log_level_t level, const char *component, const char *message, const toro_log_field_t *fields,
+                     size_t n)
+{
+    if ((int)level < atomic_load(&min_level))
+        return;
+    json_t *o = base(level, component, message);
+    json_t *m = json_string(message ? message : "");
+    json_object_set_new(o, "message", m ? m : json_string("(message not valid UTF-8)"));
+    for (size_t i = 0; i < n; i++) {
+        const toro_log_field_t *f = &fields[i];
+        json_t *v;
+        if (toro_log_key_is_sensitive(f->key))
+            v = json_string("[REDACTED]");
+        else if (f->is_num)
+            v = json_integer(f->num);
+        else if (!f->str)
+            v = json_null();
+        else if (!(v = json_string(f->str)))
+            v = json_string("(not valid UTF-8)");
+        json_object_set_new(o, f->key, v);
+    }
+    emit(o);
+}

@@ -7,6 +7,7 @@
 #define TORO_CORE_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 typedef enum { TORO_LOG_DEBUG, TORO_LOG_INFO, TORO_LOG_WARN, TORO_LOG_ERROR } toro_log_level_t;
 
@@ -21,6 +22,23 @@ void toro_log(toro_log_level_t level, const char *component, const char *questio
 /* Why: attaches extra key/value string pairs (NULL-terminated list) and
  * applies redaction to each key, so secrets in configuration never reach a log. */
 void toro_log_kv(toro_log_level_t level, const char *component, const char *message, ...);
+
+/* A typed field of a log line: a string (NULL = JSON null) or a number. */
+typedef struct toro_log_field {
+    const char *key;
+    const char *str; /* used when !is_num */
+    long long num;   /* used when is_num */
+    int is_num;
+} toro_log_field_t;
+
+#define TORO_LOG_STR(k, v) ((toro_log_field_t){.key = (k), .str = (v)})
+#define TORO_LOG_NUM(k, v) ((toro_log_field_t){.key = (k), .num = (long long)(v), .is_num = 1})
+
+/* Why: identifiers and figures (user_id, request_id, status, duration_ms...)
+ * belong in fields a log pipeline can filter on, not inside the message text.
+ * Sensitive keys are redacted as in toro_log_kv. fields is borrowed. */
+void toro_log_fields(toro_log_level_t level, const char *component, const char *message, const toro_log_field_t *fields,
+                     size_t n);
 
 /* Why: exposed for tests and for any code that prints configuration. */
 int toro_log_key_is_sensitive(const char *key);

@@ -1,15 +1,19 @@
 /* metrics.c: atomic counters and fixed-bucket histograms (see metrics.h). */
 #include "core/metrics.h"
 
+#include <assert.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 static const int statuses[] = {200, 202, 204, 400, 401, 403, 404, 405, 408, 411, 413, 414, 415, 429, 431, 500, 503};
 #define N_STATUS (sizeof statuses / sizeof statuses[0])
-static const char *route_names[TORO_ROUTE_COUNT] = {"POST /questions", "GET /questions", "GET /questions/{id}",
-                                                    "GET /healthz", "GET /metrics", "GET /ws", "GET /static", "other"};
-static atomic_long requests[TORO_ROUTE_COUNT][N_STATUS + 1];
+static const char *route_names[TORO_ROUTE_COUNT] = {"unmatched", "/questions", "/questions/{id}", "/auth/dev-login",
+                                                    "/healthz",  "/metrics",   "/ws",             "static"};
+static const char *methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"};
+#define N_METHOD (sizeof methods / sizeof methods[0])
+static atomic_long requests[TORO_ROUTE_COUNT][N_METHOD][N_STATUS + 1];
 
 static const double bounds[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
 #define N_BUCKETS (sizeof bounds / sizeof bounds[0])
@@ -20,17 +24,81 @@ static struct {
     atomic_llong sum_us;
 } hists[TORO_HIST_COUNT];
 
+/* Per-answerer figures: a small table claimed by name on first use (under
+ * a mutex, rare); the counts themselves are atomics. */
+#define N_ANSWERER 8
+#define ANSWERER_NAME_MAX 32
+static pthread_mutex_t answerer_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int n_answerers;
+static struct {
+    char name[ANSWERER_NAME_MAX];
+    atomic_long calls, errors;
+    atomic_long buckets[N_BUCKETS + 1];
+    atomic_llong sum_us;
+} answerers[N_ANSWERER];
+static atomic_long answers_found, answers_refused;
+
 static atomic_long ws_current;
 static atomic_long counters[TORO_CTR_COUNT];
 static const char *counter_names[TORO_CTR_COUNT] = {"toro_process_retries_total", "toro_dead_letters_total",
                                                     "toro_ws_messages_sent_total", "toro_ws_messages_dropped_total"};
 
-void toro_metrics_request(toro_route_t route, int status)
+void toro_metrics_request(toro_route_t route, const char *method, int status)
 {
-    size_t i = 0;
+    assert(route >= 0 && route < TORO_ROUTE_COUNT);
+    size_t i = 0, m = 0;
     while (i < N_STATUS && statuses[i] != status)
         i++;
-    atomic_fetch_add(&requests[route][i], 1);
+    while (m + 1 < N_METHOD && !(method && strcmp(methods[m], method) == 0))
+        m++;
+    atomic_fetch_add(&requests[route][m][i], 1);
+}
+
+const char *toro_metrics_route_name(toro_route_t route)
+{
+    return route >= 0 && route < TORO_ROUTE_COUNT ? route_names[route] : "unmatched";
+}
+
+void toro_metrics_answer(bool found_relevant_docs)
+{
+    atomic_fetch_add(found_relevant_docs ? &answers_found : &answers_refused, 1);
+}
+
+/* The slot of an answerer name; the last slot takes "other" once the table is full. */
+static int answerer_slot(const char *name)
+{
+    if (!name || !*name)
+        name = "unknown";
+    int n = atomic_load(&n_answerers);
+    for (int i = 0; i < n; i++)
+        if (strcmp(answerers[i].name, name) == 0)
+            return i;
+    pthread_mutex_lock(&answerer_lock);
+    n = atomic_load(&n_answerers);
+    int slot = -1;
+    for (int i = 0; i < n && slot < 0; i++)
+        if (strcmp(answerers[i].name, name) == 0)
+            slot = i;
+    if (slot < 0 && n < N_ANSWERER) {
+        slot = n;
+        snprintf(answerers[slot].name, ANSWERER_NAME_MAX, "%s", n == N_ANSWERER - 1 ? "other" : name);
+        atomic_store(&n_answerers, n + 1); /* published after the name is written */
+    }
+    pthread_mutex_unlock(&answerer_lock);
+    return slot >= 0 ? slot : N_ANSWERER - 1;
+}
+
+void toro_metrics_answerer_call(const char *answerer, bool failed, double ms)
+{
+    int s = answerer_slot(answerer);
+    size_t i = 0;
+    while (i < N_BUCKETS && ms > bounds[i])
+        i++;
+    atomic_fetch_add(&answerers[s].calls, 1);
+    if (failed)
+        atomic_fetch_add(&answerers[s].errors, 1);
+    atomic_fetch_add(&answerers[s].buckets[i], 1);
+    atomic_fetch_add(&answerers[s].sum_us, (long long)(ms * 1000.0));
 }
 
 void toro_metrics_observe_ms(toro_hist_t h, double ms)
@@ -55,20 +123,56 @@ void toro_metrics_inc(toro_counter_t c) { atomic_fetch_add(&counters[c], 1); }
         off += (size_t)n_;                                                                                             \
     } while (0)
 
+/* Per-answerer calls, errors and latency histogram. */
+static long render_answerers(char *buf, size_t cap)
+{
+    size_t off = 0;
+    int n = atomic_load(&n_answerers);
+    APPEND("# HELP toro_answerer_calls_total Calls to each answerer (provider).\n"
+           "# TYPE toro_answerer_calls_total counter\n");
+    for (int a = 0; a < n; a++)
+        APPEND("toro_answerer_calls_total{answerer=\"%s\"} %ld\n", answerers[a].name, atomic_load(&answerers[a].calls));
+    APPEND("# HELP toro_answerer_errors_total Failed calls to each answerer (each failed attempt).\n"
+           "# TYPE toro_answerer_errors_total counter\n");
+    for (int a = 0; a < n; a++)
+        APPEND("toro_answerer_errors_total{answerer=\"%s\"} %ld\n", answerers[a].name,
+               atomic_load(&answerers[a].errors));
+    APPEND("# HELP toro_answerer_latency_seconds Latency of each answerer call.\n"
+           "# TYPE toro_answerer_latency_seconds histogram\n");
+    for (int a = 0; a < n; a++) {
+        long cum = 0;
+        for (size_t i = 0; i < N_BUCKETS; i++) {
+            cum += atomic_load(&answerers[a].buckets[i]);
+            APPEND("toro_answerer_latency_seconds_bucket{answerer=\"%s\",le=\"%g\"} %ld\n", answerers[a].name,
+                   bounds[i] / 1000.0, cum);
+        }
+        cum += atomic_load(&answerers[a].buckets[N_BUCKETS]);
+        APPEND("toro_answerer_latency_seconds_bucket{answerer=\"%s\",le=\"+Inf\"} %ld\n", answerers[a].name, cum);
+        APPEND("toro_answerer_latency_seconds_sum{answerer=\"%s\"} %.6f\n", answerers[a].name,
+               (double)atomic_load(&answerers[a].sum_us) / 1e6);
+        APPEND("toro_answerer_latency_seconds_count{answerer=\"%s\"} %ld\n", answerers[a].name, cum);
+    }
+    return (long)off;
+}
+
 long toro_metrics_render(char *buf, size_t cap)
 {
     size_t off = 0;
-    APPEND("# HELP toro_http_requests_total HTTP requests by route and status code.\n"
+    APPEND("# HELP toro_http_requests_total HTTP requests by route template, method and status code.\n"
            "# TYPE toro_http_requests_total counter\n");
     for (int r = 0; r < TORO_ROUTE_COUNT; r++) {
-        for (size_t i = 0; i <= N_STATUS; i++) {
-            long v = atomic_load(&requests[r][i]);
-            if (!v)
-                continue;
-            if (i < N_STATUS)
-                APPEND("toro_http_requests_total{route=\"%s\",status=\"%d\"} %ld\n", route_names[r], statuses[i], v);
-            else
-                APPEND("toro_http_requests_total{route=\"%s\",status=\"other\"} %ld\n", route_names[r], v);
+        for (size_t m = 0; m < N_METHOD; m++) {
+            for (size_t i = 0; i <= N_STATUS; i++) {
+                long v = atomic_load(&requests[r][m][i]);
+                if (!v)
+                    continue;
+                if (i < N_STATUS)
+                    APPEND("toro_http_requests_total{route=\"%s\",method=\"%s\",status=\"%d\"} %ld\n", route_names[r],
+                           methods[m], statuses[i], v);
+                else
+                    APPEND("toro_http_requests_total{route=\"%s\",method=\"%s\",status=\"other\"} %ld\n",
+                           route_names[r], methods[m], v);
+            }
         }
     }
     APPEND("# HELP toro_stage_latency_seconds Latency of each stage and of the whole pipeline.\n"
@@ -91,5 +195,16 @@ long toro_metrics_render(char *buf, size_t cap)
            atomic_load(&ws_current));
     for (int c = 0; c < TORO_CTR_COUNT; c++)
         APPEND("# TYPE %s counter\n%s %ld\n", counter_names[c], counter_names[c], atomic_load(&counters[c]));
+    APPEND("# HELP toro_answers_total Completed answers by whether relevant documents were found "
+           "(found_relevant_docs=false is a refusal).\n# TYPE toro_answers_total counter\n"
+           "toro_answers_total{found_relevant_docs=\"true\"} %ld\n"
+           "toro_answers_total{found_relevant_docs=\"false\"} %ld\n"
+           "# HELP toro_refusals_total Answers that found no relevant documents.\n# TYPE toro_refusals_total counter\n"
+           "toro_refusals_total %ld\n",
+           atomic_load(&answers_found), atomic_load(&answers_refused), atomic_load(&answers_refused));
+    long rc = render_answerers(buf + off, cap - off);
+    if (rc < 0)
+        return -1;
+    off += (size_t)rc;
     return (long)off;
 }

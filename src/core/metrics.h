@@ -4,18 +4,21 @@
 #ifndef TORO_CORE_METRICS_H
 #define TORO_CORE_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+/* Route templates: the "route" label of HTTP metrics and of the access log;
+ * the method is a separate label (DELETE /questions/{id} is its own series). */
 typedef enum {
-    TORO_ROUTE_POST_QUESTIONS,
-    TORO_ROUTE_LIST_QUESTIONS,
-    TORO_ROUTE_GET_QUESTION,
-    TORO_ROUTE_HEALTHZ,
-    TORO_ROUTE_METRICS,
-    TORO_ROUTE_WS,
-    TORO_ROUTE_STATIC,
-    TORO_ROUTE_OTHER,
+    TORO_ROUTE_OTHER,      /* "unmatched": unknown paths, unparsable requests (0: a zeroed response) */
+    TORO_ROUTE_QUESTIONS,  /* /questions */
+    TORO_ROUTE_QUESTION,   /* /questions/{id} */
+    TORO_ROUTE_DEV_LOGIN,  /* /auth/dev-login */
+    TORO_ROUTE_HEALTHZ,    /* /healthz */
+    TORO_ROUTE_METRICS,    /* /metrics */
+    TORO_ROUTE_WS,         /* /ws (and / upgraded with --auth none) */
+    TORO_ROUTE_STATIC,     /* the web UI's files */
     TORO_ROUTE_COUNT
 } toro_route_t;
 
@@ -27,7 +30,19 @@ typedef enum {
     TORO_HIST_COUNT
 } toro_hist_t;
 
-void toro_metrics_request(toro_route_t route, int status);
+/* Why: one count per HTTP response, by route template, method and status.
+ * method is the request's (NULL or unknown methods count as "other"). */
+void toro_metrics_request(toro_route_t route, const char *method, int status);
+/* The label of a route ("/questions/{id}", "unmatched"...), for the access log. */
+const char *toro_metrics_route_name(toro_route_t route);
+
+/* Why: answers that found nothing relevant (found_relevant_docs=false) are
+ * a product signal (knowledge-base gaps), counted apart from completions. */
+void toro_metrics_answer(bool found_relevant_docs);
+/* Why: each provider behaves differently: calls, errors and latency per
+ * answerer name (extractive, openai, bedrock...). Names beyond a small fixed
+ * table are counted as "other". */
+void toro_metrics_answerer_call(const char *answerer, bool failed, double ms);
 void toro_metrics_observe_ms(toro_hist_t h, double ms);
 void toro_metrics_ws_delta(int delta);
 long toro_metrics_ws_current(void);

@@ -31,6 +31,8 @@ void toro_gateway_config_defaults(toro_gateway_config_t *cfg)
     cfg->auth.dev_ttl_s = 12 * 3600;
     cfg->user_rate_per_min = 120;
     cfg->user_burst = 60;
+    cfg->read_rate_per_min = 600;
+    cfg->read_burst = 120;
     cfg->max_ws_per_user = 10;
     cfg->ws_msg_rate = 5;
     cfg->ws_msg_burst = 20;
@@ -107,6 +109,11 @@ int toro_gateway_parse_option(toro_gateway_config_t *cfg, int argc, char **argv,
             return bad(a, "requests per user per minute (0 = unlimited)");
         cfg->user_rate_per_min = (double)n;
         cfg->user_burst = n > 0 ? (double)(n / 2 > 1 ? n / 2 : 1) : 1;
+    } else if (strcmp(a, "--read-rate-limit") == 0) {
+        if (!v || toro_parse_long(v, 0, 1000000, &n) != 0)
+            return bad(a, "reads per user per minute (0 = unlimited)");
+        cfg->read_rate_per_min = (double)n;
+        cfg->read_burst = n > 0 ? (double)(n / 5 > 1 ? n / 5 : 1) : 1;
     } else if (strcmp(a, "--max-ws-per-user") == 0) {
         if (!v || toro_parse_long(v, 1, 100000, &n) != 0)
             return bad(a, "a number from 1 to 100000");

@@ -34,8 +34,10 @@ typedef struct toro_gateway_config {
     int max_connections;       /* sockets of all kinds */
     toro_auth_mode_t auth_mode;
     toro_auth_t auth;          /* secret, issuer, audience (DEV and JWT) */
-    double user_rate_per_min;  /* API requests per user (or per IP before auth) per minute; 0 = unlimited */
+    double user_rate_per_min;  /* questions asked per user (per IP without auth) per minute; 0 = off */
     double user_burst;         /* bucket size of the above */
+    double read_rate_per_min;  /* history reads per user and dev-logins per IP per minute; 0 = off */
+    double read_burst;         /* bucket size of the above */
     int max_ws_per_user;       /* concurrent registered WebSockets per user */
     double ws_msg_rate;        /* client messages per second per WebSocket */
     double ws_msg_burst;
@@ -51,7 +53,8 @@ void toro_gateway_config_defaults(toro_gateway_config_t *cfg);
 /* Why: `toro serve` and `toro api` share their gateway options. Parses
  * argv[*i] (and its value) when it is a gateway option: --host, --port,
  * --node, --auth none|dev|jwt, --jwt-secret-file, --jwt-issuer,
- * --jwt-audience, --rate-limit N/min, --max-ws-per-user N, --max-connections
+ * --jwt-audience, --rate-limit N/min (asking), --read-rate-limit N/min
+ * (reading one's history, dev-login), --max-ws-per-user N, --max-connections
  * N, --cors-origins LIST, --max-body BYTES, --header-timeout-ms MS,
  * --idle-timeout-ms MS, --tls-cert FILE, --tls-key FILE (HTTPS and wss on
  * the same port; the files are loaded and checked by toro_gateway_new).

@@ -39,6 +39,14 @@ typedef struct gw_conn {
     char *user_id;          /* registered user, NULL before register */
     bool in_map;            /* listed in the gateway's connection map */
     char peer[48];          /* client IP address */
+    struct {
+        char method[8];     /* of the request being answered, "" before one is parsed */
+        char path[8];       /* "/ws" or "/" for an upgraded socket */
+        toro_route_t route; /* gw_route_template of the path: the label of a refusal before routing */
+        char request_id[65];
+        int64_t started_ms; /* monotonic */
+        uint64_t bytes_out; /* WebSocket: bytes queued during the session */
+    } acc;                  /* access-log record (access_log.c) */
     double ws_tokens;       /* WebSocket message bucket */
     int64_t ws_refill_ms;
     char *frag;             /* fragmented message being assembled */
@@ -64,7 +72,7 @@ typedef struct gw_request {
     int n_headers;
     const char *body;
     size_t body_len;
-    char request_id[37];
+    char request_id[65];    /* the client's X-Request-Id (sanitized, at most 64) or a new UUID */
     const char *peer;       /* client IP address */
 } gw_request_t;
 
@@ -76,6 +84,7 @@ typedef struct gw_response {
     const unsigned char *static_body; /* or a borrowed body (embedded asset) */
     char extra[512];        /* extra header lines, each ending in \r\n */
     toro_route_t route;
+    char user_id[160];      /* authenticated user (or dev-login's), "" = none: for the access log */
     bool close;
     bool head_only;         /* HEAD: send the head of the GET response only */
     bool deferred;          /* POST /questions validated: item waits for the group commit */
@@ -87,7 +96,7 @@ typedef struct gw_response {
 typedef struct gw_deferred {
     gw_conn_t *conn;        /* NULL when the socket closed meanwhile */
     gw_response_t resp;     /* headers so far (CORS, close) and the item to commit */
-    char request_id[37];
+    char request_id[65];
     int64_t t0;             /* request parsed (monotonic ms), for the HTTP histogram */
 } gw_deferred_t;
 
@@ -113,7 +122,8 @@ struct toro_gateway {
     pending_msg_t *pending, *pending_tail;
     char node[128];
     gw_conn_t *conns;              /* every open socket (loop thread only) */
-    toro_limits_t *rate;           /* API requests per user (loop thread only) */
+    toro_limits_t *rate;           /* questions asked per user (loop thread only) */
+    toro_limits_t *read_rate;      /* reads per user, dev-logins per IP (loop thread only) */
     toro_limits_t *ws_per_user;    /* registered WebSockets per user (loop thread only) */
     gw_tls_ctx_t *tls;             /* TLS context (owned), NULL when the port speaks plain HTTP */
     gw_deferred_t batch[GW_BATCH_MAX]; /* group commit of this round (loop thread only) */
@@ -133,7 +143,34 @@ const char *gw_header(const gw_request_t *req, const char *name);
 int gw_query_get(const char *query, const char *name, char *out, size_t cap);
 
 void gw_route(toro_gateway_t *gw, gw_request_t *req, gw_response_t *resp);
+/* Why: a client written for an API Gateway stage URL opens its WebSocket on
+ * the root; with --auth none (the reference behaviour) a WebSocket upgrade
+ * of "/" is served as /ws. Anything else on "/" is the web UI. */
+bool gw_root_upgrade(const toro_gateway_t *gw, const gw_request_t *req);
+/* Why: the route label of a path (API routes only; anything else, static
+ * files included, is TORO_ROUTE_OTHER), for responses made before routing. */
+toro_route_t gw_route_template(const char *path);
 void gw_json_error(gw_response_t *resp, int status, const char *message);
+/* The same with a specific machine code (openapi.yaml ErrorCode); NULL = the status's generic code. */
+void gw_json_error_code(gw_response_t *resp, int status, const char *code, const char *message);
+
+/* Why: WebSocket {"type":"error"} messages carry a code like HTTP errors;
+ * this maps the gateway's own fixed messages (ws.c, auth.c) to it. */
+const char *gw_ws_error_code(const char *message);
+
+/* access_log.c: the request being answered on a connection (requests of one
+ * connection are answered in order, so one record per connection is enough). */
+/* Why: sets req->request_id from a sane client X-Request-Id or a new id, and
+ * records the method, start time and id on c for the access log. */
+void gw_access_begin(gw_conn_t *c, gw_request_t *req);
+/* Why: one JSON access-log line and one metrics count per HTTP response;
+ * called by send_response with the bytes queued. */
+void gw_access_http(gw_conn_t *c, const gw_response_t *r, size_t bytes);
+/* Why: the upgrade is a request too: its 101 line (user_id when the query
+ * named one); the socket keeps the record for the session-end line. */
+void gw_access_upgrade(gw_conn_t *c, const char *user_id, size_t bytes);
+/* Why: one access-log line when a WebSocket session ends (conn_close). */
+void gw_access_ws_end(gw_conn_t *c);
 
 /* WebSocket helpers (ws.c) */
 int gw_ws_accept_key(const char *client_key, char out[64]);

@@ -1,6 +1,8 @@
 /* routes.c: the REST contract of DESIGN.md on top of the stages and the
  * store: POST /questions, GET /questions, GET /questions/{id}, /healthz,
- * /metrics and the embedded web UI. Every error is {success:false, error}. */
+ * /metrics and the embedded web UI. Every error is {success:false, error,
+ * code}: `code` is one of a fixed list (openapi.yaml, ErrorCode) that
+ * clients map to their own wording; `error` is English text for people. */
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,9 +42,81 @@ static void set_json(gw_response_t *r, int status, json_t *o)
         gw_add_header(r, "Cache-Control: no-store");
 }
 
+/* The code of an error that has no more specific one: one per status. */
+static const char *status_code(int status)
+{
+    switch (status) {
+    case 400: return "invalid_request";
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 408: return "request_timeout";
+    case 411: return "length_required";
+    case 413: return "payload_too_large";
+    case 414: return "uri_too_long";
+    case 415: return "unsupported_media_type";
+    case 429: return "rate_limited";
+    case 431: return "headers_too_large";
+    case 501: return "not_implemented";
+    case 503: return "unavailable";
+    default: return "internal_error";
+    }
+}
+
+void gw_json_error_code(gw_response_t *r, int status, const char *code, const char *message)
+{
+    set_json(r, status,
+             json_pack("{s:b, s:s, s:s}", "success", 0, "error", message, "code", code ? code : status_code(status)));
+}
+
 void gw_json_error(gw_response_t *r, int status, const char *message)
 {
-    set_json(r, status, json_pack("{s:b, s:s}", "success", 0, "error", message));
+    gw_json_error_code(r, status, NULL, message);
+}
+
+const char *gw_ws_error_code(const char *message)
+{
+    static const struct {
+        const char *prefix, *code;
+    } table[] = {
+        {"this connection is already registered", "already_registered"},
+        {"too many connections", "too_many_connections"},
+        {"could not register", "unavailable"},
+        {"expected a JSON object", "invalid_message"},
+        {"register needs a user_id", "invalid_user_id"},
+        {"user_id differs", "user_mismatch"},
+        {"unknown action", "unknown_action"},
+        {"register needs a token", "unauthorized"},
+        {"invalid token", "unauthorized"},
+        {"unsupported token", "unauthorized"},
+        {"token ", "unauthorized"},
+    };
+    for (size_t i = 0; message && i < sizeof table / sizeof table[0]; i++)
+        if (strncmp(message, table[i].prefix, strlen(table[i].prefix)) == 0)
+            return table[i].code;
+    return "invalid_request";
+}
+
+/* The code of a question the ingest stage refused, from its message (the
+ * messages are core/question.c's own, fixed strings). */
+static const char *ingest_code(int rc, const char *err)
+{
+    static const struct {
+        const char *prefix, *code;
+    } table[] = {
+        {"request body is not valid JSON", "invalid_json"},
+        {"question must not be empty", "question_empty"},
+        {"question must be at most", "question_too_long"},
+        {"question is required", "question_missing"},
+        {"question must be", "question_invalid"},
+        {"user_id differs", "user_mismatch"},
+        {"user_id", "invalid_user_id"},
+    };
+    for (size_t i = 0; err && i < sizeof table / sizeof table[0]; i++)
+        if (strncmp(err, table[i].prefix, strlen(table[i].prefix)) == 0)
+            return table[i].code;
+    return rc == TORO_EFORBIDDEN ? "forbidden" : "invalid_request";
 }
 
 static void ok(gw_response_t *r, int status, json_t *data)
@@ -71,9 +145,9 @@ static void post_question(toro_gateway_t *gw, gw_request_t *req, const char *use
     const char *err = NULL;
     int rc = toro_stage_ingest_prepare(gw->ctx, req->body, req->body_len, user, &r->item, &err);
     if (rc == TORO_EINVAL)
-        gw_json_error(r, 400, err);
+        gw_json_error_code(r, 400, ingest_code(rc, err), err);
     else if (rc == TORO_EFORBIDDEN)
-        gw_json_error(r, 403, err);
+        gw_json_error_code(r, 403, ingest_code(rc, err), err);
     else if (rc)
         gw_finish_ingest(r, NULL, rc);
     else
@@ -82,7 +156,7 @@ static void post_question(toro_gateway_t *gw, gw_request_t *req, const char *use
 
 void gw_finish_ingest(gw_response_t *r, const toro_ingest_item_t *item, int rc)
 {
-    r->route = TORO_ROUTE_POST_QUESTIONS;
+    r->route = TORO_ROUTE_QUESTIONS;
     if (rc || !item) {
         toro_log_error("gateway", item ? item->q.question_id : NULL, "ingest failed: %s", toro_strerror(rc));
         gw_json_error(r, 503, "the question could not be stored; try again");
@@ -106,7 +180,7 @@ static bool query_only(const char *query, const char *const *allowed, gw_respons
         for (int i = 0; !ok && allowed[i]; i++)
             ok = strlen(allowed[i]) == klen && strncmp(allowed[i], p, klen) == 0;
         if (!ok) {
-            gw_json_error(r, 400, "unknown query parameter");
+            gw_json_error_code(r, 400, "unknown_parameter", "unknown query parameter");
             return false;
         }
         p = amp ? amp + 1 : NULL;
@@ -120,11 +194,11 @@ static bool query_user(gw_request_t *req, const char *user, char uid[256], gw_re
 {
     int has_uid = gw_query_get(req->query, "user_id", uid, 256);
     if (has_uid < 0) {
-        gw_json_error(r, 400, "user_id is not valid");
+        gw_json_error_code(r, 400, "invalid_user_id", "user_id is not valid");
         return false;
     }
     if (has_uid == 1 && !*uid) {
-        gw_json_error(r, 400, "user_id must not be empty");
+        gw_json_error_code(r, 400, "invalid_user_id", "user_id must not be empty");
         return false;
     }
     if (has_uid == 1) {
@@ -134,11 +208,12 @@ static bool query_user(gw_request_t *req, const char *user, char uid[256], gw_re
             snprintf(uid, 256, "%s", trimmed);
         free(trimmed);
         if (!valid) {
-            gw_json_error(r, 400, "user_id must be at most 128 characters of letters, digits and . _ - @ :");
+            gw_json_error_code(r, 400, "invalid_user_id",
+                               "user_id must be at most 128 characters of letters, digits and . _ - @ :");
             return false;
         }
         if (user && strcmp(uid, user) != 0) {
-            gw_json_error(r, 403, "user_id differs from the authenticated user");
+            gw_json_error_code(r, 403, "user_mismatch", "user_id differs from the authenticated user");
             return false;
         }
         return true;
@@ -149,7 +224,7 @@ static bool query_user(gw_request_t *req, const char *user, char uid[256], gw_re
     }
     uid[0] = '\0';
     if (required)
-        gw_json_error(r, 400, "user_id query parameter is required");
+        gw_json_error_code(r, 400, "invalid_user_id", "user_id query parameter is required");
     return !required;
 }
 
@@ -163,11 +238,11 @@ static void list_questions(toro_gateway_t *gw, gw_request_t *req, const char *us
     if (!query_only(req->query, params, r) || !query_user(req, user, uid, r, true))
         return;
     if (has_lim < 0 || (has_lim == 1 && toro_parse_long(lim, 1, 100, &limit) != 0)) {
-        gw_json_error(r, 400, "limit must be an integer from 1 to 100");
+        gw_json_error_code(r, 400, "invalid_parameter", "limit must be an integer from 1 to 100");
         return;
     }
     if (has_tok < 0) {
-        gw_json_error(r, 400, "next_token is not valid");
+        gw_json_error_code(r, 400, "invalid_parameter", "next_token is not valid");
         return;
     }
     toro_question_t *items = NULL;
@@ -176,7 +251,7 @@ static void list_questions(toro_gateway_t *gw, gw_request_t *req, const char *us
     int rc = gw->ctx->store->ops->list_questions(gw->ctx->store, uid, (int)limit, has_tok == 1 && *token ? token : NULL,
                                                  &items, &n, &next);
     if (rc == TORO_EINVAL) {
-        gw_json_error(r, 400, "next_token is not valid");
+        gw_json_error_code(r, 400, "invalid_parameter", "next_token is not valid");
         return;
     }
     if (rc) {
@@ -229,7 +304,8 @@ static void healthz(toro_gateway_t *gw, gw_response_t *r)
     if (store_ok && bus_ok)
         ok(r, 200, d);
     else
-        set_json(r, 503, json_pack("{s:b, s:s, s:o}", "success", 0, "error", "a dependency is unreachable", "data", d));
+        set_json(r, 503, json_pack("{s:b, s:s, s:s, s:o}", "success", 0, "error", "a dependency is unreachable", "code",
+                                   "unavailable", "data", d));
 }
 
 static void metrics(toro_gateway_t *gw, gw_response_t *r)
@@ -319,9 +395,12 @@ bool gw_origin_allowed(toro_gateway_t *gw, const gw_request_t *req, const char *
     return false;
 }
 
-/* Authenticates an API request. Returns true with *user set (NULL when auth
- * is off); false when r already holds the 401 or 429 to send. */
-static bool authenticate(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r, char sub[160], const char **user)
+/* Authenticates an API request and takes one token of `budget` (asking or
+ * reading, see gateway.h) for its user (or address without auth). Returns
+ * true with *user set (NULL when auth is off); false when r already holds
+ * the 401 or 429 to send. The user is recorded in r for the access log. */
+static bool authenticate(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r, char sub[160], const char **user,
+                         toro_limits_t *budget)
 {
     *user = NULL;
     const char *key = req->peer;
@@ -336,8 +415,9 @@ static bool authenticate(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r
         }
         *user = sub;
         key = sub;
+        snprintf(r->user_id, sizeof r->user_id, "%s", sub);
     }
-    int wait = toro_limits_take(gw->rate, key, toro_mono_ms());
+    int wait = toro_limits_take(budget, key, toro_mono_ms());
     if (wait) {
         gw_json_error(r, 429, "too many requests; slow down");
         gw_add_header(r, "Retry-After: %d", wait);
@@ -352,7 +432,7 @@ static void dev_login(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r)
         gw_json_error(r, 404, "not found");
         return;
     }
-    int wait = toro_limits_take(gw->rate, req->peer, toro_mono_ms());
+    int wait = toro_limits_take(gw->read_rate, req->peer, toro_mono_ms());
     if (wait) {
         gw_json_error(r, 429, "too many requests; slow down");
         gw_add_header(r, "Retry-After: %d", wait);
@@ -372,6 +452,7 @@ static void dev_login(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r)
         char *token = toro_auth_issue(&gw->cfg.auth, uid, now, gw->cfg.auth.dev_ttl_s);
         char exp[32];
         toro_iso8601((now + gw->cfg.auth.dev_ttl_s) * 1000, exp);
+        snprintf(r->user_id, sizeof r->user_id, "%s", uid);
         if (token)
             ok(r, 200, json_pack("{s:s, s:s, s:s, s:s}", "token", token, "token_type", "Bearer", "user_id", uid,
                                  "expires_at", exp));
@@ -381,6 +462,34 @@ static void dev_login(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r)
     }
     free(uid);
     json_decref(o);
+}
+
+toro_route_t gw_route_template(const char *path)
+{
+    if (strcmp(path, "/questions") == 0)
+        return TORO_ROUTE_QUESTIONS;
+    if (strncmp(path, "/questions/", 11) == 0 && !strchr(path + 11, '/'))
+        return TORO_ROUTE_QUESTION;
+    if (strcmp(path, "/auth/dev-login") == 0)
+        return TORO_ROUTE_DEV_LOGIN;
+    if (strcmp(path, "/healthz") == 0)
+        return TORO_ROUTE_HEALTHZ;
+    if (strcmp(path, "/metrics") == 0)
+        return TORO_ROUTE_METRICS;
+    if (strcmp(path, "/ws") == 0)
+        return TORO_ROUTE_WS;
+    return TORO_ROUTE_OTHER;
+}
+
+bool gw_root_upgrade(const toro_gateway_t *gw, const gw_request_t *req)
+{
+    if (gw->cfg.auth_mode != TORO_AUTH_NONE || strcmp(req->path, "/") != 0)
+        return false;
+    const char *up = gw_header(req, "Upgrade");
+    for (; up && *up; up++)
+        if (strncasecmp(up, "websocket", 9) == 0)
+            return true; /* upgrade_ws checks the rest of the handshake */
+    return false;
 }
 
 void gw_route(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r)
@@ -393,34 +502,35 @@ void gw_route(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r)
     const char *user = NULL;
     r->route = TORO_ROUTE_OTHER;
     if (strcmp(m, "OPTIONS") == 0) {
+        r->route = gw_route_template(p);
         /* CORS preflight: only for allowed origins, never "*" */
         if (!cors_ok) {
             gw_json_error(r, 403, "origin not allowed");
         } else {
             r->status = 204;
             gw_add_header(r, "Access-Control-Allow-Methods: GET, POST, OPTIONS");
-            gw_add_header(r, "Access-Control-Allow-Headers: Authorization, Content-Type");
+            gw_add_header(r, "Access-Control-Allow-Headers: Authorization, Content-Type, X-Request-Id");
             gw_add_header(r, "Access-Control-Max-Age: 600");
         }
     } else if (strcmp(p, "/questions") == 0) {
+        r->route = TORO_ROUTE_QUESTIONS;
         if (strcmp(m, "POST") == 0) {
-            r->route = TORO_ROUTE_POST_QUESTIONS;
-            if (authenticate(gw, req, r, sub, &user))
+            if (authenticate(gw, req, r, sub, &user, gw->rate))
                 post_question(gw, req, user, r);
         } else if (get) {
-            r->route = TORO_ROUTE_LIST_QUESTIONS;
-            if (authenticate(gw, req, r, sub, &user))
+            if (authenticate(gw, req, r, sub, &user, gw->read_rate))
                 list_questions(gw, req, user, r);
         } else {
             method_not_allowed(r, "GET, POST");
         }
     } else if (strncmp(p, "/questions/", 11) == 0 && !strchr(p + 11, '/')) {
-        r->route = TORO_ROUTE_GET_QUESTION;
+        r->route = TORO_ROUTE_QUESTION;
         if (!get)
             method_not_allowed(r, "GET");
-        else if (authenticate(gw, req, r, sub, &user))
+        else if (authenticate(gw, req, r, sub, &user, gw->read_rate))
             get_question(gw, req, user, p + 11, r);
     } else if (strcmp(p, "/auth/dev-login") == 0) {
+        r->route = TORO_ROUTE_DEV_LOGIN;
         if (strcmp(m, "POST") == 0)
             dev_login(gw, req, r);
         else
@@ -445,6 +555,7 @@ void gw_route(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r)
     if (cors_ok && strncmp(p, "/questions", 10) == 0) {
         gw_add_header(r, "Access-Control-Allow-Origin: %s", origin);
         gw_add_header(r, "Vary: Origin");
+        gw_add_header(r, "Access-Control-Expose-Headers: X-Request-Id, Retry-After");
     }
     if (strcmp(m, "HEAD") == 0)
         r->head_only = true; /* same headers as GET, no body */

@@ -163,6 +163,7 @@ static void conn_close(toro_gateway_t *gw, gw_conn_t *c)
         gw_tls_free(c->ssl); /* close_notify, best effort; before the fd goes */
     close(c->fd);
     if (c->kind == CONN_WS) {
+        gw_access_ws_end(c);
         toro_metrics_ws_delta(-1);
         if (c->user_id) {
             toro_limits_count(gw->ws_per_user, c->user_id, -1);
@@ -262,6 +263,8 @@ int gw_conn_write(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len
                       unsent);
         return -1;
     }
+    if (c->kind == CONN_WS)
+        c->acc.bytes_out += len; /* for the session's access-log line */
     if (c->wlen + len > c->wcap) {
         if (c->woff > 0) { /* compact first */
             memmove(c->wbuf, c->wbuf + c->woff, unsent);
@@ -330,6 +333,7 @@ static int send_response(toro_gateway_t *gw, gw_conn_t *c, gw_response_t *r, con
                 memcpy(all + n, body, r->body_len);
             rc = gw_conn_write(gw, c, all, total);
             free(all);
+            gw_access_http(c, r, total);
         }
     }
     free(r->body);
@@ -345,8 +349,8 @@ static int reject(toro_gateway_t *gw, gw_conn_t *c, int status, const char *mess
     gw_response_t r = {0};
     gw_json_error(&r, status, message);
     r.close = true;
-    toro_metrics_request(TORO_ROUTE_OTHER, status);
-    return send_response(gw, c, &r, NULL);
+    /* a request refused after its head was parsed answers with its id */
+    return send_response(gw, c, &r, c->acc.request_id[0] ? c->acc.request_id : NULL);
 }
 
 const char *gw_header(const gw_request_t *req, const char *name)
@@ -507,7 +511,7 @@ static int upgrade_ws(toro_gateway_t *gw, gw_conn_t *c, gw_request_t *req)
         gw_json_error(&r, 400, "expected a WebSocket upgrade (GET, Upgrade: websocket, Sec-WebSocket-Version: 13)");
         snprintf(r.extra, sizeof r.extra, "Sec-WebSocket-Version: 13\r\n");
         r.close = true;
-        toro_metrics_request(TORO_ROUTE_WS, 400);
+        r.route = TORO_ROUTE_WS;
         return send_response(gw, c, &r, req->request_id);
     }
     const char *origin = gw_header(req, "Origin");
@@ -515,7 +519,7 @@ static int upgrade_ws(toro_gateway_t *gw, gw_conn_t *c, gw_request_t *req)
         gw_response_t r = {0};
         gw_json_error(&r, 403, "origin not allowed");
         r.close = true;
-        toro_metrics_request(TORO_ROUTE_WS, 403);
+        r.route = TORO_ROUTE_WS;
         return send_response(gw, c, &r, req->request_id);
     }
     char uid[256], token[4200], sub[160];
@@ -547,7 +551,7 @@ static int upgrade_ws(toro_gateway_t *gw, gw_conn_t *c, gw_request_t *req)
         gw_response_t r = {0};
         gw_json_error(&r, status, why);
         r.close = true;
-        toro_metrics_request(TORO_ROUTE_WS, status);
+        r.route = TORO_ROUTE_WS;
         return send_response(gw, c, &r, req->request_id);
     }
     char head[256];
@@ -555,7 +559,7 @@ static int upgrade_ws(toro_gateway_t *gw, gw_conn_t *c, gw_request_t *req)
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Accept: %s\r\n\r\n",
                      accept);
-    toro_metrics_request(TORO_ROUTE_WS, 101);
+    gw_access_upgrade(c, has_uid == 1 ? uid : NULL, (size_t)n);
     c->kind = CONN_WS;
     toro_uuid4(c->connection_id);
     c->last_ping_ms = toro_mono_ms();
@@ -599,7 +603,7 @@ static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
             free(req.head);
             return reject(gw, c, bad, bad == 414 ? "request target too long" : bad == 431 ? "too many headers" : "malformed request");
         }
-        toro_uuid4(req.request_id);
+        gw_access_begin(c, &req);
         req.peer = c->peer;
         size_t body_len = 0;
         const char *te = gw_header(&req, "Transfer-Encoding");
@@ -635,7 +639,7 @@ static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
         req.body_len = body_len;
         int64_t t0 = toro_mono_ms();
         int rc = 0;
-        if (strcmp(req.path, "/ws") == 0) {
+        if (strcmp(req.path, "/ws") == 0 || gw_root_upgrade(gw, &req)) {
             rc = upgrade_ws(gw, c, &req);
             toro_metrics_observe_ms(TORO_HIST_HTTP, (double)(toro_mono_ms() - t0));
         } else {
@@ -659,12 +663,10 @@ static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
                     toro_stage_ingest_commit(gw->ctx, &resp.item, 1, &result);
                     gw_finish_ingest(&resp, &resp.item, result);
                     toro_ingest_item_clear(&resp.item);
-                    toro_metrics_request(resp.route, resp.status);
                     rc = send_response(gw, c, &resp, req.request_id);
                     toro_metrics_observe_ms(TORO_HIST_HTTP, (double)(toro_mono_ms() - t0));
                 }
             } else {
-                toro_metrics_request(resp.route, resp.status);
                 rc = send_response(gw, c, &resp, req.request_id);
                 toro_metrics_observe_ms(TORO_HIST_HTTP, (double)(toro_mono_ms() - t0));
             }
@@ -940,8 +942,9 @@ int toro_gateway_new(const toro_gateway_config_t *cfg, toro_stage_ctx_t *ctx, to
     pthread_mutex_init(&gw->lock, NULL);
     char msg[1024];
     gw->rate = toro_limits_new(cfg->user_rate_per_min / 60.0, cfg->user_burst, 100000);
+    gw->read_rate = toro_limits_new(cfg->read_rate_per_min / 60.0, cfg->read_burst, 100000);
     gw->ws_per_user = toro_limits_new(0, 1, (size_t)cfg->max_connections + 16);
-    if (!gw->rate || !gw->ws_per_user) {
+    if (!gw->rate || !gw->read_rate || !gw->ws_per_user) {
         snprintf(msg, sizeof msg, "out of memory");
         goto fail;
     }
@@ -1031,7 +1034,6 @@ static void flush_batch(toro_gateway_t *gw)
                 continue;
             }
             c->waiting = false;
-            toro_metrics_request(d->resp.route, d->resp.status);
             int rc = send_response(gw, c, &d->resp, d->request_id);
             toro_metrics_observe_ms(TORO_HIST_HTTP, (double)(toro_mono_ms() - d->t0));
             if (rc != 0)
@@ -1184,6 +1186,7 @@ void toro_gateway_free(toro_gateway_t *gw)
         conn_close(gw, gw->conns);
     gw_tls_ctx_free(gw->tls);
     toro_limits_free(gw->rate);
+    toro_limits_free(gw->read_rate);
     toro_limits_free(gw->ws_per_user);
     pthread_mutex_destroy(&gw->lock);
     free(gw);

@@ -72,7 +72,8 @@ static int send_json(toro_gateway_t *gw, gw_conn_t *c, json_t *o)
 
 static int send_error(toro_gateway_t *gw, gw_conn_t *c, const char *message)
 {
-    return send_json(gw, c, json_pack("{s:s, s:s}", "type", "error", "error", message));
+    const char *code = gw_ws_error_code(message);
+    return send_json(gw, c, json_pack("{s:s, s:s, s:s}", "type", "error", "error", message, "code", code));
 }
 
 static int close_with(toro_gateway_t *gw, gw_conn_t *c, int code, const char *why)
@@ -118,7 +119,8 @@ bool gw_ws_register(toro_gateway_t *gw, gw_conn_t *c, const char *user_id)
         return false;
     }
     gw_map_add(gw, c);
-    toro_log_info("gateway", NULL, "WebSocket %s registered for %s", c->connection_id, user_id);
+    toro_log_field_t f[] = {TORO_LOG_STR("connection_id", c->connection_id), TORO_LOG_STR("user_id", user_id)};
+    toro_log_fields(TORO_LOG_INFO, "gateway", "WebSocket registered", f, 2);
     send_json(gw, c,
               json_pack("{s:s, s:s, s:s}", "type", "registered", "connection_id", c->connection_id, "user_id", user_id));
     return true;

@@ -109,7 +109,9 @@ int toro_stage_process(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg)
     if (first)
         toro_bus_kick(ctx->bus, TORO_TOPIC_NOTIFY);
 
+    int64_t t_answer = toro_mono_ms();
     rc = toro_answerer_answer(ctx->answerer, q.question, &ans, &errmsg);
+    toro_metrics_answerer_call(ctx->answerer->ops->name, rc != 0, (double)(toro_mono_ms() - t_answer));
     if (rc == TORO_ERETRY && attempts < ctx->max_attempts) {
         int delay = toro_stage_backoff_ms(ctx, attempts);
         toro_log_warn("process", qid, "answerer failed (attempt %d of %d), retrying in %d ms: %s", attempts,
@@ -142,6 +144,7 @@ int toro_stage_process(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg)
     rc = payload ? ctx->store->ops->complete(ctx->store, &result, &done) : TORO_ENOMEM;
     if (rc == 0) {
         toro_bus_kick(ctx->bus, TORO_TOPIC_NOTIFY);
+        toro_metrics_answer(ans.found_relevant_docs);
         toro_log_info("process", qid, "completed with %zu sources (found_relevant_docs=%s)", ans.n_sources,
                       ans.found_relevant_docs ? "true" : "false");
     } else if (rc == TORO_ECONFLICT) {

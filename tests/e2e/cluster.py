@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import BIN, ROOT, TEST_SECRET, Endpoint
+from conftest import BIN, ROOT, TEST_SECRET, Endpoint, log_tail
 
 PG_ADMIN = os.environ.get("TORO_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_BASE = PG_ADMIN.rsplit("/", 1)[0]
@@ -100,11 +100,7 @@ class Proc:
         raise RuntimeError("%s did not start\n%s" % (self.name, self.log()))
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")[-4000:]
-        except OSError:
-            return ""
+        return log_tail(self.log_path)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -189,7 +185,7 @@ class Cluster:
 
     def new_api(self, i):
         args = ["api", "--port", "0", "--node", "api%d-%s" % (i, self.prefix), "--store", self.store, "--bus",
-                self.bus, "--kb", self.kb, "--rate-limit", "0"]
+                self.bus, "--kb", self.kb, "--rate-limit", "0", "--read-rate-limit", "0"]
         return ApiNode(self, "api%d" % i, args, self.env, self.log_dir)
 
     def new_worker(self, stage, i):

@@ -51,6 +51,15 @@ def build_kb(out_path):
     return out_path
 
 
+def log_tail(path, n=4000):
+    try:
+        with open(path, "rb") as f:
+            lines = [ln for ln in f if b'"component":"access"' not in ln]
+        return b"".join(lines).decode("utf-8", "replace")[-n:]
+    except OSError:
+        return ""
+
+
 @pytest.fixture(scope="session")
 def kb_file(tmp_path_factory):
     return build_kb(str(tmp_path_factory.mktemp("kb") / "sample.toro"))
@@ -82,8 +91,10 @@ class Server(Endpoint):
     def __init__(self, data_dir, kb, extra_args=(), env=None):
         self.data_dir = data_dir
         self.kb = kb
-        # tests poll freely; the rate limit has its own test (test_security.py)
+        # tests poll freely; the rate limits have their own tests (test_security.py, test_operations.py)
         self.extra_args = list(extra_args) if "--rate-limit" in extra_args else ["--rate-limit", "0"] + list(extra_args)
+        if "--read-rate-limit" not in self.extra_args:
+            self.extra_args = ["--read-rate-limit", "0"] + self.extra_args
         self.env = dict(os.environ)
         self.env.setdefault("TORO_JWT_SECRET", TEST_SECRET)
         self.env.update(env or {})
@@ -113,11 +124,8 @@ class Server(Endpoint):
         return self.wait_healthy(deadline, "toro")
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")[-4000:]
-        except OSError:
-            return ""
+        """The end of the log without access-log lines (test_operations.py reads those)."""
+        return log_tail(self.log_path)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc and self.proc.poll() is None:

@@ -195,8 +195,8 @@ def test_healthz_and_metrics(server):
     assert m.status_code == 200
     assert m.headers["Content-Type"].startswith("text/plain")
     text = m.text
-    assert 'toro_http_requests_total{route="POST /questions",status="202"} ' in text
-    assert 'toro_http_requests_total{route="POST /questions",status="400"} ' in text
+    assert 'toro_http_requests_total{route="/questions",method="POST",status="202"} ' in text
+    assert 'toro_http_requests_total{route="/questions",method="POST",status="400"} ' in text
     assert 'toro_questions{status="completed"} ' in text
     assert 'toro_queue_depth{topic="process"} ' in text
     assert 'toro_stage_latency_seconds_count{stage="process"} ' in text

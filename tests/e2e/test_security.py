@@ -140,14 +140,16 @@ def test_jwt_mode(server_factory, tmp_path):
 
 
 def test_rate_limit_per_user(server_factory):
-    s = server_factory(extra_args=["--rate-limit", "6"])  # 6/min, burst 3
-    codes = [requests.get(s.url("/questions"), headers=auth("rita"), timeout=5) for _ in range(4)]
-    assert [c.status_code for c in codes[:3]] == [200, 200, 200]
+    s = server_factory(extra_args=["--rate-limit", "6"])  # asking: 6/min, burst 3
+    codes = [post_question(s, "rita", "O que é CDB? %d" % i) for i in range(4)]
+    assert [c.status_code for c in codes[:3]] == [202, 202, 202]
     assert codes[3].status_code == 429
     assert int(codes[3].headers["Retry-After"]) >= 1
-    assert codes[3].json()["success"] is False
+    assert codes[3].json()["success"] is False and codes[3].json()["code"] == "rate_limited"
     # another user has a bucket of their own
-    assert requests.get(s.url("/questions"), headers=auth("sara"), timeout=5).status_code == 200
+    assert post_question(s, "sara", "O que é LCI?").status_code == 202
+    # reading one's history has its own budget
+    assert requests.get(s.url("/questions"), headers=auth("rita"), timeout=5).status_code == 200
 
 
 def test_websocket_limits(server_factory):
@@ -182,12 +184,14 @@ def test_cors_allow_list(server_factory):
     good, bad = "https://app.toro.example", "https://evil.example"
     r = requests.get(s.url("/questions"), headers=dict(auth("c"), Origin=good), timeout=5)
     assert r.headers.get("Access-Control-Allow-Origin") == good
+    assert "X-Request-Id" in r.headers.get("Access-Control-Expose-Headers", "")
     r = requests.get(s.url("/questions"), headers=dict(auth("c"), Origin=bad), timeout=5)
     assert "Access-Control-Allow-Origin" not in r.headers
     pre = requests.options(s.url("/questions"), headers={"Origin": good, "Access-Control-Request-Method": "POST"},
                            timeout=5)
     assert pre.status_code == 204 and pre.headers["Access-Control-Allow-Origin"] == good
     assert "Authorization" in pre.headers["Access-Control-Allow-Headers"]
+    assert "X-Request-Id" in pre.headers["Access-Control-Allow-Headers"]
     assert requests.options(s.url("/questions"), headers={"Origin": bad}, timeout=5).status_code == 403
     # cross-site WebSocket hijacking is refused; the allowed origin and same origin work
     try:

@@ -87,11 +87,43 @@ static void test_sensitive_keys(void **state)
             fail_msg("%s should not be redacted", no[i]);
 }
 
+static void log_fields(void)
+{
+    toro_log_field_t f[] = {
+        TORO_LOG_STR("user_id", "ana"),   TORO_LOG_STR("request_id", NULL), TORO_LOG_NUM("status", 429),
+        TORO_LOG_NUM("bytes", 123456789012LL), TORO_LOG_STR("session_token", "tok-secret"),
+    };
+    toro_log_fields(TORO_LOG_INFO, "access", "POST /questions 429", f, sizeof f / sizeof f[0]);
+    toro_log_fields(TORO_LOG_DEBUG, "access", "below the level", f, 1);
+}
+
+static void test_typed_fields(void **state)
+{
+    (void)state;
+    toro_log_set_level(TORO_LOG_INFO);
+    char *out = capture(log_fields);
+    assert_null(strstr(out, "below the level"));
+    assert_null(strstr(out, "tok-secret"));
+    json_t *o = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "component")), "access");
+    assert_string_equal(json_string_value(json_object_get(o, "message")), "POST /questions 429");
+    assert_string_equal(json_string_value(json_object_get(o, "user_id")), "ana");
+    assert_true(json_is_null(json_object_get(o, "request_id")));
+    assert_true(json_is_integer(json_object_get(o, "status")));
+    assert_int_equal(json_integer_value(json_object_get(o, "status")), 429);
+    assert_true(json_integer_value(json_object_get(o, "bytes")) == 123456789012LL);
+    assert_string_equal(json_string_value(json_object_get(o, "session_token")), "[REDACTED]");
+    json_decref(o);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_lines_and_redaction),
         cmocka_unit_test(test_sensitive_keys),
+        cmocka_unit_test(test_typed_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
