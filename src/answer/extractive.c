@@ -453,7 +453,7 @@ static double kind_bonus(unsigned kind, const unit_t *u)
     if (kind & TORO_Q_AMOUNT)
         b += (u->feat & TORO_F_NUMBER ? 0.25 : 0) + (u->kind == U_TABLE ? 0.15 : 0);
     if (kind & TORO_Q_TIME)
-        b += u->feat & TORO_F_TIME ? 0.35 : (u->feat & TORO_F_PERIOD ? 0.1 : 0);
+        b += u->feat & TORO_F_TIME ? 0.5 : (u->feat & TORO_F_PERIOD ? 0.1 : 0);
     if ((kind & TORO_Q_HOWTO) && (u->intro || u->kind == U_ITEM || (u->feat & TORO_F_STEP)))
         b += 0.15;
     if ((kind & TORO_Q_YESNO) && (u->feat & TORO_F_POLAR))
