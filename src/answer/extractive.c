@@ -229,7 +229,7 @@ static const char *skip_paren(const char *p)
  * "is", "are", "means" — "é" is folded to "e") followed by a word that
  * opens a definition (an article or a kind of thing). The follower tells
  * "O CDI é o referencial…" from "LCI e LCA são cobertas…". */
-static bool definition_verb(const char *p)
+static bool definition_verb(const char *p, bool accented_e)
 {
     static const char *const verbs[] = {" e ", " sao ", " is ", " are ", " means ", " significa ", NULL};
     static const char *const openers[] = {"um ", "uma ", "o ", "a ", "os ", "as ", "the ", "an ", "titulo", "tipo",
@@ -238,7 +238,7 @@ static bool definition_verb(const char *p)
                                           "instrumento", "produto", "plano", "programa", "mecanismo", NULL};
     for (int v = 0; verbs[v]; v++) {
         size_t vl = strlen(verbs[v]);
-        if (strncmp(p, verbs[v], vl) != 0)
+        if (strncmp(p, verbs[v], vl) != 0 || (v == 0 && !accented_e)) /* "e" is "é" only if the text has one */
             continue;
         for (int o = 0; openers[o]; o++)
             if (strncmp(p + vl, openers[o], strlen(openers[o])) == 0)
@@ -250,7 +250,7 @@ static bool definition_verb(const char *p)
 /* Whether folded text defines a question word: "<word> [(…)] [e <other> [(…)]]
  * <verb> <opener>…", e.g. "o cdi e o principal referencial",
  * "lci (letra …) e lca (letra …) sao titulos". */
-static bool defines_term(const question_t *q, const char *folded)
+static bool defines_term(const question_t *q, const char *folded, bool accented_e)
 {
     for (int g = 0; g < q->ngroups; g++) {
         size_t wl = strlen(q->words[g]);
@@ -265,17 +265,27 @@ static bool defines_term(const question_t *q, const char *folded)
             if (*after == ')') /* "Fundos Imobiliários (FIIs) são …" */
                 after++;
             after = skip_paren(after);
-            if (definition_verb(after))
+            if (definition_verb(after, accented_e))
                 return true;
             if (strncmp(after, " e ", 3) == 0) { /* "X e Y (…) são …": a pair defined together */
                 const char *w = after + 3;
                 while (*w && *w != ' ' && *w != '(')
                     w++;
-                if (definition_verb(skip_paren(w)))
+                if (definition_verb(skip_paren(w), accented_e))
                     return true;
             }
         }
     }
+    return false;
+}
+
+/* Whether s[0..len) holds needle. */
+static bool has_bytes(const char *s, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(s + i, needle, n) == 0)
+            return true;
     return false;
 }
 
@@ -395,7 +405,7 @@ static int analyze_units(sel_t *s)
         u->feat = toro_qkind_features(f, fl);
         u->anaphor = u->kind == U_SENTENCE && starts_with_any(f, ANAPHORS);
         u->example = starts_with_any(f, EXAMPLES);
-        u->defines = u->gmask && defines_term(s->q, f);
+        u->defines = u->gmask && defines_term(s->q, f, has_bytes(h->text + u->start, u->len, "é "));
         free(f);
         if (!u->example && u->kind == U_SENTENCE && u->start == 0) { /* first sentence under "Exemplo" */
             char *sf = toro_fold(h->section, strlen(h->section), &fl);
@@ -603,6 +613,11 @@ static void ext_select(sel_t *s)
     size_t lead = best_unit(s, 0, false, 0, true);
     if (lead == s->nu)
         return;
+    if (s->q->kind & TORO_Q_DEFINITION) { /* "o que é X": the sentence that defines X opens, when one is close */
+        size_t d = best_unit(s, 0, true, 0.5 * s->units[lead].score, true);
+        if (d < s->nu)
+            lead = d;
+    }
     take_block(s, lead, ++s->nblocks);
     double floor = 0.35 * s->units[lead].score;
     bool def = false;
