@@ -32,7 +32,7 @@
 #include "kb/chunker.h"
 
 #define RETRIEVE_K 16      /* chunks retrieved (enough to find one in the question's language) */
-#define MAX_CHUNKS 12      /* relevant chunks read for sentences */
+#define MAX_CHUNKS 16      /* relevant chunks read for sentences */
 #define MAX_UNITS 384      /* sentences, items and tables considered */
 #define MAX_UNIT_TERMS 96  /* analyzed terms kept per unit */
 #define MAX_QGROUPS 32     /* question words */
@@ -61,6 +61,7 @@ typedef struct unit {
     bool example;      /* opens an example ("Exemplo: ...", a sentence under an "Exemplo" heading) */
     bool anaphor;      /* starts with a pronoun pointing to the sentence before */
     bool defines;      /* defines a question word ("O CDI é o ...") */
+    bool table_head;   /* a table whose header names a question word ("Alíquota de IR") */
     unsigned feat;     /* TORO_F_* */
     uint32_t gmask;    /* question groups matched */
     double lex;        /* weighted share of the question it matches, 0..1 */
@@ -361,9 +362,80 @@ static void split_chunk(sel_t *s, size_t ci)
     }
 }
 
+/* Acronyms: a short word of one side spelled by the initials of
+ * consecutive words of the other ("IR" and "Imposto de Renda", "FGC" and
+ * "Fundo Garantidor de Créditos"), stop words skipped. */
+typedef struct initials {
+    char c[MAX_UNIT_TERMS];           /* first letter of each non-stop word */
+    term_t w[MAX_UNIT_TERMS];         /* the word itself */
+    int n;
+} initials_t;
+
+static int initials_tok(void *ud, const char *tok, size_t len, int kind)
+{
+    initials_t *t = ud;
+    if (kind != TORO_TOK_WORD || toro_is_stopword("pt", tok, len) || toro_is_stopword("en", tok, len))
+        return 0;
+    if (t->n == MAX_UNIT_TERMS)
+        return 1;
+    t->c[t->n] = tok[0];
+    memcpy(t->w[t->n++], tok, len + 1);
+    return 0;
+}
+
+static bool is_acronym(const char *w)
+{
+    size_t n = strlen(w);
+    if (n < 2 || n > 4)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (w[i] < 'a' || w[i] > 'z')
+            return false;
+    return true;
+}
+
+/* Whether some run of words in `in` has initials spelling `acr`. */
+static bool spelled(const initials_t *in, const char *acr)
+{
+    size_t n = strlen(acr);
+    for (int i = 0; i + (int)n <= in->n; i++)
+        if (memcmp(in->c + i, acr, n) == 0)
+            return true;
+    return false;
+}
+
+/* Groups of the question matched through acronyms in folded unit text. */
+static uint32_t acronym_groups(const question_t *q, const char *folded, size_t len)
+{
+    initials_t *u = malloc(sizeof(*u));
+    if (!u)
+        return 0;
+    u->n = 0;
+    toro_tokenize(folded, len, initials_tok, u);
+    uint32_t m = 0;
+    for (int g = 0; g < q->ngroups; g++) /* question "IR", unit "imposto de renda" */
+        if (is_acronym(q->words[g]) && spelled(u, q->words[g]))
+            m |= 1u << g;
+    for (int i = 0; i < u->n; i++) { /* unit "IR", question "imposto de renda" */
+        if (!is_acronym(u->w[i]))
+            continue;
+        size_t n = strlen(u->w[i]);
+        for (int g = 0; g + (int)n <= q->ngroups; g++) {
+            int k = 0;
+            while (k < (int)n && q->words[g + k][0] == u->w[i][k])
+                k++;
+            if (k == (int)n)
+                for (k = 0; k < (int)n; k++)
+                    m |= 1u << (g + k);
+        }
+    }
+    free(u);
+    return m;
+}
+
 /* A table matches the question as its best row does (with the header):
  * a big table holds every word of the domain somewhere. */
-static uint32_t table_groups(const question_t *q, int l, const char *folded, size_t len)
+static uint32_t table_groups(const question_t *q, int l, const char *folded, size_t len, bool *head_match)
 {
     term_t terms[MAX_UNIT_TERMS];
     size_t hl = 0;
@@ -371,6 +443,7 @@ static uint32_t table_groups(const question_t *q, int l, const char *folded, siz
         hl++;
     int nh = terms_of(q->an[l], folded, hl, terms, MAX_UNIT_TERMS);
     uint32_t head = match_groups(q, l, terms, nh), best = head;
+    *head_match = head != 0;
     for (size_t a = hl; a < len;) {
         size_t b = a + 1;
         while (b < len && folded[b] != '\n')
@@ -388,7 +461,8 @@ static uint32_t table_groups(const question_t *q, int l, const char *folded, siz
 static int analyze_units(sel_t *s)
 {
     static const char *const ANAPHORS[] = {"ele ", "ela ", "eles ", "elas ", "isso ", "isto ", "esse ", "essa ",
-                                           "esses ", "essas ", "este ", "esta ", "nesse ", "nessa ", "assim",
+                                           "esses ", "essas ", "este ", "esta ", "nesse ", "nessa ", "assim", "por isso",
+                                           "portanto", "dessa forma", "desse modo", "therefore", "so ",
                                            "it ", "this ", "these ", "they ", "that ", NULL};
     static const char *const EXAMPLES[] = {"exemplo", "por exemplo", "example", "for example", "e.g.", NULL};
     for (size_t i = 0; i < s->nu; i++) {
@@ -401,7 +475,9 @@ static int analyze_units(sel_t *s)
             return TORO_ENOMEM;
         u->terms = s->termpool + i * MAX_UNIT_TERMS;
         u->nterms = terms_of(s->q->an[l], f, fl, u->terms, MAX_UNIT_TERMS);
-        u->gmask = u->kind == U_TABLE ? table_groups(s->q, l, f, fl) : match_groups(s->q, l, u->terms, u->nterms);
+        u->gmask = u->kind == U_TABLE ? table_groups(s->q, l, f, fl, &u->table_head) : match_groups(s->q, l, u->terms, u->nterms);
+        if (u->kind != U_TABLE)
+            u->gmask |= acronym_groups(s->q, f, fl);
         u->feat = toro_qkind_features(f, fl);
         u->anaphor = u->kind == U_SENTENCE && starts_with_any(f, ANAPHORS);
         u->example = starts_with_any(f, EXAMPLES);
@@ -461,7 +537,7 @@ static double kind_bonus(unsigned kind, const unit_t *u)
     if ((kind & TORO_Q_DEFINITION) && u->defines)
         b += 0.6;
     if (kind & TORO_Q_AMOUNT)
-        b += (u->feat & TORO_F_NUMBER ? 0.25 : 0) + (u->kind == U_TABLE ? 0.15 : 0);
+        b += (u->feat & TORO_F_NUMBER ? 0.25 : 0) + (u->table_head ? 0.15 : 0);
     if (kind & TORO_Q_TIME)
         b += u->feat & TORO_F_TIME ? 0.5 : (u->feat & TORO_F_PERIOD ? 0.1 : 0);
     if ((kind & TORO_Q_HOWTO) && (u->intro || u->kind == U_ITEM || (u->feat & TORO_F_STEP)))
@@ -527,6 +603,16 @@ static void score_units(sel_t *s)
 static void take_block(sel_t *s, size_t i, int blk)
 {
     unit_t *u = &s->units[i];
+    if (u->kind != U_SENTENCE) { /* an item or table of a list that a sentence opens: the whole list */
+        size_t j = i;
+        while (j > 0 && s->units[j - 1].hit == u->hit && s->units[j - 1].kind != U_SENTENCE && i - j < MAX_BLOCK)
+            j--;
+        if (j > 0 && s->units[j - 1].hit == u->hit && s->units[j - 1].intro && !s->units[j - 1].picked) {
+            take_block(s, j - 1, blk);
+            u->picked = blk;
+            return;
+        }
+    }
     u->picked = blk;
     if (u->anaphor && i > 0 && s->units[i - 1].hit == u->hit && s->units[i - 1].para == u->para &&
         !s->units[i - 1].picked)
@@ -635,6 +721,32 @@ static void ext_select(sel_t *s)
             take_block(s, i, ++s->nblocks);
             have |= block_features(s, s->nblocks, &def);
         }
+    }
+    uint32_t tried = 0;
+    for (int pass = 0; pass < s->q->ngroups && s->nblocks <= MAX_POINTS; pass++) {
+        /* a question word no picked unit holds yet ("tijolo" and "papel"): the best unit that does */
+        uint32_t covered = 0;
+        for (size_t i = 0; i < s->nu; i++)
+            if (s->units[i].picked > 0)
+                covered |= s->units[i].gmask | s->head[s->units[i].hit];
+        int g_best = -1;
+        for (int g = 0; g < s->q->ngroups; g++)
+            if (s->q->w[g] > 0 && !((covered | tried) & (1u << g)) && (g_best < 0 || s->q->w[g] > s->q->w[g_best]))
+                g_best = g;
+        if (g_best < 0)
+            break;
+        size_t best = s->nu;
+        for (size_t i = 0; i < s->nu; i++) {
+            const unit_t *u = &s->units[i];
+            if (!u->picked && (u->gmask & (1u << g_best)) && u->score > 0.5 * floor &&
+                (best == s->nu || u->score > s->units[best].score))
+                best = i;
+        }
+        tried |= 1u << g_best;
+        if (best == s->nu || repeats(s, &s->units[best]) ||
+            (!s->on_topic[s->units[best].hit] && s->units[best].hit != s->units[lead].hit))
+            continue;
+        take_block(s, best, ++s->nblocks);
     }
     size_t used = 0;
     while (s->nblocks <= MAX_POINTS && used < POINT_BUDGET) {

@@ -59,7 +59,7 @@ static const char *const DEFINITION[] = {" o que e ", " o que sao ", " oque e ",
                                          " whats ", " what s ", " what does ", " define ", " meaning of ",
                                          " how does ", " how do ", " qual a definicao ", NULL};
 static const char *const AMOUNT[] = {" quanto ", " quantos ", " quantas ", " qto ", " aliquota ", " aliquotas ",
-                                     " qual o valor ", " qual a taxa ", " qual o limite ", " limite ", " minimo ",
+                                     " qual o valor ", " qual a taxa ", " qual o limite ", " limite ", " minimo ", " minima ", " maxima ",
                                      " maximo ", " percentual ", " porcentagem ", " how much ", " how many ",
                                      " what rate ", " which rate ", " rate ", " rates ", " percent ",
                                      " percentage ", " limit ", " minimum ", " maximum ", " custa ", " cost ", NULL};
