@@ -8,16 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/question.h" /* toro_source_t: one struct from the answer to the store and the wire */
 #include "kb/kb.h"
-
-typedef struct toro_source {
-    char *doc_id;
-    char *title;
-    char *section;
-    char *chunk_id;
-    char *snippet; /* short excerpt of the chunk shown under the answer */
-    double score;
-} toro_source_t;
 
 typedef struct toro_answer {
     char *text;              /* the answer, Markdown-like (bold, lists) */
