@@ -457,6 +457,21 @@ static uint32_t table_groups(const question_t *q, int l, const char *folded, siz
     return best;
 }
 
+/* A short line without final punctuation right before a list ("Conservador"
+ * over its items, a bold pseudo-heading) introduces the list like a ':' does. */
+static void mark_labels(sel_t *s)
+{
+    for (size_t i = 0; i + 1 < s->nu; i++) {
+        unit_t *u = &s->units[i];
+        const unit_t *v = &s->units[i + 1];
+        if (u->kind != U_SENTENCE || u->intro || v->kind == U_SENTENCE || v->hit != u->hit || u->len > 80)
+            continue;
+        char last = s->ctx.hits[u->hit].text[u->start + u->len - 1];
+        if (!strchr(".!?;", last))
+            u->intro = true;
+    }
+}
+
 /* Terms, question groups and features of every unit. */
 static int analyze_units(sel_t *s)
 {
@@ -574,8 +589,8 @@ static void score_units(sel_t *s)
         double under = 0.6 * weight_of(s->q, u->gmask | s->head[u->hit]); /* "R$ 250 mil …" under "Limites" */
         if (u->ctx_lex < under)
             u->ctx_lex = under;
-        if (u->ctx_lex <= 0) {
-            u->score = 0;
+        if (u->ctx_lex <= 0 || (u->kind == U_TABLE && !u->table_head && u->lex < 0.5)) {
+            u->score = 0; /* a table speaks only through its header or a row that matches most of the question */
             continue;
         }
         double bonus = kind_bonus(s->q->kind, u);
@@ -832,6 +847,9 @@ static int put_block(sel_t *s, int blk, bool bullet, int *cite, toro_answer_t *o
         toro_strbuf_str(sb, mark);
         toro_strbuf_str(sb, "\n");
     }
+    const char *section = s->ctx.hits[h].section, *label = strrchr(section, '>');
+    label = label ? label + 2 : section;
+    bool labelled = s->units[first].kind == U_ITEM && *label && last_text != s->nu;
     int prev = -1;
     for (size_t i = first; i < s->nu; i++) {
         const unit_t *u = &s->units[i];
@@ -839,10 +857,16 @@ static int put_block(sel_t *s, int blk, bool bullet, int *cite, toro_answer_t *o
             continue;
         if (prev >= 0)
             toro_strbuf_str(sb, (u->kind != U_SENTENCE || prev != U_SENTENCE) ? "\n" : " ");
-        if (u->kind == U_TABLE)
+        if (u->kind == U_TABLE) {
             put_table(sb, text + u->start, u->len);
-        else
+        } else if (labelled && i == first) { /* an item out of its list: its heading says what it is about */
+            toro_strbuf_str(sb, "- **");
+            toro_strbuf_str(sb, label);
+            toro_strbuf_str(sb, ":** ");
+            toro_strbuf_add(sb, text + u->start + 2, u->len - 2);
+        } else {
             toro_strbuf_add(sb, text + u->start, u->len);
+        }
         if (i == last_text)
             toro_strbuf_str(sb, mark);
         prev = u->kind;
@@ -963,6 +987,7 @@ static int ext_answer(toro_answerer_t *self, const char *question, toro_answer_t
     if (!rc && s.nuse > 0) {
         for (size_t ci = 0; ci < s.nuse; ci++)
             split_chunk(&s, ci);
+        mark_labels(&s);
         rc = analyze_units(&s);
         if (!rc) {
             weigh_groups(&s);
