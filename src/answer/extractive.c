@@ -850,6 +850,11 @@ static int put_block(sel_t *s, int blk, bool bullet, int *cite, toro_answer_t *o
     const char *section = s->ctx.hits[h].section, *label = strrchr(section, '>');
     label = label ? label + 2 : section;
     bool labelled = s->units[first].kind == U_ITEM && *label && last_text != s->nu;
+    if (labelled) { /* "- Prefixado: taxa …" already says what it is about */
+        const unit_t *f = &s->units[first];
+        const char *colon = memchr(s->ctx.hits[h].text + f->start, ':', f->len < 48 ? f->len : 48);
+        labelled = colon == NULL;
+    }
     int prev = -1;
     for (size_t i = first; i < s->nu; i++) {
         const unit_t *u = &s->units[i];
