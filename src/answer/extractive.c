@@ -41,6 +41,7 @@
 #define POINT_BUDGET 900   /* bytes of supporting points (tables and lists excluded) */
 #define DUP_JACCARD 0.5    /* term overlap above which two units say the same */
 #define MIN_NOVELTY 0.34   /* share of new terms a point must bring */
+#define MAX_PARTS 4        /* sub-questions ("CDB tem FGC? E paga quanto de IR?") answered each */
 #define TITLE_MISS 0.6     /* score factor for units of documents whose title shares no question word */
 
 typedef char term_t[TORO_TOKEN_MAX + 1];
@@ -67,6 +68,8 @@ typedef struct unit {
     double lex;        /* weighted share of the question it matches, 0..1 */
     double ctx_lex;    /* lex, or part of its paragraph's or list intro's */
     double score;
+    double base;       /* score without the kind bonus and before the factors */
+    double mult;       /* the factors (short, long, off-topic document) */
     int picked;        /* 0, or the block (1 = lead, 2.. = points) it belongs to */
     term_t *terms;     /* analyzed terms (deduped), in the termpool */
     int nterms;
@@ -78,6 +81,9 @@ typedef struct question {
     double w[MAX_QGROUPS];        /* weight: rarer among the units is worth more; 0 when absent */
     int ngroups;
     unsigned kind;                /* TORO_Q_* */
+    uint32_t part_mask[MAX_PARTS]; /* groups of each sub-question (split at '?') */
+    unsigned part_kind[MAX_PARTS]; /* kinds of each sub-question */
+    int nparts;
     toro_analyzer_t *an[2];       /* pt, en */
 } question_t;
 
@@ -433,6 +439,22 @@ static uint32_t acronym_groups(const question_t *q, const char *folded, size_t l
     return m;
 }
 
+/* Question groups named by a heading (the chunk's title or section). */
+static uint32_t heading_groups(const sel_t *s, size_t h, const char *heading)
+{
+    const toro_kb_hit_t *hit = &s->ctx.hits[h];
+    term_t terms[MAX_QGROUPS * 2];
+    size_t fl;
+    char *f = toro_fold(heading, strlen(heading), &fl);
+    if (!f)
+        return 0;
+    int l = strcmp(hit->lang, "en") == 0 ? 1 : 0;
+    int n = terms_of(s->q->an[l], f, fl, terms, MAX_QGROUPS * 2);
+    uint32_t m = match_groups(s->q, l, terms, n) | acronym_groups(s->q, f, fl);
+    free(f);
+    return m;
+}
+
 /* A table matches the question as its best row does (with the header):
  * a big table holds every word of the domain somewhere. */
 static uint32_t table_groups(const question_t *q, int l, const char *folded, size_t len, bool *head_match)
@@ -509,20 +531,6 @@ static int analyze_units(sel_t *s)
     return 0;
 }
 
-/* Question groups named by a heading (the chunk's title or section). */
-static uint32_t heading_groups(const sel_t *s, size_t h, const char *heading)
-{
-    const toro_kb_hit_t *hit = &s->ctx.hits[h];
-    term_t terms[MAX_QGROUPS * 2];
-    size_t fl;
-    char *f = toro_fold(heading, strlen(heading), &fl);
-    if (!f)
-        return 0;
-    int l = strcmp(hit->lang, "en") == 0 ? 1 : 0;
-    int n = terms_of(s->q->an[l], f, fl, terms, MAX_QGROUPS * 2);
-    free(f);
-    return match_groups(s->q, l, terms, n);
-}
 
 /* Group weights: every question word found counts, one held by few units
  * a little more (it tells them apart: idf over the units read); a word no
@@ -600,13 +608,15 @@ static void score_units(sel_t *s)
             if (nb > bonus)
                 bonus = nb;
         }
-        u->score = u->ctx_lex + 0.35 * tcov[ci] + 0.12 / (1.0 + (double)ci) + (u->start == 0 ? 0.05 : 0) + bonus;
+        u->base = u->ctx_lex + 0.35 * tcov[ci] + 0.12 / (1.0 + (double)ci) + (u->start == 0 ? 0.05 : 0);
+        u->mult = 1.0;
         if (tcov[ci] <= 0) /* a document whose title names nothing asked is about something else */
-            u->score *= TITLE_MISS;
+            u->mult *= TITLE_MISS;
         if (u->len < 25)
-            u->score *= 0.6;
+            u->mult *= 0.6;
         else if (u->len > 450 && u->kind == U_SENTENCE)
-            u->score *= 0.85;
+            u->mult *= 0.85;
+        u->score = (u->base + bonus) * u->mult;
     }
 }
 
@@ -695,6 +705,66 @@ static size_t best_unit(const sel_t *s, unsigned need, bool want_def, double flo
     return best;
 }
 
+/* Score of u for sub-question p: what that part asks, on top of the whole. */
+static double part_score(const sel_t *s, const unit_t *u, int p)
+{
+    const question_t *q = s->q;
+    double t = 0, w = 0;
+    for (int g = 0; g < q->ngroups; g++)
+        if (q->part_mask[p] & (1u << g)) {
+            t += q->w[g];
+            if ((u->gmask | s->head[u->hit]) & (1u << g))
+                w += q->w[g];
+        }
+    double own = t > 0 ? w / t : 0;
+    if (own <= 0 || u->score <= 0)
+        return 0;
+    return (u->base + own + kind_bonus(q->part_kind[p], u)) * u->mult;
+}
+
+static size_t best_for_part_need(const sel_t *s, int p, double floor, unsigned need)
+{
+    size_t best = s->nu;
+    double bs = floor;
+    for (size_t i = 0; i < s->nu; i++) {
+        const unit_t *u = &s->units[i];
+        if (u->picked || !s->on_topic[u->hit] || !(u->feat & need))
+            continue;
+        double sc = part_score(s, u, p);
+        if (sc > bs) {
+            bs = sc;
+            best = i;
+        }
+    }
+    return best;
+}
+
+/* The best unit not yet taken for sub-question p above floor, or nu. The lead
+ * answered the first part; this gives each later part its own opening. */
+static size_t best_for_part(const sel_t *s, int p, double floor)
+{
+    unsigned k = s->q->part_kind[p];
+    unsigned need = (k & TORO_Q_AMOUNT ? TORO_F_NUMBER : 0) | (k & TORO_Q_TIME ? TORO_F_TIME : 0);
+    size_t best = s->nu;
+    if (need) { /* "qual a alíquota?" is answered by a sentence with a number, when there is one */
+        size_t b = best_for_part_need(s, p, floor, need);
+        if (b < s->nu)
+            return b;
+    }
+    double bs = floor;
+    for (size_t i = 0; i < s->nu; i++) {
+        const unit_t *u = &s->units[i];
+        if (u->picked || !s->on_topic[u->hit])
+            continue;
+        double sc = part_score(s, u, p);
+        if (sc > bs) {
+            bs = sc;
+            best = i;
+        }
+    }
+    return best;
+}
+
 static unsigned block_features(const sel_t *s, int blk, bool *defines)
 {
     unsigned f = 0;
@@ -714,13 +784,22 @@ static void ext_select(sel_t *s)
     size_t lead = best_unit(s, 0, false, 0, true);
     if (lead == s->nu)
         return;
-    if (s->q->kind & TORO_Q_DEFINITION) { /* "o que é X": the sentence that defines X opens, when one is close */
+    if (s->q->nparts > 1) { /* several questions in one: the lead answers the first */
+        size_t p0 = best_for_part(s, 0, 0);
+        if (p0 < s->nu)
+            lead = p0;
+    } else if (s->q->kind & TORO_Q_DEFINITION) { /* "o que é X": the sentence that defines X opens, when one is close */
         size_t d = best_unit(s, 0, true, 0.5 * s->units[lead].score, true);
         if (d < s->nu)
             lead = d;
     }
     take_block(s, lead, ++s->nblocks);
     double floor = 0.35 * s->units[lead].score;
+    for (int p = 1; p < s->q->nparts && s->nblocks <= MAX_POINTS; p++) {
+        size_t i = best_for_part(s, p, floor);
+        if (i < s->nu && !repeats(s, &s->units[i]))
+            take_block(s, i, ++s->nblocks);
+    }
     bool def = false;
     unsigned have = block_features(s, 1, &def);
     unsigned kind = s->q->kind;
@@ -938,6 +1017,61 @@ static void sel_clear(sel_t *s)
     free(s->termpool);
 }
 
+typedef struct part_walk {
+    question_t *q;
+    uint32_t mask;
+} part_walk_t;
+
+static int part_tok(void *ud, const char *tok, size_t len, int kind)
+{
+    part_walk_t *pw = ud;
+    const question_t *q = pw->q;
+    term_t w, st;
+    if (kind == TORO_TOK_WORD && (toro_is_stopword("pt", tok, len) || toro_is_stopword("en", tok, len)))
+        return 0;
+    memcpy(w, tok, len + 1);
+    size_t wl = kind == TORO_TOK_WORD ? singular(w, len) : len;
+    if (kind == TORO_TOK_WORD)
+        toro_analyzer_stem(q->an[0], w, wl, st);
+    else
+        memcpy(st, tok, len + 1);
+    for (int g = 0; g < q->ngroups; g++)
+        if (strcmp(q->stems[g][0], st) == 0)
+            pw->mask |= 1u << g;
+    return 0;
+}
+
+/* Sub-questions: the text between '?' marks, each with its own words and
+ * kinds. One part (the usual case) leaves nparts at 1. */
+static int split_parts(question_t *q, const char *question)
+{
+    q->nparts = 0;
+    for (const char *p = question; *p && q->nparts < MAX_PARTS;) {
+        size_t n = strcspn(p, "?");
+        size_t fl;
+        char *f = toro_fold(p, n, &fl);
+        if (!f)
+            return TORO_ENOMEM;
+        part_walk_t pw = {q, 0};
+        toro_tokenize(f, fl, part_tok, &pw);
+        free(f);
+        if (pw.mask) {
+            char *part = strndup(p, n);
+            if (!part)
+                return TORO_ENOMEM;
+            q->part_mask[q->nparts] = pw.mask;
+            q->part_kind[q->nparts++] = toro_qkind_of(part);
+            free(part);
+        }
+        p += n;
+        while (*p == '?')
+            p++;
+    }
+    if (q->nparts == 0)
+        q->nparts = 1, q->part_mask[0] = UINT32_MAX, q->part_kind[0] = q->kind;
+    return 0;
+}
+
 /* The question's words and kinds. */
 static int analyze_question(sel_t *s, const char *question)
 {
@@ -959,7 +1093,7 @@ static int analyze_question(sel_t *s, const char *question)
     toro_tokenize(f, fl, q_tok, s->q);
     free(f);
     s->q->kind = toro_qkind_of(question);
-    return 0;
+    return split_parts(s->q, question);
 }
 
 /* The no-information answer; advice questions keep their note. */

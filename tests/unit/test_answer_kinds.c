@@ -269,6 +269,24 @@ static void test_advice_note(void **state)
     toro_answer_clear(&a);
 }
 
+/* Two questions in one: the lead answers the first, a later block the second. */
+static void test_each_part_answered(void **state)
+{
+    (void)state;
+    toro_answer_t a = {0};
+    ask("o CDB tem garantia do FGC? e qual a alíquota de IR?", &a);
+    const char *end = strstr(a.text, "\n\n");
+    assert_non_null(end);
+    char *lead = strndup(a.text, (size_t)(end - a.text));
+    assert_non_null(lead);
+    if (!strstr(lead, "FGC"))
+        fail_msg("lead does not answer the first part:\n%s", a.text);
+    if (!strstr(end, "%"))
+        fail_msg("no rate after the lead:\n%s", a.text);
+    free(lead);
+    toro_answer_clear(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_time_question_gets_the_dates),
         cmocka_unit_test(test_plural_and_accents_do_not_decide),
         cmocka_unit_test(test_advice_note),
+        cmocka_unit_test(test_each_part_answered),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
