@@ -776,59 +776,72 @@ static unsigned block_features(const sel_t *s, int blk, bool *defines)
     return f;
 }
 
-/* Lead = the best unit; then, for each thing asked that the lead does not
- * offer (a number, a date, the definition), the best unit that does; then
- * the best remaining ones, up to MAX_POINTS, never repeating. */
-static void ext_select(sel_t *s)
+/* Whether unit i may join the answer as a point: it says something new and
+ * its document is itself about the question (its title names a question
+ * word) or is the lead's. */
+static bool may_add(const sel_t *s, size_t i, size_t lead)
+{
+    if (i >= s->nu || repeats(s, &s->units[i]))
+        return false;
+    return s->on_topic[s->units[i].hit] || s->units[i].hit == s->units[lead].hit;
+}
+
+/* The opening unit: the best one; for several questions in one, the best
+ * for the first; for "o que é X", the one that defines X when it is close. */
+static size_t pick_lead(const sel_t *s)
 {
     size_t lead = best_unit(s, 0, false, 0, true);
     if (lead == s->nu)
-        return;
-    if (s->q->nparts > 1) { /* several questions in one: the lead answers the first */
+        return lead;
+    if (s->q->nparts > 1) {
         size_t p0 = best_for_part(s, 0, 0);
         if (p0 < s->nu)
             lead = p0;
-    } else if (s->q->kind & TORO_Q_DEFINITION) { /* "o que é X": the sentence that defines X opens, when one is close */
+    } else if (s->q->kind & TORO_Q_DEFINITION) {
         size_t d = best_unit(s, 0, true, 0.5 * s->units[lead].score, true);
         if (d < s->nu)
             lead = d;
     }
-    take_block(s, lead, ++s->nblocks);
-    double floor = 0.35 * s->units[lead].score;
-    for (int p = 1; p < s->q->nparts && s->nblocks <= MAX_POINTS; p++) {
-        size_t i = best_for_part(s, p, floor);
-        if (i < s->nu && !repeats(s, &s->units[i]))
-            take_block(s, i, ++s->nblocks);
-    }
+    return lead;
+}
+
+/* For each thing asked that the answer does not offer yet (a number, a
+ * date, the definition), the best unit that does. */
+static void add_wanted(sel_t *s, size_t lead, double floor)
+{
     bool def = false;
     unsigned have = block_features(s, 1, &def);
-    unsigned kind = s->q->kind;
-    struct {
+    static const struct {
         unsigned q, f;
     } wants[] = {{TORO_Q_AMOUNT, TORO_F_NUMBER}, {TORO_Q_TIME, TORO_F_TIME}, {TORO_Q_DEFINITION, 0}};
     for (size_t w = 0; w < sizeof wants / sizeof wants[0] && s->nblocks <= MAX_POINTS; w++) {
         bool want_def = wants[w].q == TORO_Q_DEFINITION;
-        if (!(kind & wants[w].q) || (want_def ? def : (have & wants[w].f) != 0))
+        if (!(s->q->kind & wants[w].q) || (want_def ? def : (have & wants[w].f) != 0))
             continue;
         size_t i = best_unit(s, wants[w].f, want_def, floor, false);
-        if (i < s->nu && !repeats(s, &s->units[i])) {
+        if (may_add(s, i, lead)) {
             take_block(s, i, ++s->nblocks);
             have |= block_features(s, s->nblocks, &def);
         }
     }
+}
+
+/* A question word no picked unit holds yet ("tijolo" and "papel" of a
+ * comparison): the best unit that does, heaviest word first. */
+static void cover_groups(sel_t *s, size_t lead, double floor)
+{
     uint32_t tried = 0;
     for (int pass = 0; pass < s->q->ngroups && s->nblocks <= MAX_POINTS; pass++) {
-        /* a question word no picked unit holds yet ("tijolo" and "papel"): the best unit that does */
-        uint32_t covered = 0;
+        uint32_t covered = tried;
         for (size_t i = 0; i < s->nu; i++)
             if (s->units[i].picked > 0)
                 covered |= s->units[i].gmask | s->head[s->units[i].hit];
         int g_best = -1;
         for (int g = 0; g < s->q->ngroups; g++)
-            if (s->q->w[g] > 0 && !((covered | tried) & (1u << g)) && (g_best < 0 || s->q->w[g] > s->q->w[g_best]))
+            if (s->q->w[g] > 0 && !(covered & (1u << g)) && (g_best < 0 || s->q->w[g] > s->q->w[g_best]))
                 g_best = g;
         if (g_best < 0)
-            break;
+            return;
         size_t best = s->nu;
         for (size_t i = 0; i < s->nu; i++) {
             const unit_t *u = &s->units[i];
@@ -837,23 +850,39 @@ static void ext_select(sel_t *s)
                 best = i;
         }
         tried |= 1u << g_best;
-        if (best == s->nu || repeats(s, &s->units[best]) ||
-            (!s->on_topic[s->units[best].hit] && s->units[best].hit != s->units[lead].hit))
-            continue;
-        take_block(s, best, ++s->nblocks);
+        if (may_add(s, best, lead))
+            take_block(s, best, ++s->nblocks);
     }
+}
+
+/* Lead, then one block per further sub-question, then what is asked and
+ * not yet offered, then uncovered question words, then the best remaining
+ * units: at most MAX_POINTS blocks after the lead, never repeating. */
+static void ext_select(sel_t *s)
+{
+    size_t lead = pick_lead(s);
+    if (lead == s->nu)
+        return;
+    take_block(s, lead, ++s->nblocks);
+    double floor = 0.35 * s->units[lead].score;
+    for (int p = 1; p < s->q->nparts && s->nblocks <= MAX_POINTS; p++) {
+        size_t i = best_for_part(s, p, floor);
+        if (may_add(s, i, lead))
+            take_block(s, i, ++s->nblocks);
+    }
+    add_wanted(s, lead, floor);
+    cover_groups(s, lead, floor);
     size_t used = 0;
     while (s->nblocks <= MAX_POINTS && used < POINT_BUDGET) {
         size_t i = best_unit(s, 0, false, floor, true);
         if (i == s->nu)
             break;
-        unit_t *u = &s->units[i];
-        if (repeats(s, u) || (!s->on_topic[u->hit] && u->hit != s->units[lead].hit)) {
-            u->picked = -1; /* considered, left out */
+        if (!may_add(s, i, lead)) {
+            s->units[i].picked = -1; /* considered, left out */
             continue;
         }
         take_block(s, i, ++s->nblocks);
-        used += u->len;
+        used += s->units[i].len;
     }
     for (size_t i = 0; i < s->nu; i++)
         if (s->units[i].picked < 0)
