@@ -62,6 +62,13 @@ static inline void toro_answerer_free(toro_answerer_t *a)
 /* Why: the default answerer; borrows kb, which must outlive it. */
 int toro_answerer_extractive_new(toro_kb_t *kb, toro_answerer_t **out);
 
+/* Why: the extractive answerer's sentence-level lexical match, for tests
+ * and diagnostics: how many of the question's words (stop words aside)
+ * `sentence` holds, through the kb analyzer with accents, plurals and
+ * acronyms folded; lang ("pt"/"en") picks the sentence's stemmer. */
+int toro_answer_sentence_match(const char *question, const char *sentence, const char *lang, int *matched,
+                               int *total);
+
 /* The exact "no information" answers. */
 #define TORO_NO_INFO_PT "Não tenho informações suficientes para responder a essa pergunta."
 #define TORO_NO_INFO_EN "I don't have enough information to answer this question."

@@ -101,6 +101,7 @@ typedef struct sel {
     bool on_topic[RETRIEVE_K];    /* per hit: its document's title shares a question word */
     uint32_t head[RETRIEVE_K];    /* per hit: question groups in its title and section */
     uint32_t title[RETRIEVE_K];   /* per hit: question groups in its title */
+    unsigned head_kind[RETRIEVE_K]; /* per hit: what its section heading asks ("Quanto guardar": an amount) */
 } sel_t;
 
 /* ---- terms ---------------------------------------------------------------- */
@@ -479,6 +480,18 @@ static uint32_t table_groups(const question_t *q, int l, const char *folded, siz
     return best;
 }
 
+/* A sentence ending in ':' whose list or table is not in the chunk cannot
+ * stand alone ("…, que deve:"): it is never picked nor attached. */
+static void drop_dangling(sel_t *s)
+{
+    for (size_t i = 0; i < s->nu; i++) {
+        unit_t *u = &s->units[i];
+        bool has_list = i + 1 < s->nu && s->units[i + 1].hit == u->hit && s->units[i + 1].kind != U_SENTENCE;
+        if (u->kind == U_SENTENCE && u->intro && !has_list)
+            u->picked = -2; /* never: neither as a unit nor as part of a block */
+    }
+}
+
 /* A short line without final punctuation right before a list ("Conservador"
  * over its items, a bold pseudo-heading) introduces the list like a ':' does. */
 static void mark_labels(sel_t *s)
@@ -542,6 +555,9 @@ static void weigh_groups(sel_t *s)
         size_t h = s->use[ci];
         s->title[h] = heading_groups(s, h, s->ctx.hits[h].title);
         s->head[h] = s->title[h] | heading_groups(s, h, s->ctx.hits[h].section);
+        const char *sec = strrchr(s->ctx.hits[h].section, '>');
+        s->head_kind[h] = toro_qkind_of(sec ? sec + 1 : s->ctx.hits[h].section) &
+                          (TORO_Q_DEFINITION | TORO_Q_AMOUNT | TORO_Q_TIME | TORO_Q_HOWTO | TORO_Q_COMPARISON);
     }
     for (int g = 0; g < q->ngroups; g++) {
         size_t df = 0;
@@ -608,6 +624,8 @@ static void score_units(sel_t *s)
             if (nb > bonus)
                 bonus = nb;
         }
+        if (s->q->kind & s->head_kind[u->hit]) /* under a heading that asks what the question asks */
+            bonus += 0.2;
         u->base = u->ctx_lex + 0.35 * tcov[ci] + 0.12 / (1.0 + (double)ci) + (u->start == 0 ? 0.05 : 0);
         u->mult = 1.0;
         if (tcov[ci] <= 0) /* a document whose title names nothing asked is about something else */
@@ -1156,6 +1174,7 @@ static int ext_answer(toro_answerer_t *self, const char *question, toro_answer_t
         for (size_t ci = 0; ci < s.nuse; ci++)
             split_chunk(&s, ci);
         mark_labels(&s);
+        drop_dangling(&s);
         rc = analyze_units(&s);
         if (!rc) {
             weigh_groups(&s);
@@ -1175,6 +1194,30 @@ static int ext_answer(toro_answerer_t *self, const char *question, toro_answer_t
     }
     sel_clear(&s);
     return toro_answer_finish(rc, out, err, errmsg);
+}
+
+int toro_answer_sentence_match(const char *question, const char *sentence, const char *lang, int *matched,
+                               int *total)
+{
+    sel_t s = {0};
+    *matched = *total = 0;
+    int rc = analyze_question(&s, question);
+    if (!rc) {
+        int l = lang && strcmp(lang, "en") == 0 ? 1 : 0;
+        size_t fl;
+        char *f = toro_fold(sentence, strlen(sentence), &fl);
+        if (!f) {
+            rc = TORO_ENOMEM;
+        } else {
+            int n = terms_of(s.q->an[l], f, fl, s.termpool, MAX_UNIT_TERMS);
+            uint32_t m = match_groups(s.q, l, s.termpool, n) | acronym_groups(s.q, f, fl);
+            *matched = __builtin_popcount(m);
+            *total = s.q->ngroups;
+            free(f);
+        }
+    }
+    sel_clear(&s);
+    return rc;
 }
 
 static void ext_destroy(toro_answerer_t *self)
