@@ -1088,8 +1088,40 @@ static int part_tok(void *ud, const char *tok, size_t len, int kind)
     return 0;
 }
 
-/* Sub-questions: the text between '?' marks, each with its own words and
- * kinds. One part (the usual case) leaves nparts at 1. */
+/* Where a folded text joins a second question: " e quanto …", " and how …". */
+static size_t next_join(const char *f, size_t len)
+{
+    static const char *const joins[] = {" e qual ", " e quais ", " e quanto ", " e quantos ", " e quando ",
+                                        " e como ", " e onde ", " e o que ", " e por que ", " e se ", " and what ",
+                                        " and how ", " and when ", " and which ", " and where ", NULL};
+    size_t best = len;
+    for (int i = 0; joins[i]; i++) {
+        size_t jl = strlen(joins[i]);
+        for (size_t k = 1; k + jl <= len; k++)
+            if (memcmp(f + k, joins[i], jl) == 0) {
+                if (k < best)
+                    best = k;
+                break;
+            }
+    }
+    return best;
+}
+
+static void add_part(question_t *q, const char *folded, size_t len)
+{
+    part_walk_t pw = {q, 0};
+    toro_tokenize(folded, len, part_tok, &pw);
+    if (!pw.mask || q->nparts == MAX_PARTS)
+        return;
+    char *part = strndup(folded, len);
+    q->part_mask[q->nparts] = pw.mask;
+    q->part_kind[q->nparts++] = part ? toro_qkind_of(part) : 0;
+    free(part);
+}
+
+/* Sub-questions: the text between '?' marks, cut again where " e quanto",
+ * " e como", " and how" join a second question; each part has its own
+ * words and kinds. One part (the usual case) leaves nparts at 1. */
 static int split_parts(question_t *q, const char *question)
 {
     q->nparts = 0;
@@ -1099,17 +1131,12 @@ static int split_parts(question_t *q, const char *question)
         char *f = toro_fold(p, n, &fl);
         if (!f)
             return TORO_ENOMEM;
-        part_walk_t pw = {q, 0};
-        toro_tokenize(f, fl, part_tok, &pw);
-        free(f);
-        if (pw.mask) {
-            char *part = strndup(p, n);
-            if (!part)
-                return TORO_ENOMEM;
-            q->part_mask[q->nparts] = pw.mask;
-            q->part_kind[q->nparts++] = toro_qkind_of(part);
-            free(part);
+        for (size_t a = 0; a < fl;) {
+            size_t b = a + next_join(f + a, fl - a);
+            add_part(q, f + a, b - a);
+            a = b < fl ? b + 1 : fl;
         }
+        free(f);
         p += n;
         while (*p == '?')
             p++;
