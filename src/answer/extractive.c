@@ -307,6 +307,8 @@ static bool starts_with_any(const char *folded, const char *const *words)
 
 /* ---- retrieve --------------------------------------------------------------- */
 
+static uint32_t heading_groups(const sel_t *s, size_t h, const char *heading);
+
 /* The relevant chunks worth reading, preferring the question's language. */
 static int ext_retrieve(toro_kb_t *kb, const char *question, sel_t *s, char **errmsg)
 {
@@ -323,6 +325,17 @@ static int ext_retrieve(toro_kb_t *kb, const char *question, sel_t *s, char **er
         if (s->same_lang && strcmp(h[i].lang, s->ctx.lang) != 0)
             continue;
         s->use[s->nuse++] = i;
+    }
+    /* The question found relevant documents; a retrieved chunk under the
+     * threshold still counts when its document's title names most of the
+     * question ("Tesouro Selic — …" for "como funciona o Tesouro Selic"). */
+    int ng = s->q->ngroups;
+    for (size_t i = s->ctx.n_passages; s->nuse > 0 && i < s->ctx.n_hits && s->nuse < MAX_CHUNKS; i++) {
+        if (s->same_lang && strcmp(h[i].lang, s->ctx.lang) != 0)
+            continue;
+        int named = __builtin_popcount(heading_groups(s, i, h[i].title));
+        if (named >= 2 && 2 * named >= ng)
+            s->use[s->nuse++] = i;
     }
     return 0;
 }
@@ -819,6 +832,13 @@ static size_t pick_lead(const sel_t *s)
         size_t d = best_unit(s, 0, true, 0.5 * s->units[lead].score, true);
         if (d < s->nu)
             lead = d;
+    } else if (s->q->kind & (TORO_Q_TIME | TORO_Q_AMOUNT)) { /* "quando": a sentence with the date opens */
+        unsigned need = s->q->kind & TORO_Q_TIME ? TORO_F_TIME : TORO_F_NUMBER;
+        if (!(s->units[lead].feat & need)) {
+            size_t d = best_unit(s, need, false, 0.5 * s->units[lead].score, true);
+            if (d < s->nu)
+                lead = d;
+        }
     }
     return lead;
 }
@@ -1194,9 +1214,9 @@ static int ext_answer(toro_answerer_t *self, const char *question, toro_answer_t
     out->kb_version = strdup(toro_kb_version(x->kb));
     int rc = (!out->model || !out->kb_version) ? TORO_ENOMEM : 0;
     if (!rc)
-        rc = ext_retrieve(x->kb, question, &s, &err);
-    if (!rc)
         rc = analyze_question(&s, question);
+    if (!rc)
+        rc = ext_retrieve(x->kb, question, &s, &err);
     if (!rc && s.nuse > 0) {
         for (size_t ci = 0; ci < s.nuse; ci++)
             split_chunk(&s, ci);
