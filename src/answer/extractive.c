@@ -668,6 +668,10 @@ static void take_block(sel_t *s, size_t i, int blk)
             u->picked = blk;
             return;
         }
+        if (u->kind == U_ITEM) /* a list without intro: the items that also match the question come along */
+            for (size_t k = j; k < s->nu && s->units[k].hit == u->hit && s->units[k].kind == U_ITEM; k++)
+                if (!s->units[k].picked && s->units[k].gmask && k != i)
+                    s->units[k].picked = blk;
     }
     u->picked = blk;
     if (u->anaphor && i > 0 && s->units[i - 1].hit == u->hit && s->units[i - 1].para == u->para &&

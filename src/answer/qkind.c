@@ -73,7 +73,7 @@ static const char *const HOWTO[] = {" como ", " how do i ", " how can i ", " how
 static const char *const HOWTO_NOT[] = {" como funciona ", " como funcionam ", " how does ", NULL};
 static const char *const COMPARISON[] = {" diferenca ", " diferencas ", " diferente ", " difference ",
                                          " differences ", " compare ", " comparar ", " comparacao ", " versus ",
-                                         " vs ", " melhor ", " better ", " rende mais ", " ou ", " or ", NULL};
+                                         " vs ", " x ", " melhor ", " better ", " rende mais ", " ou ", " or ", NULL};
 static const char *const ADVICE[] = {" devo comprar ", " devo vender ", " devo investir ", " devo aplicar ",
                                      " compro ", " vale a pena comprar ", " vale a pena investir ",
                                      " hora de comprar ", " hora de vender ", " comprar ou vender ",
