@@ -668,9 +668,9 @@ static void take_block(sel_t *s, size_t i, int blk)
             u->picked = blk;
             return;
         }
-        if (u->kind == U_ITEM) /* a list without intro: the items that also match the question come along */
+        if (u->kind == U_ITEM) /* a list without intro: items that match another question word come along */
             for (size_t k = j; k < s->nu && s->units[k].hit == u->hit && s->units[k].kind == U_ITEM; k++)
-                if (!s->units[k].picked && s->units[k].gmask && k != i)
+                if (!s->units[k].picked && (s->units[k].gmask & ~u->gmask) && k != i)
                     s->units[k].picked = blk;
     }
     u->picked = blk;
