@@ -617,6 +617,9 @@ static void score_units(sel_t *s)
             ci++;
         u->lex = weight_of(s->q, u->gmask);
         u->ctx_lex = u->lex;
+        const unit_t *nx = i + 1 < s->nu ? &s->units[i + 1] : NULL;
+        if (nx && nx->hit == u->hit && nx->anaphor && nx->para == u->para) /* shown together: matched together */
+            u->ctx_lex = weight_of(s->q, u->gmask | nx->gmask);
         if (prev && prev->para == u->para && u->ctx_lex < 0.5 * prev->lex) /* "Ele ocorre …" after its subject */
             u->ctx_lex = 0.5 * prev->lex;
         if (u->kind == U_SENTENCE)
