@@ -829,8 +829,12 @@ static bool may_add(const sel_t *s, size_t i, size_t lead)
 static size_t pick_lead(const sel_t *s)
 {
     size_t lead = best_unit(s, 0, false, 0, true);
-    if (lead == s->nu)
+    if (lead == s->nu) { /* the kb found the chunk relevant but no sentence names the question: its opening */
+        for (size_t i = 0; i < s->nu; i++)
+            if (s->units[i].hit == s->use[0] && s->units[i].picked == 0)
+                return i;
         return lead;
+    }
     if (s->q->nparts > 1) {
         size_t p0 = best_for_part(s, 0, 0);
         if (p0 < s->nu)
