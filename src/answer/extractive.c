@@ -469,6 +469,40 @@ static uint32_t heading_groups(const sel_t *s, size_t h, const char *heading)
     return m;
 }
 
+typedef struct exact_walk {
+    const question_t *q;
+    uint32_t mask;
+} exact_walk_t;
+
+static int exact_tok(void *ud, const char *tok, size_t len, int kind)
+{
+    exact_walk_t *e = ud;
+    term_t w;
+    memcpy(w, tok, len + 1);
+    if (kind == TORO_TOK_WORD)
+        singular(w, len);
+    for (int g = 0; g < e->q->ngroups; g++)
+        if (strcmp(e->q->words[g], w) == 0)
+            e->mask |= 1u << g;
+    return 0;
+}
+
+/* Question words a title holds as written (plural and accents aside) or
+ * spells as an acronym: a shared stem alone ("rende"/"renda") does not
+ * make a document about the question. */
+static uint32_t title_words(const sel_t *s, size_t h)
+{
+    size_t fl;
+    char *f = toro_fold(s->ctx.hits[h].title, strlen(s->ctx.hits[h].title), &fl);
+    if (!f)
+        return 0;
+    exact_walk_t e = {s->q, 0};
+    toro_tokenize(f, fl, exact_tok, &e);
+    uint32_t m = e.mask | acronym_groups(s->q, f, fl);
+    free(f);
+    return m;
+}
+
 /* A table matches the question as its best row does (with the header):
  * a big table holds every word of the domain somewhere. */
 static uint32_t table_groups(const question_t *q, int l, const char *folded, size_t len, bool *head_match)
@@ -606,7 +640,7 @@ static void score_units(sel_t *s)
     double tcov[MAX_CHUNKS];
     for (size_t ci = 0; ci < s->nuse; ci++) {
         tcov[ci] = weight_of(s->q, s->title[s->use[ci]]);
-        s->on_topic[s->use[ci]] = tcov[ci] > 0;
+        s->on_topic[s->use[ci]] = tcov[ci] > 0 && title_words(s, s->use[ci]) != 0;
     }
     size_t intro = SIZE_MAX; /* the sentence that opened the current list */
     for (size_t i = 0; i < s->nu; i++) {
