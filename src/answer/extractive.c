@@ -1007,6 +1007,35 @@ static void put_table(toro_strbuf_t *sb, const char *t, size_t len)
         toro_strbuf_add(sb, t + nl, len - nl);
 }
 
+/* Items taken without the sentence that opens their list get their
+ * section heading as a label: "**Onde não há come-cotas:**" over several,
+ * "- **Resumo:** " before one (unless the item names its subject itself,
+ * "- Prefixado: …"). Returns true when the first item's "- **label:** "
+ * was written (the caller writes its text without the "- "). */
+static bool put_label(const sel_t *s, int blk, size_t first, size_t last_text, toro_strbuf_t *sb)
+{
+    const unit_t *f = &s->units[first];
+    const char *section = s->ctx.hits[f->hit].section, *label = strrchr(section, '>');
+    label = label ? label + 2 : section;
+    if (f->kind != U_ITEM || !*label || last_text == s->nu)
+        return false;
+    int items = 0;
+    for (size_t i = first; i < s->nu; i++)
+        items += s->units[i].picked == blk && s->units[i].kind == U_ITEM;
+    if (items > 1) {
+        toro_strbuf_str(sb, "**");
+        toro_strbuf_str(sb, label);
+        toro_strbuf_str(sb, ":**\n");
+        return false;
+    }
+    if (memchr(s->ctx.hits[f->hit].text + f->start, ':', f->len < 48 ? f->len : 48))
+        return false;
+    toro_strbuf_str(sb, "- **");
+    toro_strbuf_str(sb, label);
+    toro_strbuf_str(sb, ":** ");
+    return true;
+}
+
 /* Writes block blk: its units in source order, the marker after the last
  * sentence or item (a table takes a caption line with it when alone).
  * Returns 0 or TORO_ENOMEM. bullet: the block is one short point, written "- …". */
@@ -1038,14 +1067,7 @@ static int put_block(sel_t *s, int blk, bool bullet, int *cite, toro_answer_t *o
         toro_strbuf_str(sb, mark);
         toro_strbuf_str(sb, "\n");
     }
-    const char *section = s->ctx.hits[h].section, *label = strrchr(section, '>');
-    label = label ? label + 2 : section;
-    bool labelled = s->units[first].kind == U_ITEM && *label && last_text != s->nu;
-    if (labelled) { /* "- Prefixado: taxa …" already says what it is about */
-        const unit_t *f = &s->units[first];
-        const char *colon = memchr(s->ctx.hits[h].text + f->start, ':', f->len < 48 ? f->len : 48);
-        labelled = colon == NULL;
-    }
+    bool labelled = put_label(s, blk, first, last_text, sb);
     int prev = -1;
     for (size_t i = first; i < s->nu; i++) {
         const unit_t *u = &s->units[i];
@@ -1055,10 +1077,7 @@ static int put_block(sel_t *s, int blk, bool bullet, int *cite, toro_answer_t *o
             toro_strbuf_str(sb, (u->kind != U_SENTENCE || prev != U_SENTENCE) ? "\n" : " ");
         if (u->kind == U_TABLE) {
             put_table(sb, text + u->start, u->len);
-        } else if (labelled && i == first) { /* an item out of its list: its heading says what it is about */
-            toro_strbuf_str(sb, "- **");
-            toro_strbuf_str(sb, label);
-            toro_strbuf_str(sb, ":** ");
+        } else if (labelled && i == first) { /* "- **label:** " written, the item's text follows */
             toro_strbuf_add(sb, text + u->start + 2, u->len - 2);
         } else {
             toro_strbuf_add(sb, text + u->start, u->len);
