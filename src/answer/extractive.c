@@ -42,6 +42,7 @@
 #define DUP_JACCARD 0.5    /* term overlap above which two units say the same */
 #define MIN_NOVELTY 0.34   /* share of new terms a point must bring */
 #define MAX_PARTS 4        /* sub-questions ("CDB tem FGC? E paga quanto de IR?") answered each */
+#define CHUNK_W 0.3        /* weight of the chunk's own match (the kb's idf-weighted coverage) in a unit's score */
 #define TITLE_MISS 0.6     /* score factor for units of documents whose title shares no question word */
 
 typedef char term_t[TORO_TOKEN_MAX + 1];
@@ -676,7 +677,8 @@ static void score_units(sel_t *s)
         }
         if (s->q->kind & s->head_kind[u->hit]) /* under a heading that asks what the question asks */
             bonus += 0.2;
-        u->base = u->ctx_lex + 0.35 * tcov[ci] + 0.12 / (1.0 + (double)ci) + (u->start == 0 ? 0.05 : 0);
+        u->base = u->ctx_lex + 0.35 * tcov[ci] + 0.12 / (1.0 + (double)ci) + (u->start == 0 ? 0.05 : 0) +
+                  CHUNK_W * s->ctx.hits[u->hit].coverage;
         u->mult = 1.0;
         if (tcov[ci] <= 0) /* a document whose title names nothing asked is about something else */
             u->mult *= TITLE_MISS;
