@@ -738,6 +738,71 @@ static void take_block(sel_t *s, size_t i, int blk)
         s->units[i + 1].picked = blk;
 }
 
+#define RUN_TOKENS 160 /* words of a unit compared for restatements */
+
+typedef struct words {
+    term_t w[RUN_TOKENS];
+    int n;
+} words_t;
+
+static int word_tok(void *ud, const char *tok, size_t len, int kind)
+{
+    words_t *ws = ud;
+    (void)kind;
+    if (ws->n == RUN_TOKENS)
+        return 1;
+    memcpy(ws->w[ws->n], tok, len + 1);
+    singular(ws->w[ws->n++], len);
+    return 0;
+}
+
+static int words_of(const sel_t *s, const unit_t *u, words_t *ws)
+{
+    size_t fl;
+    char *f = toro_fold(s->ctx.hits[u->hit].text + u->start, u->len, &fl);
+    if (!f)
+        return TORO_ENOMEM;
+    ws->n = 0;
+    toro_tokenize(f, fl, word_tok, ws);
+    free(f);
+    return 0;
+}
+
+/* Longest run of consecutive words two units share. */
+static int longest_run(const words_t *a, const words_t *b)
+{
+    int best = 0;
+    for (int i = 0; i < a->n; i++)
+        for (int j = 0; j < b->n; j++) {
+            int k = 0;
+            while (i + k < a->n && j + k < b->n && strcmp(a->w[i + k], b->w[j + k]) == 0)
+                k++;
+            if (k > best)
+                best = k;
+        }
+    return best;
+}
+
+/* A restatement: u shares a run of at least 4 words with a picked unit and
+ * that run is a good part of u ("Previdência privada: não há come-cotas"
+ * after "Não há come-cotas na previdência…"). */
+static bool restates(const sel_t *s, const unit_t *u)
+{
+    words_t *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+    bool r = false;
+    if (a && b && words_of(s, u, a) == 0)
+        for (size_t i = 0; i < s->nu && !r; i++) {
+            const unit_t *v = &s->units[i];
+            if (v->picked <= 0 || v == u || v->kind == U_TABLE || words_of(s, v, b) != 0)
+                continue;
+            int run = longest_run(a, b);
+            r = run >= 4 && 10 * run >= 4 * a->n;
+        }
+    free(a);
+    free(b);
+    return r;
+}
+
 /* Whether u repeats what the picked units already say. */
 static bool repeats(const sel_t *s, const unit_t *u)
 {
@@ -758,7 +823,7 @@ static bool repeats(const sel_t *s, const unit_t *u)
     for (size_t i = 0; i < s->nu; i++)
         if (s->units[i].picked > 0 && jaccard(&s->units[i], u) > DUP_JACCARD)
             return true;
-    return false;
+    return u->kind != U_TABLE && restates(s, u);
 }
 
 /* The best unit not yet considered offering `need` (TORO_F_* or 0; the

@@ -139,7 +139,48 @@ static void check_shape(const char *q, const toro_answer_t *a)
     }
 }
 
-/* No line (sentence, item or row) appears twice, accents and case aside. */
+/* Words of a folded line, split at anything but letters and digits. */
+static int line_words(const char *l, char w[][32], int cap)
+{
+    int n = 0;
+    while (*l && n < cap) {
+        while (*l && !((*l >= 'a' && *l <= 'z') || (*l >= '0' && *l <= '9')))
+            l++;
+        int k = 0;
+        while ((*l >= 'a' && *l <= 'z') || (*l >= '0' && *l <= '9')) {
+            if (k < 31)
+                w[n][k++] = *l;
+            l++;
+        }
+        if (k) {
+            w[n][k] = 0;
+            if (k > 3 && w[n][k - 1] == 's') /* plural aside */
+                w[n][k - 1] = 0;
+            n++;
+        }
+    }
+    return n;
+}
+
+/* A later line restating an earlier one: a run of 4+ shared words making
+ * 40% or more of the later line. */
+static int restated(const char *earlier, const char *later)
+{
+    static char a[160][32], b[160][32];
+    int na = line_words(earlier, a, 160), nb = line_words(later, b, 160), best = 0;
+    for (int i = 0; i < na; i++)
+        for (int j = 0; j < nb; j++) {
+            int k = 0;
+            while (i + k < na && j + k < nb && strcmp(a[i + k], b[j + k]) == 0)
+                k++;
+            if (k > best)
+                best = k;
+        }
+    return best >= 4 && 10 * best >= 4 * nb;
+}
+
+/* No line (sentence, item or row) appears twice or is restated, accents
+ * and case aside. */
 static void check_no_repeats(const char *q, const char *text)
 {
     size_t fl;
@@ -154,11 +195,12 @@ static void check_no_repeats(const char *q, const char *text)
         char *mk = strstr(l, " [");
         if (mk)
             *mk = 0; /* the marker differs between copies */
-        if (strlen(l) < 12 || l[0] == '|')
+        size_t ll = strlen(l);
+        if (ll < 12 || l[0] == '|' || (l[0] == '*' && l[ll - 1] == '*')) /* rows and label lines are not claims */
             continue;
         for (int i = 0; i < n; i++)
-            if (strcmp(lines[i], l) == 0)
-                fail_msg("'%s' repeats '%s'", q, l);
+            if (strcmp(lines[i], l) == 0 || restated(lines[i], l))
+                fail_msg("'%s' repeats '%s' in '%s'", q, lines[i], l);
         lines[n++] = l;
     }
     free(f);
