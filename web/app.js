@@ -118,27 +118,83 @@ function renderInline(text, parent, ctx) {
 }
 
 // Block Markdown subset: paragraphs separated by blank lines, "- " / "* "
-// bullet lists, "1. " numbered lists, "#" headings; single newlines inside a
-// paragraph become line breaks.
+// bullet lists, "1. " numbered lists, "#" headings, "| a | b |" tables (the
+// "|---|" row after the header ends the head), "> " notes; single newlines
+// inside a paragraph become line breaks. The answer's first paragraph is its
+// lead (class answer-lead); a "> " note (toro's no-recommendation statement)
+// is a note box. Everything is built with DOM nodes and text, never HTML.
+function tableCells(line) {
+  return line.trim().replace(/^\|/, '').replace(/\|$/, '').split('|').map((c) => c.trim());
+}
+
+function renderTable(rows, ctx) {
+  const table = h('table', { class: 'md-table' });
+  const sep = rows.findIndex((r) => /^\|?\s*:?-{2,}/.test(r.trim()) && /^[\s|:-]+$/.test(r));
+  const head = sep > 0 ? rows.slice(0, sep) : [];
+  const body = rows.filter((r, i) => i !== sep && (sep <= 0 || i > sep));
+  if (head.length) {
+    const thead = h('thead');
+    for (const r of head) {
+      const tr = h('tr');
+      for (const c of tableCells(r)) { const th = h('th', { scope: 'col' }); renderInline(c, th, ctx); tr.append(th); }
+      thead.append(tr);
+    }
+    table.append(thead);
+  }
+  const tbody = h('tbody');
+  for (const r of body) {
+    const tr = h('tr');
+    for (const c of tableCells(r)) { const td = h('td'); renderInline(c, td, ctx); tr.append(td); }
+    tbody.append(tr);
+  }
+  table.append(tbody);
+  return h('div', { class: 'md-table-wrap' }, table);
+}
+
 function renderMarkdown(text, ctx) {
   const frag = document.createDocumentFragment();
   const blocks = String(text).replace(/\r\n?/g, '\n').split(/\n[ \t]*\n+/);
+  let leadDone = false;
   for (const block of blocks) {
     let list = null;
     let listKind = null;
     let para = null;
     let lastLi = null;
+    let table = null;
+    let note = null;
     const closeList = () => { list = null; listKind = null; lastLi = null; };
+    const flushTable = () => {
+      if (table) { frag.append(renderTable(table, ctx)); table = null; leadDone = true; }
+    };
     for (const rawLine of block.split('\n')) {
       const line = rawLine.replace(/\s+$/, '');
       if (!line.trim()) continue;
       const bullet = /^\s*[-*•]\s+(.*)$/.exec(line);
       const numbered = /^\s*(\d{1,3})[.)]\s+(.*)$/.exec(line);
       const heading = /^\s*#{1,6}\s+(.*)$/.exec(line);
+      const quote = /^\s*>\s?(.*)$/.exec(line);
+      if (/^\s*\|/.test(line)) {
+        closeList();
+        para = null;
+        note = null;
+        (table ||= []).push(line);
+        continue;
+      }
+      flushTable();
+      if (quote) {
+        closeList();
+        para = null;
+        if (!note) { note = h('p', { class: 'answer-note', role: 'note' }); frag.append(note); }
+        else note.append(h('br'));
+        renderInline(quote[1], note, ctx);
+        continue;
+      }
+      note = null;
       if (bullet || numbered) {
         const kind = bullet ? 'ul' : 'ol';
         if (!list || listKind !== kind) {
-          list = h(kind, { class: 'md-list' });
+          list = h(kind, { class: leadDone ? 'md-list' : 'md-list answer-lead' });
+          leadDone = true;
           if (numbered && numbered[1] !== '1') list.setAttribute('start', numbered[1]);
           listKind = kind;
           frag.append(list);
@@ -159,10 +215,15 @@ function renderMarkdown(text, ctx) {
       } else {
         closeList();
         if (para) para.append(h('br'));
-        else { para = h('p'); frag.append(para); }
+        else {
+          para = h('p', { class: leadDone ? null : 'answer-lead' });
+          leadDone = true;
+          frag.append(para);
+        }
         renderInline(line.trim(), para, ctx);
       }
     }
+    flushTable();
   }
   return frag;
 }

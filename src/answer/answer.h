@@ -8,16 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/question.h" /* toro_source_t: one struct from the answer to the store and the wire */
 #include "kb/kb.h"
-
-typedef struct toro_source {
-    char *doc_id;
-    char *title;
-    char *section;
-    char *chunk_id;
-    char *snippet; /* short excerpt of the chunk shown under the answer */
-    double score;
-} toro_source_t;
 
 typedef struct toro_answer {
     char *text;              /* the answer, Markdown-like (bold, lists) */
@@ -69,6 +61,13 @@ static inline void toro_answerer_free(toro_answerer_t *a)
 
 /* Why: the default answerer; borrows kb, which must outlive it. */
 int toro_answerer_extractive_new(toro_kb_t *kb, toro_answerer_t **out);
+
+/* Why: the extractive answerer's sentence-level lexical match, for tests
+ * and diagnostics: how many of the question's words (stop words aside)
+ * `sentence` holds, through the kb analyzer with accents, plurals and
+ * acronyms folded; lang ("pt"/"en") picks the sentence's stemmer. */
+int toro_answer_sentence_match(const char *question, const char *sentence, const char *lang, int *matched,
+                               int *total);
 
 /* The exact "no information" answers. */
 #define TORO_NO_INFO_PT "Não tenho informações suficientes para responder a essa pergunta."

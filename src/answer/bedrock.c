@@ -143,7 +143,7 @@ static int converse_answer(bedrock_t *b, const char *question, toro_answer_t *ou
     json_t *j = NULL;
     int rc;
     const char *kbv = toro_kb_version(b->kb);
-    if ((rc = toro_prompt_retrieve(b->kb, question, &ctx, err)) != 0)
+    if ((rc = toro_prompt_retrieve(b->kb, question, TORO_PROMPT_TOP_K, &ctx, err)) != 0)
         goto out;
     if (ctx.n_passages == 0) {
         rc = toro_prompt_no_info(ctx.lang, b->model_label, kbv, out);

@@ -72,7 +72,7 @@ static int oa_answer(toro_answerer_t *self, const char *question, toro_answer_t 
     if (errmsg)
         *errmsg = NULL;
     const char *kbv = toro_kb_version(o->kb);
-    if ((rc = toro_prompt_retrieve(o->kb, question, &ctx, &err)) != 0)
+    if ((rc = toro_prompt_retrieve(o->kb, question, TORO_PROMPT_TOP_K, &ctx, &err)) != 0)
         goto out;
     if (ctx.n_passages == 0) { /* nothing relevant: the fixed answer, no model call */
         rc = toro_prompt_no_info(ctx.lang, o->model_label, kbv, out);

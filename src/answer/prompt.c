@@ -46,11 +46,11 @@ char *toro_prompt_strcat3(const char *a, const char *b, const char *c)
 
 /* ---- retrieval ------------------------------------------------------------ */
 
-int toro_prompt_retrieve(toro_kb_t *kb, const char *question, toro_prompt_ctx_t *ctx, char **errmsg)
+int toro_prompt_retrieve(toro_kb_t *kb, const char *question, size_t k, toro_prompt_ctx_t *ctx, char **errmsg)
 {
     memset(ctx, 0, sizeof(*ctx));
     ctx->lang = strcmp(toro_kb_detect_lang(question), "en") == 0 ? "en" : "pt";
-    int rc = toro_kb_search(kb, question, TORO_PROMPT_TOP_K, &ctx->hits, &ctx->n_hits);
+    int rc = toro_kb_search(kb, question, k, &ctx->hits, &ctx->n_hits);
     if (rc) {
         if (errmsg)
             *errmsg = toro_prompt_strcat3("knowledge-base search failed: ", toro_strerror(rc), NULL);

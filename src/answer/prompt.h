@@ -25,10 +25,13 @@ typedef struct toro_prompt_ctx {
     size_t n_passages;   /* relevant hits given to the model (0 = answer "no information") */
 } toro_prompt_ctx_t;
 
-/* Why: one retrieval step for every provider: top TORO_PROMPT_TOP_K chunks,
- * the relevant ones (toro_kb_hit_is_relevant) moved to the front in rank
- * order. Clear ctx with toro_prompt_ctx_clear. *errmsg (caller frees) on failure. */
-int toro_prompt_retrieve(toro_kb_t *kb, const char *question, toro_prompt_ctx_t *ctx, char **errmsg);
+/* Why: the one retrieval step of every answerer (extractive, openai,
+ * bedrock): the top k chunks (model answerers pass TORO_PROMPT_TOP_K, the
+ * extractive one more, to find the question's language), the relevant ones
+ * (toro_kb_hit_is_relevant) moved to the front in rank order, and the
+ * question's language. Clear ctx with toro_prompt_ctx_clear. *errmsg
+ * (caller frees) on failure. */
+int toro_prompt_retrieve(toro_kb_t *kb, const char *question, size_t k, toro_prompt_ctx_t *ctx, char **errmsg);
 void toro_prompt_ctx_clear(toro_prompt_ctx_t *ctx);
 
 /* Why: the grounding rules of the reference system (answer only from the

@@ -46,7 +46,7 @@ void toro_question_clear(toro_question_t *q)
     free(q->question_id);
     free(q->question);
     free(q->answer);
-    json_decref(q->sources);
+    toro_sources_free(q->sources, q->n_sources);
     free(q->model);
     free(q->kb_version);
     free(q->error_message);
@@ -54,6 +54,91 @@ void toro_question_clear(toro_question_t *q)
 }
 
 static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+
+void toro_sources_free(toro_source_t *s, size_t n)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(s[i].doc_id);
+        free(s[i].title);
+        free(s[i].section);
+        free(s[i].chunk_id);
+        free(s[i].snippet);
+    }
+    free(s);
+}
+
+json_t *toro_sources_to_json(const toro_source_t *s, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        const toro_source_t *x = &s[i];
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:f, s:s}", "doc_id", x->doc_id ? x->doc_id : "", "title",
+                              x->title ? x->title : "", "section", x->section ? x->section : "", "chunk_id",
+                              x->chunk_id ? x->chunk_id : "", "score", x->score, "snippet",
+                              x->snippet ? x->snippet : "");
+        if (!o || json_array_append_new(arr, o) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+char *toro_sources_dump(const toro_source_t *s, size_t n)
+{
+    json_t *arr = toro_sources_to_json(s, n);
+    char *r = arr ? json_dumps(arr, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(arr);
+    return r;
+}
+
+static char *field_dup(json_t *o, const char *key, int *oom)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    char *r = v ? strdup(v) : NULL;
+    if (v && !r)
+        *oom = 1;
+    return r;
+}
+
+int toro_sources_load(const char *text, toro_source_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!text)
+        return 0;
+    json_t *arr = json_loads(text, 0, NULL);
+    if (!json_is_array(arr)) {
+        json_decref(arr);
+        return TORO_EFORMAT;
+    }
+    size_t cap = json_array_size(arr);
+    toro_source_t *s = cap ? calloc(cap, sizeof *s) : NULL;
+    int oom = cap && !s;
+    size_t k = 0;
+    for (size_t i = 0; i < cap && !oom; i++) {
+        json_t *o = json_array_get(arr, i);
+        if (!json_is_object(o))
+            continue;
+        toro_source_t *x = &s[k++];
+        x->doc_id = field_dup(o, "doc_id", &oom);
+        x->title = field_dup(o, "title", &oom);
+        x->section = field_dup(o, "section", &oom);
+        x->chunk_id = field_dup(o, "chunk_id", &oom);
+        x->snippet = field_dup(o, "snippet", &oom);
+        x->score = json_number_value(json_object_get(o, "score"));
+    }
+    json_decref(arr);
+    if (oom) {
+        toro_sources_free(s, k);
+        return TORO_ENOMEM;
+    }
+    *out = s;
+    *n = k;
+    return 0;
+}
 
 static json_t *time_or_null(int64_t ms)
 {
@@ -72,7 +157,7 @@ json_t *toro_question_to_json(const toro_question_t *q)
     json_object_set_new(o, "question", json_string(q->question));
     json_object_set_new(o, "status", json_string(toro_status_name(q->status)));
     json_object_set_new(o, "answer", str_or_null(q->answer));
-    json_object_set_new(o, "sources", q->sources ? json_incref(q->sources) : json_array());
+    json_object_set_new(o, "sources", toro_sources_to_json(q->sources, q->n_sources));
     json_object_set_new(o, "found_relevant_docs",
                         q->status == TORO_STATUS_COMPLETED ? json_boolean(q->found_relevant_docs) : json_null());
     json_object_set_new(o, "model", str_or_null(q->model));

@@ -33,13 +33,42 @@ static inline bool toro_status_is_terminal(toro_status_t s)
     return s == TORO_STATUS_COMPLETED || s == TORO_STATUS_ERROR;
 }
 
+/* One passage an answer cites, the same struct from the answerer (built from
+ * a kb hit) through the process stage to the stores and the JSON of the REST
+ * API and the WebSocket. Every string is owned by the struct. */
+typedef struct toro_source {
+    char *doc_id;
+    char *title;
+    char *section;
+    char *chunk_id;
+    char *snippet; /* short excerpt of the chunk shown under the answer */
+    double score;
+} toro_source_t;
+
+/* Why: answers, records and tests free source arrays the same way. Safe on NULL. */
+void toro_sources_free(toro_source_t *s, size_t n);
+
+/* Why: the one wire form of sources (REST, WebSocket, `toro ask --json`):
+ * an array of {doc_id, title, section, chunk_id, score, snippet}, a missing
+ * string written as "". New reference; NULL when out of memory. */
+json_t *toro_sources_to_json(const toro_source_t *s, size_t n);
+
+/* Why: stores keep sources as that JSON text in one column. dump: caller
+ * frees, NULL on ENOMEM. load: parses text (NULL = none) into *out (caller
+ * frees with toro_sources_free); entries that are not objects are skipped,
+ * missing fields stay NULL. 0, TORO_EFORMAT for text that is not a JSON
+ * array, or TORO_ENOMEM. */
+char *toro_sources_dump(const toro_source_t *s, size_t n);
+int toro_sources_load(const char *text, toro_source_t **out, size_t *n);
+
 typedef struct toro_question {
     char *user_id;
     char *question_id;
     char *question;
     toro_status_t status;
     char *answer;           /* NULL until completed */
-    json_t *sources;        /* JSON array of {doc_id,title,section,chunk_id,score,snippet}; NULL until completed */
+    toro_source_t *sources; /* cited passages, n_sources of them; NULL until completed */
+    size_t n_sources;
     bool found_relevant_docs;
     char *model;            /* answerer that produced the answer */
     char *kb_version;

@@ -323,19 +323,14 @@ static int parse_md(parser_t *p, const char *src, size_t len, size_t body, int m
                     k++;
                 line += k, ln -= k, base += k;
             }
-            if (ln > 0 && line[0] == '|') { /* table row: one block, cells separated by " | " */
+            if (ln > 0 && line[0] == '|') { /* table row: one block "| a | b |", the shape kept for answers */
                 if ((rc = add_block(p, &t)) != 0)
                     break;
-                for (size_t i = 1; i < ln && rc == 0; i++) {
-                    if (line[i] == '|') {
-                        if (i + 1 < ln) {
-                            rc = mt_push(&t, ';', base + i);
-                            if (!rc)
-                                rc = mt_push(&t, ' ', base + i);
-                        }
-                    } else {
+                for (size_t i = 0; i < ln && rc == 0; i++) {
+                    if (line[i] == '|')
+                        rc = mt_push(&t, '|', base + i);
+                    else
                         rc = push_inline(&t, line + i, 1, base + i, 1);
-                    }
                 }
                 if (!rc)
                     rc = add_block(p, &t);

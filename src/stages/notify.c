@@ -20,7 +20,7 @@ char *toro_stage_update_message(const toro_question_t *q, toro_status_t status)
     json_object_set_new(o, "question", json_string(q->question));
     if (status == TORO_STATUS_COMPLETED) {
         json_object_set_new(o, "answer", json_string(q->answer ? q->answer : ""));
-        json_object_set_new(o, "sources", q->sources ? json_incref(q->sources) : json_array());
+        json_object_set_new(o, "sources", toro_sources_to_json(q->sources, q->n_sources));
         json_object_set_new(o, "found_relevant_docs", json_boolean(q->found_relevant_docs));
         json_object_set_new(o, "model", q->model ? json_string(q->model) : json_null());
     } else if (status == TORO_STATUS_ERROR) {

@@ -25,18 +25,6 @@ int toro_stage_backoff_ms(const toro_stage_ctx_t *ctx, int attempt)
     return (int)(d - jitter);
 }
 
-static json_t *sources_json(const toro_answer_t *a)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; i < a->n_sources; i++) {
-        const toro_source_t *s = &a->sources[i];
-        json_array_append_new(arr, json_pack("{s:s?, s:s?, s:s?, s:s?, s:f, s:s?}", "doc_id", s->doc_id, "title",
-                                             s->title, "section", s->section, "chunk_id", s->chunk_id, "score",
-                                             s->score, "snippet", s->snippet));
-    }
-    return arr;
-}
-
 /* Marks the question error (guarded) with its notify event. ECONFLICT means
  * it had already ended: nothing to announce. */
 static int mark_error(toro_stage_ctx_t *ctx, const char *uid, const char *qid, const char *message)
@@ -60,7 +48,6 @@ int toro_stage_process(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg)
     toro_status_t ev_status;
     toro_question_t q = {0};
     toro_answer_t ans = {0};
-    json_t *sources = NULL;
     int rc = toro_event_decode(msg->payload, &uid, &qid, &ev_status);
     if (rc) {
         toro_log_error("process", NULL, "malformed event dead-lettered: %.200s", msg->payload);
@@ -131,12 +118,12 @@ int toro_stage_process(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg)
         goto out;
     }
 
-    sources = sources_json(&ans);
     payload = toro_event_encode(uid, qid, TORO_STATUS_COMPLETED);
     toro_question_t result = {.user_id = uid,
                               .question_id = qid,
                               .answer = ans.text,
-                              .sources = sources,
+                              .sources = ans.sources, /* borrowed from ans */
+                              .n_sources = ans.n_sources,
                               .found_relevant_docs = ans.found_relevant_docs,
                               .model = ans.model,
                               .kb_version = ans.kb_version};
@@ -160,7 +147,6 @@ retry:
     toro_log_error("process", qid, "stage failed (%s); event will be redelivered", toro_strerror(rc));
     toro_bus_nack(ctx->bus, TORO_TOPIC_PROCESS, msg, toro_stage_backoff_ms(ctx, msg->deliveries));
 out:
-    json_decref(sources);
     toro_answer_clear(&ans);
     toro_question_clear(&q);
     free(payload);

@@ -168,7 +168,9 @@ static void row_to_question(PGresult *r, int row, toro_question_t *q)
     if (toro_status_parse(PQgetvalue(r, row, 3), &q->status) != 0)
         q->status = TORO_STATUS_ERROR;
     q->answer = val_dup(r, row, 4);
-    q->sources = PQgetisnull(r, row, 5) ? NULL : json_loads(PQgetvalue(r, row, 5), 0, NULL);
+    if (toro_sources_load(PQgetisnull(r, row, 5) ? NULL : PQgetvalue(r, row, 5), &q->sources, &q->n_sources) ==
+        TORO_EFORMAT)
+        toro_log_warn("store", q->question_id, "stored sources are not a JSON array; shown as none");
     q->found_relevant_docs = !PQgetisnull(r, row, 6) && PQgetvalue(r, row, 6)[0] == 't';
     q->model = val_dup(r, row, 7);
     q->kb_version = val_dup(r, row, 8);
@@ -392,7 +394,7 @@ static int complete_once(toro_store_t *s, const toro_question_t *q, const toro_e
         rc = TORO_ECONFLICT;
         goto out;
     }
-    sources = q->sources ? json_dumps(q->sources, JSON_COMPACT | JSON_PRESERVE_ORDER) : strdup("[]");
+    sources = toro_sources_dump(q->sources, q->n_sources);
     if (!sources) {
         rc = TORO_ENOMEM;
         goto out;

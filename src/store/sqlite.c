@@ -53,7 +53,8 @@ static void row_to_question(sqlite3_stmt *st, toro_question_t *q)
         q->status = TORO_STATUS_ERROR;
     q->answer = col_dup(st, 4);
     const char *src = (const char *)sqlite3_column_text(st, 5);
-    q->sources = src ? json_loads(src, 0, NULL) : NULL;
+    if (toro_sources_load(src, &q->sources, &q->n_sources) == TORO_EFORMAT)
+        toro_log_warn("store", q->question_id, "stored sources are not a JSON array; shown as none");
     q->found_relevant_docs = sqlite3_column_int(st, 6) != 0;
     q->model = col_dup(st, 7);
     q->kb_version = col_dup(st, 8);
@@ -265,7 +266,7 @@ static int s_complete(toro_store_t *s, const toro_question_t *r, const toro_even
         goto out;
     }
     rc = TORO_EIO;
-    sources = r->sources ? json_dumps(r->sources, JSON_COMPACT | JSON_PRESERVE_ORDER) : strdup("[]");
+    sources = toro_sources_dump(r->sources, r->n_sources);
     int64_t now = toro_now_ms();
     if (!sources || toro_db_prepare(c,
                                        "UPDATE questions SET status = 'completed', answer = ?3, sources = ?4,"

@@ -233,6 +233,35 @@ async function main() {
   await after.waitFor();
   log('hostile answer text rendered inert; Markdown subset rendered');
 
+  // ------------------------------------------------------------ answer shape
+  // Real answers from the sample knowledge base: a lead paragraph, points
+  // with citations, a Markdown table as a <table>, and the no-recommendation
+  // note on an advice question, all built without innerHTML (CSP checks below).
+  step = 'answer shape: lead, points, table, advice note';
+  const askAndWait = async (q) => {
+    await page.getByLabel('Sua pergunta sobre investimentos').fill(q);
+    await page.getByRole('button', { name: 'Perguntar' }).click();
+    const c = page.locator('#history > li', { has: page.getByRole('heading', { name: q, exact: true }) });
+    await page.locator('#history > li[data-status="completed"]', { has: page.getByRole('heading', { name: q, exact: true }) }).waitFor({ timeout: 30000 });
+    return c;
+  };
+  const tableCard = await askAndWait('CDB paga imposto de renda? Qual a alíquota?');
+  check(await tableCard.locator('.answer .answer-lead').count() === 1, 'answer has no single lead paragraph');
+  check(await tableCard.locator('.answer table.md-table thead th').count() >= 2, 'answer table has no header cells');
+  check(await tableCard.locator('.answer table.md-table tbody tr').count() >= 4, 'answer table rows not rendered');
+  check(await tableCard.locator('.answer table.md-table td', { hasText: '22,5%' }).count() >= 1, 'table cell 22,5% not rendered');
+  check((await tableCard.locator('.answer').innerText()).indexOf('|---') < 0, 'table separator shown as text');
+  check(await tableCard.locator('.answer a.cite').count() >= 2, 'lead and points are not cited');
+  const adviceCard = await askAndWait('Qual o preço da ação da Petrobras hoje e devo comprar?');
+  const note = adviceCard.locator('.answer .answer-note[role="note"]');
+  check(await note.count() === 1, 'advice answer has no note box');
+  check(/não faz recomendações individuais/.test(await note.innerText()), 'note does not say toro gives no recommendation');
+  check(/tempo real/.test(await note.innerText()), 'note does not mention real-time quotes');
+  check(!/^>/.test((await note.innerText()).trim()), 'note shows its Markdown marker');
+  await tableCard.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(ARTIFACTS, 'ui-answer-shape.png'), fullPage: true });
+  log('answer shape rendered: lead, cited points, table, advice note');
+
   // ------------------------------------------------------------ phone width
   step = 'phone width 375 px';
   await page.setViewportSize({ width: 375, height: 812 });

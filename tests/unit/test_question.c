@@ -213,12 +213,53 @@ static void test_util(void **state)
     assert_int_equal(toro_parse_long("", 1, 100, &v), TORO_EINVAL);
 }
 
+/* Sources: typed from the answer to the store column and the wire, the
+ * same six fields always present as strings. */
+static void test_sources_codec(void **state)
+{
+    (void)state;
+    toro_source_t in[2] = {{.doc_id = "cdb", .title = "CDB", .section = "Tributação", .chunk_id = "cdb#3",
+                            .snippet = "22,5% até 180 dias", .score = 6.5},
+                           {.doc_id = "fgc", .score = 1.25}}; /* missing strings */
+    char *text = toro_sources_dump(in, 2);
+    assert_non_null(text);
+    toro_source_t *out = NULL;
+    size_t n = 0;
+    assert_int_equal(toro_sources_load(text, &out, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(out[0].section, "Tributação");
+    assert_string_equal(out[0].snippet, "22,5% até 180 dias");
+    assert_true(out[0].score == 6.5);
+    assert_string_equal(out[1].doc_id, "fgc");
+    assert_string_equal(out[1].title, ""); /* written as "" on the wire, read back as "" */
+    json_t *j = toro_sources_to_json(out, n);
+    assert_int_equal(json_array_size(j), 2);
+    static const char *const keys[] = {"doc_id", "title", "section", "chunk_id", "snippet"};
+    for (size_t i = 0; i < 5; i++)
+        assert_true(json_is_string(json_object_get(json_array_get(j, 1), keys[i])));
+    assert_true(json_is_number(json_object_get(json_array_get(j, 1), "score")));
+    json_decref(j);
+    toro_sources_free(out, n);
+    free(text);
+    /* old rows: fields missing stay NULL; not an array is refused; NULL is none */
+    assert_int_equal(toro_sources_load("[{\"doc_id\":\"x\",\"score\":2}, 7]", &out, &n), 0);
+    assert_int_equal(n, 1);
+    assert_null(out[0].title);
+    toro_sources_free(out, n);
+    assert_int_equal(toro_sources_load("{\"doc_id\":1}", &out, &n), TORO_EFORMAT);
+    assert_int_equal(toro_sources_load(NULL, &out, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(out);
+    toro_sources_free(NULL, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validation_table), cmocka_unit_test(test_length_counts_characters),
         cmocka_unit_test(test_user_id_limit),    cmocka_unit_test(test_status_machine),
         cmocka_unit_test(test_event_codec),      cmocka_unit_test(test_util),
+        cmocka_unit_test(test_sources_codec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -190,7 +190,12 @@ static void test_pipeline(void **state)
     assert_string_equal(q.answer, "Resposta 1 para: O que é CDB? [1]");
     assert_int_equal(q.attempts, 1);
     assert_true(q.processed_at >= q.created_at);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(q.sources, 0), "doc_id")), "cdb");
+    assert_int_equal(q.n_sources, 1); /* the typed source went through the store unchanged */
+    assert_string_equal(q.sources[0].doc_id, "cdb");
+    assert_string_equal(q.sources[0].chunk_id, "cdb#0");
+    assert_string_equal(q.sources[0].section, "O que é");
+    assert_string_equal(q.sources[0].snippet, "CDB é um título...");
+    assert_true(q.sources[0].score == 3.5);
     toro_question_clear(&q);
     assert_int_equal(depth(f, TORO_TOPIC_PROCESS), 0);
     assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), 2); /* processing, completed */

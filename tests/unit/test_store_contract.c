@@ -197,10 +197,13 @@ static void test_guarded_status_changes(void **state)
     assert_int_equal(s->ops->start_processing(s, "caio", qid, &ev, &first, &attempts), 0);
     assert_false(first); /* a retry: not announced again */
     assert_int_equal(attempts, 2);
-    done.sources = json_pack("[{s:s, s:f}]", "doc_id", "fgc", "score", 1.5);
+    toro_source_t src = {.doc_id = "fgc", .title = "FGC", .section = "Limites", .chunk_id = "fgc#1",
+                         .snippet = "R$ 250 mil \"por\" CPF", .score = 1.5};
+    done.sources = &src;
+    done.n_sources = 1;
     assert_int_equal(s->ops->complete(s, &done, &ev), 0);
-    json_decref(done.sources);
     done.sources = NULL;
+    done.n_sources = 0;
     /* a redelivered event can change nothing any more */
     done.answer = "outra resposta";
     assert_int_equal(s->ops->complete(s, &done, &ev), TORO_ECONFLICT);
@@ -212,8 +215,13 @@ static void test_guarded_status_changes(void **state)
     assert_string_equal(q.answer, "resposta");
     assert_true(q.found_relevant_docs);
     assert_int_equal(q.attempts, 2);
-    assert_true(json_is_array(q.sources) && json_array_size(q.sources) == 1);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(q.sources, 0), "doc_id")), "fgc");
+    assert_int_equal(q.n_sources, 1);
+    assert_string_equal(q.sources[0].doc_id, "fgc");
+    assert_string_equal(q.sources[0].title, "FGC");
+    assert_string_equal(q.sources[0].section, "Limites");
+    assert_string_equal(q.sources[0].chunk_id, "fgc#1");
+    assert_string_equal(q.sources[0].snippet, "R$ 250 mil \"por\" CPF");
+    assert_true(q.sources[0].score == 1.5);
     assert_true(q.processed_at >= q.processing_started_at && q.processing_started_at > 0);
     toro_question_clear(&q);
     /* pending -> error directly (dead-lettered before processing) */
