@@ -55,6 +55,7 @@ static void serve_usage(FILE *f)
                "  --max-body BYTES      request body limit (default 65536)\n"
                "  --header-timeout-ms N a request must arrive within N ms of its first byte (default 10000)\n"
                "  --idle-timeout-ms N   idle keep-alive connections are closed after N ms (default 75000)\n"
+               "  --send-timeout-ms N   a client that reads none of its responses for N ms is closed (default 30000)\n"
                "  --cors-origins LIST   comma-separated origins allowed to call the API cross-origin\n"
                "  --tls-cert FILE       serve https and wss with this PEM certificate chain (env TORO_TLS_CERT)\n"
                "  --tls-key FILE        the certificate's unencrypted PEM private key (env TORO_TLS_KEY)\n"

@@ -22,6 +22,16 @@ void toro_log(toro_log_level_t level, const char *component, const char *questio
  * applies redaction to each key, so secrets in configuration never reach a log. */
 void toro_log_kv(toro_log_level_t level, const char *component, const char *message, ...);
 
+/* Why: a condition that repeats fast (accept failing with EMFILE, a store
+ * that keeps failing, slow clients) must not flood the log: at most one line
+ * per key every TORO_LOG_RATE_MS; the next line that is written says how many
+ * were suppressed meanwhile ("... (N similar lines suppressed)"). key is a
+ * static string naming the condition; at most 64 distinct keys are tracked
+ * (others are logged without limit). Thread-safe. */
+#define TORO_LOG_RATE_MS 5000
+void toro_log_ratelimited(toro_log_level_t level, const char *component, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Why: exposed for tests and for any code that prints configuration. */
 int toro_log_key_is_sensitive(const char *key);
 

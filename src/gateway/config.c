@@ -21,6 +21,8 @@ void toro_gateway_config_defaults(toro_gateway_config_t *cfg)
     cfg->max_header = 16 * 1024;
     cfg->max_ws_message = 64 * 1024;
     cfg->max_ws_backlog = 4 * 1024 * 1024;
+    cfg->max_output = 256 * 1024;
+    cfg->send_timeout_ms = 30000;
     cfg->header_timeout_ms = 10000;
     cfg->idle_timeout_ms = 75000;
     cfg->ws_ping_ms = 30000;
@@ -127,6 +129,10 @@ int toro_gateway_parse_option(toro_gateway_config_t *cfg, int argc, char **argv,
         if (!v || toro_parse_long(v, 100, 3600000, &n) != 0)
             return bad(a, "milliseconds from 100 to 3600000");
         cfg->idle_timeout_ms = (int)n;
+    } else if (strcmp(a, "--send-timeout-ms") == 0) {
+        if (!v || toro_parse_long(v, 100, 3600000, &n) != 0)
+            return bad(a, "milliseconds from 100 to 3600000");
+        cfg->send_timeout_ms = (int)n;
     } else if (strcmp(a, "--tls-cert") == 0) {
         if (!v || !*v)
             return bad(a, "a PEM certificate file");

@@ -26,7 +26,11 @@ typedef struct gw_conn {
     int64_t request_started_ms; /* first byte of the current request, 0 = idle */
     int64_t last_read_ms;
     int64_t last_ping_ms;
-    bool want_write;        /* EPOLLOUT armed */
+    bool want_write;        /* EPOLLOUT wanted (unsent bytes the socket did not take) */
+    uint32_t events;        /* epoll interest currently registered */
+    bool peer_eof;          /* the client half-closed (FIN read): answer what it sent, then close */
+    int64_t last_progress_ms; /* last time the socket took output bytes, or unsent went from 0 to >0 */
+    int64_t over_since_ms;  /* unsent passed the output budget at this time; 0 = within budget */
     bool waiting;           /* a POST /questions of it waits in the group commit */
     bool closing;           /* close once wbuf is flushed */
     bool lingering;         /* FIN sent; input drained until the peer closes (see conn_finish) */
@@ -145,6 +149,10 @@ int gw_ws_send(toro_gateway_t *gw, gw_conn_t *c, int opcode, const char *data, s
 bool gw_ws_register(toro_gateway_t *gw, gw_conn_t *c, const char *user_id);
 
 /* server.c */
+/* Why: one output budget for HTTP and WebSocket alike: while a socket holds
+ * more unsent bytes than cfg.max_output its input is not parsed (nor read),
+ * so a client that does not read its responses cannot grow the server. */
+bool gw_conn_over_budget(const toro_gateway_t *gw, const gw_conn_t *c);
 /* Why: the accept path and the fuzz harness make a connection of an fd. */
 gw_conn_t *gw_conn_adopt(toro_gateway_t *gw, int fd, const char *peer);
 /* Why: the fuzz harness feeds bytes as if read from the socket; -1 = the

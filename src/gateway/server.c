@@ -137,13 +137,38 @@ int toro_gateway_post(void *arg, const char *connection_id, const char *node, co
     return 0;
 }
 
+bool gw_conn_over_budget(const toro_gateway_t *gw, const gw_conn_t *c)
+{
+    return c->wlen - c->woff > gw->cfg.max_output;
+}
+
+/* Whether the socket's input is read now. Not while a request of it waits
+ * for the group commit, nor while its unsent output is over the budget (the
+ * client must read first: back-pressure), nor after the client's FIN. A
+ * lingering close drains input; a TLS write that needs input keeps reading. */
+static bool wants_input(const toro_gateway_t *gw, const gw_conn_t *c)
+{
+    if (c->lingering || (c->ssl && c->tls_write_wants_read))
+        return true;
+    return !c->peer_eof && !c->waiting && !gw_conn_over_budget(gw, c);
+}
+
+/* Registers the epoll interest the socket's state asks for (a syscall only
+ * when it changes). With no interest epoll still reports errors and hangups. */
+static void rearm(toro_gateway_t *gw, gw_conn_t *c)
+{
+    uint32_t want = (wants_input(gw, c) ? EPOLLIN | EPOLLRDHUP : 0) | (c->want_write ? EPOLLOUT : 0);
+    if (want == c->events)
+        return;
+    struct epoll_event ev = {.events = want, .data.ptr = c};
+    epoll_ctl(gw->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
+    c->events = want;
+}
+
 static void set_events(toro_gateway_t *gw, gw_conn_t *c, bool want_write)
 {
-    if (c->want_write == want_write)
-        return;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (want_write ? EPOLLOUT : 0), .data.ptr = c};
-    epoll_ctl(gw->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
     c->want_write = want_write;
+    rearm(gw, c);
 }
 
 static void conn_close(toro_gateway_t *gw, gw_conn_t *c)
@@ -178,6 +203,15 @@ static void conn_close(toro_gateway_t *gw, gw_conn_t *c)
     free(c);
 }
 
+/* The socket took output bytes: the send timeout starts again, and the
+ * over-budget clock stops once the backlog is within the budget. */
+static void note_progress(const toro_gateway_t *gw, gw_conn_t *c)
+{
+    c->last_progress_ms = toro_mono_ms();
+    if (c->over_since_ms && !gw_conn_over_budget(gw, c))
+        c->over_since_ms = 0;
+}
+
 /* flush() on a TLS socket: SSL_write with partial writes. A WANT_WRITE
  * arms EPOLLOUT; a WANT_READ (the session needs input first) waits for
  * on_readable_tls, which retries. EPOLLOUT stays armed while a handshake
@@ -188,6 +222,7 @@ static int flush_tls(toro_gateway_t *gw, gw_conn_t *c)
         int n = gw_tls_write(c->ssl, c->wbuf + c->woff, c->wlen - c->woff);
         if (n > 0) {
             c->woff += (size_t)n;
+            note_progress(gw, c);
             continue;
         }
         if (n == GW_TLS_WANT_WRITE) {
@@ -236,6 +271,7 @@ static int flush(toro_gateway_t *gw, gw_conn_t *c)
         ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
         if (n > 0) {
             c->woff += (size_t)n;
+            note_progress(gw, c);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -279,8 +315,12 @@ int gw_conn_write(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len
             c->wcap = ncap;
         }
     }
+    if (unsent == 0)
+        c->last_progress_ms = toro_mono_ms(); /* the send timeout counts from the first unsent byte */
     memcpy(c->wbuf + c->wlen, data, len);
     c->wlen += len;
+    if (!c->over_since_ms && gw_conn_over_budget(gw, c))
+        c->over_since_ms = toro_mono_ms();
     return flush(gw, c);
 }
 
@@ -570,7 +610,8 @@ static int upgrade_ws(toro_gateway_t *gw, gw_conn_t *c, gw_request_t *req)
 /* Handles as many complete requests as c->rbuf holds. -1: close now. */
 static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
 {
-    while (c->kind == CONN_HTTP && !c->closing && !c->waiting && c->rlen > 0) {
+    /* pipelined requests are parsed only as fast as their responses drain */
+    while (c->kind == CONN_HTTP && !c->closing && !c->waiting && !gw_conn_over_budget(gw, c) && c->rlen > 0) {
         if (!c->request_started_ms)
             c->request_started_ms = toro_mono_ms();
         /* skip blank lines between pipelined requests (RFC 9112 2.2) */
@@ -654,6 +695,7 @@ static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
                     d->t0 = t0;
                     memcpy(d->request_id, req.request_id, sizeof d->request_id);
                     c->waiting = true;
+                    rearm(gw, c); /* no reading until its 202 is sent */
                 } else { /* a full round: this one commits alone, now */
                     int result = 0;
                     toro_stage_ingest_commit(gw->ctx, &resp.item, 1, &result);
@@ -715,6 +757,22 @@ static int after_read(toro_gateway_t *gw, gw_conn_t *c)
     return c->closing && c->woff == c->wlen ? 1 : 0; /* 1: all said, close gracefully */
 }
 
+/* After output drained or a commit answered: closes a socket that is done
+ * (all said after a close decision: graceful finish; half-closed client with
+ * nothing left to answer: close). Returns whether c is still open. */
+static bool conn_settle(toro_gateway_t *gw, gw_conn_t *c)
+{
+    if (c->woff != c->wlen || c->lingering)
+        return true;
+    if (c->closing)
+        return conn_finish(gw, c);
+    if (c->peer_eof && !c->waiting) {
+        conn_close(gw, c); /* what is left in rbuf is an incomplete request */
+        return false;
+    }
+    return true;
+}
+
 int gw_conn_feed(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len)
 {
     while (len > 0) {
@@ -764,6 +822,10 @@ static void on_readable_tls(toro_gateway_t *gw, gw_conn_t *c)
         }
     }
     for (;;) {
+        if (!wants_input(gw, c)) {
+            rearm(gw, c); /* records left inside OpenSSL are read by resume_input */
+            return;
+        }
         if (!grow_rbuf(gw, c, 1)) {
             conn_close(gw, c);
             return;
@@ -807,6 +869,10 @@ static void on_readable(toro_gateway_t *gw, gw_conn_t *c)
         return;
     }
     for (;;) {
+        if (!wants_input(gw, c)) {
+            rearm(gw, c); /* paused: epoll reports this socket again once it may read */
+            return;
+        }
         if (!grow_rbuf(gw, c, 1)) {
             conn_close(gw, c); /* a peer that sends more than any valid request could hold */
             return;
@@ -831,9 +897,39 @@ static void on_readable(toro_gateway_t *gw, gw_conn_t *c)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
+        if (n == 0 && c->kind == CONN_HTTP && !c->lingering && !c->closing) {
+            /* half-closed (shutdown(SHUT_WR) after its requests): it still
+             * gets the responses to what it sent, then the socket closes */
+            c->peer_eof = true;
+            rearm(gw, c);
+            conn_settle(gw, c);
+            return;
+        }
         conn_close(gw, c); /* EOF or error */
         return;
     }
+}
+
+/* Output drained or a commit answered: parses the requests (or frames)
+ * that waited in rbuf for the budget, and with TLS reads what OpenSSL holds
+ * (epoll would not report it again). Returns whether c is still open. */
+static bool resume_input(toro_gateway_t *gw, gw_conn_t *c)
+{
+    if (!c->closing && !c->lingering && !c->waiting && !gw_conn_over_budget(gw, c) && c->rlen > 0) {
+        int rc = c->kind == CONN_HTTP ? on_http_data(gw, c) : gw_ws_on_data(gw, c);
+        if (rc != 0) {
+            conn_close(gw, c);
+            return false;
+        }
+    }
+    rearm(gw, c);
+    if (!conn_settle(gw, c))
+        return false;
+    if (c->ssl && !c->closing && wants_input(gw, c)) {
+        on_readable_tls(gw, c);
+        return false; /* may have closed c: the caller does not touch it again */
+    }
+    return true;
 }
 
 gw_conn_t *gw_conn_adopt(toro_gateway_t *gw, int fd, const char *peer)
@@ -851,7 +947,9 @@ gw_conn_t *gw_conn_adopt(toro_gateway_t *gw, int fd, const char *peer)
         }
         c->request_started_ms = c->opened_ms; /* the handshake is bounded like a request head */
     }
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+    c->last_progress_ms = c->opened_ms;
+    c->events = EPOLLIN | EPOLLRDHUP;
+    struct epoll_event ev = {.events = c->events, .data.ptr = c};
     if (epoll_ctl(gw->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         gw_tls_free(c->ssl);
         free(c);
@@ -1045,10 +1143,7 @@ static void flush_batch(toro_gateway_t *gw)
             if (!c)
                 continue;
             gw->batch[i].conn = NULL;
-            if (on_http_data(gw, c) != 0)
-                conn_close(gw, c);
-            else if (c->closing && c->woff == c->wlen)
-                conn_finish(gw, c);
+            resume_input(gw, c);
         }
         memmove(gw->batch, gw->batch + n, (gw->n_batch - n) * sizeof *gw->batch);
         gw->n_batch -= n;
@@ -1106,12 +1201,15 @@ int toro_gateway_run(toro_gateway_t *gw)
                     continue;
                 }
                 if (evs[i].events & EPOLLOUT) {
+                    bool was_over = gw_conn_over_budget(gw, c);
                     if (flush(gw, c) != 0) {
                         conn_close(gw, c);
                         continue;
                     }
-                    if (c->closing && c->woff == c->wlen && !conn_finish(gw, c))
-                        continue;
+                    if (was_over || c->peer_eof || c->closing) {
+                        if (!resume_input(gw, c))
+                            continue;
+                    }
                 }
                 /* a TLS handshake read that waited for writability is retried too */
                 if ((evs[i].events & (EPOLLIN | EPOLLRDHUP)) || (c->ssl && c->tls_read_wants_write))
@@ -1141,7 +1239,20 @@ static void sweep(toro_gateway_t *gw)
                 conn_close(gw, c);
             continue;
         }
+        if (c->woff < c->wlen && (now - c->last_progress_ms > gw->cfg.send_timeout_ms ||
+                                  (c->over_since_ms && now - c->over_since_ms > gw->cfg.send_timeout_ms))) {
+            if (c->kind == CONN_WS)
+                toro_metrics_inc(TORO_CTR_WS_DROPPED);
+            toro_log_ratelimited(TORO_LOG_WARN, "gateway", "slow-client",
+                                 "closing a %s socket from %s: %zu bytes unsent for %d ms",
+                                 c->kind == CONN_WS ? "WebSocket" : "HTTP", c->peer, c->wlen - c->woff,
+                                 gw->cfg.send_timeout_ms);
+            conn_close(gw, c);
+            continue;
+        }
         if (c->kind == CONN_HTTP) {
+            if (!wants_input(gw, c))
+                continue; /* paused for its output or its commit: the send timeout governs */
             if (c->request_started_ms && now - c->request_started_ms > gw->cfg.header_timeout_ms) {
                 if (c->ssl && !gw_tls_ready(c->ssl)) {
                     toro_log_debug("gateway", NULL, "TLS handshake from %s not completed in time; closing", c->peer);
@@ -1149,7 +1260,7 @@ static void sweep(toro_gateway_t *gw)
                 } else if (reject(gw, c, 408, "request not received in time") != 0 || c->woff == c->wlen) {
                     conn_close(gw, c);
                 }
-            } else if (now - c->last_read_ms > gw->cfg.idle_timeout_ms) {
+            } else if (c->woff == c->wlen && now - c->last_read_ms > gw->cfg.idle_timeout_ms) {
                 conn_close(gw, c);
             }
         } else if (now - c->last_read_ms > gw->cfg.ws_dead_ms) {
