@@ -120,6 +120,9 @@ struct toro_gateway {
     toro_limits_t *rate;           /* API requests per user (loop thread only) */
     toro_limits_t *ws_per_user;    /* registered WebSockets per user (loop thread only) */
     gw_tls_ctx_t *tls;             /* TLS context (owned), NULL when the port speaks plain HTTP */
+    int reserve_fd;                /* spare descriptor given up to accept-and-503 one client on EMFILE */
+    int64_t accept_resume_ms;      /* listening socket not polled until then (EMFILE back-off); 0 = polled */
+    int accept_backoff_ms;         /* current back-off, doubled while EMFILE persists */
     gw_deferred_t batch[GW_BATCH_MAX]; /* group commit of this round (loop thread only) */
     size_t n_batch;
 };

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -965,6 +966,58 @@ gw_conn_t *gw_conn_adopt(toro_gateway_t *gw, int fd, const char *peer)
 
 void gw_conn_drop(toro_gateway_t *gw, gw_conn_t *c) { conn_close(gw, c); }
 
+#define BUSY_BODY "{\"success\":false,\"error\":\"too many open connections\"}"
+_Static_assert(sizeof BUSY_BODY - 1 == 53, "the Content-Length below is the body's length");
+static const char busy_503[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                               "Content-Length: 53\r\nConnection: close\r\nRetry-After: 1\r\n\r\n" BUSY_BODY;
+
+/* Refuses a client we cannot serve: a 503 in plain text (a TLS client would
+ * read garbage, so it only sees the close), best effort, then closes. */
+static void refuse_busy(toro_gateway_t *gw, int fd)
+{
+    if (!gw->tls) {
+        ssize_t w = send(fd, busy_503, sizeof busy_503 - 1, MSG_NOSIGNAL);
+        (void)w;
+    }
+    close(fd);
+}
+
+/* Out of descriptors (EMFILE/ENFILE): the level-triggered listening socket
+ * would stay readable and spin the loop. Give up the reserve descriptor to
+ * accept one waiting client and answer it 503, then stop polling the
+ * listening socket for a back-off (100 ms doubling to 2 s while it lasts);
+ * the other clients wait in the kernel's backlog meanwhile. */
+static void accept_backoff(toro_gateway_t *gw, int err)
+{
+    if (gw->reserve_fd >= 0) {
+        close(gw->reserve_fd);
+        gw->reserve_fd = -1;
+        int fd = accept4(gw->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            refuse_busy(gw, fd);
+        gw->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    gw->accept_backoff_ms = gw->accept_backoff_ms ? gw->accept_backoff_ms * 2 : 100;
+    if (gw->accept_backoff_ms > 2000)
+        gw->accept_backoff_ms = 2000;
+    gw->accept_resume_ms = toro_mono_ms() + gw->accept_backoff_ms;
+    struct epoll_event ev = {.events = 0, .data.ptr = &listen_tag};
+    epoll_ctl(gw->epoll_fd, EPOLL_CTL_MOD, gw->listen_fd, &ev);
+    toro_log_ratelimited(TORO_LOG_WARN, "gateway", "accept-emfile",
+                         "cannot accept connections: %s (%d open); pausing accept for %d ms", strerror(err),
+                         gw->n_conns, gw->accept_backoff_ms);
+}
+
+/* The accept back-off is over: poll the listening socket again. */
+static void accept_resume(toro_gateway_t *gw)
+{
+    if (!gw->accept_resume_ms || toro_mono_ms() < gw->accept_resume_ms)
+        return;
+    gw->accept_resume_ms = 0;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listen_tag};
+    epoll_ctl(gw->epoll_fd, EPOLL_CTL_MOD, gw->listen_fd, &ev);
+}
+
 static void on_accept(toro_gateway_t *gw)
 {
     for (;;) {
@@ -974,19 +1027,15 @@ static void on_accept(toro_gateway_t *gw)
         if (fd < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                toro_log_warn("gateway", NULL, "accept failed: %s", strerror(errno));
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                accept_backoff(gw, errno);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK)
+                toro_log_ratelimited(TORO_LOG_WARN, "gateway", "accept", "accept failed: %s", strerror(errno));
             return;
         }
+        gw->accept_backoff_ms = 0;
         if (gw->n_conns >= gw->cfg.max_connections) {
-            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                                       "Content-Length: 54\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
-                                       "{\"success\":false,\"error\":\"too many open connections\"}";
-            if (!gw->tls) { /* plain text would be garbage to a TLS client */
-                ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL);
-                (void)w;
-            }
-            close(fd);
+            refuse_busy(gw, fd);
             continue;
         }
         int one = 1;
@@ -997,6 +1046,32 @@ static void on_accept(toro_gateway_t *gw)
         if (!gw_conn_adopt(gw, fd, ip))
             close(fd);
     }
+}
+
+/* Why: a --max-connections above the open-files limit turns into EMFILE
+ * storms. Raises the soft RLIMIT_NOFILE to the hard limit and clamps the
+ * connection cap to the limit minus a reserve for the store, the bus, the
+ * log and the workers. Logs the result. */
+static void fit_open_files(toro_gateway_t *gw)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = was;
+    }
+    long limit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1000000 ? 1000000 : (long)rl.rlim_cur;
+    long reserve = limit >= 256 ? 64 : limit / 2;
+    int asked = gw->cfg.max_connections;
+    if (gw->cfg.max_connections > limit - reserve)
+        gw->cfg.max_connections = limit - reserve > 1 ? (int)(limit - reserve) : 1;
+    toro_log_info("gateway", NULL, "open files limit %ld (soft was %ld, hard %ld); max connections %d%s", limit,
+                  (long)(was == RLIM_INFINITY ? -1 : (long)was),
+                  (long)(rl.rlim_max == RLIM_INFINITY ? -1 : (long)rl.rlim_max), gw->cfg.max_connections,
+                  asked != gw->cfg.max_connections ? " (clamped to the limit minus a reserve of descriptors)" : "");
 }
 
 static void drain_pending(toro_gateway_t *gw)
@@ -1037,8 +1112,10 @@ int toro_gateway_new(const toro_gateway_config_t *cfg, toro_stage_ctx_t *ctx, to
     gw->listen_fd = gw->epoll_fd = gw->wake_fd = -1;
     pthread_mutex_init(&gw->lock, NULL);
     char msg[1024];
+    fit_open_files(gw);
+    gw->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     gw->rate = toro_limits_new(cfg->user_rate_per_min / 60.0, cfg->user_burst, 100000);
-    gw->ws_per_user = toro_limits_new(0, 1, (size_t)cfg->max_connections + 16);
+    gw->ws_per_user = toro_limits_new(0, 1, (size_t)gw->cfg.max_connections + 16);
     if (!gw->rate || !gw->ws_per_user) {
         snprintf(msg, sizeof msg, "out of memory");
         goto fail;
@@ -1183,7 +1260,12 @@ int toro_gateway_run(toro_gateway_t *gw)
     toro_log_info("gateway", NULL, "listening on %s://%s:%d (node %s, TLS %s)", gw->tls ? "https" : "http",
                   gw->cfg.host, gw->port, gw->node, gw->tls ? "on: https and wss" : "off");
     while (!gw->stopping) {
-        int n = epoll_wait(gw->epoll_fd, evs, 256, 1000);
+        int wait_ms = 1000;
+        if (gw->accept_resume_ms) {
+            int64_t left = gw->accept_resume_ms - toro_mono_ms();
+            wait_ms = left < 0 ? 0 : left < wait_ms ? (int)left : wait_ms;
+        }
+        int n = epoll_wait(gw->epoll_fd, evs, 256, wait_ms);
         if (n < 0 && errno != EINTR) {
             toro_log_error("gateway", NULL, "epoll_wait failed: %s", strerror(errno));
             return TORO_EIO;
@@ -1217,6 +1299,7 @@ int toro_gateway_run(toro_gateway_t *gw)
             }
         }
         flush_batch(gw);
+        accept_resume(gw);
         if (toro_mono_ms() - last_sweep >= 1000) {
             sweep(gw);
             last_sweep = toro_mono_ms();
@@ -1284,6 +1367,8 @@ void toro_gateway_free(toro_gateway_t *gw)
         close(gw->epoll_fd);
     if (gw->wake_fd >= 0)
         close(gw->wake_fd);
+    if (gw->reserve_fd >= 0)
+        close(gw->reserve_fd);
     pending_msg_t *m = gw->pending;
     while (m) {
         pending_msg_t *next = m->next;

@@ -29,31 +29,34 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def parse_responses(buf, out):
+    """Moves the complete Content-Length framed responses of buf into out;
+    returns the rest."""
+    while True:
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            return buf
+        head = buf[:end].decode("latin-1").split("\r\n")
+        headers = {}
+        for line in head[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        n = int(headers.get("content-length", "0"))
+        if len(buf) < end + 4 + n:
+            return buf
+        out.append((int(head[0].split()[1]), headers, buf[end + 4:end + 4 + n]))
+        buf = buf[end + 4 + n:]
+
+
 def read_responses(sock, want, timeout=60):
-    """Reads HTTP/1.1 responses (Content-Length framed) until `want` arrived,
-    EOF or the deadline. Returns (list of (status, headers, body), eof)."""
+    """Reads HTTP/1.1 responses until `want` arrived, EOF or the deadline.
+    Returns (list of (status, headers, body), eof)."""
     buf = b""
     out = []
     eof = False
     deadline = time.time() + timeout
-    sock.settimeout(1.0)
+    sock.settimeout(min(1.0, timeout))
     while len(out) < want and time.time() < deadline:
-        while True:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                break
-            head = buf[:end].decode("latin-1").split("\r\n")
-            headers = {}
-            for line in head[1:]:
-                k, _, v = line.partition(":")
-                headers[k.strip().lower()] = v.strip()
-            n = int(headers.get("content-length", "0"))
-            if len(buf) < end + 4 + n:
-                break
-            out.append((int(head[0].split()[1]), headers, buf[end + 4:end + 4 + n]))
-            buf = buf[end + 4 + n:]
-        if len(out) >= want:
-            break
         try:
             chunk = sock.recv(65536)
         except socket.timeout:
@@ -64,7 +67,7 @@ def read_responses(sock, want, timeout=60):
         if not chunk:
             eof = True
             break
-        buf += chunk
+        buf = parse_responses(buf + chunk, out)
     return out, eof
 
 
@@ -193,3 +196,76 @@ def test_half_closed_client_gets_its_responses(server_factory):
     c.close()
     assert [st for st, _, _ in got] == [200, 202, 200] and eof, [st for st, _, _ in got]
     assert stored_count(s, "half") == 2
+
+
+# --- 2. accept under a small open-files limit --------------------------------
+
+def test_small_fd_limit_keeps_cpu_low_and_answers_503(kb_file, tmp_path):
+    """With `ulimit -n 64` and the default --max-connections 20000, 150
+    clients used to make accept fail with EMFILE in a busy loop (one core,
+    a million log lines). Now the cap is clamped below the limit, every
+    client gets 200 or 503 or waits, CPU stays low and the log is short."""
+    import resource
+    from conftest import Server
+
+    def limit_fds():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    s = Server(str(tmp_path / "data"), kb_file)
+    import subprocess
+    real_popen = subprocess.Popen
+
+    def popen(*a, **kw):
+        kw["preexec_fn"] = limit_fds
+        return real_popen(*a, **kw)
+
+    subprocess.Popen = popen
+    try:
+        s.start()
+    finally:
+        subprocess.Popen = real_popen
+    try:
+        log = s.log()
+        assert "open files limit 64" in log and "clamped" in log, log
+        socks = []
+        for _ in range(150):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", s.port))
+            socks.append(c)
+        cpu0 = cpu_s(s.proc.pid)
+        t0 = time.time()
+        # a storm of new connections while the 150 stay open (bounded: 3 s, 3000 tries)
+        for _ in range(3000):
+            if time.time() > t0 + 3:
+                break
+            try:
+                socket.create_connection(("127.0.0.1", s.port), timeout=1).close()
+            except OSError:
+                pass
+        time.sleep(max(0, t0 + 4 - time.time()))
+        cpu = cpu_s(s.proc.pid) - cpu0
+        wall = time.time() - t0
+        statuses = {}
+        for c in socks:
+            c.setblocking(True)
+            # refused clients got their 503 at accept, before sending anything
+            got, _ = read_responses(c, 1, timeout=0.2)
+            if not got:
+                try:
+                    c.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                    got, _ = read_responses(c, 1, timeout=1)
+                except OSError:
+                    pass
+            st = got[0][0] if got else "none"
+            statuses[st] = statuses.get(st, 0) + 1
+            c.close()
+        assert set(statuses) <= {200, 503, "none"}, statuses
+        assert statuses.get(200, 0) >= 1 and statuses.get(503, 0) >= 1, statuses
+        # a busy loop burns ~100% of a core; an idle server a few percent
+        assert cpu < 0.5 * wall, "server used %.2f s of CPU in %.1f s" % (cpu, wall)
+        lines = s.log().count("\n")
+        assert lines < 100, "%d log lines" % lines
+        assert requests.get(s.url("/healthz"), timeout=5).status_code == 200
+    finally:
+        assert s.stop() == 0, s.log()
