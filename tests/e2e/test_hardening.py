@@ -3,6 +3,8 @@ real binary over real sockets on 127.0.0.1: the output budget and
 back-pressure, half-closed clients, pipelined POSTs. Every loop is bounded in
 count and time; no test asserts a timing, only bounds on memory, CPU and log
 lines that an unbounded server would exceed by orders of magnitude."""
+import hashlib
+import hmac
 import json
 import os
 import socket
@@ -269,3 +271,61 @@ def test_small_fd_limit_keeps_cpu_low_and_answers_503(kb_file, tmp_path):
         assert requests.get(s.url("/healthz"), timeout=5).status_code == 200
     finally:
         assert s.stop() == 0, s.log()
+
+
+# --- 3. keys: development tokens never pass for production ones --------------
+
+def test_dev_tokens_are_refused_by_jwt_servers(server_factory):
+    """A dev-login token used to be signed with the configured production
+    secret (iss toro-dev) and accepted by a jwt server without --jwt-issuer."""
+    from conftest import TEST_SECRET, b64url, make_jwt
+    env = {"TORO_JWT_ISSUER": ""}  # a jwt server that checks no issuer
+    dev = server_factory(extra_args=["--auth", "dev"], env=env)
+    jwt = server_factory(env=env)  # a secret and no --auth on loopback: jwt mode
+    assert requests.get(dev.url("/healthz"), timeout=5).json()["data"]["auth"] == "dev"
+    assert requests.get(jwt.url("/healthz"), timeout=5).json()["data"]["auth"] == "jwt"
+    assert "a JWT secret is configured: jwt mode" in jwt.log()
+    assert "configured JWT secret is not used" in dev.log()
+    assert requests.post(jwt.url("/auth/dev-login"), json={"user_id": "eva"}, timeout=5).status_code == 404
+    tok = requests.post(dev.url("/auth/dev-login"), json={"user_id": "eva"}, timeout=5).json()["data"]["token"]
+    bearer = {"Authorization": "Bearer " + tok}
+    assert requests.get(dev.url("/questions"), headers=bearer, timeout=5).status_code == 200
+    r = requests.get(jwt.url("/questions"), headers=bearer, timeout=5)
+    assert r.status_code == 401, r.text
+    # not signed with the production secret either
+    h, p, sig = tok.split(".")
+    assert json.loads(base64_json(p))["iss"] == "toro-dev"
+    mac = hmac.new(TEST_SECRET.encode(), ("%s.%s" % (h, p)).encode(), hashlib.sha256).digest()
+    assert b64url(mac) != sig
+    # a token forged with the production secret and the dev issuer is refused too
+    now = int(time.time())
+    forged = make_jwt({"sub": "eva", "iss": "toro-dev", "exp": now + 600})
+    r = requests.get(jwt.url("/questions"), headers={"Authorization": "Bearer " + forged}, timeout=5)
+    assert r.status_code == 401 and "development" in r.json()["error"], r.text
+    ok = make_jwt({"sub": "eva", "iss": "anyone", "exp": now + 600})
+    assert requests.get(jwt.url("/questions"), headers={"Authorization": "Bearer " + ok}, timeout=5).status_code == 200
+
+
+def base64_json(part):
+    import base64
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode()
+
+
+def test_exp_has_no_leeway_nbf_has_30s(server):
+    from conftest import TEST_ISSUER, make_jwt
+    now = int(time.time())
+    expired = make_jwt({"sub": "lia", "iss": TEST_ISSUER, "exp": now - 5})
+    early = make_jwt({"sub": "lia", "iss": TEST_ISSUER, "exp": now + 600, "nbf": now + 10})
+    r = requests.get(server.url("/questions"), headers={"Authorization": "Bearer " + expired}, timeout=5)
+    assert r.status_code == 401 and "expired" in r.json()["error"], r.text
+    r = requests.get(server.url("/questions"), headers={"Authorization": "Bearer " + early}, timeout=5)
+    assert r.status_code == 200, r.text
+
+
+def test_jwt_mode_refuses_the_dev_issuer_as_its_own(kb_file, tmp_path):
+    import subprocess
+    from conftest import BIN, TEST_SECRET
+    env = dict(os.environ, TORO_JWT_SECRET=TEST_SECRET)
+    r = subprocess.run([BIN, "serve", "--port", "0", "--auth", "jwt", "--jwt-issuer", "toro-dev", "--data",
+                        str(tmp_path / "d"), "--kb", kb_file], capture_output=True, env=env, timeout=60)
+    assert r.returncode != 0 and b"toro-dev" in r.stderr, r.stderr
