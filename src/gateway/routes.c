@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "core/error.h"
+#include "core/health.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "gateway/internal.h"
@@ -84,7 +85,7 @@ void gw_finish_ingest(gw_response_t *r, const toro_ingest_item_t *item, int rc)
 {
     r->route = TORO_ROUTE_POST_QUESTIONS;
     if (rc || !item) {
-        toro_log_error("gateway", item ? item->q.question_id : NULL, "ingest failed: %s", toro_strerror(rc));
+        toro_log_ratelimited(TORO_LOG_ERROR, "gateway", "ingest", "ingest failed: %s", toro_strerror(rc));
         gw_json_error(r, 503, "the question could not be stored; try again");
         gw_add_header(r, "Retry-After: 1");
         return;
@@ -226,7 +227,16 @@ static void healthz(toro_gateway_t *gw, gw_response_t *r)
                           "store", store_ok ? "ok" : "unreachable", "bus", bus_ok ? "ok" : "unreachable", "kb_version",
                           gw->cfg.kb_version, "node", gw->node, "auth", modes[gw->cfg.auth_mode], "tls",
                           toro_gateway_tls(gw));
-    if (store_ok && bus_ok)
+    char why[256];
+    int64_t since = 0;
+    if (store_ok && bus_ok && toro_health_degraded(why, sizeof why, &since)) {
+        char at[32];
+        toro_iso8601(since, at);
+        json_object_set_new(d, "status", json_string("degraded"));
+        json_object_set_new(d, "reason", json_string(why));
+        json_object_set_new(d, "degraded_since", json_string(at));
+        ok(r, 200, d); /* 200: the node still serves reads, and a balancer keeps it in to see it recover */
+    } else if (store_ok && bus_ok)
         ok(r, 200, d);
     else
         set_json(r, 503, json_pack("{s:b, s:s, s:o}", "success", 0, "error", "a dependency is unreachable", "data", d));

@@ -25,6 +25,7 @@
 
 #include "core/db.h"
 #include "core/error.h"
+#include "core/health.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "gateway/internal.h"
@@ -608,6 +609,21 @@ static int upgrade_ws(toro_gateway_t *gw, gw_conn_t *c, gw_request_t *req)
     return 0;
 }
 
+/* A group commit that failed for the store (not for a question's own
+ * conflict) marks the process degraded for /healthz; one that wrote clears it. */
+static void note_commit_health(const int *results, size_t n)
+{
+    bool wrote = false, failed = false;
+    for (size_t i = 0; i < n; i++) {
+        wrote |= results[i] == 0;
+        failed |= results[i] == TORO_EIO || results[i] == TORO_EUNAVAIL;
+    }
+    if (failed)
+        toro_health_fail("gateway");
+    else if (wrote)
+        toro_health_ok();
+}
+
 /* Handles as many complete requests as c->rbuf holds. -1: close now. */
 static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
 {
@@ -700,6 +716,7 @@ static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
                 } else { /* a full round: this one commits alone, now */
                     int result = 0;
                     toro_stage_ingest_commit(gw->ctx, &resp.item, 1, &result);
+                    note_commit_health(&result, 1);
                     gw_finish_ingest(&resp, &resp.item, result);
                     toro_ingest_item_clear(&resp.item);
                     toro_metrics_request(resp.route, resp.status);
@@ -1192,6 +1209,7 @@ static void flush_batch(toro_gateway_t *gw)
             for (size_t i = 0; i < n; i++)
                 items[i] = gw->batch[i].resp.item; /* shallow: the batch keeps ownership */
             toro_stage_ingest_commit(gw->ctx, items, n, results);
+            note_commit_health(results, n);
         } else if (results) {
             for (size_t i = 0; i < n; i++)
                 results[i] = TORO_ENOMEM;

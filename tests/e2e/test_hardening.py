@@ -329,3 +329,101 @@ def test_jwt_mode_refuses_the_dev_issuer_as_its_own(kb_file, tmp_path):
     r = subprocess.run([BIN, "serve", "--port", "0", "--auth", "jwt", "--jwt-issuer", "toro-dev", "--data",
                         str(tmp_path / "d"), "--kb", kb_file], capture_output=True, env=env, timeout=60)
     assert r.returncode != 0 and b"toro-dev" in r.stderr, r.stderr
+
+
+# --- 4. store errors: back-off, degraded health, recovery --------------------
+
+def fill(path, chunk=64 * 1024, cap=64 * 1024 * 1024):
+    """Writes zeros into path until the file system is full (bounded by cap)."""
+    written = 0
+    with open(path, "wb", buffering=0) as f:
+        block = b"\0" * chunk
+        while written < cap:
+            try:
+                written += f.write(block)
+            except OSError:
+                break
+            if chunk > 512 and written >= cap // 2:
+                chunk = 512
+    return written
+
+
+def test_disk_full_backs_off_and_recovers(kb_file, tmp_path):
+    """Disk full: new questions get 503, workers back off (bounded CPU and
+    log lines instead of a spinning core and megabytes of logs), /healthz
+    says degraded with the reason; when space returns answering resumes by
+    itself and every accepted question is answered."""
+    import subprocess
+    from conftest import Server, post_question, wait_terminal
+    if os.geteuid() != 0:
+        import pytest
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mnt)], check=True)
+    s = None
+    try:
+        # questions marked LENTO fail twice and are retried 1 s, 2 s later:
+        # the workers meet the full disk with them in hand
+        s = Server(str(mnt / "data"), kb_file, ["--retry-base-ms", "1000"],
+                   env={"TORO_FAULT_ANSWERER": "transient:2:LENTO"})
+        s.log_path = str(tmp_path / "server.log")  # the log must not need the full disk
+        s.start()
+        accepted = []
+        for i in range(5):
+            r = post_question(s, "disk", "O que e CDB? %d" % i)
+            assert r.status_code == 202
+            accepted.append(r.json()["data"]["question_id"])
+        for qid in accepted:
+            wait_terminal(s, qid)
+        for i in range(3):
+            r = post_question(s, "disk", "LENTO: o que e LCI? %d" % i)
+            assert r.status_code == 202
+            accepted.append(r.json()["data"]["question_id"])
+        filler = str(mnt / "filler")
+        fill(filler)
+        refused = 0
+        for i in range(400):  # until the store refuses (WAL frames may be reused a while)
+            r = post_question(s, "disk", "Pergunta com disco cheio %d sobre LCI e LCA?" % i)
+            assert r.status_code in (202, 503), r.text
+            if r.status_code == 202:
+                accepted.append(r.json()["data"]["question_id"])
+            else:
+                refused += 1
+                if refused >= 3:
+                    break
+        assert refused >= 3, "the store never refused on a full disk"
+        h = requests.get(s.url("/healthz"), timeout=5).json()["data"]
+        assert h["status"] == "degraded" and "full" in h["reason"], h
+        lines0 = open(s.log_path).read().count("\n")
+        cpu0 = cpu_s(s.proc.pid)
+        t0 = time.time()
+        for i in range(20):  # clients keep trying meanwhile
+            r = post_question(s, "disk", "Tentativa %d com o disco cheio?" % i)
+            if r.status_code == 202:
+                accepted.append(r.json()["data"]["question_id"])
+            time.sleep(0.2)
+        cpu = cpu_s(s.proc.pid) - cpu0
+        wall = time.time() - t0
+        lines = open(s.log_path).read().count("\n") - lines0
+        assert cpu < 0.5 * wall, "%.2f s CPU in %.1f s on a full disk" % (cpu, wall)
+        assert lines < 60, "%d log lines in %.1f s on a full disk" % (lines, wall)
+        os.unlink(filler)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            r = post_question(s, "disk", "O disco voltou?")
+            if r.status_code == 202:
+                accepted.append(r.json()["data"]["question_id"])
+                break
+            time.sleep(0.5)
+        assert requests.get(s.url("/healthz"), timeout=5).json()["data"]["status"] == "ok"
+        for qid in accepted:
+            assert wait_terminal(s, qid, timeout=60)["status"] == "completed", qid
+        log = open(s.log_path).read()
+        assert "recovered" in log
+        assert "stage failed" in log, log[-3000:]  # a worker met the full disk too
+    finally:
+        if s:
+            rc = s.stop()
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    assert rc == 0, s.log()
