@@ -121,6 +121,10 @@ int toro_gateway_parse_option(toro_gateway_config_t *cfg, int argc, char **argv,
         if (!v)
             return bad(a, "a comma-separated list of origins");
         cfg->cors_origins = v;
+    } else if (strcmp(a, "--allowed-hosts") == 0) {
+        if (!v || !*v)
+            return bad(a, "a comma-separated list of host names (or *)");
+        cfg->allowed_hosts = v;
     } else if (strcmp(a, "--header-timeout-ms") == 0) {
         if (!v || toro_parse_long(v, 100, 600000, &n) != 0)
             return bad(a, "milliseconds from 100 to 600000");

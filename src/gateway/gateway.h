@@ -42,6 +42,7 @@ typedef struct toro_gateway_config {
     double ws_msg_rate;        /* client messages per second per WebSocket */
     double ws_msg_burst;
     const char *cors_origins;  /* comma-separated allow-list of origins; NULL = same-origin only */
+    const char *allowed_hosts; /* comma-separated Host names accepted ("*" = any); NULL = default (framing.c) */
     const char *tls_cert;      /* PEM certificate chain (leaf first); NULL = plain HTTP. Borrowed */
     const char *tls_key;       /* PEM private key of tls_cert, unencrypted; set with tls_cert or not at all */
 } toro_gateway_config_t;
@@ -54,7 +55,7 @@ void toro_gateway_config_defaults(toro_gateway_config_t *cfg);
  * argv[*i] (and its value) when it is a gateway option: --host, --port,
  * --node, --auth none|dev|jwt, --jwt-secret-file, --jwt-issuer,
  * --jwt-audience, --rate-limit N/min, --max-ws-per-user N, --max-connections
- * N, --cors-origins LIST, --max-body BYTES, --header-timeout-ms MS,
+ * N, --cors-origins LIST, --allowed-hosts LIST, --max-body BYTES, --header-timeout-ms MS,
  * --idle-timeout-ms MS, --send-timeout-ms MS, --tls-cert FILE, --tls-key FILE (HTTPS and wss on
  * the same port; the files are loaded and checked by toro_gateway_new).
  * Returns 1 when consumed, 0 when not a gateway option, -1 on a bad value

@@ -151,6 +151,19 @@ int gw_ws_send(toro_gateway_t *gw, gw_conn_t *c, int opcode, const char *data, s
  * error message was sent and, for a limit, the socket is closing). */
 bool gw_ws_register(toro_gateway_t *gw, gw_conn_t *c, const char *user_id);
 
+/* framing.c */
+/* Why: RFC 9112 leaves no room for bare CR or LF, NUL or other control
+ * bytes in a request head; each is a way to make two parsers disagree. */
+bool gw_head_bytes_ok(const char *buf, size_t len);
+/* Content-Length: 0 none, 1 one value in *out (identical repeats folded), -1 invalid. */
+int gw_content_length(const gw_request_t *req, long long *out);
+/* Why: DNS rebinding: a Host outside --allowed-hosts (default on loopback:
+ * the bind address, localhost and the hosts of --cors-origins) is refused. */
+bool gw_host_allowed(const toro_gateway_t *gw, const char *host);
+/* The framing rules for a parsed head: one Host (HTTP/1.1), allowed, and a
+ * valid body length in *body_len. 0, or the status to reject with and *why. */
+int gw_framing_check(const toro_gateway_t *gw, const gw_request_t *req, size_t *body_len, const char **why);
+
 /* server.c */
 /* Why: one output budget for HTTP and WebSocket alike: while a socket holds
  * more unsent bytes than cfg.max_output its input is not parsed (nor read),

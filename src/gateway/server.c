@@ -343,6 +343,7 @@ static const char *reason(int status)
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
+    case 421: return "Misdirected Request";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
@@ -649,8 +650,8 @@ static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
         size_t head_len = (size_t)(end - c->rbuf) + 4;
         if (head_len > gw->cfg.max_header)
             return reject(gw, c, 431, "request head too large");
-        if (memchr(c->rbuf, '\0', head_len))
-            return reject(gw, c, 400, "malformed request");
+        if (!gw_head_bytes_ok(c->rbuf, head_len))
+            return reject(gw, c, 400, "control character in the request head");
         gw_request_t req;
         int bad = parse_head(c->rbuf, head_len, &req);
         if (bad) {
@@ -660,23 +661,14 @@ static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
         toro_uuid4(req.request_id);
         req.peer = c->peer;
         size_t body_len = 0;
-        const char *te = gw_header(&req, "Transfer-Encoding");
-        const char *cl = gw_header(&req, "Content-Length");
-        if (te) {
+        const char *why = NULL;
+        if (gw_header(&req, "Transfer-Encoding")) {
             free(req.head);
             return reject(gw, c, 411, "chunked request bodies are not supported; send Content-Length");
         }
-        if (cl) {
-            long v;
-            if (toro_parse_long(cl, 0, 1L << 40, &v) != 0) {
-                free(req.head);
-                return reject(gw, c, 400, "invalid Content-Length");
-            }
-            if ((size_t)v > gw->cfg.max_body) {
-                free(req.head);
-                return reject(gw, c, 413, "request body too large");
-            }
-            body_len = (size_t)v;
+        if ((bad = gw_framing_check(gw, &req, &body_len, &why)) != 0) {
+            free(req.head);
+            return reject(gw, c, bad, why);
         }
         if (c->rlen < head_len + body_len) {
             free(req.head);

@@ -427,3 +427,80 @@ def test_disk_full_backs_off_and_recovers(kb_file, tmp_path):
             rc = s.stop()
         subprocess.run(["umount", "-l", str(mnt)], check=False)
     assert rc == 0, s.log()
+
+
+# --- 5. RFC 9112 framing and the Host allow-list ------------------------------
+
+def raw_exchange(server, data, timeout=5):
+    """Sends data on a new socket, half-closes, returns the responses."""
+    c = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+    c.sendall(data)
+    c.shutdown(socket.SHUT_WR)
+    got, _ = read_responses(c, 5, timeout=timeout)
+    c.close()
+    return [st for st, _, _ in got]
+
+
+H = b"Host: 127.0.0.1\r\n"
+FRAMING = [
+    # (name, request bytes, expected statuses of the responses)
+    ("baseline", b"GET /healthz HTTP/1.1\r\n" + H + b"\r\n", [200]),
+    ("HTTP/1.0 needs no Host", b"GET /healthz HTTP/1.0\r\n\r\n", [200]),
+    ("missing Host", b"GET /healthz HTTP/1.1\r\n\r\n", [400]),
+    ("two Host headers", b"GET /healthz HTTP/1.1\r\n" + H + H + b"\r\n", [400]),
+    ("empty Host", b"GET /healthz HTTP/1.1\r\nHost:\r\n\r\n", [400]),
+    ("Host localhost:port", b"GET /healthz HTTP/1.1\r\nHost: localhost:8080\r\n\r\n", [200]),
+    ("Host evil (DNS rebinding)", b"GET /healthz HTTP/1.1\r\nHost: evil.example\r\n\r\n", [421]),
+    ("Host evil with port", b"GET /healthz HTTP/1.1\r\nHost: evil.example:80\r\n\r\n", [421]),
+    ("Content-Length +27", b"POST /auth/dev-login HTTP/1.1\r\n" + H + b"Content-Length: +2\r\n\r\n{}", [400]),
+    ("Content-Length 027", b"POST /auth/dev-login HTTP/1.1\r\n" + H + b"Content-Length: 02\r\n\r\n{}", [400]),
+    ("Content-Length -0", b"POST /auth/dev-login HTTP/1.1\r\n" + H + b"Content-Length: -0\r\n\r\n", [400]),
+    ("Content-Length 1e1", b"POST /auth/dev-login HTTP/1.1\r\n" + H + b"Content-Length: 1e1\r\n\r\n", [400]),
+    ("Content-Length empty", b"POST /auth/dev-login HTTP/1.1\r\n" + H + b"Content-Length: \r\n\r\n", [400]),
+    ("Content-Length 0x2", b"POST /auth/dev-login HTTP/1.1\r\n" + H + b"Content-Length: 0x2\r\n\r\n{}", [400]),
+    ("two different Content-Length (smuggling)",
+     b"POST /auth/dev-login HTTP/1.1\r\n" + H + b"Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}"
+     b"GET /healthz HTTP/1.1\r\n" + H + b"\r\n", [400]),
+    ("list of different Content-Length", b"POST /auth/dev-login HTTP/1.1\r\n" + H +
+     b"Content-Length: 2, 3\r\n\r\n{}", [400]),
+    ("identical Content-Length fold", b"POST /nope HTTP/1.1\r\n" + H +
+     b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}", [404]),
+    ("identical list folds", b"POST /nope HTTP/1.1\r\n" + H + b"Content-Length: 2, 2\r\n\r\n{}", [404]),
+    ("Content-Length 0", b"GET /healthz HTTP/1.1\r\n" + H + b"Content-Length: 0\r\n\r\n", [200]),
+    ("bare CR in a value", b"GET /healthz HTTP/1.1\r\n" + H + b"X-A: a\rb\r\n\r\n", [400]),
+    ("bare LF in a value", b"GET /healthz HTTP/1.1\r\n" + H + b"X-A: a\nb: c\r\n\r\n", [400]),
+    ("NUL in a value", b"GET /healthz HTTP/1.1\r\n" + H + b"X-A: a\0b\r\n\r\n", [400]),
+    ("escape in a value", b"GET /healthz HTTP/1.1\r\n" + H + b"X-A: a\x1bb\r\n\r\n", [400]),
+    ("DEL in a value", b"GET /healthz HTTP/1.1\r\n" + H + b"X-A: a\x7fb\r\n\r\n", [400]),
+    ("tab in a value is fine", b"GET /healthz HTTP/1.1\r\n" + H + b"X-A: a\tb\r\n\r\n", [200]),
+    ("control byte in the target", b"GET /heal\x01thz HTTP/1.1\r\n" + H + b"\r\n", [400]),
+    ("obs-fold", b"GET /healthz HTTP/1.1\r\n" + H + b"X-A: a\r\n  b\r\n\r\n", [400]),
+    ("UTF-8 in a value is fine", b"GET /healthz HTTP/1.1\r\n" + H + "X-A: ação\r\n\r\n".encode(), [200]),
+    ("pipelined after a good one", b"GET /healthz HTTP/1.1\r\n" + H + b"\r\n"
+     b"GET /healthz HTTP/1.1\r\n\r\n", [200, 400]),
+]
+
+
+def test_framing_table(server):
+    for name, data, want in FRAMING:
+        got = raw_exchange(server, data)
+        assert got == want, (name, got, want)
+
+
+def test_host_allow_list_on_upgrade_and_cors(server_factory):
+    """With Host and Origin both evil.example the upgrade returned 101 and
+    CORS echoed the origin (DNS rebinding reached dev-login and history)."""
+    s = server_factory(extra_args=["--auth", "dev"])
+    evil = {"Host": "evil.example", "Origin": "http://evil.example"}
+    r = requests.post(s.url("/auth/dev-login"), json={"user_id": "x"}, headers=evil, timeout=5)
+    assert r.status_code == 421 and "Access-Control-Allow-Origin" not in r.headers
+    key = b"dGhlIHNhbXBsZSBub25jZQ=="
+    up = (b"GET /ws HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\nUpgrade: websocket\r\n"
+          b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    assert raw_exchange(s, up) == [421]
+    # the loopback names still work, and an explicit list replaces the default
+    assert requests.get(s.url("/healthz"), timeout=5).status_code == 200
+    t = server_factory(extra_args=["--allowed-hosts", "toro.example, 127.0.0.1"])
+    assert requests.get(t.url("/healthz"), headers={"Host": "toro.example:443"}, timeout=5).status_code == 200
+    assert requests.get(t.url("/healthz"), headers={"Host": "localhost"}, timeout=5).status_code == 421
+    assert requests.get(t.url("/healthz"), timeout=5).status_code == 200

@@ -207,7 +207,7 @@ def test_slow_and_oversized_clients_do_not_stop_others(server_factory):
     slow = []
     for _ in range(30):
         c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
-        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         slow.append(c)
     idle = [socket.create_connection(("127.0.0.1", s.port), timeout=10) for _ in range(30)]
     t0 = time.time()
@@ -218,7 +218,7 @@ def test_slow_and_oversized_clients_do_not_stop_others(server_factory):
         assert requests.get(s.url("/healthz"), timeout=2).status_code == 200
     # a huge declared body is refused at once, before it is sent
     c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
-    c.sendall(b"POST /questions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    c.sendall(b"POST /questions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
               b"Content-Length: 1000000000\r\n\r\n")
     assert c.recv(4096).startswith(b"HTTP/1.1 413")
     c.close()

@@ -47,7 +47,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     char *tok = toro_auth_issue(&gw->cfg.auth, "fuzzer", 4000000000LL - 100, 50);
     snprintf(upgrade, sizeof upgrade,
-             "GET /ws?access_token=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "GET /ws?access_token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
              tok);
     free(tok);
