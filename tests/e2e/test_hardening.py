@@ -504,3 +504,124 @@ def test_host_allow_list_on_upgrade_and_cors(server_factory):
     assert requests.get(t.url("/healthz"), headers={"Host": "toro.example:443"}, timeout=5).status_code == 200
     assert requests.get(t.url("/healthz"), headers={"Host": "localhost"}, timeout=5).status_code == 421
     assert requests.get(t.url("/healthz"), timeout=5).status_code == 200
+
+
+# --- 6. RFC 6455 close handling, control frames, fragmentation ---------------
+
+def ws_frame(opcode, payload=b"", fin=True, rsv=0, mask=True):
+    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
+    n = len(payload)
+    m = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([m | n])
+    elif n < 65536:
+        head += bytes([m | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([m | 127]) + n.to_bytes(8, "big")
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def close_payload(code, reason=b""):
+    return code.to_bytes(2, "big") + reason
+
+
+def ws_open(server):
+    c = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    c.sendall(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = c.recv(4096)
+        assert chunk, "no upgrade response"
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return c, rest
+
+
+def ws_read_frames(c, buf, timeout=5):
+    """Server frames until a close frame, EOF or the deadline: [(opcode, payload)]."""
+    frames = []
+    deadline = time.time() + timeout
+    c.settimeout(0.5)
+    while time.time() < deadline:
+        while len(buf) >= 2:
+            n = buf[1] & 0x7F
+            hl = 2
+            if n == 126:
+                if len(buf) < 4:
+                    break
+                n, hl = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127:
+                if len(buf) < 10:
+                    break
+                n, hl = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < hl + n:
+                break
+            frames.append((buf[0] & 0x0F, buf[hl:hl + n]))
+            buf = buf[hl + n:]
+            if frames[-1][0] == 8:
+                return frames
+        try:
+            chunk = c.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        buf += chunk
+    return frames
+
+
+BAD_UTF8 = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80\x65\x64\x69\x74\x65\x64"
+PING_MSG = b'{"action":"ping"}'
+WS_CASES = [
+    # (name, frames to send, expected close code (None: empty close), expected frames before the close)
+    ("close 1000", [ws_frame(8, close_payload(1000))], 1000, []),
+    ("close empty", [ws_frame(8)], None, []),
+    ("close one byte", [ws_frame(8, b"\x03")], 1002, []),
+    ("close 1000 with UTF-8 reason", [ws_frame(8, close_payload(1000, "até logo".encode()))], 1000, []),
+    ("close reason not UTF-8", [ws_frame(8, close_payload(1000, BAD_UTF8))], 1007, []),
+    ("close payload 126 bytes", [ws_frame(8, close_payload(1000, b"a" * 124))], 1002, []),
+    ("ping 125 bytes", [ws_frame(9, b"p" * 125), ws_frame(8, close_payload(1000))], 1000, [(10, b"p" * 125)]),
+    ("ping 126 bytes", [ws_frame(9, b"p" * 126)], 1002, []),
+    ("fragmented ping", [ws_frame(9, b"p", fin=False)], 1002, []),
+    ("pong unsolicited is ignored", [ws_frame(10, b"x"), ws_frame(8, close_payload(1000))], 1000, []),
+    ("continuation first", [ws_frame(0, b"x")], 1002, []),
+    ("text inside a fragmented text", [ws_frame(1, b"{", fin=False), ws_frame(1, b"}")], 1002, []),
+    ("fragments with a ping between",
+     [ws_frame(1, PING_MSG[:5], fin=False), ws_frame(9, b"hi"), ws_frame(0, PING_MSG[5:]),
+      ws_frame(8, close_payload(1000))], 1000, [(10, b"hi"), (1, b'{"type":"pong"}')]),
+    ("empty fragments", [ws_frame(1, b"", fin=False), ws_frame(0, PING_MSG, fin=False), ws_frame(0, b""),
+                         ws_frame(8, close_payload(1000))], 1000, [(1, b'{"type":"pong"}')]),
+    ("reserved opcode 3", [ws_frame(3, b"x")], 1002, []),
+    ("reserved control opcode 11", [ws_frame(11, b"x")], 1002, []),
+    ("RSV1 set", [ws_frame(1, PING_MSG, rsv=4)], 1002, []),
+    ("unmasked frame", [ws_frame(1, PING_MSG, mask=False)], 1002, []),
+    ("text not UTF-8", [ws_frame(1, BAD_UTF8)], 1007, []),
+    ("text not UTF-8 across fragments", [ws_frame(1, b"\xce", fin=False), ws_frame(0, b"\x41")], 1007, []),
+    ("UTF-8 split across fragments is fine", [ws_frame(1, b'{"action":"ping","x":"\xce', fin=False),
+                                              ws_frame(0, b'\xba"}'), ws_frame(8, close_payload(1000))],
+     1000, [(1, b'{"type":"pong"}')]),
+    ("binary message", [ws_frame(2, b"\x00\x01")], 1003, []),
+] + [("close code %d" % code, [ws_frame(8, close_payload(code))], 1002, [])
+     for code in (0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535)] \
+  + [("close code %d" % code, [ws_frame(8, close_payload(code))], code, [])
+     for code in (1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999)]
+
+
+def test_websocket_close_and_framing_table(server):
+    for name, frames, want_code, want_before in WS_CASES:
+        c, rest = ws_open(server)
+        c.sendall(b"".join(frames))
+        got = ws_read_frames(c, rest)
+        c.close()
+        assert got and got[-1][0] == 8, (name, got)
+        payload = got[-1][1]
+        code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+        assert code == want_code, (name, code, want_code, payload)
+        assert got[:-1] == want_before, (name, got[:-1])
