@@ -168,9 +168,18 @@ int toro_cmd_serve(int argc, char **argv)
     }
     snprintf(path, sizeof path, "%s/toro.lock", data);
     lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (lock_fd < 0) { /* say what is wrong: only a held lock means another process */
+        int e = errno;
+        fprintf(stderr, "toro serve: cannot use data directory %s: %s\n", data,
+                e == ENOTDIR ? "it is not a directory"
+                : e == EROFS ? "it is on a read-only file system"
+                : e == EACCES || e == EPERM ? "it is not writable by this user (permission denied)"
+                             : strerror(e));
+        goto out;
+    }
+    if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
         fprintf(stderr, "toro serve: data directory %s is in use by another toro process (%s)\n", data,
-                lock_fd < 0 ? strerror(errno) : "locked");
+                errno == EWOULDBLOCK ? "its toro.lock is held" : strerror(errno));
         goto out;
     }
     if (toro_kb_open(kb_path, &kb, &err) != 0) {

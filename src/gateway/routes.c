@@ -347,7 +347,7 @@ static bool authenticate(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r
         *user = sub;
         key = sub;
     }
-    int wait = toro_limits_take(gw->rate, key, toro_mono_ms());
+    int wait = toro_limits_take_kind(gw->rate, *user ? "user" : "ip", key, toro_mono_ms());
     if (wait) {
         gw_json_error(r, 429, "too many requests; slow down");
         gw_add_header(r, "Retry-After: %d", wait);
@@ -362,7 +362,7 @@ static void dev_login(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r)
         gw_json_error(r, 404, "not found");
         return;
     }
-    int wait = toro_limits_take(gw->rate, req->peer, toro_mono_ms());
+    int wait = toro_limits_take_kind(gw->rate, "ip", req->peer, toro_mono_ms());
     if (wait) {
         gw_json_error(r, 429, "too many requests; slow down");
         gw_add_header(r, "Retry-After: %d", wait);

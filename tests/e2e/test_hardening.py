@@ -625,3 +625,68 @@ def test_websocket_close_and_framing_table(server):
         code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
         assert code == want_code, (name, code, want_code, payload)
         assert got[:-1] == want_before, (name, got[:-1])
+
+
+# --- 7. rate-limit keys, data-dir errors, snapshot checksum -------------------
+
+def test_user_named_like_an_address_has_its_own_bucket(server_factory):
+    """A user named "127.0.0.1" used to spend the loopback address's budget,
+    so dev-login from that address got 429."""
+    s = server_factory(extra_args=["--auth", "dev", "--rate-limit", "6"])  # 6/min, burst 3
+    tok = requests.post(s.url("/auth/dev-login"), json={"user_id": "127.0.0.1"}, timeout=5).json()["data"]["token"]
+    codes = [requests.get(s.url("/questions"), headers={"Authorization": "Bearer " + tok}, timeout=5).status_code
+             for _ in range(4)]
+    assert codes == [200, 200, 200, 429], codes
+    assert requests.post(s.url("/auth/dev-login"), json={"user_id": "ana"}, timeout=5).status_code == 200
+
+
+def serve_error(kb_file, data, env=None):
+    import subprocess
+    from conftest import BIN
+    r = subprocess.run([BIN, "serve", "--port", "0", "--data", data, "--kb", kb_file], capture_output=True,
+                       env=dict(os.environ, **(env or {})), timeout=60)
+    assert r.returncode != 0
+    return r.stderr.decode()
+
+
+def test_data_dir_errors_say_what_is_wrong(server_factory, kb_file, tmp_path):
+    import subprocess
+    f = tmp_path / "afile"
+    f.write_text("x")
+    err = serve_error(kb_file, str(f))
+    assert "not a directory" in err and "in use" not in err, err
+    s = server_factory()
+    err = serve_error(kb_file, s.data_dir)
+    assert "in use by another toro process" in err, err
+    if os.geteuid() == 0:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(ro)], check=True)
+        try:
+            err = serve_error(kb_file, str(ro))
+        finally:
+            subprocess.run(["umount", "-l", str(ro)], check=False)
+        assert "read-only" in err and "in use" not in err, err
+
+
+def test_bit_flipped_snapshot_is_refused_at_start(kb_file, tmp_path):
+    """A damaged snapshot used to pass start-up and fail questions later
+    with "bad format"; now start-up and `toro kb verify` refuse it."""
+    import subprocess
+    from conftest import BIN
+    ok = subprocess.run([BIN, "kb", "verify", kb_file], capture_output=True, timeout=60)
+    assert ok.returncode == 0 and b"ok, sha256:" in ok.stdout, ok
+    data = bytearray(open(kb_file, "rb").read())
+    flipped = 0
+    for at in (len(data) // 3, len(data) // 2, 2 * len(data) // 3):  # a few places, each its own copy
+        bad = bytearray(data)
+        i = bad.find(b"e", at)  # inside some row's text
+        bad[i] ^= 0x04
+        path = str(tmp_path / ("flip%d.toro" % at))
+        open(path, "wb").write(bad)
+        v = subprocess.run([BIN, "kb", "verify", path], capture_output=True, timeout=60)
+        assert v.returncode == 1 and b"damaged" in v.stderr, v
+        err = serve_error(path, str(tmp_path / ("d%d" % at)))
+        assert "damaged" in err, err
+        flipped += 1
+    assert flipped == 3
