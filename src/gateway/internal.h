@@ -171,10 +171,20 @@ int gw_framing_check(const toro_gateway_t *gw, const gw_request_t *req, size_t *
 bool gw_conn_over_budget(const toro_gateway_t *gw, const gw_conn_t *c);
 /* Why: the accept path and the fuzz harness make a connection of an fd. */
 gw_conn_t *gw_conn_adopt(toro_gateway_t *gw, int fd, const char *peer);
-/* Why: the fuzz harness feeds bytes as if read from the socket; -1 = the
- * connection must be dropped (gw_conn_drop). */
-int gw_conn_feed(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len);
+/* Why: the fuzz harness feeds bytes as if read from the socket. Returns the
+ * bytes taken (fewer than len while the socket's input is paused: output
+ * over budget, a commit pending, half-closed), or -1 when the connection
+ * must be dropped (gw_conn_drop). */
+long gw_conn_feed(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len);
 void gw_conn_drop(toro_gateway_t *gw, gw_conn_t *c);
+/* Why: the fuzz harness has no event loop: does what one round does for c
+ * after its input (the group commit) and once its socket is writable (flush,
+ * then the input that waited for the output budget). Returns whether c is
+ * still open (it may have been closed and freed). */
+bool gw_conn_pump(toro_gateway_t *gw, gw_conn_t *c);
+/* Why: the fuzz harness's half-close: what a read of EOF does. Returns
+ * whether c is still open. */
+bool gw_conn_feed_eof(toro_gateway_t *gw, gw_conn_t *c);
 int gw_conn_write(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len);
 void gw_map_remove(toro_gateway_t *gw, gw_conn_t *c);
 void gw_map_add(toro_gateway_t *gw, gw_conn_t *c);

@@ -783,9 +783,12 @@ static bool conn_settle(toro_gateway_t *gw, gw_conn_t *c)
     return true;
 }
 
-int gw_conn_feed(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len)
+long gw_conn_feed(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len)
 {
+    size_t taken = 0;
     while (len > 0) {
+        if (!wants_input(gw, c))
+            return (long)taken; /* paused, as on_readable would be */
         if (!grow_rbuf(gw, c, 1))
             return -1;
         size_t n = c->rcap - c->rlen < len ? c->rcap - c->rlen : len;
@@ -793,10 +796,11 @@ int gw_conn_feed(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len)
         c->rlen += n;
         data += n;
         len -= n;
+        taken += n;
         if (after_read(gw, c) != 0)
             return -1;
     }
-    return 0;
+    return (long)taken;
 }
 
 /* A plain HTTP request reached the TLS port: answer in plain HTTP (as
@@ -1235,6 +1239,38 @@ static void flush_batch(toro_gateway_t *gw)
         memmove(gw->batch, gw->batch + n, (gw->n_batch - n) * sizeof *gw->batch);
         gw->n_batch -= n;
     }
+}
+
+static bool conn_listed(const toro_gateway_t *gw, const gw_conn_t *c)
+{
+    for (const gw_conn_t *x = gw->conns; x; x = x->next)
+        if (x == c)
+            return true;
+    return false;
+}
+
+bool gw_conn_pump(toro_gateway_t *gw, gw_conn_t *c)
+{
+    flush_batch(gw);
+    if (!conn_listed(gw, c))
+        return false;
+    if (flush(gw, c) != 0) {
+        conn_close(gw, c);
+        return false;
+    }
+    resume_input(gw, c);
+    return conn_listed(gw, c);
+}
+
+bool gw_conn_feed_eof(toro_gateway_t *gw, gw_conn_t *c)
+{
+    if (c->kind != CONN_HTTP || c->lingering || c->closing) {
+        conn_close(gw, c);
+        return false;
+    }
+    c->peer_eof = true;
+    rearm(gw, c);
+    return conn_settle(gw, c);
 }
 
 static toro_gateway_t *volatile signalled_gateway;
