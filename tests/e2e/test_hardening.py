@@ -690,3 +690,50 @@ def test_bit_flipped_snapshot_is_refused_at_start(kb_file, tmp_path):
         assert "damaged" in err, err
         flipped += 1
     assert flipped == 3
+
+
+def test_emfile_backs_off_instead_of_spinning(server_factory):
+    """The limit lowered under a running server (prlimit), so accept() itself
+    fails with EMFILE: the listening socket is paused for a back-off and one
+    client at a time gets 503 through the reserve descriptor, instead of a
+    busy loop writing a million log lines."""
+    import resource
+    s = server_factory()
+    pid = s.proc.pid
+    open_fds = len(os.listdir("/proc/%d/fd" % pid))
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (open_fds + 8, hard))  # the soft limit only
+    lines0 = s.log().count("\n")
+    socks = []
+    for _ in range(100):
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(("127.0.0.1", s.port))
+        socks.append(c)
+    cpu0 = cpu_s(pid)
+    t0 = time.time()
+    time.sleep(3)
+    cpu = cpu_s(pid) - cpu0
+    wall = time.time() - t0
+    statuses = {}
+    for c in socks:
+        c.setblocking(True)
+        got, _ = read_responses(c, 1, timeout=0.2)
+        st = got[0][0] if got else "none"
+        statuses[st] = statuses.get(st, 0) + 1
+        c.close()
+    log = s.log()
+    assert "pausing accept" in log, log[-2000:]
+    assert statuses.get(503, 0) >= 1 and set(statuses) <= {503, "none"}, statuses
+    assert cpu < 0.5 * wall, "server used %.2f s of CPU in %.1f s" % (cpu, wall)
+    assert log.count("\n") - lines0 < 50, log[-3000:]
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+    deadline = time.time() + 10
+    while time.time() < deadline:  # accepting again after the back-off
+        try:
+            if requests.get(s.url("/healthz"), timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    assert requests.get(s.url("/healthz"), timeout=5).status_code == 200
