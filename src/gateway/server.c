@@ -296,8 +296,8 @@ int gw_conn_write(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len
     size_t unsent = c->wlen - c->woff;
     if (c->kind == CONN_WS && unsent + len > gw->cfg.max_ws_backlog) {
         toro_metrics_inc(TORO_CTR_WS_DROPPED);
-        toro_log_warn("gateway", NULL, "connection %s is too slow (%zu bytes unsent); closing", c->connection_id,
-                      unsent);
+        toro_log_ratelimited(TORO_LOG_WARN, "gateway", "ws-slow", "WebSocket %s is too slow (%zu bytes unsent); closing",
+                             c->connection_id, unsent);
         return -1;
     }
     if (c->wlen + len > c->wcap) {
