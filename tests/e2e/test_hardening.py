@@ -24,6 +24,12 @@ def rss_kb(pid):
     raise AssertionError("no VmRSS for %d" % pid)
 
 
+def full_log(server):
+    """The whole log file (Server.log() keeps only its tail)."""
+    with open(server.log_path, "rb") as f:
+        return f.read().decode("utf-8", "replace")
+
+
 def cpu_s(pid):
     """utime + stime of the process, in seconds."""
     with open("/proc/%d/stat" % pid) as f:
@@ -128,6 +134,7 @@ def test_never_reading_pipeliner_keeps_rss_bounded(server_factory):
         if not progressed:
             time.sleep(0.05)
     grown_mb = (rss_kb(pid) - base) / 1024
+    print("figure: never-reading pipeliners sent %r bytes; RSS grew %.1f MB" % (sent, grown_mb))
     # an unbounded server would queue ~850x what was sent
     assert min(sent) > 64 * 1024, sent
     assert grown_mb < 48, "RSS grew by %.1f MB for %r bytes of pipelined GETs" % (grown_mb, sent)
@@ -155,7 +162,7 @@ def test_never_reading_pipeliner_keeps_rss_bounded(server_factory):
     assert closed, "a never-reading socket was not closed (read %d bytes)" % got
     for c in socks:
         c.close()
-    assert "bytes unsent" in s.log()
+    assert "bytes unsent" in full_log(s)
 
 
 def test_pipelined_posts_all_answered(server_factory):
@@ -227,7 +234,7 @@ def test_small_fd_limit_keeps_cpu_low_and_answers_503(kb_file, tmp_path):
     finally:
         subprocess.Popen = real_popen
     try:
-        log = s.log()
+        log = full_log(s)
         assert "open files limit 64" in log and "clamped" in log, log
         socks = []
         for _ in range(150):
@@ -262,11 +269,13 @@ def test_small_fd_limit_keeps_cpu_low_and_answers_503(kb_file, tmp_path):
             st = got[0][0] if got else "none"
             statuses[st] = statuses.get(st, 0) + 1
             c.close()
+        print("figure: ulimit -n 64: %r; CPU %.2f s in %.1f s; %d log lines" % (statuses, cpu, wall,
+                                                                              full_log(s).count("\n")))
         assert set(statuses) <= {200, 503, "none"}, statuses
         assert statuses.get(200, 0) >= 1 and statuses.get(503, 0) >= 1, statuses
         # a busy loop burns ~100% of a core; an idle server a few percent
         assert cpu < 0.5 * wall, "server used %.2f s of CPU in %.1f s" % (cpu, wall)
-        lines = s.log().count("\n")
+        lines = full_log(s).count("\n")
         assert lines < 100, "%d log lines" % lines
         assert requests.get(s.url("/healthz"), timeout=5).status_code == 200
     finally:
@@ -406,6 +415,7 @@ def test_disk_full_backs_off_and_recovers(kb_file, tmp_path):
         cpu = cpu_s(s.proc.pid) - cpu0
         wall = time.time() - t0
         lines = open(s.log_path).read().count("\n") - lines0
+        print("figure: disk full: CPU %.2f s in %.1f s; %d log lines" % (cpu, wall, lines))
         assert cpu < 0.5 * wall, "%.2f s CPU in %.1f s on a full disk" % (cpu, wall)
         assert lines < 60, "%d log lines in %.1f s on a full disk" % (lines, wall)
         os.unlink(filler)
@@ -709,7 +719,7 @@ def test_emfile_backs_off_instead_of_spinning(server_factory):
     open_fds = len(os.listdir("/proc/%d/fd" % pid))
     soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (open_fds + 8, hard))  # the soft limit only
-    lines0 = s.log().count("\n")
+    lines0 = full_log(s).count("\n")
     socks = []
     for _ in range(100):
         c = socket.socket()
@@ -728,7 +738,8 @@ def test_emfile_backs_off_instead_of_spinning(server_factory):
         st = got[0][0] if got else "none"
         statuses[st] = statuses.get(st, 0) + 1
         c.close()
-    log = s.log()
+    log = full_log(s)
+    print("figure: EMFILE: %r; CPU %.2f s in %.1f s; %d log lines" % (statuses, cpu, wall, log.count("\n") - lines0))
     assert "pausing accept" in log, log[-2000:]
     assert statuses.get(503, 0) >= 1 and set(statuses) <= {503, "none"}, statuses
     assert cpu < 0.5 * wall, "server used %.2f s of CPU in %.1f s" % (cpu, wall)
