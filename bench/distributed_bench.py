@@ -23,7 +23,7 @@ def jwt_for(user, secret):
     b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
     now = int(time.time())
     h = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    p = b(json.dumps({"sub": user, "iss": "toro-dev", "iat": now, "exp": now + 3600}).encode())
+    p = b(json.dumps({"sub": user, "iss": "toro-bench", "iat": now, "exp": now + 3600}).encode())
     sig = hmac.new(secret.encode(), ("%s.%s" % (h, p)).encode(), hashlib.sha256).digest()
     return "%s.%s.%s" % (h, p, b(sig))
 

@@ -22,7 +22,7 @@ from tokens import jwt_for  # noqa: E402
 
 
 async def http_post(reader, writer, body, token):
-    writer.write(b"POST /questions HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
+    writer.write(b"POST /questions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                  b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s" % (token, len(body), body))
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")

@@ -92,7 +92,7 @@ async def client(a):
     if a.mode == "toro":
         r, w = await asyncio.open_connection("127.0.0.1", a.port)
         body = b'{"question":"Qual o limite de garantia do FGC?"}'
-        w.write(b"POST /questions HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\nAuthorization: Bearer %s\r\n"
+        w.write(b"POST /questions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAuthorization: Bearer %s\r\n"
                 b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (token.encode(), len(body), body))
         await w.drain()
         await r.read()

@@ -124,7 +124,7 @@ int main(int argc, char **argv)
         const char *body = "{\"question\":\"Qual o limite de garantia do FGC?\"}";
         pfd = tcp(port);
         int l = snprintf(req, sizeof req,
-                         "POST /questions HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
+                         "POST /questions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                          "Authorization: Bearer %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
                          token, strlen(body), body);
         t_send = now();

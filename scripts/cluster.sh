@@ -13,7 +13,8 @@
 # Environment: TORO_RUN (run dir, default ./run/cluster), TORO_BIN (default
 # build/toro), TORO_STORE (default postgres://postgres@127.0.0.1:5432/toro),
 # TORO_BUS (default nats://127.0.0.1:4222), TORO_KB (default build/sample-kb.toro),
-# TORO_JWT_SECRET (shared by both apis; generated into the run dir if unset).
+# TORO_DEV_SECRET (dev-login key shared by both apis; generated into the run dir if
+# unset), or TORO_JWT_SECRET for jwt mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=${TORO_RUN:-run/cluster}
@@ -81,11 +82,13 @@ if [[ -z "$(psql "$admin" -Atc "SELECT 1 FROM pg_database WHERE datname = '$db'"
 fi
 "$bin" db migrate --store "$store"
 
-if [[ -z "${TORO_JWT_SECRET:-}" ]]; then
-  [[ -f "$run/jwt-secret" ]] || head -c 32 /dev/urandom | base64 >"$run/jwt-secret"
-  TORO_JWT_SECRET=$(cat "$run/jwt-secret")
+# development login on both apis with one shared dev key (never the JWT
+# secret: with TORO_JWT_SECRET set the apis run in jwt mode instead)
+if [[ -z "${TORO_DEV_SECRET:-}" ]]; then
+  [[ -f "$run/dev-secret" ]] || head -c 32 /dev/urandom | base64 >"$run/dev-secret"
+  TORO_DEV_SECRET=$(cat "$run/dev-secret")
 fi
-export TORO_JWT_SECRET
+export TORO_DEV_SECRET
 
 for i in 1 2; do
   start_one "worker-process-$i" worker process --store "$store" --bus "$bus" --kb "$kb" --concurrency 2

@@ -263,6 +263,7 @@ const ERROR_TEXT = {
   payload_too_large: 'o pedido é grande demais',
   uri_too_long: 'o endereço do pedido é longo demais',
   unsupported_media_type: 'formato de pedido não suportado',
+  misdirected_request: 'endereço do servidor não permitido',
   headers_too_large: 'os cabeçalhos do pedido são grandes demais',
   not_implemented: 'operação não suportada pelo servidor',
   unavailable: 'o serviço está indisponível no momento; tente novamente em instantes',

@@ -52,7 +52,7 @@ int toro_bus_local_enqueue(struct sqlite3 *conn, const char *topic, const char *
         rc = 0;
 out:
     if (rc)
-        toro_log_error("bus", NULL, "enqueue on %s failed: %s", topic, sqlite3_errmsg(conn));
+        toro_db_report(conn, "bus", "bus-enqueue", "enqueue failed");
     toro_db_done(st);
     return rc;
 }
@@ -91,7 +91,7 @@ static int try_fetch(local_bus_t *b, const char *topic, toro_bus_msg_t *out)
     toro_db_write_unlock();
 out:
     if (rc == TORO_EIO)
-        toro_log_error("bus", NULL, "fetch on %s failed: %s", topic, sqlite3_errmsg(c));
+        toro_db_report(c, "bus", "bus-fetch", "fetch failed");
     toro_db_done(st);
     return rc;
 }
@@ -147,7 +147,7 @@ static int exec_id(local_bus_t *b, const char *sql, int64_t id, int64_t arg)
             rc = 0;
     }
     if (rc)
-        toro_log_error("bus", NULL, "%s: %s", sql, sqlite3_errmsg(c));
+        toro_db_report(c, "bus", sql, sql);
     toro_db_done(st);
     return rc;
 }

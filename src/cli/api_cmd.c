@@ -80,15 +80,14 @@ int toro_cmd_api(int argc, char **argv)
         }
         i++;
     }
-    const char *env_secret = getenv("TORO_JWT_SECRET");
-    bool shared_secret = gcfg.auth.secret_len > 0 || (env_secret && *env_secret);
     if (toro_gateway_config_finish(&gcfg) != 0)
         return 2;
-    if (gcfg.auth_mode == TORO_AUTH_DEV && !shared_secret) /* several api nodes cannot share a random secret */
+    const char *dev_secret = getenv("TORO_DEV_SECRET");
+    if (gcfg.auth_mode == TORO_AUTH_DEV && !(dev_secret && *dev_secret)) /* nodes cannot share a random key */
         toro_log_warn("api", NULL,
-                      "no shared JWT secret (--jwt-secret-file FILE or TORO_JWT_SECRET): this api signs tokens with "
-                      "a random secret of its own, so other api nodes reject the tokens it issues and it rejects "
-                      "theirs; give every api node the same secret");
+                      "no shared secret (TORO_DEV_SECRET in development mode, --jwt-secret-file FILE or "
+                      "TORO_JWT_SECRET in jwt mode): this api signs tokens with a random key of its own, so other "
+                      "api nodes reject the tokens it issues and it rejects theirs; give every api node the same secret");
     const char *node = gcfg.node;
 
     int status = 1;

@@ -15,6 +15,7 @@
 #include "core/util.h"
 #include "kb/eval.h"
 #include "kb/index.h"
+#include "kb/checksum.h"
 #include "kb/kb.h"
 
 static void kb_usage(FILE *f)
@@ -25,6 +26,7 @@ static void kb_usage(FILE *f)
                "  toro kb eval FILE QUESTIONS.jsonl [--json] [-v]\n"
                "  toro kb eval --beir DIR [--json] [--keep SNAPSHOT]\n"
                "  toro kb info FILE\n"
+               "  toro kb verify FILE      check the snapshot's checksum and structure\n"
                "  toro ask --kb FILE \"question\" [--json]\n");
 }
 
@@ -323,6 +325,26 @@ static int cmd_info(int argc, char **argv)
     return 0;
 }
 
+static int cmd_verify(int argc, char **argv)
+{
+    if (argc != 1) {
+        kb_usage(stderr);
+        return 2;
+    }
+    char sum[80] = "", *err = NULL;
+    int rc = toro_kb_verify_file(argv[0], sum, &err);
+    if (rc < 0) {
+        fprintf(stderr, "toro kb verify: %s\n", err ? err : toro_strerror(rc));
+        free(err);
+        return 1;
+    }
+    if (rc == 1)
+        printf("%s: structure ok; no stored checksum (built by an older toro), content %s\n", argv[0], sum);
+    else
+        printf("%s: ok, %s\n", argv[0], sum);
+    return 0;
+}
+
 int toro_cmd_kb(int argc, char **argv)
 {
     if (argc < 2) {
@@ -338,6 +360,8 @@ int toro_cmd_kb(int argc, char **argv)
         return cmd_eval(argc - 2, argv + 2);
     if (strcmp(sub, "info") == 0)
         return cmd_info(argc - 2, argv + 2);
+    if (strcmp(sub, "verify") == 0)
+        return cmd_verify(argc - 2, argv + 2);
     if (strcmp(sub, "help") == 0 || strcmp(sub, "--help") == 0) {
         kb_usage(stdout);
         return 0;

@@ -43,8 +43,9 @@ static void serve_usage(FILE *f)
                "  --sync normal|full    SQLite durability: normal survives process crashes (default),\n"
                "                        full also survives power loss (fsync per commit)\n"
                "  --node NAME           gateway node name (default host:port)\n"
-               "  --auth dev|jwt|none   dev (default on loopback): bearer tokens from POST /auth/dev-login;\n"
-               "                        jwt (default elsewhere): HS256 tokens signed with the shared secret;\n"
+               "  --auth dev|jwt|none   dev (default on loopback without a JWT secret): bearer tokens from\n"
+               "                        POST /auth/dev-login, signed with its own key (or TORO_DEV_SECRET);\n"
+               "                        jwt (default elsewhere, or with a secret): HS256 tokens signed with it;\n"
                "                        none: no authentication (reference behaviour, not for real users)\n"
                "  --jwt-secret-file F   HS256 secret (or env TORO_JWT_SECRET), 32-256 bytes\n"
                "  --jwt-issuer ISS      required iss claim (env TORO_JWT_ISSUER)\n"
@@ -57,7 +58,10 @@ static void serve_usage(FILE *f)
                "  --max-body BYTES      request body limit (default 65536)\n"
                "  --header-timeout-ms N a request must arrive within N ms of its first byte (default 10000)\n"
                "  --idle-timeout-ms N   idle keep-alive connections are closed after N ms (default 75000)\n"
+               "  --send-timeout-ms N   a client that reads none of its responses for N ms is closed (default 30000)\n"
                "  --cors-origins LIST   comma-separated origins allowed to call the API cross-origin\n"
+               "  --allowed-hosts LIST  Host names accepted (421 otherwise; * = any); default on loopback:\n"
+               "                        localhost, the bind address and the hosts of --cors-origins\n"
                "  --tls-cert FILE       serve https and wss with this PEM certificate chain (env TORO_TLS_CERT)\n"
                "  --tls-key FILE        the certificate's unencrypted PEM private key (env TORO_TLS_KEY)\n"
                "  --answerer NAME       extractive|openai|bedrock|bedrock-kb (default extractive, env\n"
@@ -169,9 +173,18 @@ int toro_cmd_serve(int argc, char **argv)
     }
     snprintf(path, sizeof path, "%s/toro.lock", data);
     lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (lock_fd < 0) { /* say what is wrong: only a held lock means another process */
+        int e = errno;
+        fprintf(stderr, "toro serve: cannot use data directory %s: %s\n", data,
+                e == ENOTDIR ? "it is not a directory"
+                : e == EROFS ? "it is on a read-only file system"
+                : e == EACCES || e == EPERM ? "it is not writable by this user (permission denied)"
+                             : strerror(e));
+        goto out;
+    }
+    if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
         fprintf(stderr, "toro serve: data directory %s is in use by another toro process (%s)\n", data,
-                lock_fd < 0 ? strerror(errno) : "locked");
+                errno == EWOULDBLOCK ? "its toro.lock is held" : strerror(errno));
         goto out;
     }
     if (toro_kb_open(kb_path, &kb, &err) != 0) {

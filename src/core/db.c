@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/health.h"
 #include "core/log.h"
 
 typedef struct conn_node {
@@ -230,9 +231,16 @@ static int exec_cached(sqlite3 *c, const char *sql)
     if (toro_db_prepare(c, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_DONE)
         rc = 0;
     if (rc)
-        toro_log_error("db", NULL, "%s: %s", sql, sqlite3_errmsg(c));
+        toro_db_report(c, "db", sql, sql);
     toro_db_done(st);
     return rc;
+}
+
+void toro_db_report(sqlite3 *c, const char *component, const char *key, const char *what)
+{
+    const char *msg = c ? sqlite3_errmsg(c) : "no database connection";
+    toro_health_note(msg);
+    toro_log_ratelimited(TORO_LOG_ERROR, component, key, "%s: %s", what, msg);
 }
 
 void toro_db_write_lock(void) { writer_lock(); }
@@ -253,7 +261,7 @@ int toro_db_end(sqlite3 *c, int rc)
 {
     if (rc == 0)
         rc = exec_cached(c, "COMMIT");
-    if (rc)
+    if (rc && !sqlite3_get_autocommit(c)) /* a failed COMMIT may have rolled back already */
         exec_cached(c, "ROLLBACK");
     writer_unlock();
     return rc;

@@ -35,6 +35,11 @@ void toro_db_done(sqlite3_stmt *st);
 /* Why: one-off statements. 0 or TORO_EIO. */
 int toro_db_exec(sqlite3 *c, const char *sql);
 
+/* Why: a failing database repeats one error in a loop (disk full, I/O
+ * error): logs "what: sqlite message" rate-limited under `key` (a static
+ * string) and notes the message for /healthz (core/health.h). c may be NULL. */
+void toro_db_report(sqlite3 *c, const char *component, const char *key, const char *what);
+
 /* Why: SQLite admits one writer per file, and a thread that meets a busy
  * database sleeps in SQLite's busy handler in steps of milliseconds. Threads
  * of one toro process therefore take this process-wide writer mutex around

@@ -4,7 +4,9 @@
 
 #include <ctype.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,4 +146,60 @@ void toro_log_fields(toro_log_level_t level, const char *component, const char *
         json_object_set_new(o, f->key, v);
     }
     emit(o);
+}
+
+typedef struct rate_slot {
+    const char *key;    /* NULL = free */
+    int64_t last_ms;    /* monotonic time of the last line written */
+    long suppressed;    /* lines dropped since */
+} rate_slot_t;
+
+static rate_slot_t rate_slots[64];
+static pthread_mutex_t rate_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void toro_log_ratelimited(toro_log_level_t level, const char *component, const char *key, const char *fmt, ...)
+{
+    if ((int)level < atomic_load(&min_level))
+        return;
+    long suppressed = 0;
+    int64_t now = mono_ms();
+    pthread_mutex_lock(&rate_lock);
+    rate_slot_t *slot = NULL;
+    for (size_t i = 0; i < sizeof rate_slots / sizeof *rate_slots; i++) {
+        if (!rate_slots[i].key || strcmp(rate_slots[i].key, key) == 0) {
+            slot = &rate_slots[i];
+            break;
+        }
+    }
+    if (slot && !slot->key) {
+        slot->key = key;
+        slot->last_ms = now - TORO_LOG_RATE_MS;
+    }
+    if (slot) {
+        if (now - slot->last_ms < TORO_LOG_RATE_MS) {
+            slot->suppressed++;
+            pthread_mutex_unlock(&rate_lock);
+            return;
+        }
+        suppressed = slot->suppressed;
+        slot->suppressed = 0;
+        slot->last_ms = now;
+    }
+    pthread_mutex_unlock(&rate_lock);
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (suppressed)
+        toro_log(level, component, NULL, "%s (%ld similar lines suppressed)", msg, suppressed);
+    else
+        toro_log(level, component, NULL, "%s", msg);
 }

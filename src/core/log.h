@@ -40,6 +40,16 @@ typedef struct toro_log_field {
 void toro_log_fields(toro_log_level_t level, const char *component, const char *message, const toro_log_field_t *fields,
                      size_t n);
 
+/* Why: a condition that repeats fast (accept failing with EMFILE, a store
+ * that keeps failing, slow clients) must not flood the log: at most one line
+ * per key every TORO_LOG_RATE_MS; the next line that is written says how many
+ * were suppressed meanwhile ("... (N similar lines suppressed)"). key is a
+ * static string naming the condition; at most 64 distinct keys are tracked
+ * (others are logged without limit). Thread-safe. */
+#define TORO_LOG_RATE_MS 5000
+void toro_log_ratelimited(toro_log_level_t level, const char *component, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Why: exposed for tests and for any code that prints configuration. */
 int toro_log_key_is_sensitive(const char *key);
 

@@ -93,7 +93,7 @@ int toro_auth_verify(const toro_auth_t *a, const char *token, int64_t now_s, cha
         *why = "token has no exp";
         goto out;
     }
-    if ((int64_t)json_number_value(exp) + a->leeway_s <= now_s) {
+    if ((int64_t)json_number_value(exp) <= now_s) { /* no leeway: a token is never used past its exp */
         *why = "token expired";
         goto out;
     }
@@ -101,8 +101,14 @@ int toro_auth_verify(const toro_auth_t *a, const char *token, int64_t now_s, cha
         *why = "token not valid yet";
         goto out;
     }
+    json_t *iss_claim = json_object_get(claims, "iss");
+    if (a->refuse_dev_issuer && json_is_string(iss_claim) &&
+        strcmp(json_string_value(iss_claim), TORO_AUTH_DEV_ISSUER) == 0) {
+        *why = "development tokens are not accepted";
+        goto out;
+    }
     if (a->issuer[0]) {
-        json_t *iss = json_object_get(claims, "iss");
+        json_t *iss = iss_claim;
         if (!json_is_string(iss) || strcmp(json_string_value(iss), a->issuer) != 0) {
             *why = "token issuer not accepted";
             goto out;

@@ -13,9 +13,12 @@ typedef struct toro_auth {
     size_t secret_len;
     char issuer[128];          /* required iss ("" = not checked) */
     char audience[128];        /* required aud ("" = not checked) */
-    int leeway_s;              /* clock skew allowed on exp/nbf */
+    int leeway_s;              /* clock skew allowed on nbf (exp has none) */
+    int refuse_dev_issuer;     /* jwt mode: tokens with iss "toro-dev" (development logins) are refused */
     int dev_ttl_s;             /* lifetime of tokens issued by dev login */
 } toro_auth_t;
+
+#define TORO_AUTH_DEV_ISSUER "toro-dev"
 
 /* Why: verifies `token` at time `now_s`; on success copies the subject into
  * sub (a valid user id) and returns 0. Otherwise TORO_EINVAL with *why a

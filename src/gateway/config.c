@@ -21,6 +21,8 @@ void toro_gateway_config_defaults(toro_gateway_config_t *cfg)
     cfg->max_header = 16 * 1024;
     cfg->max_ws_message = 64 * 1024;
     cfg->max_ws_backlog = 4 * 1024 * 1024;
+    cfg->max_output = 256 * 1024;
+    cfg->send_timeout_ms = 30000;
     cfg->header_timeout_ms = 10000;
     cfg->idle_timeout_ms = 75000;
     cfg->ws_ping_ms = 30000;
@@ -126,6 +128,10 @@ int toro_gateway_parse_option(toro_gateway_config_t *cfg, int argc, char **argv,
         if (!v)
             return bad(a, "a comma-separated list of origins");
         cfg->cors_origins = v;
+    } else if (strcmp(a, "--allowed-hosts") == 0) {
+        if (!v || !*v)
+            return bad(a, "a comma-separated list of host names (or *)");
+        cfg->allowed_hosts = v;
     } else if (strcmp(a, "--header-timeout-ms") == 0) {
         if (!v || toro_parse_long(v, 100, 600000, &n) != 0)
             return bad(a, "milliseconds from 100 to 600000");
@@ -134,6 +140,10 @@ int toro_gateway_parse_option(toro_gateway_config_t *cfg, int argc, char **argv,
         if (!v || toro_parse_long(v, 100, 3600000, &n) != 0)
             return bad(a, "milliseconds from 100 to 3600000");
         cfg->idle_timeout_ms = (int)n;
+    } else if (strcmp(a, "--send-timeout-ms") == 0) {
+        if (!v || toro_parse_long(v, 100, 3600000, &n) != 0)
+            return bad(a, "milliseconds from 100 to 3600000");
+        cfg->send_timeout_ms = (int)n;
     } else if (strcmp(a, "--tls-cert") == 0) {
         if (!v || !*v)
             return bad(a, "a PEM certificate file");
@@ -155,6 +165,53 @@ int toro_gateway_parse_option(toro_gateway_config_t *cfg, int argc, char **argv,
 
 static int is_loopback(const char *host) { return strncmp(host, "127.", 4) == 0; }
 
+/* Reads a secret of 32 to 256 bytes from the environment variable `name`
+ * into out. 0 = not set, 1 = read, -1 = bad (message printed). */
+static int secret_from_env(const char *name, unsigned char *out, size_t cap, size_t *len)
+{
+    const char *env = getenv(name);
+    if (!env || !*env)
+        return 0;
+    size_t n = strlen(env);
+    if (n < 32 || n > cap) {
+        fprintf(stderr, "toro: %s must be 32 to 256 bytes\n", name);
+        return -1;
+    }
+    memcpy(out, env, n);
+    *len = n;
+    return 1;
+}
+
+/* Development mode never signs with the production secret: its key is
+ * TORO_DEV_SECRET (shared by the dev-mode apis of a local cluster) or a
+ * random one, and its issuer is always toro-dev, which jwt mode refuses. */
+static int dev_keys(toro_gateway_config_t *cfg)
+{
+    unsigned char prod[256];
+    size_t prod_len = cfg->auth.secret_len;
+    memcpy(prod, cfg->auth.secret, prod_len);
+    if (prod_len)
+        toro_log_warn("gateway", NULL, "development login: the configured JWT secret is not used (dev tokens are "
+                                       "signed with their own key)");
+    int got = secret_from_env("TORO_DEV_SECRET", cfg->auth.secret, sizeof cfg->auth.secret, &cfg->auth.secret_len);
+    if (got < 0)
+        return -1;
+    if (got == 1 && prod_len == cfg->auth.secret_len && memcmp(prod, cfg->auth.secret, prod_len) == 0) {
+        fprintf(stderr, "toro: TORO_DEV_SECRET must differ from the JWT secret\n");
+        return -1;
+    }
+    if (got == 0) {
+        cfg->auth.secret_len = 32;
+        if (RAND_bytes(cfg->auth.secret, 32) != 1) {
+            fprintf(stderr, "toro: cannot generate a development secret\n");
+            return -1;
+        }
+    }
+    snprintf(cfg->auth.issuer, sizeof cfg->auth.issuer, "%s", TORO_AUTH_DEV_ISSUER);
+    cfg->auth.audience[0] = '\0';
+    return 0;
+}
+
 int toro_gateway_config_finish(toro_gateway_config_t *cfg)
 {
     const char *env;
@@ -170,16 +227,19 @@ int toro_gateway_config_finish(toro_gateway_config_t *cfg)
             return -1;
         }
     }
-    if (cfg->auth_mode == TORO_AUTH_AUTO)
-        cfg->auth_mode = is_loopback(cfg->host) ? TORO_AUTH_DEV : TORO_AUTH_JWT;
-    if (!cfg->auth.secret_len && (env = getenv("TORO_JWT_SECRET")) && *env) {
-        size_t n = strlen(env);
-        if (n < 32 || n > sizeof cfg->auth.secret) {
-            fprintf(stderr, "toro: TORO_JWT_SECRET must be 32 to 256 bytes\n");
-            return -1;
+    if (!cfg->auth.secret_len &&
+        secret_from_env("TORO_JWT_SECRET", cfg->auth.secret, sizeof cfg->auth.secret, &cfg->auth.secret_len) < 0)
+        return -1;
+    if (cfg->auth_mode == TORO_AUTH_AUTO) {
+        /* a configured secret means real tokens: jwt mode even on loopback */
+        if (cfg->auth.secret_len) {
+            cfg->auth_mode = TORO_AUTH_JWT;
+            if (is_loopback(cfg->host))
+                toro_log_info("gateway", NULL, "a JWT secret is configured: jwt mode on loopback too (--auth dev "
+                                               "for the development login, which uses its own key)");
+        } else {
+            cfg->auth_mode = is_loopback(cfg->host) ? TORO_AUTH_DEV : TORO_AUTH_JWT;
         }
-        memcpy(cfg->auth.secret, env, n);
-        cfg->auth.secret_len = n;
     }
     if (!cfg->auth.issuer[0] && (env = getenv("TORO_JWT_ISSUER")))
         snprintf(cfg->auth.issuer, sizeof cfg->auth.issuer, "%s", env);
@@ -201,20 +261,19 @@ int toro_gateway_config_finish(toro_gateway_config_t *cfg)
                             "on a loopback address --auth dev needs none\n");
             return -1;
         }
+        if (strcmp(cfg->auth.issuer, TORO_AUTH_DEV_ISSUER) == 0) {
+            fprintf(stderr, "toro: --jwt-issuer %s is the development login's issuer; jwt mode refuses it\n",
+                    TORO_AUTH_DEV_ISSUER);
+            return -1;
+        }
+        cfg->auth.refuse_dev_issuer = 1;
         toro_log_info("gateway", NULL, "authentication: JWT HS256 bearer tokens required%s%s%s%s",
                       cfg->auth.issuer[0] ? ", iss=" : "", cfg->auth.issuer, cfg->auth.audience[0] ? ", aud=" : "",
                       cfg->auth.audience);
         break;
     case TORO_AUTH_DEV:
-        if (!cfg->auth.secret_len) {
-            cfg->auth.secret_len = 32;
-            if (RAND_bytes(cfg->auth.secret, 32) != 1) {
-                fprintf(stderr, "toro: cannot generate a development secret\n");
-                return -1;
-            }
-        }
-        if (!cfg->auth.issuer[0])
-            snprintf(cfg->auth.issuer, sizeof cfg->auth.issuer, "toro-dev");
+        if (dev_keys(cfg) != 0)
+            return -1;
         toro_log_warn("gateway", NULL,
                       "DEVELOPMENT LOGIN ENABLED: POST /auth/dev-login issues a token for any user_id "
                       "(simulated login of the web UI). Use --auth jwt for real users.");

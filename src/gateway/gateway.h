@@ -26,7 +26,9 @@ typedef struct toro_gateway_config {
     size_t max_body;           /* request body cap in bytes (413 beyond) */
     size_t max_header;         /* request head cap in bytes (431 beyond) */
     size_t max_ws_message;     /* WebSocket message cap (close 1009 beyond) */
-    size_t max_ws_backlog;     /* unsent bytes allowed per socket before it is dropped */
+    size_t max_ws_backlog;     /* unsent server pushes allowed per WebSocket before it is dropped */
+    size_t max_output;         /* output budget: past this many unsent bytes a socket's input is not read */
+    int send_timeout_ms;       /* a socket whose output makes no progress (or stays over budget) this long is closed */
     int header_timeout_ms;     /* a request head must arrive within this (slowloris) */
     int idle_timeout_ms;       /* keep-alive idle limit */
     int ws_ping_ms;            /* server ping period */
@@ -42,6 +44,7 @@ typedef struct toro_gateway_config {
     double ws_msg_rate;        /* client messages per second per WebSocket */
     double ws_msg_burst;
     const char *cors_origins;  /* comma-separated allow-list of origins; NULL = same-origin only */
+    const char *allowed_hosts; /* comma-separated Host names accepted ("*" = any); NULL = default (framing.c) */
     const char *tls_cert;      /* PEM certificate chain (leaf first); NULL = plain HTTP. Borrowed */
     const char *tls_key;       /* PEM private key of tls_cert, unencrypted; set with tls_cert or not at all */
 } toro_gateway_config_t;
@@ -55,8 +58,8 @@ void toro_gateway_config_defaults(toro_gateway_config_t *cfg);
  * --node, --auth none|dev|jwt, --jwt-secret-file, --jwt-issuer,
  * --jwt-audience, --rate-limit N/min (asking), --read-rate-limit N/min
  * (reading one's history, dev-login), --max-ws-per-user N, --max-connections
- * N, --cors-origins LIST, --max-body BYTES, --header-timeout-ms MS,
- * --idle-timeout-ms MS, --tls-cert FILE, --tls-key FILE (HTTPS and wss on
+ * N, --cors-origins LIST, --allowed-hosts LIST, --max-body BYTES, --header-timeout-ms MS,
+ * --idle-timeout-ms MS, --send-timeout-ms MS, --tls-cert FILE, --tls-key FILE (HTTPS and wss on
  * the same port; the files are loaded and checked by toro_gateway_new).
  * Returns 1 when consumed, 0 when not a gateway option, -1 on a bad value
  * (message printed). */

@@ -26,7 +26,11 @@ typedef struct gw_conn {
     int64_t request_started_ms; /* first byte of the current request, 0 = idle */
     int64_t last_read_ms;
     int64_t last_ping_ms;
-    bool want_write;        /* EPOLLOUT armed */
+    bool want_write;        /* EPOLLOUT wanted (unsent bytes the socket did not take) */
+    uint32_t events;        /* epoll interest currently registered */
+    bool peer_eof;          /* the client half-closed (FIN read): answer what it sent, then close */
+    int64_t last_progress_ms; /* last time the socket took output bytes, or unsent went from 0 to >0 */
+    int64_t over_since_ms;  /* unsent passed the output budget at this time; 0 = within budget */
     bool waiting;           /* a POST /questions of it waits in the group commit */
     bool closing;           /* close once wbuf is flushed */
     bool lingering;         /* FIN sent; input drained until the peer closes (see conn_finish) */
@@ -126,6 +130,9 @@ struct toro_gateway {
     toro_limits_t *read_rate;      /* reads per user, dev-logins per IP (loop thread only) */
     toro_limits_t *ws_per_user;    /* registered WebSockets per user (loop thread only) */
     gw_tls_ctx_t *tls;             /* TLS context (owned), NULL when the port speaks plain HTTP */
+    int reserve_fd;                /* spare descriptor given up to accept-and-503 one client on EMFILE */
+    int64_t accept_resume_ms;      /* listening socket not polled until then (EMFILE back-off); 0 = polled */
+    int accept_backoff_ms;         /* current back-off, doubled while EMFILE persists */
     gw_deferred_t batch[GW_BATCH_MAX]; /* group commit of this round (loop thread only) */
     size_t n_batch;
 };
@@ -181,13 +188,40 @@ int gw_ws_send(toro_gateway_t *gw, gw_conn_t *c, int opcode, const char *data, s
  * error message was sent and, for a limit, the socket is closing). */
 bool gw_ws_register(toro_gateway_t *gw, gw_conn_t *c, const char *user_id);
 
+/* framing.c */
+/* Why: RFC 9112 leaves no room for bare CR or LF, NUL or other control
+ * bytes in a request head; each is a way to make two parsers disagree. */
+bool gw_head_bytes_ok(const char *buf, size_t len);
+/* Content-Length: 0 none, 1 one value in *out (identical repeats folded), -1 invalid. */
+int gw_content_length(const gw_request_t *req, long long *out);
+/* Why: DNS rebinding: a Host outside --allowed-hosts (default on loopback:
+ * the bind address, localhost and the hosts of --cors-origins) is refused. */
+bool gw_host_allowed(const toro_gateway_t *gw, const char *host);
+/* The framing rules for a parsed head: one Host (HTTP/1.1), allowed, and a
+ * valid body length in *body_len. 0, or the status to reject with and *why. */
+int gw_framing_check(const toro_gateway_t *gw, const gw_request_t *req, size_t *body_len, const char **why);
+
 /* server.c */
+/* Why: one output budget for HTTP and WebSocket alike: while a socket holds
+ * more unsent bytes than cfg.max_output its input is not parsed (nor read),
+ * so a client that does not read its responses cannot grow the server. */
+bool gw_conn_over_budget(const toro_gateway_t *gw, const gw_conn_t *c);
 /* Why: the accept path and the fuzz harness make a connection of an fd. */
 gw_conn_t *gw_conn_adopt(toro_gateway_t *gw, int fd, const char *peer);
-/* Why: the fuzz harness feeds bytes as if read from the socket; -1 = the
- * connection must be dropped (gw_conn_drop). */
-int gw_conn_feed(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len);
+/* Why: the fuzz harness feeds bytes as if read from the socket. Returns the
+ * bytes taken (fewer than len while the socket's input is paused: output
+ * over budget, a commit pending, half-closed), or -1 when the connection
+ * must be dropped (gw_conn_drop). */
+long gw_conn_feed(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len);
 void gw_conn_drop(toro_gateway_t *gw, gw_conn_t *c);
+/* Why: the fuzz harness has no event loop: does what one round does for c
+ * after its input (the group commit) and once its socket is writable (flush,
+ * then the input that waited for the output budget). Returns whether c is
+ * still open (it may have been closed and freed). */
+bool gw_conn_pump(toro_gateway_t *gw, gw_conn_t *c);
+/* Why: the fuzz harness's half-close: what a read of EOF does. Returns
+ * whether c is still open. */
+bool gw_conn_feed_eof(toro_gateway_t *gw, gw_conn_t *c);
 int gw_conn_write(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len);
 void gw_map_remove(toro_gateway_t *gw, gw_conn_t *c);
 void gw_map_add(toro_gateway_t *gw, gw_conn_t *c);

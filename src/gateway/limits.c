@@ -142,3 +142,12 @@ int toro_limits_count(toro_limits_t *l, const char *key, int delta)
         e->count = 0;
     return e->count;
 }
+
+int toro_limits_take_kind(toro_limits_t *l, const char *kind, const char *key, int64_t now_ms)
+{
+    char k[sizeof(((entry_t *)0)->key)];
+    int n = snprintf(k, sizeof k, "%s:%s", kind, key);
+    if (n < 0 || (size_t)n >= sizeof k)
+        return 1; /* cannot be tracked: refuse rather than share a bucket */
+    return toro_limits_take(l, k, now_ms);
+}

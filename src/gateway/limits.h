@@ -19,6 +19,11 @@ void toro_limits_free(toro_limits_t *l);
  * until a token is available (the Retry-After value). */
 int toro_limits_take(toro_limits_t *l, const char *key, int64_t now_ms);
 
+/* Why: users and client addresses share one table but never one bucket (a
+ * user named "127.0.0.1" must not spend the loopback address's budget):
+ * takes a token for "kind:key", kind being "user" or "ip". */
+int toro_limits_take_kind(toro_limits_t *l, const char *kind, const char *key, int64_t now_ms);
+
 /* Counter per key (connections per user): add delta, return the new value. */
 int toro_limits_count(toro_limits_t *l, const char *key, int delta);
 

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "core/error.h"
+#include "core/health.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "gateway/internal.h"
@@ -56,6 +57,7 @@ static const char *status_code(int status)
     case 413: return "payload_too_large";
     case 414: return "uri_too_long";
     case 415: return "unsupported_media_type";
+    case 421: return "misdirected_request";
     case 429: return "rate_limited";
     case 431: return "headers_too_large";
     case 501: return "not_implemented";
@@ -158,7 +160,7 @@ void gw_finish_ingest(gw_response_t *r, const toro_ingest_item_t *item, int rc)
 {
     r->route = TORO_ROUTE_QUESTIONS;
     if (rc || !item) {
-        toro_log_error("gateway", item ? item->q.question_id : NULL, "ingest failed: %s", toro_strerror(rc));
+        toro_log_ratelimited(TORO_LOG_ERROR, "gateway", "ingest", "ingest failed: %s", toro_strerror(rc));
         gw_json_error(r, 503, "the question could not be stored; try again");
         gw_add_header(r, "Retry-After: 1");
         return;
@@ -301,7 +303,16 @@ static void healthz(toro_gateway_t *gw, gw_response_t *r)
                           "store", store_ok ? "ok" : "unreachable", "bus", bus_ok ? "ok" : "unreachable", "kb_version",
                           gw->cfg.kb_version, "node", gw->node, "auth", modes[gw->cfg.auth_mode], "tls",
                           toro_gateway_tls(gw));
-    if (store_ok && bus_ok)
+    char why[256];
+    int64_t since = 0;
+    if (store_ok && bus_ok && toro_health_degraded(why, sizeof why, &since)) {
+        char at[32];
+        toro_iso8601(since, at);
+        json_object_set_new(d, "status", json_string("degraded"));
+        json_object_set_new(d, "reason", json_string(why));
+        json_object_set_new(d, "degraded_since", json_string(at));
+        ok(r, 200, d); /* 200: the node still serves reads, and a balancer keeps it in to see it recover */
+    } else if (store_ok && bus_ok)
         ok(r, 200, d);
     else
         set_json(r, 503, json_pack("{s:b, s:s, s:s, s:o}", "success", 0, "error", "a dependency is unreachable", "code",
@@ -417,7 +428,7 @@ static bool authenticate(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r
         key = sub;
         snprintf(r->user_id, sizeof r->user_id, "%s", sub);
     }
-    int wait = toro_limits_take(budget, key, toro_mono_ms());
+    int wait = toro_limits_take_kind(budget, *user ? "user" : "ip", key, toro_mono_ms());
     if (wait) {
         gw_json_error(r, 429, "too many requests; slow down");
         gw_add_header(r, "Retry-After: %d", wait);
@@ -432,7 +443,7 @@ static void dev_login(toro_gateway_t *gw, gw_request_t *req, gw_response_t *r)
         gw_json_error(r, 404, "not found");
         return;
     }
-    int wait = toro_limits_take(gw->read_rate, req->peer, toro_mono_ms());
+    int wait = toro_limits_take_kind(gw->read_rate, "ip", req->peer, toro_mono_ms());
     if (wait) {
         gw_json_error(r, 429, "too many requests; slow down");
         gw_add_header(r, "Retry-After: %d", wait);

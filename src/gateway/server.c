@@ -18,12 +18,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/db.h"
 #include "core/error.h"
+#include "core/health.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "gateway/internal.h"
@@ -137,13 +139,38 @@ int toro_gateway_post(void *arg, const char *connection_id, const char *node, co
     return 0;
 }
 
+bool gw_conn_over_budget(const toro_gateway_t *gw, const gw_conn_t *c)
+{
+    return c->wlen - c->woff > gw->cfg.max_output;
+}
+
+/* Whether the socket's input is read now. Not while a request of it waits
+ * for the group commit, nor while its unsent output is over the budget (the
+ * client must read first: back-pressure), nor after the client's FIN. A
+ * lingering close drains input; a TLS write that needs input keeps reading. */
+static bool wants_input(const toro_gateway_t *gw, const gw_conn_t *c)
+{
+    if (c->lingering || (c->ssl && c->tls_write_wants_read))
+        return true;
+    return !c->peer_eof && !c->waiting && !gw_conn_over_budget(gw, c);
+}
+
+/* Registers the epoll interest the socket's state asks for (a syscall only
+ * when it changes). With no interest epoll still reports errors and hangups. */
+static void rearm(toro_gateway_t *gw, gw_conn_t *c)
+{
+    uint32_t want = (wants_input(gw, c) ? EPOLLIN | EPOLLRDHUP : 0) | (c->want_write ? EPOLLOUT : 0);
+    if (want == c->events)
+        return;
+    struct epoll_event ev = {.events = want, .data.ptr = c};
+    epoll_ctl(gw->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
+    c->events = want;
+}
+
 static void set_events(toro_gateway_t *gw, gw_conn_t *c, bool want_write)
 {
-    if (c->want_write == want_write)
-        return;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (want_write ? EPOLLOUT : 0), .data.ptr = c};
-    epoll_ctl(gw->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
     c->want_write = want_write;
+    rearm(gw, c);
 }
 
 static void conn_close(toro_gateway_t *gw, gw_conn_t *c)
@@ -179,6 +206,15 @@ static void conn_close(toro_gateway_t *gw, gw_conn_t *c)
     free(c);
 }
 
+/* The socket took output bytes: the send timeout starts again, and the
+ * over-budget clock stops once the backlog is within the budget. */
+static void note_progress(const toro_gateway_t *gw, gw_conn_t *c)
+{
+    c->last_progress_ms = toro_mono_ms();
+    if (c->over_since_ms && !gw_conn_over_budget(gw, c))
+        c->over_since_ms = 0;
+}
+
 /* flush() on a TLS socket: SSL_write with partial writes. A WANT_WRITE
  * arms EPOLLOUT; a WANT_READ (the session needs input first) waits for
  * on_readable_tls, which retries. EPOLLOUT stays armed while a handshake
@@ -189,6 +225,7 @@ static int flush_tls(toro_gateway_t *gw, gw_conn_t *c)
         int n = gw_tls_write(c->ssl, c->wbuf + c->woff, c->wlen - c->woff);
         if (n > 0) {
             c->woff += (size_t)n;
+            note_progress(gw, c);
             continue;
         }
         if (n == GW_TLS_WANT_WRITE) {
@@ -237,6 +274,7 @@ static int flush(toro_gateway_t *gw, gw_conn_t *c)
         ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
         if (n > 0) {
             c->woff += (size_t)n;
+            note_progress(gw, c);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -259,8 +297,8 @@ int gw_conn_write(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len
     size_t unsent = c->wlen - c->woff;
     if (c->kind == CONN_WS && unsent + len > gw->cfg.max_ws_backlog) {
         toro_metrics_inc(TORO_CTR_WS_DROPPED);
-        toro_log_warn("gateway", NULL, "connection %s is too slow (%zu bytes unsent); closing", c->connection_id,
-                      unsent);
+        toro_log_ratelimited(TORO_LOG_WARN, "gateway", "ws-slow", "WebSocket %s is too slow (%zu bytes unsent); closing",
+                             c->connection_id, unsent);
         return -1;
     }
     if (c->kind == CONN_WS)
@@ -282,8 +320,12 @@ int gw_conn_write(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len
             c->wcap = ncap;
         }
     }
+    if (unsent == 0)
+        c->last_progress_ms = toro_mono_ms(); /* the send timeout counts from the first unsent byte */
     memcpy(c->wbuf + c->wlen, data, len);
     c->wlen += len;
+    if (!c->over_since_ms && gw_conn_over_budget(gw, c))
+        c->over_since_ms = toro_mono_ms();
     return flush(gw, c);
 }
 
@@ -304,6 +346,7 @@ static const char *reason(int status)
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
+    case 421: return "Misdirected Request";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
@@ -571,10 +614,26 @@ static int upgrade_ws(toro_gateway_t *gw, gw_conn_t *c, gw_request_t *req)
     return 0;
 }
 
+/* A group commit that failed for the store (not for a question's own
+ * conflict) marks the process degraded for /healthz; one that wrote clears it. */
+static void note_commit_health(const int *results, size_t n)
+{
+    bool wrote = false, failed = false;
+    for (size_t i = 0; i < n; i++) {
+        wrote |= results[i] == 0;
+        failed |= results[i] == TORO_EIO || results[i] == TORO_EUNAVAIL;
+    }
+    if (failed)
+        toro_health_fail("gateway");
+    else if (wrote)
+        toro_health_ok();
+}
+
 /* Handles as many complete requests as c->rbuf holds. -1: close now. */
 static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
 {
-    while (c->kind == CONN_HTTP && !c->closing && !c->waiting && c->rlen > 0) {
+    /* pipelined requests are parsed only as fast as their responses drain */
+    while (c->kind == CONN_HTTP && !c->closing && !c->waiting && !gw_conn_over_budget(gw, c) && c->rlen > 0) {
         if (!c->request_started_ms)
             c->request_started_ms = toro_mono_ms();
         /* skip blank lines between pipelined requests (RFC 9112 2.2) */
@@ -595,8 +654,8 @@ static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
         size_t head_len = (size_t)(end - c->rbuf) + 4;
         if (head_len > gw->cfg.max_header)
             return reject(gw, c, 431, "request head too large");
-        if (memchr(c->rbuf, '\0', head_len))
-            return reject(gw, c, 400, "malformed request");
+        if (!gw_head_bytes_ok(c->rbuf, head_len))
+            return reject(gw, c, 400, "control character in the request head");
         gw_request_t req;
         int bad = parse_head(c->rbuf, head_len, &req);
         if (bad) {
@@ -606,23 +665,14 @@ static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
         gw_access_begin(c, &req);
         req.peer = c->peer;
         size_t body_len = 0;
-        const char *te = gw_header(&req, "Transfer-Encoding");
-        const char *cl = gw_header(&req, "Content-Length");
-        if (te) {
+        const char *why = NULL;
+        if (gw_header(&req, "Transfer-Encoding")) {
             free(req.head);
             return reject(gw, c, 411, "chunked request bodies are not supported; send Content-Length");
         }
-        if (cl) {
-            long v;
-            if (toro_parse_long(cl, 0, 1L << 40, &v) != 0) {
-                free(req.head);
-                return reject(gw, c, 400, "invalid Content-Length");
-            }
-            if ((size_t)v > gw->cfg.max_body) {
-                free(req.head);
-                return reject(gw, c, 413, "request body too large");
-            }
-            body_len = (size_t)v;
+        if ((bad = gw_framing_check(gw, &req, &body_len, &why)) != 0) {
+            free(req.head);
+            return reject(gw, c, bad, why);
         }
         if (c->rlen < head_len + body_len) {
             free(req.head);
@@ -658,9 +708,11 @@ static int on_http_data(toro_gateway_t *gw, gw_conn_t *c)
                     d->t0 = t0;
                     memcpy(d->request_id, req.request_id, sizeof d->request_id);
                     c->waiting = true;
+                    rearm(gw, c); /* no reading until its 202 is sent */
                 } else { /* a full round: this one commits alone, now */
                     int result = 0;
                     toro_stage_ingest_commit(gw->ctx, &resp.item, 1, &result);
+                    note_commit_health(&result, 1);
                     gw_finish_ingest(&resp, &resp.item, result);
                     toro_ingest_item_clear(&resp.item);
                     rc = send_response(gw, c, &resp, req.request_id);
@@ -717,9 +769,28 @@ static int after_read(toro_gateway_t *gw, gw_conn_t *c)
     return c->closing && c->woff == c->wlen ? 1 : 0; /* 1: all said, close gracefully */
 }
 
-int gw_conn_feed(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len)
+/* After output drained or a commit answered: closes a socket that is done
+ * (all said after a close decision: graceful finish; half-closed client with
+ * nothing left to answer: close). Returns whether c is still open. */
+static bool conn_settle(toro_gateway_t *gw, gw_conn_t *c)
 {
+    if (c->woff != c->wlen || c->lingering)
+        return true;
+    if (c->closing)
+        return conn_finish(gw, c);
+    if (c->peer_eof && !c->waiting) {
+        conn_close(gw, c); /* what is left in rbuf is an incomplete request */
+        return false;
+    }
+    return true;
+}
+
+long gw_conn_feed(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len)
+{
+    size_t taken = 0;
     while (len > 0) {
+        if (!wants_input(gw, c))
+            return (long)taken; /* paused, as on_readable would be */
         if (!grow_rbuf(gw, c, 1))
             return -1;
         size_t n = c->rcap - c->rlen < len ? c->rcap - c->rlen : len;
@@ -727,10 +798,11 @@ int gw_conn_feed(toro_gateway_t *gw, gw_conn_t *c, const char *data, size_t len)
         c->rlen += n;
         data += n;
         len -= n;
+        taken += n;
         if (after_read(gw, c) != 0)
             return -1;
     }
-    return 0;
+    return (long)taken;
 }
 
 /* A plain HTTP request reached the TLS port: answer in plain HTTP (as
@@ -766,6 +838,10 @@ static void on_readable_tls(toro_gateway_t *gw, gw_conn_t *c)
         }
     }
     for (;;) {
+        if (!wants_input(gw, c)) {
+            rearm(gw, c); /* records left inside OpenSSL are read by resume_input */
+            return;
+        }
         if (!grow_rbuf(gw, c, 1)) {
             conn_close(gw, c);
             return;
@@ -809,6 +885,10 @@ static void on_readable(toro_gateway_t *gw, gw_conn_t *c)
         return;
     }
     for (;;) {
+        if (!wants_input(gw, c)) {
+            rearm(gw, c); /* paused: epoll reports this socket again once it may read */
+            return;
+        }
         if (!grow_rbuf(gw, c, 1)) {
             conn_close(gw, c); /* a peer that sends more than any valid request could hold */
             return;
@@ -833,9 +913,39 @@ static void on_readable(toro_gateway_t *gw, gw_conn_t *c)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
+        if (n == 0 && c->kind == CONN_HTTP && !c->lingering && !c->closing) {
+            /* half-closed (shutdown(SHUT_WR) after its requests): it still
+             * gets the responses to what it sent, then the socket closes */
+            c->peer_eof = true;
+            rearm(gw, c);
+            conn_settle(gw, c);
+            return;
+        }
         conn_close(gw, c); /* EOF or error */
         return;
     }
+}
+
+/* Output drained or a commit answered: parses the requests (or frames)
+ * that waited in rbuf for the budget, and with TLS reads what OpenSSL holds
+ * (epoll would not report it again). Returns whether c is still open. */
+static bool resume_input(toro_gateway_t *gw, gw_conn_t *c)
+{
+    if (!c->closing && !c->lingering && !c->waiting && !gw_conn_over_budget(gw, c) && c->rlen > 0) {
+        int rc = c->kind == CONN_HTTP ? on_http_data(gw, c) : gw_ws_on_data(gw, c);
+        if (rc != 0) {
+            conn_close(gw, c);
+            return false;
+        }
+    }
+    rearm(gw, c);
+    if (!conn_settle(gw, c))
+        return false;
+    if (c->ssl && !c->closing && wants_input(gw, c)) {
+        on_readable_tls(gw, c);
+        return false; /* may have closed c: the caller does not touch it again */
+    }
+    return true;
 }
 
 gw_conn_t *gw_conn_adopt(toro_gateway_t *gw, int fd, const char *peer)
@@ -853,7 +963,9 @@ gw_conn_t *gw_conn_adopt(toro_gateway_t *gw, int fd, const char *peer)
         }
         c->request_started_ms = c->opened_ms; /* the handshake is bounded like a request head */
     }
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+    c->last_progress_ms = c->opened_ms;
+    c->events = EPOLLIN | EPOLLRDHUP;
+    struct epoll_event ev = {.events = c->events, .data.ptr = c};
     if (epoll_ctl(gw->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         gw_tls_free(c->ssl);
         free(c);
@@ -869,6 +981,58 @@ gw_conn_t *gw_conn_adopt(toro_gateway_t *gw, int fd, const char *peer)
 
 void gw_conn_drop(toro_gateway_t *gw, gw_conn_t *c) { conn_close(gw, c); }
 
+#define BUSY_BODY "{\"success\":false,\"error\":\"too many open connections\",\"code\":\"unavailable\"}"
+_Static_assert(sizeof BUSY_BODY - 1 == 74, "the Content-Length below is the body's length");
+static const char busy_503[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                               "Content-Length: 74\r\nConnection: close\r\nRetry-After: 1\r\n\r\n" BUSY_BODY;
+
+/* Refuses a client we cannot serve: a 503 in plain text (a TLS client would
+ * read garbage, so it only sees the close), best effort, then closes. */
+static void refuse_busy(toro_gateway_t *gw, int fd)
+{
+    if (!gw->tls) {
+        ssize_t w = send(fd, busy_503, sizeof busy_503 - 1, MSG_NOSIGNAL);
+        (void)w;
+    }
+    close(fd);
+}
+
+/* Out of descriptors (EMFILE/ENFILE): the level-triggered listening socket
+ * would stay readable and spin the loop. Give up the reserve descriptor to
+ * accept one waiting client and answer it 503, then stop polling the
+ * listening socket for a back-off (100 ms doubling to 2 s while it lasts);
+ * the other clients wait in the kernel's backlog meanwhile. */
+static void accept_backoff(toro_gateway_t *gw, int err)
+{
+    if (gw->reserve_fd >= 0) {
+        close(gw->reserve_fd);
+        gw->reserve_fd = -1;
+        int fd = accept4(gw->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            refuse_busy(gw, fd);
+        gw->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    gw->accept_backoff_ms = gw->accept_backoff_ms ? gw->accept_backoff_ms * 2 : 100;
+    if (gw->accept_backoff_ms > 2000)
+        gw->accept_backoff_ms = 2000;
+    gw->accept_resume_ms = toro_mono_ms() + gw->accept_backoff_ms;
+    struct epoll_event ev = {.events = 0, .data.ptr = &listen_tag};
+    epoll_ctl(gw->epoll_fd, EPOLL_CTL_MOD, gw->listen_fd, &ev);
+    toro_log_ratelimited(TORO_LOG_WARN, "gateway", "accept-emfile",
+                         "cannot accept connections: %s (%d open); pausing accept for %d ms", strerror(err),
+                         gw->n_conns, gw->accept_backoff_ms);
+}
+
+/* The accept back-off is over: poll the listening socket again. */
+static void accept_resume(toro_gateway_t *gw)
+{
+    if (!gw->accept_resume_ms || toro_mono_ms() < gw->accept_resume_ms)
+        return;
+    gw->accept_resume_ms = 0;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listen_tag};
+    epoll_ctl(gw->epoll_fd, EPOLL_CTL_MOD, gw->listen_fd, &ev);
+}
+
 static void on_accept(toro_gateway_t *gw)
 {
     for (;;) {
@@ -878,19 +1042,15 @@ static void on_accept(toro_gateway_t *gw)
         if (fd < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                toro_log_warn("gateway", NULL, "accept failed: %s", strerror(errno));
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                accept_backoff(gw, errno);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK)
+                toro_log_ratelimited(TORO_LOG_WARN, "gateway", "accept", "accept failed: %s", strerror(errno));
             return;
         }
+        gw->accept_backoff_ms = 0;
         if (gw->n_conns >= gw->cfg.max_connections) {
-            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                                       "Content-Length: 54\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
-                                       "{\"success\":false,\"error\":\"too many open connections\"}";
-            if (!gw->tls) { /* plain text would be garbage to a TLS client */
-                ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL);
-                (void)w;
-            }
-            close(fd);
+            refuse_busy(gw, fd);
             continue;
         }
         int one = 1;
@@ -901,6 +1061,32 @@ static void on_accept(toro_gateway_t *gw)
         if (!gw_conn_adopt(gw, fd, ip))
             close(fd);
     }
+}
+
+/* Why: a --max-connections above the open-files limit turns into EMFILE
+ * storms. Raises the soft RLIMIT_NOFILE to the hard limit and clamps the
+ * connection cap to the limit minus a reserve for the store, the bus, the
+ * log and the workers. Logs the result. */
+static void fit_open_files(toro_gateway_t *gw)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = was;
+    }
+    long limit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1000000 ? 1000000 : (long)rl.rlim_cur;
+    long reserve = limit >= 256 ? 64 : limit / 2;
+    int asked = gw->cfg.max_connections;
+    if (gw->cfg.max_connections > limit - reserve)
+        gw->cfg.max_connections = limit - reserve > 1 ? (int)(limit - reserve) : 1;
+    toro_log_info("gateway", NULL, "open files limit %ld (soft was %ld, hard %ld); max connections %d%s", limit,
+                  (long)(was == RLIM_INFINITY ? -1 : (long)was),
+                  (long)(rl.rlim_max == RLIM_INFINITY ? -1 : (long)rl.rlim_max), gw->cfg.max_connections,
+                  asked != gw->cfg.max_connections ? " (clamped to the limit minus a reserve of descriptors)" : "");
 }
 
 static void drain_pending(toro_gateway_t *gw)
@@ -941,9 +1127,11 @@ int toro_gateway_new(const toro_gateway_config_t *cfg, toro_stage_ctx_t *ctx, to
     gw->listen_fd = gw->epoll_fd = gw->wake_fd = -1;
     pthread_mutex_init(&gw->lock, NULL);
     char msg[1024];
+    fit_open_files(gw);
+    gw->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     gw->rate = toro_limits_new(cfg->user_rate_per_min / 60.0, cfg->user_burst, 100000);
     gw->read_rate = toro_limits_new(cfg->read_rate_per_min / 60.0, cfg->read_burst, 100000);
-    gw->ws_per_user = toro_limits_new(0, 1, (size_t)cfg->max_connections + 16);
+    gw->ws_per_user = toro_limits_new(0, 1, (size_t)gw->cfg.max_connections + 16);
     if (!gw->rate || !gw->read_rate || !gw->ws_per_user) {
         snprintf(msg, sizeof msg, "out of memory");
         goto fail;
@@ -1020,6 +1208,7 @@ static void flush_batch(toro_gateway_t *gw)
             for (size_t i = 0; i < n; i++)
                 items[i] = gw->batch[i].resp.item; /* shallow: the batch keeps ownership */
             toro_stage_ingest_commit(gw->ctx, items, n, results);
+            note_commit_health(results, n);
         } else if (results) {
             for (size_t i = 0; i < n; i++)
                 results[i] = TORO_ENOMEM;
@@ -1047,14 +1236,43 @@ static void flush_batch(toro_gateway_t *gw)
             if (!c)
                 continue;
             gw->batch[i].conn = NULL;
-            if (on_http_data(gw, c) != 0)
-                conn_close(gw, c);
-            else if (c->closing && c->woff == c->wlen)
-                conn_finish(gw, c);
+            resume_input(gw, c);
         }
         memmove(gw->batch, gw->batch + n, (gw->n_batch - n) * sizeof *gw->batch);
         gw->n_batch -= n;
     }
+}
+
+static bool conn_listed(const toro_gateway_t *gw, const gw_conn_t *c)
+{
+    for (const gw_conn_t *x = gw->conns; x; x = x->next)
+        if (x == c)
+            return true;
+    return false;
+}
+
+bool gw_conn_pump(toro_gateway_t *gw, gw_conn_t *c)
+{
+    flush_batch(gw);
+    if (!conn_listed(gw, c))
+        return false;
+    if (flush(gw, c) != 0) {
+        conn_close(gw, c);
+        return false;
+    }
+    resume_input(gw, c);
+    return conn_listed(gw, c);
+}
+
+bool gw_conn_feed_eof(toro_gateway_t *gw, gw_conn_t *c)
+{
+    if (c->kind != CONN_HTTP || c->lingering || c->closing) {
+        conn_close(gw, c);
+        return false;
+    }
+    c->peer_eof = true;
+    rearm(gw, c);
+    return conn_settle(gw, c);
 }
 
 static toro_gateway_t *volatile signalled_gateway;
@@ -1090,7 +1308,12 @@ int toro_gateway_run(toro_gateway_t *gw)
     toro_log_info("gateway", NULL, "listening on %s://%s:%d (node %s, TLS %s)", gw->tls ? "https" : "http",
                   gw->cfg.host, gw->port, gw->node, gw->tls ? "on: https and wss" : "off");
     while (!gw->stopping) {
-        int n = epoll_wait(gw->epoll_fd, evs, 256, 1000);
+        int wait_ms = 1000;
+        if (gw->accept_resume_ms) {
+            int64_t left = gw->accept_resume_ms - toro_mono_ms();
+            wait_ms = left < 0 ? 0 : left < wait_ms ? (int)left : wait_ms;
+        }
+        int n = epoll_wait(gw->epoll_fd, evs, 256, wait_ms);
         if (n < 0 && errno != EINTR) {
             toro_log_error("gateway", NULL, "epoll_wait failed: %s", strerror(errno));
             return TORO_EIO;
@@ -1108,12 +1331,15 @@ int toro_gateway_run(toro_gateway_t *gw)
                     continue;
                 }
                 if (evs[i].events & EPOLLOUT) {
+                    bool was_over = gw_conn_over_budget(gw, c);
                     if (flush(gw, c) != 0) {
                         conn_close(gw, c);
                         continue;
                     }
-                    if (c->closing && c->woff == c->wlen && !conn_finish(gw, c))
-                        continue;
+                    if (was_over || c->peer_eof || c->closing) {
+                        if (!resume_input(gw, c))
+                            continue;
+                    }
                 }
                 /* a TLS handshake read that waited for writability is retried too */
                 if ((evs[i].events & (EPOLLIN | EPOLLRDHUP)) || (c->ssl && c->tls_read_wants_write))
@@ -1121,6 +1347,7 @@ int toro_gateway_run(toro_gateway_t *gw)
             }
         }
         flush_batch(gw);
+        accept_resume(gw);
         if (toro_mono_ms() - last_sweep >= 1000) {
             sweep(gw);
             last_sweep = toro_mono_ms();
@@ -1143,7 +1370,20 @@ static void sweep(toro_gateway_t *gw)
                 conn_close(gw, c);
             continue;
         }
+        if (c->woff < c->wlen && (now - c->last_progress_ms > gw->cfg.send_timeout_ms ||
+                                  (c->over_since_ms && now - c->over_since_ms > gw->cfg.send_timeout_ms))) {
+            if (c->kind == CONN_WS)
+                toro_metrics_inc(TORO_CTR_WS_DROPPED);
+            toro_log_ratelimited(TORO_LOG_WARN, "gateway", "slow-client",
+                                 "closing a %s socket from %s: %zu bytes unsent for %d ms",
+                                 c->kind == CONN_WS ? "WebSocket" : "HTTP", c->peer, c->wlen - c->woff,
+                                 gw->cfg.send_timeout_ms);
+            conn_close(gw, c);
+            continue;
+        }
         if (c->kind == CONN_HTTP) {
+            if (!wants_input(gw, c))
+                continue; /* paused for its output or its commit: the send timeout governs */
             if (c->request_started_ms && now - c->request_started_ms > gw->cfg.header_timeout_ms) {
                 if (c->ssl && !gw_tls_ready(c->ssl)) {
                     toro_log_debug("gateway", NULL, "TLS handshake from %s not completed in time; closing", c->peer);
@@ -1151,7 +1391,7 @@ static void sweep(toro_gateway_t *gw)
                 } else if (reject(gw, c, 408, "request not received in time") != 0 || c->woff == c->wlen) {
                     conn_close(gw, c);
                 }
-            } else if (now - c->last_read_ms > gw->cfg.idle_timeout_ms) {
+            } else if (c->woff == c->wlen && now - c->last_read_ms > gw->cfg.idle_timeout_ms) {
                 conn_close(gw, c);
             }
         } else if (now - c->last_read_ms > gw->cfg.ws_dead_ms) {
@@ -1175,6 +1415,8 @@ void toro_gateway_free(toro_gateway_t *gw)
         close(gw->epoll_fd);
     if (gw->wake_fd >= 0)
         close(gw->wake_fd);
+    if (gw->reserve_fd >= 0)
+        close(gw->reserve_fd);
     pending_msg_t *m = gw->pending;
     while (m) {
         pending_msg_t *next = m->next;

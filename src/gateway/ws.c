@@ -1,6 +1,8 @@
 /* ws.c: the WebSocket side of the gateway (RFC 6455): the handshake key,
  * frame parsing (masked client frames, fragmentation, control frames, size
- * cap), sending, and the client messages of the contract: register and ping. */
+ * cap), sending, the close handshake as RFC 6455 5.5.1 and 7.4 say (codes,
+ * payload length, UTF-8 reason), and the client messages of the contract:
+ * register and ping. */
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -86,6 +88,32 @@ static int close_with(toro_gateway_t *gw, gw_conn_t *c, int code, const char *wh
         wl = 120;
     memcpy(payload + 2, why, wl);
     gw_ws_send(gw, c, 8, payload, wl + 2);
+    c->closing = true;
+    return 0;
+}
+
+/* Close codes a peer may send (RFC 6455 7.4, IANA registry): 1000-1003,
+ * 1007-1014, and 3000-4999 for libraries and applications. 1004-1006 and
+ * 1015 are reserved or must never be sent; the rest is unassigned. */
+static bool close_code_valid(int code)
+{
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
+/* The peer's close frame: echo its code (or an empty close for an empty
+ * payload) and finish; a malformed close is answered with 1002 or 1007. */
+static int on_close_frame(toro_gateway_t *gw, gw_conn_t *c, const unsigned char *data, size_t len)
+{
+    if (len == 1)
+        return close_with(gw, c, 1002, "close payload of one byte");
+    if (len >= 2) {
+        int code = data[0] << 8 | data[1];
+        if (!close_code_valid(code))
+            return close_with(gw, c, 1002, "invalid close code");
+        if (toro_utf8_count((const char *)data + 2, len - 2) < 0)
+            return close_with(gw, c, 1007, "close reason is not valid UTF-8");
+    }
+    gw_ws_send(gw, c, 8, (const char *)data, len >= 2 ? 2 : 0);
     c->closing = true;
     return 0;
 }
@@ -194,7 +222,7 @@ int gw_ws_on_data(toro_gateway_t *gw, gw_conn_t *c)
 {
     size_t off = 0;
     int rc = 0;
-    while (!c->closing && c->rlen - off >= 2) {
+    while (!c->closing && !gw_conn_over_budget(gw, c) && c->rlen - off >= 2) {
         unsigned char *p = (unsigned char *)c->rbuf + off;
         size_t avail = c->rlen - off;
         int fin = p[0] & 0x80, opcode = p[0] & 0x0f, masked = p[1] & 0x80;
@@ -221,7 +249,11 @@ int gw_ws_on_data(toro_gateway_t *gw, gw_conn_t *c)
             rc = close_with(gw, c, 1002, "client frames must be masked");
             break;
         }
-        if (plen > gw->cfg.max_ws_message || (opcode >= 8 && (plen > 125 || !fin))) {
+        if (opcode >= 8 && (plen > 125 || !fin)) {
+            rc = close_with(gw, c, 1002, plen > 125 ? "control frame over 125 bytes" : "fragmented control frame");
+            break;
+        }
+        if (plen > gw->cfg.max_ws_message) {
             rc = close_with(gw, c, 1009, "message too big");
             break;
         }
@@ -265,8 +297,7 @@ int gw_ws_on_data(toro_gateway_t *gw, gw_conn_t *c)
             }
             break;
         case 0x8: /* close: echo the code and finish */
-            gw_ws_send(gw, c, 8, (const char *)data, plen >= 2 ? 2 : 0);
-            c->closing = true;
+            rc = on_close_frame(gw, c, data, (size_t)plen);
             break;
         case 0x9: /* ping */
             rc = gw_ws_send(gw, c, 0xA, (const char *)data, (size_t)plen);

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "kb/analyzer.h"
+#include "kb/checksum.h"
 #include "kb/index.h"
 
 #define BM25_K1 1.2
@@ -85,6 +86,8 @@ int toro_kb_open(const char *path, toro_kb_t **out, char **err)
         toro_set_err(err, "%s is not a toro knowledge base snapshot (expected format %s)", path, TORO_KB_FORMAT);
         goto out;
     }
+    if (toro_kb_checksum_verify(kb->db, path, err) < 0) /* a damaged file is refused at start */
+        goto out;
     kb->version = meta(kb->db, "version");
     langs = meta(kb->db, "languages");
     avg = meta(kb->db, "avg_chunk_terms");

@@ -144,7 +144,8 @@ int toro_stage_process(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg)
 
 retry:
     /* The store or bus failed: leave the event for a later delivery. */
-    toro_log_error("process", qid, "stage failed (%s); event will be redelivered", toro_strerror(rc));
+    toro_log_ratelimited(TORO_LOG_ERROR, "process", "process-retry", "stage failed (%s); event will be redelivered",
+                         toro_strerror(rc));
     toro_bus_nack(ctx->bus, TORO_TOPIC_PROCESS, msg, toro_stage_backoff_ms(ctx, msg->deliveries));
 out:
     toro_answer_clear(&ans);

@@ -1,7 +1,11 @@
 /* worker.c: the loop of a stage worker thread (the Lambda runtime of the
  * reference): fetch one message of its topic, run the stage, repeat until
- * told to stop. A message in flight when stop is set is finished first. */
+ * told to stop. A message in flight when stop is set is finished first.
+ * While the store or bus fails (disk full, I/O error, lock timeouts) the
+ * worker backs off exponentially instead of spinning, and the process is
+ * marked degraded (core/health.h) until a write succeeds again. */
 #include "core/error.h"
+#include "core/health.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/util.h"
@@ -9,27 +13,47 @@
 
 #include <string.h>
 
+/* Sleeps ms in slices so a stop request is honoured within 100 ms. */
+static void nap(atomic_int *stop, int ms)
+{
+    for (int left = ms; left > 0 && !atomic_load(stop); left -= 100)
+        toro_sleep_ms(left < 100 ? left : 100);
+}
+
+static bool store_failure(int rc) { return rc == TORO_EIO || rc == TORO_EUNAVAIL || rc == TORO_ENOMEM; }
+
 void *toro_worker_main(void *arg)
 {
     toro_worker_t *w = arg;
     int is_process = strcmp(w->topic, TORO_TOPIC_PROCESS) == 0;
+    const char *who = is_process ? "process worker" : "notify worker";
+    int failures = 0; /* consecutive store/bus failures: the back-off grows with them */
     while (!atomic_load(w->stop)) {
         toro_bus_msg_t msg;
         int rc = toro_bus_fetch(w->ctx->bus, w->topic, 500, &msg);
         if (rc == TORO_EEMPTY)
             continue;
         if (rc) {
-            toro_log_error("worker", NULL, "fetch from %s failed: %s", w->topic, toro_strerror(rc));
-            toro_sleep_ms(200);
+            toro_log_ratelimited(TORO_LOG_ERROR, "worker", w->topic, "fetch from %s failed: %s", w->topic,
+                                 toro_strerror(rc));
+            toro_health_fail(who);
+            nap(w->stop, toro_health_backoff_ms(++failures));
             continue;
         }
         int64_t t0 = toro_mono_ms();
         if (is_process)
-            toro_stage_process(w->ctx, &msg);
+            rc = toro_stage_process(w->ctx, &msg);
         else
-            toro_stage_notify(w->ctx, &msg);
+            rc = toro_stage_notify(w->ctx, &msg);
         toro_metrics_observe_ms(is_process ? TORO_HIST_PROCESS : TORO_HIST_NOTIFY, (double)(toro_mono_ms() - t0));
         toro_bus_msg_clear(&msg);
+        if (store_failure(rc)) {
+            toro_health_fail(who);
+            nap(w->stop, toro_health_backoff_ms(++failures));
+        } else if (rc == 0) {
+            failures = 0;
+            toro_health_ok();
+        }
     }
     return NULL;
 }

@@ -94,7 +94,7 @@ static int insert_question(sqlite3 *c, const toro_question_t *q, const toro_even
     rc = toro_bus_local_enqueue(c, ev->topic, ev->payload);
 out:
     if (rc && rc != TORO_ECONFLICT)
-        toro_log_error("store", q->question_id, "create failed: %s", sqlite3_errmsg(c));
+        toro_db_report(c, "store", "store-create", "create failed");
     toro_db_done(st);
     return rc;
 }
@@ -346,7 +346,7 @@ static int exec_text(toro_store_t *s, const char *sql, const char *a, const char
     toro_db_done(st);
     toro_db_write_unlock();
     if (rc)
-        toro_log_error("store", NULL, "%s: %s", sql, c ? sqlite3_errmsg(c) : "no connection");
+        toro_db_report(c, "store", sql, sql);
     return rc;
 }
 

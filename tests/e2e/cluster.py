@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import BIN, ROOT, TEST_SECRET, Endpoint, log_tail
+from conftest import BIN, ROOT, TEST_ISSUER, TEST_SECRET, Endpoint, log_tail
 
 PG_ADMIN = os.environ.get("TORO_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_BASE = PG_ADMIN.rsplit("/", 1)[0]
@@ -156,6 +156,7 @@ class Cluster:
         self.log_dir = log_dir
         self.env = dict(os.environ)
         self.env.setdefault("TORO_JWT_SECRET", TEST_SECRET)
+        self.env.setdefault("TORO_JWT_ISSUER", TEST_ISSUER)
         self.env.update(env or {})
         self.worker_args = list(worker_args)
         self.concurrency = concurrency

@@ -21,6 +21,9 @@ BIN = os.environ.get("TORO_BIN", os.path.join(ROOT, "build", "toro"))
 # token stays valid across restarts; the tests mint tokens with their own
 # HS256 implementation (not the server's).
 TEST_SECRET = "toro-test-secret-0123456789-abcdefghijklmnop"
+# With a secret configured the servers run in jwt mode (even on loopback) and
+# require this issuer; "toro-dev" is the development login's and refused.
+TEST_ISSUER = "toro-test"
 
 
 def b64url(data):
@@ -36,7 +39,7 @@ def make_jwt(claims, secret=TEST_SECRET, header=None):
 
 def jwt_for(user, ttl=3600, **extra):
     now = int(time.time())
-    claims = {"sub": user, "iss": "toro-dev", "iat": now, "exp": now + ttl}
+    claims = {"sub": user, "iss": TEST_ISSUER, "iat": now, "exp": now + ttl}
     claims.update(extra)
     return make_jwt(claims)
 
@@ -97,6 +100,7 @@ class Server(Endpoint):
             self.extra_args = ["--read-rate-limit", "0"] + self.extra_args
         self.env = dict(os.environ)
         self.env.setdefault("TORO_JWT_SECRET", TEST_SECRET)
+        self.env.setdefault("TORO_JWT_ISSUER", TEST_ISSUER)
         self.env.update(env or {})
         self.owner = {}  # question_id -> user, for reads with the right token
         self.proc = None

@@ -102,7 +102,7 @@ def test_body_limit_and_unknown_routes(server):
 def test_malformed_http_gets_400_and_server_survives(server):
     resp = raw_request(server, b"GARBAGE\r\n\r\n")
     assert resp.startswith(b"HTTP/1.1 400"), resp
-    resp = raw_request(server, b"POST /questions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    resp = raw_request(server, b"POST /questions HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
     assert resp.startswith(b"HTTP/1.1 411"), resp
     resp = raw_request(server, b"GET / HTTP/1.1\r\n" + b"X-Big: " + b"a" * 20000 + b"\r\n\r\n")
     assert resp.startswith(b"HTTP/1.1 431"), resp
@@ -111,10 +111,10 @@ def test_malformed_http_gets_400_and_server_survives(server):
 
 def test_keep_alive_and_pipelining(server):
     body = b'{"question":"O que e CDB?"}'
-    one = (b"POST /questions HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\n"
+    one = (b"POST /questions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: %s\r\nContent-Type: application/json\r\n"
            b"Content-Length: %d\r\n\r\n%s" % (auth("pipe")["Authorization"].encode(), len(body), body))
     s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-    s.sendall(one + one + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    s.sendall(one + one + b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     data = b""
     while True:
         b = s.recv(65536)
@@ -211,9 +211,9 @@ def test_group_commit_answers_pipelined_posts_in_order(server):
     reqs = b""
     for i in range(40):
         body = ('{"question":"Pergunta em lote numero %d sobre CDB?"}' % i).encode()
-        reqs += (b"POST /questions HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\n"
+        reqs += (b"POST /questions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: %s\r\nContent-Type: application/json\r\n"
                  b"Content-Length: %d\r\n\r\n%s" % (token, len(body), body))
-    reqs += b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    reqs += b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     data = raw_request(server, reqs, read_timeout=10)
     assert data.count(b"HTTP/1.1 202 Accepted") == 40, data[:500]
     assert data.rstrip().endswith(b"}") and data.rfind(b"HTTP/1.1 200 OK") > data.rfind(b"HTTP/1.1 202 Accepted")
@@ -233,7 +233,7 @@ def test_group_commit_answers_pipelined_posts_in_order(server):
 def test_question_is_kept_when_the_client_leaves_before_the_202(server):
     body = b'{"question":"O que acontece se eu desconectar?"}'
     s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-    s.sendall(b"POST /questions HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\n"
+    s.sendall(b"POST /questions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: %s\r\nContent-Type: application/json\r\n"
               b"Content-Length: %d\r\n\r\n%s" % (auth("leaver")["Authorization"].encode(), len(body), body))
     s.close()  # gone before the group commit answers
     deadline = time.time() + 10

@@ -33,8 +33,9 @@ def require_tools():
     return node
 
 
-def test_web_ui_in_headless_chromium(server):
+def test_web_ui_in_headless_chromium(server_factory):
     node = require_tools()
+    server = server_factory(extra_args=["--auth", "dev"])  # the page's simulated login
     os.makedirs(ARTIFACTS, exist_ok=True)
     shot = os.path.join(ARTIFACTS, "ui.png")
     if os.path.exists(shot):

@@ -8,7 +8,7 @@ import time
 import requests
 import websocket
 
-from conftest import BIN, TEST_SECRET, auth, jwt_for, make_jwt, post_question, recv_until, wait_terminal, ws_connect
+from conftest import TEST_ISSUER, BIN, TEST_SECRET, auth, jwt_for, make_jwt, post_question, recv_until, wait_terminal, ws_connect
 
 
 def close_code(ws, timeout=5):
@@ -85,21 +85,21 @@ def test_token_validation(server):
     now = int(time.time())
     url = server.url("/questions")
     cases = {
-        "expired": make_jwt({"sub": "u", "iss": "toro-dev", "exp": now - 120}),
-        "not yet valid": make_jwt({"sub": "u", "iss": "toro-dev", "exp": now + 600, "nbf": now + 600}),
+        "expired": make_jwt({"sub": "u", "iss": TEST_ISSUER, "exp": now - 120}),
+        "not yet valid": make_jwt({"sub": "u", "iss": TEST_ISSUER, "exp": now + 600, "nbf": now + 600}),
         "wrong issuer": make_jwt({"sub": "u", "iss": "evil", "exp": now + 600}),
-        "no exp": make_jwt({"sub": "u", "iss": "toro-dev"}),
-        "wrong secret": make_jwt({"sub": "u", "iss": "toro-dev", "exp": now + 600}, secret="x" * 40),
-        "alg none": make_jwt({"sub": "u", "iss": "toro-dev", "exp": now + 600},
+        "no exp": make_jwt({"sub": "u", "iss": TEST_ISSUER}),
+        "wrong secret": make_jwt({"sub": "u", "iss": TEST_ISSUER, "exp": now + 600}, secret="x" * 40),
+        "alg none": make_jwt({"sub": "u", "iss": TEST_ISSUER, "exp": now + 600},
                              header={"alg": "none", "typ": "JWT"}).rsplit(".", 1)[0] + ".",
-        "alg HS512": make_jwt({"sub": "u", "iss": "toro-dev", "exp": now + 600}, header={"alg": "HS512"}),
-        "bad subject": make_jwt({"sub": "a b", "iss": "toro-dev", "exp": now + 600}),
+        "alg HS512": make_jwt({"sub": "u", "iss": TEST_ISSUER, "exp": now + 600}, header={"alg": "HS512"}),
+        "bad subject": make_jwt({"sub": "a b", "iss": TEST_ISSUER, "exp": now + 600}),
         "garbage": "abc.def.ghi",
         "two parts": "abc.def",
     }
     good = jwt_for("u")
     h, p, s = good.split(".")
-    tampered_payload = make_jwt({"sub": "admin", "iss": "toro-dev", "exp": now + 600}).split(".")[1]
+    tampered_payload = make_jwt({"sub": "admin", "iss": TEST_ISSUER, "exp": now + 600}).split(".")[1]
     cases["tampered"] = "%s.%s.%s" % (h, tampered_payload, s)
     for name, token in cases.items():
         r = requests.get(url, headers={"Authorization": "Bearer " + token}, timeout=5)
@@ -110,7 +110,8 @@ def test_token_validation(server):
     assert requests.get(url, headers={"Authorization": "Basic dTpw"}, timeout=5).status_code == 401
 
 
-def test_dev_login_issues_working_tokens(server):
+def test_dev_login_issues_working_tokens(server_factory):
+    server = server_factory(extra_args=["--auth", "dev"])
     r = requests.post(server.url("/auth/dev-login"), json={"user_id": "dora"}, timeout=5)
     assert r.status_code == 200
     tok = r.json()["data"]["token"]
@@ -210,7 +211,7 @@ def test_slow_and_oversized_clients_do_not_stop_others(server_factory):
     slow = []
     for _ in range(30):
         c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
-        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         slow.append(c)
     idle = [socket.create_connection(("127.0.0.1", s.port), timeout=10) for _ in range(30)]
     t0 = time.time()
@@ -221,7 +222,7 @@ def test_slow_and_oversized_clients_do_not_stop_others(server_factory):
         assert requests.get(s.url("/healthz"), timeout=2).status_code == 200
     # a huge declared body is refused at once, before it is sent
     c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
-    c.sendall(b"POST /questions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    c.sendall(b"POST /questions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
               b"Content-Length: 1000000000\r\n\r\n")
     assert c.recv(4096).startswith(b"HTTP/1.1 413")
     c.close()

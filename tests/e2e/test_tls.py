@@ -114,7 +114,7 @@ def test_tls_versions_and_alpn(start_tls, cert_pair):
     with socket.create_connection(("127.0.0.1", s.port), timeout=5) as raw:
         with client_context(cert).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
             assert tls.selected_alpn_protocol() is None
-            tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert read_response(tls.makefile("rb"))[0] == 200
 
 
@@ -128,20 +128,20 @@ def test_pipelining_and_large_bodies_over_tls(start_tls, cert_pair):
     with socket.create_connection(("127.0.0.1", s.port), timeout=10) as raw:
         with client_context(cert).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
             f = tls.makefile("rb")
-            one = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            one = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
             tls.sendall(one * 5)
             for _ in range(5):
                 assert read_response(f)[0] == 200
             # 60 KB body (four TLS records): the question is too long, so 400, but it must be read whole
             body = json.dumps({"question": "x" * 60000}).encode()
-            req = (b"POST /questions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token.encode() +
+            req = (b"POST /questions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token.encode() +
                    b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
             tls.sendall(req + body + one)
             status, _, payload = read_response(f)
             assert status == 400, payload
             assert read_response(f)[0] == 200
             # a response of several records
-            tls.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            tls.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             status, headers, payload = read_response(f)
             assert status == 200 and len(payload) == int(headers["content-length"])
     r = requests.get(s.url("/"), verify=cert, timeout=5)
@@ -157,7 +157,7 @@ def test_slow_reader_over_tls(start_tls, cert_pair):
     n = 1000
     with socket.create_connection(("127.0.0.1", s.port), timeout=20) as raw:
         with client_context(cert).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * n)
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * n)
             time.sleep(1.5)
             f = tls.makefile("rb")
             first = read_response(f)

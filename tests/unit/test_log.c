@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -115,6 +116,40 @@ static void test_typed_fields(void **state)
     assert_true(json_integer_value(json_object_get(o, "bytes")) == 123456789012LL);
     assert_string_equal(json_string_value(json_object_get(o, "session_token")), "[REDACTED]");
     json_decref(o);
+}
+
+static void log_storm(void)
+{
+    for (int i = 0; i < 10000; i++)
+        toro_log_ratelimited(TORO_LOG_ERROR, "db", "storm", "COMMIT: database or disk is full (%d)", i);
+    toro_log_ratelimited(TORO_LOG_ERROR, "db", "other", "another condition");
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* A condition repeated in a loop writes one line per TORO_LOG_RATE_MS, and
+ * the next line written says how many were dropped; keys are independent. */
+static void test_rate_limited_lines(void **state)
+{
+    (void)state;
+    toro_log_set_level(TORO_LOG_INFO);
+    char *out = capture(log_storm);
+    assert_int_equal(count_lines(out), 2); /* the first of the storm and the other key */
+    assert_non_null(strstr(out, "disk is full (0)"));
+    assert_null(strstr(out, "disk is full (1)"));
+    assert_non_null(strstr(out, "another condition"));
+    free(out);
+    struct timespec wait = {.tv_sec = (TORO_LOG_RATE_MS + 100) / 1000, .tv_nsec = ((TORO_LOG_RATE_MS + 100) % 1000) * 1000000L};
+    nanosleep(&wait, NULL);
+    out = capture(log_storm);
+    assert_int_equal(count_lines(out), 2); /* one of each key again, the storm's with its count */
+    assert_non_null(strstr(out, "(9999 similar lines suppressed)"));
     free(out);
 }
 
@@ -124,6 +159,7 @@ int main(void)
         cmocka_unit_test(test_json_lines_and_redaction),
         cmocka_unit_test(test_sensitive_keys),
         cmocka_unit_test(test_typed_fields),
+        cmocka_unit_test(test_rate_limited_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
