@@ -647,8 +647,8 @@ def test_websocket_close_and_framing_table(server):
 
 def test_user_named_like_an_address_has_its_own_bucket(server_factory):
     """A user named "127.0.0.1" used to spend the loopback address's budget,
-    so dev-login from that address got 429."""
-    s = server_factory(extra_args=["--auth", "dev", "--rate-limit", "6"])  # 6/min, burst 3
+    so dev-login from that address got 429. Both spend the reading budget."""
+    s = server_factory(extra_args=["--auth", "dev", "--read-rate-limit", "15"])  # 15/min, burst 3
     tok = requests.post(s.url("/auth/dev-login"), json={"user_id": "127.0.0.1"}, timeout=5).json()["data"]["token"]
     codes = [requests.get(s.url("/questions"), headers={"Authorization": "Bearer " + tok}, timeout=5).status_code
              for _ in range(4)]

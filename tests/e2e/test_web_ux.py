@@ -11,7 +11,7 @@ from test_browser import ARTIFACTS, BROWSER_DIR, CHROMIUM, require_tools
 
 def test_web_ui_wording_and_states(server_factory):
     node = require_tools()
-    server = server_factory(["--rate-limit", "3", "--read-rate-limit", "600"])
+    server = server_factory(["--auth", "dev", "--rate-limit", "3", "--read-rate-limit", "600"])
     os.makedirs(ARTIFACTS, exist_ok=True)
     env = dict(os.environ, CHROMIUM_PATH=CHROMIUM)
     try:
