@@ -33,13 +33,13 @@ scripts/services.sh
 
 status=0
 echo "== build (warnings are errors) and test =="
-scripts/build.sh build -DTORO_WERROR=ON -DTORO_SANITIZE=OFF
+scripts/build.sh build -DTORO_WERROR=ON -DTORO_SANITIZE=OFF -DTORO_TESTS=ON
 (cd build && ctest --output-on-failure --timeout 900) || status=1
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and test =="
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-scripts/build.sh build-asan -DTORO_WERROR=ON -DTORO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+scripts/build.sh build-asan -DTORO_WERROR=ON -DTORO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DTORO_TESTS=ON
 (cd build-asan && ctest --output-on-failure --timeout 900) || status=1
 
 echo "== libFuzzer harnesses: bounded runs from the seed corpus in tests/fuzz/corpus =="
