@@ -194,9 +194,6 @@ int toro_gateway_config_finish(toro_gateway_config_t *cfg)
                             "on a loopback address --auth dev needs none\n");
             return -1;
         }
-        toro_log_info("gateway", NULL, "authentication: JWT HS256 bearer tokens required%s%s%s%s",
-                      cfg->auth.issuer[0] ? ", iss=" : "", cfg->auth.issuer, cfg->auth.audience[0] ? ", aud=" : "",
-                      cfg->auth.audience);
         break;
     case TORO_AUTH_DEV:
         if (!cfg->auth.secret_len) {
@@ -208,6 +205,22 @@ int toro_gateway_config_finish(toro_gateway_config_t *cfg)
         }
         if (!cfg->auth.issuer[0])
             snprintf(cfg->auth.issuer, sizeof cfg->auth.issuer, "toro-dev");
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+void toro_gateway_config_announce(const toro_gateway_config_t *cfg)
+{
+    switch (cfg->auth_mode) {
+    case TORO_AUTH_JWT:
+        toro_log_info("gateway", NULL, "authentication: JWT HS256 bearer tokens required%s%s%s%s",
+                      cfg->auth.issuer[0] ? ", iss=" : "", cfg->auth.issuer, cfg->auth.audience[0] ? ", aud=" : "",
+                      cfg->auth.audience);
+        break;
+    case TORO_AUTH_DEV:
         toro_log_warn("gateway", NULL,
                       "DEVELOPMENT LOGIN ENABLED: POST /auth/dev-login issues a token for any user_id "
                       "(simulated login of the web UI). Use --auth jwt for real users.");
@@ -218,5 +231,4 @@ int toro_gateway_config_finish(toro_gateway_config_t *cfg)
     default:
         break;
     }
-    return 0;
 }
