@@ -384,14 +384,14 @@ static void print_info_text(const char *path, json_t *o)
     const char *k;
     json_t *v;
     json_object_foreach(json_object_get(o, "documents_by_language"), k, v)
-        printf("  %-14s %lld\n", k[0] == '?' ? "docs (no lang)" : k, (long long)json_integer_value(v));
+        printf("  documents/%-4s %lld\n", k, (long long)json_integer_value(v));
     /* whatever else the snapshot records (newer builders add keys) */
     json_object_foreach(meta, k, v) {
         int known = 0;
         for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !known; i++)
             known = strcmp(k, keys[i][0]) == 0;
         if (!known)
-            printf("  %-14s %s\n", k, json_string_value(v));
+            printf("  %-14s %s\n", k, json_string_value(v) ? json_string_value(v) : "");
     }
 }
 
