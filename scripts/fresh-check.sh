@@ -85,8 +85,13 @@ cleanup() {
     kill -KILL "$ns_pid" 2>/dev/null || true
     wait "$ns_pid" 2>/dev/null || true
   fi
-  # The mounts live in the namespace's own mount table and are gone with it;
-  # refuse to delete anything that is still a mount point here.
+  # The mounts live in the namespaces' own mount tables and are gone with
+  # them; should anything still be mounted under the work directory here,
+  # unmount it (deepest first) and refuse to delete what stays mounted.
+  local m
+  for m in $(awk -v w="$work/" 'index($2, w) == 1 {print $2}' /proc/self/mounts | sort -r); do
+    umount -l "$m" 2>/dev/null || true
+  done
   if [[ ${TORO_FRESH_KEEP:-0} == 1 ]]; then
     echo "fresh-check.sh: kept $work" >&2
   elif [[ -d $work ]]; then
@@ -109,7 +114,10 @@ if [[ $nocache != 1 && -f $base ]]; then
   tar -C "$root" -xzf "$base"
 else
   echo "== debootstrap --variant=minbase $suite ($mirror)"
-  debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+  # in a mount namespace of its own: its /proc, /sys, /dev mounts of the
+  # target never reach the host's mount table, even if it is killed
+  unshare --mount --propagation private -- \
+    debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
     { tail -20 "$work/debootstrap.log" >&2; echo "fresh-check.sh: debootstrap failed" >&2; exit 1; }
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*_Packages
   if [[ $nocache != 1 ]]; then
