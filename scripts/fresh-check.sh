@@ -85,6 +85,7 @@ cleanup() {
     kill -KILL "$ns_pid" 2>/dev/null || true
     wait "$ns_pid" 2>/dev/null || true
   fi
+  save_debs || true
   # The mounts live in the namespaces' own mount tables and are gone with
   # them; should anything still be mounted under the work directory here,
   # unmount it (deepest first) and refuse to delete what stays mounted.
@@ -163,9 +164,18 @@ while IFS='=' read -r name _; do
   env_pass+=("$name=${!name}")
 done < <(env | grep -E '^(PIP_[A-Z_]*|NPM_CONFIG_[A-Za-z_]*|npm_config_[A-Za-z_]*|https?_proxy|HTTPS?_PROXY|no_proxy|NO_PROXY|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|NODE_EXTRA_CA_CERTS|PIP_CERT)=' || true)
 
-# Downloaded .deb files are kept between runs (what apt would fetch again).
+# Downloaded .deb files are kept between runs (what apt would fetch again):
+# linked into the root now, the new ones linked back into the cache at the
+# end, so parallel checks never share apt's lock.
+save_debs() {
+  [[ $nocache != 1 && -d $root/var/cache/apt/archives ]] || return 0
+  find "$root/var/cache/apt/archives" -maxdepth 1 -name '*.deb' -exec cp -n --link -t "$cache/apt-archives" {} + \
+    2>/dev/null || find "$root/var/cache/apt/archives" -maxdepth 1 -name '*.deb' -exec cp -n -t "$cache/apt-archives" {} +
+}
 if [[ $nocache != 1 ]]; then
-  mkdir -p "$cache/apt-archives/partial"
+  mkdir -p "$cache/apt-archives"
+  find "$cache/apt-archives" -maxdepth 1 -name '*.deb' -exec cp -n --link -t "$root/var/cache/apt/archives" {} + \
+    2>/dev/null || find "$cache/apt-archives" -maxdepth 1 -name '*.deb' -exec cp -n -t "$root/var/cache/apt/archives" {} +
 fi
 
 # 3. The checkout.
@@ -175,12 +185,12 @@ git -C "$repo" ls-files -z --cached --others --exclude-standard |
   tar -C "$repo" --null -T - -cf - | tar -C "$root/src/toro" -xf -
 echo "== checkout copied ($(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes'))"
 
-# 4. The inner script: PID 1 of the new namespaces. Mounts /proc, a minimal
-# /dev and the apt cache, then runs the command in the chroot.
+# 4. The inner script: PID 1 of the new namespaces. Mounts /proc and a
+# minimal /dev, then runs the command in the chroot.
 cat >"$work/pid1.sh" <<'EOF'
 #!/bin/bash
 set -eu
-root=$1 cache=$2; shift 2
+root=$1; shift
 mount -t proc proc "$root/proc"
 mount -t tmpfs -o mode=755,nosuid dev "$root/dev"
 for d in null zero full random urandom tty; do
@@ -195,9 +205,6 @@ ln -s /proc/self/fd "$root/dev/fd"
 ln -s /proc/self/fd/0 "$root/dev/stdin"
 ln -s /proc/self/fd/1 "$root/dev/stdout"
 ln -s /proc/self/fd/2 "$root/dev/stderr"
-if [[ -n $cache ]]; then
-  mount --bind "$cache" "$root/var/cache/apt/archives"
-fi
 child=
 trap '[[ -n $child ]] && kill -TERM "$child" 2>/dev/null' TERM INT
 chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -210,12 +217,9 @@ if [[ $rc -gt 128 ]]; then wait "$child"; rc=$?; fi   # interrupted by our trap:
 exit $rc
 EOF
 chmod +x "$work/pid1.sh"
-apt_cache=
-[[ $nocache == 1 ]] || apt_cache=$cache/apt-archives
-
 # runs the words after it inside the root, in the checkout
 in_root=(unshare --pid --fork --kill-child=SIGKILL --mount --propagation private --
-         "$work/pid1.sh" "$root" "$apt_cache" env "${env_pass[@]}" /bin/bash -c 'cd /src/toro && exec "$@"' bash)
+         "$work/pid1.sh" "$root" env "${env_pass[@]}" /bin/bash -c 'cd /src/toro && exec "$@"' bash)
 
 case $mode in
   shell) "${in_root[@]}" /bin/bash -i; exit $? ;;
@@ -273,6 +277,15 @@ ns_pid=
 if [[ $rc -ne 0 ]]; then
   tail -20 "$log" >&2
   echo "fresh-check.sh: FAILED: toro serve exited $rc after SIGTERM" >&2
+  exit 1
+fi
+# 7. The run command installs what running needs, not the test tools.
+extra=()
+for p in libcmocka-dev clang postgresql nats-server chromium; do
+  chroot "$root" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" && extra+=("$p")
+done
+if [[ ${#extra[@]} -gt 0 ]]; then
+  echo "fresh-check.sh: FAILED: scripts/run.sh installed test packages: ${extra[*]}" >&2
   exit 1
 fi
 echo "== fresh-machine check passed in $(($(date +%s) - t0)) s"
