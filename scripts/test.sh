@@ -4,6 +4,7 @@
 # end-to-end tests against the real binary), then builds again with
 # AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite again, then
 # runs each libFuzzer harness for a bounded time (TORO_FUZZ_SECONDS, default 20).
+# TORO_CTEST_ARGS adds ctest arguments to the two suites (e.g. "-E distributed_faults").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -33,14 +34,16 @@ scripts/services.sh
 
 status=0
 echo "== build (warnings are errors) and test =="
-scripts/build.sh build -DTORO_WERROR=ON -DTORO_SANITIZE=OFF
-(cd build && ctest --output-on-failure --timeout 900) || status=1
+scripts/build.sh build -DTORO_WERROR=ON -DTORO_SANITIZE=OFF -DTORO_TESTS=ON
+# shellcheck disable=SC2086 # TORO_CTEST_ARGS is a word list
+(cd build && ctest --output-on-failure --timeout 900 ${TORO_CTEST_ARGS:-}) || status=1
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and test =="
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-scripts/build.sh build-asan -DTORO_WERROR=ON -DTORO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
-(cd build-asan && ctest --output-on-failure --timeout 900) || status=1
+scripts/build.sh build-asan -DTORO_WERROR=ON -DTORO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DTORO_TESTS=ON
+# shellcheck disable=SC2086
+(cd build-asan && ctest --output-on-failure --timeout 900 ${TORO_CTEST_ARGS:-}) || status=1
 
 echo "== libFuzzer harnesses: bounded runs from the seed corpus in tests/fuzz/corpus =="
 CC=clang scripts/build.sh build-fuzz -DTORO_WERROR=ON -DTORO_FUZZ=ON -DTORO_FUZZ_SECONDS="${TORO_FUZZ_SECONDS:-20}"

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bus/relay.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -45,41 +46,28 @@ int toro_cmd_api(int argc, char **argv)
     gcfg.host = getenv("TORO_HOST") && *getenv("TORO_HOST") ? getenv("TORO_HOST") : "127.0.0.1";
     if (env_port && *env_port) {
         if (toro_parse_long(env_port, 0, 65535, &port) != 0) {
-            fprintf(stderr, "toro api: TORO_PORT needs an integer from 0 to 65535\n");
+            fprintf(stderr, "toro api: TORO_PORT needs an integer from 0 to 65535, not '%s'\n", env_port);
             return 2;
         }
         gcfg.port = (int)port;
     }
     toro_dist_t dist;
     toro_dist_defaults(&dist);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int g = toro_gateway_parse_option(&gcfg, argc, argv, &i);
-        if (g < 0)
-            return 2;
-        if (g > 0)
-            continue;
-        int used = toro_dist_option(&dist, a, v);
-        if (used < 0) {
-            fprintf(stderr, "toro api: bad value for %s\n", a);
-            return 2;
-        }
-        if (used) {
-            i++;
-            continue;
-        }
-        if (strcmp(a, "--kb") == 0 && v) {
-            kb_path = v;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            api_usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "toro api: unknown or incomplete option '%s'\n", a);
-            api_usage(stderr);
-            return 2;
-        }
-        i++;
-    }
+    const char *lvl = getenv("TORO_LOG_LEVEL");
+    const toro_opt_t opts[] = {
+        {"--store", NULL, TORO_OPT_STR, &dist.store_url, "URL", 0, 0, NULL},
+        {"--bus", NULL, TORO_OPT_STR, &dist.bus_url, "URL", 0, 0, NULL},
+        {"--kb", NULL, TORO_OPT_STR, &kb_path, "FILE", 0, 0, NULL},
+        {"--log-level", NULL, TORO_OPT_STR, &lvl, "LEVEL", 0, 0, NULL},
+        {NULL, NULL, 0, NULL, NULL, 0, 0, NULL},
+    };
+    const toro_cmd_t cmd = {.name = "toro api", .usage = api_usage, .opts = opts,
+                            .extra = toro_cli_gateway_option, .extra_ud = &gcfg};
+    int prc = toro_cli_parse(&cmd, argc - 1, argv + 1, NULL);
+    if (prc != TORO_CLI_OK)
+        return prc == TORO_CLI_HELP ? 0 : 2;
+    if (toro_cli_log_level("toro api", "--log-level", lvl && *lvl ? lvl : NULL))
+        return 2;
     if (toro_gateway_config_finish(&gcfg) != 0)
         return 2;
     const char *dev_secret = getenv("TORO_DEV_SECRET");
@@ -96,7 +84,7 @@ int toro_cmd_api(int argc, char **argv)
     if (kb_path && *kb_path) {
         toro_kb_t *kb = NULL;
         if (toro_kb_open(kb_path, &kb, &err) != 0) {
-            fprintf(stderr, "toro api: cannot open knowledge base %s: %s\n", kb_path, err ? err : "unknown error");
+            toro_cli_print_err("toro api", err, "cannot open the knowledge base");
             free(err);
             return 1;
         }
@@ -128,6 +116,7 @@ int toro_cmd_api(int argc, char **argv)
     toro_bus_nats_on_reconnect(dist.bus, resync_connections, gw);
     toro_log_info("api", NULL, "toro api on http://%s:%d (node %s, store %s, bus %s)", gcfg.host,
                   toro_gateway_port(gw), node, dist.store_url, dist.bus_url);
+    toro_gateway_config_announce(&gcfg);
     printf("listening on %s://%s:%d\n", toro_gateway_tls(gw) ? "https" : "http", gcfg.host, toro_gateway_port(gw));
     fflush(stdout);
     status = toro_gateway_run_until_signal(gw) == 0 ? 0 : 1;

@@ -5,7 +5,7 @@
 #define TORO_CLI_COMMANDS_H
 
 int toro_cmd_serve(int argc, char **argv); /* toro serve ... (cli/serve_cmd.c) */
-int toro_cmd_kb(int argc, char **argv);    /* toro kb build|search|eval ... (cli/kb_cmd.c) */
+int toro_cmd_kb(int argc, char **argv);    /* toro kb build|search|eval|info ... (cli/kb_cmd.c) */
 int toro_cmd_ask(int argc, char **argv);   /* toro ask --kb FILE "question" (cli/kb_cmd.c) */
 int toro_cmd_api(int argc, char **argv);    /* toro api --store postgres://.. --bus nats://.. (cli/api_cmd.c) */
 int toro_cmd_worker(int argc, char **argv); /* toro worker process|notify ... (cli/worker_cmd.c) */
@@ -28,8 +28,6 @@ typedef struct toro_dist {
 } toro_dist_t;
 
 void toro_dist_defaults(toro_dist_t *d);
-/* Consumes --store, --bus, --log-level with value v: 1 used, 0 not ours, -1 bad value. */
-int toro_dist_option(toro_dist_t *d, const char *a, const char *v);
 /* Opens store, bus and relay; prints why on failure and returns an exit status. */
 int toro_dist_open(toro_dist_t *d, const char *cmd);
 void toro_dist_close(toro_dist_t *d);

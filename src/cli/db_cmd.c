@@ -5,34 +5,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "store/store.h"
 
 static void db_usage(FILE *f)
 {
-    fprintf(f, "usage: toro db migrate [--store postgres://HOST:PORT/DB]   (env TORO_STORE)\n");
+    fprintf(f, "usage: toro db migrate [--store postgres://HOST:PORT/DB]   (env TORO_STORE)\n"
+               "  create or upgrade the PostgreSQL schema of the distributed mode\n");
 }
 
 int toro_cmd_db(int argc, char **argv)
 {
     const char *store = getenv("TORO_STORE");
-    if (argc < 2 || strcmp(argv[1], "migrate") != 0) {
-        db_usage(argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) ? stdout : stderr);
-        return argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) ? 0 : 2;
+    if (argc < 2 || toro_cli_is_help(argv[1]) || strcmp(argv[1], "help") == 0) {
+        if (argc < 2)
+            fprintf(stderr, "toro db: missing subcommand (migrate)\n");
+        db_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
     }
-    for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
-            store = argv[++i];
-        } else {
-            fprintf(stderr, "toro db migrate: unknown or incomplete option '%s'\n", argv[i]);
-            db_usage(stderr);
-            return 2;
-        }
-    }
+    if (strcmp(argv[1], "migrate") != 0)
+        return toro_cli_fail("toro db", "unknown subcommand '%s' (migrate)", argv[1]);
+    const toro_opt_t opts[] = {
+        {"--store", NULL, TORO_OPT_STR, &store, "URL", 0, 0, NULL},
+        {NULL, NULL, 0, NULL, NULL, 0, 0, NULL},
+    };
+    const toro_cmd_t cmd = {.name = "toro db migrate", .usage = db_usage, .opts = opts};
+    int prc = toro_cli_parse(&cmd, argc - 2, argv + 2, NULL);
+    if (prc != TORO_CLI_OK)
+        return prc == TORO_CLI_HELP ? 0 : 2;
     if (!store || (strncmp(store, "postgres://", 11) != 0 && strncmp(store, "postgresql://", 13) != 0)) {
-        fprintf(stderr, "toro db migrate: --store postgres://... is required\n");
-        return 2;
+        return toro_cli_fail("toro db migrate", store ? "--store must be a postgres:// URL, not '%s'"
+                                                      : "missing --store postgres://HOST:PORT/DB (or env TORO_STORE)%s",
+                             store ? store : "");
     }
     int from = 0, to = 0;
     char *err = NULL;

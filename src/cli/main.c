@@ -17,17 +17,20 @@ static void usage(FILE *f)
             "  toro kb build SRC_DIR -o FILE                         build a knowledge-base snapshot\n"
             "  toro kb search FILE \"query\" [-k 10] [--json]         retrieve chunks\n"
             "  toro kb eval FILE QUESTIONS | --beir DIR              score retrieval\n"
+            "  toro kb info FILE [--json]                            what a snapshot holds\n"
             "  toro ask --kb FILE \"question\" [--json]               answer one question now\n"
             "  toro api --store postgres://.. --bus nats://.. [--port N]   REST + WebSocket (distributed)\n"
             "  toro worker process|notify --store .. --bus .. [--kb FILE]   a stage worker (distributed)\n"
             "  toro db migrate --store postgres://..                  create or upgrade the schema\n"
-            "  toro version\n",
+            "  toro version\n"
+            "Each command answers --help with its options.\n",
             TORO_VERSION);
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
+        fprintf(stderr, "toro: missing command\n");
         usage(stderr);
         return 2;
     }

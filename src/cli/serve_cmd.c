@@ -18,6 +18,7 @@
 #include "answer/factory.h"
 #include "answer/faulty.h"
 #include "bus/bus.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -75,15 +76,6 @@ static const char *env_or(const char *name, const char *def)
     return v && *v ? v : def;
 }
 
-static int parse_int_opt(const char *name, const char *v, long min, long max, long *out)
-{
-    if (!v || toro_parse_long(v, min, max, out) != 0) {
-        fprintf(stderr, "toro serve: %s needs an integer from %ld to %ld\n", name, min, max);
-        return -1;
-    }
-    return 0;
-}
-
 int toro_cmd_serve(int argc, char **argv)
 {
     const char *data = env_or("TORO_DATA", "data"), *kb_path = env_or("TORO_KB", NULL);
@@ -95,65 +87,36 @@ int toro_cmd_serve(int argc, char **argv)
     gcfg.host = env_or("TORO_HOST", "127.0.0.1");
     long env_port;
     if (getenv("TORO_PORT")) {
-        if (parse_int_opt("TORO_PORT", getenv("TORO_PORT"), 0, 65535, &env_port))
+        if (toro_parse_long(getenv("TORO_PORT"), 0, 65535, &env_port) != 0) {
+            fprintf(stderr, "toro serve: TORO_PORT needs an integer from 0 to 65535, not '%s'\n", getenv("TORO_PORT"));
             return 2;
+        }
         gcfg.port = (int)env_port;
     }
     const char *lvl = env_or("TORO_LOG_LEVEL", NULL);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int g = toro_gateway_parse_option(&gcfg, argc, argv, &i);
-        if (g < 0)
-            return 2;
-        if (g > 0)
-            continue;
-        if (strcmp(a, "--data") == 0 && v) {
-            data = v;
-        } else if (strcmp(a, "--kb") == 0 && v) {
-            kb_path = v;
-        } else if (strcmp(a, "--process-workers") == 0) {
-            if (parse_int_opt(a, v, 1, MAX_WORKERS, &n_process))
-                return 2;
-        } else if (strcmp(a, "--notify-workers") == 0) {
-            if (parse_int_opt(a, v, 1, MAX_WORKERS, &n_notify))
-                return 2;
-        } else if (strcmp(a, "--max-attempts") == 0) {
-            if (parse_int_opt(a, v, 1, 100, &max_attempts))
-                return 2;
-        } else if (strcmp(a, "--retry-base-ms") == 0) {
-            if (parse_int_opt(a, v, 1, 600000, &retry_base))
-                return 2;
-        } else if (strcmp(a, "--sync") == 0 && v && (strcmp(v, "normal") == 0 || strcmp(v, "full") == 0)) {
-            sync_name = v;
-        } else if (strcmp(a, "--answerer") == 0 && v) {
-            answerer_name = v;
-        } else if (strcmp(a, "--log-level") == 0 && v) {
-            lvl = v;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            serve_usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "toro serve: unknown or incomplete option '%s'\n", a);
-            serve_usage(stderr);
-            return 2;
-        }
-        i++;
-    }
-    if (lvl) {
-        toro_log_level_t level;
-        if (toro_log_level_parse(lvl, &level) != 0) {
-            fprintf(stderr, "toro serve: unknown log level '%s'\n", lvl);
-            return 2;
-        }
-        toro_log_set_level(level);
-    }
+    const toro_opt_t opts[] = {
+        {"--data", NULL, TORO_OPT_STR, &data, "DIR", 0, 0, NULL},
+        {"--kb", NULL, TORO_OPT_STR, &kb_path, "FILE", 0, 0, NULL},
+        {"--process-workers", NULL, TORO_OPT_LONG, &n_process, "N", 1, MAX_WORKERS, NULL},
+        {"--notify-workers", NULL, TORO_OPT_LONG, &n_notify, "N", 1, MAX_WORKERS, NULL},
+        {"--max-attempts", NULL, TORO_OPT_LONG, &max_attempts, "N", 1, 100, NULL},
+        {"--retry-base-ms", NULL, TORO_OPT_LONG, &retry_base, "MS", 1, 600000, NULL},
+        {"--sync", NULL, TORO_OPT_CHOICE, &sync_name, "MODE", 0, 0, "normal|full"},
+        {"--answerer", NULL, TORO_OPT_STR, &answerer_name, "NAME", 0, 0, NULL},
+        {"--log-level", NULL, TORO_OPT_STR, &lvl, "LEVEL", 0, 0, NULL},
+        {NULL, NULL, 0, NULL, NULL, 0, 0, NULL},
+    };
+    const toro_cmd_t cmd = {.name = "toro serve", .usage = serve_usage, .opts = opts,
+                            .extra = toro_cli_gateway_option, .extra_ud = &gcfg};
+    int prc = toro_cli_parse(&cmd, argc - 1, argv + 1, NULL);
+    if (prc != TORO_CLI_OK)
+        return prc == TORO_CLI_HELP ? 0 : 2;
+    if (toro_cli_log_level("toro serve", "--log-level", lvl))
+        return 2;
     if (toro_gateway_config_finish(&gcfg) != 0)
         return 2;
-    if (!kb_path) {
-        fprintf(stderr, "toro serve: no knowledge base; pass --kb FILE (build one with: toro kb build kb/docs -o kb.toro)\n");
-        return 2;
-    }
+    if (!kb_path)
+        return toro_cli_fail("toro serve", "missing --kb FILE (build one with: toro kb build kb/docs -o kb.toro)");
 
     int status = 1, lock_fd = -1, started_process = 0, started_notify = 0;
     char *err = NULL;
@@ -171,6 +134,8 @@ int toro_cmd_serve(int argc, char **argv)
         fprintf(stderr, "toro serve: cannot create data directory %s: %s\n", data, strerror(errno));
         goto out;
     }
+    if (toro_cli_check_dir("toro serve", data))
+        goto out;
     snprintf(path, sizeof path, "%s/toro.lock", data);
     lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (lock_fd < 0) { /* say what is wrong: only a held lock means another process */
@@ -188,7 +153,7 @@ int toro_cmd_serve(int argc, char **argv)
         goto out;
     }
     if (toro_kb_open(kb_path, &kb, &err) != 0) {
-        fprintf(stderr, "toro serve: cannot open knowledge base %s: %s\n", kb_path, err ? err : "unknown error");
+        toro_cli_print_err("toro serve", err, "cannot open the knowledge base");
         goto out;
     }
     snprintf(path, sizeof path, "%s/toro.db", data);
@@ -239,6 +204,7 @@ int toro_cmd_serve(int argc, char **argv)
 
     toro_log_info("serve", NULL, "toro serving on http://%s:%d (data %s, kb %s version %s, %ld process + %ld notify workers)",
                   gcfg.host, toro_gateway_port(gw), data, kb_path, toro_kb_version(kb), n_process, n_notify);
+    toro_gateway_config_announce(&gcfg);
     /* a parseable line on stdout for scripts that start us on port 0 */
     printf("listening on %s://%s:%d\n", toro_gateway_tls(gw) ? "https" : "http", gcfg.host, toro_gateway_port(gw));
     fflush(stdout);

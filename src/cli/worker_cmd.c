@@ -26,6 +26,7 @@
 #include "answer/answer.h"
 #include "answer/faulty.h"
 #include "bus/relay.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -56,35 +57,9 @@ void toro_dist_defaults(toro_dist_t *d)
     d->bus_url = env_or("TORO_BUS", "nats://127.0.0.1:4222");
 }
 
-int toro_dist_option(toro_dist_t *d, const char *a, const char *v)
-{
-    if (!v)
-        return 0;
-    if (strcmp(a, "--store") == 0) {
-        d->store_url = v;
-        return 1;
-    }
-    if (strcmp(a, "--bus") == 0) {
-        d->bus_url = v;
-        return 1;
-    }
-    if (strcmp(a, "--log-level") == 0) {
-        toro_log_level_t level;
-        if (toro_log_level_parse(v, &level) != 0)
-            return -1;
-        toro_log_set_level(level);
-        return 1;
-    }
-    return 0;
-}
-
 int toro_dist_open(toro_dist_t *d, const char *cmd)
 {
     char *err = NULL;
-    const char *lvl = getenv("TORO_LOG_LEVEL");
-    toro_log_level_t level;
-    if (lvl && *lvl && toro_log_level_parse(lvl, &level) == 0)
-        toro_log_set_level(level);
     if (!d->store_url || (strncmp(d->store_url, "postgres://", 11) != 0 &&
                           strncmp(d->store_url, "postgresql://", 13) != 0)) {
         fprintf(stderr, "%s: --store postgres://HOST:PORT/DB is required (or env TORO_STORE)\n", cmd);
@@ -252,69 +227,42 @@ static void worker_usage(FILE *f)
                "  --log-level LEVEL    debug|info|warn|error (env TORO_LOG_LEVEL)\n");
 }
 
-static int parse_num(const char *name, const char *v, long min, long max, long *out)
-{
-    if (!v || toro_parse_long(v, min, max, out) != 0) {
-        fprintf(stderr, "toro worker: %s needs an integer from %ld to %ld\n", name, min, max);
-        return -1;
-    }
-    return 0;
-}
-
 int toro_cmd_worker(int argc, char **argv)
 {
-    if (argc < 2 || (strcmp(argv[1], "process") != 0 && strcmp(argv[1], "notify") != 0)) {
-        bool help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
-        worker_usage(help ? stdout : stderr);
-        return help ? 0 : 2;
+    if (argc < 2 || toro_cli_is_help(argv[1]) || strcmp(argv[1], "help") == 0) {
+        if (argc < 2)
+            fprintf(stderr, "toro worker: missing stage (process or notify)\n");
+        worker_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "process") != 0 && strcmp(argv[1], "notify") != 0)
+        return toro_cli_fail("toro worker", "unknown stage '%s' (process or notify)", argv[1]);
     bool is_process = strcmp(argv[1], "process") == 0;
-    const char *kb_path = env_or("TORO_KB", NULL);
+    const char *name = is_process ? "toro worker process" : "toro worker notify";
+    const char *kb_path = env_or("TORO_KB", NULL), *lvl = env_or("TORO_LOG_LEVEL", NULL);
     long concurrency = 2, max_attempts = 3, retry_base = 200, max_deliveries = 10, health_port = -1;
     toro_dist_t dist;
     toro_dist_defaults(&dist);
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int used = toro_dist_option(&dist, a, v);
-        if (used < 0) {
-            fprintf(stderr, "toro worker: bad value for %s\n", a);
-            return 2;
-        }
-        if (used) {
-            i++;
-            continue;
-        }
-        if (strcmp(a, "--kb") == 0 && v) {
-            kb_path = v;
-        } else if (strcmp(a, "--concurrency") == 0) {
-            if (parse_num(a, v, 1, MAX_CONCURRENCY, &concurrency))
-                return 2;
-        } else if (strcmp(a, "--max-attempts") == 0) {
-            if (parse_num(a, v, 1, 100, &max_attempts))
-                return 2;
-        } else if (strcmp(a, "--retry-base-ms") == 0) {
-            if (parse_num(a, v, 1, 600000, &retry_base))
-                return 2;
-        } else if (strcmp(a, "--max-deliveries") == 0) {
-            if (parse_num(a, v, 1, 1000, &max_deliveries))
-                return 2;
-        } else if (strcmp(a, "--health-port") == 0) {
-            if (parse_num(a, v, 0, 65535, &health_port))
-                return 2;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            worker_usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "toro worker: unknown or incomplete option '%s'\n", a);
-            worker_usage(stderr);
-            return 2;
-        }
-        i++;
-    }
-    if (is_process && !kb_path) {
-        fprintf(stderr, "toro worker process: no knowledge base; pass --kb FILE\n");
+    const toro_opt_t opts[] = {
+        {"--store", NULL, TORO_OPT_STR, &dist.store_url, "URL", 0, 0, NULL},
+        {"--bus", NULL, TORO_OPT_STR, &dist.bus_url, "URL", 0, 0, NULL},
+        {"--kb", NULL, TORO_OPT_STR, &kb_path, "FILE", 0, 0, NULL},
+        {"--concurrency", NULL, TORO_OPT_LONG, &concurrency, "N", 1, MAX_CONCURRENCY, NULL},
+        {"--max-attempts", NULL, TORO_OPT_LONG, &max_attempts, "N", 1, 100, NULL},
+        {"--retry-base-ms", NULL, TORO_OPT_LONG, &retry_base, "MS", 1, 600000, NULL},
+        {"--max-deliveries", NULL, TORO_OPT_LONG, &max_deliveries, "N", 1, 1000, NULL},
+        {"--health-port", NULL, TORO_OPT_LONG, &health_port, "PORT", 0, 65535, NULL},
+        {"--log-level", NULL, TORO_OPT_STR, &lvl, "LEVEL", 0, 0, NULL},
+        {NULL, NULL, 0, NULL, NULL, 0, 0, NULL},
+    };
+    const toro_cmd_t cmd = {.name = name, .usage = worker_usage, .opts = opts};
+    int prc = toro_cli_parse(&cmd, argc - 2, argv + 2, NULL);
+    if (prc != TORO_CLI_OK)
+        return prc == TORO_CLI_HELP ? 0 : 2;
+    if (toro_cli_log_level(name, "--log-level", lvl))
         return 2;
-    }
+    if (is_process && !kb_path)
+        return toro_cli_fail(name, "missing --kb FILE (the knowledge-base snapshot; or env TORO_KB)");
 
     /* Signals are taken by sigwait in this thread only: block them before
      * any thread (NATS, relay, workers) is created so they inherit the mask. */
@@ -335,7 +283,7 @@ int toro_cmd_worker(int argc, char **argv)
     health_srv_t hs = {.dist = &dist, .stop = &stop};
 
     if (is_process && toro_kb_open(kb_path, &kb, &err) != 0) {
-        fprintf(stderr, "toro worker: cannot open knowledge base %s: %s\n", kb_path, err ? err : "unknown error");
+        toro_cli_print_err(name, err, "cannot open the knowledge base");
         goto out;
     }
     if (is_process) {

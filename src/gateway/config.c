@@ -267,13 +267,26 @@ int toro_gateway_config_finish(toro_gateway_config_t *cfg)
             return -1;
         }
         cfg->auth.refuse_dev_issuer = 1;
+        break;
+    case TORO_AUTH_DEV:
+        if (dev_keys(cfg) != 0)
+            return -1;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+void toro_gateway_config_announce(const toro_gateway_config_t *cfg)
+{
+    switch (cfg->auth_mode) {
+    case TORO_AUTH_JWT:
         toro_log_info("gateway", NULL, "authentication: JWT HS256 bearer tokens required%s%s%s%s",
                       cfg->auth.issuer[0] ? ", iss=" : "", cfg->auth.issuer, cfg->auth.audience[0] ? ", aud=" : "",
                       cfg->auth.audience);
         break;
     case TORO_AUTH_DEV:
-        if (dev_keys(cfg) != 0)
-            return -1;
         toro_log_warn("gateway", NULL,
                       "DEVELOPMENT LOGIN ENABLED: POST /auth/dev-login issues a token for any user_id "
                       "(simulated login of the web UI). Use --auth jwt for real users.");
@@ -284,5 +297,4 @@ int toro_gateway_config_finish(toro_gateway_config_t *cfg)
     default:
         break;
     }
-    return 0;
 }

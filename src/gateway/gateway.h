@@ -73,6 +73,12 @@ int toro_gateway_parse_option(toro_gateway_config_t *cfg, int argc, char **argv,
  * without a secret, a TLS certificate without its key or the reverse). */
 int toro_gateway_config_finish(toro_gateway_config_t *cfg);
 
+/* Why: the authentication mode is announced in the log (the development
+ * login loudly) only once the server is actually serving: after the port is
+ * bound and everything it needs opened, so a failed start prints only why it
+ * failed. Call after toro_gateway_config_finish and toro_gateway_new. */
+void toro_gateway_config_announce(const toro_gateway_config_t *cfg);
+
 /* Why: binds the port now so a failure is reported before workers start;
  * with cfg->tls_cert it also loads the certificate and key, so an unusable
  * file or a key that does not match fails here, not at the first client.

@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import BIN, ROOT, TEST_ISSUER, TEST_SECRET, Endpoint, log_tail
+from conftest import BIN, ROOT, TEST_ISSUER, TEST_SECRET, Endpoint, log_tail, read_line
 
 PG_ADMIN = os.environ.get("TORO_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_BASE = PG_ADMIN.rsplit("/", 1)[0]
@@ -91,7 +91,7 @@ class Proc:
         log.close()
         deadline = time.time() + timeout
         while time.time() < deadline:
-            line = self.proc.stdout.readline()
+            line = read_line(self.proc, deadline)
             if line.startswith(self.ready_prefix):
                 self.ready_line = line.decode().strip()
                 return self

@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -68,6 +69,23 @@ def kb_file(tmp_path_factory):
     return build_kb(str(tmp_path_factory.mktemp("kb") / "sample.toro"))
 
 
+def read_line(proc, deadline):
+    """The next line of proc's stdout, or b"" at end of file or when the
+    deadline passes first (a process that hangs before printing must not
+    hang the test). Reads the pipe unbuffered: nothing else reads it."""
+    fd, line = proc.stdout.fileno(), b""
+    while not line.endswith(b"\n"):
+        left = deadline - time.time()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return b""
+        c = os.read(fd, 1)
+        if not c:
+            time.sleep(0.05)  # end of file: the caller sees the process exit
+            return b""
+        line += c
+    return line
+
+
 class Endpoint:
     """A toro process serving HTTP and WebSocket on 127.0.0.1:self.port."""
 
@@ -78,14 +96,25 @@ class Endpoint:
         return "ws://127.0.0.1:%d/ws%s" % (self.port, query)
 
     def wait_healthy(self, deadline, what):
-        while time.time() < deadline:
+        """Polls /healthz until it answers 200 or the deadline passes. A slow
+        first answer (a cold machine: the first PostgreSQL connection and the
+        JetStream declarations happen on the first /healthz) is waited for:
+        each try may take what is left of the deadline, and a refused, reset
+        or timed-out try is simply retried."""
+        last = "no answer"
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                break
             try:
-                if requests.get(self.url("/healthz"), timeout=2).status_code == 200:
+                r = requests.get(self.url("/healthz"), timeout=max(0.5, min(left, 30)))
+                if r.status_code == 200:
                     return self
-            except requests.ConnectionError:
-                pass
+                last = "%d %s" % (r.status_code, r.text[:200])
+            except requests.RequestException as e:
+                last = repr(e)
             time.sleep(0.05)
-        raise RuntimeError("%s /healthz never answered\n%s" % (what, self.log()))
+        raise RuntimeError("%s /healthz did not answer 200 in time (last: %s)\n%s" % (what, last, self.log()))
 
 
 class Server(Endpoint):
@@ -117,7 +146,7 @@ class Server(Endpoint):
         deadline = time.time() + 60
         line = b""
         while time.time() < deadline:
-            line = self.proc.stdout.readline()
+            line = read_line(self.proc, deadline)
             if line.startswith(b"listening on "):
                 self.port = int(line.strip().rsplit(b":", 1)[1])
                 break
