@@ -10,6 +10,7 @@
 
 #include "answer/answer.h"
 #include "cli/commands.h"
+#include "cli/kb_opts.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -20,12 +21,15 @@
 static void kb_usage(FILE *f)
 {
     fprintf(f, "usage:\n"
-               "  toro kb build SRC_DIR -o FILE [--max-chars N] [--overlap N]\n"
-               "  toro kb search FILE \"query\" [-k 10] [--json]\n"
+               "  toro kb build SRC_DIR -o FILE [--max-chars N] [--overlap N] [--embedder SPEC]\n"
+               "  toro kb search FILE \"query\" [-k 10] [--json] [--mode bm25|dense|hybrid] [--fusion rrf|convex:W]\n"
                "  toro kb eval FILE QUESTIONS.jsonl [--json] [-v]\n"
                "  toro kb eval --beir DIR [--json] [--keep SNAPSHOT]\n"
                "  toro kb info FILE\n"
-               "  toro ask --kb FILE \"question\" [--json]\n");
+               "  toro ask --kb FILE \"question\" [--json]\n"
+               "search, eval and ask also take " TORO_KB_OPTS_USAGE "\n"
+               "  (default embedder: e5 when built in and the snapshot was embedded with it, else none;\n"
+               "   eval reports bm25, dense and hybrid when the snapshot has vectors)\n");
 }
 
 static void progress_bar(void *ud, size_t done, size_t total, size_t bytes)
@@ -37,6 +41,18 @@ static void progress_bar(void *ud, size_t done, size_t total, size_t bytes)
         bar[i] = i < fill ? '#' : '.';
     bar[width] = 0;
     fprintf(stderr, "\r[%s] %zu/%zu files, %.1f MB", bar, done, total, (double)bytes / 1e6);
+    if (done == total)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* Progress of the embedding step: chunks done/total, rate, ETA. */
+static void embed_progress(void *ud, size_t done, size_t total, double secs)
+{
+    (void)ud;
+    double rate = secs > 0 ? (double)done / secs : 0;
+    double eta = rate > 0 ? (double)(total - done) / rate : 0;
+    fprintf(stderr, "\rembedding %zu/%zu chunks, %.1f chunks/s, ETA %.0f s   ", done, total, rate, eta);
     if (done == total)
         fputc('\n', stderr);
     fflush(stderr);
@@ -61,10 +77,12 @@ static int parse_size(const char *s, long min, long max, size_t *out)
 
 static int cmd_build(int argc, char **argv)
 {
-    const char *src = NULL, *out = NULL;
+    const char *src = NULL, *out = NULL, *espec = NULL;
     toro_chunk_params_t p = TORO_CHUNK_PARAMS_DEFAULT;
     for (int i = 0; i < argc; i++) {
-        if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) && i + 1 < argc)
+        if (strcmp(argv[i], "--embedder") == 0 && i + 1 < argc)
+            espec = argv[++i];
+        else if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) && i + 1 < argc)
             out = argv[++i];
         else if (strcmp(argv[i], "--max-chars") == 0 && i + 1 < argc) {
             if (parse_size(argv[++i], 100, 100000, &p.max_chars)) {
@@ -97,7 +115,12 @@ static int cmd_build(int argc, char **argv)
     toro_kb_build_stats_t st;
     memset(&st, 0, sizeof(st));
     char *err = NULL;
-    int rc = toro_kb_build_dir(src, out, &p, isatty(2) ? progress_bar : NULL, NULL, &st, &err);
+    toro_embedder_t *emb = NULL;
+    int rc = toro_embedder_open(espec ? espec : "none", &emb, &err);
+    if (rc == 0)
+        rc = toro_kb_build_dir_embedded(src, out, &p, isatty(2) ? progress_bar : NULL, NULL, emb,
+                                        isatty(2) ? embed_progress : NULL, &st, &err);
+    toro_embedder_free(emb);
     if (rc) {
         fprintf(stderr, "toro kb build: %s\n", err ? err : toro_strerror(rc));
         free(err);
@@ -108,13 +131,24 @@ static int cmd_build(int argc, char **argv)
            "  input     %.2f MB in %.2f s (%.2f MB/s, %.0f chunks/s)\n",
            out, st.version, st.n_files, st.n_docs, st.n_chunks, st.n_terms, (double)st.bytes_in / 1e6, secs,
            (double)st.bytes_in / 1e6 / secs, (double)st.n_chunks / secs);
+    if (st.embed_dim)
+        printf("  vectors   %zu x %zu, embedded in %.2f s (%.1f chunks/s)\n", st.n_chunks, st.embed_dim,
+               st.embed_seconds, st.embed_seconds > 0 ? (double)st.n_chunks / st.embed_seconds : 0.0);
     return 0;
 }
 
-static int open_kb(const char *cmd, const char *path, toro_kb_t **kb)
+/* Opens the snapshot and applies the retrieval options (embedder attached). */
+static int open_kb(const char *cmd, const char *path, const toro_kb_opts_t *o, toro_kb_t **kb,
+                   toro_embedder_t **emb)
 {
     char *err = NULL;
+    toro_kb_opts_t none = {0};
+    *emb = NULL;
     int rc = toro_kb_open(path, kb, &err);
+    if (rc == 0 && (rc = toro_kb_opts_apply(o ? o : &none, *kb, emb, &err)) != 0) {
+        toro_kb_close(*kb);
+        *kb = NULL;
+    }
     if (rc) {
         fprintf(stderr, "%s: %s\n", cmd, err ? err : toro_strerror(rc));
         free(err);
@@ -123,20 +157,34 @@ static int open_kb(const char *cmd, const char *path, toro_kb_t **kb)
     return 0;
 }
 
+/* Takes a shared retrieval option at argv[*i]; 1 taken, 0 not one, -1 error (printed). */
+static int take_opt(const char *cmd, toro_kb_opts_t *o, int argc, char **argv, int *i)
+{
+    int r = toro_kb_opts_take(o, argc, argv, i);
+    if (r < 0)
+        fprintf(stderr, "%s: %s needs a value\n", cmd, argv[*i]);
+    return r;
+}
+
 static json_t *hit_json(const toro_kb_t *kb, const toro_kb_hit_t *h, int rank)
 {
-    return json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:b, s:s}", "rank", rank, "chunk_id", h->chunk_id,
-                     "doc_id", h->doc_id, "title", h->title, "section", h->section, "lang", h->lang, "score",
-                     h->score, "coverage", h->coverage, "relevant", toro_kb_hit_is_relevant(kb, h), "text", h->text);
+    return json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:f, s:b, s:s}", "rank", rank, "chunk_id",
+                     h->chunk_id, "doc_id", h->doc_id, "title", h->title, "section", h->section, "lang", h->lang,
+                     "score", h->score, "bm25", h->bm25, "cosine", h->cosine, "coverage", h->coverage, "relevance",
+                     h->relevance, "relevant", toro_kb_hit_is_relevant(kb, h), "text", h->text);
 }
 
 static int cmd_search(int argc, char **argv)
 {
     const char *file = NULL, *query = NULL;
     size_t k = 10;
-    int as_json = 0;
+    int as_json = 0, t;
+    toro_kb_opts_t o = {0};
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "-k") == 0 && i + 1 < argc) {
+        if ((t = take_opt("toro kb search", &o, argc, argv, &i)) != 0) {
+            if (t < 0)
+                return 2;
+        } else if (strcmp(argv[i], "-k") == 0 && i + 1 < argc) {
             if (parse_size(argv[++i], 1, 10000, &k)) {
                 fprintf(stderr, "toro kb search: -k must be 1..10000\n");
                 return 2;
@@ -160,7 +208,8 @@ static int cmd_search(int argc, char **argv)
         return 2;
     }
     toro_kb_t *kb = NULL;
-    if (open_kb("toro kb search", file, &kb))
+    toro_embedder_t *emb = NULL;
+    if (open_kb("toro kb search", file, &o, &kb, &emb))
         return 1;
     toro_kb_hit_t *hits = NULL;
     size_t n = 0;
@@ -170,6 +219,7 @@ static int cmd_search(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "toro kb search: %s\n", toro_strerror(rc));
         toro_kb_close(kb);
+        toro_embedder_free(emb);
         return 1;
     }
     int found = n > 0 && toro_kb_hit_is_relevant(kb, &hits[0]);
@@ -177,20 +227,22 @@ static int cmd_search(int argc, char **argv)
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
             json_array_append_new(arr, hit_json(kb, &hits[i], (int)i + 1));
-        json_t *o = json_pack("{s:s, s:s, s:b, s:f, s:o}", "query", query, "kb_version", toro_kb_version(kb),
-                              "found_relevant_docs", found, "took_ms", ms, "hits", arr);
-        char *s = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII * 0);
+        json_t *jo = json_pack("{s:s, s:s, s:s, s:b, s:f, s:o}", "query", query, "kb_version", toro_kb_version(kb),
+                               "mode", toro_kb_mode_name(toro_kb_mode(kb)), "found_relevant_docs", found, "took_ms",
+                               ms, "hits", arr);
+        char *s = json_dumps(jo, JSON_INDENT(2));
         if (s)
             puts(s);
         free(s);
-        json_decref(o);
+        json_decref(jo);
     } else {
-        printf("%zu hits in %.2f ms (kb %s, found_relevant_docs=%s)\n", n, ms, toro_kb_version(kb),
-               found ? "true" : "false");
+        printf("%zu hits in %.2f ms (kb %s, %s, found_relevant_docs=%s)\n", n, ms, toro_kb_version(kb),
+               toro_kb_mode_name(toro_kb_mode(kb)), found ? "true" : "false");
         for (size_t i = 0; i < n; i++) {
             const toro_kb_hit_t *h = &hits[i];
-            printf("%2zu. %7.3f  %-28s %s%s%s%s\n", i + 1, h->score, h->chunk_id, h->title, *h->section ? " > " : "",
-                   h->section, toro_kb_hit_is_relevant(kb, h) ? "" : "  (below threshold)");
+            printf("%2zu. %7.3f  rel %.2f  %-28s %s%s%s%s\n", i + 1, h->score, h->relevance, h->chunk_id, h->title,
+                   *h->section ? " > " : "", h->section,
+                   toro_kb_hit_is_relevant(kb, h) ? "" : "  (below threshold)");
             size_t l = strlen(h->text);
             size_t cut = l > 160 ? 160 : l;
             while (cut < l && cut > 0 && ((unsigned char)h->text[cut] & 0xC0) == 0x80)
@@ -200,56 +252,153 @@ static int cmd_search(int argc, char **argv)
     }
     toro_kb_hits_free(hits, n);
     toro_kb_close(kb);
+    toro_embedder_free(emb);
     return 0;
 }
 
-static void print_metrics(const char *title, const toro_eval_metrics_t *m, int with_answers, int as_json,
-                          const char *version)
+static json_t *metrics_json(const toro_eval_metrics_t *m)
 {
-    if (as_json) {
-        json_t *o = json_pack("{s:s, s:s?, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "dataset", title, "kb_version",
-                              version, "questions", (json_int_t)m->n_questions, "recall@1", m->recall1, "recall@5",
-                              m->recall5, "recall@10", m->recall10, "recall@100", m->recall100, "mrr", m->mrr,
-                              "ndcg@10", m->ndcg10, "mean_search_ms", m->mean_ms);
-        if (with_answers) {
-            json_object_set_new(o, "answers", json_integer((json_int_t)m->n_answered));
-            json_object_set_new(o, "answers_with_all_key_facts", json_real(m->fact_rate));
-            json_object_set_new(o, "key_facts_found", json_real(m->fact_item_rate));
-            json_object_set_new(o, "false_no_info", json_integer((json_int_t)m->n_false_noinfo));
-            json_object_set_new(o, "off_topic", json_integer((json_int_t)m->n_offtopic));
-            json_object_set_new(o, "off_topic_no_info", json_integer((json_int_t)m->n_offtopic_ok));
+    return json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:f, s:I, s:I, s:f}", "questions",
+                     (json_int_t)m->n_questions, "recall@1", m->recall1, "recall@5", m->recall5, "recall@10",
+                     m->recall10, "recall@100", m->recall100, "mrr", m->mrr, "ndcg@10", m->ndcg10, "mean_search_ms",
+                     m->mean_ms, "off_topic", (json_int_t)m->n_offtopic, "off_topic_refused",
+                     (json_int_t)m->n_offtopic_ok, "off_topic_refusal_rate", m->offtopic_refusal_rate, "in_scope",
+                     (json_int_t)m->n_inscope, "in_scope_refused", (json_int_t)m->n_inscope_refused,
+                     "false_refusal_rate", m->false_refusal_rate);
+}
+
+static void print_mode_header(void)
+{
+    printf("  %-8s %5s %7s %6s %6s %6s %6s %9s %14s %14s %8s\n", "mode", "n", "nDCG@10", "R@1", "R@5", "R@10",
+           "MRR", "R@100", "off-topic ref", "false refusal", "ms/q");
+}
+
+static void print_mode_row(const char *mode, const toro_eval_metrics_t *m)
+{
+    char ot[32], fr[32];
+    snprintf(ot, sizeof(ot), "%zu/%zu", m->n_offtopic_ok, m->n_offtopic);
+    snprintf(fr, sizeof(fr), "%zu/%zu", m->n_inscope_refused, m->n_inscope);
+    printf("  %-8s %5zu %7.3f %6.3f %6.3f %6.3f %6.3f %9.3f %14s %14s %8.2f\n", mode, m->n_questions, m->ndcg10,
+           m->recall1, m->recall5, m->recall10, m->mrr, m->recall100, m->n_offtopic ? ot : "-",
+           m->n_inscope ? fr : "-", m->mean_ms);
+}
+
+static void print_answers(const char *mode, const toro_eval_metrics_t *m)
+{
+    printf("answers (%s retrieval, extractive answerer):\n", mode);
+    printf("  in-scope answers with every key fact  %.3f (%zu/%zu)\n", m->fact_rate, m->n_all_facts, m->n_answered);
+    printf("  key facts found                       %.3f\n", m->fact_item_rate);
+    printf("  off-topic refused (\"no info\")         %.3f (%zu/%zu)\n", m->offtopic_refusal_rate, m->n_offtopic_ok,
+           m->n_offtopic);
+    printf("  in-scope falsely refused              %.3f (%zu/%zu)\n", m->false_refusal_rate, m->n_inscope_refused,
+           m->n_inscope);
+}
+
+/* The modes to report: the one asked for, or every mode the handle can run. */
+static int eval_modes(toro_kb_t *kb, const char *mode, toro_kb_mode_t *modes)
+{
+    if (mode) {
+        modes[0] = toro_kb_mode(kb);
+        return 1;
+    }
+    modes[0] = TORO_KB_MODE_BM25;
+    if (toro_kb_mode(kb) != TORO_KB_MODE_HYBRID)
+        return 1;
+    modes[1] = TORO_KB_MODE_DENSE;
+    modes[2] = TORO_KB_MODE_HYBRID;
+    return 3;
+}
+
+static void embed_progress_line(void *ud, size_t done, size_t total, double secs)
+{
+    if (isatty(2))
+        embed_progress(ud, done, total, secs);
+}
+
+/* `toro kb eval --beir DIR`: build (or reuse) the snapshot, score each mode on all/dev/test. */
+static int eval_beir(const char *beir, const char *keep, int reuse, const toro_kb_opts_t *o, int as_json)
+{
+    char tmp[4096], *err = NULL;
+    if (keep)
+        snprintf(tmp, sizeof(tmp), "%s", keep);
+    else {
+        const char *td = getenv("TMPDIR");
+        snprintf(tmp, sizeof(tmp), "%s/toro-beir-%ld.kb", td && *td ? td : "/tmp", (long)getpid());
+    }
+    toro_embedder_t *bemb = NULL;
+    toro_kb_t *kb = NULL;
+    toro_embedder_t *emb = NULL;
+    json_t *out = json_object();
+    int rc = 0;
+    if (!(reuse && keep && access(tmp, R_OK) == 0)) {
+        const char *spec = o->embedder ? o->embedder : toro_embedder_e5_available() ? "e5" : "none";
+        rc = toro_embedder_open(spec, &bemb, &err);
+        if (rc == 0)
+            rc = toro_kb_beir_build(beir, tmp, bemb, embed_progress_line, &err);
+        toro_embedder_free(bemb);
+    }
+    toro_kb_opts_t oo = *o;
+    if (rc == 0 && (rc = toro_kb_open(tmp, &kb, &err)) == 0)
+        rc = toro_kb_opts_apply(&oo, kb, &emb, &err);
+    toro_kb_mode_t modes[3];
+    int nm = rc == 0 ? eval_modes(kb, o->mode, modes) : 0;
+    if (rc == 0 && !as_json) {
+        printf("%s  kb %s  embedder %s\n", beir, toro_kb_version(kb), emb ? emb->identity : "none");
+        printf("  (dev = query ids with FNV-1a %% 5 == 0, about 20%%; test = the rest)\n");
+    }
+    for (int i = 0; i < nm && rc == 0; i++) {
+        toro_eval_metrics_t ma, md, mt;
+        if ((rc = toro_kb_beir_score(kb, beir, modes[i], &ma, &md, &mt, &err)) != 0)
+            break;
+        const char *name = toro_kb_mode_name(modes[i]);
+        if (as_json) {
+            json_object_set_new(out, name, json_pack("{s:o, s:o, s:o}", "all", metrics_json(&ma), "dev",
+                                                     metrics_json(&md), "test", metrics_json(&mt)));
+            continue;
         }
-        char *s = json_dumps(o, JSON_INDENT(2));
-        if (s)
-            puts(s);
-        free(s);
-        json_decref(o);
-        return;
+        printf("%s\n", name);
+        print_mode_header();
+        print_mode_row("all", &ma);
+        print_mode_row("dev", &md);
+        print_mode_row("test", &mt);
+        fflush(stdout);
     }
-    printf("%s%s%s\n", title, version ? "  kb " : "", version ? version : "");
-    printf("  questions            %zu\n", m->n_questions);
-    printf("  Recall@1             %.3f\n  Recall@5             %.3f\n  Recall@10            %.3f\n", m->recall1,
-           m->recall5, m->recall10);
-    printf("  Recall@100           %.3f\n  MRR                  %.3f\n  nDCG@10              %.3f\n", m->recall100,
-           m->mrr, m->ndcg10);
-    printf("  mean search          %.2f ms\n", m->mean_ms);
-    if (with_answers) {
-        printf("  answers w/ key facts %.3f (%zu/%zu)\n", m->fact_rate, m->n_all_facts, m->n_answered);
-        printf("  key facts found      %.3f\n", m->fact_item_rate);
-        printf("  false \"no info\"      %zu\n", m->n_false_noinfo);
-        printf("  off-topic -> no info %zu/%zu\n", m->n_offtopic_ok, m->n_offtopic);
+    if (rc == 0 && as_json) {
+        json_t *top = json_pack("{s:s, s:s, s:s, s:o}", "dataset", beir, "kb_version", toro_kb_version(kb), "embedder",
+                                emb ? emb->identity : "none", "modes", out);
+        out = NULL;
+        char *js = json_dumps(top, JSON_INDENT(2));
+        if (js)
+            puts(js);
+        free(js);
+        json_decref(top);
     }
+    json_decref(out);
+    toro_kb_close(kb);
+    toro_embedder_free(emb);
+    if (!keep)
+        unlink(tmp);
+    if (rc)
+        fprintf(stderr, "toro kb eval: %s\n", err ? err : toro_strerror(rc));
+    free(err);
+    return rc ? 1 : 0;
 }
 
 static int cmd_eval(int argc, char **argv)
 {
     const char *file = NULL, *questions = NULL, *beir = NULL, *keep = NULL;
-    int as_json = 0, verbose = 0;
+    int as_json = 0, verbose = 0, reuse = 0, t;
+    toro_kb_opts_t o = {0};
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--beir") == 0 && i + 1 < argc)
+        if ((t = take_opt("toro kb eval", &o, argc, argv, &i)) != 0) {
+            if (t < 0)
+                return 2;
+        } else if (strcmp(argv[i], "--beir") == 0 && i + 1 < argc)
             beir = argv[++i];
         else if (strcmp(argv[i], "--keep") == 0 && i + 1 < argc)
             keep = argv[++i];
+        else if (strcmp(argv[i], "--reuse") == 0)
+            reuse = 1;
         else if (strcmp(argv[i], "--json") == 0)
             as_json = 1;
         else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0)
@@ -266,46 +415,63 @@ static int cmd_eval(int argc, char **argv)
             return 2;
         }
     }
-    toro_eval_metrics_t m;
-    char *err = NULL;
-    if (beir) {
-        char tmp[4096];
-        if (keep)
-            snprintf(tmp, sizeof(tmp), "%s", keep);
-        else {
-            const char *td = getenv("TMPDIR");
-            snprintf(tmp, sizeof(tmp), "%s/toro-beir-%ld.kb", td && *td ? td : "/tmp", (long)getpid());
-        }
-        int rc = toro_kb_eval_beir(beir, tmp, &m, &err);
-        if (!keep)
-            unlink(tmp);
-        if (rc) {
-            fprintf(stderr, "toro kb eval: %s\n", err ? err : toro_strerror(rc));
-            free(err);
-            return 1;
-        }
-        print_metrics(beir, &m, 0, as_json, NULL);
-        return 0;
-    }
+    if (beir)
+        return eval_beir(beir, keep, reuse, &o, as_json);
     if (!file || !questions) {
         kb_usage(stderr);
         return 2;
     }
     toro_kb_t *kb = NULL;
-    if (open_kb("toro kb eval", file, &kb))
+    toro_embedder_t *emb = NULL;
+    if (open_kb("toro kb eval", file, &o, &kb, &emb))
         return 1;
     toro_answerer_t *ans = NULL;
-    int rc = toro_answerer_extractive_new(kb, &ans);
+    toro_eval_metrics_t m[3], am;
+    toro_kb_mode_t modes[3];
+    int nm = eval_modes(kb, o.mode, modes);
+    char *err = NULL;
+    int rc = 0;
+    for (int i = 0; i < nm && rc == 0; i++)
+        rc = toro_kb_eval_questions_mode(kb, questions, modes[i], NULL, NULL, verbose ? stderr : NULL, &m[i], &err);
     if (rc == 0)
-        rc = toro_kb_eval_questions(kb, questions, toro_answerer_eval_fn, ans, verbose ? stderr : NULL, &m, &err);
+        rc = toro_answerer_extractive_new(kb, &ans);
+    if (rc == 0)
+        rc = toro_kb_eval_questions(kb, questions, toro_answerer_eval_fn, ans, verbose ? stderr : NULL, &am, &err);
+    const char *dm = toro_kb_mode_name(toro_kb_mode(kb));
     if (rc) {
         fprintf(stderr, "toro kb eval: %s\n", err ? err : toro_strerror(rc));
-        free(err);
+    } else if (as_json) {
+        json_t *jm = json_object();
+        for (int i = 0; i < nm; i++)
+            json_object_set_new(jm, toro_kb_mode_name(modes[i]), metrics_json(&m[i]));
+        json_t *ja = metrics_json(&am);
+        json_object_set_new(ja, "mode", json_string(dm));
+        json_object_set_new(ja, "answers", json_integer((json_int_t)am.n_answered));
+        json_object_set_new(ja, "answers_with_all_key_facts", json_real(am.fact_rate));
+        json_object_set_new(ja, "key_facts_found", json_real(am.fact_item_rate));
+        json_t *top = json_pack("{s:s, s:s, s:s, s:f, s:o, s:o}", "dataset", questions, "kb_version",
+                                toro_kb_version(kb), "embedder", emb ? emb->identity : "none", "min_relevance",
+                                toro_kb_min_relevance(kb), "modes", jm, "answers", ja);
+        char *js = json_dumps(top, JSON_INDENT(2));
+        if (js)
+            puts(js);
+        free(js);
+        json_decref(top);
     } else {
-        print_metrics(questions, &m, 1, as_json, toro_kb_version(kb));
+        printf("%s  kb %s  embedder %s  min relevance %.2f\n", questions, toro_kb_version(kb),
+               emb ? emb->identity : "none", toro_kb_min_relevance(kb));
+        printf("retrieval (refusal = top hit below the relevance threshold):\n");
+        print_mode_header();
+        for (int i = 0; i < nm; i++)
+            print_mode_row(toro_kb_mode_name(modes[i]), &m[i]);
+        print_answers(dm, &am);
+        if (!verbose)
+            printf("(-v lists every failure on stderr)\n");
     }
+    free(err);
     toro_answerer_free(ans);
     toro_kb_close(kb);
+    toro_embedder_free(emb);
     return rc ? 1 : 0;
 }
 
@@ -316,9 +482,12 @@ static int cmd_info(int argc, char **argv)
         return 2;
     }
     toro_kb_t *kb = NULL;
-    if (open_kb("toro kb info", argv[0], &kb))
+    toro_embedder_t *emb = NULL;
+    toro_kb_opts_t none = {.embedder = "none"};
+    if (open_kb("toro kb info", argv[0], &none, &kb, &emb))
         return 1;
-    printf("%s: version %s\n", argv[0], toro_kb_version(kb));
+    printf("%s: version %s, vectors %s\n", argv[0], toro_kb_version(kb),
+           toro_kb_has_vectors(kb) ? toro_kb_embedder_identity(kb) : "none");
     toro_kb_close(kb);
     return 0;
 }
@@ -350,9 +519,13 @@ int toro_cmd_kb(int argc, char **argv)
 int toro_cmd_ask(int argc, char **argv)
 {
     const char *file = NULL, *question = NULL;
-    int as_json = 0;
+    int as_json = 0, t;
+    toro_kb_opts_t ko = {0};
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--kb") == 0 && i + 1 < argc)
+        if ((t = take_opt("toro ask", &ko, argc, argv, &i)) != 0) {
+            if (t < 0)
+                return 2;
+        } else if (strcmp(argv[i], "--kb") == 0 && i + 1 < argc)
             file = argv[++i];
         else if (strcmp(argv[i], "--json") == 0)
             as_json = 1;
@@ -367,7 +540,7 @@ int toro_cmd_ask(int argc, char **argv)
         }
     }
     if (!file || !question) {
-        fprintf(stderr, "usage: toro ask --kb FILE \"question\" [--json]\n");
+        fprintf(stderr, "usage: toro ask --kb FILE \"question\" [--json] " TORO_KB_OPTS_USAGE "\n");
         return 2;
     }
     char *q = toro_trim_dup(question);
@@ -377,7 +550,8 @@ int toro_cmd_ask(int argc, char **argv)
         return 2;
     }
     toro_kb_t *kb = NULL;
-    if (open_kb("toro ask", file, &kb)) {
+    toro_embedder_t *emb = NULL;
+    if (open_kb("toro ask", file, &ko, &kb, &emb)) {
         free(q);
         return 1;
     }
@@ -421,6 +595,7 @@ int toro_cmd_ask(int argc, char **argv)
     toro_answer_clear(&a);
     toro_answerer_free(ans);
     toro_kb_close(kb);
+    toro_embedder_free(emb);
     free(q);
     return rc ? 1 : 0;
 }

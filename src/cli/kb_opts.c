@@ -1,0 +1,117 @@
+/* kb_opts.c: --embedder, --min-relevance, --mode, --fusion for every command
+ * that opens a knowledge base (see kb_opts.h). */
+#include "cli/kb_opts.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/log.h"
+
+int toro_kb_opts_take(toro_kb_opts_t *o, int argc, char **argv, int *i)
+{
+    static const char *names[] = {"--embedder", "--min-relevance", "--mode", "--fusion"};
+    const char **slots[] = {&o->embedder, &o->min_relevance, &o->mode, &o->fusion};
+    for (int k = 0; k < 4; k++) {
+        size_t nl = strlen(names[k]);
+        if (strncmp(argv[*i], names[k], nl) != 0)
+            continue;
+        if (argv[*i][nl] == '=') {
+            *slots[k] = argv[*i] + nl + 1;
+            return 1;
+        }
+        if (argv[*i][nl] != 0)
+            continue;
+        if (*i + 1 >= argc)
+            return -1;
+        *slots[k] = argv[++*i];
+        return 1;
+    }
+    return 0;
+}
+
+/* The embedder per the default rule, or NULL for none. */
+static int choose_embedder(const toro_kb_opts_t *o, toro_kb_t *kb, toro_embedder_t **emb, char **err)
+{
+    *emb = NULL;
+    if (o->embedder) {
+        int rc = toro_embedder_open(o->embedder, emb, err);
+        if (rc == 0 && toro_embedder_is_none(*emb)) {
+            toro_embedder_free(*emb);
+            *emb = NULL;
+        }
+        return rc;
+    }
+    const char *id = toro_kb_embedder_identity(kb);
+    if (!toro_kb_has_vectors(kb)) {
+        toro_log_info("kb", NULL, "embedder: none (snapshot %s has no vectors): BM25 retrieval", toro_kb_version(kb));
+        return 0;
+    }
+    if (strncmp(id, "e5:", 3) != 0 || !toro_embedder_e5_available()) {
+        toro_log_warn("kb", NULL,
+                      "embedder: none (snapshot vectors are from '%s'; pass --embedder to use them): BM25 retrieval",
+                      id);
+        return 0;
+    }
+    int rc = toro_embedder_open("e5", emb, err);
+    if (rc == 0 && strcmp((*emb)->identity, id) != 0) {
+        toro_log_warn("kb", NULL, "embedder: none (snapshot vectors are from '%s', the installed e5 is '%s')", id,
+                      (*emb)->identity);
+        toro_embedder_free(*emb);
+        *emb = NULL;
+    }
+    return rc;
+}
+
+int toro_kb_opts_apply(const toro_kb_opts_t *o, toro_kb_t *kb, toro_embedder_t **emb, char **err)
+{
+    int rc = choose_embedder(o, kb, emb, err);
+    if (rc)
+        return rc;
+    if ((rc = toro_kb_attach_embedder(kb, *emb, err)) != 0)
+        goto fail;
+    if (o->min_relevance) {
+        char *end = NULL;
+        double v = strtod(o->min_relevance, &end);
+        if (!end || *end || end == o->min_relevance || !(v >= 0 && v <= 1)) {
+            toro_set_err(err, "--min-relevance must be a number from 0 to 1");
+            rc = TORO_EINVAL;
+            goto fail;
+        }
+        toro_kb_set_min_relevance(kb, v);
+    }
+    if (o->fusion) {
+        if (strcmp(o->fusion, "rrf") == 0)
+            toro_kb_set_fusion(kb, TORO_KB_FUSION_RRF, 0);
+        else if (strncmp(o->fusion, "convex", 6) == 0 && (!o->fusion[6] || o->fusion[6] == ':')) {
+            double w = o->fusion[6] ? strtod(o->fusion + 7, NULL) : 0.5;
+            toro_kb_set_fusion(kb, TORO_KB_FUSION_CONVEX, w);
+        } else {
+            toro_set_err(err, "--fusion must be rrf or convex[:W] (W = cosine weight 0..1)");
+            rc = TORO_EINVAL;
+            goto fail;
+        }
+    }
+    if (o->mode) {
+        int m = toro_kb_mode_parse(o->mode);
+        if (m < 0) {
+            toro_set_err(err, "--mode must be bm25, dense or hybrid");
+            rc = TORO_EINVAL;
+            goto fail;
+        }
+        if (toro_kb_set_mode(kb, (toro_kb_mode_t)m) != 0) {
+            toro_set_err(err, "--mode %s needs a snapshot built with an embedder and that embedder (--embedder)",
+                         o->mode);
+            rc = TORO_EINVAL;
+            goto fail;
+        }
+    }
+    toro_log_info("kb", NULL, "retrieval: %s, embedder %s, min relevance %.2f", toro_kb_mode_name(toro_kb_mode(kb)),
+                  *emb ? (*emb)->identity : "none", toro_kb_min_relevance(kb));
+    return 0;
+fail:
+    toro_kb_attach_embedder(kb, NULL, NULL);
+    toro_embedder_free(*emb);
+    *emb = NULL;
+    return rc;
+}

@@ -1,0 +1,33 @@
+/* kb_opts.h: the retrieval options every command that opens a knowledge base
+ * shares (--embedder, --min-relevance, --mode, --fusion): parsing, the default
+ * embedder rule, and attaching it to the kb handle. It only wires; retrieval
+ * lives in src/kb and src/embed. */
+#ifndef TORO_CLI_KB_OPTS_H
+#define TORO_CLI_KB_OPTS_H
+
+#include "embed/embed.h"
+#include "kb/kb.h"
+
+typedef struct toro_kb_opts {
+    const char *embedder;      /* --embedder SPEC, NULL = default rule */
+    const char *min_relevance; /* --min-relevance X (0..1), NULL = default */
+    const char *mode;          /* --mode bm25|dense|hybrid, NULL = default */
+    const char *fusion;        /* --fusion rrf|convex[:W], NULL = default */
+} toro_kb_opts_t;
+
+/* Why: one parser for the options in every command. Returns 1 when argv[*i]
+ * (and its value, *i advanced) was one of them, 0 when not, -1 when its value
+ * is missing. */
+int toro_kb_opts_take(toro_kb_opts_t *o, int argc, char **argv, int *i);
+
+/* Why: the default rule, in one place: --embedder given -> that one; else e5
+ * when it is built in and the snapshot's vectors were made by it; else none.
+ * The choice is logged. Opens the embedder (*emb caller frees), attaches it
+ * to kb and applies min relevance, mode and fusion. *err (caller frees)
+ * explains a refusal (other embedder, bad value). */
+int toro_kb_opts_apply(const toro_kb_opts_t *o, toro_kb_t *kb, toro_embedder_t **emb, char **err);
+
+#define TORO_KB_OPTS_USAGE                                                                                           \
+    "[--embedder e5|e5:FILE|openai+http://HOST:PORT/v1?model=NAME|none] [--min-relevance 0..1]"
+
+#endif
