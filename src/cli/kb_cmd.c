@@ -22,7 +22,7 @@ static void kb_usage(FILE *f)
 {
     fprintf(f, "usage:\n"
                "  toro kb build SRC_DIR -o FILE [--max-chars N] [--overlap N] [--embedder SPEC]\n"
-               "  toro kb search FILE \"query\" [-k 10] [--json] [--mode bm25|dense|hybrid] [--fusion rrf|convex:W]\n"
+               "  toro kb search FILE \"query\"|- [-k 10] [--json] [--mode bm25|dense|hybrid] [--fusion rrf|convex:W]\n"
                "  toro kb eval FILE QUESTIONS.jsonl [--json] [-v]\n"
                "  toro kb eval --beir DIR [--json] [--keep SNAPSHOT]\n"
                "  toro kb info FILE\n"
@@ -174,6 +174,51 @@ static json_t *hit_json(const toro_kb_t *kb, const toro_kb_hit_t *h, int rank)
                      h->relevance, "relevant", toro_kb_hit_is_relevant(kb, h), "text", h->text);
 }
 
+/* Runs one query and prints its hits (as_json: 1 indented, 2 one line). */
+static int search_print(toro_kb_t *kb, const char *query, size_t k, int as_json)
+{
+    toro_kb_hit_t *hits = NULL;
+    size_t n = 0;
+    double t0 = mono_ms();
+    int rc = toro_kb_search(kb, query, k, &hits, &n);
+    double ms = mono_ms() - t0;
+    if (rc) {
+        fprintf(stderr, "toro kb search: %s\n", toro_strerror(rc));
+        return 1;
+    }
+    int found = n > 0 && toro_kb_hit_is_relevant(kb, &hits[0]);
+    if (as_json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(arr, hit_json(kb, &hits[i], (int)i + 1));
+        json_t *jo = json_pack("{s:s, s:s, s:s, s:b, s:f, s:o}", "query", query, "kb_version", toro_kb_version(kb),
+                               "mode", toro_kb_mode_name(toro_kb_mode(kb)), "found_relevant_docs", found, "took_ms",
+                               ms, "hits", arr);
+        char *s = json_dumps(jo, as_json > 1 ? JSON_COMPACT : JSON_INDENT(2));
+        if (s)
+            puts(s);
+        free(s);
+        json_decref(jo);
+    } else {
+        printf("%zu hits in %.2f ms (kb %s, %s, found_relevant_docs=%s)\n", n, ms, toro_kb_version(kb),
+               toro_kb_mode_name(toro_kb_mode(kb)), found ? "true" : "false");
+        for (size_t i = 0; i < n; i++) {
+            const toro_kb_hit_t *h = &hits[i];
+            printf("%2zu. %7.3f  rel %.2f  %-28s %s%s%s%s\n", i + 1, h->score, h->relevance, h->chunk_id, h->title,
+                   *h->section ? " > " : "", h->section,
+                   toro_kb_hit_is_relevant(kb, h) ? "" : "  (below threshold)");
+            size_t l = strlen(h->text);
+            size_t cut = l > 160 ? 160 : l;
+            while (cut < l && cut > 0 && ((unsigned char)h->text[cut] & 0xC0) == 0x80)
+                cut--;
+            printf("      %.*s%s\n", (int)cut, h->text, cut < l ? "…" : "");
+        }
+    }
+    toro_kb_hits_free(hits, n);
+    fflush(stdout);
+    return 0;
+}
+
 static int cmd_search(int argc, char **argv)
 {
     const char *file = NULL, *query = NULL;
@@ -211,49 +256,24 @@ static int cmd_search(int argc, char **argv)
     toro_embedder_t *emb = NULL;
     if (open_kb("toro kb search", file, &o, &kb, &emb))
         return 1;
-    toro_kb_hit_t *hits = NULL;
-    size_t n = 0;
-    double t0 = mono_ms();
-    int rc = toro_kb_search(kb, query, k, &hits, &n);
-    double ms = mono_ms() - t0;
-    if (rc) {
-        fprintf(stderr, "toro kb search: %s\n", toro_strerror(rc));
-        toro_kb_close(kb);
-        toro_embedder_free(emb);
-        return 1;
-    }
-    int found = n > 0 && toro_kb_hit_is_relevant(kb, &hits[0]);
-    if (as_json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, hit_json(kb, &hits[i], (int)i + 1));
-        json_t *jo = json_pack("{s:s, s:s, s:s, s:b, s:f, s:o}", "query", query, "kb_version", toro_kb_version(kb),
-                               "mode", toro_kb_mode_name(toro_kb_mode(kb)), "found_relevant_docs", found, "took_ms",
-                               ms, "hits", arr);
-        char *s = json_dumps(jo, JSON_INDENT(2));
-        if (s)
-            puts(s);
-        free(s);
-        json_decref(jo);
-    } else {
-        printf("%zu hits in %.2f ms (kb %s, %s, found_relevant_docs=%s)\n", n, ms, toro_kb_version(kb),
-               toro_kb_mode_name(toro_kb_mode(kb)), found ? "true" : "false");
-        for (size_t i = 0; i < n; i++) {
-            const toro_kb_hit_t *h = &hits[i];
-            printf("%2zu. %7.3f  rel %.2f  %-28s %s%s%s%s\n", i + 1, h->score, h->relevance, h->chunk_id, h->title,
-                   *h->section ? " > " : "", h->section,
-                   toro_kb_hit_is_relevant(kb, h) ? "" : "  (below threshold)");
-            size_t l = strlen(h->text);
-            size_t cut = l > 160 ? 160 : l;
-            while (cut < l && cut > 0 && ((unsigned char)h->text[cut] & 0xC0) == 0x80)
-                cut--;
-            printf("      %.*s%s\n", (int)cut, h->text, cut < l ? "…" : "");
+    int rc = 0;
+    if (strcmp(query, "-") == 0) { /* one query per stdin line, one JSON line each */
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t ll;
+        while (rc == 0 && (ll = getline(&line, &cap, stdin)) > 0) {
+            while (ll > 0 && (line[ll - 1] == '\n' || line[ll - 1] == '\r'))
+                line[--ll] = 0;
+            if (ll > 0)
+                rc = search_print(kb, line, k, 2);
         }
+        free(line);
+    } else {
+        rc = search_print(kb, query, k, as_json);
     }
-    toro_kb_hits_free(hits, n);
     toro_kb_close(kb);
     toro_embedder_free(emb);
-    return 0;
+    return rc;
 }
 
 static json_t *metrics_json(const toro_eval_metrics_t *m)

@@ -38,13 +38,18 @@
 #define MAX_TERMS 96   /* distinct stems across languages */
 #define MAX_K 10000
 
-/* Calibration (kb/eval, see README "Retrieval"): the coverage and cosine at
- * which a chunk is as likely relevant as not map to relevance 0.5. */
-#define REL_COV_KNEE 0.45   /* lexical: share of the query's idf weight */
-#define REL_COS_LOW 0.70    /* e5 cosine of unrelated text */
-#define REL_COS_KNEE 0.82   /* e5 cosine at the boundary */
-#define REL_COS_HIGH 0.92   /* e5 cosine of a paraphrase */
-#define REL_COS_SHARE 0.7   /* cosine's share of the relevance with vectors */
+/* Calibration on kb/eval (in-scope and off-topic questions, see README
+ * "Retrieval"): the evidence at which a chunk is as likely relevant as not
+ * maps to relevance 0.5 (the default --min-relevance).
+ * Lexical only: evidence = coverage; knee 0.50 (more than one of two words).
+ * With vectors: evidence = cosine + 0.12 * coverage (a linear boundary fitted
+ * for <= 2% in-scope refusals; cosine carries typos and paraphrases, coverage
+ * separates near misses that embed close to finance). */
+#define REL_COV_KNEE 0.50   /* lexical: share of the query's idf weight */
+#define REL_COV_BETA 0.12   /* coverage's weight beside the cosine */
+#define REL_EV_LOW 0.78     /* evidence of clearly unrelated text -> 0 */
+#define REL_EV_KNEE 0.89    /* boundary -> 0.5 */
+#define REL_EV_HIGH 1.00    /* a paraphrase of the chunk -> 1 */
 #define COV_MIN_N 1000.0    /* corpus-size floor for coverage idf (one-note KBs) */
 #define RRF_K 60.0
 #define FUSION_WEIGHT_DEFAULT 0.5
@@ -350,11 +355,9 @@ static double calibrate(double x, double lo, double knee, double hi)
 /* The calibrated relevance of one chunk (see the file comment). */
 static double relevance(double coverage, double cosine, int dense)
 {
-    double lex = calibrate(coverage, 0.0, REL_COV_KNEE, 1.0);
     if (!dense)
-        return lex;
-    double sem = calibrate(cosine, REL_COS_LOW, REL_COS_KNEE, REL_COS_HIGH);
-    return REL_COS_SHARE * sem + (1 - REL_COS_SHARE) * lex;
+        return calibrate(coverage, 0.0, REL_COV_KNEE, 1.0);
+    return calibrate(cosine + REL_COV_BETA * coverage, REL_EV_LOW, REL_EV_KNEE, REL_EV_HIGH);
 }
 
 /* ---- query analysis ----------------------------------------------------- */
