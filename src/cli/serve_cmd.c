@@ -19,6 +19,7 @@
 #include "answer/faulty.h"
 #include "bus/bus.h"
 #include "cli/commands.h"
+#include "cli/kb_opts.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -36,6 +37,9 @@ static void serve_usage(FILE *f)
                "  --host ADDR           listen address (default 127.0.0.1, env TORO_HOST)\n"
                "  --data DIR            data directory for toro.db (default ./data, env TORO_DATA)\n"
                "  --kb FILE             knowledge-base snapshot (env TORO_KB; build with `toro kb build`)\n"
+               "  --embedder SPEC       query embedder: e5, e5:FILE, openai+http://HOST:PORT/v1?model=M, none\n"
+               "                        (default: e5 when built in and the snapshot has its vectors, else none)\n"
+               "  --min-relevance X     relevance threshold 0..1 for found_relevant_docs (default 0.5)\n"
                "  --process-workers N   process stage threads (default 2)\n"
                "  --notify-workers N    notify stage threads (default 1)\n"
                "  --max-attempts N      answerer attempts before a question is marked error (default 3)\n"
@@ -93,6 +97,8 @@ int toro_cmd_serve(int argc, char **argv)
             return 2;
         gcfg.port = (int)env_port;
     }
+    toro_kb_opts_t kopts = {0};
+    toro_embedder_t *embedder = NULL; /* attached to kb; freed after it */
     const char *lvl = env_or("TORO_LOG_LEVEL", NULL);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -101,6 +107,13 @@ int toro_cmd_serve(int argc, char **argv)
         if (g < 0)
             return 2;
         if (g > 0)
+            continue;
+        int ko = toro_kb_opts_take(&kopts, argc, argv, &i);
+        if (ko < 0) {
+            fprintf(stderr, "toro serve: %s needs a value\n", a);
+            return 2;
+        }
+        if (ko > 0)
             continue;
         if (strcmp(a, "--data") == 0 && v) {
             data = v;
@@ -172,8 +185,8 @@ int toro_cmd_serve(int argc, char **argv)
                 lock_fd < 0 ? strerror(errno) : "locked");
         goto out;
     }
-    if (toro_kb_open(kb_path, &kb, &err) != 0) {
-        fprintf(stderr, "toro serve: cannot open knowledge base %s: %s\n", kb_path, err ? err : "unknown error");
+    if (toro_kb_open(kb_path, &kb, &err) != 0 || toro_kb_opts_apply(&kopts, kb, &embedder, &err) != 0) {
+        fprintf(stderr, "toro serve: knowledge base %s: %s\n", kb_path, err ? err : "unknown error");
         goto out;
     }
     snprintf(path, sizeof path, "%s/toro.db", data);
@@ -244,6 +257,7 @@ out:
     toro_bus_close(bus);
     toro_store_close(store);
     toro_kb_close(kb);
+    toro_embedder_free(embedder);
     free(err);
     if (lock_fd >= 0)
         close(lock_fd);

@@ -27,6 +27,7 @@
 #include "answer/faulty.h"
 #include "bus/relay.h"
 #include "cli/commands.h"
+#include "cli/kb_opts.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -196,6 +197,9 @@ static void worker_usage(FILE *f)
                "  --store URL          postgres://HOST:PORT/DB (env TORO_STORE)\n"
                "  --bus URL            nats://HOST:PORT[?prefix=NAME&ack_wait_ms=N] (env TORO_BUS)\n"
                "  --kb FILE            knowledge-base snapshot (process workers; env TORO_KB)\n"
+               "  --embedder SPEC      query embedder: e5, e5:FILE, openai+http://HOST:PORT/v1?model=M, none\n"
+               "                       (default: e5 when built in and the snapshot has its vectors, else none)\n"
+               "  --min-relevance X    relevance threshold 0..1 for found_relevant_docs (default 0.5)\n"
                "  --concurrency N      worker threads (default 2)\n"
                "  --max-attempts N     answerer attempts before a question is marked error (default 3)\n"
                "  --retry-base-ms N    first retry delay, doubled per attempt (default 200)\n"
@@ -225,8 +229,17 @@ int toro_cmd_worker(int argc, char **argv)
     long concurrency = 2, max_attempts = 3, retry_base = 200, max_deliveries = 10, health_port = -1;
     toro_dist_t dist;
     toro_dist_defaults(&dist);
+    toro_kb_opts_t kopts = {0};
+    toro_embedder_t *embedder = NULL; /* attached to kb; freed after it */
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ko = toro_kb_opts_take(&kopts, argc, argv, &i);
+        if (ko < 0) {
+            fprintf(stderr, "toro worker: %s needs a value\n", a);
+            return 2;
+        }
+        if (ko > 0)
+            continue;
         int used = toro_dist_option(&dist, a, v);
         if (used < 0) {
             fprintf(stderr, "toro worker: bad value for %s\n", a);
@@ -286,8 +299,9 @@ int toro_cmd_worker(int argc, char **argv)
     atomic_int stop = 0;
     health_srv_t hs = {.dist = &dist, .stop = &stop};
 
-    if (is_process && toro_kb_open(kb_path, &kb, &err) != 0) {
-        fprintf(stderr, "toro worker: cannot open knowledge base %s: %s\n", kb_path, err ? err : "unknown error");
+    if (is_process &&
+        (toro_kb_open(kb_path, &kb, &err) != 0 || toro_kb_opts_apply(&kopts, kb, &embedder, &err) != 0)) {
+        fprintf(stderr, "toro worker: knowledge base %s: %s\n", kb_path, err ? err : "unknown error");
         goto out;
     }
     if (is_process) {
@@ -370,6 +384,7 @@ out:
     toro_dist_close(&dist);
     toro_answerer_free(answerer);
     toro_kb_close(kb);
+    toro_embedder_free(embedder);
     free(err);
     toro_log_info("worker", NULL, "stopped");
     return status;
