@@ -26,6 +26,7 @@ static void kb_usage(FILE *f)
                "  toro kb eval FILE QUESTIONS.jsonl [--json] [-v]\n"
                "  toro kb eval --beir DIR [--json] [--keep SNAPSHOT]\n"
                "  toro kb info FILE\n"
+               "  toro kb embed [--embedder SPEC] [--query|--passage]   (stdin lines -> JSON vectors)\n"
                "  toro ask --kb FILE \"question\" [--json]\n"
                "search, eval and ask also take " TORO_KB_OPTS_USAGE "\n"
                "  (default embedder: e5 when built in and the snapshot was embedded with it, else none;\n"
@@ -517,6 +518,59 @@ static int cmd_info(int argc, char **argv)
     return 0;
 }
 
+/* `toro kb embed [--embedder SPEC] [--passage]`: one text per stdin line, one
+ * JSON line per text: {"dim": N, "embedding": [...]}. For scripts and tests
+ * (an OpenAI-compatible test server serves toro's own e5 vectors). */
+static int cmd_embed(int argc, char **argv)
+{
+    const char *spec = NULL;
+    int passage = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--embedder") == 0 && i + 1 < argc)
+            spec = argv[++i];
+        else if (strcmp(argv[i], "--passage") == 0)
+            passage = 1;
+        else if (strcmp(argv[i], "--query") == 0)
+            passage = 0;
+        else {
+            fprintf(stderr, "toro kb embed: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    char *err = NULL, *line = NULL;
+    size_t cap = 0;
+    ssize_t ll;
+    toro_embedder_t *e = NULL;
+    float *v = NULL;
+    int rc = toro_embedder_open(spec ? spec : "e5", &e, &err);
+    if (rc == 0 && toro_embedder_is_none(e)) {
+        toro_set_err(&err, "toro kb embed needs an embedder other than none");
+        rc = TORO_EINVAL;
+    }
+    if (rc == 0 && !(v = malloc(e->dim * sizeof(float))))
+        rc = TORO_ENOMEM;
+    while (rc == 0 && (ll = getline(&line, &cap, stdin)) > 0) {
+        while (ll > 0 && (line[ll - 1] == '\n' || line[ll - 1] == '\r'))
+            line[--ll] = 0;
+        const char *one[1] = {line};
+        rc = passage ? toro_embedder_passages(e, one, 1, v, &err) : toro_embedder_query(e, line, v, &err);
+        if (rc)
+            break;
+        printf("{\"dim\":%zu,\"embedding\":[", e->dim);
+        for (size_t j = 0; j < e->dim; j++)
+            printf("%s%.9g", j ? "," : "", (double)v[j]);
+        printf("]}\n");
+        fflush(stdout);
+    }
+    if (rc)
+        fprintf(stderr, "toro kb embed: %s\n", err ? err : toro_strerror(rc));
+    free(line);
+    free(v);
+    free(err);
+    toro_embedder_free(e);
+    return rc ? 1 : 0;
+}
+
 int toro_cmd_kb(int argc, char **argv)
 {
     if (argc < 2) {
@@ -532,6 +586,8 @@ int toro_cmd_kb(int argc, char **argv)
         return cmd_eval(argc - 2, argv + 2);
     if (strcmp(sub, "info") == 0)
         return cmd_info(argc - 2, argv + 2);
+    if (strcmp(sub, "embed") == 0)
+        return cmd_embed(argc - 2, argv + 2);
     if (strcmp(sub, "help") == 0 || strcmp(sub, "--help") == 0) {
         kb_usage(stdout);
         return 0;

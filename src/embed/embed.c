@@ -160,15 +160,21 @@ int toro_embedder_open(const char *spec, toro_embedder_t **out, char **err)
     if (rc)
         return rc;
     toro_embedder_t *e = *out;
-    if (e->dim) {
-        e->cache = cache_new(TORO_EMBED_CACHE_DEFAULT, e->dim);
-        if (!e->cache) {
-            toro_embedder_free(e);
-            *out = NULL;
-            return TORO_ENOMEM;
-        }
+    if (e->dim && (rc = toro_embedder_cache_init(e, TORO_EMBED_CACHE_DEFAULT)) != 0) {
+        toro_embedder_free(e);
+        *out = NULL;
     }
-    return 0;
+    return rc;
+}
+
+int toro_embedder_cache_init(toro_embedder_t *e, size_t cap)
+{
+    cache_free(e->cache);
+    e->cache = NULL;
+    if (cap == 0 || e->dim == 0)
+        return 0;
+    e->cache = cache_new(cap, e->dim);
+    return e->cache ? 0 : TORO_ENOMEM;
 }
 
 void toro_embedder_free(toro_embedder_t *e)

@@ -70,6 +70,11 @@ int toro_embedder_query(toro_embedder_t *e, const char *text, float *out, char *
 /* Why: `toro kb build` embeds chunks (no cache). out holds n * e->dim floats. */
 int toro_embedder_passages(toro_embedder_t *e, const char *const *texts, size_t n, float *out, char **err);
 
+/* Why: toro_embedder_open gives every backend a cache of
+ * TORO_EMBED_CACHE_DEFAULT query vectors; this (re)creates it with another
+ * capacity (0 = no cache). Not concurrent with queries. */
+int toro_embedder_cache_init(toro_embedder_t *e, size_t cap);
+
 /* Query-cache counters, for logs and tests. */
 void toro_embedder_cache_stats(const toro_embedder_t *e, size_t *hits, size_t *misses);
 
