@@ -48,6 +48,15 @@ static void progress_bar(void *ud, size_t done, size_t total, size_t bytes)
 }
 
 /* Progress of the embedding step: chunks done/total, rate, ETA. */
+/* The kb commands and ask print their results: the log shows warnings only
+ * unless TORO_LOG_LEVEL says otherwise. */
+static void quiet_log(void)
+{
+    toro_log_level_t level;
+    const char *env = getenv("TORO_LOG_LEVEL");
+    toro_log_set_level(env && toro_log_level_parse(env, &level) == 0 ? level : TORO_LOG_WARN);
+}
+
 static void embed_progress(void *ud, size_t done, size_t total, double secs)
 {
     (void)ud;
@@ -341,6 +350,27 @@ static void embed_progress_line(void *ud, size_t done, size_t total, double secs
         embed_progress(ud, done, total, secs);
 }
 
+/* --fusion a,b,c: hybrid nDCG@10 of each fusion on all/dev/test (choose on dev). */
+static int eval_fusions(toro_kb_t *kb, const char *beir, const char *list, char **err)
+{
+    int rc = 0;
+    printf("hybrid fusions (nDCG@10 all / dev / test):\n");
+    for (const char *p = list; p && *p && rc == 0;) {
+        const char *c = strchr(p, ',');
+        char one[64];
+        snprintf(one, sizeof(one), "%.*s", (int)(c ? (size_t)(c - p) : strlen(p)), p);
+        toro_eval_metrics_t ma, md, mt;
+        if ((rc = toro_kb_opts_fusion(kb, one, err)) == 0 &&
+            (rc = toro_kb_beir_score(kb, beir, TORO_KB_MODE_HYBRID, &ma, &md, &mt, err)) == 0)
+            printf("  %-12s %.4f / %.4f / %.4f\n", one, ma.ndcg10, md.ndcg10, mt.ndcg10);
+        fflush(stdout);
+        p = c ? c + 1 : NULL;
+    }
+    if (rc == 0) /* back to the default for the summary */
+        toro_kb_set_fusion(kb, TORO_KB_FUSION_DEFAULT, TORO_KB_FUSION_WEIGHT_DEFAULT);
+    return rc;
+}
+
 /* `toro kb eval --beir DIR`: build (or reuse) the snapshot, score each mode on all/dev/test. */
 static int eval_beir(const char *beir, const char *keep, int reuse, const toro_kb_opts_t *o, int as_json)
 {
@@ -366,6 +396,8 @@ static int eval_beir(const char *beir, const char *keep, int reuse, const toro_k
     toro_kb_opts_t oo = *o;
     if (rc == 0 && (rc = toro_kb_open(tmp, &kb, &err)) == 0)
         rc = toro_kb_opts_apply(&oo, kb, &emb, &err);
+    if (rc == 0 && emb) /* every query once per process, whatever the number of modes */
+        rc = toro_embedder_cache_init(emb, 16384);
     toro_kb_mode_t modes[3];
     int nm = rc == 0 ? eval_modes(kb, o->mode, modes) : 0;
     if (rc == 0 && !as_json) {
@@ -377,6 +409,10 @@ static int eval_beir(const char *beir, const char *keep, int reuse, const toro_k
         if ((rc = toro_kb_beir_score(kb, beir, modes[i], &ma, &md, &mt, &err)) != 0)
             break;
         const char *name = toro_kb_mode_name(modes[i]);
+        if (modes[i] == TORO_KB_MODE_HYBRID && o->fusion && strchr(o->fusion, ','))
+            rc = eval_fusions(kb, beir, o->fusion, &err);
+        if (rc)
+            break;
         if (as_json) {
             json_object_set_new(out, name, json_pack("{s:o, s:o, s:o}", "all", metrics_json(&ma), "dev",
                                                      metrics_json(&md), "test", metrics_json(&mt)));
@@ -459,6 +495,22 @@ static int cmd_eval(int argc, char **argv)
     int rc = 0;
     for (int i = 0; i < nm && rc == 0; i++)
         rc = toro_kb_eval_questions_mode(kb, questions, modes[i], NULL, NULL, verbose ? stderr : NULL, &m[i], &err);
+    if (rc == 0 && nm == 3 && o.fusion && strchr(o.fusion, ',')) {
+        printf("hybrid fusions (nDCG@10 / R@5):\n");
+        for (const char *p = o.fusion; p && *p && rc == 0;) {
+            const char *c = strchr(p, ',');
+            char one[64];
+            snprintf(one, sizeof(one), "%.*s", (int)(c ? (size_t)(c - p) : strlen(p)), p);
+            toro_eval_metrics_t fm;
+            if ((rc = toro_kb_opts_fusion(kb, one, &err)) == 0 &&
+                (rc = toro_kb_eval_questions_mode(kb, questions, TORO_KB_MODE_HYBRID, NULL, NULL, NULL, &fm,
+                                                  &err)) == 0)
+                printf("  %-12s %.4f / %.4f\n", one, fm.ndcg10, fm.recall5);
+            p = c ? c + 1 : NULL;
+        }
+        if (rc == 0)
+            toro_kb_set_fusion(kb, TORO_KB_FUSION_DEFAULT, TORO_KB_FUSION_WEIGHT_DEFAULT);
+    }
     if (rc == 0)
         rc = toro_answerer_extractive_new(kb, &ans);
     if (rc == 0)
@@ -578,6 +630,7 @@ int toro_cmd_kb(int argc, char **argv)
         return 2;
     }
     const char *sub = argv[1];
+    quiet_log();
     if (strcmp(sub, "build") == 0)
         return cmd_build(argc - 2, argv + 2);
     if (strcmp(sub, "search") == 0)
@@ -599,6 +652,7 @@ int toro_cmd_kb(int argc, char **argv)
 
 int toro_cmd_ask(int argc, char **argv)
 {
+    quiet_log();
     const char *file = NULL, *question = NULL;
     int as_json = 0, t;
     toro_kb_opts_t ko = {0};

@@ -63,6 +63,28 @@ static int choose_embedder(const toro_kb_opts_t *o, toro_kb_t *kb, toro_embedder
     return rc;
 }
 
+int toro_kb_opts_fusion(toro_kb_t *kb, const char *spec, char **err)
+{
+    char *end = NULL;
+    if (strcmp(spec, "rrf") == 0) {
+        toro_kb_set_fusion(kb, TORO_KB_FUSION_RRF, 0);
+        return 0;
+    }
+    if (strncmp(spec, "convex", 6) == 0 && !spec[6]) {
+        toro_kb_set_fusion(kb, TORO_KB_FUSION_CONVEX, 0.5);
+        return 0;
+    }
+    if (strncmp(spec, "convex:", 7) == 0) {
+        double w = strtod(spec + 7, &end);
+        if (end && end != spec + 7 && (*end == 0 || *end == ',') && w >= 0 && w <= 1) {
+            toro_kb_set_fusion(kb, TORO_KB_FUSION_CONVEX, w);
+            return 0;
+        }
+    }
+    toro_set_err(err, "--fusion must be rrf or convex[:W] (W = cosine weight 0..1), got '%s'", spec);
+    return TORO_EINVAL;
+}
+
 int toro_kb_opts_apply(const toro_kb_opts_t *o, toro_kb_t *kb, toro_embedder_t **emb, char **err)
 {
     int rc = choose_embedder(o, kb, emb, err);
@@ -80,18 +102,8 @@ int toro_kb_opts_apply(const toro_kb_opts_t *o, toro_kb_t *kb, toro_embedder_t *
         }
         toro_kb_set_min_relevance(kb, v);
     }
-    if (o->fusion) {
-        if (strcmp(o->fusion, "rrf") == 0)
-            toro_kb_set_fusion(kb, TORO_KB_FUSION_RRF, 0);
-        else if (strncmp(o->fusion, "convex", 6) == 0 && (!o->fusion[6] || o->fusion[6] == ':')) {
-            double w = o->fusion[6] ? strtod(o->fusion + 7, NULL) : 0.5;
-            toro_kb_set_fusion(kb, TORO_KB_FUSION_CONVEX, w);
-        } else {
-            toro_set_err(err, "--fusion must be rrf or convex[:W] (W = cosine weight 0..1)");
-            rc = TORO_EINVAL;
-            goto fail;
-        }
-    }
+    if (o->fusion && !strchr(o->fusion, ',') && (rc = toro_kb_opts_fusion(kb, o->fusion, err)) != 0)
+        goto fail;
     if (o->mode) {
         int m = toro_kb_mode_parse(o->mode);
         if (m < 0) {

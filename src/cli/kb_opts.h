@@ -27,6 +27,10 @@ int toro_kb_opts_take(toro_kb_opts_t *o, int argc, char **argv, int *i);
  * explains a refusal (other embedder, bad value). */
 int toro_kb_opts_apply(const toro_kb_opts_t *o, toro_kb_t *kb, toro_embedder_t **emb, char **err);
 
+/* Why: `toro kb eval --fusion a,b,c` compares fusions; one spec
+ * ("rrf" or "convex[:W]") applied to kb. */
+int toro_kb_opts_fusion(toro_kb_t *kb, const char *spec, char **err);
+
 #define TORO_KB_OPTS_USAGE                                                                                           \
     "[--embedder e5|e5:FILE|openai+http://HOST:PORT/v1?model=NAME|none] [--min-relevance 0..1]"
 

