@@ -32,7 +32,7 @@ typedef enum toro_kb_fusion {
 /* The fusion used unless --fusion says otherwise (chosen on kb/eval and the
  * aia-bde-pt dev split, see README "Retrieval"). */
 #define TORO_KB_FUSION_DEFAULT TORO_KB_FUSION_CONVEX
-#define TORO_KB_FUSION_WEIGHT_DEFAULT 0.5
+#define TORO_KB_FUSION_WEIGHT_DEFAULT 0.9
 
 /* Default threshold on toro_kb_hit_t.relevance (calibrated on kb/eval). */
 #define TORO_KB_MIN_RELEVANCE_DEFAULT 0.5
