@@ -42,13 +42,13 @@
  * "Retrieval"): the evidence at which a chunk is as likely relevant as not
  * maps to relevance 0.5 (the default --min-relevance).
  * Lexical only: evidence = coverage; knee 0.50 (more than one of two words).
- * With vectors: evidence = cosine + 0.12 * coverage (a linear boundary fitted
+ * With vectors: evidence = cosine + 0.06 * coverage (a linear boundary fitted
  * for <= 2% in-scope refusals; cosine carries typos and paraphrases, coverage
  * separates near misses that embed close to finance). */
 #define REL_COV_KNEE 0.50   /* lexical: share of the query's idf weight */
-#define REL_COV_BETA 0.12   /* coverage's weight beside the cosine */
+#define REL_COV_BETA 0.06   /* coverage's weight beside the cosine */
 #define REL_EV_LOW 0.78     /* evidence of clearly unrelated text -> 0 */
-#define REL_EV_KNEE 0.89    /* boundary -> 0.5 */
+#define REL_EV_KNEE 0.879   /* boundary -> 0.5 */
 #define REL_EV_HIGH 1.00    /* a paraphrase of the chunk -> 1 */
 #define COV_MIN_N 1000.0    /* corpus-size floor for coverage idf (one-note KBs) */
 #define RRF_K 60.0
