@@ -41,11 +41,11 @@
 /* Calibration on kb/eval (in-scope and off-topic questions, see README
  * "Retrieval"): the evidence at which a chunk is as likely relevant as not
  * maps to relevance 0.5 (the default --min-relevance).
- * Lexical only: evidence = coverage; knee 0.50 (more than one of two words).
+ * Lexical only: evidence = coverage; knee 0.32 (in-scope refusals <= 5%).
  * With vectors: evidence = cosine + 0.06 * coverage (a linear boundary fitted
  * for <= 2% in-scope refusals; cosine carries typos and paraphrases, coverage
  * separates near misses that embed close to finance). */
-#define REL_COV_KNEE 0.50   /* lexical: share of the query's idf weight */
+#define REL_COV_KNEE 0.32   /* lexical: share of the query's idf weight */
 #define REL_COV_BETA 0.06   /* coverage's weight beside the cosine */
 #define REL_EV_LOW 0.78     /* evidence of clearly unrelated text -> 0 */
 #define REL_EV_KNEE 0.879   /* boundary -> 0.5 */
@@ -660,6 +660,23 @@ typedef struct scored {
     double total_w;
 } scored_t;
 
+/* Lexical only: a supporting hit that matches less than half of what the
+ * best hit matched (one word of a two-word question, say) is weaker evidence
+ * than its own coverage says: its relevance is capped below 0.5 in
+ * proportion (0.5 * coverage / (half the best coverage)).
+ * Relative to the best hit, so it means the same on any corpus; the best
+ * hit itself is unchanged. */
+static void damp_weak_hits(toro_kb_hit_t *h, size_t n)
+{
+    double best = 0;
+    for (size_t i = 0; i < n; i++)
+        if (h[i].coverage > best)
+            best = h[i].coverage;
+    for (size_t i = 0; i < n && best > 0; i++)
+        if (h[i].coverage < 0.5 * best && h[i].relevance > 0.5 * h[i].coverage / (0.5 * best))
+            h[i].relevance = 0.5 * h[i].coverage / (0.5 * best);
+}
+
 /* Reads the chunk rows of the candidates into hits with their scores. */
 static int fill_hits(toro_kb_t *kb, const cand_t *c, size_t hn, const scored_t *sc, toro_kb_hit_t **hits, size_t *n)
 {
@@ -701,6 +718,8 @@ static int fill_hits(toro_kb_t *kb, const cand_t *c, size_t hn, const scored_t *
         toro_kb_hits_free(out, got);
         return rc;
     }
+    if (!sc->cos)
+        damp_weak_hits(out, got);
     *hits = out;
     *n = got;
     return 0;
