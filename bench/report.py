@@ -212,6 +212,7 @@ if any(r["section"].startswith("kb-") for r in rows):
     if os.path.exists(be):
         try:
             o = json.load(open(be))
+            o = o.get("modes", {}).get("bm25", {}).get("all", o)  # per-mode report (BM25 row)
             w("toro's own `toro kb eval --beir` on the same data: nDCG@10 %.4f, Recall@10 %.4f, MRR %.4f." %
               (o.get("ndcg@10", 0), o.get("recall@10", 0), o.get("mrr", 0)))
             w("")

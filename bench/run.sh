@@ -163,7 +163,7 @@ if ! skip kb; then
     while read -r l; do rec kb-sample "$(jq -r .engine <<<"$l")" 1 "$l"; done
   BEIR=$ROOT/../shared/datasets/aia-bde-pt
   if [[ -d $BEIR ]]; then
-    "$TORO" kb eval --beir "$BEIR" --keep "$tmp/beir.kb" --json >"$tmp/beir-eval.json"
+    "$TORO" kb eval --beir "$BEIR" --embedder none --keep "$tmp/beir.kb" --json >"$tmp/beir-eval.json"
     "$PY" bench/retrieval.py prep-beir "$BEIR" "$tmp/r-beir"
     "$PY" bench/retrieval.py run "$tmp/beir.kb" "$tmp/r-beir" --bench "$tmp/kb_search_bench" --reps 5 |
       while read -r l; do rec kb-beir "$(jq -r .engine <<<"$l")" 1 "$l"; done

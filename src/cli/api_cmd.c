@@ -12,6 +12,7 @@
 #include "bus/relay.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/kb_opts.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -31,6 +32,8 @@ static void api_usage(FILE *f)
                "                     every instance needs the same TORO_JWT_SECRET\n"
                "  --tls-cert F --tls-key F   serve https and wss (PEM files; env TORO_TLS_CERT/KEY)\n"
                "  --kb FILE          knowledge-base snapshot, only to report its version (env TORO_KB)\n"
+               "  --embedder SPEC, --min-relevance X\n"
+               "                     checked against the snapshot at start (answers come from the workers)\n"
                "  --log-level LEVEL  debug|info|warn|error (env TORO_LOG_LEVEL)\n");
 }
 
@@ -54,10 +57,12 @@ int toro_cmd_api(int argc, char **argv)
     toro_dist_t dist;
     toro_dist_defaults(&dist);
     const char *lvl = getenv("TORO_LOG_LEVEL");
+    toro_kb_opts_t kopts = {0};
     const toro_opt_t opts[] = {
         {"--store", NULL, TORO_OPT_STR, &dist.store_url, "URL", 0, 0, NULL},
         {"--bus", NULL, TORO_OPT_STR, &dist.bus_url, "URL", 0, 0, NULL},
         {"--kb", NULL, TORO_OPT_STR, &kb_path, "FILE", 0, 0, NULL},
+        TORO_KB_OPTS_ROWS(&kopts),
         {"--log-level", NULL, TORO_OPT_STR, &lvl, "LEVEL", 0, 0, NULL},
         {NULL, NULL, 0, NULL, NULL, 0, 0, NULL},
     };
@@ -88,8 +93,16 @@ int toro_cmd_api(int argc, char **argv)
             free(err);
             return 1;
         }
+        toro_embedder_t *emb = NULL;
+        if ((kopts.embedder || kopts.min_relevance) && toro_kb_opts_apply(&kopts, kb, &emb, &err) != 0) {
+            fprintf(stderr, "toro api: knowledge base %s: %s\n", kb_path, err ? err : "unknown error");
+            free(err);
+            toro_kb_close(kb);
+            return 1;
+        }
         kb_version = strdup(toro_kb_version(kb));
         toro_kb_close(kb);
+        toro_embedder_free(emb);
     }
     int orc = toro_dist_open(&dist, "toro api");
     if (orc) {

@@ -20,6 +20,7 @@
 #include "bus/bus.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/kb_opts.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -37,6 +38,9 @@ static void serve_usage(FILE *f)
                "  --host ADDR           listen address (default 127.0.0.1, env TORO_HOST)\n"
                "  --data DIR            data directory for toro.db (default ./data, env TORO_DATA)\n"
                "  --kb FILE             knowledge-base snapshot (env TORO_KB; build with `toro kb build`)\n"
+               "  --embedder SPEC       query embedder: e5, e5:FILE, openai+http://HOST:PORT/v1?model=M, none\n"
+               "                        (default: e5 when built in and the snapshot has its vectors, else none)\n"
+               "  --min-relevance X     relevance threshold 0..1 for found_relevant_docs (default 0.5)\n"
                "  --process-workers N   process stage threads (default 2)\n"
                "  --notify-workers N    notify stage threads (default 1)\n"
                "  --max-attempts N      answerer attempts before a question is marked error (default 3)\n"
@@ -93,10 +97,13 @@ int toro_cmd_serve(int argc, char **argv)
         }
         gcfg.port = (int)env_port;
     }
+    toro_kb_opts_t kopts = {0};
+    toro_embedder_t *embedder = NULL; /* attached to kb; freed after it */
     const char *lvl = env_or("TORO_LOG_LEVEL", NULL);
     const toro_opt_t opts[] = {
         {"--data", NULL, TORO_OPT_STR, &data, "DIR", 0, 0, NULL},
         {"--kb", NULL, TORO_OPT_STR, &kb_path, "FILE", 0, 0, NULL},
+        TORO_KB_OPTS_ROWS(&kopts),
         {"--process-workers", NULL, TORO_OPT_LONG, &n_process, "N", 1, MAX_WORKERS, NULL},
         {"--notify-workers", NULL, TORO_OPT_LONG, &n_notify, "N", 1, MAX_WORKERS, NULL},
         {"--max-attempts", NULL, TORO_OPT_LONG, &max_attempts, "N", 1, 100, NULL},
@@ -152,7 +159,7 @@ int toro_cmd_serve(int argc, char **argv)
                 errno == EWOULDBLOCK ? "its toro.lock is held" : strerror(errno));
         goto out;
     }
-    if (toro_kb_open(kb_path, &kb, &err) != 0) {
+    if (toro_kb_open(kb_path, &kb, &err) != 0 || toro_kb_opts_apply(&kopts, kb, &embedder, &err) != 0) {
         toro_cli_print_err("toro serve", err, "cannot open the knowledge base");
         goto out;
     }
@@ -225,6 +232,7 @@ out:
     toro_bus_close(bus);
     toro_store_close(store);
     toro_kb_close(kb);
+    toro_embedder_free(embedder);
     free(err);
     if (lock_fd >= 0)
         close(lock_fd);

@@ -28,6 +28,7 @@
 #include "bus/relay.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/kb_opts.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -218,6 +219,9 @@ static void worker_usage(FILE *f)
                "  --store URL          postgres://HOST:PORT/DB (env TORO_STORE)\n"
                "  --bus URL            nats://HOST:PORT[?prefix=NAME&ack_wait_ms=N] (env TORO_BUS)\n"
                "  --kb FILE            knowledge-base snapshot (process workers; env TORO_KB)\n"
+               "  --embedder SPEC      query embedder: e5, e5:FILE, openai+http://HOST:PORT/v1?model=M, none\n"
+               "                       (default: e5 when built in and the snapshot has its vectors, else none)\n"
+               "  --min-relevance X    relevance threshold 0..1 for found_relevant_docs (default 0.5)\n"
                "  --concurrency N      worker threads (default 2)\n"
                "  --max-attempts N     answerer attempts before a question is marked error (default 3)\n"
                "  --retry-base-ms N    first retry delay, doubled per attempt (default 200)\n"
@@ -243,10 +247,13 @@ int toro_cmd_worker(int argc, char **argv)
     long concurrency = 2, max_attempts = 3, retry_base = 200, max_deliveries = 10, health_port = -1;
     toro_dist_t dist;
     toro_dist_defaults(&dist);
+    toro_kb_opts_t kopts = {0};
+    toro_embedder_t *embedder = NULL; /* attached to kb; freed after it */
     const toro_opt_t opts[] = {
         {"--store", NULL, TORO_OPT_STR, &dist.store_url, "URL", 0, 0, NULL},
         {"--bus", NULL, TORO_OPT_STR, &dist.bus_url, "URL", 0, 0, NULL},
         {"--kb", NULL, TORO_OPT_STR, &kb_path, "FILE", 0, 0, NULL},
+        TORO_KB_OPTS_ROWS(&kopts),
         {"--concurrency", NULL, TORO_OPT_LONG, &concurrency, "N", 1, MAX_CONCURRENCY, NULL},
         {"--max-attempts", NULL, TORO_OPT_LONG, &max_attempts, "N", 1, 100, NULL},
         {"--retry-base-ms", NULL, TORO_OPT_LONG, &retry_base, "MS", 1, 600000, NULL},
@@ -282,7 +289,8 @@ int toro_cmd_worker(int argc, char **argv)
     atomic_int stop = 0;
     health_srv_t hs = {.dist = &dist, .stop = &stop};
 
-    if (is_process && toro_kb_open(kb_path, &kb, &err) != 0) {
+    if (is_process &&
+        (toro_kb_open(kb_path, &kb, &err) != 0 || toro_kb_opts_apply(&kopts, kb, &embedder, &err) != 0)) {
         toro_cli_print_err(name, err, "cannot open the knowledge base");
         goto out;
     }
@@ -366,6 +374,7 @@ out:
     toro_dist_close(&dist);
     toro_answerer_free(answerer);
     toro_kb_close(kb);
+    toro_embedder_free(embedder);
     free(err);
     toro_log_info("worker", NULL, "stopped");
     return status;

@@ -75,6 +75,10 @@ struct toro_kb_builder {
     int scratch_err;
     double t0;
     int finished;
+    toro_embedder_t *embedder;          /* borrowed; NULL = no vectors */
+    toro_kb_embed_progress_cb eprogress;
+    void *eprogress_ud;
+    double embed_seconds;
 };
 
 static double now_s(void)
@@ -414,6 +418,90 @@ int toro_kb_builder_add_file(toro_kb_builder_t *b, const char *relpath, const ch
     return rc;
 }
 
+void toro_kb_builder_set_embedder(toro_kb_builder_t *b, toro_embedder_t *e, toro_kb_embed_progress_cb progress,
+                                  void *ud)
+{
+    b->embedder = toro_embedder_is_none(e) ? NULL : e;
+    b->eprogress = progress;
+    b->eprogress_ud = ud;
+    if (b->embedder) {
+        toro_kb_builder_hash(b, "|embedder=", 10);
+        toro_kb_builder_hash(b, e->identity, strlen(e->identity));
+    }
+}
+
+/* The text embedded for a chunk: what the chunk is about, then the chunk. */
+static char *passage_text(sqlite3_stmt *s)
+{
+    const char *t = (const char *)sqlite3_column_text(s, 0), *sec = (const char *)sqlite3_column_text(s, 1),
+               *x = (const char *)sqlite3_column_text(s, 2);
+    t = t ? t : "";
+    sec = sec ? sec : "";
+    x = x ? x : "";
+    size_t l = strlen(t) + strlen(sec) + strlen(x) + 4;
+    char *p = malloc(l);
+    if (p)
+        snprintf(p, l, "%s%s%s\n%s", t, *sec ? "\n" : "", sec, x);
+    return p;
+}
+
+/* Embeds every chunk (in id order, batch by batch) into one "vectors" blob. */
+static int embed_chunks(toro_kb_builder_t *b, char **err)
+{
+    toro_embedder_t *e = b->embedder;
+    size_t n = b->nchunks, dim = e->dim, batch = e->batch ? e->batch : 16;
+    int rc = 0;
+    double t0 = now_s();
+    float *vec = malloc((n ? n : 1) * dim * sizeof(float));
+    char **texts = calloc(batch, sizeof(char *));
+    sqlite3_stmt *s = NULL;
+    if (!vec || !texts) {
+        rc = TORO_ENOMEM;
+        goto out;
+    }
+    if (sqlite3_prepare_v2(b->db, "SELECT title, section, text FROM chunks ORDER BY id", -1, &s, NULL) != SQLITE_OK) {
+        rc = TORO_EIO;
+        goto out;
+    }
+    for (size_t done = 0; done < n && rc == 0;) {
+        size_t m = 0;
+        while (m < batch && done + m < n && sqlite3_step(s) == SQLITE_ROW)
+            if (!(texts[m++] = passage_text(s)))
+                rc = TORO_ENOMEM;
+        if (rc == 0 && m == 0)
+            rc = TORO_EIO;
+        if (rc == 0)
+            rc = toro_embedder_passages(e, (const char *const *)texts, m, vec + done * dim, err);
+        for (size_t i = 0; i < m; i++) {
+            free(texts[i]);
+            texts[i] = NULL;
+        }
+        done += m;
+        if (rc == 0 && b->eprogress)
+            b->eprogress(b->eprogress_ud, done, n, now_s() - t0);
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (rc)
+        goto out;
+    if (sqlite3_prepare_v2(b->db, "INSERT INTO blobs(name,data) VALUES('vectors',?)", -1, &s, NULL) != SQLITE_OK) {
+        rc = TORO_EIO;
+        goto out;
+    }
+    /* float32 little-endian (x86 and arm64 hosts are little-endian; asserted by kb.c at open). */
+    sqlite3_bind_blob64(s, 1, vec, (sqlite3_uint64)(n * dim * sizeof(float)), SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = TORO_EIO;
+    b->embed_seconds = now_s() - t0;
+out:
+    sqlite3_finalize(s);
+    free(vec);
+    free(texts);
+    if (rc && err && !*err)
+        toro_set_err(err, "cannot embed chunks: %s", toro_strerror(rc));
+    return rc;
+}
+
 static int cmp_term_ptr(const void *a, const void *b)
 {
     const term_t *x = *(term_t *const *)a, *y = *(term_t *const *)b;
@@ -526,6 +614,15 @@ int toro_kb_builder_finish(toro_kb_builder_t *b, toro_kb_build_stats_t *stats, c
         rc = TORO_EIO;
         goto out;
     }
+    if (b->embedder) {
+        if ((rc = embed_chunks(b, err)) != 0)
+            goto out;
+        snprintf(buf, sizeof(buf), "%zu", b->embedder->dim);
+        if (put_meta(b->db, "embedder", b->embedder->identity) || put_meta(b->db, "embed_dim", buf)) {
+            rc = TORO_EIO;
+            goto out;
+        }
+    }
     if ((rc = exec(b->db, "COMMIT;", err)) != 0)
         goto out;
     sqlite3_finalize(b->ins_chunk);
@@ -548,6 +645,8 @@ int toro_kb_builder_finish(toro_kb_builder_t *b, toro_kb_build_stats_t *stats, c
         stats->n_terms = b->tcount;
         stats->bytes_in = b->bytes_in;
         stats->seconds = now_s() - b->t0;
+        stats->embed_seconds = b->embed_seconds;
+        stats->embed_dim = b->embedder ? b->embedder->dim : 0;
         memcpy(stats->version, version, sizeof(version));
     }
 out:
@@ -677,6 +776,13 @@ static int read_file(const char *path, char **buf, size_t *len)
 int toro_kb_build_dir(const char *src_dir, const char *out_path, const toro_chunk_params_t *params,
                       toro_kb_progress_cb progress, void *ud, toro_kb_build_stats_t *stats, char **err)
 {
+    return toro_kb_build_dir_embedded(src_dir, out_path, params, progress, ud, NULL, NULL, stats, err);
+}
+
+int toro_kb_build_dir_embedded(const char *src_dir, const char *out_path, const toro_chunk_params_t *params,
+                               toro_kb_progress_cb progress, void *ud, toro_embedder_t *e,
+                               toro_kb_embed_progress_cb eprogress, toro_kb_build_stats_t *stats, char **err)
+{
     pathlist_t pl = {0};
     toro_kb_builder_t *b = NULL;
     struct stat st;
@@ -697,6 +803,7 @@ int toro_kb_build_dir(const char *src_dir, const char *out_path, const toro_chun
     qsort(pl.v, pl.n, sizeof(char *), cmp_str);
     if ((rc = toro_kb_builder_new(out_path, params, &b, err)) != 0)
         goto out;
+    toro_kb_builder_set_embedder(b, e, eprogress, ud);
     size_t bytes = 0;
     for (size_t i = 0; i < pl.n; i++) {
         char full[8192];

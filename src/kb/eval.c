@@ -118,6 +118,8 @@ static void finish(toro_eval_metrics_t *m, double total_ms, size_t nsearch, size
         m->ndcg10 /= n;
     }
     m->fact_rate = m->n_answered ? (double)m->n_all_facts / (double)m->n_answered : 0;
+    m->offtopic_refusal_rate = m->n_offtopic ? (double)m->n_offtopic_ok / (double)m->n_offtopic : 0;
+    m->false_refusal_rate = m->n_inscope ? (double)m->n_inscope_refused / (double)m->n_inscope : 0;
     m->fact_item_rate = facts_asked ? (double)facts_found / (double)facts_asked : 0;
     m->mean_ms = nsearch ? total_ms / (double)nsearch : 0;
 }
@@ -131,6 +133,12 @@ static double now_ms(void)
 
 int toro_kb_eval_questions(toro_kb_t *kb, const char *path, toro_eval_answer_fn answer, void *ud, FILE *detail,
                            toro_eval_metrics_t *m, char **err)
+{
+    return toro_kb_eval_questions_mode(kb, path, TORO_KB_MODE_DEFAULT, answer, ud, detail, m, err);
+}
+
+int toro_kb_eval_questions_mode(toro_kb_t *kb, const char *path, toro_kb_mode_t mode, toro_eval_answer_fn answer,
+                                void *ud, FILE *detail, toro_eval_metrics_t *m, char **err)
 {
     memset(m, 0, sizeof(*m));
     FILE *f = fopen(path, "r");
@@ -171,7 +179,7 @@ int toro_kb_eval_questions(toro_kb_t *kb, const char *path, toro_eval_answer_fn 
         toro_kb_hit_t *hits = NULL;
         size_t nh = 0;
         double t0 = now_ms();
-        rc = toro_kb_search(kb, question, EVAL_CHUNKS, &hits, &nh);
+        rc = toro_kb_search_mode(kb, question, mode, EVAL_CHUNKS, &hits, &nh);
         total_ms += now_ms() - t0;
         nsearch++;
         if (rc) {
@@ -213,7 +221,9 @@ int toro_kb_eval_questions(toro_kb_t *kb, const char *path, toro_eval_answer_fn 
                     m->n_answered++;
                     if (ok == nf)
                         m->n_all_facts++;
+                    m->n_inscope++;
                     if (!found) {
+                        m->n_inscope_refused++;
                         m->n_false_noinfo++;
                         if (detail)
                             fprintf(detail, "false-noinfo %s: %s\n", qid ? qid : "?", question);
@@ -225,6 +235,17 @@ int toro_kb_eval_questions(toro_kb_t *kb, const char *path, toro_eval_answer_fn 
             m->n_offtopic++;
             if (nh == 0 || !toro_kb_hit_is_relevant(kb, &hits[0]))
                 m->n_offtopic_ok++;
+            else if (detail)
+                fprintf(detail, "offtopic-found %s: %s -> %s (relevance %.2f)\n", qid ? qid : "?", question,
+                        hits[0].chunk_id, hits[0].relevance);
+        } else {
+            m->n_inscope++;
+            if (nh == 0 || !toro_kb_hit_is_relevant(kb, &hits[0])) {
+                m->n_inscope_refused++;
+                if (detail)
+                    fprintf(detail, "false-refusal %s: %s -> %s (relevance %.2f)\n", qid ? qid : "?", question,
+                            nh ? hits[0].chunk_id : "-", nh ? hits[0].relevance : 0.0);
+            }
         }
         toro_kb_hits_free(hits, nh);
         json_decref(o);
@@ -251,7 +272,8 @@ static int cmp_qrel(const void *a, const void *b)
     return strcmp(((const qrel_t *)a)->qid, ((const qrel_t *)b)->qid);
 }
 
-static int beir_build(const char *dir, const char *snapshot_path, char **err)
+static int beir_build(const char *dir, const char *snapshot_path, toro_embedder_t *e,
+                      toro_kb_embed_progress_cb progress, char **err)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/corpus.jsonl", dir);
@@ -263,6 +285,8 @@ static int beir_build(const char *dir, const char *snapshot_path, char **err)
     toro_kb_builder_t *b = NULL;
     toro_chunk_params_t params = TORO_CHUNK_PARAMS_DEFAULT;
     int rc = toro_kb_builder_new(snapshot_path, &params, &b, err);
+    if (rc == 0)
+        toro_kb_builder_set_embedder(b, e, progress, NULL);
     char *line = NULL;
     size_t cap = 0, lineno = 0;
     ssize_t ll;
@@ -305,23 +329,51 @@ static int beir_build(const char *dir, const char *snapshot_path, char **err)
     return rc;
 }
 
+int toro_kb_beir_build(const char *dir, const char *snapshot_path, toro_embedder_t *e,
+                       toro_kb_embed_progress_cb progress, char **err)
+{
+    return beir_build(dir, snapshot_path, e, progress, err);
+}
+
 int toro_kb_eval_beir(const char *dir, const char *snapshot_path, toro_eval_metrics_t *m, char **err)
 {
     memset(m, 0, sizeof(*m));
+    toro_kb_t *kb = NULL;
+    int rc = beir_build(dir, snapshot_path, NULL, NULL, err);
+    if (rc == 0)
+        rc = toro_kb_open(snapshot_path, &kb, err);
+    if (rc == 0)
+        rc = toro_kb_beir_score(kb, dir, TORO_KB_MODE_BM25, m, NULL, NULL, err);
+    toro_kb_close(kb);
+    return rc;
+}
+
+static uint32_t qid_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+int toro_kb_beir_score(toro_kb_t *kb, const char *dir, toro_kb_mode_t mode, toro_eval_metrics_t *all,
+                       toro_eval_metrics_t *dev, toro_eval_metrics_t *test, char **err)
+{
+    toro_eval_metrics_t ma, md, mt;
+    memset(&ma, 0, sizeof(ma));
+    memset(&md, 0, sizeof(md));
+    memset(&mt, 0, sizeof(mt));
     json_t *queries = json_object();
     qrel_t *qrels = NULL;
     size_t nq = 0, capq = 0;
-    toro_kb_t *kb = NULL;
     char *line = NULL;
     size_t cap = 0;
     int rc = 0;
     char path[4096];
+    size_t nsd = 0, nst = 0;
+    double msd = 0, mst = 0;
     if (!queries)
         return TORO_ENOMEM;
-    if ((rc = beir_build(dir, snapshot_path, err)) != 0)
-        goto out;
-    if ((rc = toro_kb_open(snapshot_path, &kb, err)) != 0)
-        goto out;
     snprintf(path, sizeof(path), "%s/queries.jsonl", dir);
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -389,17 +441,40 @@ int toro_kb_eval_beir(const char *dir, const char *snapshot_path, toro_eval_metr
             toro_kb_hit_t *hits = NULL;
             size_t nh = 0;
             double t0 = now_ms();
-            rc = toro_kb_search(kb, qt, EVAL_CHUNKS, &hits, &nh);
-            total_ms += now_ms() - t0;
+            rc = toro_kb_search_mode(kb, qt, mode, EVAL_CHUNKS, &hits, &nh);
+            double ms = now_ms() - t0;
+            total_ms += ms;
             nsearch++;
+            if (rc) {
+                toro_set_err(err, "search failed: %s", toro_strerror(rc));
+                break;
+            }
             const char *docs[EVAL_DOCS];
             size_t nd = rank_docs(hits, nh, docs);
-            score_one(docs, nd, rel, nrel, m);
+            score_one(docs, nd, rel, nrel, &ma);
+            int is_dev = qid_hash(qrels[i].qid) % 5 == 0;
+            /* score_one sorts rel; scoring again on the same docs is the same */
+            score_one(docs, nd, rel, nrel, is_dev ? &md : &mt);
+            if (is_dev) {
+                nsd++;
+                msd += ms;
+            } else {
+                nst++;
+                mst += ms;
+            }
             toro_kb_hits_free(hits, nh);
         }
         i = j;
     }
-    finish(m, total_ms, nsearch, 0, 0);
+    finish(&ma, total_ms, nsearch, 0, 0);
+    finish(&md, msd, nsd, 0, 0);
+    finish(&mt, mst, nst, 0, 0);
+    if (all)
+        *all = ma;
+    if (dev)
+        *dev = md;
+    if (test)
+        *test = mt;
 out:
     free(line);
     for (size_t i = 0; i < nq; i++) {
@@ -408,6 +483,5 @@ out:
     }
     free(qrels);
     json_decref(queries);
-    toro_kb_close(kb);
     return rc;
 }

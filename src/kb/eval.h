@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "kb/index.h"
 #include "kb/kb.h"
 
 typedef struct toro_eval_metrics {
@@ -24,6 +25,10 @@ typedef struct toro_eval_metrics {
     size_t n_offtopic;       /* questions with no relevant docs */
     size_t n_offtopic_ok;    /* ... that were answered "no information" */
     double mean_ms;          /* mean search latency */
+    size_t n_inscope;        /* questions with relevant docs (refusal checked) */
+    size_t n_inscope_refused; /* ... whose top hit was below the relevance threshold (or answered "no info") */
+    double offtopic_refusal_rate;  /* n_offtopic_ok / n_offtopic */
+    double false_refusal_rate;     /* n_inscope_refused / n_inscope */
 } toro_eval_metrics_t;
 
 /* Answers a question for key-fact scoring: *text caller-frees, *found is
@@ -34,6 +39,24 @@ typedef int (*toro_eval_answer_fn)(void *ud, const char *question, char **text, 
  * detail, when not NULL, gets one line per question that missed. */
 int toro_kb_eval_questions(toro_kb_t *kb, const char *path, toro_eval_answer_fn answer, void *ud, FILE *detail,
                            toro_eval_metrics_t *m, char **err);
+
+/* Why: `toro kb eval` reports each retrieval mode: the same as
+ * toro_kb_eval_questions with the mode given (TORO_KB_MODE_DEFAULT = the kb's). */
+int toro_kb_eval_questions_mode(toro_kb_t *kb, const char *path, toro_kb_mode_t mode, toro_eval_answer_fn answer,
+                                void *ud, FILE *detail, toro_eval_metrics_t *m, char **err);
+
+/* Why: BEIR snapshots with vectors take minutes to embed, so building is
+ * separate from scoring: builds DIR/corpus.jsonl into snapshot_path with
+ * embedder e (borrowed, NULL = none) and its progress callback. */
+int toro_kb_beir_build(const char *dir, const char *snapshot_path, toro_embedder_t *e,
+                       toro_kb_embed_progress_cb progress, char **err);
+
+/* Why: scores an open BEIR snapshot in one mode on DIR/qrels/test.tsv, on
+ * the full set (all), and on a deterministic split by query id (dev = FNV-1a
+ * hash of the id % 5 == 0, about 20%; test = the rest). Fusion is chosen on
+ * dev and reported on test. Any of the outputs may be NULL. */
+int toro_kb_beir_score(toro_kb_t *kb, const char *dir, toro_kb_mode_t mode, toro_eval_metrics_t *all,
+                       toro_eval_metrics_t *dev, toro_eval_metrics_t *test, char **err);
 
 /* Why: `toro kb eval --beir DIR`: builds a snapshot of DIR/corpus.jsonl at
  * snapshot_path (kept for reuse by the caller or removed), then scores

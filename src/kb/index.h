@@ -7,13 +7,18 @@
  *   chunks(id, chunk_id, doc_id, title, section, lang, text, start_off, end_off, n_terms)
  *   terms(term, df, postings) postings = varint(delta chunk id), varint(tf) ...
  *   blobs(name, data)         "lengths": uint32 LE analyzed length of each chunk
- * Scoring is BM25 done in C over these postings (kb.c). */
+ *                             "vectors": float32 LE, n_chunks x embed_dim, unit rows
+ *                             (only when built with an embedder)
+ *   meta embedder, embed_dim  the embedder's identity and width (with "vectors")
+ * Scoring is BM25 done in C over these postings, plus exact dot products over
+ * the vectors (kb.c). */
 #ifndef TORO_KB_INDEX_H
 #define TORO_KB_INDEX_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "embed/embed.h"
 #include "kb/chunker.h"
 
 #define TORO_KB_FORMAT "toro-kb/1"
@@ -27,6 +32,8 @@ typedef struct toro_kb_build_stats {
     size_t n_terms;   /* distinct terms */
     size_t bytes_in;  /* source bytes read */
     double seconds;   /* wall time of the build */
+    double embed_seconds; /* part of it spent embedding chunks (0 without an embedder) */
+    size_t embed_dim; /* vector width stored (0 without an embedder) */
     char version[33]; /* version id (hex) */
 } toro_kb_build_stats_t;
 
@@ -42,6 +49,15 @@ int toro_kb_builder_new(const char *out_path, const toro_chunk_params_t *params,
 /* Why: feeds bytes that identify the input into the version id (in a
  * deterministic order chosen by the caller). */
 void toro_kb_builder_hash(toro_kb_builder_t *b, const void *data, size_t len);
+
+/* Called while chunks are embedded at finish (done of total, seconds so far). */
+typedef void (*toro_kb_embed_progress_cb)(void *ud, size_t done, size_t total, double seconds);
+
+/* Why: `toro kb build --embedder` stores a vector per chunk. e is borrowed
+ * and must outlive finish; NULL or "none" builds a lexical-only snapshot.
+ * The embedder's identity goes into the version id. */
+void toro_kb_builder_set_embedder(toro_kb_builder_t *b, toro_embedder_t *e, toro_kb_embed_progress_cb progress,
+                                  void *ud);
 
 /* Why: one source file: hashed (path and bytes), chunked, indexed. */
 int toro_kb_builder_add_file(toro_kb_builder_t *b, const char *relpath, const char *bytes, size_t len,
@@ -62,6 +78,11 @@ void toro_kb_builder_free(toro_kb_builder_t *b);
  * README files skipped), builds, reports progress. */
 int toro_kb_build_dir(const char *src_dir, const char *out_path, const toro_chunk_params_t *params,
                       toro_kb_progress_cb progress, void *ud, toro_kb_build_stats_t *stats, char **err);
+
+/* Why: the same with vectors: embedder e (borrowed, may be NULL) and its progress. */
+int toro_kb_build_dir_embedded(const char *src_dir, const char *out_path, const toro_chunk_params_t *params,
+                               toro_kb_progress_cb progress, void *ud, toro_embedder_t *e,
+                               toro_kb_embed_progress_cb eprogress, toro_kb_build_stats_t *stats, char **err);
 
 /* Varint helpers shared by writer and reader. */
 size_t toro_varint_put(uint8_t *out, uint32_t v);

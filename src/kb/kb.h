@@ -10,7 +10,32 @@
 
 #include <stddef.h>
 
+#include "embed/embed.h"
+
 typedef struct toro_kb toro_kb_t;
+
+/* Retrieval modes: BM25 only, dense (cosine over the stored vectors) only,
+ * or both fused. */
+typedef enum toro_kb_mode {
+    TORO_KB_MODE_DEFAULT = 0, /* hybrid when vectors and an embedder are there, else bm25 */
+    TORO_KB_MODE_BM25,
+    TORO_KB_MODE_DENSE,
+    TORO_KB_MODE_HYBRID,
+} toro_kb_mode_t;
+
+/* How hybrid fuses the two rankings. */
+typedef enum toro_kb_fusion {
+    TORO_KB_FUSION_CONVEX = 0, /* w * normalized cosine + (1 - w) * BM25 / max BM25 */
+    TORO_KB_FUSION_RRF,        /* 1/(60 + rank_bm25) + 1/(60 + rank_dense) */
+} toro_kb_fusion_t;
+
+/* The fusion used unless --fusion says otherwise (chosen on kb/eval and the
+ * aia-bde-pt dev split, see README "Retrieval"). */
+#define TORO_KB_FUSION_DEFAULT TORO_KB_FUSION_CONVEX
+#define TORO_KB_FUSION_WEIGHT_DEFAULT 0.9
+
+/* Default threshold on toro_kb_hit_t.relevance (calibrated on kb/eval). */
+#define TORO_KB_MIN_RELEVANCE_DEFAULT 0.5
 
 typedef struct toro_kb_hit {
     char *chunk_id; /* stable id of the chunk, "<doc_id>#<n>" */
@@ -19,9 +44,13 @@ typedef struct toro_kb_hit {
     char *section;  /* section path, "Heading > Subheading" ("" at top level) */
     char *lang;     /* "pt" or "en" */
     char *text;     /* chunk text as written in the source (markup stripped) */
-    double score;   /* BM25 score, higher is better */
+    double score;   /* ranking score of the mode used (BM25; cosine; fused), higher is better */
     double coverage; /* share of the query's (idf-weighted) terms this chunk contains, 0..1;
                         added by the kb engine for the relevance threshold */
+    double bm25;     /* BM25 score (0 when no query term occurs) */
+    double cosine;   /* cosine similarity of query and chunk vectors, -1..1 (0 without vectors) */
+    double relevance; /* calibrated 0..1, the same meaning on any corpus: relevant when
+                         >= the kb's min relevance (toro_kb_hit_is_relevant) */
 } toro_kb_hit_t;
 
 /* Why: workers open the snapshot once at start. *err (caller frees) explains
@@ -32,12 +61,44 @@ void toro_kb_close(toro_kb_t *kb);
 /* Why: every answer records which snapshot produced it. Borrowed string. */
 const char *toro_kb_version(const toro_kb_t *kb);
 
-/* Why: retrieval for the answerer and `toro kb search`. Top-k chunks by BM25,
- * best first; *hits is caller-owned (toro_kb_hits_free). *n may be 0. */
+/* Why: retrieval for every answerer and `toro kb search`. Top-k chunks in the
+ * kb's mode (toro_kb_set_mode; by default hybrid when the snapshot has vectors
+ * and an embedder is attached, else BM25), best first; *hits is caller-owned
+ * (toro_kb_hits_free). *n may be 0. Fails (TORO_EUNAVAIL...) when the query
+ * cannot be embedded. */
 int toro_kb_search(toro_kb_t *kb, const char *query, size_t k, toro_kb_hit_t **hits, size_t *n);
+
+/* Why: `toro kb eval` compares modes on one handle. mode DEFAULT = the kb's mode. */
+int toro_kb_search_mode(toro_kb_t *kb, const char *query, toro_kb_mode_t mode, size_t k, toro_kb_hit_t **hits,
+                        size_t *n);
+
+/* Why: dense and hybrid need the query embedded by the same model as the
+ * chunks. e is borrowed (must outlive kb); NULL or "none" detaches. Refused
+ * with *err (caller frees) when the snapshot's vectors come from another
+ * embedder or the snapshot has no vectors. Call before searching (not
+ * concurrently with searches). */
+int toro_kb_attach_embedder(toro_kb_t *kb, toro_embedder_t *e, char **err);
+
+/* Why: which embedder built the vectors ("" when none); borrowed. */
+const char *toro_kb_embedder_identity(const toro_kb_t *kb);
+int toro_kb_has_vectors(const toro_kb_t *kb);
+toro_kb_mode_t toro_kb_mode(const toro_kb_t *kb); /* the effective default mode */
+
+/* Why: --mode, --fusion and --min-relevance. set_mode fails (TORO_EINVAL) for
+ * dense/hybrid without vectors and an attached embedder. weight is the
+ * cosine's share for CONVEX (0..1), ignored for RRF. */
+int toro_kb_set_mode(toro_kb_t *kb, toro_kb_mode_t mode);
+void toro_kb_set_fusion(toro_kb_t *kb, toro_kb_fusion_t fusion, double weight);
+void toro_kb_set_min_relevance(toro_kb_t *kb, double min_relevance);
+double toro_kb_min_relevance(const toro_kb_t *kb);
+
+/* Why: option parsing in one place: "bm25" "dense" "hybrid" -> mode, -1 if unknown. */
+int toro_kb_mode_parse(const char *s);
+const char *toro_kb_mode_name(toro_kb_mode_t mode);
 void toro_kb_hits_free(toro_kb_hit_t *hits, size_t n);
 
-/* Why: the relevance threshold that decides found_relevant_docs. */
+/* Why: the relevance threshold that decides found_relevant_docs:
+ * hit->relevance >= the kb's min relevance. */
 int toro_kb_hit_is_relevant(const toro_kb_t *kb, const toro_kb_hit_t *hit);
 
 /* Why: answers are written in the question's language. "pt" or "en". */

@@ -14,7 +14,7 @@ from conftest import BIN, ROOT
 
 HELP = [
     [], ["serve"], ["api"], ["worker"], ["worker", "process"], ["worker", "notify"], ["db"], ["db", "migrate"],
-    ["kb"], ["kb", "build"], ["kb", "search"], ["kb", "eval"], ["kb", "info"], ["kb", "verify"], ["ask"],
+    ["kb"], ["kb", "build"], ["kb", "search"], ["kb", "eval"], ["kb", "info"], ["kb", "verify"], ["kb", "embed"], ["ask"],
 ]
 
 

@@ -52,9 +52,9 @@ static int teardown(void **state)
 }
 
 static toro_kb_hit_t P[3] = {
-    {"cdb#0", "cdb", "CDB", "O que é", "pt", "O CDB é um título de renda fixa emitido por bancos.", 5.0, 1.0},
-    {"fgc#1", "fgc", "FGC", "Limites", "pt", "O FGC garante até R$ 250 mil por CPF e instituição.", 4.0, 1.0},
-    {"lci#0", "lci", "LCI e LCA", "", "pt", "LCI e LCA são isentas de IR para pessoa física.", 3.0, 1.0},
+    {"cdb#0", "cdb", "CDB", "O que é", "pt", "O CDB é um título de renda fixa emitido por bancos.", 5.0, 1.0, 5.0, 0.0, 1.0},
+    {"fgc#1", "fgc", "FGC", "Limites", "pt", "O FGC garante até R$ 250 mil por CPF e instituição.", 4.0, 1.0, 4.0, 0.0, 1.0},
+    {"lci#0", "lci", "LCI e LCA", "", "pt", "LCI e LCA são isentas de IR para pessoa física.", 3.0, 1.0, 3.0, 0.0, 1.0},
 };
 
 static void test_renumber(void **state)
