@@ -607,9 +607,6 @@ int toro_kb_builder_finish(toro_kb_builder_t *b, toro_kb_build_stats_t *stats, c
     snprintf(buf, sizeof(buf), "%.6f", b->nchunks ? (double)b->total_len / b->nchunks : 0.0);
     rc |= put_meta(b->db, "avg_chunk_terms", buf);
     rc |= put_meta(b->db, "bm25", "k1=1.2,b=0.75");
-    char sum[80]; /* last: over everything above (kb/checksum.h) */
-    if (!rc && (toro_kb_checksum_compute(b->db, sum) != 0 || put_meta(b->db, TORO_KB_CHECKSUM_KEY, sum) != 0))
-        rc = TORO_EIO;
     if (rc) {
         rc = TORO_EIO;
         goto out;
@@ -622,6 +619,11 @@ int toro_kb_builder_finish(toro_kb_builder_t *b, toro_kb_build_stats_t *stats, c
             rc = TORO_EIO;
             goto out;
         }
+    }
+    char sum[80]; /* last: over everything above, vectors included (kb/checksum.h) */
+    if (toro_kb_checksum_compute(b->db, sum) != 0 || put_meta(b->db, TORO_KB_CHECKSUM_KEY, sum) != 0) {
+        rc = TORO_EIO;
+        goto out;
     }
     if ((rc = exec(b->db, "COMMIT;", err)) != 0)
         goto out;
