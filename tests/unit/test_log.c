@@ -116,6 +116,7 @@ static void test_typed_fields(void **state)
     assert_true(json_integer_value(json_object_get(o, "bytes")) == 123456789012LL);
     assert_string_equal(json_string_value(json_object_get(o, "session_token")), "[REDACTED]");
     json_decref(o);
+    free(out);
 }
 
 static void log_storm(void)
