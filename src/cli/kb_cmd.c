@@ -210,13 +210,7 @@ static int open_kb(const char *cmd, const char *path, const toro_kb_opts_t *o, t
                    toro_embedder_t **emb)
 {
     char *err = NULL;
-    toro_kb_opts_t none = {0};
-    *emb = NULL;
-    int rc = toro_kb_open(path, kb, &err);
-    if (rc == 0 && (rc = toro_kb_opts_apply(o ? o : &none, *kb, emb, &err)) != 0) {
-        toro_kb_close(*kb);
-        *kb = NULL;
-    }
+    int rc = toro_kb_opts_open(path, o, kb, emb, &err);
     if (rc) {
         fprintf(stderr, "%s: %s\n", cmd, err ? err : toro_strerror(rc));
         free(err);
@@ -426,9 +420,8 @@ static int eval_beir(const char *beir, const char *keep, int reuse, const toro_k
             rc = toro_kb_beir_build(beir, tmp, bemb, embed_progress_line, &err);
         toro_embedder_free(bemb);
     }
-    toro_kb_opts_t oo = *o;
-    if (rc == 0 && (rc = toro_kb_open(tmp, &kb, &err)) == 0)
-        rc = toro_kb_opts_apply(&oo, kb, &emb, &err);
+    if (rc == 0)
+        rc = toro_kb_opts_open(tmp, o, &kb, &emb, &err);
     if (rc == 0 && emb) /* every query once per process, whatever the number of modes */
         rc = toro_embedder_cache_init(emb, 16384);
     toro_kb_mode_t modes[3];

@@ -105,3 +105,15 @@ fail:
     *emb = NULL;
     return rc;
 }
+
+int toro_kb_opts_open(const char *path, const toro_kb_opts_t *o, toro_kb_t **kb, toro_embedder_t **emb, char **err)
+{
+    *kb = NULL;
+    *emb = NULL;
+    int rc = toro_kb_open(path, kb, err);
+    if (rc == 0 && (rc = toro_kb_opts_apply(o, *kb, emb, err)) != 0) { /* it left *emb NULL */
+        toro_kb_close(*kb);
+        *kb = NULL;
+    }
+    return rc;
+}

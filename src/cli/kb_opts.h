@@ -32,6 +32,12 @@ typedef struct toro_kb_opts {
  * explains a refusal (other embedder, bad value). */
 int toro_kb_opts_apply(const toro_kb_opts_t *o, toro_kb_t *kb, toro_embedder_t **emb, char **err);
 
+/* Why: every command that serves or searches a snapshot opens it and applies
+ * the options the same way. On success *kb and *emb (may be NULL: no
+ * embedder) are the caller's to close and free, emb after kb. On failure both
+ * are NULL, nothing stays open, and *err (caller frees) says why. */
+int toro_kb_opts_open(const char *path, const toro_kb_opts_t *o, toro_kb_t **kb, toro_embedder_t **emb, char **err);
+
 /* Why: `toro kb eval --fusion a,b,c` compares fusions; one spec
  * ("rrf" or "convex[:W]") applied to kb. */
 int toro_kb_opts_fusion(toro_kb_t *kb, const char *spec, char **err);

@@ -159,7 +159,7 @@ int toro_cmd_serve(int argc, char **argv)
                 errno == EWOULDBLOCK ? "its toro.lock is held" : strerror(errno));
         goto out;
     }
-    if (toro_kb_open(kb_path, &kb, &err) != 0 || toro_kb_opts_apply(&kopts, kb, &embedder, &err) != 0) {
+    if (toro_kb_opts_open(kb_path, &kopts, &kb, &embedder, &err) != 0) {
         toro_cli_print_err("toro serve", err, "cannot open the knowledge base");
         goto out;
     }

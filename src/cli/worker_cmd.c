@@ -289,8 +289,7 @@ int toro_cmd_worker(int argc, char **argv)
     atomic_int stop = 0;
     health_srv_t hs = {.dist = &dist, .stop = &stop};
 
-    if (is_process &&
-        (toro_kb_open(kb_path, &kb, &err) != 0 || toro_kb_opts_apply(&kopts, kb, &embedder, &err) != 0)) {
+    if (is_process && toro_kb_opts_open(kb_path, &kopts, &kb, &embedder, &err) != 0) {
         toro_cli_print_err(name, err, "cannot open the knowledge base");
         goto out;
     }
