@@ -75,8 +75,7 @@ int toro_cmd_api(int argc, char **argv)
         return 2;
     if (toro_gateway_config_finish(&gcfg) != 0)
         return 2;
-    const char *dev_secret = getenv("TORO_DEV_SECRET");
-    if (gcfg.auth_mode == TORO_AUTH_DEV && !(dev_secret && *dev_secret)) /* nodes cannot share a random key */
+    if (gcfg.auth_mode == TORO_AUTH_DEV && gcfg.auth.dev_key_random) /* nodes cannot share a random key */
         toro_log_warn("api", NULL,
                       "no shared secret (TORO_DEV_SECRET in development mode, --jwt-secret-file FILE or "
                       "TORO_JWT_SECRET in jwt mode): this api signs tokens with a random key of its own, so other "

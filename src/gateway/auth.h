@@ -15,6 +15,7 @@ typedef struct toro_auth {
     char audience[128];        /* required aud ("" = not checked) */
     int leeway_s;              /* clock skew allowed on nbf (exp has none) */
     int refuse_dev_issuer;     /* jwt mode: tokens with iss "toro-dev" (development logins) are refused */
+    int dev_key_random;        /* dev mode: a key of this process only (no TORO_DEV_SECRET to share) */
     int dev_ttl_s;             /* lifetime of tokens issued by dev login */
 } toro_auth_t;
 

@@ -201,6 +201,7 @@ static int dev_keys(toro_gateway_config_t *cfg)
         return -1;
     }
     if (got == 0) {
+        cfg->auth.dev_key_random = 1;
         cfg->auth.secret_len = 32;
         if (RAND_bytes(cfg->auth.secret, 32) != 1) {
             fprintf(stderr, "toro: cannot generate a development secret\n");
