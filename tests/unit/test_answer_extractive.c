@@ -13,39 +13,20 @@
 #include <pthread.h>
 
 #include "answer/answer.h"
+#include "answer_fixture.h"
 #include "kb/index.h"
 #include "kb/kb.h"
-
-static char tmpdir[256], snap[512];
-static toro_kb_t *kb;
-static toro_answerer_t *ans;
 
 static int setup(void **state)
 {
     (void)state;
-    const char *src = getenv("TORO_SOURCE_DIR");
-    char corpus[2048];
-    snprintf(corpus, sizeof(corpus), "%s/tests/data/kb/corpus", src ? src : ".");
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/toro-ans-test-XXXXXX");
-    if (!mkdtemp(tmpdir))
-        return -1;
-    snprintf(snap, sizeof(snap), "%s/a.kb", tmpdir);
-    char *err = NULL;
-    if (toro_kb_build_dir(corpus, snap, NULL, NULL, NULL, NULL, &err) != 0)
-        return -1;
-    if (toro_kb_open(snap, &kb, &err) != 0)
-        return -1;
-    return toro_answerer_extractive_new(kb, &ans);
+    return answer_fixture_setup("tests/data/kb/corpus");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    toro_answerer_free(ans);
-    toro_kb_close(kb);
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return answer_fixture_teardown();
 }
 
 /* Every [n] in the text refers to a source; every source is cited; every

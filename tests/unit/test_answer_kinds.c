@@ -15,41 +15,22 @@
 #include <unistd.h>
 
 #include "answer/answer.h"
+#include "answer_fixture.h"
 #include "answer/qkind.h"
 #include "kb/analyzer.h"
 #include "kb/index.h"
 #include "kb/kb.h"
 
-static char tmpdir[64], snap[128];
-static toro_kb_t *kb;
-static toro_answerer_t *ans;
-
 static int setup(void **state)
 {
     (void)state;
-    const char *src = getenv("TORO_SOURCE_DIR");
-    char docs[2048];
-    snprintf(docs, sizeof docs, "%s/kb/docs", src ? src : ".");
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/toro-ans-kinds-XXXXXX");
-    if (!mkdtemp(tmpdir))
-        return -1;
-    snprintf(snap, sizeof snap, "%s/sample.kb", tmpdir);
-    char *err = NULL;
-    if (toro_kb_build_dir(docs, snap, NULL, NULL, NULL, NULL, &err) != 0 || toro_kb_open(snap, &kb, &err) != 0) {
-        fprintf(stderr, "sample KB: %s\n", err ? err : "?");
-        free(err);
-        return -1;
-    }
-    return toro_answerer_extractive_new(kb, &ans);
+    return answer_fixture_setup("kb/docs");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    toro_answerer_free(ans);
-    toro_kb_close(kb);
-    unlink(snap);
-    return rmdir(tmpdir);
+    return answer_fixture_teardown();
 }
 
 static void test_question_kinds(void **state)
