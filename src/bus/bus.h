@@ -3,14 +3,19 @@
  * that is not acked comes back (at-least-once). Messages carry ids only.
  * Implementations: local.c (a table in the embedded SQLite file), nats.c
  * (NATS JetStream streams, for the distributed mode).
- * Publishing is not here: events are written by the store in the same
- * transaction as the state change they announce (an outbox), and kick()
- * tells waiting consumers to look now. */
+ * Stages never publish: events are written by the store in the same
+ * transaction as the state change they announce (bus/outbox.h), and kick()
+ * tells waiting consumers to look now. Only the outbox relay (relay.h)
+ * publishes, to buses that carry events between processes.
+ * Posting an update to a gateway node is not a topic: see post.h. */
 #ifndef TORO_BUS_BUS_H
 #define TORO_BUS_BUS_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "bus/outbox.h"
 
 typedef struct toro_bus toro_bus_t;
 
@@ -36,13 +41,23 @@ typedef struct toro_bus_ops {
     /* Wake every waiting fetch; later fetches return TORO_EEMPTY at once. */
     void (*interrupt)(toro_bus_t *bus);
     void (*close)(toro_bus_t *bus);
+    /* Optional (NULL: the bus is fed by an outbox, not by publishers).
+     * Returns 0 once the message is durable on the bus; msg_id deduplicates
+     * a re-publish. TORO_EIO when it is not (publish again later). */
+    int (*publish)(toro_bus_t *bus, const char *topic, const char *payload, const char *msg_id);
 } toro_bus_ops_t;
 
 struct toro_bus {
     const toro_bus_ops_t *ops; /* first field of every implementation */
 };
 
-static inline int toro_bus_fetch(toro_bus_t *b, const char *t, int ms, toro_bus_msg_t *m) { return b->ops->fetch(b, t, ms, m); }
+/* Wrappers: call sites never write b->ops->fn(b, ...). On a failed fetch *m
+ * is zeroed; a failed ack/nack leaves the message to the bus's redelivery. */
+static inline int toro_bus_fetch(toro_bus_t *b, const char *t, int ms, toro_bus_msg_t *m)
+{
+    assert(b && b->ops && t && m);
+    return b->ops->fetch(b, t, ms, m);
+}
 static inline int toro_bus_ack(toro_bus_t *b, const char *t, const toro_bus_msg_t *m) { return b->ops->ack(b, t, m); }
 static inline int toro_bus_nack(toro_bus_t *b, const char *t, const toro_bus_msg_t *m, int d) { return b->ops->nack(b, t, m, d); }
 static inline int toro_bus_dead(toro_bus_t *b, const char *t, const toro_bus_msg_t *m, const char *r) { return b->ops->dead(b, t, m, r); }
@@ -55,49 +70,29 @@ static inline void toro_bus_close(toro_bus_t *b)
         b->ops->close(b);
 }
 
+/* Whether the bus accepts toro_bus_publish (the relay needs one that does). */
+static inline bool toro_bus_can_publish(const toro_bus_t *b) { return b->ops->publish != NULL; }
+int toro_bus_publish(toro_bus_t *b, const char *topic, const char *payload, const char *msg_id);
+
+/* Frees m's payload and zeroes it; NULL is a no-op (bus.c). */
 void toro_bus_msg_clear(toro_bus_msg_t *m);
 
-/* Why: the embedded bus lives in the SQLite file of the store; the store
- * calls these inside its own transactions. */
-#define TORO_BUS_LOCAL_SCHEMA                                                                                          \
-    "CREATE TABLE IF NOT EXISTS bus_events(id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"                 \
-    " payload TEXT NOT NULL, created_at INTEGER NOT NULL, available_at INTEGER NOT NULL,"                              \
-    " leased_until INTEGER NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0);"                                \
-    "CREATE INDEX IF NOT EXISTS bus_events_topic ON bus_events(topic, id);"                                            \
-    "CREATE TABLE IF NOT EXISTS bus_dead(id INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload TEXT NOT NULL,"          \
-    " created_at INTEGER NOT NULL, dead_at INTEGER NOT NULL, deliveries INTEGER NOT NULL, reason TEXT);"
-
-struct sqlite3;
-/* Inserts an event inside the caller's open transaction on conn. */
-int toro_bus_local_enqueue(struct sqlite3 *conn, const char *topic, const char *payload);
-
-/* Why: `toro serve` opens the bus on its data file. lease_ms bounds how long a
- * fetched message stays invisible before it is redelivered. At open, leases of
- * a previous run of this single-owner file are released (that process is gone). */
-int toro_bus_local_open(const char *db_path, int lease_ms, toro_bus_t **out, char **err);
+/* Why: `toro serve` (one process) serves its topics straight from the
+ * store's outbox (borrowed; must outlive the bus), so a state change and the
+ * event announcing it stay one transaction and nothing is copied. lease_ms
+ * bounds how long a fetched message stays invisible before it is
+ * redelivered. At open the outbox's leases are released: the caller owns the
+ * outbox alone (a lock file), so leases left by a previous run are stale.
+ * Publishing is not supported (events enter through the store). On failure
+ * *out is untouched and *err (caller frees, may be NULL) says why. */
+int toro_bus_local_open(toro_outbox_t *outbox, int lease_ms, toro_bus_t **out, char **err);
 
 /* Why: `toro api` and `toro worker` share JetStream. url is
  * nats://HOST:PORT[?prefix=NAME&ack_wait_ms=N&dup_window_ms=N]; prefix
  * (default "toro") names the streams and subjects so several deployments
  * or tests share one server. An unreachable server is retried forever in the
- * background (ops return TORO_EIO meanwhile). */
+ * background (ops return TORO_EIO meanwhile). On failure *out is untouched. */
 int toro_bus_nats_open(const char *url, toro_bus_t **out, char **err);
-/* Why: the outbox relay publishes with the outbox row id as Nats-Msg-Id;
- * returns 0 once JetStream acknowledged (duplicates included). */
-int toro_bus_nats_publish(toro_bus_t *bus, const char *topic, const char *payload, const char *msg_id);
 bool toro_bus_nats_connected(toro_bus_t *bus);
-/* Same shape as toro_post_fn (stages.h): deliver message to connection_id on node. */
-typedef int (*toro_bus_post_fn)(void *ctx, const char *connection_id, const char *node, const char *message);
-/* Why: the notify worker's post function: a request to the `toro api` that
- * holds node. 0 delivered; TORO_ENOTFOUND when the connection or the node is
- * gone (no responders); TORO_EIO on timeout. bus is a nats bus. */
-int toro_bus_nats_post(void *bus, const char *connection_id, const char *node, const char *message);
-/* Why: `toro api` answers those requests by calling fn(ctx, ...) (the local
- * gateway post) from a NATS thread. */
-int toro_bus_nats_serve_node(toro_bus_t *bus, const char *node, toro_bus_post_fn fn, void *ctx);
-/* Why: while an api is cut off from NATS, notify workers see "no responders"
- * and delete its connection rows; after a reconnect the api writes them back
- * (fn runs on a NATS thread). */
-void toro_bus_nats_on_reconnect(toro_bus_t *bus, void (*fn)(void *ctx), void *ctx);
 
 #endif

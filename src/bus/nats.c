@@ -12,11 +12,11 @@
  *
  * It also carries gateway routing over core NATS: `toro api` answers requests
  * on <prefix>.gw.<node> by posting to its local sockets, and the notify
- * worker's post function sends such a request (toro_bus_nats_post).
+ * worker's post function sends such a request (toro_bus_nats_post, post.h).
  *
- * Publishing events is not a bus op: the outbox relay (relay.c) calls
- * toro_bus_nats_publish with the outbox row's id as Nats-Msg-Id, so the
- * stream's duplicate window drops a row published twice. The connection
+ * Stages never publish: the outbox relay (relay.c) calls the publish op
+ * with the outbox event's msg_id as Nats-Msg-Id, so the stream's duplicate
+ * window drops an event published twice. The connection
  * reconnects forever; streams and consumers are (re)declared lazily, so a
  * process starts and keeps running while NATS is down (ops return TORO_EIO). */
 #include <jansson.h>
@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "bus/bus.h"
+#include "bus/post.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/question.h"
@@ -65,7 +66,7 @@ typedef struct nats_bus {
     int closed;                /* the library delivered its last callback (guarded by lock) */
     int closing;               /* n_close began: a disconnect now is ours, not a fault (guarded by lock) */
     natsSubscription *gw_sub;  /* toro api: requests for this node */
-    toro_bus_post_fn gw_fn;
+    toro_post_fn gw_fn;
     void *gw_ctx;
     void (*reconnect_fn)(void *ctx); /* called after every reconnect (guarded by lock) */
     void *reconnect_ctx;
@@ -434,6 +435,8 @@ static void n_close(toro_bus_t *bus)
     free(b);
 }
 
+static int n_publish(toro_bus_t *bus, const char *topic, const char *payload, const char *msg_id);
+
 static const toro_bus_ops_t nats_ops = {
     .name = "nats",
     .fetch = n_fetch,
@@ -444,6 +447,7 @@ static const toro_bus_ops_t nats_ops = {
     .depth = n_depth,
     .interrupt = n_interrupt,
     .close = n_close,
+    .publish = n_publish,
 };
 
 static void on_connected(natsConnection *nc, void *closure)
@@ -616,7 +620,7 @@ fail:
     return rc;
 }
 
-int toro_bus_nats_publish(toro_bus_t *bus, const char *topic, const char *payload, const char *msg_id)
+static int n_publish(toro_bus_t *bus, const char *topic, const char *payload, const char *msg_id)
 {
     nats_bus_t *b = (nats_bus_t *)bus;
     char subj[96];
@@ -698,7 +702,7 @@ static void on_gw_request(natsConnection *nc, natsSubscription *sub, natsMsg *ms
     natsMsg_Destroy(msg);
 }
 
-int toro_bus_nats_serve_node(toro_bus_t *bus, const char *node, toro_bus_post_fn fn, void *ctx)
+int toro_bus_nats_serve_node(toro_bus_t *bus, const char *node, toro_post_fn fn, void *ctx)
 {
     nats_bus_t *b = (nats_bus_t *)bus;
     char subj[256];

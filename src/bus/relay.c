@@ -1,26 +1,24 @@
-/* relay.c: the transactional outbox relay. postgres.c commits each state
- * change together with its event in table outbox and NOTIFYs channel
- * toro_outbox; this thread wakes on that notification (or every POLL_MS as a
- * fallback), locks a batch of rows with FOR UPDATE SKIP LOCKED, publishes
- * them to JetStream in id order with the row's msg_id as Nats-Msg-Id, and
- * deletes them in the same transaction once JetStream acknowledged them.
+/* relay.c: the transactional outbox relay. The store commits each state
+ * change together with its event in its outbox; this thread claims a batch
+ * of ready events (a lease, so relays of other processes skip them),
+ * publishes them to the bus in id order with the event's msg_id as the
+ * deduplication id, and marks the published ones so they leave the outbox.
+ * It sleeps in toro_outbox_wait between batches (PostgreSQL wakes it with
+ * NOTIFY; other stores poll every POLL_MS). It knows no SQL and no broker:
+ * only the outbox and bus interfaces.
  *
  * Why a thread in every writing process rather than a separate `toro relay`:
- * nothing extra to deploy or monitor, the outbox drains whenever any process
- * is up, and SKIP LOCKED lets the relays of all processes share the table
- * without handing one row to two of them. A relay that dies after the publish
- * ack but before its DELETE commits leaves the rows to another relay, whose
- * re-publish carries the same Nats-Msg-Id and is dropped by JetStream's
- * duplicate window; past that window the duplicate event is harmless because
- * every stage is idempotent and guarded.
+ * nothing extra to deploy or monitor, and the outbox drains whenever any
+ * process is up. A relay that dies after a publish but before its mark
+ * leaves the events leased; when the lease ends another relay re-publishes
+ * them with the same msg_id, which the bus's duplicate window drops; past
+ * that window the duplicate event is harmless because every stage is
+ * idempotent and guarded.
  *
- * While PostgreSQL or NATS is down it retries every POLL_MS; nothing is lost
- * because rows leave the table only after the publish ack. */
-#include <libpq-fe.h>
-#include <poll.h>
+ * While the store or the bus is down it retries every POLL_MS; nothing is
+ * lost because events leave the outbox only after the publish ack. */
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,167 +26,99 @@
 #include "bus/relay.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "core/util.h"
-#include "store/store.h"
 
 #define POLL_MS 500
 #define BATCH 256
+#define LEASE_MS 10000 /* a batch is published in well under this */
 
 struct toro_relay {
-    char *url;            /* owned libpq URL */
-    toro_bus_t *bus;      /* borrowed nats bus */
-    PGconn *conn;         /* owned; used only by the relay thread */
+    toro_outbox_t *outbox; /* borrowed */
+    toro_bus_t *bus;       /* borrowed; accepts publish */
     pthread_t thread;
-    int wake[2];          /* self-pipe: stop() writes to end the wait */
+    int wake[2];           /* self-pipe: stop() writes to end the wait */
     atomic_int stop;
     atomic_long published;
-    int down_logged;      /* 1 after "PostgreSQL unreachable" was logged */
+    int down_logged;       /* 1 after "store unreachable" was logged */
 };
 
-static bool connect_listen(toro_relay_t *r)
+/* Publishes evs[0..n) in order until one fails; marks the published ones and
+ * releases the rest at once. Returns events published and marked, or
+ * TORO_EIO when none was. */
+static int publish_batch(toro_relay_t *r, toro_outbox_event_t *evs, size_t n)
 {
-    if (!r->conn)
-        r->conn = PQconnectdb(r->url);
-    else if (PQstatus(r->conn) != CONNECTION_OK)
-        PQreset(r->conn);
-    if (!r->conn || PQstatus(r->conn) != CONNECTION_OK) {
-        if (!r->down_logged)
-            toro_log_warn("relay", NULL, "PostgreSQL unreachable; retrying");
-        r->down_logged = 1;
-        return false;
+    int64_t ids[BATCH];
+    size_t done = 0;
+    assert(n <= BATCH);
+    while (done < n && toro_bus_publish(r->bus, evs[done].topic, evs[done].payload, evs[done].msg_id) == 0) {
+        ids[done] = evs[done].id;
+        done++;
     }
-    PGresult *res = PQexec(r->conn, "LISTEN " TORO_OUTBOX_CHANNEL);
-    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    PQclear(res);
-    if (ok && r->down_logged) {
-        toro_log_info("relay", NULL, "PostgreSQL reachable again");
-        r->down_logged = 0;
-    }
-    return ok;
+    for (size_t i = done; i < n; i++)
+        toro_outbox_release(r->outbox, evs[i].id, 0);
+    if (done == 0)
+        return TORO_EIO;
+    /* a failed mark leaves them leased: re-published (deduplicated) later */
+    if (toro_outbox_mark_published(r->outbox, ids, done) != 0)
+        return TORO_EIO;
+    atomic_fetch_add(&r->published, (long)done);
+    return (int)done;
 }
 
-static bool exec_ok(PGconn *c, const char *sql)
-{
-    PGresult *res = PQexec(c, sql);
-    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    PQclear(res);
-    return ok;
-}
-
-/* One batch. Returns rows published, or TORO_EIO when the database or the
- * broker failed (rows not acknowledged stay in the outbox). */
+/* One batch: events published, 0 when the outbox was empty, TORO_EIO when
+ * the store or the bus failed. */
 static int drain_batch(toro_relay_t *r)
 {
-    PGconn *c = r->conn;
-    PGresult *rows = NULL;
-    char *ids = NULL;
-    int published = 0, rc = TORO_EIO;
-    if (!exec_ok(c, "BEGIN"))
-        return TORO_EIO;
-    rows = PQexec(c, "SELECT id, msg_id, topic, payload FROM outbox ORDER BY id LIMIT 256 FOR UPDATE SKIP LOCKED");
-    if (PQresultStatus(rows) != PGRES_TUPLES_OK)
-        goto out;
-    int n = PQntuples(rows);
-    if (n == 0) {
-        rc = 0;
-        goto out;
+    toro_outbox_event_t evs[BATCH];
+    size_t n = 0;
+    int rc = toro_outbox_claim(r->outbox, NULL, BATCH, LEASE_MS, evs, &n);
+    if (rc) {
+        if (!r->down_logged)
+            toro_log_warn("relay", NULL, "outbox unreachable (%s); retrying", toro_strerror(rc));
+        r->down_logged = 1;
+        return rc;
     }
-    size_t cap = (size_t)n * 21 + 3, len = 0;
-    ids = malloc(cap);
-    if (!ids)
-        goto out;
-    ids[len++] = '{';
-    for (int i = 0; i < n; i++) {
-        if (toro_bus_nats_publish(r->bus, PQgetvalue(rows, i, 2), PQgetvalue(rows, i, 3), PQgetvalue(rows, i, 1)) != 0)
-            break;
-        int w = snprintf(ids + len, cap - len, "%s%s", published ? "," : "", PQgetvalue(rows, i, 0));
-        if (w < 0 || (size_t)w >= cap - len)
-            break;
-        len += (size_t)w;
-        published++;
+    if (r->down_logged) {
+        toro_log_info("relay", NULL, "outbox reachable again");
+        r->down_logged = 0;
     }
-    ids[len++] = '}';
-    ids[len] = '\0';
-    if (published > 0) {
-        const char *p[] = {ids};
-        PGresult *del = PQexecParams(c, "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1, NULL, p, NULL, NULL, 0);
-        bool ok = PQresultStatus(del) == PGRES_COMMAND_OK;
-        PQclear(del);
-        if (!ok)
-            goto out;
-    }
-    rc = published == n ? published : (published > 0 ? published : TORO_EIO);
-out:
-    PQclear(rows);
-    free(ids);
-    if (rc >= 0 && published > 0) {
-        if (!exec_ok(c, "COMMIT"))
-            rc = TORO_EIO;
-    } else {
-        exec_ok(c, "ROLLBACK");
-    }
-    if (rc > 0)
-        atomic_fetch_add(&r->published, rc);
+    rc = n ? publish_batch(r, evs, n) : 0;
+    toro_outbox_events_clear(evs, n);
     return rc;
-}
-
-/* Waits for a NOTIFY, a stop request or the poll interval. */
-static void wait_for_work(toro_relay_t *r, int ms)
-{
-    struct pollfd fds[2] = {{.fd = r->wake[0], .events = POLLIN}, {.fd = -1, .events = POLLIN}};
-    if (r->conn && PQstatus(r->conn) == CONNECTION_OK)
-        fds[1].fd = PQsocket(r->conn);
-    if (poll(fds, 2, ms) > 0 && fds[1].fd >= 0 && (fds[1].revents & POLLIN)) {
-        PQconsumeInput(r->conn);
-        PGnotify *nt;
-        while ((nt = PQnotifies(r->conn)) != NULL)
-            PQfreemem(nt);
-    }
 }
 
 static void *relay_main(void *arg)
 {
     toro_relay_t *r = arg;
-    bool listening = false;
     while (!atomic_load(&r->stop)) {
-        if (!listening || PQstatus(r->conn) != CONNECTION_OK) {
-            listening = connect_listen(r);
-            if (!listening) {
-                wait_for_work(r, POLL_MS);
-                continue;
-            }
-        }
-        /* drain notifications that arrived while we worked */
-        PQconsumeInput(r->conn);
-        PGnotify *nt;
-        while ((nt = PQnotifies(r->conn)) != NULL)
-            PQfreemem(nt);
         int n = drain_batch(r);
         if (n == BATCH)
             continue;
-        if (n < 0 && PQstatus(r->conn) != CONNECTION_OK)
-            listening = false;
-        wait_for_work(r, n < 0 ? POLL_MS / 2 : POLL_MS);
+        toro_outbox_wait(r->outbox, r->wake[0], n < 0 ? POLL_MS / 2 : POLL_MS);
     }
     return NULL;
 }
 
-int toro_relay_start(const char *store_url, toro_bus_t *bus, toro_relay_t **out, char **err)
+int toro_relay_start(toro_outbox_t *outbox, toro_bus_t *bus, toro_relay_t **out, char **err)
 {
+    assert(outbox && bus && out);
+    if (!toro_bus_can_publish(bus)) {
+        if (err)
+            *err = strdup("the outbox relay needs a bus that accepts publishing (nats)");
+        return TORO_EINVAL;
+    }
     toro_relay_t *r = calloc(1, sizeof *r);
     if (!r)
         return TORO_ENOMEM;
     r->wake[0] = r->wake[1] = -1;
-    r->url = strdup(store_url);
+    r->outbox = outbox;
     r->bus = bus;
-    if (!r->url || pipe(r->wake) != 0 || pthread_create(&r->thread, NULL, relay_main, r) != 0) {
+    if (pipe(r->wake) != 0 || pthread_create(&r->thread, NULL, relay_main, r) != 0) {
         if (err)
             *err = strdup("cannot start the outbox relay");
         if (r->wake[0] >= 0) {
             close(r->wake[0]);
             close(r->wake[1]);
         }
-        free(r->url);
         free(r);
         return TORO_EIO;
     }
@@ -206,8 +136,6 @@ void toro_relay_stop(toro_relay_t *r)
     pthread_join(r->thread, NULL);
     close(r->wake[0]);
     close(r->wake[1]);
-    PQfinish(r->conn);
-    free(r->url);
     free(r);
 }
 

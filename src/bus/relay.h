@@ -1,19 +1,22 @@
-/* relay.h: the outbox relay of the distributed mode: moves events committed
- * in PostgreSQL's outbox table to JetStream (see relay.c for why it runs as a
- * thread in every `toro api` and `toro worker` process). */
+/* relay.h: the outbox relay: moves events committed in a store's outbox
+ * (bus/outbox.h) to a bus that carries them between processes (NATS). See
+ * relay.c for why it runs as a thread in every process that writes. */
 #ifndef TORO_BUS_RELAY_H
 #define TORO_BUS_RELAY_H
 
 #include "bus/bus.h"
+#include "bus/outbox.h"
 
 typedef struct toro_relay toro_relay_t;
 
 /* Why: every process that writes the store also drains the outbox, so events
- * flow as long as any process runs. store_url is a libpq URL (copied); bus is
- * a nats bus (borrowed; must outlive the relay). */
-int toro_relay_start(const char *store_url, toro_bus_t *bus, toro_relay_t **out, char **err);
-/* Stops the thread and frees the relay; rows not yet published stay in the
- * outbox for any other relay. NULL is a no-op. */
+ * flow as long as any process runs. outbox is the store's
+ * (toro_store_outbox); bus must accept publish (toro_bus_can_publish). Both
+ * borrowed; they must outlive the relay. On failure nothing runs, *out is
+ * untouched and *err (caller frees) says why. */
+int toro_relay_start(toro_outbox_t *outbox, toro_bus_t *bus, toro_relay_t **out, char **err);
+/* Stops the thread and frees the relay; events not yet published stay in the
+ * outbox for any other relay (their lease expires). NULL is a no-op. */
 void toro_relay_stop(toro_relay_t *r);
 /* Events published since start (for logs and tests). */
 long toro_relay_published(const toro_relay_t *r);

@@ -165,7 +165,7 @@ int toro_cmd_serve(int argc, char **argv)
     }
     snprintf(path, sizeof path, "%s/toro.db", data);
     toro_db_sync_t sync = strcmp(sync_name, "full") == 0 ? TORO_DB_SYNC_FULL : TORO_DB_SYNC_NORMAL;
-    if (toro_store_sqlite_open(path, sync, &store, &err) != 0 || toro_bus_local_open(path, 60000, &bus, &err) != 0) {
+    if (toro_store_sqlite_open(path, sync, &store, &err) != 0 || toro_bus_local_open(toro_store_outbox(store), 60000, &bus, &err) != 0) {
         fprintf(stderr, "toro serve: %s\n", err ? err : "cannot open the data file");
         goto out;
     }

@@ -72,7 +72,7 @@ int toro_dist_open(toro_dist_t *d, const char *cmd)
     }
     if (toro_store_postgres_open(d->store_url, &d->store, &err) != 0 ||
         toro_bus_nats_open(d->bus_url, &d->bus, &err) != 0 ||
-        toro_relay_start(d->store_url, d->bus, &d->relay, &err) != 0) {
+        toro_relay_start(toro_store_outbox(d->store), d->bus, &d->relay, &err) != 0) {
         fprintf(stderr, "%s: %s\n", cmd, err ? err : "cannot open the store or the bus");
         free(err);
         toro_dist_close(d);

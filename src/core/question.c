@@ -53,6 +53,13 @@ void toro_question_clear(toro_question_t *q)
     memset(q, 0, sizeof *q);
 }
 
+void toro_questions_free(toro_question_t *items, size_t n)
+{
+    for (size_t i = 0; i < n && items; i++)
+        toro_question_clear(&items[i]);
+    free(items);
+}
+
 static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
 
 void toro_sources_free(toro_source_t *s, size_t n)

@@ -82,6 +82,9 @@ typedef struct toro_question {
 
 /* Why: frees every field; safe on a zeroed struct and NULL. */
 void toro_question_clear(toro_question_t *q);
+/* Why: lists of records (history pages): clears items[0..n) and frees the
+ * array; NULL is a no-op. */
+void toro_questions_free(toro_question_t *items, size_t n);
 
 /* Why: the API representation of a record (GET /questions...). New reference. */
 json_t *toro_question_to_json(const toro_question_t *q);

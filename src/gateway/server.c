@@ -23,7 +23,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/db.h"
 #include "core/error.h"
 #include "core/health.h"
 #include "core/log.h"
@@ -1301,8 +1300,8 @@ int toro_gateway_run_until_signal(toro_gateway_t *gw)
 
 int toro_gateway_run(toro_gateway_t *gw)
 {
-    /* this thread's writes (ingest) go before the workers' (core/db.c) */
-    toro_db_set_urgent(true);
+    /* this thread's writes (ingest) go before the workers' (store/db.c) */
+    toro_store_set_urgent(gw->ctx->store, true);
     struct epoll_event evs[256];
     int64_t last_sweep = toro_mono_ms();
     toro_log_info("gateway", NULL, "listening on %s://%s:%d (node %s, TLS %s)", gw->tls ? "https" : "http",

@@ -10,15 +10,6 @@
 #include "core/util.h"
 #include "stages/stages.h"
 
-void toro_stage_ctx_defaults(toro_stage_ctx_t *ctx)
-{
-    memset(ctx, 0, sizeof *ctx);
-    ctx->max_attempts = 3;
-    ctx->backoff_base_ms = 200;
-    ctx->backoff_max_ms = 5000;
-    ctx->max_deliveries = 10;
-}
-
 void toro_ingest_item_clear(toro_ingest_item_t *item)
 {
     if (!item)
@@ -68,34 +59,23 @@ out:
 
 int toro_stage_ingest_commit(toro_stage_ctx_t *ctx, toro_ingest_item_t *items, size_t n, int *results)
 {
-    int rc = 0;
-    toro_store_t *s = ctx->store;
     if (n == 0)
         return 0;
-    if (s->ops->create_questions && n > 1) {
-        toro_question_t *qs = calloc(n, sizeof *qs);
-        toro_event_t *evs = calloc(n, sizeof *evs);
-        if (!qs || !evs) {
-            rc = TORO_ENOMEM;
-        } else {
-            for (size_t i = 0; i < n; i++) {
-                qs[i] = items[i].q; /* shallow: items keep ownership */
-                evs[i] = (toro_event_t){TORO_TOPIC_PROCESS, items[i].payload};
-            }
-            rc = s->ops->create_questions(s, qs, evs, n);
+    toro_question_t *qs = calloc(n, sizeof *qs);
+    toro_event_t *evs = calloc(n, sizeof *evs);
+    int rc = TORO_ENOMEM;
+    if (qs && evs) {
+        for (size_t i = 0; i < n; i++) {
+            qs[i] = items[i].q; /* shallow: items keep ownership */
+            evs[i] = (toro_event_t){TORO_TOPIC_PROCESS, items[i].payload};
         }
-        free(qs);
-        free(evs);
+        rc = toro_store_create_questions(ctx->store, qs, evs, n, results);
+    } else {
         for (size_t i = 0; i < n; i++)
             results[i] = rc;
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            toro_event_t ev = {TORO_TOPIC_PROCESS, items[i].payload};
-            results[i] = s->ops->create_question(s, &items[i].q, &ev);
-            if (results[i] && !rc)
-                rc = results[i];
-        }
     }
+    free(qs);
+    free(evs);
     bool any = false;
     for (size_t i = 0; i < n; i++) {
         if (results[i] == 0) {

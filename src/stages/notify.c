@@ -52,14 +52,14 @@ int toro_stage_notify(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg)
         rc = toro_bus_dead(ctx->bus, TORO_TOPIC_NOTIFY, msg, "malformed event");
         goto out;
     }
-    rc = ctx->store->ops->get_question(ctx->store, qid, &q);
+    rc = toro_store_get_question(ctx->store, qid, &q);
     if (rc == TORO_ENOTFOUND) {
         toro_metrics_inc(TORO_CTR_DEAD_LETTERS);
         rc = toro_bus_dead(ctx->bus, TORO_TOPIC_NOTIFY, msg, "unknown question");
         goto out;
     }
     if (rc == 0)
-        rc = ctx->store->ops->list_connections(ctx->store, uid, &conns, &n);
+        rc = toro_store_list_connections(ctx->store, uid, &conns, &n);
     if (rc) {
         toro_bus_nack(ctx->bus, TORO_TOPIC_NOTIFY, msg, toro_stage_backoff_ms(ctx, msg->deliveries));
         goto out;
@@ -73,7 +73,7 @@ int toro_stage_notify(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg)
     for (size_t i = 0; i < n; i++) {
         int prc = ctx->post(ctx->post_ctx, conns[i].connection_id, conns[i].node, text);
         if (prc == TORO_ENOTFOUND) {
-            ctx->store->ops->delete_connection(ctx->store, conns[i].connection_id);
+            toro_store_delete_connection(ctx->store, conns[i].connection_id);
             toro_log_info("notify", qid, "connection %s is gone; removed", conns[i].connection_id);
         } else if (prc == 0) {
             sent++;

@@ -12,12 +12,8 @@
 
 #include "answer/answer.h"
 #include "bus/bus.h"
+#include "bus/post.h" /* toro_post_fn: how notify reaches a socket */
 #include "store/store.h"
-
-/* How notify reaches a socket: the gateway that holds connection_id (on
- * `node`) sends message. Returns 0, or TORO_ENOTFOUND when the connection is
- * gone (the stage then deletes its row). */
-typedef int (*toro_post_fn)(void *ctx, const char *connection_id, const char *node, const char *message);
 
 typedef struct toro_stage_ctx {
     toro_store_t *store;        /* borrowed */
@@ -31,7 +27,8 @@ typedef struct toro_stage_ctx {
     int max_deliveries;         /* a message delivered more often than this is dead-lettered */
 } toro_stage_ctx_t;
 
-/* Fills the defaults above (3 attempts, 200 ms, 5000 ms, 10 deliveries). */
+/* Fills the defaults above (3 attempts, 200 ms, 5000 ms, 10 deliveries);
+ * collaborators are NULL (stage.c). */
 void toro_stage_ctx_defaults(toro_stage_ctx_t *ctx);
 
 /* Why: POST /questions. auth_user is the bearer token's subject (NULL when
@@ -67,7 +64,8 @@ void toro_ingest_item_clear(toro_ingest_item_t *item);
 int toro_stage_process(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg);
 int toro_stage_notify(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg);
 
-/* Why: the retry delay for attempt n (1-based), exponential with jitter. */
+/* Why: the retry delay for attempt n (1-based), exponential with jitter,
+ * shared by process and notify (stage.c). */
 int toro_stage_backoff_ms(const toro_stage_ctx_t *ctx, int attempt);
 
 /* A worker thread: fetches `topic` until *stop, runs the stage on each message. */

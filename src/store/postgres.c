@@ -1,19 +1,24 @@
 /* postgres.c: the distributed store (the DynamoDB boxes on PostgreSQL).
  * Tables questions and connections, plus an outbox table: every guarded
- * status change inserts its event into outbox in the same transaction and
- * NOTIFYs the relay (bus/relay.c), which publishes outbox rows to JetStream
- * and deletes them after the publish ack. So a row and the event announcing
- * it are never separated, even when NATS is down at commit time.
+ * status change (transition()) inserts its event into outbox in the same
+ * transaction and NOTIFYs channel toro_outbox. The outbox is read back
+ * through bus/outbox.h: the relay (bus/relay.c) claims rows with a lease
+ * (FOR UPDATE SKIP LOCKED, so relays of several processes share the table),
+ * publishes them and marks them published, which deletes them. So a row and
+ * the event announcing it are never separated, even when NATS is down.
  *
  * Connections: one PGconn per calling thread (pthread key), opened lazily,
  * reset when PostgreSQL drops it, so a database restart is survived: while it
  * is down, calls return TORO_EIO and ping() fails (/healthz unhealthy).
  * The schema is created and migrated by toro_store_postgres_migrate (`toro db
  * migrate`), never implicitly by open. It does not publish anything itself. */
+#include <assert.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -40,16 +45,28 @@ static const char *const migrations[] = {
     "CREATE INDEX IF NOT EXISTS connections_by_node ON connections(node);"
     "CREATE TABLE IF NOT EXISTS outbox(id bigserial PRIMARY KEY, msg_id uuid NOT NULL DEFAULT gen_random_uuid(),"
     " topic text NOT NULL, payload text NOT NULL, created_at bigint NOT NULL);",
+    /* 2: the outbox as a queue of its own (leases, delayed retries, dead letters) */
+    "ALTER TABLE outbox ADD COLUMN IF NOT EXISTS available_at bigint NOT NULL DEFAULT 0;"
+    "ALTER TABLE outbox ADD COLUMN IF NOT EXISTS leased_until bigint NOT NULL DEFAULT 0;"
+    "ALTER TABLE outbox ADD COLUMN IF NOT EXISTS deliveries integer NOT NULL DEFAULT 0;"
+    "CREATE INDEX IF NOT EXISTS outbox_by_topic ON outbox(topic, id);"
+    "CREATE TABLE IF NOT EXISTS outbox_dead(id bigint PRIMARY KEY, msg_id uuid NOT NULL, topic text NOT NULL,"
+    " payload text NOT NULL, created_at bigint NOT NULL, dead_at bigint NOT NULL, deliveries integer NOT NULL,"
+    " reason text);",
 };
+/* The NOTIFY channel that wakes outbox readers (o_wait). */
+#define OUTBOX_CHANNEL "toro_outbox"
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
 typedef struct pg_conn_slot {
     PGconn *conn;
+    int listening;             /* LISTEN issued on conn since it was (re)connected */
     struct pg_conn_slot *next; /* registry of every slot, freed by close */
 } pg_conn_slot_t;
 
 typedef struct pg_store {
     toro_store_t super;
+    toro_outbox_t outbox;    /* this store's outbox interface */
     char *conninfo;          /* owned: libpq URI or keyword string */
     pthread_key_t key;       /* -> this thread's pg_conn_slot_t */
     pthread_mutex_t lock;    /* guards slots */
@@ -85,10 +102,13 @@ static PGconn *conn(toro_store_t *s)
         pthread_mutex_unlock(&ps->lock);
         pthread_setspecific(ps->key, slot);
     }
-    if (!slot->conn)
+    if (!slot->conn) {
         slot->conn = open_conn(ps->conninfo);
-    else if (PQstatus(slot->conn) != CONNECTION_OK)
+        slot->listening = 0;
+    } else if (PQstatus(slot->conn) != CONNECTION_OK) {
         PQreset(slot->conn);
+        slot->listening = 0;
+    }
     if (!slot->conn || PQstatus(slot->conn) != CONNECTION_OK)
         return NULL;
     if (PQtransactionStatus(slot->conn) != PQTRANS_IDLE) /* a failed call left a transaction open */
@@ -143,9 +163,9 @@ static int outbox_put(PGconn *c, const toro_event_t *ev)
     char now[24];
     fmt_i64(now, toro_now_ms());
     const char *p[] = {ev->topic, ev->payload, now};
-    int rc = exec0(c, "INSERT INTO outbox(topic, payload, created_at) VALUES ($1, $2, $3)", 3, p);
+    int rc = exec0(c, "INSERT INTO outbox(topic, payload, created_at, available_at) VALUES ($1, $2, $3, $3)", 3, p);
     if (rc == 0)
-        rc = exec0(c, "NOTIFY " TORO_OUTBOX_CHANNEL, 0, NULL);
+        rc = exec0(c, "NOTIFY " OUTBOX_CHANNEL, 0, NULL);
     return rc;
 }
 
@@ -339,124 +359,107 @@ static int guarded_update(PGconn *c, const char *sql, int n, const char *const *
     return rc;
 }
 
-static int start_once(toro_store_t *s, const char *user_id, const char *question_id, const toro_event_t *ev,
-                      bool *first, int *attempts)
+/* One guarded status change, the central rule of the store: in one
+ * transaction, lock the row and read its status, refuse a move
+ * toro_status_can_move forbids (TORO_ECONFLICT), run the UPDATE (sql binds
+ * $1 user_id, $2 question_id, $3 now, $4.. args; its WHERE repeats the
+ * guard) and write ev with it (only when the question was pending if
+ * ev_if_pending). *from and *attempts get the stored values before the
+ * change; on failure nothing was written. */
+#define MAX_ARGS 8
+typedef struct transition {
+    const char *user_id, *question_id;
+    toro_status_t to;
+    const char *sql;
+    const char *const *args;
+    int n_args;
+    const toro_event_t *ev; /* NULL: announce nothing */
+    bool ev_if_pending;
+} transition_t;
+
+static int transition_once(toro_store_t *s, const transition_t *t, toro_status_t *from, int *attempts)
 {
     PGconn *c = conn(s);
-    toro_status_t cur;
+    const char *p[3 + MAX_ARGS];
+    char now[24];
+    assert(t->n_args >= 0 && t->n_args <= MAX_ARGS);
     int rc = begin(c);
     if (rc)
         return rc;
-    rc = lock_status(c, user_id, question_id, &cur, attempts);
+    rc = lock_status(c, t->user_id, t->question_id, from, attempts);
     if (rc)
         goto out;
-    if (!toro_status_can_move(cur, TORO_STATUS_PROCESSING)) {
+    if (!toro_status_can_move(*from, t->to)) {
         rc = TORO_ECONFLICT;
         goto out;
     }
-    char now[24];
     fmt_i64(now, toro_now_ms());
-    const char *p[] = {user_id, question_id, now};
-    rc = guarded_update(c,
-                        "UPDATE questions SET status = 'processing', attempts = attempts + 1, updated_at = $3,"
-                        " processing_started_at = coalesce(processing_started_at, $3)"
-                        " WHERE user_id = $1 AND question_id = $2 AND status IN ('pending', 'processing')",
-                        3, p);
-    if (rc)
-        goto out;
-    *first = cur == TORO_STATUS_PENDING;
-    *attempts += 1;
-    rc = *first ? outbox_put(c, ev) : 0;
+    p[0] = t->user_id;
+    p[1] = t->question_id;
+    p[2] = now;
+    for (int i = 0; i < t->n_args; i++)
+        p[3 + i] = t->args[i];
+    rc = guarded_update(c, t->sql, 3 + t->n_args, p);
+    if (rc == 0 && (!t->ev_if_pending || *from == TORO_STATUS_PENDING))
+        rc = outbox_put(c, t->ev);
 out:
     return finish(c, rc);
+}
+
+static int transition(toro_store_t *s, const transition_t *t, toro_status_t *from, int *attempts)
+{
+    int rc;
+    WITH_RETRY(transition_once(s, t, from, attempts));
+    return rc;
 }
 
 static int s_start(toro_store_t *s, const char *user_id, const char *question_id, const toro_event_t *ev, bool *first,
                    int *attempts)
 {
-    int rc;
-    WITH_RETRY(start_once(s, user_id, question_id, ev, first, attempts));
+    toro_status_t from;
+    const transition_t t = {user_id, question_id, TORO_STATUS_PROCESSING,
+                            "UPDATE questions SET status = 'processing', attempts = attempts + 1, updated_at = $3,"
+                            " processing_started_at = coalesce(processing_started_at, $3)"
+                            " WHERE user_id = $1 AND question_id = $2 AND status IN ('pending', 'processing')",
+                            NULL, 0, ev, true};
+    int rc = transition(s, &t, &from, attempts);
+    if (rc == 0) {
+        *first = from == TORO_STATUS_PENDING;
+        *attempts += 1;
+    }
     return rc;
-}
-
-static int complete_once(toro_store_t *s, const toro_question_t *q, const toro_event_t *ev)
-{
-    PGconn *c = conn(s);
-    char *sources = NULL;
-    toro_status_t cur;
-    int rc = begin(c);
-    if (rc)
-        return rc;
-    rc = lock_status(c, q->user_id, q->question_id, &cur, NULL);
-    if (rc)
-        goto out;
-    if (cur != TORO_STATUS_PROCESSING) {
-        rc = TORO_ECONFLICT;
-        goto out;
-    }
-    sources = toro_sources_dump(q->sources, q->n_sources);
-    if (!sources) {
-        rc = TORO_ENOMEM;
-        goto out;
-    }
-    char now[24];
-    fmt_i64(now, toro_now_ms());
-    const char *p[] = {q->user_id, q->question_id, q->answer ? q->answer : "", sources,
-                       q->found_relevant_docs ? "true" : "false", q->model, q->kb_version, now};
-    rc = guarded_update(c,
-                        "UPDATE questions SET status = 'completed', answer = $3, sources = $4,"
-                        " found_relevant_docs = $5, model = $6, kb_version = $7, error_message = NULL,"
-                        " updated_at = $8, processed_at = $8"
-                        " WHERE user_id = $1 AND question_id = $2 AND status = 'processing'",
-                        8, p);
-    if (rc == 0)
-        rc = outbox_put(c, ev);
-out:
-    free(sources);
-    return finish(c, rc);
 }
 
 static int s_complete(toro_store_t *s, const toro_question_t *q, const toro_event_t *ev)
 {
-    int rc;
-    WITH_RETRY(complete_once(s, q, ev));
+    toro_status_t from;
+    char *sources = toro_sources_dump(q->sources, q->n_sources);
+    if (!sources)
+        return TORO_ENOMEM;
+    const char *args[] = {q->answer ? q->answer : "", sources, q->found_relevant_docs ? "true" : "false", q->model,
+                          q->kb_version};
+    const transition_t t = {q->user_id, q->question_id, TORO_STATUS_COMPLETED,
+                            "UPDATE questions SET status = 'completed', answer = $4, sources = $5,"
+                            " found_relevant_docs = $6, model = $7, kb_version = $8, error_message = NULL,"
+                            " updated_at = $3, processed_at = $3"
+                            " WHERE user_id = $1 AND question_id = $2 AND status = 'processing'",
+                            args, 5, ev, false};
+    int rc = transition(s, &t, &from, NULL);
+    free(sources);
     return rc;
-}
-
-static int fail_once(toro_store_t *s, const char *user_id, const char *question_id, const char *message,
-                     const toro_event_t *ev)
-{
-    PGconn *c = conn(s);
-    toro_status_t cur;
-    int rc = begin(c);
-    if (rc)
-        return rc;
-    rc = lock_status(c, user_id, question_id, &cur, NULL);
-    if (rc)
-        goto out;
-    if (!toro_status_can_move(cur, TORO_STATUS_ERROR)) {
-        rc = TORO_ECONFLICT;
-        goto out;
-    }
-    char now[24];
-    fmt_i64(now, toro_now_ms());
-    const char *p[] = {user_id, question_id, message, now};
-    rc = guarded_update(c,
-                        "UPDATE questions SET status = 'error', error_message = $3, updated_at = $4, processed_at = $4"
-                        " WHERE user_id = $1 AND question_id = $2 AND status IN ('pending', 'processing')",
-                        4, p);
-    if (rc == 0)
-        rc = outbox_put(c, ev);
-out:
-    return finish(c, rc);
 }
 
 static int s_fail(toro_store_t *s, const char *user_id, const char *question_id, const char *message,
                   const toro_event_t *ev)
 {
-    int rc;
-    WITH_RETRY(fail_once(s, user_id, question_id, message, ev));
-    return rc;
+    toro_status_t from;
+    const char *args[] = {message};
+    const transition_t t = {user_id, question_id, TORO_STATUS_ERROR,
+                            "UPDATE questions SET status = 'error', error_message = $4, updated_at = $3,"
+                            " processed_at = $3"
+                            " WHERE user_id = $1 AND question_id = $2 AND status IN ('pending', 'processing')",
+                            args, 1, ev, false};
+    return transition(s, &t, &from, NULL);
 }
 
 static int simple_once(toro_store_t *s, const char *sql, int n, const char *const *p)
@@ -575,6 +578,185 @@ static int s_ping(toro_store_t *s)
     return rc;
 }
 
+/* The outbox (bus/outbox.h). */
+static toro_store_t *of_outbox(toro_outbox_t *o)
+{
+    return &((pg_store_t *)(void *)((char *)o - offsetof(pg_store_t, outbox)))->super;
+}
+
+static int claim_once(toro_store_t *s, const char *topic, int max, int lease_ms, toro_outbox_event_t *out, size_t *n)
+{
+    PGconn *c = conn(s);
+    char until[24], now[24], lim[24];
+    int rc = TORO_EIO;
+    if (!c)
+        return rc;
+    int64_t t = toro_now_ms();
+    fmt_i64(until, t + lease_ms);
+    fmt_i64(now, t);
+    fmt_i64(lim, max);
+    const char *p[] = {until, topic, now, lim};
+    PGresult *r = run(c,
+                      "UPDATE outbox SET leased_until = $1, deliveries = deliveries + 1 WHERE id IN ("
+                      "SELECT id FROM outbox WHERE ($2::text IS NULL OR topic = $2) AND available_at <= $3"
+                      " AND leased_until <= $3 ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)"
+                      " RETURNING id, msg_id, topic, payload, deliveries, created_at",
+                      4, p, &rc);
+    if (!r)
+        return rc;
+    for (int i = 0; i < PQntuples(r) && *n < (size_t)max; i++) {
+        toro_outbox_event_t *e = &out[(*n)++];
+        e->id = val_i64(r, i, 0);
+        snprintf(e->msg_id, sizeof e->msg_id, "%s", PQgetvalue(r, i, 1));
+        e->topic = val_dup(r, i, 2);
+        e->payload = val_dup(r, i, 3);
+        e->deliveries = (int)val_i64(r, i, 4);
+        e->created_at = val_i64(r, i, 5);
+        if (!e->topic || !e->payload)
+            rc = TORO_ENOMEM;
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int cmp_event(const void *a, const void *b)
+{
+    int64_t x = ((const toro_outbox_event_t *)a)->id, y = ((const toro_outbox_event_t *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+static int o_claim(toro_outbox_t *o, const char *topic, int max, int lease_ms, toro_outbox_event_t *out, size_t *n)
+{
+    toro_store_t *s = of_outbox(o);
+    int rc;
+    assert(max > 0 && out && n);
+    *n = 0;
+    WITH_RETRY(claim_once(s, topic, max, lease_ms, out, n));
+    if (rc) { /* rows leased by a half-read claim come back when the lease ends */
+        toro_outbox_events_clear(out, *n);
+        *n = 0;
+    }
+    qsort(out, *n, sizeof *out, cmp_event); /* RETURNING has no order */
+    return rc;
+}
+
+static int o_mark(toro_outbox_t *o, const int64_t *ids, size_t n)
+{
+    toro_store_t *s = of_outbox(o);
+    size_t cap = n * 21 + 3, len = 0;
+    char *list = malloc(cap);
+    int rc;
+    if (!list)
+        return TORO_ENOMEM;
+    list[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(list + len, cap - len, "%s%lld", i ? "," : "", (long long)ids[i]);
+    snprintf(list + len, cap - len, "}");
+    const char *p[] = {list};
+    WITH_RETRY(simple_once(s, "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1, p));
+    free(list);
+    return rc;
+}
+
+static int o_release(toro_outbox_t *o, int64_t id, int delay_ms)
+{
+    toro_store_t *s = of_outbox(o);
+    char ids[24], at[24];
+    int rc;
+    fmt_i64(ids, id);
+    fmt_i64(at, toro_now_ms() + (delay_ms > 0 ? delay_ms : 0));
+    const char *p[] = {ids, at};
+    if (id == 0)
+        WITH_RETRY(simple_once(s, "UPDATE outbox SET leased_until = 0 WHERE leased_until > 0", 0, NULL));
+    else
+        WITH_RETRY(simple_once(s, "UPDATE outbox SET available_at = $2, leased_until = 0 WHERE id = $1", 2, p));
+    return rc;
+}
+
+static int bury_once(toro_store_t *s, const char *id, const char *reason)
+{
+    PGconn *c = conn(s);
+    char now[24];
+    int rc = begin(c);
+    if (rc)
+        return rc;
+    fmt_i64(now, toro_now_ms());
+    const char *p[] = {id, now, reason};
+    rc = exec0(c,
+               "INSERT INTO outbox_dead(id, msg_id, topic, payload, created_at, dead_at, deliveries, reason)"
+               " SELECT id, msg_id, topic, payload, created_at, $2, deliveries, $3 FROM outbox WHERE id = $1"
+               " ON CONFLICT (id) DO NOTHING",
+               3, p);
+    if (rc == 0)
+        rc = exec0(c, "DELETE FROM outbox WHERE id = $1", 1, p);
+    return finish(c, rc);
+}
+
+static int o_bury(toro_outbox_t *o, int64_t id, const char *reason)
+{
+    toro_store_t *s = of_outbox(o);
+    char ids[24];
+    int rc;
+    fmt_i64(ids, id);
+    WITH_RETRY(bury_once(s, ids, reason ? reason : ""));
+    return rc;
+}
+
+static int depth_once(toro_store_t *s, const char *topic, long *out)
+{
+    PGconn *c = conn(s);
+    int rc = TORO_EIO;
+    if (!c)
+        return rc;
+    const char *p[] = {topic};
+    PGresult *r = run(c, "SELECT count(*) FROM outbox WHERE topic = $1", 1, p, &rc);
+    if (!r)
+        return rc;
+    *out = (long)val_i64(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+static int o_depth(toro_outbox_t *o, const char *topic, long *out)
+{
+    toro_store_t *s = of_outbox(o);
+    int rc;
+    WITH_RETRY(depth_once(s, topic, out));
+    return rc;
+}
+
+/* LISTENs on the calling thread's connection (once per connection) and
+ * waits for a NOTIFY of a commit, wake_fd or the timeout. */
+static int o_wait(toro_outbox_t *o, int wake_fd, int timeout_ms)
+{
+    pg_store_t *ps = (pg_store_t *)of_outbox(o);
+    PGconn *c = conn(&ps->super);
+    pg_conn_slot_t *slot = pthread_getspecific(ps->key);
+    if (c && slot && !slot->listening)
+        slot->listening = exec0(c, "LISTEN " OUTBOX_CHANNEL, 0, NULL) == 0;
+    struct pollfd fds[2] = {{.fd = wake_fd, .events = POLLIN}, {.fd = -1, .events = POLLIN}};
+    if (c && slot && slot->listening)
+        fds[1].fd = PQsocket(c);
+    if (poll(fds, 2, timeout_ms) > 0 && fds[1].fd >= 0 && (fds[1].revents & POLLIN))
+        PQconsumeInput(c);
+    PGnotify *nt;
+    while (c && (nt = PQnotifies(c)) != NULL)
+        PQfreemem(nt);
+    return 0;
+}
+
+static const toro_outbox_ops_t pg_outbox_ops = {
+    .version = TORO_OUTBOX_OPS_VERSION,
+    .claim = o_claim,
+    .mark_published = o_mark,
+    .release = o_release,
+    .bury = o_bury,
+    .depth = o_depth,
+    .wait = o_wait,
+};
+
+static toro_outbox_t *s_outbox(toro_store_t *s) { return &((pg_store_t *)s)->outbox; }
+
 static void s_close(toro_store_t *s)
 {
     pg_store_t *ps = (pg_store_t *)s;
@@ -594,6 +776,8 @@ static void s_close(toro_store_t *s)
 
 static const toro_store_ops_t pg_ops = {
     .name = "postgres",
+    .version = TORO_STORE_OPS_VERSION,
+    .outbox = s_outbox,
     .create_question = s_create,
     .get_question = s_get,
     .list_questions = s_list,
@@ -622,6 +806,7 @@ int toro_store_postgres_open(const char *url, toro_store_t **out, char **err)
     }
     pthread_mutex_init(&s->lock, NULL);
     s->super.ops = &pg_ops;
+    s->outbox.ops = &pg_outbox_ops;
     /* Reject a malformed URL now; an unreachable server is fine (retried). */
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(url, &perr);

@@ -1,14 +1,21 @@
-/* sqlite.c: the embedded store. Tables questions and connections live in one
- * SQLite file (WAL) beside the local bus's bus_events table; every guarded
- * status change and its event commit in one BEGIN IMMEDIATE transaction. */
+/* sqlite.c: the embedded store. Tables questions and connections and the
+ * outbox (bus_events, dead letters in bus_dead; names kept from earlier
+ * versions so existing data files open unchanged) live in one SQLite file
+ * (WAL); every guarded status change and its event commit in one BEGIN
+ * IMMEDIATE transaction (transition()). The outbox is read back through
+ * bus/outbox.h: by the local bus in the same process, or by a relay. */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "bus/bus.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "store/db.h"
 #include "store/store.h"
 
 static const char schema[] =
@@ -23,11 +30,20 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS questions_status ON questions(status);"
     "CREATE TABLE IF NOT EXISTS connections(connection_id TEXT PRIMARY KEY, user_id TEXT NOT NULL,"
     " node TEXT NOT NULL, connected_at INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS connections_by_user ON connections(user_id);" TORO_BUS_LOCAL_SCHEMA;
+    "CREATE INDEX IF NOT EXISTS connections_by_user ON connections(user_id);"
+    "CREATE TABLE IF NOT EXISTS bus_events(id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
+    " payload TEXT NOT NULL, created_at INTEGER NOT NULL, available_at INTEGER NOT NULL,"
+    " leased_until INTEGER NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS bus_events_topic ON bus_events(topic, id);"
+    "CREATE TABLE IF NOT EXISTS bus_dead(id INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL, dead_at INTEGER NOT NULL, deliveries INTEGER NOT NULL, reason TEXT);";
 
 typedef struct sqlite_store {
     toro_store_t super;
+    toro_outbox_t outbox;   /* this store's outbox interface */
     toro_db_t *db;
+    int wake[2];            /* pipe written after commits with events once a waiter exists */
+    atomic_int has_waiter;  /* 1 after the first toro_outbox_wait (a relay runs) */
 } sqlite_store_t;
 
 #define COLS                                                                                                           \
@@ -35,6 +51,11 @@ typedef struct sqlite_store {
     " error_message, attempts, created_at, updated_at, processing_started_at, processed_at"
 
 static sqlite3 *conn(toro_store_t *s) { return toro_db_conn(((sqlite_store_t *)s)->db); }
+
+static sqlite_store_t *of_outbox(toro_outbox_t *o)
+{
+    return (sqlite_store_t *)(void *)((char *)o - offsetof(sqlite_store_t, outbox));
+}
 
 static char *col_dup(sqlite3_stmt *st, int i)
 {
@@ -68,7 +89,40 @@ static void row_to_question(sqlite3_stmt *st, toro_question_t *q)
 
 /* Write transactions: BEGIN IMMEDIATE under the process writer lock. */
 static int begin(sqlite3 *c) { return toro_db_begin(c); }
-static int finish(sqlite3 *c, int rc) { return toro_db_end(c, rc); }
+
+/* Commits (rc 0) or rolls back; a commit that wrote events wakes a waiting relay. */
+static int finish(toro_store_t *s, sqlite3 *c, int rc, bool events)
+{
+    sqlite_store_t *ss = (sqlite_store_t *)s;
+    rc = toro_db_end(c, rc);
+    if (rc == 0 && events && atomic_load(&ss->has_waiter)) {
+        ssize_t w = write(ss->wake[1], "e", 1); /* full pipe: a wake-up is pending anyway */
+        (void)w;
+    }
+    return rc;
+}
+
+/* The outbox write of a state change, inside the caller's transaction. */
+static int outbox_put(sqlite3 *c, const toro_event_t *ev)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = TORO_EIO;
+    int64_t now = toro_now_ms();
+    assert(ev && ev->topic && ev->payload);
+    if (toro_db_prepare(c, "INSERT INTO bus_events(topic, payload, created_at, available_at) VALUES (?1, ?2, ?3, ?3)",
+                        -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, ev->topic, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ev->payload, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    if (sqlite3_step(st) == SQLITE_DONE)
+        rc = 0;
+out:
+    if (rc)
+        toro_db_report(c, "store", "outbox-put", "outbox write failed");
+    toro_db_done(st);
+    return rc;
+}
 
 /* Inserts one pending question and its event inside the caller's transaction. */
 static int insert_question(sqlite3 *c, const toro_question_t *q, const toro_event_t *ev)
@@ -91,7 +145,7 @@ static int insert_question(sqlite3 *c, const toro_question_t *q, const toro_even
     }
     if (step != SQLITE_DONE)
         goto out;
-    rc = toro_bus_local_enqueue(c, ev->topic, ev->payload);
+    rc = outbox_put(c, ev);
 out:
     if (rc && rc != TORO_ECONFLICT)
         toro_db_report(c, "store", "store-create", "create failed");
@@ -105,18 +159,22 @@ static int s_create(toro_store_t *s, const toro_question_t *q, const toro_event_
     int rc = begin(c);
     if (rc)
         return rc;
-    return finish(c, insert_question(c, q, ev));
+    return finish(s, c, insert_question(c, q, ev), true);
 }
 
-static int s_create_many(toro_store_t *s, const toro_question_t *qs, const toro_event_t *evs, size_t n)
+/* All or none: every results[i] gets the transaction's code. */
+static int s_create_many(toro_store_t *s, const toro_question_t *qs, const toro_event_t *evs, size_t n, int *results)
 {
     sqlite3 *c = conn(s);
     int rc = begin(c);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = insert_question(c, &qs[i], &evs[i]);
-    return finish(c, rc);
+    if (rc == 0) {
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = insert_question(c, &qs[i], &evs[i]);
+        rc = finish(s, c, rc, true);
+    }
+    for (size_t i = 0; i < n; i++)
+        results[i] = rc;
+    return rc;
 }
 
 static int s_get(toro_store_t *s, const char *question_id, toro_question_t *out)
@@ -212,118 +270,101 @@ out:
     return rc;
 }
 
-static int s_start(toro_store_t *s, const char *user_id, const char *question_id, const toro_event_t *ev, bool *first,
-                   int *attempts)
+/* One guarded status change, the central rule of the store: in one
+ * transaction, read the status, refuse a move toro_status_can_move forbids
+ * (TORO_ECONFLICT), run the UPDATE (sql binds ?1 user_id, ?2 question_id,
+ * ?3 now, ?4.. args as text; NULL binds NULL) and write ev with it (only
+ * when the question was pending if ev_if_pending). *from and *attempts get
+ * the stored values before the change; on failure nothing was written. */
+typedef struct transition {
+    const char *user_id, *question_id;
+    toro_status_t to;
+    const char *sql;
+    const char *const *args;
+    int n_args;
+    const toro_event_t *ev; /* NULL: announce nothing */
+    bool ev_if_pending;
+} transition_t;
+
+static int transition(toro_store_t *s, const transition_t *t, toro_status_t *from, int *attempts)
 {
     sqlite3 *c = conn(s);
     sqlite3_stmt *st = NULL;
-    toro_status_t cur;
+    bool wrote_ev = false;
+    assert(t->user_id && t->question_id && t->sql && t->n_args >= 0);
     int rc = begin(c);
     if (rc)
         return rc;
-    rc = read_status(c, user_id, question_id, &cur, attempts);
+    rc = read_status(c, t->user_id, t->question_id, from, attempts);
     if (rc)
         goto out;
-    if (!toro_status_can_move(cur, TORO_STATUS_PROCESSING)) {
+    if (!toro_status_can_move(*from, t->to)) {
         rc = TORO_ECONFLICT;
         goto out;
     }
     rc = TORO_EIO;
-    int64_t now = toro_now_ms();
-    if (toro_db_prepare(c,
-                           "UPDATE questions SET status = 'processing', attempts = attempts + 1, updated_at = ?3,"
-                           " processing_started_at = coalesce(processing_started_at, ?3)"
-                           " WHERE user_id = ?1 AND question_id = ?2",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (toro_db_prepare(c, t->sql, -1, &st, NULL) != SQLITE_OK)
         goto out;
-    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, question_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_text(st, 1, t->user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, t->question_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, toro_now_ms());
+    for (int i = 0; i < t->n_args; i++)
+        sqlite3_bind_text(st, 4 + i, t->args[i], -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE)
         goto out;
-    *first = cur == TORO_STATUS_PENDING;
-    *attempts += 1;
-    rc = *first && ev ? toro_bus_local_enqueue(c, ev->topic, ev->payload) : 0;
+    wrote_ev = t->ev && (!t->ev_if_pending || *from == TORO_STATUS_PENDING);
+    rc = wrote_ev ? outbox_put(c, t->ev) : 0;
 out:
     toro_db_done(st);
-    return finish(c, rc);
+    return finish(s, c, rc, wrote_ev);
+}
+
+static int s_start(toro_store_t *s, const char *user_id, const char *question_id, const toro_event_t *ev, bool *first,
+                   int *attempts)
+{
+    toro_status_t from;
+    const transition_t t = {user_id, question_id, TORO_STATUS_PROCESSING,
+                            "UPDATE questions SET status = 'processing', attempts = attempts + 1, updated_at = ?3,"
+                            " processing_started_at = coalesce(processing_started_at, ?3)"
+                            " WHERE user_id = ?1 AND question_id = ?2",
+                            NULL, 0, ev, true};
+    int rc = transition(s, &t, &from, attempts);
+    if (rc == 0) {
+        *first = from == TORO_STATUS_PENDING;
+        *attempts += 1;
+    }
+    return rc;
 }
 
 static int s_complete(toro_store_t *s, const toro_question_t *r, const toro_event_t *ev)
 {
-    sqlite3 *c = conn(s);
-    sqlite3_stmt *st = NULL;
-    char *sources = NULL;
-    toro_status_t cur;
-    int rc = begin(c);
-    if (rc)
-        return rc;
-    rc = read_status(c, r->user_id, r->question_id, &cur, NULL);
-    if (rc)
-        goto out;
-    if (cur != TORO_STATUS_PROCESSING || !toro_status_can_move(cur, TORO_STATUS_COMPLETED)) {
-        rc = TORO_ECONFLICT;
-        goto out;
-    }
-    rc = TORO_EIO;
-    sources = toro_sources_dump(r->sources, r->n_sources);
-    int64_t now = toro_now_ms();
-    if (!sources || toro_db_prepare(c,
-                                       "UPDATE questions SET status = 'completed', answer = ?3, sources = ?4,"
-                                       " found_relevant_docs = ?5, model = ?6, kb_version = ?7, error_message = NULL,"
-                                       " updated_at = ?8, processed_at = ?8 WHERE user_id = ?1 AND question_id = ?2",
-                                       -1, &st, NULL) != SQLITE_OK)
-        goto out;
-    sqlite3_bind_text(st, 1, r->user_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, r->question_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, r->answer ? r->answer : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, sources, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 5, r->found_relevant_docs);
-    sqlite3_bind_text(st, 6, r->model, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, r->kb_version, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 8, now);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        goto out;
-    rc = ev ? toro_bus_local_enqueue(c, ev->topic, ev->payload) : 0;
-out:
-    toro_db_done(st);
+    toro_status_t from;
+    char *sources = toro_sources_dump(r->sources, r->n_sources);
+    if (!sources)
+        return TORO_ENOMEM;
+    const char *args[] = {r->answer ? r->answer : "", sources, r->found_relevant_docs ? "1" : "0", r->model,
+                          r->kb_version};
+    const transition_t t = {r->user_id, r->question_id, TORO_STATUS_COMPLETED,
+                            "UPDATE questions SET status = 'completed', answer = ?4, sources = ?5,"
+                            " found_relevant_docs = CAST(?6 AS INTEGER), model = ?7, kb_version = ?8,"
+                            " error_message = NULL, updated_at = ?3, processed_at = ?3"
+                            " WHERE user_id = ?1 AND question_id = ?2",
+                            args, 5, ev, false};
+    int rc = transition(s, &t, &from, NULL);
     free(sources);
-    return finish(c, rc);
+    return rc;
 }
 
 static int s_fail(toro_store_t *s, const char *user_id, const char *question_id, const char *message,
                   const toro_event_t *ev)
 {
-    sqlite3 *c = conn(s);
-    sqlite3_stmt *st = NULL;
-    toro_status_t cur;
-    int rc = begin(c);
-    if (rc)
-        return rc;
-    rc = read_status(c, user_id, question_id, &cur, NULL);
-    if (rc)
-        goto out;
-    if (!toro_status_can_move(cur, TORO_STATUS_ERROR)) {
-        rc = TORO_ECONFLICT;
-        goto out;
-    }
-    rc = TORO_EIO;
-    int64_t now = toro_now_ms();
-    if (toro_db_prepare(c,
-                           "UPDATE questions SET status = 'error', error_message = ?3, updated_at = ?4,"
-                           " processed_at = ?4 WHERE user_id = ?1 AND question_id = ?2",
-                           -1, &st, NULL) != SQLITE_OK)
-        goto out;
-    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, question_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, message, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, now);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        goto out;
-    rc = ev ? toro_bus_local_enqueue(c, ev->topic, ev->payload) : 0;
-out:
-    toro_db_done(st);
-    return finish(c, rc);
+    toro_status_t from;
+    const char *args[] = {message};
+    const transition_t t = {user_id, question_id, TORO_STATUS_ERROR,
+                            "UPDATE questions SET status = 'error', error_message = ?4, updated_at = ?3,"
+                            " processed_at = ?3 WHERE user_id = ?1 AND question_id = ?2",
+                            args, 1, ev, false};
+    return transition(s, &t, &from, NULL);
 }
 
 static int exec_text(toro_store_t *s, const char *sql, const char *a, const char *b, const char *d, int64_t e)
@@ -441,15 +482,193 @@ static int s_ping(toro_store_t *s)
     return c && sqlite3_exec(c, "SELECT 1 FROM questions LIMIT 1", NULL, NULL, NULL) == SQLITE_OK ? 0 : TORO_EIO;
 }
 
+/* The outbox (bus/outbox.h). Claims run as one UPDATE ... RETURNING under
+ * the writer lock; its rows come back in no set order, so they are sorted. */
+static int cmp_event(const void *a, const void *b)
+{
+    int64_t x = ((const toro_outbox_event_t *)a)->id, y = ((const toro_outbox_event_t *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+static int o_claim(toro_outbox_t *o, const char *topic, int max, int lease_ms, toro_outbox_event_t *out, size_t *n)
+{
+    sqlite3 *c = toro_db_conn(of_outbox(o)->db);
+    sqlite3_stmt *st = NULL;
+    int rc = TORO_EIO, step = SQLITE_DONE;
+    int64_t now = toro_now_ms();
+    assert(max > 0 && out && n);
+    *n = 0;
+    const char *sql = topic ? "UPDATE bus_events SET leased_until = ?1, deliveries = deliveries + 1 WHERE id IN ("
+                              "SELECT id FROM bus_events WHERE topic = ?2 AND available_at <= ?3 AND leased_until <= ?3"
+                              " ORDER BY id LIMIT ?4) RETURNING id, topic, payload, deliveries, created_at"
+                            : "UPDATE bus_events SET leased_until = ?1, deliveries = deliveries + 1 WHERE id IN ("
+                              "SELECT id FROM bus_events WHERE ?2 IS NULL AND available_at <= ?3 AND leased_until <= ?3"
+                              " ORDER BY id LIMIT ?4) RETURNING id, topic, payload, deliveries, created_at";
+    if (!c || toro_db_prepare(c, sql, -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, now + lease_ms);
+    sqlite3_bind_text(st, 2, topic, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int(st, 4, max);
+    toro_db_write_lock();
+    while ((step = sqlite3_step(st)) == SQLITE_ROW && *n < (size_t)max) {
+        toro_outbox_event_t *e = &out[(*n)++];
+        e->id = sqlite3_column_int64(st, 0);
+        e->topic = col_dup(st, 1);
+        e->payload = col_dup(st, 2);
+        e->deliveries = sqlite3_column_int(st, 3);
+        e->created_at = sqlite3_column_int64(st, 4);
+        snprintf(e->msg_id, sizeof e->msg_id, "%lld-%lld", (long long)e->created_at, (long long)e->id);
+        if (!e->topic || !e->payload)
+            step = SQLITE_NOMEM;
+    }
+    sqlite3_reset(st); /* ends the statement before the lock is let go */
+    toro_db_write_unlock();
+    rc = step == SQLITE_DONE ? 0 : (step == SQLITE_NOMEM ? TORO_ENOMEM : TORO_EIO);
+out:
+    if (rc == TORO_EIO)
+        toro_db_report(c, "store", "outbox-claim", "outbox claim failed");
+    toro_db_done(st);
+    if (rc) { /* leased rows come back when their lease ends */
+        toro_outbox_events_clear(out, *n);
+        *n = 0;
+    }
+    qsort(out, *n, sizeof *out, cmp_event);
+    return rc;
+}
+
+/* One statement on an outbox row (?1 id, ?2 arg) inside the caller's lock. */
+static int exec_id(sqlite3 *c, const char *sql, int64_t id, int64_t arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = TORO_EIO;
+    if (c && toro_db_prepare(c, sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, arg);
+        if (sqlite3_step(st) == SQLITE_DONE)
+            rc = 0;
+    }
+    if (rc)
+        toro_db_report(c, "store", sql, sql);
+    toro_db_done(st);
+    return rc;
+}
+
+static int o_mark(toro_outbox_t *o, const int64_t *ids, size_t n)
+{
+    sqlite3 *c = toro_db_conn(of_outbox(o)->db);
+    static const char del[] = "DELETE FROM bus_events WHERE id = ?1 AND ?2 = ?2";
+    if (n == 1) { /* a consumer's ack: one statement, no transaction */
+        toro_db_write_lock();
+        int rc = exec_id(c, del, ids[0], 0);
+        toro_db_write_unlock();
+        return rc;
+    }
+    int rc = toro_db_begin(c);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = exec_id(c, del, ids[i], 0);
+    return toro_db_end(c, rc);
+}
+
+static int o_release(toro_outbox_t *o, int64_t id, int delay_ms)
+{
+    sqlite3 *c = toro_db_conn(of_outbox(o)->db);
+    toro_db_write_lock();
+    int rc = id == 0 ? exec_id(c, "UPDATE bus_events SET leased_until = 0 WHERE ?1 = ?1 AND ?2 = ?2", 0, 0)
+                     : exec_id(c, "UPDATE bus_events SET available_at = ?2, leased_until = 0 WHERE id = ?1", id,
+                               toro_now_ms() + (delay_ms > 0 ? delay_ms : 0));
+    toro_db_write_unlock();
+    return rc;
+}
+
+static int o_bury(toro_outbox_t *o, int64_t id, const char *reason)
+{
+    sqlite3 *c = toro_db_conn(of_outbox(o)->db);
+    sqlite3_stmt *st = NULL;
+    int rc = toro_db_begin(c);
+    if (rc)
+        return rc;
+    rc = TORO_EIO;
+    if (toro_db_prepare(c,
+                        "INSERT OR REPLACE INTO bus_dead(id, topic, payload, created_at, dead_at, deliveries, reason) "
+                        "SELECT id, topic, payload, created_at, ?2, deliveries, ?3 FROM bus_events WHERE id = ?1",
+                        -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, toro_now_ms());
+    sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto out;
+    rc = exec_id(c, "DELETE FROM bus_events WHERE id = ?1 AND ?2 = ?2", id, 0);
+out:
+    toro_db_done(st);
+    return toro_db_end(c, rc);
+}
+
+static int o_depth(toro_outbox_t *o, const char *topic, long *out)
+{
+    sqlite3 *c = toro_db_conn(of_outbox(o)->db);
+    sqlite3_stmt *st = NULL;
+    int rc = TORO_EIO;
+    if (c && toro_db_prepare(c, "SELECT count(*) FROM bus_events WHERE topic = ?1", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            *out = (long)sqlite3_column_int64(st, 0);
+            rc = 0;
+        }
+    }
+    toro_db_done(st);
+    return rc;
+}
+
+/* A relay waits here: from the first call on, commits with events write to
+ * the pipe (before that no one listens, and commits skip the write). */
+static int o_wait(toro_outbox_t *o, int wake_fd, int timeout_ms)
+{
+    sqlite_store_t *ss = of_outbox(o);
+    atomic_store(&ss->has_waiter, 1);
+    struct pollfd p[2] = {{.fd = ss->wake[0], .events = POLLIN}, {.fd = wake_fd, .events = POLLIN}};
+    if (poll(p, 2, timeout_ms) > 0 && (p[0].revents & POLLIN)) {
+        char buf[64];
+        while (read(ss->wake[0], buf, sizeof buf) > 0) {
+        }
+    }
+    return 0;
+}
+
+static const toro_outbox_ops_t sqlite_outbox_ops = {
+    .version = TORO_OUTBOX_OPS_VERSION,
+    .claim = o_claim,
+    .mark_published = o_mark,
+    .release = o_release,
+    .bury = o_bury,
+    .depth = o_depth,
+    .wait = o_wait,
+};
+
+static toro_outbox_t *s_outbox(toro_store_t *s) { return &((sqlite_store_t *)s)->outbox; }
+
+static void s_set_urgent(toro_store_t *s, bool urgent)
+{
+    (void)s;
+    toro_db_set_urgent(urgent);
+}
+
 static void s_close(toro_store_t *s)
 {
     sqlite_store_t *ss = (sqlite_store_t *)s;
     toro_db_close(ss->db);
+    for (int i = 0; i < 2; i++)
+        if (ss->wake[i] >= 0)
+            close(ss->wake[i]);
     free(ss);
 }
 
 static const toro_store_ops_t sqlite_ops = {
     .name = "sqlite",
+    .version = TORO_STORE_OPS_VERSION,
     .create_question = s_create,
     .create_questions = s_create_many,
     .get_question = s_get,
@@ -464,6 +683,8 @@ static const toro_store_ops_t sqlite_ops = {
     .count_by_status = s_count,
     .ping = s_ping,
     .close = s_close,
+    .outbox = s_outbox,
+    .set_urgent = s_set_urgent,
 };
 
 int toro_store_sqlite_open(const char *path, toro_db_sync_t sync, toro_store_t **out, char **err)
@@ -471,29 +692,22 @@ int toro_store_sqlite_open(const char *path, toro_db_sync_t sync, toro_store_t *
     sqlite_store_t *s = calloc(1, sizeof *s);
     if (!s)
         return TORO_ENOMEM;
+    s->wake[0] = s->wake[1] = -1;
+    if (pipe(s->wake) != 0 || fcntl(s->wake[0], F_SETFL, O_NONBLOCK) != 0 ||
+        fcntl(s->wake[1], F_SETFL, O_NONBLOCK) != 0) {
+        if (err)
+            *err = strdup("cannot create the outbox wake-up pipe");
+        s->db = NULL;
+        s_close(&s->super);
+        return TORO_EIO;
+    }
     int rc = toro_db_open(path, schema, sync, &s->db, err);
     if (rc) {
-        free(s);
+        s_close(&s->super);
         return rc;
     }
     s->super.ops = &sqlite_ops;
+    s->outbox.ops = &sqlite_outbox_ops;
     *out = &s->super;
     return 0;
-}
-
-void toro_questions_free(toro_question_t *items, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        toro_question_clear(&items[i]);
-    free(items);
-}
-
-void toro_connections_free(toro_connection_t *items, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(items[i].connection_id);
-        free(items[i].user_id);
-        free(items[i].node);
-    }
-    free(items);
 }

@@ -1,17 +1,23 @@
 /* store.h: the two tables of toro (the DynamoDB boxes of the reference):
- * questions, keyed by (user_id, question_id), and connections. Every status
- * change is guarded (see toro_status_can_move) and is written in one
- * transaction with the event that announces it (outbox), so a crash can never
- * keep one without the other. Implementations: sqlite.c, postgres.c. All calls are safe
- * from several threads at once. */
+ * questions, keyed by (user_id, question_id), and connections, plus the
+ * outbox each store owns. Every status change is guarded (see
+ * toro_status_can_move) and is written in one transaction with the event
+ * that announces it, so a crash can never keep one without the other; the
+ * events are read back through toro_store_outbox (bus/outbox.h).
+ * Implementations: sqlite.c, postgres.c. All calls are safe from several
+ * threads at once. Call sites use the toro_store_* wrappers below, never
+ * s->ops->fn(s, ...); optional methods get their default there.
+ * Unless a comment says otherwise, a failed call changed nothing and left
+ * its outputs empty (NULL / 0). */
 #ifndef TORO_STORE_STORE_H
 #define TORO_STORE_STORE_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/db.h"
+#include "bus/outbox.h"
 #include "core/question.h"
 
 typedef struct toro_store toro_store_t;
@@ -28,13 +34,20 @@ typedef struct toro_connection {
     int64_t connected_at;
 } toro_connection_t;
 
+/* Version 2 added create_questions' results, outbox and set_urgent. */
+#define TORO_STORE_OPS_VERSION 2
+
 typedef struct toro_store_ops {
     const char *name;
-    /* Insert a new pending question and its process event atomically. */
+    int version; /* TORO_STORE_OPS_VERSION the table was written for */
+    /* Insert a new pending question and its process event atomically.
+     * TORO_ECONFLICT when the id exists. */
     int (*create_question)(toro_store_t *s, const toro_question_t *q, const toro_event_t *ev);
-    /* Optional (NULL = not supported): n questions and their events in one
-     * transaction, all or none (group commit of the gateway). */
-    int (*create_questions)(toro_store_t *s, const toro_question_t *qs, const toro_event_t *evs, size_t n);
+    /* Optional: n questions and their events in one transaction, all or none
+     * (group commit of the gateway): every results[i] gets the same code.
+     * Default: one create_question each (results[i] per item). */
+    int (*create_questions)(toro_store_t *s, const toro_question_t *qs, const toro_event_t *evs, size_t n,
+                            int *results);
     /* Fetch by question id (ids are globally unique). TORO_ENOTFOUND. */
     int (*get_question)(toro_store_t *s, const char *question_id, toro_question_t *out);
     /* History newest first. cursor NULL = first page; *next (caller frees) is
@@ -42,7 +55,8 @@ typedef struct toro_store_ops {
     int (*list_questions)(toro_store_t *s, const char *user_id, int limit, const char *cursor,
                           toro_question_t **items, size_t *n, char **next);
     /* pending|processing -> processing, attempts + 1. Writes ev only when the
-     * question was pending (*first = true). TORO_ECONFLICT when terminal. */
+     * question was pending (*first = true). TORO_ECONFLICT when terminal
+     * (then *attempts holds the stored count). */
     int (*start_processing)(toro_store_t *s, const char *user_id, const char *question_id, const toro_event_t *ev,
                             bool *first, int *attempts);
     /* processing -> completed with the answer fields of result. ECONFLICT otherwise. */
@@ -58,27 +72,120 @@ typedef struct toro_store_ops {
     int (*count_by_status)(toro_store_t *s, long counts[TORO_STATUS_COUNT]);
     int (*ping)(toro_store_t *s);
     void (*close)(toro_store_t *s);
+    /* The store's outbox (borrowed; lives as long as the store). */
+    toro_outbox_t *(*outbox)(toro_store_t *s);
+    /* Optional (default: nothing): marks the calling thread's writes urgent
+     * (the gateway's loop, where a client waits): they go first. */
+    void (*set_urgent)(toro_store_t *s, bool urgent);
 } toro_store_ops_t;
 
 struct toro_store {
     const toro_store_ops_t *ops; /* first field of every implementation */
 };
 
-void toro_questions_free(toro_question_t *items, size_t n);
+/* Frees items[0..n) and the array; NULL is a no-op (store.c). */
 void toro_connections_free(toro_connection_t *items, size_t n);
 
-/* Why: `toro serve` keeps its tables in DIR/toro.db. */
+/* How hard SQLite syncs its log: NORMAL survives a process crash, FULL also
+ * a power loss. */
+typedef enum { TORO_DB_SYNC_NORMAL, TORO_DB_SYNC_FULL } toro_db_sync_t;
+
+/* Why: `toro serve` keeps its tables and its outbox in DIR/toro.db. On
+ * failure *out is untouched and *err (caller frees) says why. */
 int toro_store_sqlite_open(const char *path, toro_db_sync_t sync, toro_store_t **out, char **err);
 
 /* Why: `toro api` and `toro worker` share PostgreSQL (url: postgres://...).
  * Connects lazily per thread; an unreachable server is not an error here. */
 int toro_store_postgres_open(const char *url, toro_store_t **out, char **err);
 /* Why: `toro db migrate`: creates or upgrades the schema (idempotent, safe to
- * run from several processes at once). *from / *to get the schema versions. */
+ * run from several processes at once). *from / *to get the schema versions;
+ * after a failure *to is the last version applied. */
 int toro_store_postgres_migrate(const char *url, int *from, int *to, char **err);
-/* The NOTIFY channel that wakes outbox relays (bus/relay.c). */
-#define TORO_OUTBOX_CHANNEL "toro_outbox"
 
+/* The default of create_questions: one create_question per item. */
+int toro_store_create_each(toro_store_t *s, const toro_question_t *qs, const toro_event_t *evs, size_t n,
+                           int *results);
+
+/* Wrappers (curl style: the NULL check of an optional method lives here). */
+static inline int toro_store_create_question(toro_store_t *s, const toro_question_t *q, const toro_event_t *ev)
+{
+    assert(s && s->ops && q && ev);
+    return s->ops->create_question(s, q, ev);
+}
+/* Returns 0 when every item was committed, else the first error. */
+static inline int toro_store_create_questions(toro_store_t *s, const toro_question_t *qs, const toro_event_t *evs,
+                                              size_t n, int *results)
+{
+    assert(s && s->ops && (n == 0 || (qs && evs && results)));
+    if (s->ops->create_questions && n > 1)
+        return s->ops->create_questions(s, qs, evs, n, results);
+    return toro_store_create_each(s, qs, evs, n, results);
+}
+static inline int toro_store_get_question(toro_store_t *s, const char *question_id, toro_question_t *out)
+{
+    assert(s && question_id && out);
+    return s->ops->get_question(s, question_id, out);
+}
+static inline int toro_store_list_questions(toro_store_t *s, const char *user_id, int limit, const char *cursor,
+                                            toro_question_t **items, size_t *n, char **next)
+{
+    assert(s && user_id && limit > 0 && items && n && next);
+    return s->ops->list_questions(s, user_id, limit, cursor, items, n, next);
+}
+static inline int toro_store_start_processing(toro_store_t *s, const char *user_id, const char *question_id,
+                                              const toro_event_t *ev, bool *first, int *attempts)
+{
+    assert(s && user_id && question_id && first && attempts);
+    return s->ops->start_processing(s, user_id, question_id, ev, first, attempts);
+}
+static inline int toro_store_complete(toro_store_t *s, const toro_question_t *result, const toro_event_t *ev)
+{
+    assert(s && result && result->user_id && result->question_id);
+    return s->ops->complete(s, result, ev);
+}
+static inline int toro_store_fail(toro_store_t *s, const char *user_id, const char *question_id,
+                                  const char *message, const toro_event_t *ev)
+{
+    assert(s && user_id && question_id && message);
+    return (s->ops->fail)(s, user_id, question_id, message, ev); /* parenthesized: cmocka defines fail() */
+}
+static inline int toro_store_put_connection(toro_store_t *s, const toro_connection_t *c)
+{
+    assert(s && c && c->connection_id && c->user_id && c->node);
+    return s->ops->put_connection(s, c);
+}
+static inline int toro_store_delete_connection(toro_store_t *s, const char *connection_id)
+{
+    assert(s && connection_id);
+    return s->ops->delete_connection(s, connection_id);
+}
+static inline int toro_store_list_connections(toro_store_t *s, const char *user_id, toro_connection_t **out,
+                                              size_t *n)
+{
+    assert(s && user_id && out && n);
+    return s->ops->list_connections(s, user_id, out, n);
+}
+static inline int toro_store_delete_node_connections(toro_store_t *s, const char *node)
+{
+    assert(s && node);
+    return s->ops->delete_node_connections(s, node);
+}
+static inline int toro_store_count_by_status(toro_store_t *s, long counts[TORO_STATUS_COUNT])
+{
+    assert(s && counts);
+    return s->ops->count_by_status(s, counts);
+}
+static inline int toro_store_ping(toro_store_t *s) { return s->ops->ping(s); }
+static inline toro_outbox_t *toro_store_outbox(toro_store_t *s)
+{
+    assert(s && s->ops->outbox);
+    return s->ops->outbox(s);
+}
+static inline void toro_store_set_urgent(toro_store_t *s, bool urgent)
+{
+    if (s->ops->set_urgent)
+        s->ops->set_urgent(s, urgent);
+}
 static inline void toro_store_close(toro_store_t *s)
 {
     if (s)

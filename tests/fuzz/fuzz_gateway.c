@@ -39,7 +39,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     toro_store_t *store;
     toro_bus_t *bus;
     char *err = NULL;
-    if (toro_store_sqlite_open(path, TORO_DB_SYNC_NORMAL, &store, &err) || toro_bus_local_open(path, 1000, &bus, &err))
+    if (toro_store_sqlite_open(path, TORO_DB_SYNC_NORMAL, &store, &err) || toro_bus_local_open(toro_store_outbox(store), 1000, &bus, &err))
         abort();
     toro_stage_ctx_defaults(&ctx);
     ctx.store = store;

@@ -96,7 +96,7 @@ static int setup(void **state)
     snprintf(f->path, sizeof f->path, "%s/toro.db", f->dir);
     char *err = NULL;
     assert_int_equal(toro_store_sqlite_open(f->path, TORO_DB_SYNC_NORMAL, &f->store, &err), 0);
-    assert_int_equal(toro_bus_local_open(f->path, 60000, &f->bus, &err), 0);
+    assert_int_equal(toro_bus_local_open(toro_store_outbox(f->store), 60000, &f->bus, &err), 0);
     f->ans.super.ops = &fake_ops;
     toro_stage_ctx_defaults(&f->ctx);
     f->ctx.store = f->store;
@@ -527,7 +527,7 @@ static void test_lease_released_on_reopen(void **state)
     /* the process "crashes"; a new run opens the same file */
     toro_bus_close(f->bus);
     char *err = NULL;
-    assert_int_equal(toro_bus_local_open(f->path, 60000, &f->bus, &err), 0);
+    assert_int_equal(toro_bus_local_open(toro_store_outbox(f->store), 60000, &f->bus, &err), 0);
     f->ctx.bus = f->bus;
     fetch(f, TORO_TOPIC_PROCESS, &m);
     assert_int_equal(m.deliveries, 2);

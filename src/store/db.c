@@ -1,5 +1,6 @@
-/* db.c: per-thread SQLite connections to one file (see db.h). */
-#include "core/db.h"
+/* db.c: per-thread SQLite connections to one file, a statement cache and the
+ * process-wide writer lock (see db.h). */
+#include "store/db.h"
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -1,19 +1,20 @@
 /* db.h: one SQLite database file shared by the threads of a process. Each
  * thread gets its own connection, opened on first use (WAL mode lets readers
  * run beside the single writer; busy_timeout absorbs writer contention).
- * Used by store/sqlite.c and bus/local.c; it knows no table of either. */
-#ifndef TORO_CORE_DB_H
-#define TORO_CORE_DB_H
+ * Used by store/sqlite.c only (the gateway reaches the writer priority
+ * through toro_store_set_urgent); it knows no table. */
+#ifndef TORO_STORE_DB_H
+#define TORO_STORE_DB_H
 
 #include <sqlite3.h>
 #include <stdbool.h>
 
+#include "store/store.h" /* toro_db_sync_t */
+
 typedef struct toro_db toro_db_t;
 
-typedef enum { TORO_DB_SYNC_NORMAL, TORO_DB_SYNC_FULL } toro_db_sync_t;
-
 /* Why: creates the file, switches it to WAL and runs schema_sql once.
- * *err (caller frees) explains a failure. */
+ * On failure *out is untouched and *err (caller frees) explains it. */
 int toro_db_open(const char *path, const char *schema_sql, toro_db_sync_t sync, toro_db_t **out, char **err);
 
 /* Why: the calling thread's connection (borrowed; closed at thread exit or

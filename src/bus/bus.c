@@ -1,0 +1,44 @@
+/* bus.c: what every bus implementation and user shares: message and outbox
+ * event clean-up, the publish wrapper and the default outbox wait. No
+ * backend code lives here. */
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus/bus.h"
+#include "core/error.h"
+#include "core/util.h"
+
+void toro_bus_msg_clear(toro_bus_msg_t *m)
+{
+    if (!m)
+        return;
+    free(m->payload);
+    memset(m, 0, sizeof *m);
+}
+
+int toro_bus_publish(toro_bus_t *b, const char *topic, const char *payload, const char *msg_id)
+{
+    assert(b && b->ops && topic && payload);
+    return b->ops->publish ? b->ops->publish(b, topic, payload, msg_id) : TORO_EINVAL;
+}
+
+void toro_outbox_events_clear(toro_outbox_event_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(out[i].topic);
+        free(out[i].payload);
+        memset(&out[i], 0, sizeof out[i]);
+    }
+}
+
+int toro_outbox_wait(toro_outbox_t *o, int wake_fd, int timeout_ms)
+{
+    assert(o && o->ops);
+    if (o->ops->wait)
+        return o->ops->wait(o, wake_fd, timeout_ms);
+    /* default: sleep, but return early when wake_fd is readable */
+    struct pollfd p = {.fd = wake_fd, .events = POLLIN};
+    poll(&p, wake_fd >= 0 ? 1 : 0, timeout_ms);
+    return 0;
+}
