@@ -1,0 +1,275 @@
+/* test_bus_contract.c: one contract for every bus.h implementation, run on
+ * the local bus (topics served from a SQLite store's outbox) and on NATS
+ * JetStream (fed from the same kind of outbox by the relay, bus/relay.c).
+ * Events enter the way they do in toro: a store commit writes them to its
+ * outbox (then kick). The contract: an empty topic times out with
+ * TORO_EEMPTY; a message comes back with its payload and delivery count; ack
+ * removes it; nack redelivers it (at once or after a delay) with one more
+ * delivery; dead removes it for good; order is kept; topics are separate; a
+ * message fetched and never acked comes back after its lease; interrupt ends
+ * waiting fetches. The NATS run uses TORO_TEST_NATS (default
+ * nats://127.0.0.1:4222) with streams of its own (prefix toro_unit_<pid>,
+ * deleted at the end). When that server is not reachable it fails under CI
+ * (env CI=true) and is skipped with the reason on stderr elsewhere. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <nats/nats.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bus/bus.h"
+#include "bus/relay.h"
+#include "core/error.h"
+#include "core/util.h"
+#include "store/store.h"
+
+#define LEASE_MS 600
+
+typedef struct fixture {
+    char path[128];        /* the store's SQLite file */
+    toro_store_t *store;
+    toro_bus_t *bus;
+    toro_relay_t *relay;   /* NATS only */
+    char prefix[64];       /* NATS only: stream prefix, or empty */
+    char server[256];      /* NATS only */
+} fixture_t;
+
+static int open_store(fixture_t *f, const char *tag)
+{
+    snprintf(f->path, sizeof f->path, "/tmp/toro_bus_contract_%s_%d.db", tag, (int)getpid());
+    unlink(f->path);
+    char *err = NULL;
+    int rc = toro_store_sqlite_open(f->path, TORO_DB_SYNC_NORMAL, &f->store, &err);
+    free(err);
+    return rc;
+}
+
+static int setup_local(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    char *err = NULL;
+    assert_int_equal(open_store(f, "local"), 0);
+    assert_int_equal(toro_bus_local_open(toro_store_outbox(f->store), LEASE_MS, &f->bus, &err), 0);
+    assert_false(toro_bus_can_publish(f->bus)); /* fed by the outbox only */
+    *state = f;
+    return 0;
+}
+
+static bool nats_up(const char *server)
+{
+    natsConnection *nc = NULL;
+    bool up = natsConnection_ConnectTo(&nc, server) == NATS_OK;
+    natsConnection_Destroy(nc);
+    return up;
+}
+
+static int setup_nats(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    const char *server = getenv("TORO_TEST_NATS");
+    snprintf(f->server, sizeof f->server, "%s", server ? server : "nats://127.0.0.1:4222");
+    if (!nats_up(f->server)) {
+        const char *ci = getenv("CI");
+        bool in_ci = ci && strcmp(ci, "true") == 0;
+        fprintf(stderr, "test_bus_contract: NATS at %s is not reachable: %s\n", f->server,
+                in_ci ? "failing (CI=true)" : "NATS tests skipped (set TORO_TEST_NATS)");
+        free(f);
+        *state = NULL;
+        return in_ci ? -1 : 0;
+    }
+    static int run;
+    snprintf(f->prefix, sizeof f->prefix, "toro_unit_%d_%d", (int)getpid(), run++);
+    char url[512], *err = NULL;
+    snprintf(url, sizeof url, "%s?prefix=%s&ack_wait_ms=%d", f->server, f->prefix, LEASE_MS);
+    assert_int_equal(open_store(f, "nats"), 0);
+    assert_int_equal(toro_bus_nats_open(url, &f->bus, &err), 0);
+    assert_true(toro_bus_can_publish(f->bus));
+    assert_int_equal(toro_relay_start(toro_store_outbox(f->store), f->bus, &f->relay, &err), 0);
+    *state = f;
+    return 0;
+}
+
+/* Deletes the run's streams so the shared server keeps nothing of it. */
+static void delete_streams(const fixture_t *f)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    const char *suffix[] = {"process", "notify", "dead"};
+    if (natsConnection_ConnectTo(&nc, f->server) == NATS_OK && natsConnection_JetStream(&js, nc, NULL) == NATS_OK) {
+        for (int i = 0; i < 3; i++) {
+            char name[128];
+            snprintf(name, sizeof name, "%s_%s", f->prefix, suffix[i]);
+            js_DeleteStream(js, name, NULL, NULL);
+        }
+    }
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    if (!f)
+        return 0;
+    toro_relay_stop(f->relay);
+    toro_bus_close(f->bus);
+    toro_store_close(f->store);
+    unlink(f->path);
+    if (f->prefix[0])
+        delete_streams(f);
+    free(f);
+    return 0;
+}
+
+static fixture_t *fixture_or_skip(void **state)
+{
+    if (!*state)
+        skip();
+    return *state;
+}
+
+/* Publishes the way toro does: a store commit with the event, then kick. */
+static void publish(fixture_t *f, const char *topic, const char *payload)
+{
+    char qid[37];
+    toro_uuid4(qid);
+    toro_question_t q = {.user_id = "bus", .question_id = qid, .question = "?", .created_at = toro_now_ms()};
+    toro_event_t ev = {topic, payload};
+    assert_int_equal(toro_store_create_question(f->store, &q, &ev), 0);
+    toro_bus_kick(f->bus, topic);
+}
+
+static void fetch_ok(fixture_t *f, const char *topic, toro_bus_msg_t *m, const char *payload, int deliveries)
+{
+    assert_int_equal(toro_bus_fetch(f->bus, topic, 5000, m), 0);
+    assert_string_equal(m->payload, payload);
+    assert_int_equal(m->deliveries, deliveries);
+}
+
+static void expect_empty(fixture_t *f, const char *topic, int ms)
+{
+    toro_bus_msg_t m;
+    assert_int_equal(toro_bus_fetch(f->bus, topic, ms, &m), TORO_EEMPTY);
+    assert_null(m.payload);
+}
+
+/* depth counts unacked messages; NATS updates it asynchronously */
+static void expect_depth(fixture_t *f, const char *topic, long want)
+{
+    long n = -1;
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(toro_bus_depth(f->bus, topic, &n), 0);
+        if (n == want)
+            return;
+        toro_sleep_ms(50);
+    }
+    assert_int_equal(n, want);
+}
+
+static void test_fetch_ack(void **state)
+{
+    fixture_t *f = fixture_or_skip(state);
+    toro_bus_msg_t m;
+    int64_t t0 = toro_mono_ms();
+    expect_empty(f, TORO_TOPIC_PROCESS, 200);
+    assert_true(toro_mono_ms() - t0 >= 150); /* it waited */
+    int64_t before = toro_now_ms();
+    publish(f, TORO_TOPIC_PROCESS, "{\"n\":1}");
+    fetch_ok(f, TORO_TOPIC_PROCESS, &m, "{\"n\":1}", 1);
+    assert_true(m.enqueued_at >= before - 1000 && m.enqueued_at <= toro_now_ms() + 1000);
+    assert_int_equal(toro_bus_ack(f->bus, TORO_TOPIC_PROCESS, &m), 0);
+    toro_bus_msg_clear(&m);
+    assert_null(m.payload);
+    expect_empty(f, TORO_TOPIC_PROCESS, 100);
+    expect_depth(f, TORO_TOPIC_PROCESS, 0);
+}
+
+static void test_nack_redelivers(void **state)
+{
+    fixture_t *f = fixture_or_skip(state);
+    toro_bus_msg_t m;
+    publish(f, TORO_TOPIC_PROCESS, "again");
+    fetch_ok(f, TORO_TOPIC_PROCESS, &m, "again", 1);
+    assert_int_equal(toro_bus_nack(f->bus, TORO_TOPIC_PROCESS, &m, 0), 0);
+    toro_bus_msg_clear(&m);
+    fetch_ok(f, TORO_TOPIC_PROCESS, &m, "again", 2);
+    /* with a delay: not before it */
+    assert_int_equal(toro_bus_nack(f->bus, TORO_TOPIC_PROCESS, &m, 700), 0);
+    toro_bus_msg_clear(&m);
+    expect_empty(f, TORO_TOPIC_PROCESS, 200);
+    fetch_ok(f, TORO_TOPIC_PROCESS, &m, "again", 3);
+    assert_int_equal(toro_bus_ack(f->bus, TORO_TOPIC_PROCESS, &m), 0);
+    toro_bus_msg_clear(&m);
+    expect_depth(f, TORO_TOPIC_PROCESS, 0);
+}
+
+static void test_dead_is_final(void **state)
+{
+    fixture_t *f = fixture_or_skip(state);
+    toro_bus_msg_t m;
+    publish(f, TORO_TOPIC_NOTIFY, "poison");
+    fetch_ok(f, TORO_TOPIC_NOTIFY, &m, "poison", 1);
+    assert_int_equal(toro_bus_dead(f->bus, TORO_TOPIC_NOTIFY, &m, "contract"), 0);
+    toro_bus_msg_clear(&m);
+    expect_empty(f, TORO_TOPIC_NOTIFY, LEASE_MS * 2); /* not even after the lease */
+    expect_depth(f, TORO_TOPIC_NOTIFY, 0);
+}
+
+static void test_order_and_topics(void **state)
+{
+    fixture_t *f = fixture_or_skip(state);
+    toro_bus_msg_t m;
+    publish(f, TORO_TOPIC_NOTIFY, "n1");
+    expect_empty(f, TORO_TOPIC_PROCESS, 200); /* topics are separate */
+    publish(f, TORO_TOPIC_NOTIFY, "n2");
+    publish(f, TORO_TOPIC_NOTIFY, "n3");
+    expect_depth(f, TORO_TOPIC_NOTIFY, 3);
+    const char *want[] = {"n1", "n2", "n3"};
+    for (int i = 0; i < 3; i++) {
+        fetch_ok(f, TORO_TOPIC_NOTIFY, &m, want[i], 1);
+        assert_int_equal(toro_bus_ack(f->bus, TORO_TOPIC_NOTIFY, &m), 0);
+        toro_bus_msg_clear(&m);
+    }
+    expect_depth(f, TORO_TOPIC_NOTIFY, 0);
+}
+
+/* A consumer that dies holding a message: it comes back after the lease. */
+static void test_unacked_comes_back(void **state)
+{
+    fixture_t *f = fixture_or_skip(state);
+    toro_bus_msg_t m;
+    publish(f, TORO_TOPIC_PROCESS, "lost");
+    fetch_ok(f, TORO_TOPIC_PROCESS, &m, "lost", 1);
+    toro_bus_msg_clear(&m); /* never acked */
+    expect_empty(f, TORO_TOPIC_PROCESS, LEASE_MS / 3);
+    toro_sleep_ms(LEASE_MS);
+    fetch_ok(f, TORO_TOPIC_PROCESS, &m, "lost", 2);
+    assert_int_equal(toro_bus_ack(f->bus, TORO_TOPIC_PROCESS, &m), 0);
+    toro_bus_msg_clear(&m);
+}
+
+static void test_interrupt(void **state)
+{
+    fixture_t *f = fixture_or_skip(state);
+    toro_bus_interrupt(f->bus);
+    publish(f, TORO_TOPIC_PROCESS, "late");
+    int64_t t0 = toro_mono_ms();
+    expect_empty(f, TORO_TOPIC_PROCESS, 3000);
+    assert_true(toro_mono_ms() - t0 < 1000);
+}
+
+#define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_local, teardown), cmocka_unit_test_setup_teardown(t, setup_nats, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        BOTH(test_fetch_ack),        BOTH(test_nack_redelivers),    BOTH(test_dead_is_final),
+        BOTH(test_order_and_topics), BOTH(test_unacked_comes_back), BOTH(test_interrupt),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
