@@ -359,107 +359,62 @@ static int guarded_update(PGconn *c, const char *sql, int n, const char *const *
     return rc;
 }
 
-/* One guarded status change, the central rule of the store: in one
- * transaction, lock the row and read its status, refuse a move
- * toro_status_can_move forbids (TORO_ECONFLICT), run the UPDATE (sql binds
- * $1 user_id, $2 question_id, $3 now, $4.. args; its WHERE repeats the
- * guard) and write ev with it (only when the question was pending if
- * ev_if_pending). *from and *attempts get the stored values before the
- * change; on failure nothing was written. */
-#define MAX_ARGS 8
-typedef struct transition {
-    const char *user_id, *question_id;
-    toro_status_t to;
-    const char *sql;
-    const char *const *args;
-    int n_args;
-    const toro_event_t *ev; /* NULL: announce nothing */
-    bool ev_if_pending;
-} transition_t;
+/* The UPDATE of each target status: $1 user_id, $2 question_id, $3 now,
+ * $4.. toro_transition_args; the WHERE repeats the guard. */
+static const char *const transition_sql[TORO_STATUS_COUNT] = {
+    [TORO_STATUS_PROCESSING] = "UPDATE questions SET status = 'processing', attempts = attempts + 1, updated_at = $3,"
+                               " processing_started_at = coalesce(processing_started_at, $3)"
+                               " WHERE user_id = $1 AND question_id = $2 AND status IN ('pending', 'processing')",
+    [TORO_STATUS_COMPLETED] = "UPDATE questions SET status = 'completed', answer = $4, sources = $5,"
+                              " found_relevant_docs = $6, model = $7, kb_version = $8, error_message = NULL,"
+                              " updated_at = $3, processed_at = $3"
+                              " WHERE user_id = $1 AND question_id = $2 AND status = 'processing'",
+    [TORO_STATUS_ERROR] = "UPDATE questions SET status = 'error', error_message = $4, updated_at = $3,"
+                          " processed_at = $3"
+                          " WHERE user_id = $1 AND question_id = $2 AND status IN ('pending', 'processing')",
+};
 
-static int transition_once(toro_store_t *s, const transition_t *t, toro_status_t *from, int *attempts)
+static int transition_once(toro_store_t *s, toro_transition_t *t, const char *const *args, int n_args)
 {
     PGconn *c = conn(s);
-    const char *p[3 + MAX_ARGS];
+    const char *p[3 + 5];
     char now[24];
-    assert(t->n_args >= 0 && t->n_args <= MAX_ARGS);
     int rc = begin(c);
     if (rc)
         return rc;
-    rc = lock_status(c, t->user_id, t->question_id, from, attempts);
-    if (rc)
-        goto out;
-    if (!toro_status_can_move(*from, t->to)) {
+    rc = lock_status(c, t->user_id, t->question_id, &t->from, &t->attempts);
+    if (rc == 0 && !toro_status_can_move(t->from, t->to))
         rc = TORO_ECONFLICT;
-        goto out;
-    }
+    if (rc)
+        return finish(c, rc);
     fmt_i64(now, toro_now_ms());
     p[0] = t->user_id;
     p[1] = t->question_id;
     p[2] = now;
-    for (int i = 0; i < t->n_args; i++)
-        p[3 + i] = t->args[i];
-    rc = guarded_update(c, t->sql, 3 + t->n_args, p);
-    if (rc == 0 && (!t->ev_if_pending || *from == TORO_STATUS_PENDING))
+    for (int i = 0; i < n_args; i++)
+        p[3 + i] = args[i];
+    rc = guarded_update(c, transition_sql[t->to], 3 + n_args, p);
+    if (rc == 0 && (!t->ev_if_pending || t->from == TORO_STATUS_PENDING))
         rc = outbox_put(c, t->ev);
-out:
     return finish(c, rc);
 }
 
-static int transition(toro_store_t *s, const transition_t *t, toro_status_t *from, int *attempts)
+/* The guarded status change (store.h, toro_transition_t): one transaction
+ * with the row locked, retried once on a dropped connection (a commit that
+ * did land turns into ECONFLICT, never into a second change). On failure
+ * nothing was written. */
+static int s_transition(toro_store_t *s, toro_transition_t *t)
 {
+    const char *args[5];
+    char *owned = NULL;
     int rc;
-    WITH_RETRY(transition_once(s, t, from, attempts));
+    assert(t->to < TORO_STATUS_COUNT && transition_sql[t->to]);
+    int n_args = toro_transition_args(t, "true", "false", args, &owned);
+    if (n_args < 0)
+        return n_args;
+    WITH_RETRY(transition_once(s, t, args, n_args));
+    free(owned);
     return rc;
-}
-
-static int s_start(toro_store_t *s, const char *user_id, const char *question_id, const toro_event_t *ev, bool *first,
-                   int *attempts)
-{
-    toro_status_t from;
-    const transition_t t = {user_id, question_id, TORO_STATUS_PROCESSING,
-                            "UPDATE questions SET status = 'processing', attempts = attempts + 1, updated_at = $3,"
-                            " processing_started_at = coalesce(processing_started_at, $3)"
-                            " WHERE user_id = $1 AND question_id = $2 AND status IN ('pending', 'processing')",
-                            NULL, 0, ev, true};
-    int rc = transition(s, &t, &from, attempts);
-    if (rc == 0) {
-        *first = from == TORO_STATUS_PENDING;
-        *attempts += 1;
-    }
-    return rc;
-}
-
-static int s_complete(toro_store_t *s, const toro_question_t *q, const toro_event_t *ev)
-{
-    toro_status_t from;
-    char *sources = toro_sources_dump(q->sources, q->n_sources);
-    if (!sources)
-        return TORO_ENOMEM;
-    const char *args[] = {q->answer ? q->answer : "", sources, q->found_relevant_docs ? "true" : "false", q->model,
-                          q->kb_version};
-    const transition_t t = {q->user_id, q->question_id, TORO_STATUS_COMPLETED,
-                            "UPDATE questions SET status = 'completed', answer = $4, sources = $5,"
-                            " found_relevant_docs = $6, model = $7, kb_version = $8, error_message = NULL,"
-                            " updated_at = $3, processed_at = $3"
-                            " WHERE user_id = $1 AND question_id = $2 AND status = 'processing'",
-                            args, 5, ev, false};
-    int rc = transition(s, &t, &from, NULL);
-    free(sources);
-    return rc;
-}
-
-static int s_fail(toro_store_t *s, const char *user_id, const char *question_id, const char *message,
-                  const toro_event_t *ev)
-{
-    toro_status_t from;
-    const char *args[] = {message};
-    const transition_t t = {user_id, question_id, TORO_STATUS_ERROR,
-                            "UPDATE questions SET status = 'error', error_message = $4, updated_at = $3,"
-                            " processed_at = $3"
-                            " WHERE user_id = $1 AND question_id = $2 AND status IN ('pending', 'processing')",
-                            args, 1, ev, false};
-    return transition(s, &t, &from, NULL);
 }
 
 static int simple_once(toro_store_t *s, const char *sql, int n, const char *const *p)
@@ -781,9 +736,7 @@ static const toro_store_ops_t pg_ops = {
     .create_question = s_create,
     .get_question = s_get,
     .list_questions = s_list,
-    .start_processing = s_start,
-    .complete = s_complete,
-    .fail = s_fail,
+    .transition = s_transition,
     .put_connection = s_put_conn,
     .delete_connection = s_del_conn,
     .list_connections = s_list_conn,

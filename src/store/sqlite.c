@@ -270,101 +270,65 @@ out:
     return rc;
 }
 
-/* One guarded status change, the central rule of the store: in one
- * transaction, read the status, refuse a move toro_status_can_move forbids
- * (TORO_ECONFLICT), run the UPDATE (sql binds ?1 user_id, ?2 question_id,
- * ?3 now, ?4.. args as text; NULL binds NULL) and write ev with it (only
- * when the question was pending if ev_if_pending). *from and *attempts get
- * the stored values before the change; on failure nothing was written. */
-typedef struct transition {
-    const char *user_id, *question_id;
-    toro_status_t to;
-    const char *sql;
-    const char *const *args;
-    int n_args;
-    const toro_event_t *ev; /* NULL: announce nothing */
-    bool ev_if_pending;
-} transition_t;
+/* The UPDATE of each target status: ?1 user_id, ?2 question_id, ?3 now,
+ * ?4.. toro_transition_args. */
+static const char *const transition_sql[TORO_STATUS_COUNT] = {
+    [TORO_STATUS_PROCESSING] = "UPDATE questions SET status = 'processing', attempts = attempts + 1, updated_at = ?3,"
+                               " processing_started_at = coalesce(processing_started_at, ?3)"
+                               " WHERE user_id = ?1 AND question_id = ?2",
+    [TORO_STATUS_COMPLETED] = "UPDATE questions SET status = 'completed', answer = ?4, sources = ?5,"
+                              " found_relevant_docs = CAST(?6 AS INTEGER), model = ?7, kb_version = ?8,"
+                              " error_message = NULL, updated_at = ?3, processed_at = ?3"
+                              " WHERE user_id = ?1 AND question_id = ?2",
+    [TORO_STATUS_ERROR] = "UPDATE questions SET status = 'error', error_message = ?4, updated_at = ?3,"
+                          " processed_at = ?3 WHERE user_id = ?1 AND question_id = ?2",
+};
 
-static int transition(toro_store_t *s, const transition_t *t, toro_status_t *from, int *attempts)
+/* Runs t's UPDATE inside the caller's transaction. */
+static int update_status(sqlite3 *c, const toro_transition_t *t, const char *const *args, int n_args)
 {
-    sqlite3 *c = conn(s);
     sqlite3_stmt *st = NULL;
+    int rc = TORO_EIO;
+    if (toro_db_prepare(c, transition_sql[t->to], -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, t->user_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, t->question_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, toro_now_ms());
+        for (int i = 0; i < n_args; i++)
+            sqlite3_bind_text(st, 4 + i, args[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_DONE)
+            rc = 0;
+    }
+    toro_db_done(st);
+    return rc;
+}
+
+/* The guarded status change (store.h, toro_transition_t): one BEGIN
+ * IMMEDIATE transaction; on failure nothing was written. */
+static int s_transition(toro_store_t *s, toro_transition_t *t)
+{
+    const char *args[5];
+    char *owned = NULL;
     bool wrote_ev = false;
-    assert(t->user_id && t->question_id && t->sql && t->n_args >= 0);
+    assert(t->to < TORO_STATUS_COUNT && transition_sql[t->to]);
+    int n_args = toro_transition_args(t, "1", "0", args, &owned);
+    if (n_args < 0)
+        return n_args;
+    sqlite3 *c = conn(s);
     int rc = begin(c);
     if (rc)
-        return rc;
-    rc = read_status(c, t->user_id, t->question_id, from, attempts);
-    if (rc)
         goto out;
-    if (!toro_status_can_move(*from, t->to)) {
+    rc = read_status(c, t->user_id, t->question_id, &t->from, &t->attempts);
+    if (rc == 0 && !toro_status_can_move(t->from, t->to))
         rc = TORO_ECONFLICT;
-        goto out;
-    }
-    rc = TORO_EIO;
-    if (toro_db_prepare(c, t->sql, -1, &st, NULL) != SQLITE_OK)
-        goto out;
-    sqlite3_bind_text(st, 1, t->user_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, t->question_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, toro_now_ms());
-    for (int i = 0; i < t->n_args; i++)
-        sqlite3_bind_text(st, 4 + i, t->args[i], -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        goto out;
-    wrote_ev = t->ev && (!t->ev_if_pending || *from == TORO_STATUS_PENDING);
-    rc = wrote_ev ? outbox_put(c, t->ev) : 0;
+    if (rc == 0)
+        rc = update_status(c, t, args, n_args);
+    wrote_ev = rc == 0 && t->ev && (!t->ev_if_pending || t->from == TORO_STATUS_PENDING);
+    if (wrote_ev)
+        rc = outbox_put(c, t->ev);
+    rc = finish(s, c, rc, wrote_ev);
 out:
-    toro_db_done(st);
-    return finish(s, c, rc, wrote_ev);
-}
-
-static int s_start(toro_store_t *s, const char *user_id, const char *question_id, const toro_event_t *ev, bool *first,
-                   int *attempts)
-{
-    toro_status_t from;
-    const transition_t t = {user_id, question_id, TORO_STATUS_PROCESSING,
-                            "UPDATE questions SET status = 'processing', attempts = attempts + 1, updated_at = ?3,"
-                            " processing_started_at = coalesce(processing_started_at, ?3)"
-                            " WHERE user_id = ?1 AND question_id = ?2",
-                            NULL, 0, ev, true};
-    int rc = transition(s, &t, &from, attempts);
-    if (rc == 0) {
-        *first = from == TORO_STATUS_PENDING;
-        *attempts += 1;
-    }
+    free(owned);
     return rc;
-}
-
-static int s_complete(toro_store_t *s, const toro_question_t *r, const toro_event_t *ev)
-{
-    toro_status_t from;
-    char *sources = toro_sources_dump(r->sources, r->n_sources);
-    if (!sources)
-        return TORO_ENOMEM;
-    const char *args[] = {r->answer ? r->answer : "", sources, r->found_relevant_docs ? "1" : "0", r->model,
-                          r->kb_version};
-    const transition_t t = {r->user_id, r->question_id, TORO_STATUS_COMPLETED,
-                            "UPDATE questions SET status = 'completed', answer = ?4, sources = ?5,"
-                            " found_relevant_docs = CAST(?6 AS INTEGER), model = ?7, kb_version = ?8,"
-                            " error_message = NULL, updated_at = ?3, processed_at = ?3"
-                            " WHERE user_id = ?1 AND question_id = ?2",
-                            args, 5, ev, false};
-    int rc = transition(s, &t, &from, NULL);
-    free(sources);
-    return rc;
-}
-
-static int s_fail(toro_store_t *s, const char *user_id, const char *question_id, const char *message,
-                  const toro_event_t *ev)
-{
-    toro_status_t from;
-    const char *args[] = {message};
-    const transition_t t = {user_id, question_id, TORO_STATUS_ERROR,
-                            "UPDATE questions SET status = 'error', error_message = ?4, updated_at = ?3,"
-                            " processed_at = ?3 WHERE user_id = ?1 AND question_id = ?2",
-                            args, 1, ev, false};
-    return transition(s, &t, &from, NULL);
 }
 
 static int exec_text(toro_store_t *s, const char *sql, const char *a, const char *b, const char *d, int64_t e)
@@ -673,9 +637,7 @@ static const toro_store_ops_t sqlite_ops = {
     .create_questions = s_create_many,
     .get_question = s_get,
     .list_questions = s_list,
-    .start_processing = s_start,
-    .complete = s_complete,
-    .fail = s_fail,
+    .transition = s_transition,
     .put_connection = s_put_conn,
     .delete_connection = s_del_conn,
     .list_connections = s_list_conn,

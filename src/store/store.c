@@ -17,6 +17,60 @@ int toro_store_create_each(toro_store_t *s, const toro_question_t *qs, const tor
     return rc;
 }
 
+int toro_transition_args(const toro_transition_t *t, const char *yes, const char *no, const char *args[5],
+                         char **owned)
+{
+    *owned = NULL;
+    if (t->to == TORO_STATUS_ERROR) {
+        args[0] = t->message;
+        return 1;
+    }
+    if (t->to != TORO_STATUS_COMPLETED)
+        return 0;
+    const toro_question_t *r = t->result;
+    assert(r);
+    if (!(*owned = toro_sources_dump(r->sources, r->n_sources)))
+        return TORO_ENOMEM;
+    args[0] = r->answer ? r->answer : "";
+    args[1] = *owned;
+    args[2] = r->found_relevant_docs ? yes : no;
+    args[3] = r->model;
+    args[4] = r->kb_version;
+    return 5;
+}
+
+int toro_store_start_processing(toro_store_t *s, const char *user_id, const char *question_id,
+                                const toro_event_t *ev, bool *first, int *attempts)
+{
+    assert(s && user_id && question_id && first && attempts);
+    toro_transition_t t = {.user_id = user_id, .question_id = question_id, .to = TORO_STATUS_PROCESSING,
+                           .ev = ev, .ev_if_pending = true};
+    int rc = s->ops->transition(s, &t);
+    *attempts = t.attempts;
+    if (rc == 0) {
+        *first = t.from == TORO_STATUS_PENDING;
+        *attempts += 1;
+    }
+    return rc;
+}
+
+int toro_store_complete(toro_store_t *s, const toro_question_t *result, const toro_event_t *ev)
+{
+    assert(s && result && result->user_id && result->question_id);
+    toro_transition_t t = {.user_id = result->user_id, .question_id = result->question_id,
+                           .to = TORO_STATUS_COMPLETED, .result = result, .ev = ev};
+    return s->ops->transition(s, &t);
+}
+
+int toro_store_fail(toro_store_t *s, const char *user_id, const char *question_id, const char *message,
+                    const toro_event_t *ev)
+{
+    assert(s && user_id && question_id && message);
+    toro_transition_t t = {.user_id = user_id, .question_id = question_id, .to = TORO_STATUS_ERROR,
+                           .message = message, .ev = ev};
+    return s->ops->transition(s, &t);
+}
+
 void toro_connections_free(toro_connection_t *items, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

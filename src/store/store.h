@@ -34,7 +34,22 @@ typedef struct toro_connection {
     int64_t connected_at;
 } toro_connection_t;
 
-/* Version 2 added create_questions' results, outbox and set_urgent. */
+/* A guarded status change and its event, one transaction: the store reads
+ * the status, refuses a move toro_status_can_move forbids (TORO_ECONFLICT),
+ * writes the change and, with it, ev. The engines differ only in SQL. */
+typedef struct toro_transition {
+    const char *user_id, *question_id;
+    toro_status_t to;              /* PROCESSING, COMPLETED or ERROR */
+    const toro_question_t *result; /* to COMPLETED: answer, sources, found_relevant_docs, model, kb_version */
+    const char *message;           /* to ERROR: error_message */
+    const toro_event_t *ev;        /* written with the change; NULL: none */
+    bool ev_if_pending;            /* write ev only when the question was pending */
+    toro_status_t from;            /* out: the status before (0 and ECONFLICT) */
+    int attempts;                  /* out: attempts before (0 and ECONFLICT) */
+} toro_transition_t;
+
+/* Version 2: create_questions reports results; transition replaces
+ * start_processing, complete and fail; outbox and set_urgent. */
 #define TORO_STORE_OPS_VERSION 2
 
 typedef struct toro_store_ops {
@@ -54,16 +69,9 @@ typedef struct toro_store_ops {
      * NULL on the last page. TORO_EINVAL for a cursor this store never made. */
     int (*list_questions)(toro_store_t *s, const char *user_id, int limit, const char *cursor,
                           toro_question_t **items, size_t *n, char **next);
-    /* pending|processing -> processing, attempts + 1. Writes ev only when the
-     * question was pending (*first = true). TORO_ECONFLICT when terminal
-     * (then *attempts holds the stored count). */
-    int (*start_processing)(toro_store_t *s, const char *user_id, const char *question_id, const toro_event_t *ev,
-                            bool *first, int *attempts);
-    /* processing -> completed with the answer fields of result. ECONFLICT otherwise. */
-    int (*complete)(toro_store_t *s, const toro_question_t *result, const toro_event_t *ev);
-    /* pending|processing -> error. ECONFLICT when already terminal. */
-    int (*fail)(toro_store_t *s, const char *user_id, const char *question_id, const char *message,
-                const toro_event_t *ev);
+    /* The one guarded status change (see toro_transition_t); the stages call
+     * it through toro_store_start_processing / _complete / _fail. */
+    int (*transition)(toro_store_t *s, toro_transition_t *t);
     int (*put_connection)(toro_store_t *s, const toro_connection_t *c);
     int (*delete_connection)(toro_store_t *s, const char *connection_id);
     int (*list_connections)(toro_store_t *s, const char *user_id, toro_connection_t **out, size_t *n);
@@ -106,6 +114,24 @@ int toro_store_postgres_migrate(const char *url, int *from, int *to, char **err)
 int toro_store_create_each(toro_store_t *s, const toro_question_t *qs, const toro_event_t *evs, size_t n,
                            int *results);
 
+/* The update arguments of t for an engine (store.c): to COMPLETED answer,
+ * sources (JSON, *owned: caller frees), found (yes / no), model, kb_version;
+ * to ERROR message; none to PROCESSING. Returns the count, or TORO_ENOMEM
+ * (then *owned is NULL). */
+int toro_transition_args(const toro_transition_t *t, const char *yes, const char *no, const char *args[5],
+                         char **owned);
+
+/* Why: the process stage's three moves (store.c), over ops->transition.
+ * start: pending|processing -> processing, attempts + 1; writes ev only on
+ * the first move (*first). TORO_ECONFLICT when terminal; *attempts then
+ * holds the stored count. complete: processing -> completed with the
+ * answer fields of result. fail: pending|processing -> error. */
+int toro_store_start_processing(toro_store_t *s, const char *user_id, const char *question_id,
+                                const toro_event_t *ev, bool *first, int *attempts);
+int toro_store_complete(toro_store_t *s, const toro_question_t *result, const toro_event_t *ev);
+int toro_store_fail(toro_store_t *s, const char *user_id, const char *question_id, const char *message,
+                    const toro_event_t *ev);
+
 /* Wrappers (curl style: the NULL check of an optional method lives here). */
 static inline int toro_store_create_question(toro_store_t *s, const toro_question_t *q, const toro_event_t *ev)
 {
@@ -131,23 +157,6 @@ static inline int toro_store_list_questions(toro_store_t *s, const char *user_id
 {
     assert(s && user_id && limit > 0 && items && n && next);
     return s->ops->list_questions(s, user_id, limit, cursor, items, n, next);
-}
-static inline int toro_store_start_processing(toro_store_t *s, const char *user_id, const char *question_id,
-                                              const toro_event_t *ev, bool *first, int *attempts)
-{
-    assert(s && user_id && question_id && first && attempts);
-    return s->ops->start_processing(s, user_id, question_id, ev, first, attempts);
-}
-static inline int toro_store_complete(toro_store_t *s, const toro_question_t *result, const toro_event_t *ev)
-{
-    assert(s && result && result->user_id && result->question_id);
-    return s->ops->complete(s, result, ev);
-}
-static inline int toro_store_fail(toro_store_t *s, const char *user_id, const char *question_id,
-                                  const char *message, const toro_event_t *ev)
-{
-    assert(s && user_id && question_id && message);
-    return (s->ops->fail)(s, user_id, question_id, message, ev); /* parenthesized: cmocka defines fail() */
 }
 static inline int toro_store_put_connection(toro_store_t *s, const toro_connection_t *c)
 {

@@ -143,7 +143,7 @@ static void ingest(fixture_t *f, const char *user, const char *question, char qi
 static toro_status_t status_of(fixture_t *f, const char *qid, toro_question_t *out)
 {
     toro_question_t q = {0};
-    assert_int_equal(f->store->ops->get_question(f->store, qid, &q), 0);
+    assert_int_equal(toro_store_get_question(f->store, qid, &q), 0);
     toro_status_t s = q.status;
     if (out)
         *out = q;
@@ -173,9 +173,9 @@ static void test_pipeline(void **state)
     char qid[37];
     toro_connection_t c1 = {"conn-1", "ana", "node-a", 1}, gone = {"gone-1", "ana", "node-a", 2},
                       other = {"conn-9", "bia", "node-a", 3};
-    assert_int_equal(f->store->ops->put_connection(f->store, &c1), 0);
-    assert_int_equal(f->store->ops->put_connection(f->store, &gone), 0);
-    assert_int_equal(f->store->ops->put_connection(f->store, &other), 0);
+    assert_int_equal(toro_store_put_connection(f->store, &c1), 0);
+    assert_int_equal(toro_store_put_connection(f->store, &gone), 0);
+    assert_int_equal(toro_store_put_connection(f->store, &other), 0);
     ingest(f, "ana", "O que é CDB?", qid);
     assert_int_equal(status_of(f, qid, NULL), TORO_STATUS_PENDING);
     assert_int_equal(depth(f, TORO_TOPIC_PROCESS), 1);
@@ -207,7 +207,7 @@ static void test_pipeline(void **state)
     assert_non_null(strstr(f->posted.last, "\"answer\":\"Resposta 1"));
     toro_connection_t *conns;
     size_t n;
-    assert_int_equal(f->store->ops->list_connections(f->store, "ana", &conns, &n), 0);
+    assert_int_equal(toro_store_list_connections(f->store, "ana", &conns, &n), 0);
     assert_int_equal(n, 1); /* the gone connection was removed */
     assert_string_equal(conns[0].connection_id, "conn-1");
     toro_connections_free(conns, n);
@@ -249,7 +249,7 @@ static void test_crash_mid_processing(void **state)
     int attempts = 0;
     char *ev = toro_event_encode("ana", qid, TORO_STATUS_PROCESSING);
     toro_event_t e = {TORO_TOPIC_NOTIFY, ev};
-    assert_int_equal(f->store->ops->start_processing(f->store, "ana", qid, &e, &first, &attempts), 0);
+    assert_int_equal(toro_store_start_processing(f->store, "ana", qid, &e, &first, &attempts), 0);
     assert_true(first);
     free(ev);
     assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), 1);
@@ -292,7 +292,7 @@ static void test_retry_exhausted_marks_error(void **state)
     f->ctx.max_attempts = 3;
     char qid[37];
     toro_connection_t c1 = {"conn-1", "ana", "node-a", 1};
-    assert_int_equal(f->store->ops->put_connection(f->store, &c1), 0);
+    assert_int_equal(toro_store_put_connection(f->store, &c1), 0);
     ingest(f, "ana", "O que é CRI?", qid);
     for (int i = 1; i <= 3; i++) {
         toro_bus_msg_t m;
@@ -355,16 +355,16 @@ static void test_guarded_updates(void **state)
     ingest(f, "ana", "O que é Selic?", qid);
     toro_question_t r = {.user_id = "ana", .question_id = qid, .answer = "x", .model = "m", .kb_version = "v"};
     /* completed only from processing */
-    assert_int_equal(f->store->ops->complete(f->store, &r, NULL), TORO_ECONFLICT);
+    assert_int_equal(toro_store_complete(f->store, &r, NULL), TORO_ECONFLICT);
     bool first;
     int attempts;
-    assert_int_equal(f->store->ops->start_processing(f->store, "ana", qid, NULL, &first, &attempts), 0);
-    assert_int_equal(f->store->ops->complete(f->store, &r, NULL), 0);
+    assert_int_equal(toro_store_start_processing(f->store, "ana", qid, NULL, &first, &attempts), 0);
+    assert_int_equal(toro_store_complete(f->store, &r, NULL), 0);
     /* terminal: no way back */
-    assert_int_equal(f->store->ops->start_processing(f->store, "ana", qid, NULL, &first, &attempts), TORO_ECONFLICT);
-    assert_int_equal((f->store->ops->fail)(f->store, "ana", qid, "late", NULL), TORO_ECONFLICT);
+    assert_int_equal(toro_store_start_processing(f->store, "ana", qid, NULL, &first, &attempts), TORO_ECONFLICT);
+    assert_int_equal(toro_store_fail(f->store, "ana", qid, "late", NULL), TORO_ECONFLICT);
     r.answer = "another answer";
-    assert_int_equal(f->store->ops->complete(f->store, &r, NULL), TORO_ECONFLICT);
+    assert_int_equal(toro_store_complete(f->store, &r, NULL), TORO_ECONFLICT);
     toro_question_t q;
     assert_int_equal(status_of(f, qid, &q), TORO_STATUS_COMPLETED);
     assert_string_equal(q.answer, "x");
@@ -372,7 +372,7 @@ static void test_guarded_updates(void **state)
     /* a question of another user under the same id cannot be created */
     toro_question_t dup = {.user_id = "ana", .question_id = qid, .question = "q", .created_at = 1};
     toro_event_t ev = {TORO_TOPIC_PROCESS, "{}"};
-    assert_int_equal(f->store->ops->create_question(f->store, &dup, &ev), TORO_ECONFLICT);
+    assert_int_equal(toro_store_create_question(f->store, &dup, &ev), TORO_ECONFLICT);
 }
 
 static void test_pagination(void **state)
@@ -387,11 +387,11 @@ static void test_pagination(void **state)
         char text[32];
         snprintf(text, sizeof text, "pergunta %d", i);
         toro_question_t q = {.user_id = "ana", .question_id = ids[i], .question = text, .created_at = times[i]};
-        assert_int_equal(f->store->ops->create_question(f->store, &q, &ev), 0);
+        assert_int_equal(toro_store_create_question(f->store, &q, &ev), 0);
     }
     toro_question_t b = {.user_id = "bia", .question_id = "00000000-0000-4000-8000-000000000099", .question = "x",
                          .created_at = 3500};
-    assert_int_equal(f->store->ops->create_question(f->store, &b, &ev), 0);
+    assert_int_equal(toro_store_create_question(f->store, &b, &ev), 0);
 
     /* expected order: newest first, ties by question id descending */
     const int order[] = {6, 5, 4, 3, 2, 1, 0};
@@ -401,7 +401,7 @@ static void test_pagination(void **state)
         toro_question_t *items;
         size_t n;
         char *next = NULL;
-        assert_int_equal(f->store->ops->list_questions(f->store, "ana", 3, cursor, &items, &n, &next), 0);
+        assert_int_equal(toro_store_list_questions(f->store, "ana", 3, cursor, &items, &n, &next), 0);
         pages++;
         for (size_t i = 0; i < n; i++) {
             assert_true(seen < 7);
@@ -419,13 +419,13 @@ static void test_pagination(void **state)
     toro_question_t *items;
     size_t n;
     char *next;
-    assert_int_equal(f->store->ops->list_questions(f->store, "ana", 7, NULL, &items, &n, &next), 0);
+    assert_int_equal(toro_store_list_questions(f->store, "ana", 7, NULL, &items, &n, &next), 0);
     assert_int_equal(n, 7);
     assert_null(next); /* exactly one page: no token */
     toro_questions_free(items, n);
-    assert_int_equal(f->store->ops->list_questions(f->store, "ana", 3, "not-a-token!", &items, &n, &next), TORO_EINVAL);
-    assert_int_equal(f->store->ops->list_questions(f->store, "ana", 3, "Zm9v", &items, &n, &next), TORO_EINVAL);
-    assert_int_equal(f->store->ops->list_questions(f->store, "nobody", 3, NULL, &items, &n, &next), 0);
+    assert_int_equal(toro_store_list_questions(f->store, "ana", 3, "not-a-token!", &items, &n, &next), TORO_EINVAL);
+    assert_int_equal(toro_store_list_questions(f->store, "ana", 3, "Zm9v", &items, &n, &next), TORO_EINVAL);
+    assert_int_equal(toro_store_list_questions(f->store, "nobody", 3, NULL, &items, &n, &next), 0);
     assert_int_equal(n, 0);
     toro_questions_free(items, n);
 }
@@ -452,7 +452,7 @@ static void test_unreachable_gateway_redelivers_update(void **state)
     fixture_t *f = *state;
     char qid[37];
     toro_connection_t c = {"down-1", "ana", "node-b", 1};
-    assert_int_equal(f->store->ops->put_connection(f->store, &c), 0);
+    assert_int_equal(toro_store_put_connection(f->store, &c), 0);
     ingest(f, "ana", "O que é LCA?", qid);
     toro_bus_msg_t m;
     fetch(f, TORO_TOPIC_PROCESS, &m);
@@ -471,7 +471,7 @@ static void test_unreachable_gateway_redelivers_update(void **state)
     /* the connection row survived: it was unreachable, not gone */
     toro_connection_t *conns;
     size_t n;
-    assert_int_equal(f->store->ops->list_connections(f->store, "ana", &conns, &n), 0);
+    assert_int_equal(toro_store_list_connections(f->store, "ana", &conns, &n), 0);
     assert_int_equal(n, 1);
     toro_connections_free(conns, n);
 }
@@ -502,7 +502,7 @@ static void test_group_commit_all_or_none(void **state)
     assert_int_equal(results[0], TORO_ECONFLICT);
     assert_int_equal(results[1], TORO_ECONFLICT);
     toro_question_t q = {0};
-    assert_int_equal(f->store->ops->get_question(f->store, again[0].q.question_id, &q), TORO_ENOTFOUND);
+    assert_int_equal(toro_store_get_question(f->store, again[0].q.question_id, &q), TORO_ENOTFOUND);
     assert_int_equal(depth(f, TORO_TOPIC_PROCESS), 3);
     /* prepare enforces the token's user */
     toro_ingest_item_t bad;
