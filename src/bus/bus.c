@@ -23,6 +23,18 @@ int toro_bus_publish(toro_bus_t *b, const char *topic, const char *payload, cons
     return b->ops->publish ? b->ops->publish(b, topic, payload, msg_id) : TORO_EINVAL;
 }
 
+static int cmp_event(const void *a, const void *b)
+{
+    int64_t x = ((const toro_outbox_event_t *)a)->id, y = ((const toro_outbox_event_t *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+void toro_outbox_events_sort(toro_outbox_event_t *evs, size_t n)
+{
+    if (n > 1)
+        qsort(evs, n, sizeof *evs, cmp_event);
+}
+
 void toro_outbox_events_clear(toro_outbox_event_t *out, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

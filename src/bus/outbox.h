@@ -80,6 +80,9 @@ static inline int toro_outbox_depth(toro_outbox_t *o, const char *topic, long *o
  * events arrive (PostgreSQL's LISTEN) wakes it early. */
 int toro_outbox_wait(toro_outbox_t *o, int wake_fd, int timeout_ms);
 
+/* Why: engines whose claim returns rows in no set order (UPDATE ...
+ * RETURNING) sort them by id here. */
+void toro_outbox_events_sort(toro_outbox_event_t *evs, size_t n);
 /* Frees the fields of out[0..n) (not the array). */
 void toro_outbox_events_clear(toro_outbox_event_t *out, size_t n);
 

@@ -574,12 +574,6 @@ static int claim_once(toro_store_t *s, const char *topic, int max, int lease_ms,
     return rc;
 }
 
-static int cmp_event(const void *a, const void *b)
-{
-    int64_t x = ((const toro_outbox_event_t *)a)->id, y = ((const toro_outbox_event_t *)b)->id;
-    return x < y ? -1 : x > y;
-}
-
 static int o_claim(toro_outbox_t *o, const char *topic, int max, int lease_ms, toro_outbox_event_t *out, size_t *n)
 {
     toro_store_t *s = of_outbox(o);
@@ -591,7 +585,7 @@ static int o_claim(toro_outbox_t *o, const char *topic, int max, int lease_ms, t
         toro_outbox_events_clear(out, *n);
         *n = 0;
     }
-    qsort(out, *n, sizeof *out, cmp_event); /* RETURNING has no order */
+    toro_outbox_events_sort(out, *n); /* RETURNING has no order */
     return rc;
 }
 

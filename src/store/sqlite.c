@@ -448,12 +448,6 @@ static int s_ping(toro_store_t *s)
 
 /* The outbox (bus/outbox.h). Claims run as one UPDATE ... RETURNING under
  * the writer lock; its rows come back in no set order, so they are sorted. */
-static int cmp_event(const void *a, const void *b)
-{
-    int64_t x = ((const toro_outbox_event_t *)a)->id, y = ((const toro_outbox_event_t *)b)->id;
-    return x < y ? -1 : x > y;
-}
-
 static int o_claim(toro_outbox_t *o, const char *topic, int max, int lease_ms, toro_outbox_event_t *out, size_t *n)
 {
     sqlite3 *c = toro_db_conn(of_outbox(o)->db);
@@ -497,7 +491,7 @@ out:
         toro_outbox_events_clear(out, *n);
         *n = 0;
     }
-    qsort(out, *n, sizeof *out, cmp_event);
+    toro_outbox_events_sort(out, *n);
     return rc;
 }
 
