@@ -674,6 +674,18 @@ static int o_depth(toro_outbox_t *o, const char *topic, long *out)
     return rc;
 }
 
+/* Frees the notifications libpq holds; whether there were any. */
+static bool drain_notifies(PGconn *c)
+{
+    bool any = false;
+    PGnotify *nt;
+    while ((nt = PQnotifies(c)) != NULL) {
+        PQfreemem(nt);
+        any = true;
+    }
+    return any;
+}
+
 /* LISTENs on the calling thread's connection (once per connection) and
  * waits for a NOTIFY of a commit, wake_fd or the timeout. */
 static int o_wait(toro_outbox_t *o, int wake_fd, int timeout_ms)
@@ -684,13 +696,16 @@ static int o_wait(toro_outbox_t *o, int wake_fd, int timeout_ms)
     if (c && slot && !slot->listening)
         slot->listening = exec0(c, "LISTEN " OUTBOX_CHANNEL, 0, NULL) == 0;
     struct pollfd fds[2] = {{.fd = wake_fd, .events = POLLIN}, {.fd = -1, .events = POLLIN}};
-    if (c && slot && slot->listening)
+    if (c && slot && slot->listening) {
         fds[1].fd = PQsocket(c);
-    if (poll(fds, 2, timeout_ms) > 0 && fds[1].fd >= 0 && (fds[1].revents & POLLIN))
         PQconsumeInput(c);
-    PGnotify *nt;
-    while (c && (nt = PQnotifies(c)) != NULL)
-        PQfreemem(nt);
+        if (drain_notifies(c)) /* one came in during the last claim: look now */
+            return 0;
+    }
+    if (poll(fds, 2, timeout_ms) > 0 && fds[1].fd >= 0 && (fds[1].revents & POLLIN)) {
+        PQconsumeInput(c);
+        drain_notifies(c);
+    }
     return 0;
 }
 

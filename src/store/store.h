@@ -143,7 +143,7 @@ static inline int toro_store_create_questions(toro_store_t *s, const toro_questi
                                               size_t n, int *results)
 {
     assert(s && s->ops && (n == 0 || (qs && evs && results)));
-    if (s->ops->create_questions && n > 1)
+    if (s->ops->version >= 2 && s->ops->create_questions && n > 1)
         return s->ops->create_questions(s, qs, evs, n, results);
     return toro_store_create_each(s, qs, evs, n, results);
 }
@@ -192,7 +192,7 @@ static inline toro_outbox_t *toro_store_outbox(toro_store_t *s)
 }
 static inline void toro_store_set_urgent(toro_store_t *s, bool urgent)
 {
-    if (s->ops->set_urgent)
+    if (s->ops->version >= 2 && s->ops->set_urgent)
         s->ops->set_urgent(s, urgent);
 }
 static inline void toro_store_close(toro_store_t *s)
