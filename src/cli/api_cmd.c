@@ -34,12 +34,9 @@ static void api_usage(FILE *f)
 int toro_cmd_api(int argc, char **argv)
 {
     toro_wiring_t w;
-    int rc = toro_wiring_init(&w, TORO_ROLE_API, "toro api");
-    if (rc)
+    int rc = toro_wiring_setup(&w, TORO_ROLE_API, "toro api", api_usage, argc - 1, argv + 1);
+    if (rc >= 0)
         return rc;
-    rc = toro_wiring_parse(&w, api_usage, argc - 1, argv + 1);
-    if (rc != TORO_CLI_OK)
-        return rc == TORO_CLI_HELP ? 0 : 2;
     toro_node_t n;
     int status = toro_node_open(&n, &w);
     if (status == 0) {

@@ -217,6 +217,16 @@ int toro_wiring_parse(toro_wiring_t *w, void (*usage)(FILE *f), int argc, char *
     return rc == TORO_CLI_OK ? finish(w) : rc;
 }
 
+int toro_wiring_setup(toro_wiring_t *w, toro_role_t role, const char *cmd, void (*usage)(FILE *f), int argc,
+                      char **argv)
+{
+    int rc = toro_wiring_init(w, role, cmd);
+    if (rc)
+        return rc;
+    rc = toro_wiring_parse(w, usage, argc, argv);
+    return rc == TORO_CLI_OK ? -1 : rc == TORO_CLI_HELP ? 0 : 2;
+}
+
 /* ---- signals: blocked everywhere, taken by one thread ---- */
 
 static void signal_set(sigset_t *s)

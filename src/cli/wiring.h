@@ -83,6 +83,12 @@ int toro_wiring_init(toro_wiring_t *w, toro_role_t role, const char *cmd);
  * TORO_CLI_ERROR (message printed on stderr: exit 2). */
 int toro_wiring_parse(toro_wiring_t *w, void (*usage)(FILE *f), int argc, char **argv);
 
+/* Why: the three commands start alike. toro_wiring_init, then
+ * toro_wiring_parse. Returns -1 when the command goes on, otherwise its exit
+ * status: 0 after --help, 2 after a usage error (message printed). */
+int toro_wiring_setup(toro_wiring_t *w, toro_role_t role, const char *cmd, void (*usage)(FILE *f), int argc,
+                      char **argv);
+
 /* A running node: what toro_node_open opened. Lives on the caller's stack
  * until toro_node_close returns (the gateway and workers borrow it). */
 typedef struct toro_node {

@@ -202,13 +202,11 @@ int toro_cmd_worker(int argc, char **argv)
         return toro_cli_fail("toro worker", "unknown stage '%s' (process or notify)", argv[1]);
     bool is_process = strcmp(argv[1], "process") == 0;
     toro_wiring_t w;
-    int rc = toro_wiring_init(&w, is_process ? TORO_ROLE_PROCESS : TORO_ROLE_NOTIFY,
-                              is_process ? "toro worker process" : "toro worker notify");
-    if (rc)
+    int rc = toro_wiring_setup(&w, is_process ? TORO_ROLE_PROCESS : TORO_ROLE_NOTIFY,
+                               is_process ? "toro worker process" : "toro worker notify", worker_usage, argc - 2,
+                               argv + 2);
+    if (rc >= 0)
         return rc;
-    rc = toro_wiring_parse(&w, worker_usage, argc - 2, argv + 2);
-    if (rc != TORO_CLI_OK)
-        return rc == TORO_CLI_HELP ? 0 : 2;
     toro_node_t n;
     health_srv_t hs = {.fd = -1};
     int bound = 0, status = toro_node_open(&n, &w);

@@ -9,17 +9,16 @@ local|nats://…) for serve, api and worker:
 - pairs that cannot work are refused before anything opens, with the reason
   on stderr and exit status 2.
 
-Each test gets its own PostgreSQL database and NATS stream prefix (as in
-cluster.py), dropped afterwards."""
+Each test gets its own PostgreSQL database and NATS stream prefix
+(cluster.Cluster), dropped afterwards."""
 import os
 import subprocess
 import time
 import types
-import uuid
 
 import pytest
 
-from cluster import NATS_URL, PG_BASE, ApiNode, Proc, delete_streams, ensure_services, psql
+from cluster import ApiNode, Cluster, Proc, psql
 from conftest import (BIN, TEST_ISSUER, TEST_SECRET, Endpoint, post_question, recv_until, wait_terminal,
                       ws_connect)
 
@@ -53,70 +52,27 @@ class ServeNode(Proc, Endpoint):
         return self.wait_healthy(time.time() + timeout, "serve")
 
 
-class Deployment:
-    """One database and one NATS prefix; serve nodes (and, for the mixed
-    test, api and worker processes) on them."""
+class Deployment(Cluster):
+    """A cluster with no api or worker of its own (its database and NATS
+    prefix, created and dropped as in cluster.py) that serve nodes join; the
+    mixed test adds an api and a worker."""
 
     def __init__(self, kb, log_dir, env=None):
-        tag = uuid.uuid4().hex[:10]
-        self.db = "toro_wiring_" + tag
-        self.prefix = "w" + tag
-        self.store = "%s/%s" % (PG_BASE, self.db)
-        self.bus = "%s?prefix=%s&ack_wait_ms=3000" % (NATS_URL, self.prefix)
-        self.kb = kb
-        self.log_dir = log_dir
-        self.env = dict(os.environ, TORO_JWT_SECRET=TEST_SECRET, TORO_JWT_ISSUER=TEST_ISSUER)
-        self.env.pop("TORO_STORE", None)
-        self.env.pop("TORO_BUS", None)
-        self.env.update(env or {})
-        self.owner = {}
-        self.procs = []
-        self.created = False
-
-    def create(self):
-        ensure_services()
-        psql("CREATE DATABASE %s" % self.db)
-        self.created = True
-        subprocess.run([BIN, "db", "migrate", "--store", self.store], check=True, capture_output=True, timeout=60)
-        return self
+        super().__init__(kb, log_dir, n_api=0, n_process=0, n_notify=0, env=env)
 
     def serve(self, extra_args=()):
         args = ["serve", "--port", "0", "--store", self.store, "--bus", self.bus, "--kb", self.kb,
                 "--rate-limit", "0", "--read-rate-limit", "0"] + list(extra_args)
-        node = ServeNode(self, "serve%d" % len(self.procs), args)
-        self.procs.append(node)
+        node = ServeNode(self, "serve%d" % len(self.apis), args)
+        self.apis.append(node)  # stopped (exit status checked) with the cluster
         return node.start()
-
-    def stop(self):
-        bad = []
-        for p in self.procs:
-            if p.alive():
-                try:
-                    rc = p.stop()
-                except AssertionError as e:
-                    bad.append("%s\n%s" % (e, p.log()))
-                    continue
-                if rc != 0:
-                    bad.append("%s exited with %s\n%s" % (p.name, rc, p.log()))
-        if self.created:
-            psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.db)
-        delete_streams(self.prefix)
-        return bad
 
 
 @pytest.fixture
 def deployment_factory(kb_file, tmp_path):
     made = []
-
-    def make(env=None):
-        d = Deployment(kb_file, str(tmp_path), env)
-        made.append(d)
-        return d.create()
-
-    yield make
-    bad = []
-    for d in made:
-        bad += d.stop()
+    yield lambda env=None: made.append(Deployment(kb_file, str(tmp_path), env)) or made[-1].start()
+    bad = [line for d in made for line in d.stop()]
     assert not bad, "\n".join(bad)
 
 
@@ -172,11 +128,11 @@ def test_serve_node_and_api_worker_cluster_share_one_deployment(deployment_facto
     node = d.serve(["--process-workers", "1"])
     api_args = ["api", "--port", "0", "--store", d.store, "--bus", d.bus, "--kb", d.kb, "--rate-limit", "0"]
     api = ApiNode(d, "api", api_args, d.env, d.log_dir)
-    d.procs.append(api)
+    d.apis.append(api)
     api.start()
     worker = Proc("process", ["worker", "process", "--store", d.store, "--bus", d.bus, "--kb", d.kb],
                   d.env, d.log_dir, b"worker process ready")
-    d.procs.append(worker)
+    d.processors.append(worker)
     worker.start()
     ws = ws_connect(node, "zeca")
     qid = post_question(api, "zeca", "O que é CDB?").json()["data"]["question_id"]
