@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "store/open.h"
 #include "store/store.h"
 
 static void db_usage(FILE *f)
@@ -35,7 +36,7 @@ int toro_cmd_db(int argc, char **argv)
     int prc = toro_cli_parse(&cmd, argc - 2, argv + 2, NULL);
     if (prc != TORO_CLI_OK)
         return prc == TORO_CLI_HELP ? 0 : 2;
-    if (!store || (strncmp(store, "postgres://", 11) != 0 && strncmp(store, "postgresql://", 13) != 0)) {
+    if (toro_store_url_kind(store) != TORO_STORE_URL_POSTGRES) {
         return toro_cli_fail("toro db migrate", store ? "--store must be a postgres:// URL, not '%s'"
                                                       : "missing --store postgres://HOST:PORT/DB (or env TORO_STORE)%s",
                              store ? store : "");
