@@ -23,13 +23,13 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/crypto.h>
 
 #include "answer/factory.h"
 #include "answer/prompt.h"
 #include "answer/sigv4.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/util.h"
 
 #define DEFAULT_MODEL_ID "us.amazon.nova-pro-v1:0"
 #define SIGNING_SERVICE "bedrock"
@@ -426,14 +426,6 @@ static int br_answer(toro_answerer_t *self, const char *question, toro_answer_t 
     return toro_answer_finish(rc, out, err, errmsg);
 }
 
-static void free_secret(char *s)
-{
-    if (s) {
-        OPENSSL_cleanse(s, strlen(s));
-        free(s);
-    }
-}
-
 static void br_destroy(toro_answerer_t *self)
 {
     bedrock_t *b = (bedrock_t *)self;
@@ -443,9 +435,9 @@ static void br_destroy(toro_answerer_t *self)
     free(b->host);
     free(b->path);
     free(b->region);
-    free_secret(b->access_key);
-    free_secret(b->secret_key);
-    free_secret(b->session_token);
+    toro_secret_free(b->access_key);
+    toro_secret_free(b->secret_key);
+    toro_secret_free(b->session_token);
     free(b->model_id);
     free(b->kb_id);
     free(b->model_arn);

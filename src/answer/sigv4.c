@@ -16,6 +16,7 @@
 #include <openssl/sha.h>
 
 #include "core/error.h"
+#include "core/util.h"
 
 #define MAX_HEADERS 64
 #define MAX_PARAMS 128
@@ -346,10 +347,10 @@ void toro_sigv4_signing_key(const char *secret, const char *date8, const char *r
     hmac256(k1, 32, region, strlen(region), k2);
     hmac256(k2, 32, service, strlen(service), k3);
     hmac256(k3, 32, "aws4_request", 12, key);
-    OPENSSL_cleanse(k0, sl + 4);
-    OPENSSL_cleanse(k1, 32);
-    OPENSSL_cleanse(k2, 32);
-    OPENSSL_cleanse(k3, 32);
+    toro_secret_wipe(k0, sl + 4);
+    toro_secret_wipe(k1, 32);
+    toro_secret_wipe(k2, 32);
+    toro_secret_wipe(k3, 32);
     free(k0);
 }
 
@@ -373,7 +374,7 @@ int toro_sigv4_sign(const toro_sigv4_request_t *req, const toro_sigv4_credential
     unsigned char key[32], sig[32];
     toro_sigv4_signing_key(cred->secret_access_key, date8, region, service, key);
     hmac256(key, 32, sts, strlen(sts), sig);
-    OPENSSL_cleanse(key, sizeof key);
+    toro_secret_wipe(key, sizeof key);
     char hex[65];
     hex_of(sig, 32, hex);
     toro_strbuf_t b = {.max = MAX_CREQ};

@@ -1,7 +1,10 @@
-/* util.c: clocks, UUIDs, UTF-8 counting, trimming and base64url. */
+/* util.c: clocks, UUIDs, UTF-8 counting, trimming, base64url, integer
+ * parsing and secret wiping. */
 #include "core/util.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,4 +225,19 @@ int toro_parse_long(const char *s, long min, long max, long *out)
         return TORO_EINVAL;
     *out = v;
     return 0;
+}
+
+void toro_secret_wipe(void *p, size_t len)
+{
+    assert(p || !len);
+    if (p && len)
+        OPENSSL_cleanse(p, len);
+}
+
+void toro_secret_free(char *s)
+{
+    if (!s)
+        return;
+    toro_secret_wipe(s, strlen(s));
+    free(s);
 }

@@ -1,5 +1,6 @@
 /* util.h: small leaf helpers every layer uses: clocks, ids, UTF-8 checks,
- * trimming, base64url. No allocation policy beyond "caller frees" results. */
+ * trimming, base64url, integer parsing, secret wiping. No allocation policy
+ * beyond "caller frees" results. */
 #ifndef TORO_CORE_UTIL_H
 #define TORO_CORE_UTIL_H
 
@@ -35,5 +36,15 @@ unsigned char *toro_b64url_decode(const char *s, size_t *len);
 
 /* Why: bounded, checked integer parsing instead of atoi. 0 or TORO_EINVAL. */
 int toro_parse_long(const char *s, long min, long max, long *out);
+
+/* Why: keys, tokens and signing material are wiped before their memory is
+ * reused, in one way the compiler may not drop as a dead store
+ * (OPENSSL_cleanse), instead of a memset each module remembers or forgets.
+ * p may be NULL when len is 0. */
+void toro_secret_wipe(void *p, size_t len);
+/* Why: most secrets are NUL-terminated strings owned by one struct (an API
+ * key, an "Authorization: Bearer ..." header): wipes s's bytes and frees it.
+ * Takes ownership; toro_secret_free(NULL) is a no-op. */
+void toro_secret_free(char *s);
 
 #endif
