@@ -5,6 +5,7 @@
 #include "core/strbuf.h"
 #include "answer/sigv4.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,6 +223,57 @@ static char *trim_collapse(const char *s)
     return r;
 }
 
+/* The request's headers lowercased and trimmed into hs, sorted by name
+ * (stable: repeated headers keep their order). *nh counts the entries filled,
+ * also on TORO_ENOMEM, for the caller to free. */
+static int collect_headers(const toro_sigv4_request_t *req, hdr_t *hs, size_t *nh)
+{
+    assert(req->n_headers <= MAX_HEADERS);
+    for (size_t i = 0; i < req->n_headers; i++) {
+        hs[*nh].name = lower_dup(req->headers[i].name);
+        hs[*nh].value = trim_collapse(req->headers[i].value ? req->headers[i].value : "");
+        (*nh)++;
+        if (!hs[*nh - 1].name || !hs[*nh - 1].value)
+            return TORO_ENOMEM;
+    }
+    /* stable insertion sort by name: repeated headers keep their order */
+    for (size_t i = 1; i < *nh; i++)
+        for (size_t j = i; j > 0 && strcmp(hs[j - 1].name, hs[j].name) > 0; j--) {
+            hdr_t t = hs[j];
+            hs[j] = hs[j - 1];
+            hs[j - 1] = t;
+        }
+    return 0;
+}
+
+/* The canonical header lines ("name:value\n", a repeated header's values
+ * joined by commas on one line) into b, and the signed-header list
+ * ("a;b;c") into sh. */
+static void canonical_headers(toro_strbuf_t *b, toro_strbuf_t *sh, const hdr_t *hs, size_t nh)
+{
+    for (size_t i = 0; i < nh; i++) {
+        if (i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0) {
+            /* a repeated header: values joined by commas on one line */
+            assert(b->n > 0 || b->err);
+            if (b->n == 0)
+                return;
+            b->n--; /* drop the newline of the previous line */
+            b->s[b->n] = 0;
+            b_chr(b, ',');
+            toro_strbuf_str(b, hs[i].value);
+            b_chr(b, '\n');
+            continue;
+        }
+        toro_strbuf_str(b, hs[i].name);
+        b_chr(b, ':');
+        toro_strbuf_str(b, hs[i].value);
+        b_chr(b, '\n');
+        if (sh->n)
+            b_chr(sh, ';');
+        toro_strbuf_str(sh, hs[i].name);
+    }
+}
+
 int toro_sigv4_canonical_request(const toro_sigv4_request_t *req, char **creq, char **signed_headers)
 {
     int rc = 0;
@@ -233,23 +285,8 @@ int toro_sigv4_canonical_request(const toro_sigv4_request_t *req, char **creq, c
         *signed_headers = NULL;
     if (!req || !req->method || req->n_headers > MAX_HEADERS)
         return TORO_EINVAL;
-    for (size_t i = 0; i < req->n_headers; i++) {
-        hs[nh].name = lower_dup(req->headers[i].name);
-        hs[nh].value = trim_collapse(req->headers[i].value ? req->headers[i].value : "");
-        nh++;
-        if (!hs[nh - 1].name || !hs[nh - 1].value) {
-            rc = TORO_ENOMEM;
-            goto out;
-        }
-    }
-    /* stable insertion sort by name: repeated headers keep their order */
-    for (size_t i = 1; i < nh; i++)
-        for (size_t j = i; j > 0 && strcmp(hs[j - 1].name, hs[j].name) > 0; j--) {
-            hdr_t t = hs[j];
-            hs[j] = hs[j - 1];
-            hs[j - 1] = t;
-        }
-
+    if ((rc = collect_headers(req, hs, &nh)) != 0)
+        goto out;
     toro_strbuf_str(&b, req->method);
     b_chr(&b, '\n');
     const char *path = req->path && *req->path ? req->path : "/";
@@ -257,24 +294,7 @@ int toro_sigv4_canonical_request(const toro_sigv4_request_t *req, char **creq, c
     b_chr(&b, '\n');
     canonical_query(&b, req->query);
     b_chr(&b, '\n');
-    for (size_t i = 0; i < nh; i++) {
-        if (i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0) {
-            /* a repeated header: values joined by commas on one line */
-            b.n--; /* drop the newline of the previous line */
-            b.s[b.n] = 0;
-            b_chr(&b, ',');
-            toro_strbuf_str(&b, hs[i].value);
-            b_chr(&b, '\n');
-            continue;
-        }
-        toro_strbuf_str(&b, hs[i].name);
-        b_chr(&b, ':');
-        toro_strbuf_str(&b, hs[i].value);
-        b_chr(&b, '\n');
-        if (sh.n)
-            b_chr(&sh, ';');
-        toro_strbuf_str(&sh, hs[i].name);
-    }
+    canonical_headers(&b, &sh, hs, nh);
     b_chr(&b, '\n');
     toro_strbuf_add(&sh, "", 0);
     toro_strbuf_str(&b, sh.s ? sh.s : "");

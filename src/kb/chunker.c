@@ -787,6 +787,30 @@ void toro_doc_clear(toro_doc_t *d)
     memset(d, 0, sizeof(*d));
 }
 
+/* out->lang from the text of the first chunks (about 4000 bytes) and the title. */
+static int detect_doc_lang(toro_doc_t *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < out->n_chunks && n < 4000; i++)
+        n += strlen(out->chunks[i].text) + 1;
+    char *buf = malloc(n + strlen(out->title) + 2);
+    if (!buf)
+        return TORO_ENOMEM;
+    size_t o = 0;
+    for (size_t i = 0; i < out->n_chunks && o < 4000; i++) {
+        size_t l = strlen(out->chunks[i].text);
+        memcpy(buf + o, out->chunks[i].text, l);
+        o += l;
+        buf[o++] = ' ';
+    }
+    size_t tl = strlen(out->title);
+    memcpy(buf + o, out->title, tl);
+    o += tl;
+    out->lang = strdup(toro_lang_detect(buf, o));
+    free(buf);
+    return 0;
+}
+
 int toro_chunk_document(const char *doc_id_default, const char *src, size_t len, toro_doc_format_t fmt,
                         const toro_chunk_params_t *params, toro_doc_t *out)
 {
@@ -831,29 +855,8 @@ int toro_chunk_document(const char *doc_id_default, const char *src, size_t len,
     }
     if ((rc = chunk_blocks(&ps, params, out)) != 0)
         goto out;
-    if (!out->lang) {
-        /* Detect from the first chunks' text. */
-        size_t n = 0;
-        for (size_t i = 0; i < out->n_chunks && n < 4000; i++)
-            n += strlen(out->chunks[i].text) + 1;
-        char *buf = malloc(n + strlen(out->title) + 2);
-        if (!buf) {
-            rc = TORO_ENOMEM;
-            goto out;
-        }
-        size_t o = 0;
-        for (size_t i = 0; i < out->n_chunks && o < 4000; i++) {
-            size_t l = strlen(out->chunks[i].text);
-            memcpy(buf + o, out->chunks[i].text, l);
-            o += l;
-            buf[o++] = ' ';
-        }
-        size_t tl = strlen(out->title);
-        memcpy(buf + o, out->title, tl);
-        o += tl;
-        out->lang = strdup(toro_lang_detect(buf, o));
-        free(buf);
-    }
+    if (!out->lang && out->title && (rc = detect_doc_lang(out)) != 0)
+        goto out;
     if (!out->title || !out->lang)
         rc = TORO_ENOMEM;
 out:
