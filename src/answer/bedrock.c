@@ -74,6 +74,7 @@ static struct curl_slist *br_headers(void *ud, const char *body, size_t len, cha
 {
     bedrock_t *b = ud;
     char amz_date[17], payload[65];
+    assert(b && b->host && b->path && b->access_key && b->secret_key);
     toro_sigv4_amz_date((long long)time(NULL), amz_date);
     toro_sigv4_sha256_hex(body, len, payload);
     toro_sigv4_header_t sh[5] = {{"content-type", "application/json"},
@@ -137,12 +138,29 @@ static int fail_format(const char *what, json_t *j, const json_error_t *jerr, ch
 
 /* ---- Converse --------------------------------------------------------------- */
 
+/* The Converse request body: the grounding rules as the system prompt, the
+ * question with its numbered passages as the user turn. NULL when out of memory. */
+static char *converse_body(const bedrock_t *b, const char *question, const toro_prompt_ctx_t *ctx)
+{
+    char *system = toro_prompt_system(ctx->lang), *user = toro_prompt_user(question, ctx->hits, ctx->n_passages);
+    char *body = NULL;
+    if (system && user)
+        body = json_take(json_pack("{s:[{s:s}], s:[{s:s, s:[{s:s}]}], s:{s:I, s:f}}", "system", "text", system,
+                                   "messages", "role", "user", "content", "text", user, "inferenceConfig",
+                                   "maxTokens", (json_int_t)b->http.max_tokens, "temperature",
+                                   b->http.temperature));
+    free(system);
+    free(user);
+    return body;
+}
+
 static int converse_answer(bedrock_t *b, const char *question, toro_answer_t *out, char **err)
 {
     toro_prompt_ctx_t ctx;
-    char *system = NULL, *user = NULL, *body = NULL, *resp = NULL, *text = NULL;
+    char *body = NULL, *resp = NULL, *text = NULL;
     json_t *j = NULL;
     int rc;
+    assert(!b->kb_mode && b->kb);
     const char *kbv = toro_kb_version(b->kb);
     if ((rc = toro_prompt_retrieve(b->kb, question, TORO_PROMPT_TOP_K, &ctx, err)) != 0)
         goto out;
@@ -150,14 +168,7 @@ static int converse_answer(bedrock_t *b, const char *question, toro_answer_t *ou
         rc = toro_prompt_no_info(ctx.lang, b->model_label, kbv, out);
         goto out;
     }
-    system = toro_prompt_system(ctx.lang);
-    user = toro_prompt_user(question, ctx.hits, ctx.n_passages);
-    if (system && user)
-        body = json_take(json_pack("{s:[{s:s}], s:[{s:s, s:[{s:s}]}], s:{s:I, s:f}}", "system", "text", system,
-                                   "messages", "role", "user", "content", "text", user, "inferenceConfig",
-                                   "maxTokens", (json_int_t)b->http.max_tokens, "temperature",
-                                   b->http.temperature));
-    if (!body) {
+    if (!(body = converse_body(b, question, &ctx))) {
         rc = TORO_ENOMEM;
         goto out;
     }
@@ -193,8 +204,6 @@ static int converse_answer(bedrock_t *b, const char *question, toro_answer_t *ou
 out:
     json_decref(j);
     toro_prompt_ctx_clear(&ctx);
-    free(system);
-    free(user);
     free(body);
     free(resp);
     free(text);
@@ -379,6 +388,7 @@ static int kb_answer(bedrock_t *b, const char *question, toro_answer_t *out, cha
     json_t *j = NULL;
     mark_t *marks = NULL;
     int rc;
+    assert(b->kb_mode && b->kb_id && b->model_arn && b->kb_label);
     const char *lang = strcmp(toro_kb_detect_lang(question), "en") == 0 ? "en" : "pt";
     body = json_take(json_pack("{s:{s:s}, s:{s:s, s:{s:s, s:s}}}", "input", "text", question,
                                "retrieveAndGenerateConfiguration", "type", "KNOWLEDGE_BASE",

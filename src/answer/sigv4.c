@@ -354,6 +354,7 @@ int toro_sigv4_string_to_sign(const char *amz_date, const char *region, const ch
 void toro_sigv4_signing_key(const char *secret, const char *date8, const char *region, const char *service,
                             unsigned char key[32])
 {
+    assert(secret && date8 && strlen(date8) == 8 && region && service);
     size_t sl = strlen(secret);
     unsigned char *k0 = malloc(sl + 5);
     unsigned char k1[32], k2[32], k3[32];

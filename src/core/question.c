@@ -29,6 +29,7 @@ int toro_status_parse(const char *name, toro_status_t *out)
 
 bool toro_status_can_move(toro_status_t from, toro_status_t to)
 {
+    assert(from >= 0 && from < TORO_STATUS_COUNT && to >= 0 && to < TORO_STATUS_COUNT);
     switch (from) {
     case TORO_STATUS_PENDING:
         return to == TORO_STATUS_PROCESSING || to == TORO_STATUS_ERROR;
@@ -329,6 +330,8 @@ int toro_event_decode(const char *payload, char **user_id, char **question_id, t
     json_t *o = json_loads(payload, 0, NULL);
     const char *u, *q, *s;
     int rc = TORO_EFORMAT;
+    assert(user_id && question_id && status);
+    *user_id = *question_id = NULL;
     if (o && json_unpack(o, "{s:s, s:s, s:s}", "user_id", &u, "question_id", &q, "status", &s) == 0 &&
         toro_status_parse(s, status) == 0) {
         *user_id = strdup(u);
@@ -337,6 +340,7 @@ int toro_event_decode(const char *payload, char **user_id, char **question_id, t
         if (rc) {
             free(*user_id);
             free(*question_id);
+            *user_id = *question_id = NULL;
         }
     }
     json_decref(o);

@@ -63,6 +63,7 @@ long toro_utf8_count(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
     long count = 0;
+    assert(str || !len);
     size_t i = 0;
     while (i < len) {
         unsigned c = s[i];
@@ -126,6 +127,7 @@ static int is_space_at(const unsigned char *s, size_t *adv)
 
 char *toro_trim_dup(const char *str)
 {
+    assert(str);
     const unsigned char *s = (const unsigned char *)str;
     size_t len = strlen(str), adv;
     size_t start = 0;
@@ -156,6 +158,7 @@ static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 
 char *toro_b64url_encode(const unsigned char *d, size_t len)
 {
+    assert(d || !len);
     char *out = malloc(len * 4 / 3 + 4);
     if (!out)
         return NULL;
@@ -174,6 +177,7 @@ char *toro_b64url_encode(const unsigned char *d, size_t len)
         if (i + 1 < len)
             out[o++] = b64[(v >> 6) & 63];
     }
+    assert(o < len * 4 / 3 + 4);
     out[o] = '\0';
     return out;
 }
@@ -186,6 +190,7 @@ static int b64val(char c)
 
 unsigned char *toro_b64url_decode(const char *s, size_t *outlen)
 {
+    assert(s && outlen);
     size_t len = strlen(s);
     if (len % 4 == 1)
         return NULL;
@@ -216,6 +221,7 @@ unsigned char *toro_b64url_decode(const char *s, size_t *outlen)
 
 int toro_parse_long(const char *s, long min, long max, long *out)
 {
+    assert(out && min <= max);
     if (!s || !*s)
         return TORO_EINVAL;
     char *end;

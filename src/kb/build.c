@@ -352,6 +352,7 @@ static int index_chunk(toro_kb_builder_t *b, toro_analyzer_t *an, const toro_doc
 
 int toro_kb_builder_add_doc(toro_kb_builder_t *b, const toro_doc_t *doc, const char *path, size_t bytes)
 {
+    assert(b && !b->finished && b->db && doc && doc->doc_id && doc->title && doc->lang);
     int li = strcmp(doc->lang, "en") == 0 ? 1 : 0;
     b->lang_used[li] = 1;
     int rc = 0;
@@ -395,6 +396,7 @@ int toro_kb_builder_add_doc(toro_kb_builder_t *b, const toro_doc_t *doc, const c
 int toro_kb_builder_add_file(toro_kb_builder_t *b, const char *relpath, const char *bytes, size_t len,
                              toro_doc_format_t fmt, char **err)
 {
+    assert(b && relpath && (bytes || !len));
     toro_kb_builder_hash(b, relpath, strlen(relpath));
     toro_kb_builder_hash(b, bytes, len);
     b->bytes_in += len;
@@ -422,6 +424,7 @@ int toro_kb_builder_add_file(toro_kb_builder_t *b, const char *relpath, const ch
 void toro_kb_builder_set_embedder(toro_kb_builder_t *b, toro_embedder_t *e, toro_kb_embed_progress_cb progress,
                                   void *ud)
 {
+    assert(b && !b->finished && b->nchunks == 0); /* the identity must enter the version before any chunk */
     b->embedder = toro_embedder_is_none(e) ? NULL : e;
     b->eprogress = progress;
     b->eprogress_ud = ud;

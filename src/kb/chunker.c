@@ -187,6 +187,7 @@ static int add_block(parser_t *p, mtext_t *t)
         return TORO_ENOMEM;
     }
     memcpy(bk->map, t->map + a, bk->len * sizeof(size_t));
+    assert(p->cur_section >= 0 && (size_t)p->cur_section < p->ns);
     bk->section = p->cur_section;
     p->nb++;
     t->n = 0;
@@ -595,7 +596,9 @@ static int emit_chunk(toro_doc_t *d, size_t *capc, const char *section, const pi
     size_t o = 0;
     c->start = (size_t)-1;
     c->end = 0;
+    assert(a < b);
     for (size_t i = a; i < b; i++) {
+        assert(pc[i].len > 0); /* empty blocks are dropped by add_block */
         if (o)
             c->text[o++] = '\n';
         memcpy(c->text + o, pc[i].text, pc[i].len);
@@ -605,6 +608,7 @@ static int emit_chunk(toro_doc_t *d, size_t *capc, const char *section, const pi
         if (pc[i].map[pc[i].len - 1] + 1 > c->end)
             c->end = pc[i].map[pc[i].len - 1] + 1;
     }
+    assert(o <= total && c->start < c->end);
     c->text[o] = 0;
     d->n_chunks++;
     return 0;
