@@ -146,9 +146,8 @@ static char *converse_body(const bedrock_t *b, const char *question, const toro_
     char *body = NULL;
     if (system && user)
         body = json_take(json_pack("{s:[{s:s}], s:[{s:s, s:[{s:s}]}], s:{s:I, s:f}}", "system", "text", system,
-                                   "messages", "role", "user", "content", "text", user, "inferenceConfig",
-                                   "maxTokens", (json_int_t)b->http.max_tokens, "temperature",
-                                   b->http.temperature));
+                                   "messages", "role", "user", "content", "text", user, "inferenceConfig", "maxTokens",
+                                   (json_int_t)b->http.max_tokens, "temperature", b->http.temperature));
     free(system);
     free(user);
     return body;

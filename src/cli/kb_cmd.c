@@ -474,13 +474,13 @@ static int eval_beir(const char *beir, const char *keep, int reuse, const toro_k
 
 /* What `toro kb eval FILE QUESTIONS` measured: retrieval per mode, then the extractive answers. */
 typedef struct eval_result {
-    const char *questions;      /* the question file */
-    toro_kb_t *kb;              /* borrowed */
-    toro_embedder_t *emb;       /* borrowed, NULL for BM25 only */
+    const char *questions; /* the question file */
+    toro_kb_t *kb;         /* borrowed */
+    toro_embedder_t *emb;  /* borrowed, NULL for BM25 only */
     toro_kb_mode_t modes[3];
-    toro_eval_metrics_t m[3];   /* per mode */
-    int nm;                     /* modes scored */
-    toro_eval_metrics_t am;     /* the extractive answers in the configured mode */
+    toro_eval_metrics_t m[3]; /* per mode */
+    int nm;                   /* modes scored */
+    toro_eval_metrics_t am;   /* the extractive answers in the configured mode */
 } eval_result_t;
 
 /* --fusion a,b,c on a question file: hybrid nDCG@10 and R@5 of each fusion. */

@@ -217,7 +217,7 @@ typedef struct eval_run {
     toro_kb_mode_t mode;
     toro_eval_answer_fn answer; /* NULL: score retrieval's refusal instead */
     void *ud;
-    FILE *detail;               /* failures, or NULL */
+    FILE *detail; /* failures, or NULL */
     toro_eval_metrics_t *m;
     size_t nsearch, facts_found, facts_asked;
     double total_ms;
