@@ -257,7 +257,8 @@ def functions(path):
 
 
 def generated(path):
-    return "generated" in read(path)[:400].lower()
+    """A file whose opening comment says it is generated from or by something."""
+    return re.search(r"\bgenerated\s+(from|by)\b", read(path)[:400], re.I) is not None
 
 
 def check_length():
