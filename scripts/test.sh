@@ -33,6 +33,7 @@ fi
 scripts/services.sh
 
 status=0
+scripts/check-source.sh || status=1 # banned functions, README layer map, include cycles, function length, copies
 echo "== build (warnings are errors) and test =="
 scripts/build.sh build -DTORO_WERROR=ON -DTORO_SANITIZE=OFF -DTORO_TESTS=ON
 # shellcheck disable=SC2086 # TORO_CTEST_ARGS is a word list

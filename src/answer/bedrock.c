@@ -16,6 +16,7 @@
  * toro_provider_post, then reported as TORO_ERETRY. The instance holds only
  * configuration; each call signs its own request, so concurrent calls are safe.
  * Credentials are read once at creation (no refresh of expiring session tokens). */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +24,13 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/crypto.h>
 
 #include "answer/factory.h"
 #include "answer/prompt.h"
 #include "answer/sigv4.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/util.h"
 
 #define DEFAULT_MODEL_ID "us.amazon.nova-pro-v1:0"
 #define SIGNING_SERVICE "bedrock"
@@ -73,6 +74,7 @@ static struct curl_slist *br_headers(void *ud, const char *body, size_t len, cha
 {
     bedrock_t *b = ud;
     char amz_date[17], payload[65];
+    assert(b && b->host && b->path && b->access_key && b->secret_key);
     toro_sigv4_amz_date((long long)time(NULL), amz_date);
     toro_sigv4_sha256_hex(body, len, payload);
     toro_sigv4_header_t sh[5] = {{"content-type", "application/json"},
@@ -136,12 +138,28 @@ static int fail_format(const char *what, json_t *j, const json_error_t *jerr, ch
 
 /* ---- Converse --------------------------------------------------------------- */
 
+/* The Converse request body: the grounding rules as the system prompt, the
+ * question with its numbered passages as the user turn. NULL when out of memory. */
+static char *converse_body(const bedrock_t *b, const char *question, const toro_prompt_ctx_t *ctx)
+{
+    char *system = toro_prompt_system(ctx->lang), *user = toro_prompt_user(question, ctx->hits, ctx->n_passages);
+    char *body = NULL;
+    if (system && user)
+        body = json_take(json_pack("{s:[{s:s}], s:[{s:s, s:[{s:s}]}], s:{s:I, s:f}}", "system", "text", system,
+                                   "messages", "role", "user", "content", "text", user, "inferenceConfig", "maxTokens",
+                                   (json_int_t)b->http.max_tokens, "temperature", b->http.temperature));
+    free(system);
+    free(user);
+    return body;
+}
+
 static int converse_answer(bedrock_t *b, const char *question, toro_answer_t *out, char **err)
 {
     toro_prompt_ctx_t ctx;
-    char *system = NULL, *user = NULL, *body = NULL, *resp = NULL, *text = NULL;
+    char *body = NULL, *resp = NULL, *text = NULL;
     json_t *j = NULL;
     int rc;
+    assert(!b->kb_mode && b->kb);
     const char *kbv = toro_kb_version(b->kb);
     if ((rc = toro_prompt_retrieve(b->kb, question, TORO_PROMPT_TOP_K, &ctx, err)) != 0)
         goto out;
@@ -149,14 +167,7 @@ static int converse_answer(bedrock_t *b, const char *question, toro_answer_t *ou
         rc = toro_prompt_no_info(ctx.lang, b->model_label, kbv, out);
         goto out;
     }
-    system = toro_prompt_system(ctx.lang);
-    user = toro_prompt_user(question, ctx.hits, ctx.n_passages);
-    if (system && user)
-        body = json_take(json_pack("{s:[{s:s}], s:[{s:s, s:[{s:s}]}], s:{s:I, s:f}}", "system", "text", system,
-                                   "messages", "role", "user", "content", "text", user, "inferenceConfig",
-                                   "maxTokens", (json_int_t)b->http.max_tokens, "temperature",
-                                   b->http.temperature));
-    if (!body) {
+    if (!(body = converse_body(b, question, &ctx))) {
         rc = TORO_ENOMEM;
         goto out;
     }
@@ -192,8 +203,6 @@ static int converse_answer(bedrock_t *b, const char *question, toro_answer_t *ou
 out:
     json_decref(j);
     toro_prompt_ctx_clear(&ctx);
-    free(system);
-    free(user);
     free(body);
     free(resp);
     free(text);
@@ -305,12 +314,80 @@ static long kb_source(toro_answer_t *out, json_t *ref)
     return (long)out->n_sources - 1;
 }
 
+/* One citation: where its marker goes in text (the span's end, in code
+ * points, moved past closing punctuation) and the markers "[n]" of its
+ * references, each added to out->sources when new. On TORO_ENOMEM out holds
+ * the sources added so far. m->text is empty when it cites nothing usable. */
+static int kb_mark(toro_answer_t *out, json_t *c, const char *text, size_t tl, size_t seq, mark_t *m)
+{
+    json_t *span =
+        json_object_get(json_object_get(json_object_get(c, "generatedResponsePart"), "textResponsePart"), "span");
+    json_t *end = json_object_get(span, "end");
+    m->end = tl;
+    if (json_is_integer(end)) {
+        json_int_t e = json_integer_value(end);
+        m->end = cp_to_byte(text, tl, e < 0 ? 0 : e);
+        /* an end that points at the closing punctuation (inclusive spans): mark after it */
+        if (m->end < tl && strchr(".!?;:", text[m->end]))
+            m->end++;
+    }
+    m->seq = seq;
+    size_t ri, ml = 0;
+    json_t *ref;
+    json_array_foreach(json_object_get(c, "retrievedReferences"), ri, ref)
+    {
+        long s = kb_source(out, ref);
+        if (s == -1)
+            return TORO_ENOMEM;
+        if (s < 0)
+            continue;
+        char mk[24];
+        int w = snprintf(mk, sizeof mk, "[%ld]", s + 1);
+        if (strstr(m->text, mk) || ml + (size_t)w + 1 > sizeof(m->text))
+            continue;
+        memcpy(m->text + ml, mk, (size_t)w + 1);
+        ml += (size_t)w;
+    }
+    return 0;
+}
+
+/* out->text: text with the nm sorted markers inserted, a space before each
+ * unless one is there already. */
+static int kb_compose(const char *text, size_t tl, const mark_t *marks, size_t nm, toro_answer_t *out)
+{
+    size_t cap = tl + 1;
+    for (size_t k = 0; k < nm; k++)
+        cap += strlen(marks[k].text) + 1;
+    out->text = malloc(cap);
+    if (!out->text)
+        return TORO_ENOMEM;
+    size_t pos = 0, n = 0;
+    for (size_t k = 0; k <= nm; k++) {
+        size_t upto = k < nm ? marks[k].end : tl;
+        assert(upto >= pos && upto <= tl);
+        memcpy(out->text + n, text + pos, upto - pos);
+        n += upto - pos;
+        pos = upto;
+        if (k < nm) {
+            if (n > 0 && out->text[n - 1] != ' ' && out->text[n - 1] != '\n' && out->text[n - 1] != ']')
+                out->text[n++] = ' ';
+            size_t ml = strlen(marks[k].text);
+            memcpy(out->text + n, marks[k].text, ml);
+            n += ml;
+        }
+    }
+    assert(n < cap);
+    out->text[n] = 0;
+    return 0;
+}
+
 static int kb_answer(bedrock_t *b, const char *question, toro_answer_t *out, char **err)
 {
     char *body = NULL, *resp = NULL;
     json_t *j = NULL;
     mark_t *marks = NULL;
     int rc;
+    assert(b->kb_mode && b->kb_id && b->model_arn && b->kb_label);
     const char *lang = strcmp(toro_kb_detect_lang(question), "en") == 0 ? "en" : "pt";
     body = json_take(json_pack("{s:{s:s}, s:{s:s, s:{s:s, s:s}}}", "input", "text", question,
                                "retrieveAndGenerateConfiguration", "type", "KNOWLEDGE_BASE",
@@ -337,41 +414,12 @@ static int kb_answer(bedrock_t *b, const char *question, toro_answer_t *out, cha
     json_t *c;
     json_array_foreach(cits, i, c)
     {
-        json_t *span = json_object_get(
-            json_object_get(json_object_get(c, "generatedResponsePart"), "textResponsePart"), "span");
-        json_t *end = json_object_get(span, "end");
-        mark_t *m = &marks[nm];
-        m->end = tl;
-        if (json_is_integer(end)) {
-            json_int_t e = json_integer_value(end);
-            m->end = cp_to_byte(text, tl, e < 0 ? 0 : e);
-            /* an end that points at the closing punctuation (inclusive spans): mark after it */
-            if (m->end < tl && strchr(".!?;:", text[m->end]))
-                m->end++;
-        }
-        m->seq = i;
-        size_t ri, ml = 0;
-        json_t *ref;
-        json_array_foreach(json_object_get(c, "retrievedReferences"), ri, ref)
-        {
-            long s = kb_source(out, ref);
-            if (s == -1) {
-                rc = TORO_ENOMEM;
-                goto out;
-            }
-            if (s < 0)
-                continue;
-            char mk[24];
-            int w = snprintf(mk, sizeof mk, "[%ld]", s + 1);
-            if (strstr(m->text, mk) || ml + (size_t)w + 1 > sizeof(m->text))
-                continue;
-            memcpy(m->text + ml, mk, (size_t)w + 1);
-            ml += (size_t)w;
-        }
-        if (ml)
+        if ((rc = kb_mark(out, c, text, tl, i, &marks[nm])) != 0)
+            goto out;
+        if (marks[nm].text[0])
             nm++;
         else
-            memset(m, 0, sizeof(*m));
+            memset(&marks[nm], 0, sizeof(marks[nm]));
     }
     if (out->n_sources == 0) { /* the knowledge base found nothing to cite */
         toro_answer_clear(out);
@@ -379,32 +427,12 @@ static int kb_answer(bedrock_t *b, const char *question, toro_answer_t *out, cha
         goto out;
     }
     qsort(marks, nm, sizeof(mark_t), mark_cmp);
-    size_t cap = tl + 1;
-    for (size_t k = 0; k < nm; k++)
-        cap += strlen(marks[k].text) + 1;
-    out->text = malloc(cap);
     out->model = strdup(b->model_label);
     out->kb_version = strdup(b->kb_label);
-    if (!out->text || !out->model || !out->kb_version) {
+    if ((rc = kb_compose(text, tl, marks, nm, out)) == 0 && (!out->model || !out->kb_version))
         rc = TORO_ENOMEM;
-        goto out;
-    }
-    size_t pos = 0, n = 0;
-    for (size_t k = 0; k <= nm; k++) {
-        size_t upto = k < nm ? marks[k].end : tl;
-        memcpy(out->text + n, text + pos, upto - pos);
-        n += upto - pos;
-        pos = upto;
-        if (k < nm) {
-            if (n > 0 && out->text[n - 1] != ' ' && out->text[n - 1] != '\n' && out->text[n - 1] != ']')
-                out->text[n++] = ' ';
-            size_t ml = strlen(marks[k].text);
-            memcpy(out->text + n, marks[k].text, ml);
-            n += ml;
-        }
-    }
-    out->text[n] = 0;
-    out->found_relevant_docs = true;
+    if (rc == 0)
+        out->found_relevant_docs = true;
 out:
     if (rc)
         toro_answer_clear(out);
@@ -426,14 +454,6 @@ static int br_answer(toro_answerer_t *self, const char *question, toro_answer_t 
     return toro_answer_finish(rc, out, err, errmsg);
 }
 
-static void free_secret(char *s)
-{
-    if (s) {
-        OPENSSL_cleanse(s, strlen(s));
-        free(s);
-    }
-}
-
 static void br_destroy(toro_answerer_t *self)
 {
     bedrock_t *b = (bedrock_t *)self;
@@ -443,9 +463,9 @@ static void br_destroy(toro_answerer_t *self)
     free(b->host);
     free(b->path);
     free(b->region);
-    free_secret(b->access_key);
-    free_secret(b->secret_key);
-    free_secret(b->session_token);
+    toro_secret_free(b->access_key);
+    toro_secret_free(b->secret_key);
+    toro_secret_free(b->session_token);
     free(b->model_id);
     free(b->kb_id);
     free(b->model_arn);
@@ -484,28 +504,20 @@ static int split_endpoint(const char *ep, char **host, char **prefix)
     return *host && *prefix ? 0 : TORO_ENOMEM;
 }
 
-static int br_new(toro_kb_t *kb, int kb_mode, toro_answerer_t **out, char **err)
+/* 0 when the environment configures the answerer: credentials, and the
+ * knowledge base id in KB mode (a local snapshot otherwise). On
+ * TORO_EUNAVAIL *err (when err is given) says what to set. */
+static int br_configured(int kb_mode, const toro_kb_t *kb, const char *ak, const char *sk, const char *kb_id,
+                         char **err)
 {
-    int rc = 0;
-    *out = NULL;
-    if (err)
-        *err = NULL;
-    const char *ak = env("AWS_ACCESS_KEY_ID"), *sk = env("AWS_SECRET_ACCESS_KEY");
-    const char *token = env("AWS_SESSION_TOKEN");
-    const char *region = env("AWS_REGION");
-    if (!region)
-        region = env("AWS_DEFAULT_REGION");
-    if (!region)
-        region = "us-east-1";
-    const char *name = kb_mode ? "bedrock-kb" : "bedrock";
     if (!ak || !sk) {
         if (err)
-            *err = toro_prompt_strcat3(name, " answerer not configured: set AWS_ACCESS_KEY_ID and "
-                                             "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)",
+            *err = toro_prompt_strcat3(kb_mode ? "bedrock-kb" : "bedrock",
+                                       " answerer not configured: set AWS_ACCESS_KEY_ID and "
+                                       "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)",
                                        NULL);
         return TORO_EUNAVAIL;
     }
-    const char *kb_id = env("TORO_BEDROCK_KB_ID");
     if (kb_mode && !kb_id) {
         if (err)
             *err = strdup("bedrock-kb answerer not configured: set TORO_BEDROCK_KB_ID");
@@ -513,6 +525,59 @@ static int br_new(toro_kb_t *kb, int kb_mode, toro_answerer_t **out, char **err)
     }
     if (!kb_mode && !kb)
         return TORO_EINVAL;
+    return 0;
+}
+
+/* KB mode: the knowledge base, the model ARN (default Nova Pro in region), the
+ * RetrieveAndGenerate path and the labels. Fields left NULL on ENOMEM are
+ * checked by the caller too. */
+static int kb_mode_fields(bedrock_t *b, const char *prefix, const char *kb_id, const char *region)
+{
+    b->kb_id = strdup(kb_id);
+    const char *arn = env("TORO_BEDROCK_MODEL_ARN");
+    char def_arn[256];
+    snprintf(def_arn, sizeof def_arn, "arn:aws:bedrock:%s::foundation-model/amazon.nova-pro-v1:0", region);
+    b->model_arn = strdup(arn ? arn : def_arn);
+    b->path = toro_prompt_strcat3(prefix, "/retrieveAndGenerate", NULL);
+    b->model_label = b->model_arn ? toro_prompt_strcat3("bedrock-kb:", b->model_arn, NULL) : NULL;
+    b->kb_label = toro_prompt_strcat3("bedrock-kb:", kb_id, NULL);
+    return b->kb_id && b->kb_label ? 0 : TORO_ENOMEM;
+}
+
+/* Converse mode: the model id, its /model/{id}/converse path and the label;
+ * a field left NULL is out of memory, which the caller checks. */
+static void converse_fields(bedrock_t *b, const char *prefix)
+{
+    const char *model = env("TORO_BEDROCK_MODEL_ID");
+    if (!model)
+        model = DEFAULT_MODEL_ID;
+    b->model_id = strdup(model);
+    char *enc = toro_sigv4_uri_encode(model, strlen(model), 0);
+    if (enc) {
+        char *tmp = toro_prompt_strcat3(prefix, "/model/", enc);
+        b->path = tmp ? toro_prompt_strcat3(tmp, "/converse", NULL) : NULL;
+        free(tmp);
+    }
+    free(enc);
+    b->model_label = toro_prompt_strcat3("bedrock:", model, NULL);
+}
+
+static int br_new(toro_kb_t *kb, int kb_mode, toro_answerer_t **out, char **err)
+{
+    int rc = 0;
+    *out = NULL;
+    if (err)
+        *err = NULL;
+    const char *ak = env("AWS_ACCESS_KEY_ID"), *sk = env("AWS_SECRET_ACCESS_KEY");
+    const char *token = env("AWS_SESSION_TOKEN"), *kb_id = env("TORO_BEDROCK_KB_ID");
+    const char *region = env("AWS_REGION");
+    if (!region)
+        region = env("AWS_DEFAULT_REGION");
+    if (!region)
+        region = "us-east-1";
+    const char *name = kb_mode ? "bedrock-kb" : "bedrock";
+    if ((rc = br_configured(kb_mode, kb, ak, sk, kb_id, err)) != 0)
+        return rc;
     bedrock_t *b = calloc(1, sizeof(*b));
     if (!b)
         return TORO_ENOMEM;
@@ -524,7 +589,7 @@ static int br_new(toro_kb_t *kb, int kb_mode, toro_answerer_t **out, char **err)
     b->secret_key = strdup(sk);
     b->session_token = token ? strdup(token) : NULL;
     toro_provider_http_from_env(&b->http);
-    char def_ep[256], *prefix = NULL, *enc = NULL;
+    char def_ep[256], *prefix = NULL;
     const char *ep = env(kb_mode ? "TORO_BEDROCK_AGENT_ENDPOINT" : "TORO_BEDROCK_ENDPOINT");
     snprintf(def_ep, sizeof def_ep, "https://%s.%s.amazonaws.com", kb_mode ? "bedrock-agent-runtime" : "bedrock-runtime",
              region);
@@ -535,32 +600,12 @@ static int br_new(toro_kb_t *kb, int kb_mode, toro_answerer_t **out, char **err)
             *err = toro_prompt_strcat3("bad Bedrock endpoint (want http[s]://host[:port]): ", ep, NULL);
         goto out;
     }
-    if (kb_mode) {
-        b->kb_id = strdup(kb_id);
-        const char *arn = env("TORO_BEDROCK_MODEL_ARN");
-        char def_arn[256];
-        snprintf(def_arn, sizeof def_arn, "arn:aws:bedrock:%s::foundation-model/amazon.nova-pro-v1:0", region);
-        b->model_arn = strdup(arn ? arn : def_arn);
-        b->path = toro_prompt_strcat3(prefix, "/retrieveAndGenerate", NULL);
-        b->model_label = b->model_arn ? toro_prompt_strcat3("bedrock-kb:", b->model_arn, NULL) : NULL;
-        b->kb_label = toro_prompt_strcat3("bedrock-kb:", kb_id, NULL);
-        if (!b->kb_id || !b->kb_label) {
-            rc = TORO_ENOMEM;
-            goto out;
-        }
-    } else {
-        const char *model = env("TORO_BEDROCK_MODEL_ID");
-        if (!model)
-            model = DEFAULT_MODEL_ID;
-        b->model_id = strdup(model);
-        enc = toro_sigv4_uri_encode(model, strlen(model), 0);
-        if (enc) {
-            char *tmp = toro_prompt_strcat3(prefix, "/model/", enc);
-            b->path = tmp ? toro_prompt_strcat3(tmp, "/converse", NULL) : NULL;
-            free(tmp);
-        }
-        b->model_label = toro_prompt_strcat3("bedrock:", model, NULL);
-    }
+    if (kb_mode)
+        rc = kb_mode_fields(b, prefix, kb_id, region);
+    else
+        converse_fields(b, prefix);
+    if (rc)
+        goto out;
     if (b->path) {
         char *scheme_host = strndup(ep, (size_t)(strstr(ep, "://") - ep) + 3 + strlen(b->host));
         b->url = scheme_host ? toro_prompt_strcat3(scheme_host, b->path, NULL) : NULL;
@@ -579,7 +624,6 @@ static int br_new(toro_kb_t *kb, int kb_mode, toro_answerer_t **out, char **err)
                 token ? token : "(none)", "timeout_ms", timeout, NULL);
 out:
     free(prefix);
-    free(enc);
     if (rc) {
         br_destroy(&b->base);
         return rc;

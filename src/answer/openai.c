@@ -16,6 +16,7 @@
 #include "answer/prompt.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/util.h"
 
 typedef struct openai {
     toro_answerer_t base;     /* ops first */
@@ -119,10 +120,7 @@ static void oa_destroy(toro_answerer_t *self)
     free(o->url);
     free(o->model);
     free(o->model_label);
-    if (o->auth_header) {
-        memset(o->auth_header, 0, strlen(o->auth_header));
-        free(o->auth_header);
-    }
+    toro_secret_free(o->auth_header);
     free(o);
 }
 

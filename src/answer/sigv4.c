@@ -5,6 +5,7 @@
 #include "core/strbuf.h"
 #include "answer/sigv4.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <openssl/sha.h>
 
 #include "core/error.h"
+#include "core/util.h"
 
 #define MAX_HEADERS 64
 #define MAX_PARAMS 128
@@ -221,6 +223,57 @@ static char *trim_collapse(const char *s)
     return r;
 }
 
+/* The request's headers lowercased and trimmed into hs, sorted by name
+ * (stable: repeated headers keep their order). *nh counts the entries filled,
+ * also on TORO_ENOMEM, for the caller to free. */
+static int collect_headers(const toro_sigv4_request_t *req, hdr_t *hs, size_t *nh)
+{
+    assert(req->n_headers <= MAX_HEADERS);
+    for (size_t i = 0; i < req->n_headers; i++) {
+        hs[*nh].name = lower_dup(req->headers[i].name);
+        hs[*nh].value = trim_collapse(req->headers[i].value ? req->headers[i].value : "");
+        (*nh)++;
+        if (!hs[*nh - 1].name || !hs[*nh - 1].value)
+            return TORO_ENOMEM;
+    }
+    /* stable insertion sort by name: repeated headers keep their order */
+    for (size_t i = 1; i < *nh; i++)
+        for (size_t j = i; j > 0 && strcmp(hs[j - 1].name, hs[j].name) > 0; j--) {
+            hdr_t t = hs[j];
+            hs[j] = hs[j - 1];
+            hs[j - 1] = t;
+        }
+    return 0;
+}
+
+/* The canonical header lines ("name:value\n", a repeated header's values
+ * joined by commas on one line) into b, and the signed-header list
+ * ("a;b;c") into sh. */
+static void canonical_headers(toro_strbuf_t *b, toro_strbuf_t *sh, const hdr_t *hs, size_t nh)
+{
+    for (size_t i = 0; i < nh; i++) {
+        if (i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0) {
+            /* a repeated header: values joined by commas on one line */
+            assert(b->n > 0 || b->err);
+            if (b->n == 0)
+                return;
+            b->n--; /* drop the newline of the previous line */
+            b->s[b->n] = 0;
+            b_chr(b, ',');
+            toro_strbuf_str(b, hs[i].value);
+            b_chr(b, '\n');
+            continue;
+        }
+        toro_strbuf_str(b, hs[i].name);
+        b_chr(b, ':');
+        toro_strbuf_str(b, hs[i].value);
+        b_chr(b, '\n');
+        if (sh->n)
+            b_chr(sh, ';');
+        toro_strbuf_str(sh, hs[i].name);
+    }
+}
+
 int toro_sigv4_canonical_request(const toro_sigv4_request_t *req, char **creq, char **signed_headers)
 {
     int rc = 0;
@@ -232,23 +285,8 @@ int toro_sigv4_canonical_request(const toro_sigv4_request_t *req, char **creq, c
         *signed_headers = NULL;
     if (!req || !req->method || req->n_headers > MAX_HEADERS)
         return TORO_EINVAL;
-    for (size_t i = 0; i < req->n_headers; i++) {
-        hs[nh].name = lower_dup(req->headers[i].name);
-        hs[nh].value = trim_collapse(req->headers[i].value ? req->headers[i].value : "");
-        nh++;
-        if (!hs[nh - 1].name || !hs[nh - 1].value) {
-            rc = TORO_ENOMEM;
-            goto out;
-        }
-    }
-    /* stable insertion sort by name: repeated headers keep their order */
-    for (size_t i = 1; i < nh; i++)
-        for (size_t j = i; j > 0 && strcmp(hs[j - 1].name, hs[j].name) > 0; j--) {
-            hdr_t t = hs[j];
-            hs[j] = hs[j - 1];
-            hs[j - 1] = t;
-        }
-
+    if ((rc = collect_headers(req, hs, &nh)) != 0)
+        goto out;
     toro_strbuf_str(&b, req->method);
     b_chr(&b, '\n');
     const char *path = req->path && *req->path ? req->path : "/";
@@ -256,24 +294,7 @@ int toro_sigv4_canonical_request(const toro_sigv4_request_t *req, char **creq, c
     b_chr(&b, '\n');
     canonical_query(&b, req->query);
     b_chr(&b, '\n');
-    for (size_t i = 0; i < nh; i++) {
-        if (i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0) {
-            /* a repeated header: values joined by commas on one line */
-            b.n--; /* drop the newline of the previous line */
-            b.s[b.n] = 0;
-            b_chr(&b, ',');
-            toro_strbuf_str(&b, hs[i].value);
-            b_chr(&b, '\n');
-            continue;
-        }
-        toro_strbuf_str(&b, hs[i].name);
-        b_chr(&b, ':');
-        toro_strbuf_str(&b, hs[i].value);
-        b_chr(&b, '\n');
-        if (sh.n)
-            b_chr(&sh, ';');
-        toro_strbuf_str(&sh, hs[i].name);
-    }
+    canonical_headers(&b, &sh, hs, nh);
     b_chr(&b, '\n');
     toro_strbuf_add(&sh, "", 0);
     toro_strbuf_str(&b, sh.s ? sh.s : "");
@@ -333,6 +354,7 @@ int toro_sigv4_string_to_sign(const char *amz_date, const char *region, const ch
 void toro_sigv4_signing_key(const char *secret, const char *date8, const char *region, const char *service,
                             unsigned char key[32])
 {
+    assert(secret && date8 && strlen(date8) == 8 && region && service);
     size_t sl = strlen(secret);
     unsigned char *k0 = malloc(sl + 5);
     unsigned char k1[32], k2[32], k3[32];
@@ -346,10 +368,10 @@ void toro_sigv4_signing_key(const char *secret, const char *date8, const char *r
     hmac256(k1, 32, region, strlen(region), k2);
     hmac256(k2, 32, service, strlen(service), k3);
     hmac256(k3, 32, "aws4_request", 12, key);
-    OPENSSL_cleanse(k0, sl + 4);
-    OPENSSL_cleanse(k1, 32);
-    OPENSSL_cleanse(k2, 32);
-    OPENSSL_cleanse(k3, 32);
+    toro_secret_wipe(k0, sl + 4);
+    toro_secret_wipe(k1, 32);
+    toro_secret_wipe(k2, 32);
+    toro_secret_wipe(k3, 32);
     free(k0);
 }
 
@@ -373,7 +395,7 @@ int toro_sigv4_sign(const toro_sigv4_request_t *req, const toro_sigv4_credential
     unsigned char key[32], sig[32];
     toro_sigv4_signing_key(cred->secret_access_key, date8, region, service, key);
     hmac256(key, 32, sts, strlen(sts), sig);
-    OPENSSL_cleanse(key, sizeof key);
+    toro_secret_wipe(key, sizeof key);
     char hex[65];
     hex_of(sig, 32, hex);
     toro_strbuf_t b = {.max = MAX_CREQ};

@@ -40,14 +40,20 @@ typedef struct toro_sigv4_credentials {
 } toro_sigv4_credentials_t;
 
 /* Why: exposed so tests can compare each step with the published vectors.
- * *creq and *signed_headers (optional) are caller-freed. 0 or a negative code. */
+ * *creq and *signed_headers (optional) are caller-freed. 0, or TORO_EINVAL
+ * (no request or method, more than 64 headers), TORO_ETOOBIG (over 1 MiB, or
+ * more than 128 query parameters), TORO_ENOMEM: then *creq and
+ * *signed_headers are NULL. */
 int toro_sigv4_canonical_request(const toro_sigv4_request_t *req, char **creq, char **signed_headers);
 
-/* Why: step two of the signature. amz_date is "YYYYMMDDTHHMMSSZ". Caller frees *out. */
+/* Why: step two of the signature. amz_date is "YYYYMMDDTHHMMSSZ". Caller
+ * frees *out. 0, or TORO_EINVAL (a missing argument or a date of the wrong
+ * length) or TORO_ENOMEM with *out NULL. */
 int toro_sigv4_string_to_sign(const char *amz_date, const char *region, const char *service, const char *creq,
                               char **out);
 
-/* Why: step three, the derived key; date8 is "YYYYMMDD". */
+/* Why: step three, the derived key; date8 is "YYYYMMDD". Out of memory, key
+ * is all zeros (which no request verifies with); intermediate keys are wiped. */
 void toro_sigv4_signing_key(const char *secret, const char *date8, const char *region, const char *service,
                             unsigned char key[32]);
 
@@ -55,7 +61,9 @@ void toro_sigv4_signing_key(const char *secret, const char *date8, const char *r
  * ("AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...") in
  * *authorization (caller frees); *signature (optional, caller frees) is the
  * hex signature alone. The request's headers must already hold the
- * x-amz-date (and x-amz-security-token when used) that will be sent. */
+ * x-amz-date (and x-amz-security-token when used) that will be sent. On
+ * failure (TORO_EINVAL without credentials, or the codes above) both
+ * outputs are NULL. */
 int toro_sigv4_sign(const toro_sigv4_request_t *req, const toro_sigv4_credentials_t *cred, const char *region,
                     const char *service, const char *amz_date, char **authorization, char **signature);
 

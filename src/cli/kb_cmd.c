@@ -472,6 +472,103 @@ static int eval_beir(const char *beir, const char *keep, int reuse, const toro_k
     return rc ? 1 : 0;
 }
 
+/* What `toro kb eval FILE QUESTIONS` measured: retrieval per mode, then the extractive answers. */
+typedef struct eval_result {
+    const char *questions; /* the question file */
+    toro_kb_t *kb;         /* borrowed */
+    toro_embedder_t *emb;  /* borrowed, NULL for BM25 only */
+    toro_kb_mode_t modes[3];
+    toro_eval_metrics_t m[3]; /* per mode */
+    int nm;                   /* modes scored */
+    toro_eval_metrics_t am;   /* the extractive answers in the configured mode */
+} eval_result_t;
+
+/* --fusion a,b,c on a question file: hybrid nDCG@10 and R@5 of each fusion. */
+static int eval_question_fusions(toro_kb_t *kb, const char *questions, const char *list, char **err)
+{
+    int rc = 0;
+    printf("hybrid fusions (nDCG@10 / R@5):\n");
+    for (const char *p = list; p && *p && rc == 0;) {
+        const char *c = strchr(p, ',');
+        char one[64];
+        snprintf(one, sizeof(one), "%.*s", (int)(c ? (size_t)(c - p) : strlen(p)), p);
+        toro_eval_metrics_t fm;
+        if ((rc = toro_kb_opts_fusion(kb, one, err)) == 0 &&
+            (rc = toro_kb_eval_questions_mode(kb, questions, TORO_KB_MODE_HYBRID, NULL, NULL, NULL, &fm, err)) == 0)
+            printf("  %-12s %.4f / %.4f\n", one, fm.ndcg10, fm.recall5);
+        p = c ? c + 1 : NULL;
+    }
+    if (rc == 0)
+        toro_kb_set_fusion(kb, TORO_KB_FUSION_DEFAULT, TORO_KB_FUSION_WEIGHT_DEFAULT);
+    return rc;
+}
+
+static void print_eval_json(const eval_result_t *r, const char *dm)
+{
+    json_t *jm = json_object();
+    for (int i = 0; i < r->nm; i++)
+        json_object_set_new(jm, toro_kb_mode_name(r->modes[i]), metrics_json(&r->m[i]));
+    json_t *ja = metrics_json(&r->am);
+    json_object_set_new(ja, "mode", json_string(dm));
+    json_object_set_new(ja, "answers", json_integer((json_int_t)r->am.n_answered));
+    json_object_set_new(ja, "answers_with_all_key_facts", json_real(r->am.fact_rate));
+    json_object_set_new(ja, "key_facts_found", json_real(r->am.fact_item_rate));
+    json_t *top = json_pack("{s:s, s:s, s:s, s:f, s:o, s:o}", "dataset", r->questions, "kb_version",
+                            toro_kb_version(r->kb), "embedder", r->emb ? r->emb->identity : "none", "min_relevance",
+                            toro_kb_min_relevance(r->kb), "modes", jm, "answers", ja);
+    char *js = json_dumps(top, JSON_INDENT(2));
+    if (js)
+        puts(js);
+    free(js);
+    json_decref(top);
+}
+
+static void print_eval_text(const eval_result_t *r, const char *dm, int verbose)
+{
+    printf("%s  kb %s  embedder %s  min relevance %.2f\n", r->questions, toro_kb_version(r->kb),
+           r->emb ? r->emb->identity : "none", toro_kb_min_relevance(r->kb));
+    printf("retrieval (refusal = top hit below the relevance threshold):\n");
+    print_mode_header();
+    for (int i = 0; i < r->nm; i++)
+        print_mode_row(toro_kb_mode_name(r->modes[i]), &r->m[i]);
+    print_answers(dm, &r->am);
+    if (!verbose)
+        printf("(-v lists every failure on stderr)\n");
+}
+
+/* `toro kb eval FILE QUESTIONS`: each retrieval mode, the fusions asked for, the extractive answers. */
+static int eval_file(const char *file, const char *questions, const toro_kb_opts_t *o, int as_json, int verbose)
+{
+    eval_result_t r = {.questions = questions};
+    if (open_kb("toro kb eval", file, o, &r.kb, &r.emb))
+        return 1;
+    toro_answerer_t *ans = NULL;
+    r.nm = eval_modes(r.kb, o->mode, r.modes);
+    char *err = NULL;
+    int rc = 0;
+    for (int i = 0; i < r.nm && rc == 0; i++)
+        rc = toro_kb_eval_questions_mode(r.kb, questions, r.modes[i], NULL, NULL, verbose ? stderr : NULL, &r.m[i],
+                                         &err);
+    if (rc == 0 && r.nm == 3 && o->fusion && strchr(o->fusion, ','))
+        rc = eval_question_fusions(r.kb, questions, o->fusion, &err);
+    if (rc == 0)
+        rc = toro_answerer_extractive_new(r.kb, &ans);
+    if (rc == 0)
+        rc = toro_kb_eval_questions(r.kb, questions, toro_answerer_eval_fn, ans, verbose ? stderr : NULL, &r.am, &err);
+    const char *dm = toro_kb_mode_name(toro_kb_mode(r.kb));
+    if (rc)
+        fprintf(stderr, "toro kb eval: %s\n", err ? err : toro_strerror(rc));
+    else if (as_json)
+        print_eval_json(&r, dm);
+    else
+        print_eval_text(&r, dm, verbose);
+    free(err);
+    toro_answerer_free(ans);
+    toro_kb_close(r.kb);
+    toro_embedder_free(r.emb);
+    return rc ? 1 : 0;
+}
+
 static int cmd_eval(int argc, char **argv)
 {
     const char *name = "toro kb eval", *pos[2] = {NULL, NULL}, *beir = NULL, *keep = NULL;
@@ -503,74 +600,7 @@ static int cmd_eval(int argc, char **argv)
         return 1;
     if (beir)
         return eval_beir(beir, keep, reuse, &o, as_json);
-    toro_kb_t *kb = NULL;
-    toro_embedder_t *emb = NULL;
-    if (open_kb("toro kb eval", file, &o, &kb, &emb))
-        return 1;
-    toro_answerer_t *ans = NULL;
-    toro_eval_metrics_t m[3], am;
-    toro_kb_mode_t modes[3];
-    int nm = eval_modes(kb, o.mode, modes);
-    char *err = NULL;
-    int rc = 0;
-    for (int i = 0; i < nm && rc == 0; i++)
-        rc = toro_kb_eval_questions_mode(kb, questions, modes[i], NULL, NULL, verbose ? stderr : NULL, &m[i], &err);
-    if (rc == 0 && nm == 3 && o.fusion && strchr(o.fusion, ',')) {
-        printf("hybrid fusions (nDCG@10 / R@5):\n");
-        for (const char *p = o.fusion; p && *p && rc == 0;) {
-            const char *c = strchr(p, ',');
-            char one[64];
-            snprintf(one, sizeof(one), "%.*s", (int)(c ? (size_t)(c - p) : strlen(p)), p);
-            toro_eval_metrics_t fm;
-            if ((rc = toro_kb_opts_fusion(kb, one, &err)) == 0 &&
-                (rc = toro_kb_eval_questions_mode(kb, questions, TORO_KB_MODE_HYBRID, NULL, NULL, NULL, &fm,
-                                                  &err)) == 0)
-                printf("  %-12s %.4f / %.4f\n", one, fm.ndcg10, fm.recall5);
-            p = c ? c + 1 : NULL;
-        }
-        if (rc == 0)
-            toro_kb_set_fusion(kb, TORO_KB_FUSION_DEFAULT, TORO_KB_FUSION_WEIGHT_DEFAULT);
-    }
-    if (rc == 0)
-        rc = toro_answerer_extractive_new(kb, &ans);
-    if (rc == 0)
-        rc = toro_kb_eval_questions(kb, questions, toro_answerer_eval_fn, ans, verbose ? stderr : NULL, &am, &err);
-    const char *dm = toro_kb_mode_name(toro_kb_mode(kb));
-    if (rc) {
-        fprintf(stderr, "toro kb eval: %s\n", err ? err : toro_strerror(rc));
-    } else if (as_json) {
-        json_t *jm = json_object();
-        for (int i = 0; i < nm; i++)
-            json_object_set_new(jm, toro_kb_mode_name(modes[i]), metrics_json(&m[i]));
-        json_t *ja = metrics_json(&am);
-        json_object_set_new(ja, "mode", json_string(dm));
-        json_object_set_new(ja, "answers", json_integer((json_int_t)am.n_answered));
-        json_object_set_new(ja, "answers_with_all_key_facts", json_real(am.fact_rate));
-        json_object_set_new(ja, "key_facts_found", json_real(am.fact_item_rate));
-        json_t *top = json_pack("{s:s, s:s, s:s, s:f, s:o, s:o}", "dataset", questions, "kb_version",
-                                toro_kb_version(kb), "embedder", emb ? emb->identity : "none", "min_relevance",
-                                toro_kb_min_relevance(kb), "modes", jm, "answers", ja);
-        char *js = json_dumps(top, JSON_INDENT(2));
-        if (js)
-            puts(js);
-        free(js);
-        json_decref(top);
-    } else {
-        printf("%s  kb %s  embedder %s  min relevance %.2f\n", questions, toro_kb_version(kb),
-               emb ? emb->identity : "none", toro_kb_min_relevance(kb));
-        printf("retrieval (refusal = top hit below the relevance threshold):\n");
-        print_mode_header();
-        for (int i = 0; i < nm; i++)
-            print_mode_row(toro_kb_mode_name(modes[i]), &m[i]);
-        print_answers(dm, &am);
-        if (!verbose)
-            printf("(-v lists every failure on stderr)\n");
-    }
-    free(err);
-    toro_answerer_free(ans);
-    toro_kb_close(kb);
-    toro_embedder_free(emb);
-    return rc ? 1 : 0;
+    return eval_file(file, questions, &o, as_json, verbose);
 }
 
 /* Adds to o what the snapshot's tables hold beyond its metadata: documents

@@ -1,6 +1,7 @@
 /* error.c: the message table for toro's error codes. */
 #include "core/error.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 void toro_set_err(char **err, const char *fmt, ...)
 {
+    assert(fmt);
     if (!err)
         return;
     char buf[1024];

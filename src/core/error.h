@@ -20,11 +20,13 @@ enum {
     TORO_EFORBIDDEN = -11, /* authenticated, but not allowed to act for that user */
 };
 
-/* Why: one table for every message, so logs and HTTP errors agree. */
+/* Why: one table for every message, so logs and HTTP errors agree. Always a
+ * static string ("unknown error" for a code outside the table). */
 const char *toro_strerror(int rc);
 
 /* Why: the char **err convention in one place: formats the message into a
- * new heap string (replacing and freeing any earlier one). No-op on NULL err. */
+ * new heap string (replacing and freeing any earlier one), cut at 1023
+ * bytes. No-op on NULL err; when out of memory *err ends NULL. */
 void toro_set_err(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -1,6 +1,7 @@
 /* health.c: the degraded state of the process (see health.h). */
 #include "core/health.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +24,7 @@ void toro_health_note(const char *error_text)
 void toro_health_fail(const char *who)
 {
     char line[600] = "";
+    assert(who);
     pthread_mutex_lock(&lock);
     if (!reason[0]) {
         snprintf(reason, sizeof reason, "store failing: %s", last_error[0] ? last_error : "I/O error");
@@ -50,6 +52,7 @@ void toro_health_ok(void)
 
 bool toro_health_degraded(char *buf, size_t cap, int64_t *since_ms)
 {
+    assert(!buf || cap > 0);
     pthread_mutex_lock(&lock);
     bool bad = reason[0] != '\0';
     if (bad && buf)

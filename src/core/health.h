@@ -22,8 +22,9 @@ void toro_health_fail(const char *who);
 /* Why: a write succeeded: leave the degraded state (logged once). */
 void toro_health_ok(void);
 
-/* Why: /healthz. True while degraded; copies the reason into buf and the
- * time it started (wall-clock ms) into *since_ms. */
+/* Why: /healthz. True while degraded; copies the reason into buf (cut to
+ * cap) and the time it started (wall-clock ms) into *since_ms. Healthy:
+ * false, and buf and *since_ms are untouched. Either may be NULL. */
 bool toro_health_degraded(char *buf, size_t cap, int64_t *since_ms);
 
 /* Why: the workers' back-off between attempts while the store fails:

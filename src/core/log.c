@@ -2,6 +2,7 @@
  * jansson and emitted with a single write(2) so lines from threads never mix. */
 #include "core/log.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -22,6 +23,7 @@ void toro_log_set_level(toro_log_level_t level) { atomic_store(&min_level, (int)
 
 int toro_log_level_parse(const char *name, toro_log_level_t *out)
 {
+    assert(name && out);
     for (int i = 0; i < 4; i++) {
         if (strcasecmp(name, level_names[i]) == 0) {
             *out = (toro_log_level_t)i;

@@ -11,7 +11,9 @@
 
 typedef enum { TORO_LOG_DEBUG, TORO_LOG_INFO, TORO_LOG_WARN, TORO_LOG_ERROR } toro_log_level_t;
 
-/* Why: verbosity is chosen once at start (--log-level or TORO_LOG_LEVEL). */
+/* Why: verbosity is chosen once at start (--log-level or TORO_LOG_LEVEL).
+ * parse: 0 with *out set for debug|info|warn|error, or TORO_EINVAL with *out
+ * untouched. */
 void toro_log_set_level(toro_log_level_t level);
 int toro_log_level_parse(const char *name, toro_log_level_t *out);
 
@@ -50,7 +52,9 @@ void toro_log_fields(toro_log_level_t level, const char *component, const char *
 void toro_log_ratelimited(toro_log_level_t level, const char *component, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Why: exposed for tests and for any code that prints configuration. */
+/* Why: exposed for tests and for any code that prints configuration. 1 when
+ * the key's value must be redacted, else 0. Logging never fails visibly: a
+ * line that cannot be formatted is cut, never a reason to stop. */
 int toro_log_key_is_sensitive(const char *key);
 
 #define toro_log_info(comp, qid, ...) toro_log(TORO_LOG_INFO, comp, qid, __VA_ARGS__)

@@ -1,6 +1,7 @@
 /* question.c: status machine, record <-> JSON, request validation, events. */
 #include "core/question.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ int toro_status_parse(const char *name, toro_status_t *out)
 
 bool toro_status_can_move(toro_status_t from, toro_status_t to)
 {
+    assert(from >= 0 && from < TORO_STATUS_COUNT && to >= 0 && to < TORO_STATUS_COUNT);
     switch (from) {
     case TORO_STATUS_PENDING:
         return to == TORO_STATUS_PROCESSING || to == TORO_STATUS_ERROR;
@@ -193,12 +195,57 @@ bool toro_user_id_is_valid(const char *u)
     return true;
 }
 
+/* The fields of a request body object: only user_id and question, both
+ * strings without NUL, user_id present unless optional. NULL when they are,
+ * else the message saying what is wrong. */
+static const char *check_fields(json_t *root, bool user_optional)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val)
+    {
+        if (strcmp(key, "user_id") != 0 && strcmp(key, "question") != 0)
+            return "unknown field in request body (allowed: user_id, question)";
+    }
+    json_t *ju = json_object_get(root, "user_id");
+    json_t *jq = json_object_get(root, "question");
+    if (!ju && !user_optional)
+        return "user_id is required";
+    if (ju && !json_is_string(ju))
+        return "user_id must be a string";
+    if (!jq)
+        return "question is required";
+    if (!json_is_string(jq))
+        return "question must be a string";
+    if ((ju && strlen(json_string_value(ju)) != json_string_length(ju)) ||
+        strlen(json_string_value(jq)) != json_string_length(jq))
+        return "strings must not contain NUL characters";
+    return NULL;
+}
+
+/* The trimmed values: a user id (NULL when absent) of allowed characters and
+ * a non-empty question of at most TORO_QUESTION_MAX_CHARS characters. NULL
+ * when they are valid, else the message. */
+static const char *check_values(const char *uid, const char *qtext)
+{
+    if (uid && !*uid)
+        return "user_id must not be empty";
+    if (uid && !toro_user_id_is_valid(uid))
+        return "user_id must be at most 128 characters of letters, digits and . _ - @ :";
+    if (!*qtext)
+        return "question must not be empty";
+    if (toro_utf8_count(qtext, strlen(qtext)) > TORO_QUESTION_MAX_CHARS)
+        return "question must be at most 2000 characters";
+    return NULL;
+}
+
 int toro_question_validate(const char *body, size_t len, bool user_optional, char **user_id, char **question,
                            const char **err)
 {
     int rc = TORO_EINVAL;
     json_t *root = NULL;
     char *uid = NULL, *qtext = NULL;
+    assert(body || !len);
     *user_id = NULL;
     *question = NULL;
 
@@ -216,58 +263,20 @@ int toro_question_validate(const char *body, size_t len, bool user_optional, cha
         *err = "request body must be a JSON object";
         goto out;
     }
-    const char *key;
-    json_t *val;
-    json_object_foreach(root, key, val)
-    {
-        if (strcmp(key, "user_id") != 0 && strcmp(key, "question") != 0) {
-            *err = "unknown field in request body (allowed: user_id, question)";
-            goto out;
-        }
+    const char *why = check_fields(root, user_optional);
+    if (why) {
+        *err = why;
+        goto out;
     }
     json_t *ju = json_object_get(root, "user_id");
-    json_t *jq = json_object_get(root, "question");
-    if (!ju && !user_optional) {
-        *err = "user_id is required";
-        goto out;
-    }
-    if (ju && !json_is_string(ju)) {
-        *err = "user_id must be a string";
-        goto out;
-    }
-    if (!jq) {
-        *err = "question is required";
-        goto out;
-    }
-    if (!json_is_string(jq)) {
-        *err = "question must be a string";
-        goto out;
-    }
-    if ((ju && strlen(json_string_value(ju)) != json_string_length(ju)) ||
-        strlen(json_string_value(jq)) != json_string_length(jq)) {
-        *err = "strings must not contain NUL characters";
-        goto out;
-    }
     uid = ju ? toro_trim_dup(json_string_value(ju)) : NULL;
-    qtext = toro_trim_dup(json_string_value(jq));
+    qtext = toro_trim_dup(json_string_value(json_object_get(root, "question")));
     if ((ju && !uid) || !qtext) {
         *err = "out of memory";
         goto out;
     }
-    if (uid && !*uid) {
-        *err = "user_id must not be empty";
-        goto out;
-    }
-    if (uid && !toro_user_id_is_valid(uid)) {
-        *err = "user_id must be at most 128 characters of letters, digits and . _ - @ :";
-        goto out;
-    }
-    if (!*qtext) {
-        *err = "question must not be empty";
-        goto out;
-    }
-    if (toro_utf8_count(qtext, strlen(qtext)) > TORO_QUESTION_MAX_CHARS) {
-        *err = "question must be at most 2000 characters";
+    if ((why = check_values(uid, qtext)) != NULL) {
+        *err = why;
         goto out;
     }
     *user_id = uid;
@@ -328,6 +337,8 @@ int toro_event_decode(const char *payload, char **user_id, char **question_id, t
     json_t *o = json_loads(payload, 0, NULL);
     const char *u, *q, *s;
     int rc = TORO_EFORMAT;
+    assert(user_id && question_id && status);
+    *user_id = *question_id = NULL;
     if (o && json_unpack(o, "{s:s, s:s, s:s}", "user_id", &u, "question_id", &q, "status", &s) == 0 &&
         toro_status_parse(s, status) == 0) {
         *user_id = strdup(u);
@@ -336,6 +347,7 @@ int toro_event_decode(const char *payload, char **user_id, char **question_id, t
         if (rc) {
             free(*user_id);
             free(*question_id);
+            *user_id = *question_id = NULL;
         }
     }
     json_decref(o);

@@ -19,7 +19,9 @@ typedef enum {
     TORO_STATUS_COUNT
 } toro_status_t;
 
-/* Why: statuses travel as strings in JSON, SQL and events. */
+/* Why: statuses travel as strings in JSON, SQL and events. name: a static
+ * string ("unknown" for a value outside the enum). parse: 0 and *out set, or
+ * TORO_EINVAL for an unknown or NULL name with *out untouched. */
 const char *toro_status_name(toro_status_t s);
 int toro_status_parse(const char *name, toro_status_t *out);
 
@@ -86,7 +88,8 @@ void toro_question_clear(toro_question_t *q);
  * array; NULL is a no-op. */
 void toro_questions_free(toro_question_t *items, size_t n);
 
-/* Why: the API representation of a record (GET /questions...). New reference. */
+/* Why: the API representation of a record (GET /questions...). New
+ * reference, NULL when out of memory. */
 json_t *toro_question_to_json(const toro_question_t *q);
 
 /* Why: the ingest stage and its unit tests share one validator. Parses a
@@ -105,11 +108,17 @@ bool toro_user_id_is_valid(const char *user_id);
 
 /* Why: the history's pagination token, the same for every store:
  * base64url("<created_at>|<question_id>") of the last item of a page. Opaque
- * to clients. decode returns TORO_EINVAL for a token no store made. */
+ * to clients. encode: caller frees; NULL when out of memory or the id is too
+ * long. decode: 0 with both outputs set, or TORO_EINVAL for a token no store
+ * made, with *created_at and question_id untouched. */
 char *toro_history_cursor_encode(const toro_question_t *last);
 int toro_history_cursor_decode(const char *cursor, int64_t *created_at, char question_id[64]);
 
-/* Events on the bus carry ids only: {"user_id","question_id","status"}. */
+/* Events on the bus carry ids only: {"user_id","question_id","status"}.
+ * encode: caller frees; NULL when out of memory. decode: 0 with *user_id and
+ * *question_id (caller frees both) and *status set; TORO_EFORMAT for a payload
+ * that is not such an event, or TORO_ENOMEM: then *user_id and *question_id
+ * are NULL and *status is unspecified. */
 char *toro_event_encode(const char *user_id, const char *question_id, toro_status_t status);
 int toro_event_decode(const char *payload, char **user_id, char **question_id, toro_status_t *status);
 

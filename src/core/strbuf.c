@@ -1,6 +1,7 @@
 /* strbuf.c: growable string with a cap (see strbuf.h). */
 #include "core/strbuf.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@
 
 void toro_strbuf_add(toro_strbuf_t *b, const char *s, size_t n)
 {
+    assert(b && (s || !n));
     if (b->err)
         return;
     size_t max = b->max ? b->max : TORO_STRBUF_DEFAULT_MAX;
@@ -30,6 +32,7 @@ void toro_strbuf_add(toro_strbuf_t *b, const char *s, size_t n)
     if (n)
         memcpy(b->s + b->n, s, n);
     b->n += n;
+    assert(b->n < b->cap);
     b->s[b->n] = 0;
 }
 

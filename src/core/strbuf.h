@@ -17,7 +17,9 @@ typedef struct toro_strbuf {
 } toro_strbuf_t;
 
 /* Why: the one append; a zero-length append still allocates, so s is never
- * NULL after any successful append. */
+ * NULL after any successful append. After a failure b->err is set and s, n
+ * hold what was appended before it (still NUL-terminated when s is not NULL);
+ * later appends change nothing. s may be NULL when n is 0. */
 void toro_strbuf_add(toro_strbuf_t *b, const char *s, size_t n);
 void toro_strbuf_str(toro_strbuf_t *b, const char *s);
 

@@ -1,7 +1,10 @@
-/* util.c: clocks, UUIDs, UTF-8 counting, trimming and base64url. */
+/* util.c: clocks, UUIDs, UTF-8 counting, trimming, base64url, integer
+ * parsing and secret wiping. */
 #include "core/util.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +63,7 @@ long toro_utf8_count(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
     long count = 0;
+    assert(str || !len);
     size_t i = 0;
     while (i < len) {
         unsigned c = s[i];
@@ -123,6 +127,7 @@ static int is_space_at(const unsigned char *s, size_t *adv)
 
 char *toro_trim_dup(const char *str)
 {
+    assert(str);
     const unsigned char *s = (const unsigned char *)str;
     size_t len = strlen(str), adv;
     size_t start = 0;
@@ -153,6 +158,7 @@ static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 
 char *toro_b64url_encode(const unsigned char *d, size_t len)
 {
+    assert(d || !len);
     char *out = malloc(len * 4 / 3 + 4);
     if (!out)
         return NULL;
@@ -171,6 +177,7 @@ char *toro_b64url_encode(const unsigned char *d, size_t len)
         if (i + 1 < len)
             out[o++] = b64[(v >> 6) & 63];
     }
+    assert(o < len * 4 / 3 + 4);
     out[o] = '\0';
     return out;
 }
@@ -183,6 +190,7 @@ static int b64val(char c)
 
 unsigned char *toro_b64url_decode(const char *s, size_t *outlen)
 {
+    assert(s && outlen);
     size_t len = strlen(s);
     if (len % 4 == 1)
         return NULL;
@@ -213,6 +221,7 @@ unsigned char *toro_b64url_decode(const char *s, size_t *outlen)
 
 int toro_parse_long(const char *s, long min, long max, long *out)
 {
+    assert(out && min <= max);
     if (!s || !*s)
         return TORO_EINVAL;
     char *end;
@@ -222,4 +231,19 @@ int toro_parse_long(const char *s, long min, long max, long *out)
         return TORO_EINVAL;
     *out = v;
     return 0;
+}
+
+void toro_secret_wipe(void *p, size_t len)
+{
+    assert(p || !len);
+    if (p && len)
+        OPENSSL_cleanse(p, len);
+}
+
+void toro_secret_free(char *s)
+{
+    if (!s)
+        return;
+    toro_secret_wipe(s, strlen(s));
+    free(s);
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/util.h"
 #include "embed/embed.h"
 
 #define RESP_MAX (64u << 20)  /* response body cap */
@@ -172,7 +173,7 @@ static int oa_embed(toro_embedder_t *e, const char *const *texts, size_t n, int 
 static void oa_destroy(toro_embedder_t *e)
 {
     oa_embedder_t *x = (oa_embedder_t *)e;
-    free(x->auth);
+    toro_secret_free(x->auth);
     free(x);
 }
 

@@ -4,6 +4,7 @@
  * terms table is written at the end, sorted. It does not read snapshots. */
 #include "kb/index.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -351,6 +352,7 @@ static int index_chunk(toro_kb_builder_t *b, toro_analyzer_t *an, const toro_doc
 
 int toro_kb_builder_add_doc(toro_kb_builder_t *b, const toro_doc_t *doc, const char *path, size_t bytes)
 {
+    assert(b && !b->finished && b->db && doc && doc->doc_id && doc->title && doc->lang);
     int li = strcmp(doc->lang, "en") == 0 ? 1 : 0;
     b->lang_used[li] = 1;
     int rc = 0;
@@ -394,6 +396,7 @@ int toro_kb_builder_add_doc(toro_kb_builder_t *b, const toro_doc_t *doc, const c
 int toro_kb_builder_add_file(toro_kb_builder_t *b, const char *relpath, const char *bytes, size_t len,
                              toro_doc_format_t fmt, char **err)
 {
+    assert(b && relpath && (bytes || !len));
     toro_kb_builder_hash(b, relpath, strlen(relpath));
     toro_kb_builder_hash(b, bytes, len);
     b->bytes_in += len;
@@ -421,6 +424,7 @@ int toro_kb_builder_add_file(toro_kb_builder_t *b, const char *relpath, const ch
 void toro_kb_builder_set_embedder(toro_kb_builder_t *b, toro_embedder_t *e, toro_kb_embed_progress_cb progress,
                                   void *ud)
 {
+    assert(b && !b->finished && b->nchunks == 0); /* the identity must enter the version before any chunk */
     b->embedder = toro_embedder_is_none(e) ? NULL : e;
     b->eprogress = progress;
     b->eprogress_ud = ud;
@@ -522,27 +526,18 @@ static int put_meta(sqlite3 *db, const char *k, const char *v)
     return rc;
 }
 
-int toro_kb_builder_finish(toro_kb_builder_t *b, toro_kb_build_stats_t *stats, char **err)
+/* The term dictionary, sorted by term, one row per term with its postings. */
+static int write_terms(toro_kb_builder_t *b)
 {
     int rc = 0;
-    term_t **sorted = NULL;
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int dlen = 0;
-    char version[33];
-    EVP_DigestFinal_ex(b->sha, digest, &dlen);
-    for (int i = 0; i < 12; i++)
-        snprintf(version + 2 * i, 3, "%02x", digest[i]);
-    version[24] = 0;
-
-    sorted = malloc((b->tcount + 1) * sizeof(term_t *));
-    if (!sorted) {
-        rc = TORO_ENOMEM;
-        goto out;
-    }
+    term_t **sorted = malloc((b->tcount + 1) * sizeof(term_t *));
+    if (!sorted)
+        return TORO_ENOMEM;
     size_t n = 0;
     for (uint32_t i = 0; i < b->tcap; i++)
         if (b->terms[i].s)
             sorted[n++] = &b->terms[i];
+    assert(n == b->tcount);
     qsort(sorted, n, sizeof(term_t *), cmp_term_ptr);
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(b->db, "INSERT INTO terms(term,df,postings) VALUES(?,?,?)", -1, &s, NULL) != SQLITE_OK) {
@@ -557,15 +552,20 @@ int toro_kb_builder_finish(toro_kb_builder_t *b, toro_kb_build_stats_t *stats, c
             rc = TORO_EIO;
         sqlite3_reset(s);
     }
+out:
     sqlite3_finalize(s);
-    if (rc)
-        goto out;
-    /* Chunk lengths as one little-endian blob. */
+    free(sorted);
+    return rc;
+}
+
+/* Chunk lengths as one little-endian blob. */
+static int write_lengths(toro_kb_builder_t *b)
+{
+    int rc = 0;
+    sqlite3_stmt *s = NULL;
     uint8_t *lb = malloc((size_t)b->nchunks * 4 + 1);
-    if (!lb) {
-        rc = TORO_ENOMEM;
-        goto out;
-    }
+    if (!lb)
+        return TORO_ENOMEM;
     for (uint32_t i = 0; i < b->nchunks; i++)
         for (int k = 0; k < 4; k++)
             lb[4 * i + k] = (uint8_t)(b->lens[i] >> (8 * k));
@@ -578,17 +578,16 @@ int toro_kb_builder_finish(toro_kb_builder_t *b, toro_kb_build_stats_t *stats, c
     }
     sqlite3_finalize(s);
     free(lb);
-    if (rc)
-        goto out;
-    char buf[64], langs[8] = "";
-    char when[32];
+    return rc;
+}
+
+/* The meta rows that describe the snapshot (format, version, languages, chunking, sizes, BM25). */
+static int write_meta(toro_kb_builder_t *b, const char *version)
+{
+    int rc = 0;
+    char buf[64], when[32];
+    const char *langs = b->lang_used[0] && b->lang_used[1] ? "pt,en" : b->lang_used[1] ? "en" : "pt";
     toro_iso8601(toro_now_ms(), when);
-    if (b->lang_used[0])
-        strcat(langs, "pt");
-    if (b->lang_used[1])
-        strcat(langs, langs[0] ? ",en" : "en");
-    if (!langs[0])
-        strcat(langs, "pt");
     rc |= put_meta(b->db, "format", TORO_KB_FORMAT);
     rc |= put_meta(b->db, "version", version);
     rc |= put_meta(b->db, "built_at", when);
@@ -607,39 +606,65 @@ int toro_kb_builder_finish(toro_kb_builder_t *b, toro_kb_build_stats_t *stats, c
     snprintf(buf, sizeof(buf), "%.6f", b->nchunks ? (double)b->total_len / b->nchunks : 0.0);
     rc |= put_meta(b->db, "avg_chunk_terms", buf);
     rc |= put_meta(b->db, "bm25", "k1=1.2,b=0.75");
-    if (rc) {
-        rc = TORO_EIO;
+    return rc ? TORO_EIO : 0;
+}
+
+/* The vectors and the embedder's identity, when the builder has an embedder. */
+static int write_vectors(toro_kb_builder_t *b, char **err)
+{
+    char buf[32];
+    int rc;
+    if (!b->embedder)
+        return 0;
+    if ((rc = embed_chunks(b, err)) != 0)
+        return rc;
+    snprintf(buf, sizeof(buf), "%zu", b->embedder->dim);
+    if (put_meta(b->db, "embedder", b->embedder->identity) || put_meta(b->db, "embed_dim", buf))
+        return TORO_EIO;
+    return 0;
+}
+
+/* Commits, closes the file and renames it into place. */
+static int commit_and_rename(toro_kb_builder_t *b, char **err)
+{
+    int rc;
+    if ((rc = exec(b->db, "COMMIT;", err)) != 0)
+        return rc;
+    sqlite3_finalize(b->ins_chunk);
+    sqlite3_finalize(b->ins_doc);
+    b->ins_chunk = b->ins_doc = NULL;
+    if (sqlite3_close(b->db) != SQLITE_OK)
+        return TORO_EIO;
+    b->db = NULL;
+    if (rename(b->tmp_path, b->out_path) != 0) {
+        toro_set_err(err, "cannot rename to %s: %s", b->out_path, strerror(errno));
+        return TORO_EIO;
+    }
+    return 0;
+}
+
+int toro_kb_builder_finish(toro_kb_builder_t *b, toro_kb_build_stats_t *stats, char **err)
+{
+    int rc = 0;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    char version[33];
+    assert(b && !b->finished && b->db);
+    EVP_DigestFinal_ex(b->sha, digest, &dlen);
+    for (int i = 0; i < 12; i++)
+        snprintf(version + 2 * i, 3, "%02x", digest[i]);
+    version[24] = 0;
+
+    if ((rc = write_terms(b)) != 0 || (rc = write_lengths(b)) != 0 || (rc = write_meta(b, version)) != 0 ||
+        (rc = write_vectors(b, err)) != 0)
         goto out;
-    }
-    if (b->embedder) {
-        if ((rc = embed_chunks(b, err)) != 0)
-            goto out;
-        snprintf(buf, sizeof(buf), "%zu", b->embedder->dim);
-        if (put_meta(b->db, "embedder", b->embedder->identity) || put_meta(b->db, "embed_dim", buf)) {
-            rc = TORO_EIO;
-            goto out;
-        }
-    }
     char sum[80]; /* last: over everything above, vectors included (kb/checksum.h) */
     if (toro_kb_checksum_compute(b->db, sum) != 0 || put_meta(b->db, TORO_KB_CHECKSUM_KEY, sum) != 0) {
         rc = TORO_EIO;
         goto out;
     }
-    if ((rc = exec(b->db, "COMMIT;", err)) != 0)
+    if ((rc = commit_and_rename(b, err)) != 0)
         goto out;
-    sqlite3_finalize(b->ins_chunk);
-    sqlite3_finalize(b->ins_doc);
-    b->ins_chunk = b->ins_doc = NULL;
-    if (sqlite3_close(b->db) != SQLITE_OK) {
-        rc = TORO_EIO;
-        goto out;
-    }
-    b->db = NULL;
-    if (rename(b->tmp_path, b->out_path) != 0) {
-        toro_set_err(err, "cannot rename to %s: %s", b->out_path, strerror(errno));
-        rc = TORO_EIO;
-        goto out;
-    }
     b->finished = 1;
     if (stats) {
         stats->n_docs = b->n_docs;
@@ -654,7 +679,6 @@ int toro_kb_builder_finish(toro_kb_builder_t *b, toro_kb_build_stats_t *stats, c
 out:
     if (rc && err && !*err)
         toro_set_err(err, "cannot write snapshot: %s", b->db ? sqlite3_errmsg(b->db) : toro_strerror(rc));
-    free(sorted);
     return rc;
 }
 

@@ -6,6 +6,7 @@
  * Blocks are then packed into chunks that never cross a heading. */
 #include "kb/chunker.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -186,6 +187,7 @@ static int add_block(parser_t *p, mtext_t *t)
         return TORO_ENOMEM;
     }
     memcpy(bk->map, t->map + a, bk->len * sizeof(size_t));
+    assert(p->cur_section >= 0 && (size_t)p->cur_section < p->ns);
     bk->section = p->cur_section;
     p->nb++;
     t->n = 0;
@@ -256,13 +258,100 @@ static size_t list_marker(const char *s, size_t n)
     return 0;
 }
 
+/* A Markdown heading line of level h: closes the open block, then sets the
+ * section path from the heading text without emphasis. */
+static int md_heading(parser_t *p, mtext_t *t, const char *line, size_t ln, size_t h)
+{
+    int rc;
+    if ((rc = add_block(p, t)) != 0)
+        return rc;
+    char *txt = trim_dup(line + h + 1, ln - h - 1);
+    if (!txt)
+        return TORO_ENOMEM;
+    /* Strip emphasis from heading text. */
+    size_t o = 0;
+    for (size_t i = 0; txt[i]; i++)
+        if (txt[i] != '*' && txt[i] != '`')
+            txt[o++] = txt[i];
+    txt[o] = 0;
+    return set_heading(p, (int)h, txt);
+}
+
+/* A table row: one block "| a | b |", the shape kept for answers. */
+static int md_table_row(parser_t *p, mtext_t *t, const char *line, size_t ln, size_t base)
+{
+    int rc;
+    if ((rc = add_block(p, t)) != 0)
+        return rc;
+    for (size_t i = 0; i < ln && rc == 0; i++) {
+        if (line[i] == '|')
+            rc = mt_push(t, '|', base + i);
+        else
+            rc = push_inline(t, line + i, 1, base + i, 1);
+    }
+    return rc ? rc : add_block(p, t);
+}
+
+/* A list item: a block of its own that starts with "- ". lm is the marker's length. */
+static int md_list_item(parser_t *p, mtext_t *t, const char *line, size_t ln, size_t base, size_t lm)
+{
+    int rc;
+    if ((rc = add_block(p, t)) != 0)
+        return rc;
+    rc = mt_push(t, '-', base + lm - 2);
+    if (!rc)
+        rc = mt_push(t, ' ', base + lm - 1);
+    if (!rc)
+        rc = push_inline(t, line + lm, ln - lm, base + lm, 1);
+    return rc;
+}
+
+/* The Markdown structure of one line outside a code fence: a heading, a rule
+ * or table separator, a quote, a table row or a list item. *done is set when
+ * the line is consumed; otherwise it is paragraph text, and *line, *ln, *base
+ * may have moved past a quote marker. */
+static int md_line(parser_t *p, mtext_t *t, const char **linep, size_t *lnp, size_t *basep, int *done)
+{
+    const char *line = *linep;
+    size_t ln = *lnp, base = *basep, h = 0;
+    *done = 1;
+    while (h < ln && h < 7 && line[h] == '#')
+        h++;
+    if (h >= 1 && h <= 6 && h < ln && line[h] == ' ')
+        return md_heading(p, t, line, ln, h);
+    /* Horizontal rules and table separators carry no text. */
+    int rule = ln >= 3;
+    for (size_t i = 0; i < ln; i++)
+        if (!strchr("-*_=|: \t", line[i]))
+            rule = 0;
+    if (rule)
+        return add_block(p, t);
+    if (line[0] == '>') {
+        if (!p->seen_h2) /* the disclaimer under the title is not content */
+            return 0;
+        size_t k = 1;
+        while (k < ln && line[k] == ' ')
+            k++;
+        line += k, ln -= k, base += k;
+        *linep = line, *lnp = ln, *basep = base;
+    }
+    if (ln > 0 && line[0] == '|')
+        return md_table_row(p, t, line, ln, base);
+    size_t lm = list_marker(line, ln);
+    if (lm)
+        return md_list_item(p, t, line, ln, base, lm);
+    *done = 0; /* continuation lines join the open item or paragraph */
+    return 0;
+}
+
 /* Parses Markdown (markup=1) or plain text (markup=0) lines of src[body..len).
  * map, when given, maps positions of src to offsets of the original file. */
 static int parse_md(parser_t *p, const char *src, size_t len, size_t body, int markup, const size_t *map)
 {
     mtext_t t = {0};
-    int rc = 0, in_list = 0, in_fence = 0;
+    int rc = 0, in_fence = 0, done = 0;
     size_t pos = body;
+    assert(body <= len);
     while (pos < len && rc == 0) {
         const char *nl = memchr(src + pos, '\n', len - pos);
         size_t lend = nl ? (size_t)(nl - src) : len;
@@ -275,88 +364,19 @@ static int parse_md(parser_t *p, const char *src, size_t len, size_t body, int m
         if (markup && ln >= 3 && memcmp(line, "```", 3) == 0) {
             rc = add_block(p, &t);
             in_fence = !in_fence;
-            in_list = 0;
             continue;
         }
         if (is_blank(line, ln)) {
             rc = add_block(p, &t);
-            in_list = 0;
             continue;
         }
-        if (markup && !in_fence) {
-            size_t h = 0;
-            while (h < ln && h < 7 && line[h] == '#')
-                h++;
-            if (h >= 1 && h <= 6 && h < ln && line[h] == ' ') {
-                if ((rc = add_block(p, &t)) != 0)
-                    break;
-                char *txt = trim_dup(line + h + 1, ln - h - 1);
-                if (!txt) {
-                    rc = TORO_ENOMEM;
-                    break;
-                }
-                /* Strip emphasis from heading text. */
-                size_t o = 0;
-                for (size_t i = 0; txt[i]; i++)
-                    if (txt[i] != '*' && txt[i] != '`')
-                        txt[o++] = txt[i];
-                txt[o] = 0;
-                rc = set_heading(p, (int)h, txt);
-                in_list = 0;
-                continue;
-            }
-            /* Horizontal rules and table separators carry no text. */
-            int rule = ln >= 3;
-            for (size_t i = 0; i < ln; i++)
-                if (!strchr("-*_=|: \t", line[i]))
-                    rule = 0;
-            if (rule) {
-                rc = add_block(p, &t);
-                in_list = 0;
-                continue;
-            }
-            if (line[0] == '>') {
-                if (!p->seen_h2) /* the disclaimer under the title is not content */
-                    continue;
-                size_t k = 1;
-                while (k < ln && line[k] == ' ')
-                    k++;
-                line += k, ln -= k, base += k;
-            }
-            if (ln > 0 && line[0] == '|') { /* table row: one block "| a | b |", the shape kept for answers */
-                if ((rc = add_block(p, &t)) != 0)
-                    break;
-                for (size_t i = 0; i < ln && rc == 0; i++) {
-                    if (line[i] == '|')
-                        rc = mt_push(&t, '|', base + i);
-                    else
-                        rc = push_inline(&t, line + i, 1, base + i, 1);
-                }
-                if (!rc)
-                    rc = add_block(p, &t);
-                in_list = 0;
-                continue;
-            }
-            size_t lm = list_marker(line, ln);
-            if (lm) {
-                if ((rc = add_block(p, &t)) != 0)
-                    break;
-                rc = mt_push(&t, '-', base + lm - 2);
-                if (!rc)
-                    rc = mt_push(&t, ' ', base + lm - 1);
-                if (!rc)
-                    rc = push_inline(&t, line + lm, ln - lm, base + lm, 1);
-                in_list = 1;
-                continue;
-            }
-            (void)in_list; /* continuation lines join the open item or paragraph */
-        }
+        if (markup && !in_fence && ((rc = md_line(p, &t, &line, &ln, &base, &done)) != 0 || done))
+            continue;
         if (t.n && t.s[t.n - 1] != ' ')
             rc = mt_push(&t, ' ', base);
         if (!rc)
             rc = push_inline(&t, line, ln, base, markup && !in_fence);
-        if (!markup) /* plain text: a line ending in a period closes nothing; keep joining */
-            continue;
+        /* plain text: a line ending in a period closes nothing; keep joining */
     }
     if (rc == 0)
         rc = add_block(p, &t);
@@ -384,101 +404,129 @@ static const struct {
                 {"uacute", "ú"}, {"atilde", "ã"}, {"otilde", "õ"},  {"ccedil", "ç"},  {"acirc", "â"},
                 {"ecirc", "ê"}, {"ocirc", "ô"},   {"agrave", "à"},  {"mdash", "—"},  {"ndash", "–"}};
 
+/* The Markdown a layout tag stands for: "# " for headings, "- " for list
+ * items, blank lines around blocks, a line break per row, a space per cell. */
+static int html_layout_tag(mtext_t *out, const char *tag, size_t tn, int closing, size_t i)
+{
+    int rc = 0;
+    if (tn == 2 && (tag[0] == 'h' || tag[0] == 'H') && tag[1] >= '1' && tag[1] <= '6') {
+        rc = mt_push(out, '\n', i);
+        if (!closing) {
+            rc = mt_push(out, '\n', i);
+            for (int k = 0; k < tag[1] - '0' && !rc; k++)
+                rc = mt_push(out, '#', i);
+            if (!rc)
+                rc = mt_push(out, ' ', i);
+        } else {
+            rc = mt_push(out, '\n', i);
+        }
+    } else if (tag_is(tag, tn, "li") && !closing) {
+        rc = mt_push(out, '\n', i);
+        if (!rc)
+            rc = mt_push(out, '-', i);
+        if (!rc)
+            rc = mt_push(out, ' ', i);
+    } else if (tag_is(tag, tn, "p") || tag_is(tag, tn, "div") || tag_is(tag, tn, "ul") || tag_is(tag, tn, "ol") ||
+               tag_is(tag, tn, "table") || tag_is(tag, tn, "section") || tag_is(tag, tn, "article") ||
+               tag_is(tag, tn, "blockquote")) {
+        rc = mt_push(out, '\n', i);
+        if (!rc)
+            rc = mt_push(out, '\n', i);
+    } else if (tag_is(tag, tn, "br") || tag_is(tag, tn, "tr")) {
+        rc = mt_push(out, '\n', i);
+    } else if (tag_is(tag, tn, "td") || tag_is(tag, tn, "th")) {
+        rc = mt_push(out, ' ', i);
+    }
+    return rc;
+}
+
+/* The comment or tag at src[i] == '<' whose '>' is gt. Sets *next to where
+ * reading goes on (past the comment, the tag, or the title's text), *skip
+ * inside <script> and <style>, and *title from the first <title>. */
+static int html_tag(const char *src, size_t len, size_t i, const char *gt, mtext_t *out, char **title, int *skip,
+                    size_t *next)
+{
+    size_t te = (size_t)(gt - src);
+    if (i + 4 <= len && memcmp(src + i, "<!--", 4) == 0) {
+        const char *end = NULL;
+        for (size_t k = i + 4; k + 2 < len; k++)
+            if (memcmp(src + k, "-->", 3) == 0) {
+                end = src + k + 3;
+                break;
+            }
+        *next = end ? (size_t)(end - src) : len;
+        return 0;
+    }
+    const char *tag = src + i + 1;
+    int closing = 0;
+    if (*tag == '/')
+        closing = 1, tag++;
+    size_t tn = 0;
+    while (tag + tn < gt && ((tag[tn] >= 'a' && tag[tn] <= 'z') || (tag[tn] >= 'A' && tag[tn] <= 'Z') ||
+                             (tag[tn] >= '0' && tag[tn] <= '9')))
+        tn++;
+    *next = te + 1;
+    if (tag_is(tag, tn, "script") || tag_is(tag, tn, "style")) {
+        *skip = !closing;
+    } else if (tag_is(tag, tn, "title") && !closing) {
+        /* src is not NUL-terminated: search within len */
+        const char *end = NULL;
+        for (size_t k = te; k + 1 < len; k++)
+            if (src[k] == '<' && src[k + 1] == '/') {
+                end = src + k;
+                break;
+            }
+        if (end && !*title)
+            *title = trim_dup(gt + 1, (size_t)(end - gt - 1));
+        *next = end ? (size_t)(end - src) : len;
+    } else {
+        return html_layout_tag(out, tag, tn, closing, i);
+    }
+    return 0;
+}
+
+/* The text of a known entity at src[i] == '&' (within 10 bytes), or NULL;
+ * *next is set past its ';'. */
+static const char *html_entity(const char *src, size_t len, size_t i, size_t *next)
+{
+    const char *semi = memchr(src + i, ';', len - i < 10 ? len - i : 10);
+    if (!semi)
+        return NULL;
+    const char *name = src + i + 1;
+    size_t nn = (size_t)(semi - name);
+    const char *rep = NULL;
+    for (size_t k = 0; k < sizeof(ENTITIES) / sizeof(ENTITIES[0]); k++)
+        if (strlen(ENTITIES[k].name) == nn && memcmp(ENTITIES[k].name, name, nn) == 0)
+            rep = ENTITIES[k].text;
+    *next = (size_t)(semi - src) + 1;
+    return rep;
+}
+
 static int html_to_md(const char *src, size_t len, mtext_t *out, char **title)
 {
     int rc = 0;
-    size_t i = 0;
-    int skip = 0; /* inside <script>/<style>/<head> title capture */
+    size_t i = 0, next = 0;
+    int skip = 0; /* inside <script>/<style> */
     while (i < len && rc == 0) {
         char c = src[i];
         if (c == '<') {
             const char *gt = memchr(src + i, '>', len - i);
             if (!gt)
                 break;
-            size_t te = (size_t)(gt - src);
-            if (i + 4 <= len && memcmp(src + i, "<!--", 4) == 0) {
-                const char *end = NULL;
-                for (size_t k = i + 4; k + 2 < len; k++)
-                    if (memcmp(src + k, "-->", 3) == 0) {
-                        end = src + k + 3;
-                        break;
-                    }
-                i = end ? (size_t)(end - src) : len;
-                continue;
-            }
-            const char *tag = src + i + 1;
-            int closing = 0;
-            if (*tag == '/')
-                closing = 1, tag++;
-            size_t tn = 0;
-            while (tag + tn < gt && ((tag[tn] >= 'a' && tag[tn] <= 'z') || (tag[tn] >= 'A' && tag[tn] <= 'Z') ||
-                                     (tag[tn] >= '0' && tag[tn] <= '9')))
-                tn++;
-            if (tag_is(tag, tn, "script") || tag_is(tag, tn, "style")) {
-                skip = !closing;
-            } else if (tag_is(tag, tn, "title") && !closing) {
-                /* src is not NUL-terminated: search within len */
-                const char *end = NULL;
-                for (size_t k = te; k + 1 < len; k++)
-                    if (src[k] == '<' && src[k + 1] == '/') {
-                        end = src + k;
-                        break;
-                    }
-                if (end && !*title)
-                    *title = trim_dup(gt + 1, (size_t)(end - gt - 1));
-                i = end ? (size_t)(end - src) : len;
-                continue;
-            } else if (tn == 2 && (tag[0] == 'h' || tag[0] == 'H') && tag[1] >= '1' && tag[1] <= '6') {
-                rc = mt_push(out, '\n', i);
-                if (!closing) {
-                    rc = mt_push(out, '\n', i);
-                    for (int k = 0; k < tag[1] - '0' && !rc; k++)
-                        rc = mt_push(out, '#', i);
-                    if (!rc)
-                        rc = mt_push(out, ' ', i);
-                } else {
-                    rc = mt_push(out, '\n', i);
-                }
-            } else if (tag_is(tag, tn, "li") && !closing) {
-                rc = mt_push(out, '\n', i);
-                if (!rc)
-                    rc = mt_push(out, '-', i);
-                if (!rc)
-                    rc = mt_push(out, ' ', i);
-            } else if (tag_is(tag, tn, "p") || tag_is(tag, tn, "div") || tag_is(tag, tn, "ul") ||
-                       tag_is(tag, tn, "ol") || tag_is(tag, tn, "table") || tag_is(tag, tn, "section") ||
-                       tag_is(tag, tn, "article") || tag_is(tag, tn, "blockquote")) {
-                rc = mt_push(out, '\n', i);
-                if (!rc)
-                    rc = mt_push(out, '\n', i);
-            } else if (tag_is(tag, tn, "br") || tag_is(tag, tn, "tr")) {
-                rc = mt_push(out, '\n', i);
-            } else if (tag_is(tag, tn, "td") || tag_is(tag, tn, "th")) {
-                rc = mt_push(out, ' ', i);
-            }
-            i = te + 1;
+            rc = html_tag(src, len, i, gt, out, title, &skip, &next);
+            i = next;
             continue;
         }
         if (skip) {
             i++;
             continue;
         }
-        if (c == '&') {
-            const char *semi = memchr(src + i, ';', len - i < 10 ? len - i : 10);
-            if (semi) {
-                const char *name = src + i + 1;
-                size_t nn = (size_t)(semi - name);
-                const char *rep = NULL;
-                for (size_t k = 0; k < sizeof(ENTITIES) / sizeof(ENTITIES[0]); k++)
-                    if (strlen(ENTITIES[k].name) == nn && memcmp(ENTITIES[k].name, name, nn) == 0)
-                        rep = ENTITIES[k].text;
-                if (rep) {
-                    for (const char *r = rep; *r && !rc; r++)
-                        rc = mt_push(out, *r, i);
-                    i = (size_t)(semi - src) + 1;
-                    continue;
-                }
-            }
+        const char *rep = c == '&' ? html_entity(src, len, i, &next) : NULL;
+        if (rep) {
+            for (const char *r = rep; *r && !rc; r++)
+                rc = mt_push(out, *r, i);
+            i = next;
+            continue;
         }
         if (c == '\n' || c == '\r' || c == '\t')
             c = ' ';
@@ -548,7 +596,9 @@ static int emit_chunk(toro_doc_t *d, size_t *capc, const char *section, const pi
     size_t o = 0;
     c->start = (size_t)-1;
     c->end = 0;
+    assert(a < b);
     for (size_t i = a; i < b; i++) {
+        assert(pc[i].len > 0); /* empty blocks are dropped by add_block */
         if (o)
             c->text[o++] = '\n';
         memcpy(c->text + o, pc[i].text, pc[i].len);
@@ -558,6 +608,7 @@ static int emit_chunk(toro_doc_t *d, size_t *capc, const char *section, const pi
         if (pc[i].map[pc[i].len - 1] + 1 > c->end)
             c->end = pc[i].map[pc[i].len - 1] + 1;
     }
+    assert(o <= total && c->start < c->end);
     c->text[o] = 0;
     d->n_chunks++;
     return 0;
@@ -740,6 +791,30 @@ void toro_doc_clear(toro_doc_t *d)
     memset(d, 0, sizeof(*d));
 }
 
+/* out->lang from the text of the first chunks (about 4000 bytes) and the title. */
+static int detect_doc_lang(toro_doc_t *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < out->n_chunks && n < 4000; i++)
+        n += strlen(out->chunks[i].text) + 1;
+    char *buf = malloc(n + strlen(out->title) + 2);
+    if (!buf)
+        return TORO_ENOMEM;
+    size_t o = 0;
+    for (size_t i = 0; i < out->n_chunks && o < 4000; i++) {
+        size_t l = strlen(out->chunks[i].text);
+        memcpy(buf + o, out->chunks[i].text, l);
+        o += l;
+        buf[o++] = ' ';
+    }
+    size_t tl = strlen(out->title);
+    memcpy(buf + o, out->title, tl);
+    o += tl;
+    out->lang = strdup(toro_lang_detect(buf, o));
+    free(buf);
+    return 0;
+}
+
 int toro_chunk_document(const char *doc_id_default, const char *src, size_t len, toro_doc_format_t fmt,
                         const toro_chunk_params_t *params, toro_doc_t *out)
 {
@@ -784,29 +859,8 @@ int toro_chunk_document(const char *doc_id_default, const char *src, size_t len,
     }
     if ((rc = chunk_blocks(&ps, params, out)) != 0)
         goto out;
-    if (!out->lang) {
-        /* Detect from the first chunks' text. */
-        size_t n = 0;
-        for (size_t i = 0; i < out->n_chunks && n < 4000; i++)
-            n += strlen(out->chunks[i].text) + 1;
-        char *buf = malloc(n + strlen(out->title) + 2);
-        if (!buf) {
-            rc = TORO_ENOMEM;
-            goto out;
-        }
-        size_t o = 0;
-        for (size_t i = 0; i < out->n_chunks && o < 4000; i++) {
-            size_t l = strlen(out->chunks[i].text);
-            memcpy(buf + o, out->chunks[i].text, l);
-            o += l;
-            buf[o++] = ' ';
-        }
-        size_t tl = strlen(out->title);
-        memcpy(buf + o, out->title, tl);
-        o += tl;
-        out->lang = strdup(toro_lang_detect(buf, o));
-        free(buf);
-    }
+    if (!out->lang && out->title && (rc = detect_doc_lang(out)) != 0)
+        goto out;
     if (!out->title || !out->lang)
         rc = TORO_ENOMEM;
 out:

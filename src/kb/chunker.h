@@ -32,13 +32,15 @@ typedef struct toro_doc {
 } toro_doc_t;
 
 /* Why: the one place that knows document formats. doc_id_default is used when
- * the front matter has none. *out is caller-cleared (toro_doc_clear). */
+ * the front matter has none. params NULL = TORO_CHUNK_PARAMS_DEFAULT. On 0,
+ * *out is caller-cleared (toro_doc_clear); on failure (TORO_ENOMEM) *out is
+ * already cleared (zeroed, nothing to free). */
 int toro_chunk_document(const char *doc_id_default, const char *src, size_t len, toro_doc_format_t fmt,
                         const toro_chunk_params_t *params, toro_doc_t *out);
 void toro_doc_clear(toro_doc_t *d);
 
-/* Why: `kb build` picks the parser by extension (.md .markdown .txt .html .htm);
- * returns -1 for files it should skip. */
+/* Why: `kb build` picks the parser by extension (.md .markdown .txt .html .htm,
+ * any case); returns -1 for files it should skip. */
 int toro_doc_format_from_path(const char *path);
 
 /* Why: the answerer splits chunk text into sentences and list items with the

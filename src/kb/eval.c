@@ -4,6 +4,7 @@
  * graded qrels (binary for the project format). */
 #include "kb/eval.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -137,18 +138,145 @@ int toro_kb_eval_questions(toro_kb_t *kb, const char *path, toro_eval_answer_fn 
     return toro_kb_eval_questions_mode(kb, path, TORO_KB_MODE_DEFAULT, answer, ud, detail, m, err);
 }
 
+/* Scores the answerer's text for one question: off-topic refused or answered,
+ * or in-scope key facts found and false "no information". */
+static void score_answer(toro_eval_metrics_t *m, const char *qid, const char *question, size_t nrel, json_t *facts,
+                         const char *text, int found, FILE *detail, size_t *facts_found, size_t *facts_asked)
+{
+    if (nrel == 0) {
+        m->n_offtopic++;
+        if (!found)
+            m->n_offtopic_ok++;
+        else if (detail)
+            fprintf(detail, "offtopic-answered %s: %s\n", qid, question);
+        return;
+    }
+    size_t nf = facts ? json_array_size(facts) : 0, ok = 0;
+    for (size_t i = 0; i < nf; i++) {
+        const char *kf = json_string_value(json_array_get(facts, i));
+        if (kf && toro_eval_contains_folded(text, kf))
+            ok++;
+        else if (detail)
+            fprintf(detail, "fact-missing %s: \"%s\" in: %s\n", qid, kf ? kf : "?", question);
+    }
+    *facts_asked += nf;
+    *facts_found += ok;
+    m->n_answered++;
+    if (ok == nf)
+        m->n_all_facts++;
+    m->n_inscope++;
+    if (!found) {
+        m->n_inscope_refused++;
+        m->n_false_noinfo++;
+        if (detail)
+            fprintf(detail, "false-noinfo %s: %s\n", qid, question);
+    }
+}
+
+/* Scores retrieval's own refusal for one question (no answerer): the top hit
+ * below the relevance threshold refuses. */
+static void score_refusal(toro_kb_t *kb, toro_eval_metrics_t *m, const char *qid, const char *question, size_t nrel,
+                          const toro_kb_hit_t *hits, size_t nh, FILE *detail)
+{
+    if (nrel == 0) {
+        m->n_offtopic++;
+        if (nh == 0 || !toro_kb_hit_is_relevant(kb, &hits[0]))
+            m->n_offtopic_ok++;
+        else if (detail)
+            fprintf(detail, "offtopic-found %s: %s -> %s (relevance %.2f)\n", qid, question, hits[0].chunk_id,
+                    hits[0].relevance);
+        return;
+    }
+    m->n_inscope++;
+    if (nh == 0 || !toro_kb_hit_is_relevant(kb, &hits[0])) {
+        m->n_inscope_refused++;
+        if (detail)
+            fprintf(detail, "false-refusal %s: %s -> %s (relevance %.2f)\n", qid, question, nh ? hits[0].chunk_id : "-",
+                    nh ? hits[0].relevance : 0.0);
+    }
+}
+
+/* The relevant documents of a question line, grade 1, at most 64. */
+static size_t relevant_docs(json_t *relj, rel_t rel[64])
+{
+    size_t nrel = relj ? json_array_size(relj) : 0;
+    if (nrel > 64)
+        nrel = 64;
+    for (size_t i = 0; i < nrel; i++) {
+        rel[i].doc = json_string_value(json_array_get(relj, i));
+        rel[i].grade = 1;
+        if (!rel[i].doc)
+            rel[i].doc = "";
+    }
+    return nrel;
+}
+
+/* Sums shared by the questions of one run. */
+typedef struct eval_run {
+    toro_kb_t *kb;
+    toro_kb_mode_t mode;
+    toro_eval_answer_fn answer; /* NULL: score retrieval's refusal instead */
+    void *ud;
+    FILE *detail; /* failures, or NULL */
+    toro_eval_metrics_t *m;
+    size_t nsearch, facts_found, facts_asked;
+    double total_ms;
+} eval_run_t;
+
+/* One question line, parsed into o: searches, scores retrieval, then the answer or the refusal. */
+static int eval_one(eval_run_t *r, json_t *o, const char *question, json_t *relj, char **err)
+{
+    toro_eval_metrics_t *m = r->m;
+    json_t *facts = json_object_get(o, "key_facts");
+    const char *qid = json_string_value(json_object_get(o, "id"));
+    qid = qid ? qid : "?";
+    rel_t rel[64];
+    size_t nrel = relevant_docs(relj, rel);
+    toro_kb_hit_t *hits = NULL;
+    size_t nh = 0;
+    double t0 = now_ms();
+    int rc = toro_kb_search_mode(r->kb, question, r->mode, EVAL_CHUNKS, &hits, &nh);
+    r->total_ms += now_ms() - t0;
+    r->nsearch++;
+    if (rc) {
+        toro_set_err(err, "search failed: %s", toro_strerror(rc));
+        return rc;
+    }
+    const char *docs[EVAL_DOCS];
+    size_t nd = rank_docs(hits, nh, docs);
+    size_t before = m->n_questions;
+    double rr_before = m->recall5;
+    if (nrel)
+        score_one(docs, nd, rel, nrel, m);
+    if (r->detail && nrel && m->n_questions > before && m->recall5 - rr_before < 1.0 - 1e-9)
+        fprintf(r->detail, "miss@5 %s: %s -> top: %s %s %s\n", qid, question, nd > 0 ? docs[0] : "-",
+                nd > 1 ? docs[1] : "-", nd > 2 ? docs[2] : "-");
+    if (r->answer) {
+        char *text = NULL;
+        int found = 0;
+        if (r->answer(r->ud, question, &text, &found) == 0 && text)
+            score_answer(m, qid, question, nrel, facts, text, found, r->detail, &r->facts_found, &r->facts_asked);
+        free(text);
+    } else {
+        score_refusal(r->kb, m, qid, question, nrel, hits, nh, r->detail);
+    }
+    toro_kb_hits_free(hits, nh);
+    return 0;
+}
+
 int toro_kb_eval_questions_mode(toro_kb_t *kb, const char *path, toro_kb_mode_t mode, toro_eval_answer_fn answer,
                                 void *ud, FILE *detail, toro_eval_metrics_t *m, char **err)
 {
+    assert(kb && path && m);
     memset(m, 0, sizeof(*m));
     FILE *f = fopen(path, "r");
     if (!f) {
         toro_set_err(err, "cannot open %s", path);
         return TORO_EIO;
     }
+    eval_run_t run = {.kb = kb, .mode = mode, .answer = answer, .ud = ud, .detail = detail, .m = m};
     char *line = NULL;
-    size_t cap = 0, lineno = 0, nsearch = 0, facts_found = 0, facts_asked = 0;
-    double total_ms = 0;
+    size_t cap = 0, lineno = 0;
     int rc = 0;
     while (getline(&line, &cap, f) > 0 && rc == 0) {
         lineno++;
@@ -158,96 +286,12 @@ int toro_kb_eval_questions_mode(toro_kb_t *kb, const char *path, toro_kb_mode_t 
         json_t *o = json_loads(line, 0, &je);
         const char *question = o ? json_string_value(json_object_get(o, "question")) : NULL;
         json_t *relj = o ? json_object_get(o, "relevant") : NULL;
-        json_t *facts = o ? json_object_get(o, "key_facts") : NULL;
-        const char *qid = o ? json_string_value(json_object_get(o, "id")) : NULL;
         if (!question || (relj && !json_is_array(relj))) {
             toro_set_err(err, "%s:%zu: expected {\"question\": ..., \"relevant\": [...]}", path, lineno);
-            json_decref(o);
             rc = TORO_EFORMAT;
-            break;
-        }
-        size_t nrel = relj ? json_array_size(relj) : 0;
-        rel_t rel[64];
-        if (nrel > 64)
-            nrel = 64;
-        for (size_t i = 0; i < nrel; i++) {
-            rel[i].doc = json_string_value(json_array_get(relj, i));
-            rel[i].grade = 1;
-            if (!rel[i].doc)
-                rel[i].doc = "";
-        }
-        toro_kb_hit_t *hits = NULL;
-        size_t nh = 0;
-        double t0 = now_ms();
-        rc = toro_kb_search_mode(kb, question, mode, EVAL_CHUNKS, &hits, &nh);
-        total_ms += now_ms() - t0;
-        nsearch++;
-        if (rc) {
-            toro_set_err(err, "search failed: %s", toro_strerror(rc));
-            json_decref(o);
-            break;
-        }
-        const char *docs[EVAL_DOCS];
-        size_t nd = rank_docs(hits, nh, docs);
-        size_t before = m->n_questions;
-        double rr_before = m->recall5;
-        if (nrel)
-            score_one(docs, nd, rel, nrel, m);
-        if (detail && nrel && m->n_questions > before && m->recall5 - rr_before < 1.0 - 1e-9)
-            fprintf(detail, "miss@5 %s: %s -> top: %s %s %s\n", qid ? qid : "?", question, nd > 0 ? docs[0] : "-",
-                    nd > 1 ? docs[1] : "-", nd > 2 ? docs[2] : "-");
-        if (answer) {
-            char *text = NULL;
-            int found = 0;
-            if (answer(ud, question, &text, &found) == 0 && text) {
-                if (nrel == 0) {
-                    m->n_offtopic++;
-                    if (!found)
-                        m->n_offtopic_ok++;
-                    else if (detail)
-                        fprintf(detail, "offtopic-answered %s: %s\n", qid ? qid : "?", question);
-                } else {
-                    size_t nf = facts ? json_array_size(facts) : 0, ok = 0;
-                    for (size_t i = 0; i < nf; i++) {
-                        const char *kf = json_string_value(json_array_get(facts, i));
-                        if (kf && toro_eval_contains_folded(text, kf))
-                            ok++;
-                        else if (detail)
-                            fprintf(detail, "fact-missing %s: \"%s\" in: %s\n", qid ? qid : "?", kf ? kf : "?",
-                                    question);
-                    }
-                    facts_asked += nf;
-                    facts_found += ok;
-                    m->n_answered++;
-                    if (ok == nf)
-                        m->n_all_facts++;
-                    m->n_inscope++;
-                    if (!found) {
-                        m->n_inscope_refused++;
-                        m->n_false_noinfo++;
-                        if (detail)
-                            fprintf(detail, "false-noinfo %s: %s\n", qid ? qid : "?", question);
-                    }
-                }
-            }
-            free(text);
-        } else if (nrel == 0) {
-            m->n_offtopic++;
-            if (nh == 0 || !toro_kb_hit_is_relevant(kb, &hits[0]))
-                m->n_offtopic_ok++;
-            else if (detail)
-                fprintf(detail, "offtopic-found %s: %s -> %s (relevance %.2f)\n", qid ? qid : "?", question,
-                        hits[0].chunk_id, hits[0].relevance);
         } else {
-            m->n_inscope++;
-            if (nh == 0 || !toro_kb_hit_is_relevant(kb, &hits[0])) {
-                m->n_inscope_refused++;
-                if (detail)
-                    fprintf(detail, "false-refusal %s: %s -> %s (relevance %.2f)\n", qid ? qid : "?", question,
-                            nh ? hits[0].chunk_id : "-", nh ? hits[0].relevance : 0.0);
-            }
+            rc = eval_one(&run, o, question, relj, err);
         }
-        toro_kb_hits_free(hits, nh);
         json_decref(o);
     }
     free(line);
@@ -256,7 +300,7 @@ int toro_kb_eval_questions_mode(toro_kb_t *kb, const char *path, toro_kb_mode_t 
         toro_set_err(err, "%s: no questions", path);
         rc = TORO_EFORMAT;
     }
-    finish(m, total_ms, nsearch, facts_found, facts_asked);
+    finish(m, run.total_ms, run.nsearch, run.facts_found, run.facts_asked);
     return rc;
 }
 
@@ -356,30 +400,16 @@ static uint32_t qid_hash(const char *s)
     return h;
 }
 
-int toro_kb_beir_score(toro_kb_t *kb, const char *dir, toro_kb_mode_t mode, toro_eval_metrics_t *all,
-                       toro_eval_metrics_t *dev, toro_eval_metrics_t *test, char **err)
+/* queries.jsonl of a BEIR directory into queries: {"_id": text}. */
+static int read_queries(const char *dir, json_t *queries, char **err)
 {
-    toro_eval_metrics_t ma, md, mt;
-    memset(&ma, 0, sizeof(ma));
-    memset(&md, 0, sizeof(md));
-    memset(&mt, 0, sizeof(mt));
-    json_t *queries = json_object();
-    qrel_t *qrels = NULL;
-    size_t nq = 0, capq = 0;
-    char *line = NULL;
+    char path[4096], *line = NULL;
     size_t cap = 0;
-    int rc = 0;
-    char path[4096];
-    size_t nsd = 0, nst = 0;
-    double msd = 0, mst = 0;
-    if (!queries)
-        return TORO_ENOMEM;
     snprintf(path, sizeof(path), "%s/queries.jsonl", dir);
     FILE *f = fopen(path, "r");
     if (!f) {
         toro_set_err(err, "cannot open %s", path);
-        rc = TORO_EIO;
-        goto out;
+        return TORO_EIO;
     }
     while (getline(&line, &cap, f) > 0) {
         json_error_t je;
@@ -390,13 +420,24 @@ int toro_kb_beir_score(toro_kb_t *kb, const char *dir, toro_kb_mode_t mode, toro
             json_object_set(queries, id, text);
         json_decref(o);
     }
+    free(line);
     fclose(f);
+    return 0;
+}
+
+/* qrels/test.tsv of a BEIR directory (query id, doc id, grade; a header line
+ * is skipped), sorted by query id. On failure *qrels and *nq hold what was
+ * read so far, for the caller to free. */
+static int read_qrels(const char *dir, qrel_t **qrels, size_t *nq, char **err)
+{
+    char path[4096], *line = NULL;
+    size_t cap = 0, capq = 0;
+    int rc = 0;
     snprintf(path, sizeof(path), "%s/qrels/test.tsv", dir);
-    f = fopen(path, "r");
+    FILE *f = fopen(path, "r");
     if (!f) {
         toro_set_err(err, "cannot open %s", path);
-        rc = TORO_EIO;
-        goto out;
+        return TORO_EIO;
     }
     while (getline(&line, &cap, f) > 0) {
         char *save = NULL;
@@ -409,25 +450,80 @@ int toro_kb_beir_score(toro_kb_t *kb, const char *dir, toro_kb_mode_t mode, toro
         double g = c ? strtod(c, &endp) : 1;
         if (c && endp == c) /* header line */
             continue;
-        if (nq == capq) {
+        if (*nq == capq) {
             capq = capq ? capq * 2 : 1024;
-            qrel_t *nqr = realloc(qrels, capq * sizeof(qrel_t));
+            qrel_t *nqr = realloc(*qrels, capq * sizeof(qrel_t));
             if (!nqr) {
                 rc = TORO_ENOMEM;
-                fclose(f);
-                goto out;
+                break;
             }
-            qrels = nqr;
+            *qrels = nqr;
         }
-        qrels[nq].qid = strdup(a);
-        qrels[nq].doc = strdup(b);
-        qrels[nq].grade = g;
-        nq++;
+        (*qrels)[*nq].qid = strdup(a);
+        (*qrels)[*nq].doc = strdup(b);
+        (*qrels)[*nq].grade = g;
+        (*nq)++;
     }
+    free(line);
     fclose(f);
-    qsort(qrels, nq, sizeof(qrel_t), cmp_qrel);
-    double total_ms = 0;
-    size_t nsearch = 0;
+    if (rc == 0)
+        qsort(*qrels, *nq, sizeof(qrel_t), cmp_qrel);
+    return rc;
+}
+
+/* Metrics of the whole set and of its dev and test splits, with search times. */
+typedef struct beir_sums {
+    toro_eval_metrics_t all, dev, test;
+    size_t nsearch, nsd, nst;
+    double total_ms, msd, mst;
+} beir_sums_t;
+
+/* Searches one query and scores it into the whole set and its split. */
+static int beir_query(toro_kb_t *kb, toro_kb_mode_t mode, const char *qid, const char *qt, rel_t *rel, size_t nrel,
+                      beir_sums_t *s, char **err)
+{
+    toro_kb_hit_t *hits = NULL;
+    size_t nh = 0;
+    double t0 = now_ms();
+    int rc = toro_kb_search_mode(kb, qt, mode, EVAL_CHUNKS, &hits, &nh);
+    double ms = now_ms() - t0;
+    s->total_ms += ms;
+    s->nsearch++;
+    if (rc) {
+        toro_set_err(err, "search failed: %s", toro_strerror(rc));
+        return rc;
+    }
+    const char *docs[EVAL_DOCS];
+    size_t nd = rank_docs(hits, nh, docs);
+    score_one(docs, nd, rel, nrel, &s->all);
+    int is_dev = qid_hash(qid) % 5 == 0;
+    /* score_one sorts rel; scoring again on the same docs is the same */
+    score_one(docs, nd, rel, nrel, is_dev ? &s->dev : &s->test);
+    if (is_dev) {
+        s->nsd++;
+        s->msd += ms;
+    } else {
+        s->nst++;
+        s->mst += ms;
+    }
+    toro_kb_hits_free(hits, nh);
+    return 0;
+}
+
+int toro_kb_beir_score(toro_kb_t *kb, const char *dir, toro_kb_mode_t mode, toro_eval_metrics_t *all,
+                       toro_eval_metrics_t *dev, toro_eval_metrics_t *test, char **err)
+{
+    beir_sums_t s;
+    memset(&s, 0, sizeof(s));
+    qrel_t *qrels = NULL;
+    size_t nq = 0;
+    int rc = 0;
+    assert(kb && dir);
+    json_t *queries = json_object();
+    if (!queries)
+        return TORO_ENOMEM;
+    if ((rc = read_queries(dir, queries, err)) != 0 || (rc = read_qrels(dir, &qrels, &nq, err)) != 0)
+        goto out;
     for (size_t i = 0; i < nq && rc == 0;) {
         size_t j = i;
         while (j < nq && strcmp(qrels[j].qid, qrels[i].qid) == 0)
@@ -438,45 +534,20 @@ int toro_kb_beir_score(toro_kb_t *kb, const char *dir, toro_kb_mode_t mode, toro
             size_t nrel = 0;
             for (size_t k = i; k < j && nrel < 256; k++)
                 rel[nrel++] = (rel_t){qrels[k].doc, qrels[k].grade};
-            toro_kb_hit_t *hits = NULL;
-            size_t nh = 0;
-            double t0 = now_ms();
-            rc = toro_kb_search_mode(kb, qt, mode, EVAL_CHUNKS, &hits, &nh);
-            double ms = now_ms() - t0;
-            total_ms += ms;
-            nsearch++;
-            if (rc) {
-                toro_set_err(err, "search failed: %s", toro_strerror(rc));
-                break;
-            }
-            const char *docs[EVAL_DOCS];
-            size_t nd = rank_docs(hits, nh, docs);
-            score_one(docs, nd, rel, nrel, &ma);
-            int is_dev = qid_hash(qrels[i].qid) % 5 == 0;
-            /* score_one sorts rel; scoring again on the same docs is the same */
-            score_one(docs, nd, rel, nrel, is_dev ? &md : &mt);
-            if (is_dev) {
-                nsd++;
-                msd += ms;
-            } else {
-                nst++;
-                mst += ms;
-            }
-            toro_kb_hits_free(hits, nh);
+            rc = beir_query(kb, mode, qrels[i].qid, qt, rel, nrel, &s, err);
         }
         i = j;
     }
-    finish(&ma, total_ms, nsearch, 0, 0);
-    finish(&md, msd, nsd, 0, 0);
-    finish(&mt, mst, nst, 0, 0);
+    finish(&s.all, s.total_ms, s.nsearch, 0, 0);
+    finish(&s.dev, s.msd, s.nsd, 0, 0);
+    finish(&s.test, s.mst, s.nst, 0, 0);
     if (all)
-        *all = ma;
+        *all = s.all;
     if (dev)
-        *dev = md;
+        *dev = s.dev;
     if (test)
-        *test = mt;
+        *test = s.test;
 out:
-    free(line);
     for (size_t i = 0; i < nq; i++) {
         free(qrels[i].qid);
         free(qrels[i].doc);

@@ -36,7 +36,10 @@ typedef struct toro_eval_metrics {
 typedef int (*toro_eval_answer_fn)(void *ud, const char *question, char **text, int *found);
 
 /* Why: `toro kb eval FILE QUESTIONS`. answer may be NULL (retrieval only).
- * detail, when not NULL, gets one line per question that missed. */
+ * detail, when not NULL, gets one line per question that missed. On failure
+ * (TORO_EIO: the file cannot be opened; TORO_EFORMAT: a line that is not a
+ * question, or no questions; a search error) *err says why (caller frees)
+ * and *m holds the questions scored before it, rates computed. */
 int toro_kb_eval_questions(toro_kb_t *kb, const char *path, toro_eval_answer_fn answer, void *ud, FILE *detail,
                            toro_eval_metrics_t *m, char **err);
 
@@ -47,14 +50,17 @@ int toro_kb_eval_questions_mode(toro_kb_t *kb, const char *path, toro_kb_mode_t 
 
 /* Why: BEIR snapshots with vectors take minutes to embed, so building is
  * separate from scoring: builds DIR/corpus.jsonl into snapshot_path with
- * embedder e (borrowed, NULL = none) and its progress callback. */
+ * embedder e (borrowed, NULL = none) and its progress callback. On failure
+ * *err says why (when it can name it) and snapshot_path is not written. */
 int toro_kb_beir_build(const char *dir, const char *snapshot_path, toro_embedder_t *e,
                        toro_kb_embed_progress_cb progress, char **err);
 
 /* Why: scores an open BEIR snapshot in one mode on DIR/qrels/test.tsv, on
  * the full set (all), and on a deterministic split by query id (dev = FNV-1a
  * hash of the id % 5 == 0, about 20%; test = the rest). Fusion is chosen on
- * dev and reported on test. Any of the outputs may be NULL. */
+ * dev and reported on test. Any of the outputs may be NULL. When a file
+ * cannot be read (TORO_EIO, TORO_ENOMEM) the outputs are untouched; when a
+ * search fails they hold the queries scored before it. *err says why. */
 int toro_kb_beir_score(toro_kb_t *kb, const char *dir, toro_kb_mode_t mode, toro_eval_metrics_t *all,
                        toro_eval_metrics_t *dev, toro_eval_metrics_t *test, char **err);
 

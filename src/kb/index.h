@@ -42,7 +42,8 @@ typedef void (*toro_kb_progress_cb)(void *ud, size_t done, size_t total, size_t 
 
 /* Why: `toro kb build` and the BEIR evaluation both produce snapshots. The
  * snapshot is written to out_path + ".tmp" and renamed by finish, so a
- * reader never sees a half-written file. *err (caller frees) explains failures. */
+ * reader never sees a half-written file. On failure *out is NULL, *err
+ * (caller frees) explains what it can name (not TORO_ENOMEM). */
 int toro_kb_builder_new(const char *out_path, const toro_chunk_params_t *params, toro_kb_builder_t **out,
                         char **err);
 
@@ -67,7 +68,11 @@ int toro_kb_builder_add_file(toro_kb_builder_t *b, const char *relpath, const ch
  * path may be NULL. */
 int toro_kb_builder_add_doc(toro_kb_builder_t *b, const toro_doc_t *doc, const char *path, size_t bytes);
 
-/* Why: writes postings and metadata, renames into place. stats may be NULL. */
+/* Why: writes postings and metadata (and vectors with an embedder), then the
+ * checksum, and renames into place. stats may be NULL. Call once. On failure
+ * *err says why, stats is untouched, nothing is at out_path that was not
+ * there before, and the builder is only good for toro_kb_builder_free (which
+ * removes the temporary file). */
 int toro_kb_builder_finish(toro_kb_builder_t *b, toro_kb_build_stats_t *stats, char **err);
 
 /* Frees a builder; an unfinished build's temporary file is removed. */
