@@ -345,15 +345,21 @@ static size_t next_word_is(const char *s, size_t len, size_t i, const char *w)
     return i + wl;
 }
 
-/* Scans a number at s[i] (a digit) into out as canonical digits with ','
- * as the decimal mark, '%' kept and "mil"/"milhões"/"bilhões" expanded.
- * Returns the end position. */
-static size_t scan_number(const char *s, size_t len, size_t i, char *out, size_t *olen)
+/* A number's digits split at its decimal mark (parts of scan_number). */
+typedef struct numparts {
+    char intpart[TORO_TOKEN_MAX], frac[TORO_TOKEN_MAX];
+    size_t ni, nf;
+} numparts_t;
+
+/* Reads digits and '.'/',' groups from s[i]; fills p (integer digits,
+ * fraction digits without trailing zeros) and returns the end position. The
+ * decimal mark is the last separator when both kinds occur, or the only
+ * separator unless exactly three digits follow it ("250.000"). */
+static size_t scan_digits(const char *s, size_t len, size_t i, numparts_t *p)
 {
-    size_t start = i, end = i;
+    size_t start = i, end = i, lastsep_pos = 0;
     int ndot = 0, ncomma = 0;
     char lastsep = 0;
-    size_t lastsep_pos = 0;
     while (end < len && isdig(s[end]))
         end++;
     while (end + 1 < len && (s[end] == '.' || s[end] == ',') && isdig(s[end + 1])) {
@@ -367,63 +373,76 @@ static size_t scan_number(const char *s, size_t len, size_t i, char *out, size_t
         while (end < len && isdig(s[end]))
             end++;
     }
-    /* Which separator, if any, is the decimal mark? */
     char dec = 0;
     if (ndot && ncomma)
         dec = lastsep;
-    else if (ndot + ncomma == 1) {
-        size_t after = end - lastsep_pos - 1;
-        if (after != 3)
-            dec = lastsep;
-    }
-    char intpart[TORO_TOKEN_MAX], frac[TORO_TOKEN_MAX];
-    size_t ni = 0, nf = 0;
+    else if (ndot + ncomma == 1 && end - lastsep_pos - 1 != 3)
+        dec = lastsep;
+    p->ni = p->nf = 0;
     int in_frac = 0;
-    for (size_t p = start; p < end; p++) {
-        char c = s[p];
+    for (size_t k = start; k < end; k++) {
+        char c = s[k];
         if (c == '.' || c == ',') {
-            if (c == dec && p == lastsep_pos)
+            if (c == dec && k == lastsep_pos)
                 in_frac = 1;
             continue;
         }
         if (in_frac) {
-            if (nf < sizeof(frac) - 1)
-                frac[nf++] = c;
-        } else if (ni < sizeof(intpart) - 12) {
-            intpart[ni++] = c;
+            if (p->nf < sizeof(p->frac) - 1)
+                p->frac[p->nf++] = c;
+        } else if (p->ni < sizeof(p->intpart) - 12) {
+            p->intpart[p->ni++] = c;
         }
     }
-    while (nf > 0 && frac[nf - 1] == '0') /* 22,50 == 22,5 */
-        nf--;
-    /* Multipliers written as words. */
-    int zeros = 0;
-    size_t e2;
-    if ((e2 = next_word_is(s, len, end, "mil")) != 0)
-        zeros = 3, end = e2;
-    else if ((e2 = next_word_is(s, len, end, "milhao")) || (e2 = next_word_is(s, len, end, "milhoes")) ||
-             (e2 = next_word_is(s, len, end, "million")))
-        zeros = 6, end = e2;
-    else if ((e2 = next_word_is(s, len, end, "bilhao")) || (e2 = next_word_is(s, len, end, "bilhoes")) ||
-             (e2 = next_word_is(s, len, end, "billion")))
-        zeros = 9, end = e2;
+    while (p->nf > 0 && p->frac[p->nf - 1] == '0') /* 22,50 == 22,5 */
+        p->nf--;
+    return end;
+}
+
+/* Zeros of a multiplier written as a word after the number ("mil",
+ * "milhões", "billion"); *end moves past it. 0 when there is none. */
+static int multiplier_zeros(const char *s, size_t len, size_t *end)
+{
+    static const struct {
+        const char *w;
+        int zeros;
+    } words[] = {{"mil", 3},     {"milhao", 6},  {"milhoes", 6}, {"million", 6},
+                 {"bilhao", 9},  {"bilhoes", 9}, {"billion", 9}};
+    for (size_t k = 0; k < sizeof(words) / sizeof(words[0]); k++) {
+        size_t e2 = next_word_is(s, len, *end, words[k].w);
+        if (e2) {
+            *end = e2;
+            return words[k].zeros;
+        }
+    }
+    return 0;
+}
+
+/* Scans a number at s[i] (a digit) into out as canonical digits with ','
+ * as the decimal mark, '%' kept and "mil"/"milhões"/"bilhões" expanded.
+ * Returns the end position. */
+static size_t scan_number(const char *s, size_t len, size_t i, char *out, size_t *olen)
+{
+    numparts_t p;
+    size_t end = scan_digits(s, len, i, &p);
+    int zeros = multiplier_zeros(s, len, &end);
     size_t fi = 0;
     while (zeros > 0) {
-        intpart[ni++] = fi < nf ? frac[fi++] : '0';
+        p.intpart[p.ni++] = fi < p.nf ? p.frac[fi++] : '0';
         zeros--;
     }
     /* Drop leading zeros of the integer part ("05" == "5"), keep one. */
     size_t lz = 0;
-    while (lz + 1 < ni && intpart[lz] == '0')
+    while (lz + 1 < p.ni && p.intpart[lz] == '0')
         lz++;
-    size_t o = 0;
-    memcpy(out, intpart + lz, ni - lz);
-    o = ni - lz;
-    if (fi < nf) {
+    size_t o = p.ni - lz;
+    memcpy(out, p.intpart + lz, o);
+    if (fi < p.nf) {
         out[o++] = ',';
-        size_t k = nf - fi;
+        size_t k = p.nf - fi;
         if (k > 8)
             k = 8;
-        memcpy(out + o, frac + fi, k);
+        memcpy(out + o, p.frac + fi, k);
         o += k;
     }
     if (end < len && s[end] == '%') {
