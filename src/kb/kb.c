@@ -45,9 +45,9 @@
  * matches and ignores chat fillers, so an in-scope question with typos is no
  * longer the weakest evidence and the boundary could move up.
  * Lexical only: evidence = coverage; knee 0.36 (answers: 1.2% of in-scope
- * questions refused, 76% of off-topic ones).
+ * questions refused, 82% of off-topic ones).
  * With vectors: evidence = cosine + 0.08 * coverage, knee 0.89 (answers:
- * 0.9% in-scope refused, 89% off-topic; cosine carries paraphrases, coverage
+ * 1.5% in-scope refused, 90% off-topic; cosine carries paraphrases, coverage
  * separates near misses that embed close to finance). Both knees sit below
  * the steepest point of the curve, leaving a margin for other questions. */
 #define REL_COV_KNEE 0.36   /* lexical: share of the query's idf weight */
@@ -641,8 +641,10 @@ static int fetch_postings(toro_kb_t *kb, query_t *q, int from)
     return rc;
 }
 
-/* Coverage weights: per query group, the best idf among its known stems,
- * or the idf of an unseen term when none occurs. These idfs use a floor on
+/* Coverage weights: per query group, the lowest idf among its known stems
+ * (a word is as informative as its most common reading: "taxa" is the
+ * common Portuguese stem "tax", not a rare English "taxa"), or the idf of an
+ * unseen term when none occurs. These idfs use a floor on
  * the corpus size so coverage means the same on a one-note knowledge base
  * (where every known word has df = N) as on a large one. gc is what a chunk
  * matching the group earns: gw, or FUZZY_COV of it when only a typo match of
@@ -663,10 +665,9 @@ static double coverage_weights(const toro_kb_t *kb, query_t *q, double gw[MAX_GR
         double cidf = log(1.0 + (Nc - t->df + 0.5) / (t->df + 0.5));
         for (int g = 0; g < q->ngroups; g++)
             if (t->mask & (1u << g)) {
+                gw[g] = gseen[g] && gw[g] < cidf ? gw[g] : cidf;
                 gseen[g] = 1;
                 gexact[g] |= t->w == 1;
-                if (cidf > gw[g])
-                    gw[g] = cidf;
             }
     }
     for (int g = 0; g < q->ngroups; g++) {
