@@ -76,12 +76,15 @@ static void test_stems_pt(void **state)
 static void test_plural_folding(void **state)
 {
     (void)state;
-    expect_terms("pt", "ações ação acoes", "aca aca aca");
-    expect_terms("pt", "opções opção", "opca opca");
-    expect_terms("pt", "FIIs FII CDBs CDB ETFs LCIs", "fii fii cdb cdb etf lci");
-    expect_terms("en", "FIIs CDBs BDRs", "fii cdb bdr");
-    expect_terms("pt", "meses mes", "mes mes");
-    expect_terms("pt", "bonus tenis", "bonus ten");
+    static const char *const cases[][3] = {
+        {"pt", "ações ação acoes", "aca aca aca"},
+        {"pt", "opções opção", "opca opca"},
+        {"pt", "FIIs FII CDBs CDB ETFs LCIs", "fii fii cdb cdb etf lci"},
+        {"en", "FIIs CDBs BDRs", "fii cdb bdr"},
+        {"pt", "meses mes", "mes mes"},
+        {"pt", "bonus tenis", "bonus ten"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_terms(cases[i][0], cases[i][1], cases[i][2]);
 }
 
 /* Typo distance: sound-alike letters (s/c/z, i/e, o/u) and doubled letters

@@ -132,6 +132,14 @@ static void test_not_relevant(void **state)
     }
 }
 
+/* Searches a and b (top 3 each); both must find something. */
+static void search_pair(const char *a, const char *b, toro_kb_hit_t **h, size_t *n, toro_kb_hit_t **e, size_t *ne)
+{
+    assert_int_equal(toro_kb_search(kb, a, 3, h, n), 0);
+    assert_int_equal(toro_kb_search(kb, b, 3, e, ne), 0);
+    assert_true(*n >= 1 && *ne >= 1);
+}
+
 /* A misspelled word the index does not know is matched to the closest
  * indexed word ("custodya", "tezouro") and ranks that chunk first; a typo
  * match alone earns half of the word's coverage. */
@@ -144,9 +152,7 @@ static void test_typo_tolerant(void **state)
     expect_top("resgate do tezouro selic", td, 1);
     toro_kb_hit_t *h = NULL, *e = NULL;
     size_t n = 0, ne = 0;
-    assert_int_equal(toro_kb_search(kb, "custodya", 3, &h, &n), 0);
-    assert_int_equal(toro_kb_search(kb, "custodia", 3, &e, &ne), 0);
-    assert_true(n >= 1 && ne >= 1);
+    search_pair("custodya", "custodia", &h, &n, &e, &ne);
     assert_string_equal(h[0].chunk_id, e[0].chunk_id);
     assert_true(e[0].coverage > 0.99);
     assert_true(h[0].coverage > 0.49 && h[0].coverage < 0.51);
@@ -159,38 +165,27 @@ static void test_typo_tolerant(void **state)
     toro_kb_hits_free(h, n);
 }
 
-/* Chat fillers ("pq", "hj", "qnto") are no unknown words: the question is
- * covered as well as without them. */
-static void test_chat_fillers(void **state)
+/* Spellings that must search alike: chat fillers ("pq", "hj", "qnto") are
+ * no unknown words, and an acronym's plural meets its singular ("CDBs").
+ * Same chunks in the same order with the same coverage, the top relevant. */
+static void test_same_search(void **state)
 {
     (void)state;
-    toro_kb_hit_t *h = NULL, *e = NULL;
-    size_t n = 0, ne = 0;
-    assert_int_equal(toro_kb_search(kb, "qnto custa a custodia do tesouro hj pq", 3, &h, &n), 0);
-    assert_int_equal(toro_kb_search(kb, "custa a custodia do tesouro", 3, &e, &ne), 0);
-    assert_true(n >= 1 && ne >= 1);
-    assert_string_equal(h[0].chunk_id, e[0].chunk_id);
-    assert_true(h[0].coverage > e[0].coverage - 1e-9 && h[0].coverage < e[0].coverage + 1e-9);
-    assert_true(toro_kb_hit_is_relevant(kb, &h[0]));
-    toro_kb_hits_free(h, n);
-    toro_kb_hits_free(e, ne);
-}
-
-/* An acronym's plural meets its singular ("CDBs"/"CDB"). */
-static void test_acronym_plural(void **state)
-{
-    (void)state;
-    toro_kb_hit_t *h = NULL, *e = NULL;
-    size_t n = 0, ne = 0;
-    assert_int_equal(toro_kb_search(kb, "CDBs", 3, &h, &n), 0);
-    assert_int_equal(toro_kb_search(kb, "CDB", 3, &e, &ne), 0);
-    assert_true(n >= 1 && n == ne);
-    for (size_t i = 0; i < n; i++) {
-        assert_string_equal(h[i].chunk_id, e[i].chunk_id);
-        assert_true(h[i].coverage > 0.99);
+    static const char *const pairs[][2] = {
+        {"qnto custa a custodia do tesouro hj pq", "custa a custodia do tesouro"}, {"CDBs", "CDB"}};
+    for (size_t p = 0; p < sizeof(pairs) / sizeof(pairs[0]); p++) {
+        toro_kb_hit_t *h = NULL, *e = NULL;
+        size_t n = 0, ne = 0;
+        search_pair(pairs[p][0], pairs[p][1], &h, &n, &e, &ne);
+        assert_int_equal(n, ne);
+        for (size_t i = 0; i < n; i++) {
+            assert_string_equal(h[i].chunk_id, e[i].chunk_id);
+            assert_true(h[i].coverage > e[i].coverage - 1e-9 && h[i].coverage < e[i].coverage + 1e-9);
+        }
+        assert_true(toro_kb_hit_is_relevant(kb, &h[0]));
+        toro_kb_hits_free(h, n);
+        toro_kb_hits_free(e, ne);
     }
-    toro_kb_hits_free(h, n);
-    toro_kb_hits_free(e, ne);
 }
 
 /* A snapshot analyzed by another analyzer version (checksum intact) is
@@ -341,7 +336,7 @@ int main(void)
         cmocka_unit_test(test_hit_fields),       cmocka_unit_test(test_not_relevant),
         cmocka_unit_test(test_version_determinism), cmocka_unit_test(test_concurrent_search),
         cmocka_unit_test(test_beir_eval),        cmocka_unit_test(test_typo_tolerant),
-        cmocka_unit_test(test_chat_fillers),     cmocka_unit_test(test_acronym_plural),
+        cmocka_unit_test(test_same_search),
         cmocka_unit_test(test_other_analyzer_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
