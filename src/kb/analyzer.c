@@ -5,6 +5,7 @@
  * buffer and handed to a callback. */
 #include "kb/analyzer.h"
 
+#include <assert.h>
 #include <libstemmer.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -54,6 +55,25 @@ static const char *const STOP_EN[] = {
     "also", "but", "only", "more", "most", "other", "such", "each", "all", "both", "very", "just",
     "s", "t", "up", "out", "over", "under", "yes", "mean", "means", "work", "works", "get", "does",
     "today", NULL};
+
+/* Chat spellings and fillers of questions ("pq", "hj", "qnto", "vc", "oq",
+ * "wat"): they never carry the topic, and in no document, so as query words
+ * they would only look like unknown words. Query-side only (not indexed
+ * text), so they need no rebuild. */
+static const char *const FILLERS[] = {
+    "q", "pq", "pk", "hj", "oq", "qnto", "qnta", "qntos", "qntas", "qto", "qta", "qts", "qnts", "qnd", "qdo",
+    "qndo", "vc", "vcs", "tb", "tbm", "ta", "to", "td", "tds", "msm", "mt", "mto", "mta", "mtos", "mtas", "eh",
+    "tah", "ne", "neh", "kd", "cade", "blz", "vlw", "obg", "pfv", "pf", "sou", "agora", "aqui", "ai", "la",
+    "coisa", "coisas", "gente", "alguem", "wat", "whats", "im", "u", "ur", "pls", "plz", "thx", "hey",
+    "hi", "hello", "please", "thanks", "ok", "okay", NULL};
+
+bool toro_is_query_filler(const char *word, size_t len)
+{
+    for (const char *const *p = FILLERS; *p; p++)
+        if (strlen(*p) == len && memcmp(*p, word, len) == 0)
+            return true;
+    return false;
+}
 
 static const char *const *stoplist(const char *lang)
 {
@@ -116,6 +136,41 @@ static uint32_t fnv1a(const char *s, size_t n)
     return h;
 }
 
+static int is_vowel(char c)
+{
+    return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u' || c == 'y';
+}
+
+/* Plural folding the Snowball stemmers miss on folded words: an acronym's
+ * "s" ("fiis" "cdbs" "etfs" "lcis": three or more letters with at most one
+ * vowel, or ending "ii", before the "s") and, in Portuguese, "-oes" -> "-ao"
+ * ("acoes" "opcoes": Snowball sees no nasal vowel once accents are folded,
+ * so "acao" and "acoes" would get different stems). Writes the word to use
+ * into buf (TORO_TOKEN_MAX + 1 bytes) and returns its length. */
+static size_t fold_plural(const char *lang, const char *word, size_t len, char *buf)
+{
+    assert(len <= TORO_TOKEN_MAX);
+    memcpy(buf, word, len);
+    buf[len] = 0;
+    if (len >= 4 && len <= 7 && word[len - 1] == 's') {
+        size_t vowels = 0;
+        for (size_t i = 0; i + 1 < len; i++)
+            vowels += (size_t)is_vowel(word[i]);
+        int acronym = vowels <= 1 || (word[len - 2] == 'i' && word[len - 3] == 'i');
+        for (size_t i = 0; i + 1 < len && acronym; i++)
+            acronym = word[i] >= 'a' && word[i] <= 'z';
+        if (acronym) {
+            buf[--len] = 0;
+            return len;
+        }
+    }
+    if (strcmp(lang, "pt") == 0 && len >= 5 && memcmp(word + len - 3, "oes", 3) == 0) {
+        memcpy(buf + len - 3, "ao", 3);
+        return len - 1;
+    }
+    return len;
+}
+
 size_t toro_analyzer_stem(toro_analyzer_t *a, const char *word, size_t len, char out[TORO_TOKEN_MAX + 1])
 {
     cache_slot_t *slot = NULL;
@@ -127,11 +182,16 @@ size_t toro_analyzer_stem(toro_analyzer_t *a, const char *word, size_t len, char
             return slot->slen;
         }
     }
-    const sb_symbol *s = sb_stemmer_stem(a->stemmer, (const sb_symbol *)word, (int)len);
+    char folded[TORO_TOKEN_MAX + 1];
+    size_t flen = len <= TORO_TOKEN_MAX ? fold_plural(a->lang, word, len, folded) : 0;
+    const char *w = flen ? folded : word;
+    if (!flen)
+        flen = len;
+    const sb_symbol *s = sb_stemmer_stem(a->stemmer, (const sb_symbol *)w, (int)flen);
     size_t n = s ? (size_t)sb_stemmer_length(a->stemmer) : 0;
     if (!s || n == 0 || n > TORO_TOKEN_MAX) { /* stemmer failure: keep the word */
-        s = (const sb_symbol *)word;
-        n = len;
+        s = (const sb_symbol *)w;
+        n = flen;
     }
     memcpy(out, s, n);
     out[n] = 0;
@@ -142,6 +202,55 @@ size_t toro_analyzer_stem(toro_analyzer_t *a, const char *word, size_t len, char
         memcpy(slot->stem, out, n);
     }
     return n;
+}
+
+/* ---- typo distance ------------------------------------------------------ */
+
+/* Letters a typist swaps for one another by sound (s/c/z/x/ç, i/e/y, o/u,
+ * g/j, the "ss" of "isensao"/"isenção"): half an edit. */
+static int sound_alike(char a, char b)
+{
+    static const char *const groups[] = {"sczx", "iey", "ou", "gj", NULL};
+    for (const char *const *g = groups; *g; g++)
+        if (strchr(*g, a) && strchr(*g, b))
+            return 1;
+    return 0;
+}
+
+/* Cost (in half edits) of inserting/deleting s[i]: half when it doubles a neighbour. */
+static int indel_cost(const char *s, size_t n, size_t i)
+{
+    return (i > 0 && s[i - 1] == s[i]) || (i + 1 < n && s[i + 1] == s[i]) ? 1 : 2;
+}
+
+double toro_typo_distance(const char *a, size_t na, const char *b, size_t nb, double max)
+{
+    enum { W = 33 };
+    if (na >= W || nb >= W)
+        return max + 1;
+    int d[W][W]; /* in half edits: optimal string alignment distance */
+    int lim = (int)(2 * max + 0.5);
+    for (size_t i = 0; i <= na; i++)
+        d[i][0] = i ? d[i - 1][0] + indel_cost(a, na, i - 1) : 0;
+    for (size_t j = 1; j <= nb; j++)
+        d[0][j] = d[0][j - 1] + indel_cost(b, nb, j - 1);
+    for (size_t i = 1; i <= na; i++) {
+        int rowmin = d[i][0];
+        for (size_t j = 1; j <= nb; j++) {
+            int sub = a[i - 1] == b[j - 1] ? 0 : sound_alike(a[i - 1], b[j - 1]) ? 1 : 2;
+            int v = d[i - 1][j - 1] + sub;
+            int del = d[i - 1][j] + indel_cost(a, na, i - 1), ins = d[i][j - 1] + indel_cost(b, nb, j - 1);
+            v = del < v ? del : v;
+            v = ins < v ? ins : v;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 2 < v)
+                v = d[i - 2][j - 2] + 2; /* transposition */
+            d[i][j] = v;
+            rowmin = v < rowmin ? v : rowmin;
+        }
+        if (rowmin > lim) /* every path is already too far */
+            return max + 1;
+    }
+    return d[na][nb] / 2.0;
 }
 
 /* ---- folding ---------------------------------------------------------- */
@@ -236,15 +345,21 @@ static size_t next_word_is(const char *s, size_t len, size_t i, const char *w)
     return i + wl;
 }
 
-/* Scans a number at s[i] (a digit) into out as canonical digits with ','
- * as the decimal mark, '%' kept and "mil"/"milhões"/"bilhões" expanded.
- * Returns the end position. */
-static size_t scan_number(const char *s, size_t len, size_t i, char *out, size_t *olen)
+/* A number's digits split at its decimal mark (parts of scan_number). */
+typedef struct numparts {
+    char intpart[TORO_TOKEN_MAX], frac[TORO_TOKEN_MAX];
+    size_t ni, nf;
+} numparts_t;
+
+/* Reads digits and '.'/',' groups from s[i]; fills p (integer digits,
+ * fraction digits without trailing zeros) and returns the end position. The
+ * decimal mark is the last separator when both kinds occur, or the only
+ * separator unless exactly three digits follow it ("250.000"). */
+static size_t scan_digits(const char *s, size_t len, size_t i, numparts_t *p)
 {
-    size_t start = i, end = i;
+    size_t start = i, end = i, lastsep_pos = 0;
     int ndot = 0, ncomma = 0;
     char lastsep = 0;
-    size_t lastsep_pos = 0;
     while (end < len && isdig(s[end]))
         end++;
     while (end + 1 < len && (s[end] == '.' || s[end] == ',') && isdig(s[end + 1])) {
@@ -258,63 +373,76 @@ static size_t scan_number(const char *s, size_t len, size_t i, char *out, size_t
         while (end < len && isdig(s[end]))
             end++;
     }
-    /* Which separator, if any, is the decimal mark? */
     char dec = 0;
     if (ndot && ncomma)
         dec = lastsep;
-    else if (ndot + ncomma == 1) {
-        size_t after = end - lastsep_pos - 1;
-        if (after != 3)
-            dec = lastsep;
-    }
-    char intpart[TORO_TOKEN_MAX], frac[TORO_TOKEN_MAX];
-    size_t ni = 0, nf = 0;
+    else if (ndot + ncomma == 1 && end - lastsep_pos - 1 != 3)
+        dec = lastsep;
+    p->ni = p->nf = 0;
     int in_frac = 0;
-    for (size_t p = start; p < end; p++) {
-        char c = s[p];
+    for (size_t k = start; k < end; k++) {
+        char c = s[k];
         if (c == '.' || c == ',') {
-            if (c == dec && p == lastsep_pos)
+            if (c == dec && k == lastsep_pos)
                 in_frac = 1;
             continue;
         }
         if (in_frac) {
-            if (nf < sizeof(frac) - 1)
-                frac[nf++] = c;
-        } else if (ni < sizeof(intpart) - 12) {
-            intpart[ni++] = c;
+            if (p->nf < sizeof(p->frac) - 1)
+                p->frac[p->nf++] = c;
+        } else if (p->ni < sizeof(p->intpart) - 12) {
+            p->intpart[p->ni++] = c;
         }
     }
-    while (nf > 0 && frac[nf - 1] == '0') /* 22,50 == 22,5 */
-        nf--;
-    /* Multipliers written as words. */
-    int zeros = 0;
-    size_t e2;
-    if ((e2 = next_word_is(s, len, end, "mil")) != 0)
-        zeros = 3, end = e2;
-    else if ((e2 = next_word_is(s, len, end, "milhao")) || (e2 = next_word_is(s, len, end, "milhoes")) ||
-             (e2 = next_word_is(s, len, end, "million")))
-        zeros = 6, end = e2;
-    else if ((e2 = next_word_is(s, len, end, "bilhao")) || (e2 = next_word_is(s, len, end, "bilhoes")) ||
-             (e2 = next_word_is(s, len, end, "billion")))
-        zeros = 9, end = e2;
+    while (p->nf > 0 && p->frac[p->nf - 1] == '0') /* 22,50 == 22,5 */
+        p->nf--;
+    return end;
+}
+
+/* Zeros of a multiplier written as a word after the number ("mil",
+ * "milhões", "billion"); *end moves past it. 0 when there is none. */
+static int multiplier_zeros(const char *s, size_t len, size_t *end)
+{
+    static const struct {
+        const char *w;
+        int zeros;
+    } words[] = {{"mil", 3},     {"milhao", 6},  {"milhoes", 6}, {"million", 6},
+                 {"bilhao", 9},  {"bilhoes", 9}, {"billion", 9}};
+    for (size_t k = 0; k < sizeof(words) / sizeof(words[0]); k++) {
+        size_t e2 = next_word_is(s, len, *end, words[k].w);
+        if (e2) {
+            *end = e2;
+            return words[k].zeros;
+        }
+    }
+    return 0;
+}
+
+/* Scans a number at s[i] (a digit) into out as canonical digits with ','
+ * as the decimal mark, '%' kept and "mil"/"milhões"/"bilhões" expanded.
+ * Returns the end position. */
+static size_t scan_number(const char *s, size_t len, size_t i, char *out, size_t *olen)
+{
+    numparts_t p;
+    size_t end = scan_digits(s, len, i, &p);
+    int zeros = multiplier_zeros(s, len, &end);
     size_t fi = 0;
     while (zeros > 0) {
-        intpart[ni++] = fi < nf ? frac[fi++] : '0';
+        p.intpart[p.ni++] = fi < p.nf ? p.frac[fi++] : '0';
         zeros--;
     }
     /* Drop leading zeros of the integer part ("05" == "5"), keep one. */
     size_t lz = 0;
-    while (lz + 1 < ni && intpart[lz] == '0')
+    while (lz + 1 < p.ni && p.intpart[lz] == '0')
         lz++;
-    size_t o = 0;
-    memcpy(out, intpart + lz, ni - lz);
-    o = ni - lz;
-    if (fi < nf) {
+    size_t o = p.ni - lz;
+    memcpy(out, p.intpart + lz, o);
+    if (fi < p.nf) {
         out[o++] = ',';
-        size_t k = nf - fi;
+        size_t k = p.nf - fi;
         if (k > 8)
             k = 8;
-        memcpy(out + o, frac + fi, k);
+        memcpy(out + o, p.frac + fi, k);
         o += k;
     }
     if (end < len && s[end] == '%') {

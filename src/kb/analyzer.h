@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 /* Part of every snapshot's version id: bump when analysis output changes. */
-#define TORO_ANALYZER_VERSION "toro-analyzer/1"
+#define TORO_ANALYZER_VERSION "toro-analyzer/2"
 
 /* Longest token kept, in bytes; longer runs are dropped. */
 #define TORO_TOKEN_MAX 64
@@ -42,6 +42,18 @@ int toro_tokenize(const char *folded, size_t len, toro_token_cb cb, void *ud);
 
 /* Why: stop words are per language; lang "pt" or "en", word folded. */
 bool toro_is_stopword(const char *lang, const char *word, size_t len);
+
+/* Why: questions are written in chat spelling ("pq", "hj", "qnto", "vc");
+ * the query side drops these fillers besides the stop words of both
+ * languages (documents are not analyzed with them). word folded. */
+bool toro_is_query_filler(const char *word, size_t len);
+
+/* Why: typo-tolerant matching of query words the index does not know:
+ * an edit distance between folded words (or stems) where letters that sound
+ * alike (s/c/z/x, i/e, o/u) and doubled letters ("ss") cost half an edit.
+ * Returns the distance, or a value > max as soon as it exceeds max (and for
+ * words longer than 32 bytes). */
+double toro_typo_distance(const char *a, size_t na, const char *b, size_t nb, double max);
 
 /* Why: the terms a text contributes to the index (or a query): fold,
  * tokenize, drop stop words, stem words. */

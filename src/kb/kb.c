@@ -41,18 +41,27 @@
 
 /* Calibration on kb/eval (in-scope and off-topic questions, see README
  * "Retrieval"): the evidence at which a chunk is as likely relevant as not
- * maps to relevance 0.5 (the default --min-relevance).
- * Lexical only: evidence = coverage; knee 0.32 (in-scope refusals <= 5%).
- * With vectors: evidence = cosine + 0.06 * coverage (a linear boundary fitted
- * for <= 2% in-scope refusals; cosine carries typos and paraphrases, coverage
- * separates near misses that embed close to finance). */
-#define REL_COV_KNEE 0.32   /* lexical: share of the query's idf weight */
-#define REL_COV_BETA 0.06   /* coverage's weight beside the cosine */
+ * maps to relevance 0.5 (the default --min-relevance). Coverage counts typo
+ * matches and ignores chat fillers, so an in-scope question with typos is no
+ * longer the weakest evidence and the boundary could move up.
+ * Lexical only: evidence = coverage; knee 0.36 (answers: 1.2% of in-scope
+ * questions refused, 82% of off-topic ones).
+ * With vectors: evidence = cosine + 0.08 * coverage, knee 0.89 (answers:
+ * 1.5% in-scope refused, 90% off-topic; cosine carries paraphrases, coverage
+ * separates near misses that embed close to finance). Both knees sit below
+ * the steepest point of the curve, leaving a margin for other questions. */
+#define REL_COV_KNEE 0.36   /* lexical: share of the query's idf weight */
+#define REL_COV_BETA 0.08   /* coverage's weight beside the cosine */
 #define REL_EV_LOW 0.78     /* evidence of clearly unrelated text -> 0 */
-#define REL_EV_KNEE 0.879   /* boundary -> 0.5 */
+#define REL_EV_KNEE 0.890   /* boundary -> 0.5 */
 #define REL_EV_HIGH 1.00    /* a paraphrase of the chunk -> 1 */
 #define COV_MIN_N 1000.0    /* corpus-size floor for coverage idf (one-note KBs) */
 #define RRF_K 60.0
+#define FUZZY_MIN_LEN 4     /* shortest stem matched with a typo */
+#define FUZZY_LONG_LEN 6    /* stems this long may be one edit away; shorter ones half an edit */
+#define FUZZY_MAX_DIST 1.0  /* edits (sound-alike letters and doubled letters count half) */
+#define FUZZY_BM25_W 0.7    /* a typo-matched term's share of its BM25 weight */
+#define FUZZY_COV 0.5       /* a typo-matched word's share of its coverage weight */
 
 struct toro_kb {
     sqlite3 *db;
@@ -73,7 +82,19 @@ struct toro_kb {
     toro_kb_fusion_t fusion;
     double weight;          /* cosine share for CONVEX fusion */
     double min_rel;         /* relevance threshold */
+    /* Vocabulary for typo-tolerant matching, loaded on the first query with
+     * an unknown word (under mu) and read-only afterwards. */
+    int vocab_state;        /* 0 not loaded, 1 loaded, -1 failed */
+    char *vocab_text;       /* NUL-separated terms */
+    struct vterm *vocab;
+    size_t nvocab;
 };
+
+typedef struct vterm {
+    uint32_t off; /* into vocab_text */
+    uint32_t df;
+    uint32_t len;
+} vterm_t;
 
 static char *meta(sqlite3 *db, const char *key)
 {
@@ -127,6 +148,75 @@ out:
     return rc;
 }
 
+/* Reads the "lengths" blob (uint32 LE per chunk) into kb->lens and n_chunks. */
+static int load_lengths(toro_kb_t *kb, const char *path, char **err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(kb->db, "SELECT data FROM blobs WHERE name='lengths'", -1, &s, NULL) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_finalize(s);
+        toro_set_err(err, "%s: chunk lengths missing", path);
+        return TORO_EFORMAT;
+    }
+    int bl = sqlite3_column_bytes(s, 0);
+    const uint8_t *blob = sqlite3_column_blob(s, 0);
+    kb->n_chunks = (uint32_t)(bl / 4);
+    kb->lens = malloc((size_t)kb->n_chunks * 4 + 4);
+    if (!kb->lens) {
+        sqlite3_finalize(s);
+        return TORO_ENOMEM;
+    }
+    for (uint32_t i = 0; i < kb->n_chunks; i++)
+        kb->lens[i] = (uint32_t)blob[4 * i] | (uint32_t)blob[4 * i + 1] << 8 | (uint32_t)blob[4 * i + 2] << 16 |
+                      (uint32_t)blob[4 * i + 3] << 24;
+    sqlite3_finalize(s);
+    return 0;
+}
+
+/* Checks format, checksum and analyzer, reads version, languages and the
+ * average chunk length. A snapshot analyzed by another analyzer version is
+ * refused: its terms would not meet the query's. */
+static int read_header(toro_kb_t *kb, const char *path, char **err)
+{
+    int rc = TORO_EFORMAT;
+    char *fmt = meta(kb->db, "format"), *langs = NULL, *avg = NULL, *an = NULL;
+    if (!fmt || strcmp(fmt, TORO_KB_FORMAT) != 0) {
+        toro_set_err(err, "%s is not a toro knowledge base snapshot (expected format %s)", path, TORO_KB_FORMAT);
+        goto out;
+    }
+    if (toro_kb_checksum_verify(kb->db, path, err) < 0) /* a damaged file is refused at start */
+        goto out;
+    kb->version = meta(kb->db, "version");
+    langs = meta(kb->db, "languages");
+    avg = meta(kb->db, "avg_chunk_terms");
+    an = meta(kb->db, "analyzer");
+    if (!kb->version || !langs || !avg) {
+        toro_set_err(err, "%s: snapshot metadata incomplete", path);
+        goto out;
+    }
+    if (!an || strcmp(an, TORO_ANALYZER_VERSION) != 0) {
+        toro_set_err(err, "%s was built with analyzer %s, this toro analyzes queries with %s: rebuild it with `toro kb build`",
+                     path, an ? an : "(unknown)", TORO_ANALYZER_VERSION);
+        goto out;
+    }
+    kb->avgdl = strtod(avg, NULL);
+    if (kb->avgdl <= 0)
+        kb->avgdl = 1;
+    if (strstr(langs, "pt"))
+        memcpy(kb->langs[kb->nlangs++], "pt", 3);
+    if (strstr(langs, "en"))
+        memcpy(kb->langs[kb->nlangs++], "en", 3);
+    if (!kb->nlangs)
+        memcpy(kb->langs[kb->nlangs++], "pt", 3);
+    rc = 0;
+out:
+    free(fmt);
+    free(langs);
+    free(avg);
+    free(an);
+    return rc;
+}
+
 int toro_kb_open(const char *path, toro_kb_t **out, char **err)
 {
     *out = NULL;
@@ -139,64 +229,19 @@ int toro_kb_open(const char *path, toro_kb_t **out, char **err)
     kb->fusion = TORO_KB_FUSION_DEFAULT;
     kb->weight = TORO_KB_FUSION_WEIGHT_DEFAULT;
     kb->min_rel = TORO_KB_MIN_RELEVANCE_DEFAULT;
-    int rc = TORO_EFORMAT;
-    char *fmt = NULL, *langs = NULL, *avg = NULL;
+    int rc = TORO_EIO;
     FILE *probe = fopen(path, "rb");
     if (!probe) {
         toro_set_err(err, "cannot open knowledge base %s: no such file", path);
-        rc = TORO_EIO;
         goto out;
     }
     fclose(probe);
     if (sqlite3_open_v2(path, &kb->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         toro_set_err(err, "cannot open knowledge base %s: %s", path, kb->db ? sqlite3_errmsg(kb->db) : "out of memory");
-        rc = TORO_EIO;
         goto out;
     }
-    fmt = meta(kb->db, "format");
-    if (!fmt || strcmp(fmt, TORO_KB_FORMAT) != 0) {
-        toro_set_err(err, "%s is not a toro knowledge base snapshot (expected format %s)", path, TORO_KB_FORMAT);
-        goto out;
-    }
-    if (toro_kb_checksum_verify(kb->db, path, err) < 0) /* a damaged file is refused at start */
-        goto out;
-    kb->version = meta(kb->db, "version");
-    langs = meta(kb->db, "languages");
-    avg = meta(kb->db, "avg_chunk_terms");
-    if (!kb->version || !langs || !avg) {
-        toro_set_err(err, "%s: snapshot metadata incomplete", path);
-        goto out;
-    }
-    kb->avgdl = strtod(avg, NULL);
-    if (kb->avgdl <= 0)
-        kb->avgdl = 1;
-    if (strstr(langs, "pt"))
-        memcpy(kb->langs[kb->nlangs++], "pt", 3);
-    if (strstr(langs, "en"))
-        memcpy(kb->langs[kb->nlangs++], "en", 3);
-    if (!kb->nlangs)
-        memcpy(kb->langs[kb->nlangs++], "pt", 3);
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(kb->db, "SELECT data FROM blobs WHERE name='lengths'", -1, &s, NULL) != SQLITE_OK ||
-        sqlite3_step(s) != SQLITE_ROW) {
-        sqlite3_finalize(s);
-        toro_set_err(err, "%s: chunk lengths missing", path);
-        goto out;
-    }
-    int bl = sqlite3_column_bytes(s, 0);
-    const uint8_t *blob = sqlite3_column_blob(s, 0);
-    kb->n_chunks = (uint32_t)(bl / 4);
-    kb->lens = malloc((size_t)kb->n_chunks * 4 + 4);
-    if (!kb->lens) {
-        sqlite3_finalize(s);
-        rc = TORO_ENOMEM;
-        goto out;
-    }
-    for (uint32_t i = 0; i < kb->n_chunks; i++)
-        kb->lens[i] = (uint32_t)blob[4 * i] | (uint32_t)blob[4 * i + 1] << 8 | (uint32_t)blob[4 * i + 2] << 16 |
-                      (uint32_t)blob[4 * i + 3] << 24;
-    sqlite3_finalize(s);
-    if ((rc = load_vectors(kb, path, err)) != 0)
+    if ((rc = read_header(kb, path, err)) != 0 || (rc = load_lengths(kb, path, err)) != 0 ||
+        (rc = load_vectors(kb, path, err)) != 0)
         goto out;
     rc = TORO_EFORMAT;
     if (sqlite3_prepare_v2(kb->db, "SELECT df, postings FROM terms WHERE term=?", -1, &kb->q_term, NULL) !=
@@ -208,9 +253,6 @@ int toro_kb_open(const char *path, toro_kb_t **out, char **err)
     }
     rc = 0;
 out:
-    free(fmt);
-    free(langs);
-    free(avg);
     if (rc)
         toro_kb_close(kb);
     else
@@ -231,6 +273,8 @@ void toro_kb_close(toro_kb_t *kb)
     free(kb->version);
     free(kb->vecs);
     free(kb->embed_id);
+    free(kb->vocab_text);
+    free(kb->vocab);
     free(kb);
 }
 
@@ -370,6 +414,7 @@ typedef struct qterm {
     uint32_t mask;     /* query groups (tokens) this stem stands for */
     double idf;
     uint32_t df;
+    double w;          /* share of its BM25 weight: 1, FUZZY_BM25_W for a typo match */
     uint8_t *post;     /* copied postings */
     size_t plen;
 } qterm_t;
@@ -381,29 +426,35 @@ typedef struct query {
     int nterms;
     int ngroups;
     char groups[MAX_GROUPS][TORO_TOKEN_MAX + 1]; /* folded token of each group (dedupe) */
+    uint8_t gword[MAX_GROUPS];                   /* the group is a word (stemmed), not a number/code */
 } query_t;
 
-static void add_term(query_t *q, const char *s, size_t n, int group)
+static qterm_t *add_term(query_t *q, const char *s, size_t n, int group)
 {
     for (int i = 0; i < q->nterms; i++)
         if (strcmp(q->terms[i].s, s) == 0) {
             q->terms[i].mask |= 1u << group;
-            return;
+            return &q->terms[i];
         }
     if (q->nterms == MAX_TERMS)
-        return;
+        return NULL;
     qterm_t *t = &q->terms[q->nterms++];
     memcpy(t->s, s, n + 1);
     t->mask = 1u << group;
+    t->w = 1;
+    return t;
 }
 
 static int query_tok(void *ud, const char *tok, size_t len, int kind)
 {
     query_t *q = ud;
-    if (kind == TORO_TOK_WORD)
+    if (kind == TORO_TOK_WORD) {
+        if (toro_is_query_filler(tok, len))
+            return 0;
         for (int l = 0; l < q->kb->nlangs; l++)
             if (toro_is_stopword(q->kb->langs[l], tok, len))
                 return 0;
+    }
     for (int g = 0; g < q->ngroups; g++) /* a repeated word is one group */
         if (strcmp(q->groups[g], tok) == 0)
             return 0;
@@ -411,6 +462,7 @@ static int query_tok(void *ud, const char *tok, size_t len, int kind)
         return 1;
     int g = q->ngroups++;
     memcpy(q->groups[g], tok, len + 1);
+    q->gword[g] = kind == TORO_TOK_WORD;
     if (kind == TORO_TOK_SPECIAL) {
         add_term(q, tok, len, g);
         return 0;
@@ -421,6 +473,103 @@ static int query_tok(void *ud, const char *tok, size_t len, int kind)
         add_term(q, stem, n, g);
     }
     return 0;
+}
+
+/* ---- typo-tolerant terms -------------------------------------------------- */
+
+/* Loads every indexed term with its df (kb->mu held). */
+static void load_vocab(toro_kb_t *kb)
+{
+    sqlite3_stmt *s = NULL;
+    size_t cap = 0, tcap = 0, tlen = 0;
+    kb->vocab_state = -1;
+    if (sqlite3_prepare_v2(kb->db, "SELECT term, df FROM terms", -1, &s, NULL) != SQLITE_OK)
+        return;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(s, 0);
+        size_t n = t ? strlen(t) : 0;
+        if (!n || n > TORO_TOKEN_MAX)
+            continue;
+        if (kb->nvocab == cap || tlen + n + 1 > tcap) {
+            cap = kb->nvocab == cap ? (cap ? 2 * cap : 4096) : cap;
+            tcap = tlen + n + 1 > tcap ? 2 * (tcap + n + 1) : tcap;
+            vterm_t *v = realloc(kb->vocab, cap * sizeof(vterm_t));
+            if (v)
+                kb->vocab = v;
+            char *x = realloc(kb->vocab_text, tcap);
+            if (x)
+                kb->vocab_text = x;
+            if (!v || !x)
+                goto out;
+        }
+        memcpy(kb->vocab_text + tlen, t, n + 1);
+        kb->vocab[kb->nvocab++] = (vterm_t){(uint32_t)tlen, (uint32_t)sqlite3_column_int64(s, 1), (uint32_t)n};
+        tlen += n + 1;
+    }
+    kb->vocab_state = 1;
+out:
+    sqlite3_finalize(s);
+}
+
+/* The indexed term closest to stem within FUZZY_MAX_DIST (same first letter;
+ * ties to the most frequent), or NULL. */
+static const char *closest_term(const toro_kb_t *kb, const char *stem, double *dist)
+{
+    size_t n = strlen(stem), best = SIZE_MAX;
+    double max = n >= FUZZY_LONG_LEN ? FUZZY_MAX_DIST : FUZZY_MAX_DIST / 2, bd = max + 1;
+    for (size_t i = 0; i < kb->nvocab; i++) {
+        const vterm_t *v = &kb->vocab[i];
+        const char *t = kb->vocab_text + v->off;
+        if (t[0] != stem[0] || v->len + 2 < n || n + 2 < v->len || v->len < FUZZY_MIN_LEN)
+            continue;
+        double d = toro_typo_distance(stem, n, t, v->len, max);
+        if (d <= max && (d < bd || (d == bd && v->df > kb->vocab[best].df))) {
+            bd = d;
+            best = i;
+        }
+    }
+    *dist = bd;
+    return best == SIZE_MAX ? NULL : kb->vocab_text + kb->vocab[best].off;
+}
+
+/* A word of the query the index does not know (in any language) is most
+ * often a typo ("tesoro", "poupansa", "isensao"): its stems are matched to
+ * the closest indexed term, which joins the query at a reduced BM25 weight.
+ * Returns how many terms were added (their postings still to fetch). */
+static int add_typo_terms(toro_kb_t *kb, query_t *q)
+{
+    int known[MAX_GROUPS] = {0}, added = 0, nt = q->nterms;
+    for (int i = 0; i < nt; i++)
+        for (int g = 0; g < q->ngroups; g++)
+            if ((q->terms[i].mask & (1u << g)) && q->terms[i].df)
+                known[g] = 1;
+    for (int g = 0; g < q->ngroups; g++) {
+        if (known[g] || !q->gword[g])
+            continue;
+        pthread_mutex_lock(&kb->mu);
+        if (kb->vocab_state == 0)
+            load_vocab(kb);
+        pthread_mutex_unlock(&kb->mu);
+        if (kb->vocab_state != 1)
+            return added;
+        const char *best = NULL;
+        double bd = FUZZY_MAX_DIST + 1;
+        for (int i = 0; i < nt; i++) {
+            double d;
+            const char *t;
+            if ((q->terms[i].mask & (1u << g)) && strlen(q->terms[i].s) >= FUZZY_MIN_LEN &&
+                (t = closest_term(kb, q->terms[i].s, &d)) != NULL && d < bd) {
+                bd = d;
+                best = t;
+            }
+        }
+        qterm_t *t = best ? add_term(q, best, strlen(best), g) : NULL;
+        if (t && !t->post && t->w == 1) {
+            t->w = FUZZY_BM25_W;
+            added++;
+        }
+    }
+    return added;
 }
 
 /* ---- top-k ---------------------------------------------------------------- */
@@ -467,24 +616,12 @@ static char *col_dup(sqlite3_stmt *s, int i)
     return strdup(t ? (const char *)t : "");
 }
 
-/* Analyzes the query, fetches postings, accumulates BM25 into scores and the
- * matched query groups into masks; gw/total_w are the coverage weights. */
-static int bm25_all(toro_kb_t *kb, query_t *q, const char *query, float *scores, uint32_t *masks,
-                    double gw[MAX_GROUPS], double *total_w)
+/* Looks up the postings of terms [from, nterms) (the only shared state touched). */
+static int fetch_postings(toro_kb_t *kb, query_t *q, int from)
 {
     int rc = 0;
-    *total_w = 0;
-    size_t flen;
-    char *folded = toro_fold(query, strlen(query), &flen);
-    if (!folded)
-        return TORO_ENOMEM;
-    toro_tokenize(folded, flen, query_tok, q);
-    free(folded);
-    if (q->nterms == 0 || kb->n_chunks == 0)
-        return 0;
-    /* Look up postings (the only shared state touched). */
     pthread_mutex_lock(&kb->mu);
-    for (int i = 0; i < q->nterms && rc == 0; i++) {
+    for (int i = from; i < q->nterms && rc == 0; i++) {
         qterm_t *t = &q->terms[i];
         sqlite3_bind_text(kb->q_term, 1, t->s, -1, SQLITE_STATIC);
         if (sqlite3_step(kb->q_term) == SQLITE_ROW) {
@@ -501,16 +638,23 @@ static int bm25_all(toro_kb_t *kb, query_t *q, const char *query, float *scores,
         sqlite3_reset(kb->q_term);
     }
     pthread_mutex_unlock(&kb->mu);
-    if (rc)
-        return rc;
+    return rc;
+}
 
-    /* Coverage weights: per query group, the best idf among its known stems,
-     * or the idf of an unseen term when none occurs. These idfs use a floor on
-     * the corpus size so coverage means the same on a one-note knowledge base
-     * (where every known word has df = N) as on a large one. */
-    double N = kb->n_chunks, Nc = N > COV_MIN_N ? N : COV_MIN_N;
+/* Coverage weights: per query group, the lowest idf among its known stems
+ * (a word is as informative as its most common reading: "taxa" is the
+ * common Portuguese stem "tax", not a rare English "taxa"), or the idf of an
+ * unseen term when none occurs. These idfs use a floor on
+ * the corpus size so coverage means the same on a one-note knowledge base
+ * (where every known word has df = N) as on a large one. gc is what a chunk
+ * matching the group earns: gw, or FUZZY_COV of it when only a typo match of
+ * the word is known (weaker evidence than the word itself). Sets each term's
+ * idf; returns the total weight. */
+static double coverage_weights(const toro_kb_t *kb, query_t *q, double gw[MAX_GROUPS], double gc[MAX_GROUPS])
+{
+    double N = kb->n_chunks, Nc = N > COV_MIN_N ? N : COV_MIN_N, total_w = 0;
     double unseen = log(1.0 + (Nc + 0.5) / 0.5);
-    int gseen[MAX_GROUPS] = {0};
+    int gseen[MAX_GROUPS] = {0}, gexact[MAX_GROUPS] = {0};
     for (int g = 0; g < q->ngroups; g++)
         gw[g] = 0;
     for (int i = 0; i < q->nterms; i++) {
@@ -521,20 +665,27 @@ static int bm25_all(toro_kb_t *kb, query_t *q, const char *query, float *scores,
         double cidf = log(1.0 + (Nc - t->df + 0.5) / (t->df + 0.5));
         for (int g = 0; g < q->ngroups; g++)
             if (t->mask & (1u << g)) {
+                gw[g] = gseen[g] && gw[g] < cidf ? gw[g] : cidf;
                 gseen[g] = 1;
-                if (cidf > gw[g])
-                    gw[g] = cidf;
+                gexact[g] |= t->w == 1;
             }
     }
     for (int g = 0; g < q->ngroups; g++) {
         /* An unknown word says the question is about something else; an
          * unknown number ("400 mil", "7 reais") is only the asker's case. */
         if (!gseen[g])
-            gw[g] = (q->groups[g][0] >= '0' && q->groups[g][0] <= '9') ? 0.0 : unseen;
-        *total_w += gw[g];
+            gw[g] = q->gword[g] ? unseen : 0.0;
+        gc[g] = gexact[g] ? gw[g] : FUZZY_COV * gw[g];
+        total_w += gw[g];
     }
+    return total_w;
+}
+
+/* Adds each term's BM25 contribution to scores and its groups to masks. */
+static void accumulate(const toro_kb_t *kb, const query_t *q, float *scores, uint32_t *masks)
+{
     for (int i = 0; i < q->nterms; i++) {
-        qterm_t *t = &q->terms[i];
+        const qterm_t *t = &q->terms[i];
         uint32_t id = 0;
         int first = 1;
         for (size_t p = 0; p < t->plen;) {
@@ -555,11 +706,36 @@ static int bm25_all(toro_kb_t *kb, query_t *q, const char *query, float *scores,
             if ((masks[id] & t->mask) == t->mask)
                 continue;
             double dl = kb->lens[id];
-            double w = t->idf * (tf * (BM25_K1 + 1)) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * dl / kb->avgdl));
+            double w = t->w * t->idf * (tf * (BM25_K1 + 1)) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * dl / kb->avgdl));
             scores[id] += (float)w;
             masks[id] |= t->mask;
         }
     }
+}
+
+/* Analyzes the query, fetches postings (with typo matches for unknown
+ * words), accumulates BM25 into scores and the matched query groups into
+ * masks; gc/total_w are the coverage credits and their total. */
+static int bm25_all(toro_kb_t *kb, query_t *q, const char *query, float *scores, uint32_t *masks,
+                    double gc[MAX_GROUPS], double *total_w)
+{
+    *total_w = 0;
+    size_t flen;
+    char *folded = toro_fold(query, strlen(query), &flen);
+    if (!folded)
+        return TORO_ENOMEM;
+    toro_tokenize(folded, flen, query_tok, q);
+    free(folded);
+    if (q->nterms == 0 || kb->n_chunks == 0)
+        return 0;
+    int rc = fetch_postings(kb, q, 0), nt = q->nterms;
+    if (rc == 0 && add_typo_terms(kb, q) > 0)
+        rc = fetch_postings(kb, q, nt);
+    if (rc)
+        return rc;
+    double gw[MAX_GROUPS];
+    *total_w = coverage_weights(kb, q, gw, gc);
+    accumulate(kb, q, scores, masks);
     return 0;
 }
 
@@ -658,7 +834,7 @@ static size_t top_k(const float *rank, uint32_t n, int positive_only, size_t k, 
 typedef struct scored {
     const float *bm, *cos; /* per chunk; cos NULL without dense */
     const uint32_t *masks;
-    const double *gw;
+    const double *gc; /* coverage credit per query group */
     int ngroups;
     double total_w;
 } scored_t;
@@ -706,7 +882,7 @@ static int fill_hits(toro_kb_t *kb, const cand_t *c, size_t hn, const scored_t *
             double cw = 0;
             for (int g = 0; g < sc->ngroups; g++)
                 if (sc->masks[id] & (1u << g))
-                    cw += sc->gw[g];
+                    cw += sc->gc[g];
             h->coverage = sc->total_w > 0 ? cw / sc->total_w : 0;
             h->relevance = relevance(h->coverage, h->cosine, sc->cos != NULL);
             if (!h->chunk_id || !h->doc_id || !h->title || !h->section || !h->lang || !h->text)
@@ -757,7 +933,7 @@ int toro_kb_search_mode(toro_kb_t *kb, const char *query, toro_kb_mode_t mode, s
     float *fused = mode == TORO_KB_MODE_HYBRID ? malloc(((size_t)kb->n_chunks + 1) * sizeof(float)) : NULL;
     float *qv = dense ? malloc(kb->dim * sizeof(float)) : NULL;
     cand_t *heap = malloc(k * sizeof(cand_t));
-    double gw[MAX_GROUPS], total_w = 0;
+    double gc[MAX_GROUPS], total_w = 0;
     if (!q || !scores || !masks || !heap || (dense && (!cos || !qv)) || (mode == TORO_KB_MODE_HYBRID && !fused)) {
         rc = TORO_ENOMEM;
         goto out;
@@ -766,7 +942,7 @@ int toro_kb_search_mode(toro_kb_t *kb, const char *query, toro_kb_mode_t mode, s
     for (int l = 0; l < kb->nlangs; l++)
         if ((rc = toro_analyzer_new(kb->langs[l], false, &q->an[l])) != 0)
             goto out;
-    if ((rc = bm25_all(kb, q, query, scores, masks, gw, &total_w)) != 0)
+    if ((rc = bm25_all(kb, q, query, scores, masks, gc, &total_w)) != 0)
         goto out;
     if (dense) {
         char *err = NULL;
@@ -793,7 +969,7 @@ int toro_kb_search_mode(toro_kb_t *kb, const char *query, toro_kb_mode_t mode, s
     size_t hn = top_k(rank, kb->n_chunks, mode == TORO_KB_MODE_BM25, k, heap);
     if (hn == 0)
         goto out;
-    scored_t sc = {scores, cos, masks, gw, q->ngroups, total_w};
+    scored_t sc = {scores, cos, masks, gc, q->ngroups, total_w};
     rc = fill_hits(kb, heap, hn, &sc, hits, n);
 out:
     if (q) {

@@ -70,6 +70,48 @@ static void test_stems_pt(void **state)
     expect_terms("pt", "garantia garantidos", "garant garant");
 }
 
+/* Plurals Snowball misses once accents are folded: "ações"/"ação" and
+ * acronyms ("FIIs", "CDBs", "ETFs", "LCIs"); ordinary words keep their
+ * stems ("mais", "meses"). */
+static void test_plural_folding(void **state)
+{
+    (void)state;
+    static const char *const cases[][3] = {
+        {"pt", "ações ação acoes", "aca aca aca"},
+        {"pt", "opções opção", "opca opca"},
+        {"pt", "FIIs FII CDBs CDB ETFs LCIs", "fii fii cdb cdb etf lci"},
+        {"en", "FIIs CDBs BDRs", "fii cdb bdr"},
+        {"pt", "meses mes", "mes mes"},
+        {"pt", "bonus tenis", "bonus ten"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_terms(cases[i][0], cases[i][1], cases[i][2]);
+}
+
+/* Typo distance: sound-alike letters (s/c/z, i/e, o/u) and doubled letters
+ * cost half an edit, other edits one; early exit past max. */
+static void test_typo_distance(void **state)
+{
+    (void)state;
+    assert_true(toro_typo_distance("poupansa", 8, "poupanca", 8, 2) == 0.5);
+    assert_true(toro_typo_distance("tesoro", 6, "tesouro", 7, 2) == 1.0);
+    assert_true(toro_typo_distance("acontesse", 9, "acontece", 8, 2) == 1.0); /* ss -> c */
+    assert_true(toro_typo_distance("custodai", 8, "custodia", 8, 2) == 1.0);  /* transposition */
+    assert_true(toro_typo_distance("abc", 3, "abc", 3, 1) == 0.0);
+    assert_true(toro_typo_distance("garantia", 8, "dividendo", 9, 1) > 1.0);
+    assert_true(toro_typo_distance("tesoro", 6, "tesouro", 7, 0.5) > 0.5);
+}
+
+static void test_query_fillers(void **state)
+{
+    (void)state;
+    const char *yes[] = {"pq", "hj", "qnto", "vc", "oq", "tbm", "wat"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        assert_true(toro_is_query_filler(yes[i], strlen(yes[i])));
+    const char *no[] = {"fgc", "tesouro", "cdb", "taxa", "p"};
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        assert_false(toro_is_query_filler(no[i], strlen(no[i])));
+}
+
 static void test_stems_en(void **state)
 {
     (void)state;
@@ -119,7 +161,8 @@ int main(void)
         cmocka_unit_test(test_fold),           cmocka_unit_test(test_accents_and_case_meet),
         cmocka_unit_test(test_stems_pt),       cmocka_unit_test(test_stems_en),
         cmocka_unit_test(test_stop_words),     cmocka_unit_test(test_financial_tokens),
-        cmocka_unit_test(test_detect_lang),
+        cmocka_unit_test(test_detect_lang),    cmocka_unit_test(test_plural_folding),
+        cmocka_unit_test(test_typo_distance),  cmocka_unit_test(test_query_fillers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

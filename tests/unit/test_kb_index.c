@@ -11,7 +11,9 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <sqlite3.h>
 
+#include "kb/checksum.h"
 #include "kb/eval.h"
 #include "kb/index.h"
 #include "kb/kb.h"
@@ -130,6 +132,93 @@ static void test_not_relevant(void **state)
     }
 }
 
+/* Searches a and b (top 3 each); both must find something. */
+static void search_pair(const char *a, const char *b, toro_kb_hit_t **h, size_t *n, toro_kb_hit_t **e, size_t *ne)
+{
+    assert_int_equal(toro_kb_search(kb, a, 3, h, n), 0);
+    assert_int_equal(toro_kb_search(kb, b, 3, e, ne), 0);
+    assert_true(*n >= 1 && *ne >= 1);
+}
+
+/* A misspelled word the index does not know is matched to the closest
+ * indexed word ("custodya", "tezouro") and ranks that chunk first; a typo
+ * match alone earns half of the word's coverage. */
+static void test_typo_tolerant(void **state)
+{
+    (void)state;
+    const char *cust[] = {"tesouro#1"};
+    expect_top("taxa de custodya", cust, 1);
+    const char *td[] = {"tesouro#0"};
+    expect_top("resgate do tezouro selic", td, 1);
+    toro_kb_hit_t *h = NULL, *e = NULL;
+    size_t n = 0, ne = 0;
+    search_pair("custodya", "custodia", &h, &n, &e, &ne);
+    assert_string_equal(h[0].chunk_id, e[0].chunk_id);
+    assert_true(e[0].coverage > 0.99);
+    assert_true(h[0].coverage > 0.49 && h[0].coverage < 0.51);
+    assert_true(h[0].score < e[0].score); /* a typo match weighs less */
+    toro_kb_hits_free(h, n);
+    toro_kb_hits_free(e, ne);
+    /* Short words are not bent into other words. */
+    assert_int_equal(toro_kb_search(kb, "xyzw qwerty", 3, &h, &n), 0);
+    assert_int_equal(n, 0);
+    toro_kb_hits_free(h, n);
+}
+
+/* Spellings that must search alike: chat fillers ("pq", "hj", "qnto") are
+ * no unknown words, and an acronym's plural meets its singular ("CDBs").
+ * Same chunks in the same order with the same coverage, the top relevant. */
+static void test_same_search(void **state)
+{
+    (void)state;
+    static const char *const pairs[][2] = {
+        {"qnto custa a custodia do tesouro hj pq", "custa a custodia do tesouro"}, {"CDBs", "CDB"}};
+    for (size_t p = 0; p < sizeof(pairs) / sizeof(pairs[0]); p++) {
+        toro_kb_hit_t *h = NULL, *e = NULL;
+        size_t n = 0, ne = 0;
+        search_pair(pairs[p][0], pairs[p][1], &h, &n, &e, &ne);
+        assert_int_equal(n, ne);
+        for (size_t i = 0; i < n; i++) {
+            assert_string_equal(h[i].chunk_id, e[i].chunk_id);
+            assert_true(h[i].coverage > e[i].coverage - 1e-9 && h[i].coverage < e[i].coverage + 1e-9);
+        }
+        assert_true(toro_kb_hit_is_relevant(kb, &h[0]));
+        toro_kb_hits_free(h, n);
+        toro_kb_hits_free(e, ne);
+    }
+}
+
+/* A snapshot analyzed by another analyzer version (checksum intact) is
+ * refused with a message that says to rebuild it. */
+static void test_other_analyzer_refused(void **state)
+{
+    (void)state;
+    char other[600], cmd[1400], sum[80];
+    snprintf(other, sizeof(other), "%s/old.kb", tmpdir);
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", snap, other);
+    assert_int_equal(system(cmd), 0);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(other, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE meta SET value='toro-analyzer/0' WHERE key='analyzer'", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(toro_kb_checksum_compute(db, sum), 0);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "UPDATE meta SET value=? WHERE key='" TORO_KB_CHECKSUM_KEY "'", -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, sum, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    toro_kb_t *k = NULL;
+    char *err = NULL;
+    assert_true(toro_kb_open(other, &k, &err) < 0);
+    assert_null(k);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "toro-analyzer/0"));
+    assert_non_null(strstr(err, "rebuild"));
+    free(err);
+}
+
 static int copy_tree(const char *from, const char *to)
 {
     char cmd[4096];
@@ -246,7 +335,9 @@ int main(void)
         cmocka_unit_test(test_ranking),          cmocka_unit_test(test_tokens_across_spellings),
         cmocka_unit_test(test_hit_fields),       cmocka_unit_test(test_not_relevant),
         cmocka_unit_test(test_version_determinism), cmocka_unit_test(test_concurrent_search),
-        cmocka_unit_test(test_beir_eval),
+        cmocka_unit_test(test_beir_eval),        cmocka_unit_test(test_typo_tolerant),
+        cmocka_unit_test(test_same_search),
+        cmocka_unit_test(test_other_analyzer_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
