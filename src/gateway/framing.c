@@ -1,6 +1,6 @@
 /* framing.c: the strict parts of RFC 9112 message framing that the request
- * parser (server.c) applies before routing: no control bytes in the head,
- * exactly one Host, a Content-Length of digits with one value, and the Host
+ * parser (http.c) applies before routing: no control bytes in the head,
+ * no Transfer-Encoding, exactly one Host, a Content-Length of digits with one value, and the Host
  * allow-list against DNS rebinding. It does not parse the head itself. */
 #define _GNU_SOURCE /* memmem */
 #include <stdio.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "gateway/internal.h"
+#include "gateway/http.h"
 
 bool gw_head_bytes_ok(const char *buf, size_t len)
 {
@@ -124,9 +124,8 @@ static bool in_origins(const char *origins, const char *name, size_t len)
     return false;
 }
 
-bool gw_host_allowed(const toro_gateway_t *gw, const char *host)
+bool gw_host_allowed(const toro_gateway_config_t *cfg, const char *host)
 {
-    const toro_gateway_config_t *cfg = &gw->cfg;
     size_t len = host_name_len(host);
     if (cfg->allowed_hosts)
         return in_list(cfg->allowed_hosts, host, len);
@@ -141,8 +140,38 @@ bool gw_host_allowed(const toro_gateway_t *gw, const char *host)
     return in_origins(cfg->cors_origins, host, len);
 }
 
-int gw_framing_check(const toro_gateway_t *gw, const gw_request_t *req, size_t *body_len, const char **why)
+bool gw_origin_allowed(const toro_gateway_config_t *cfg, const gw_request_t *req, const char *origin)
 {
+    const char *host = gw_header(req, "Host");
+    if (host) {
+        const char *o = strstr(origin, "://");
+        if (o && strcmp(o + 3, host) == 0)
+            return true; /* same origin */
+    }
+    const char *list = cfg->cors_origins;
+    size_t ol = strlen(origin);
+    while (list && *list) {
+        const char *comma = strchr(list, ',');
+        size_t len = comma ? (size_t)(comma - list) : strlen(list);
+        while (len && *list == ' ') {
+            list++;
+            len--;
+        }
+        while (len && list[len - 1] == ' ')
+            len--;
+        if (len == ol && strncmp(list, origin, len) == 0)
+            return true;
+        list = comma ? comma + 1 : NULL;
+    }
+    return false;
+}
+
+int gw_framing_check(const toro_gateway_config_t *cfg, const gw_request_t *req, size_t *body_len, const char **why)
+{
+    if (gw_header(req, "Transfer-Encoding")) {
+        *why = "chunked request bodies are not supported; send Content-Length";
+        return 411;
+    }
     int hosts = 0;
     const char *host = NULL;
     for (int i = 0; i < req->n_headers; i++) {
@@ -155,7 +184,7 @@ int gw_framing_check(const toro_gateway_t *gw, const gw_request_t *req, size_t *
         *why = hosts > 1 ? "more than one Host header" : hosts ? "empty Host header" : "missing Host header";
         return 400;
     }
-    if (host && !gw_host_allowed(gw, host)) {
+    if (host && !gw_host_allowed(cfg, host)) {
         *why = "host not allowed";
         return 421;
     }
@@ -167,7 +196,7 @@ int gw_framing_check(const toro_gateway_t *gw, const gw_request_t *req, size_t *
     }
     *body_len = 0;
     if (has) {
-        if ((unsigned long long)cl > gw->cfg.max_body) {
+        if ((unsigned long long)cl > cfg->max_body) {
             *why = "request body too large";
             return 413;
         }
