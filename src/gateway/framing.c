@@ -81,7 +81,9 @@ static size_t host_name_len(const char *host)
     return colon ? (size_t)(colon - host) : strlen(host);
 }
 
-static bool in_list(const char *list, const char *name, size_t len)
+/* Whether the comma-separated list holds name[0..len) (spaces around items
+ * ignored); exact case unless nocase; "*" matches anything when star. */
+static bool in_list(const char *list, const char *name, size_t len, bool nocase, bool star)
 {
     while (list && *list) {
         const char *comma = strchr(list, ',');
@@ -92,7 +94,9 @@ static bool in_list(const char *list, const char *name, size_t len)
         }
         while (n && list[n - 1] == ' ')
             n--;
-        if ((n == 1 && list[0] == '*') || (n == len && strncasecmp(list, name, len) == 0))
+        if (star && n == 1 && list[0] == '*')
+            return true;
+        if (n == len && (nocase ? strncasecmp(list, name, len) : strncmp(list, name, len)) == 0)
             return true;
         list = comma ? comma + 1 : NULL;
     }
@@ -128,7 +132,7 @@ bool gw_host_allowed(const toro_gateway_config_t *cfg, const char *host)
 {
     size_t len = host_name_len(host);
     if (cfg->allowed_hosts)
-        return in_list(cfg->allowed_hosts, host, len);
+        return in_list(cfg->allowed_hosts, host, len, true, true);
     if (strncmp(cfg->host, "127.", 4) != 0)
         return true; /* not on loopback: no default list (set --allowed-hosts) */
     static const char *const local[] = {"localhost", "[::1]", NULL};
@@ -148,22 +152,7 @@ bool gw_origin_allowed(const toro_gateway_config_t *cfg, const gw_request_t *req
         if (o && strcmp(o + 3, host) == 0)
             return true; /* same origin */
     }
-    const char *list = cfg->cors_origins;
-    size_t ol = strlen(origin);
-    while (list && *list) {
-        const char *comma = strchr(list, ',');
-        size_t len = comma ? (size_t)(comma - list) : strlen(list);
-        while (len && *list == ' ') {
-            list++;
-            len--;
-        }
-        while (len && list[len - 1] == ' ')
-            len--;
-        if (len == ol && strncmp(list, origin, len) == 0)
-            return true;
-        list = comma ? comma + 1 : NULL;
-    }
-    return false;
+    return in_list(cfg->cors_origins, origin, strlen(origin), false, false);
 }
 
 int gw_framing_check(const toro_gateway_config_t *cfg, const gw_request_t *req, size_t *body_len, const char **why)

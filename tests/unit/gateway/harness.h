@@ -14,7 +14,7 @@
 #include "core/log.h"
 #include "gateway/client.h"
 #include "gateway/conn.h"
-#include "gateway/gateway.h"
+#include "gateway/config.h"
 
 typedef struct harness {
     gw_loop_t *loop;
