@@ -53,7 +53,6 @@ static int answer(gw_commit_t *gc, gw_deferred_t *d, int result)
 int gw_commit_defer(gw_commit_t *gc, gw_client_t *cl, gw_response_t *resp, toro_ingest_item_t *item,
                     const char *request_id, int64_t t0)
 {
-    gw_deferred_t *d = &gc->batch[gc->n];
     if (gc->n == GW_BATCH_MAX) { /* a full round: this one commits alone, now */
         gw_deferred_t alone = {.cl = cl, .resp = *resp, .item = *item, .t0 = t0};
         int result = 0;
@@ -62,7 +61,7 @@ int gw_commit_defer(gw_commit_t *gc, gw_client_t *cl, gw_response_t *resp, toro_
         snprintf(alone.request_id, sizeof alone.request_id, "%s", request_id);
         return answer(gc, &alone, result);
     }
-    gc->n++;
+    gw_deferred_t *d = &gc->batch[gc->n++];
     *d = (gw_deferred_t){.cl = cl, .resp = *resp, .item = *item, .t0 = t0};
     snprintf(d->request_id, sizeof d->request_id, "%s", request_id);
     cl->conn.waiting = true;

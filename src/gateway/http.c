@@ -172,8 +172,6 @@ int gw_http_parse(const char *buf, size_t head_len, gw_request_t *req)
     }
     if (!bad)
         bad = parse_headers(eol + 2, req);
-    if (bad)
-        gw_request_clear(req);
     return bad;
 }
 
@@ -202,14 +200,16 @@ static int next_request(gw_http_t *h, gw_client_t *cl, gw_request_t *req, size_t
     size_t body_len = 0;
     const char *why = "request head too large";
     int bad = 0;
-    if (head_len > h->cfg->max_header)
+    if (head_len > h->cfg->max_header) {
         bad = 431;
-    else if (!end)
+    } else if (!end) {
         return NEXT_WAIT;
-    else if (!gw_head_bytes_ok(c->rbuf, head_len))
-        bad = 400, why = "control character in the request head";
-    else if ((bad = gw_http_parse(c->rbuf, head_len, req)) != 0)
+    } else if (!gw_head_bytes_ok(c->rbuf, head_len)) {
+        bad = 400;
+        why = "control character in the request head";
+    } else if ((bad = gw_http_parse(c->rbuf, head_len, req)) != 0) {
         why = refusal(bad);
+    }
     if (!bad) {
         gw_access_begin(cl, req);
         req->peer = c->peer;
@@ -222,10 +222,12 @@ static int next_request(gw_http_t *h, gw_client_t *cl, gw_request_t *req, size_t
     if (c->rlen < head_len + body_len) {
         if (c->rcap < head_len + body_len) {
             char *nb = realloc(c->rbuf, head_len + body_len);
-            if (!nb)
+            if (!nb) {
                 *rc = -1;
-            else
-                c->rbuf = nb, c->rcap = head_len + body_len;
+                return NEXT_WAIT;
+            }
+            c->rbuf = nb;
+            c->rcap = head_len + body_len;
         }
         return NEXT_WAIT; /* wait for the rest of the body */
     }

@@ -68,8 +68,8 @@ typedef struct gw_http {
  * -1 when cl must close now. */
 int gw_http_on_input(gw_http_t *h, gw_client_t *cl);
 /* Parses head[0..head_len) (ending in CRLF CRLF) into req, which owns a
- * copy. 0, or the HTTP status to refuse with; after a failure req owns
- * nothing (gw_request_clear is still safe). */
+ * copy. 0, or the HTTP status to refuse with. Success or not, req may own
+ * its copy: the caller frees it with gw_request_clear. */
 int gw_http_parse(const char *head, size_t head_len, gw_request_t *req);
 /* Frees what req owns; safe twice. */
 void gw_request_clear(gw_request_t *req);

@@ -120,6 +120,12 @@ typedef struct frame {
     size_t hl;                /* header length before the mask */
 } frame_t;
 
+static int violation(const char **why, const char *message, int code)
+{
+    *why = message;
+    return code;
+}
+
 /* The header of the frame at p (avail bytes): 1 complete frame in *f, 0 more
  * bytes needed, or a close code (>= 1000) for a violation, with *why. */
 static int frame_head(const unsigned char *p, size_t avail, size_t max, frame_t *f, const char **why)
@@ -127,7 +133,7 @@ static int frame_head(const unsigned char *p, size_t avail, size_t max, frame_t 
     f->fin = p[0] & 0x80;
     f->opcode = p[0] & 0x0f;
     if (p[0] & 0x70)
-        return *why = "reserved bits set", 1002;
+        return violation(why, "reserved bits set", 1002);
     f->plen = p[1] & 0x7f;
     f->hl = 2;
     if (f->plen == 126) {
@@ -144,11 +150,11 @@ static int frame_head(const unsigned char *p, size_t avail, size_t max, frame_t 
         f->hl = 10;
     }
     if (!(p[1] & 0x80))
-        return *why = "client frames must be masked", 1002;
+        return violation(why, "client frames must be masked", 1002);
     if (f->opcode >= 8 && (f->plen > 125 || !f->fin))
-        return *why = f->plen > 125 ? "control frame over 125 bytes" : "fragmented control frame", 1002;
+        return violation(why, f->plen > 125 ? "control frame over 125 bytes" : "fragmented control frame", 1002);
     if (f->plen > max)
-        return *why = "message too big", 1009;
+        return violation(why, "message too big", 1009);
     return avail < f->hl + 4 + f->plen ? 0 : 1;
 }
 
