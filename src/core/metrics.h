@@ -1,7 +1,7 @@
 /* metrics.h: process-wide counters and histograms rendered as Prometheus
  * text by GET /metrics. Lock-free (atomics); values that live elsewhere
- * (questions by status, queue depth) and the HTTP request counts by route
- * (gateway/route.h) are added by the gateway at scrape time. */
+ * (questions by status, queue depth, requests by route) are added by the
+ * caller at scrape time. */
 #ifndef TORO_CORE_METRICS_H
 #define TORO_CORE_METRICS_H
 
