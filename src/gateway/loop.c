@@ -31,6 +31,8 @@ struct gw_loop {
     volatile int stopping;
     loop_timer_t timers[MAX_TIMERS];
     int n_timers;
+    struct epoll_event *ready;  /* the round being served (gw_loop_del scrubs it) */
+    int n_ready;
     gw_loop_fn *after_round, *on_wake;
     void *after_round_data, *on_wake_data;
 };
@@ -102,7 +104,16 @@ void gw_loop_modify(gw_loop_t *loop, gw_watch_t *w, unsigned mask)
     w->mask = mask;
 }
 
-void gw_loop_del(gw_loop_t *loop, gw_watch_t *w) { epoll_ctl(loop->epoll_fd, EPOLL_CTL_DEL, w->fd, NULL); }
+/* A watch removed while its round is served may still have an event further
+ * on in it (freed memory by the time it is reached): that event is dropped
+ * (as libuv does). */
+void gw_loop_del(gw_loop_t *loop, gw_watch_t *w)
+{
+    epoll_ctl(loop->epoll_fd, EPOLL_CTL_DEL, w->fd, NULL);
+    for (int i = 0; i < loop->n_ready; i++)
+        if (loop->ready[i].data.ptr == w)
+            loop->ready[i].data.ptr = NULL;
+}
 
 int gw_loop_timer(gw_loop_t *loop, int64_t due_ms, int period_ms, gw_loop_fn *fn, void *data)
 {
@@ -176,13 +187,18 @@ int gw_loop_run(gw_loop_t *loop)
             toro_log_error("gateway", NULL, "epoll_wait failed: %s", strerror(errno));
             return TORO_EIO;
         }
+        loop->ready = evs;
+        loop->n_ready = n > 0 ? n : 0;
         for (int i = 0; i < n; i++) {
             gw_watch_t *w = evs[i].data.ptr;
             uint32_t e = evs[i].events;
+            if (!w)
+                continue; /* removed earlier in this round */
             unsigned ready = (e & (EPOLLIN | EPOLLRDHUP) ? GW_LOOP_READ : 0) | (e & EPOLLOUT ? GW_LOOP_WRITE : 0) |
                              (e & (EPOLLERR | EPOLLHUP) ? GW_LOOP_HUP : 0);
             w->fn(w, ready);
         }
+        loop->n_ready = 0;
         if (loop->after_round)
             loop->after_round(loop->after_round_data);
         run_timers(loop);
