@@ -104,6 +104,15 @@ void gw_json_error(gw_response_t *r, int status, const char *message);
 /* The same with a specific machine code; NULL = the status's generic code. */
 void gw_json_error_code(gw_response_t *r, int status, const char *code, const char *message);
 
+/* Why: the stages and auth.c refuse with fixed English messages; clients
+ * get a machine code too. One message prefix and its code: */
+typedef struct gw_code_prefix {
+    const char *prefix, *code;
+} gw_code_prefix_t;
+/* The code of the first entry whose prefix starts message; fallback when
+ * none does or message is NULL. */
+const char *gw_code_by_prefix(const gw_code_prefix_t *table, size_t n, const char *message, const char *fallback);
+
 /* framing.c */
 /* Why: RFC 9112 leaves no room for bare CR or LF, NUL or other control
  * bytes in a request head; each is a way to make two parsers disagree. */

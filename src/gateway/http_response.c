@@ -125,6 +125,14 @@ void gw_http_json(gw_response_t *r, int status, json_t *o)
         gw_add_header(r, "Cache-Control: no-store");
 }
 
+const char *gw_code_by_prefix(const gw_code_prefix_t *table, size_t n, const char *message, const char *fallback)
+{
+    for (size_t i = 0; message && i < n; i++)
+        if (strncmp(message, table[i].prefix, strlen(table[i].prefix)) == 0)
+            return table[i].code;
+    return fallback;
+}
+
 void gw_http_ok(gw_response_t *r, int status, json_t *data)
 {
     gw_http_json(r, status, json_pack("{s:b, s:o}", "success", 1, "data", data));

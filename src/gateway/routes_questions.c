@@ -16,9 +16,7 @@
  * messages are core/question.c's own, fixed strings). */
 static const char *ingest_code(int rc, const char *err)
 {
-    static const struct {
-        const char *prefix, *code;
-    } table[] = {
+    static const gw_code_prefix_t table[] = {
         {"request body is not valid JSON", "invalid_json"},
         {"question must not be empty", "question_empty"},
         {"question must be at most", "question_too_long"},
@@ -27,10 +25,8 @@ static const char *ingest_code(int rc, const char *err)
         {"user_id differs", "user_mismatch"},
         {"user_id", "invalid_user_id"},
     };
-    for (size_t i = 0; err && i < sizeof table / sizeof table[0]; i++)
-        if (strncmp(err, table[i].prefix, strlen(table[i].prefix)) == 0)
-            return table[i].code;
-    return rc == TORO_EFORBIDDEN ? "forbidden" : "invalid_request";
+    return gw_code_by_prefix(table, sizeof table / sizeof table[0], err,
+                             rc == TORO_EFORBIDDEN ? "forbidden" : "invalid_request");
 }
 
 bool gw_route_is_json(const char *ct)

@@ -17,9 +17,7 @@
 
 const char *gw_ws_error_code(const char *message)
 {
-    static const struct {
-        const char *prefix, *code;
-    } table[] = {
+    static const gw_code_prefix_t table[] = {
         {"this connection is already registered", "already_registered"},
         {"too many connections", "too_many_connections"},
         {"could not register", "unavailable"},
@@ -32,10 +30,7 @@ const char *gw_ws_error_code(const char *message)
         {"unsupported token", "unauthorized"},
         {"token ", "unauthorized"},
     };
-    for (size_t i = 0; message && i < sizeof table / sizeof table[0]; i++)
-        if (strncmp(message, table[i].prefix, strlen(table[i].prefix)) == 0)
-            return table[i].code;
-    return "invalid_request";
+    return gw_code_by_prefix(table, sizeof table / sizeof table[0], message, "invalid_request");
 }
 
 static int send_json(gw_ws_t *ws, gw_client_t *cl, json_t *o)
