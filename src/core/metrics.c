@@ -1,19 +1,10 @@
 /* metrics.c: atomic counters and fixed-bucket histograms (see metrics.h). */
 #include "core/metrics.h"
 
-#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-
-static const int statuses[] = {200, 202, 204, 400, 401, 403, 404, 405, 408, 411, 413, 414, 415, 429, 431, 500, 503};
-#define N_STATUS (sizeof statuses / sizeof statuses[0])
-static const char *route_names[TORO_ROUTE_COUNT] = {"unmatched", "/questions", "/questions/{id}", "/auth/dev-login",
-                                                    "/healthz",  "/metrics",   "/ws",             "static"};
-static const char *methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"};
-#define N_METHOD (sizeof methods / sizeof methods[0])
-static atomic_long requests[TORO_ROUTE_COUNT][N_METHOD][N_STATUS + 1];
 
 static const double bounds[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
 #define N_BUCKETS (sizeof bounds / sizeof bounds[0])
@@ -42,22 +33,6 @@ static atomic_long ws_current;
 static atomic_long counters[TORO_CTR_COUNT];
 static const char *counter_names[TORO_CTR_COUNT] = {"toro_process_retries_total", "toro_dead_letters_total",
                                                     "toro_ws_messages_sent_total", "toro_ws_messages_dropped_total"};
-
-void toro_metrics_request(toro_route_t route, const char *method, int status)
-{
-    assert(route >= 0 && route < TORO_ROUTE_COUNT);
-    size_t i = 0, m = 0;
-    while (i < N_STATUS && statuses[i] != status)
-        i++;
-    while (m + 1 < N_METHOD && !(method && strcmp(methods[m], method) == 0))
-        m++;
-    atomic_fetch_add(&requests[route][m][i], 1);
-}
-
-const char *toro_metrics_route_name(toro_route_t route)
-{
-    return route >= 0 && route < TORO_ROUTE_COUNT ? route_names[route] : "unmatched";
-}
 
 void toro_metrics_answer(bool found_relevant_docs)
 {
@@ -158,23 +133,6 @@ static long render_answerers(char *buf, size_t cap)
 long toro_metrics_render(char *buf, size_t cap)
 {
     size_t off = 0;
-    APPEND("# HELP toro_http_requests_total HTTP requests by route template, method and status code.\n"
-           "# TYPE toro_http_requests_total counter\n");
-    for (int r = 0; r < TORO_ROUTE_COUNT; r++) {
-        for (size_t m = 0; m < N_METHOD; m++) {
-            for (size_t i = 0; i <= N_STATUS; i++) {
-                long v = atomic_load(&requests[r][m][i]);
-                if (!v)
-                    continue;
-                if (i < N_STATUS)
-                    APPEND("toro_http_requests_total{route=\"%s\",method=\"%s\",status=\"%d\"} %ld\n", route_names[r],
-                           methods[m], statuses[i], v);
-                else
-                    APPEND("toro_http_requests_total{route=\"%s\",method=\"%s\",status=\"other\"} %ld\n",
-                           route_names[r], methods[m], v);
-            }
-        }
-    }
     APPEND("# HELP toro_stage_latency_seconds Latency of each stage and of the whole pipeline.\n"
            "# TYPE toro_stage_latency_seconds histogram\n");
     for (int h = 0; h < TORO_HIST_COUNT; h++) {

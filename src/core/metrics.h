@@ -1,26 +1,13 @@
 /* metrics.h: process-wide counters and histograms rendered as Prometheus
  * text by GET /metrics. Lock-free (atomics); values that live elsewhere
- * (questions by status, queue depth) are added by the gateway at scrape time. */
+ * (questions by status, queue depth, requests by route) are added by the
+ * caller at scrape time. */
 #ifndef TORO_CORE_METRICS_H
 #define TORO_CORE_METRICS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-/* Route templates: the "route" label of HTTP metrics and of the access log;
- * the method is a separate label (DELETE /questions/{id} is its own series). */
-typedef enum {
-    TORO_ROUTE_OTHER,      /* "unmatched": unknown paths, unparsable requests (0: a zeroed response) */
-    TORO_ROUTE_QUESTIONS,  /* /questions */
-    TORO_ROUTE_QUESTION,   /* /questions/{id} */
-    TORO_ROUTE_DEV_LOGIN,  /* /auth/dev-login */
-    TORO_ROUTE_HEALTHZ,    /* /healthz */
-    TORO_ROUTE_METRICS,    /* /metrics */
-    TORO_ROUTE_WS,         /* /ws (and / upgraded with --auth none) */
-    TORO_ROUTE_STATIC,     /* the web UI's files */
-    TORO_ROUTE_COUNT
-} toro_route_t;
 
 typedef enum {
     TORO_HIST_PROCESS,    /* process stage: fetch to ack */
@@ -29,12 +16,6 @@ typedef enum {
     TORO_HIST_HTTP,       /* request parsed to response queued */
     TORO_HIST_COUNT
 } toro_hist_t;
-
-/* Why: one count per HTTP response, by route template, method and status.
- * method is the request's (NULL or unknown methods count as "other"). */
-void toro_metrics_request(toro_route_t route, const char *method, int status);
-/* The label of a route ("/questions/{id}", "unmatched"...), for the access log. */
-const char *toro_metrics_route_name(toro_route_t route);
 
 /* Why: answers that found nothing relevant (found_relevant_docs=false) are
  * a product signal (knowledge-base gaps), counted apart from completions. */

@@ -8,9 +8,8 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "core/metrics.h"
 #include "core/util.h"
-#include "gateway/internal.h"
+#include "gateway/http.h"
 
 /* Client request ids are echoed in a header and in logs: keep them to a safe
  * alphabet and a bounded length, or replace them. */
@@ -29,31 +28,31 @@ static bool request_id_ok(const char *v)
     return n > 0;
 }
 
-void gw_access_begin(gw_conn_t *c, gw_request_t *req)
+void gw_access_begin(gw_client_t *cl, gw_request_t *req)
 {
     _Static_assert(sizeof req->request_id > REQUEST_ID_MAX, "request id buffer too small");
-    _Static_assert(sizeof c->acc.request_id == sizeof req->request_id, "request id buffers differ");
+    _Static_assert(sizeof cl->acc.request_id == sizeof req->request_id, "request id buffers differ");
     const char *given = gw_header(req, "X-Request-Id");
     if (given && request_id_ok(given))
         snprintf(req->request_id, sizeof req->request_id, "%s", given);
     else
         toro_uuid4(req->request_id);
-    snprintf(c->acc.method, sizeof c->acc.method, "%s", req->method);
-    snprintf(c->acc.path, sizeof c->acc.path, "%s", req->path);
-    c->acc.route = gw_route_template(req->path);
-    memcpy(c->acc.request_id, req->request_id, sizeof c->acc.request_id);
-    c->acc.started_ms = c->request_started_ms ? c->request_started_ms : toro_mono_ms();
+    snprintf(cl->acc.method, sizeof cl->acc.method, "%s", req->method);
+    snprintf(cl->acc.path, sizeof cl->acc.path, "%s", req->path);
+    cl->acc.route = gw_route_template(req->path);
+    memcpy(cl->acc.request_id, req->request_id, sizeof cl->acc.request_id);
+    cl->acc.started_ms = cl->conn.request_started_ms ? cl->conn.request_started_ms : toro_mono_ms();
 }
 
-void gw_access_http(gw_conn_t *c, const gw_response_t *r, size_t bytes)
+void gw_access_http(gw_client_t *cl, const gw_response_t *r, size_t bytes)
 {
-    const char *method = c->acc.method[0] ? c->acc.method : NULL;
-    int64_t started = c->acc.started_ms ? c->acc.started_ms : c->request_started_ms;
+    const char *method = cl->acc.method[0] ? cl->acc.method : NULL;
+    int64_t started = cl->acc.started_ms ? cl->acc.started_ms : cl->conn.request_started_ms;
     int64_t ms = started ? toro_mono_ms() - started : 0;
     /* a request refused before routing (411, 413...) still has its path's label */
-    toro_route_t rt = r->route != TORO_ROUTE_OTHER ? r->route : c->acc.route;
-    toro_metrics_request(rt, method, r->status);
-    const char *route = toro_metrics_route_name(rt);
+    gw_route_t rt = r->route != GW_ROUTE_OTHER ? r->route : cl->acc.route;
+    gw_route_count(rt, method, r->status);
+    const char *route = gw_route_name(rt);
     char message[96];
     snprintf(message, sizeof message, "%s %s %d", method ? method : "-", route, r->status);
     toro_log_field_t f[] = {
@@ -63,36 +62,36 @@ void gw_access_http(gw_conn_t *c, const gw_response_t *r, size_t bytes)
         TORO_LOG_NUM("bytes", bytes),
         TORO_LOG_NUM("duration_ms", ms < 0 ? 0 : ms),
         TORO_LOG_STR("user_id", r->user_id[0] ? r->user_id : NULL),
-        TORO_LOG_STR("request_id", c->acc.request_id[0] ? c->acc.request_id : NULL),
-        TORO_LOG_STR("remote", c->peer),
+        TORO_LOG_STR("request_id", cl->acc.request_id[0] ? cl->acc.request_id : NULL),
+        TORO_LOG_STR("remote", cl->conn.peer),
     };
     toro_log_fields(TORO_LOG_INFO, "access", message, f, sizeof f / sizeof f[0]);
     if (r->status != 101) /* a 101's record stays with the socket for its session-end line */
-        memset(&c->acc, 0, sizeof c->acc);
+        memset(&cl->acc, 0, sizeof cl->acc);
 }
 
-void gw_access_upgrade(gw_conn_t *c, const char *user_id, size_t bytes)
+void gw_access_upgrade(gw_client_t *cl, const char *user_id, size_t bytes)
 {
-    gw_response_t r = {.status = 101, .route = TORO_ROUTE_WS};
+    gw_response_t r = {.status = 101, .route = GW_ROUTE_WS};
     if (user_id)
         snprintf(r.user_id, sizeof r.user_id, "%s", user_id);
-    gw_access_http(c, &r, bytes);
+    gw_access_http(cl, &r, bytes);
 }
 
-void gw_access_ws_end(gw_conn_t *c)
+void gw_access_ws_end(gw_client_t *cl)
 {
-    int64_t ms = toro_mono_ms() - c->opened_ms;
+    int64_t ms = toro_mono_ms() - cl->conn.opened_ms;
     toro_log_field_t f[] = {
         TORO_LOG_STR("method", "GET"),
-        TORO_LOG_STR("route", toro_metrics_route_name(TORO_ROUTE_WS)),
-        TORO_LOG_STR("path", c->acc.path[0] ? c->acc.path : NULL),
+        TORO_LOG_STR("route", gw_route_name(GW_ROUTE_WS)),
+        TORO_LOG_STR("path", cl->acc.path[0] ? cl->acc.path : NULL),
         TORO_LOG_NUM("status", 101),
-        TORO_LOG_NUM("bytes", c->acc.bytes_out),
+        TORO_LOG_NUM("bytes", cl->acc.bytes_out),
         TORO_LOG_NUM("duration_ms", ms < 0 ? 0 : ms),
-        TORO_LOG_STR("user_id", c->user_id),
-        TORO_LOG_STR("request_id", c->acc.request_id[0] ? c->acc.request_id : NULL),
-        TORO_LOG_STR("connection_id", c->connection_id),
-        TORO_LOG_STR("remote", c->peer),
+        TORO_LOG_STR("user_id", cl->user_id),
+        TORO_LOG_STR("request_id", cl->acc.request_id[0] ? cl->acc.request_id : NULL),
+        TORO_LOG_STR("connection_id", cl->connection_id),
+        TORO_LOG_STR("remote", cl->conn.peer),
     };
     toro_log_fields(TORO_LOG_INFO, "access", "WebSocket session ended", f, sizeof f / sizeof f[0]);
 }

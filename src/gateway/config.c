@@ -3,13 +3,15 @@
  * environment, TLS file names). Secrets are never printed; TLS files are
  * only named here and loaded by toro_gateway_new (tls.c). */
 #include <openssl/rand.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
 #include "core/util.h"
-#include "gateway/gateway.h"
+#include "gateway/config.h"
 
 void toro_gateway_config_defaults(toro_gateway_config_t *cfg)
 {
@@ -67,24 +69,73 @@ static int read_secret_file(const char *path, toro_auth_t *a)
     return 0;
 }
 
-int toro_gateway_parse_option(toro_gateway_config_t *cfg, int argc, char **argv, int *i)
+/* Options with a number: the field it sets and how. */
+typedef enum { NUM_INT, NUM_SIZE, NUM_RATE, NUM_READ_RATE } num_kind_t;
+static const struct num_opt {
+    const char *name;
+    long min, max;
+    const char *what; /* for "--x needs <what>" */
+    num_kind_t kind;
+    size_t off;       /* of the int or size_t field (NUM_INT, NUM_SIZE) */
+} num_opts[] = {
+    {"--port", 0, 65535, "a port from 0 to 65535", NUM_INT, offsetof(toro_gateway_config_t, port)},
+    {"--rate-limit", 0, 1000000, "requests per user per minute (0 = unlimited)", NUM_RATE, 0},
+    {"--read-rate-limit", 0, 1000000, "reads per user per minute (0 = unlimited)", NUM_READ_RATE, 0},
+    {"--max-ws-per-user", 1, 100000, "a number from 1 to 100000", NUM_INT,
+     offsetof(toro_gateway_config_t, max_ws_per_user)},
+    {"--max-connections", 1, 1000000, "a number from 1 to 1000000", NUM_INT,
+     offsetof(toro_gateway_config_t, max_connections)},
+    {"--header-timeout-ms", 100, 600000, "milliseconds from 100 to 600000", NUM_INT,
+     offsetof(toro_gateway_config_t, header_timeout_ms)},
+    {"--idle-timeout-ms", 100, 3600000, "milliseconds from 100 to 3600000", NUM_INT,
+     offsetof(toro_gateway_config_t, idle_timeout_ms)},
+    {"--send-timeout-ms", 100, 3600000, "milliseconds from 100 to 3600000", NUM_INT,
+     offsetof(toro_gateway_config_t, send_timeout_ms)},
+    {"--max-body", 1024, 16 * 1024 * 1024, "a size in bytes from 1024 to 16777216", NUM_SIZE,
+     offsetof(toro_gateway_config_t, max_body)},
+};
+
+/* Options with a string (borrowed from argv): the const char * field it sets. */
+static const struct str_opt {
+    const char *name;
+    const char *what;
+    bool nonempty;    /* "" is refused */
+    size_t off;
+} str_opts[] = {
+    {"--host", "an IPv4 address", false, offsetof(toro_gateway_config_t, host)},
+    {"--node", "a name", false, offsetof(toro_gateway_config_t, node)},
+    {"--cors-origins", "a comma-separated list of origins", false, offsetof(toro_gateway_config_t, cors_origins)},
+    {"--allowed-hosts", "a comma-separated list of host names (or *)", true,
+     offsetof(toro_gateway_config_t, allowed_hosts)},
+    {"--tls-cert", "a PEM certificate file", true, offsetof(toro_gateway_config_t, tls_cert)},
+    {"--tls-key", "a PEM private key file", true, offsetof(toro_gateway_config_t, tls_key)},
+};
+
+static int set_number(toro_gateway_config_t *cfg, const struct num_opt *o, const char *v)
 {
-    const char *a = argv[*i];
-    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     long n;
-    if (strcmp(a, "--port") == 0) {
-        if (!v || toro_parse_long(v, 0, 65535, &n) != 0)
-            return bad(a, "a port from 0 to 65535");
-        cfg->port = (int)n;
-    } else if (strcmp(a, "--host") == 0) {
-        if (!v)
-            return bad(a, "an IPv4 address");
-        cfg->host = v;
-    } else if (strcmp(a, "--node") == 0) {
-        if (!v)
-            return bad(a, "a name");
-        cfg->node = v;
-    } else if (strcmp(a, "--auth") == 0) {
+    if (!v || toro_parse_long(v, o->min, o->max, &n) != 0)
+        return bad(o->name, o->what);
+    char *field = (char *)cfg + o->off;
+    switch (o->kind) {
+    case NUM_INT: *(int *)field = (int)n; break;
+    case NUM_SIZE: *(size_t *)field = (size_t)n; break;
+    case NUM_RATE:
+        cfg->user_rate_per_min = (double)n;
+        cfg->user_burst = n > 0 ? (double)(n / 2 > 1 ? n / 2 : 1) : 1;
+        break;
+    case NUM_READ_RATE:
+        cfg->read_rate_per_min = (double)n;
+        cfg->read_burst = n > 0 ? (double)(n / 5 > 1 ? n / 5 : 1) : 1;
+        break;
+    }
+    return 1;
+}
+
+/* --auth and the JWT options: 1 consumed, 0 not one of them, -1 bad value. */
+static int set_auth(toro_gateway_config_t *cfg, const char *a, const char *v)
+{
+    if (strcmp(a, "--auth") == 0) {
         if (v && strcmp(v, "none") == 0)
             cfg->auth_mode = TORO_AUTH_NONE;
         else if (v && strcmp(v, "dev") == 0)
@@ -106,61 +157,33 @@ int toro_gateway_parse_option(toro_gateway_config_t *cfg, int argc, char **argv,
         if (!v || strlen(v) >= sizeof cfg->auth.audience)
             return bad(a, "an audience of at most 127 bytes");
         snprintf(cfg->auth.audience, sizeof cfg->auth.audience, "%s", v);
-    } else if (strcmp(a, "--rate-limit") == 0) {
-        if (!v || toro_parse_long(v, 0, 1000000, &n) != 0)
-            return bad(a, "requests per user per minute (0 = unlimited)");
-        cfg->user_rate_per_min = (double)n;
-        cfg->user_burst = n > 0 ? (double)(n / 2 > 1 ? n / 2 : 1) : 1;
-    } else if (strcmp(a, "--read-rate-limit") == 0) {
-        if (!v || toro_parse_long(v, 0, 1000000, &n) != 0)
-            return bad(a, "reads per user per minute (0 = unlimited)");
-        cfg->read_rate_per_min = (double)n;
-        cfg->read_burst = n > 0 ? (double)(n / 5 > 1 ? n / 5 : 1) : 1;
-    } else if (strcmp(a, "--max-ws-per-user") == 0) {
-        if (!v || toro_parse_long(v, 1, 100000, &n) != 0)
-            return bad(a, "a number from 1 to 100000");
-        cfg->max_ws_per_user = (int)n;
-    } else if (strcmp(a, "--max-connections") == 0) {
-        if (!v || toro_parse_long(v, 1, 1000000, &n) != 0)
-            return bad(a, "a number from 1 to 1000000");
-        cfg->max_connections = (int)n;
-    } else if (strcmp(a, "--cors-origins") == 0) {
-        if (!v)
-            return bad(a, "a comma-separated list of origins");
-        cfg->cors_origins = v;
-    } else if (strcmp(a, "--allowed-hosts") == 0) {
-        if (!v || !*v)
-            return bad(a, "a comma-separated list of host names (or *)");
-        cfg->allowed_hosts = v;
-    } else if (strcmp(a, "--header-timeout-ms") == 0) {
-        if (!v || toro_parse_long(v, 100, 600000, &n) != 0)
-            return bad(a, "milliseconds from 100 to 600000");
-        cfg->header_timeout_ms = (int)n;
-    } else if (strcmp(a, "--idle-timeout-ms") == 0) {
-        if (!v || toro_parse_long(v, 100, 3600000, &n) != 0)
-            return bad(a, "milliseconds from 100 to 3600000");
-        cfg->idle_timeout_ms = (int)n;
-    } else if (strcmp(a, "--send-timeout-ms") == 0) {
-        if (!v || toro_parse_long(v, 100, 3600000, &n) != 0)
-            return bad(a, "milliseconds from 100 to 3600000");
-        cfg->send_timeout_ms = (int)n;
-    } else if (strcmp(a, "--tls-cert") == 0) {
-        if (!v || !*v)
-            return bad(a, "a PEM certificate file");
-        cfg->tls_cert = v;
-    } else if (strcmp(a, "--tls-key") == 0) {
-        if (!v || !*v)
-            return bad(a, "a PEM private key file");
-        cfg->tls_key = v;
-    } else if (strcmp(a, "--max-body") == 0) {
-        if (!v || toro_parse_long(v, 1024, 16 * 1024 * 1024, &n) != 0)
-            return bad(a, "a size in bytes from 1024 to 16777216");
-        cfg->max_body = (size_t)n;
     } else {
         return 0;
     }
-    (*i)++;
     return 1;
+}
+
+int toro_gateway_parse_option(toro_gateway_config_t *cfg, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    int rc = -2; /* not found yet */
+    for (size_t k = 0; rc == -2 && k < sizeof num_opts / sizeof num_opts[0]; k++)
+        if (strcmp(a, num_opts[k].name) == 0)
+            rc = set_number(cfg, &num_opts[k], v);
+    for (size_t k = 0; rc == -2 && k < sizeof str_opts / sizeof str_opts[0]; k++) {
+        if (strcmp(a, str_opts[k].name) != 0)
+            continue;
+        if (!v || (str_opts[k].nonempty && !*v))
+            return bad(a, str_opts[k].what);
+        *(const char **)((char *)cfg + str_opts[k].off) = v;
+        rc = 1;
+    }
+    if (rc == -2)
+        rc = set_auth(cfg, a, v);
+    if (rc == 1)
+        (*i)++;
+    return rc;
 }
 
 static int is_loopback(const char *host) { return strncmp(host, "127.", 4) == 0; }

@@ -1,6 +1,6 @@
 /* framing.c: the strict parts of RFC 9112 message framing that the request
- * parser (server.c) applies before routing: no control bytes in the head,
- * exactly one Host, a Content-Length of digits with one value, and the Host
+ * parser (http.c) applies before routing: no control bytes in the head,
+ * no Transfer-Encoding, exactly one Host, a Content-Length of digits with one value, and the Host
  * allow-list against DNS rebinding. It does not parse the head itself. */
 #define _GNU_SOURCE /* memmem */
 #include <stdio.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "gateway/internal.h"
+#include "gateway/http.h"
 
 bool gw_head_bytes_ok(const char *buf, size_t len)
 {
@@ -81,7 +81,9 @@ static size_t host_name_len(const char *host)
     return colon ? (size_t)(colon - host) : strlen(host);
 }
 
-static bool in_list(const char *list, const char *name, size_t len)
+/* Whether the comma-separated list holds name[0..len) (spaces around items
+ * ignored); exact case unless nocase; "*" matches anything when star. */
+static bool in_list(const char *list, const char *name, size_t len, bool nocase, bool star)
 {
     while (list && *list) {
         const char *comma = strchr(list, ',');
@@ -92,7 +94,9 @@ static bool in_list(const char *list, const char *name, size_t len)
         }
         while (n && list[n - 1] == ' ')
             n--;
-        if ((n == 1 && list[0] == '*') || (n == len && strncasecmp(list, name, len) == 0))
+        if (star && n == 1 && list[0] == '*')
+            return true;
+        if (n == len && (nocase ? strncasecmp(list, name, len) : strncmp(list, name, len)) == 0)
             return true;
         list = comma ? comma + 1 : NULL;
     }
@@ -124,12 +128,11 @@ static bool in_origins(const char *origins, const char *name, size_t len)
     return false;
 }
 
-bool gw_host_allowed(const toro_gateway_t *gw, const char *host)
+bool gw_host_allowed(const toro_gateway_config_t *cfg, const char *host)
 {
-    const toro_gateway_config_t *cfg = &gw->cfg;
     size_t len = host_name_len(host);
     if (cfg->allowed_hosts)
-        return in_list(cfg->allowed_hosts, host, len);
+        return in_list(cfg->allowed_hosts, host, len, true, true);
     if (strncmp(cfg->host, "127.", 4) != 0)
         return true; /* not on loopback: no default list (set --allowed-hosts) */
     static const char *const local[] = {"localhost", "[::1]", NULL};
@@ -141,8 +144,23 @@ bool gw_host_allowed(const toro_gateway_t *gw, const char *host)
     return in_origins(cfg->cors_origins, host, len);
 }
 
-int gw_framing_check(const toro_gateway_t *gw, const gw_request_t *req, size_t *body_len, const char **why)
+bool gw_origin_allowed(const toro_gateway_config_t *cfg, const gw_request_t *req, const char *origin)
 {
+    const char *host = gw_header(req, "Host");
+    if (host) {
+        const char *o = strstr(origin, "://");
+        if (o && strcmp(o + 3, host) == 0)
+            return true; /* same origin */
+    }
+    return in_list(cfg->cors_origins, origin, strlen(origin), false, false);
+}
+
+int gw_framing_check(const toro_gateway_config_t *cfg, const gw_request_t *req, size_t *body_len, const char **why)
+{
+    if (gw_header(req, "Transfer-Encoding")) {
+        *why = "chunked request bodies are not supported; send Content-Length";
+        return 411;
+    }
     int hosts = 0;
     const char *host = NULL;
     for (int i = 0; i < req->n_headers; i++) {
@@ -155,7 +173,7 @@ int gw_framing_check(const toro_gateway_t *gw, const gw_request_t *req, size_t *
         *why = hosts > 1 ? "more than one Host header" : hosts ? "empty Host header" : "missing Host header";
         return 400;
     }
-    if (host && !gw_host_allowed(gw, host)) {
+    if (host && !gw_host_allowed(cfg, host)) {
         *why = "host not allowed";
         return 421;
     }
@@ -167,7 +185,7 @@ int gw_framing_check(const toro_gateway_t *gw, const gw_request_t *req, size_t *
     }
     *body_len = 0;
     if (has) {
-        if ((unsigned long long)cl > gw->cfg.max_body) {
+        if ((unsigned long long)cl > cfg->max_body) {
             *why = "request body too large";
             return 413;
         }

@@ -1,7 +1,7 @@
 /* tls.c: the gateway's TLS layer on OpenSSL: builds the server context from
  * PEM files (refusing unusable or mismatched ones with a message naming the
  * file) and wraps SSL_read / SSL_write / SSL_shutdown for non-blocking
- * sockets. It does not touch epoll or the connection record: server.c maps
+ * sockets. It does not touch epoll or the connection record: conn.c maps
  * the GW_TLS_ codes to events. Every call clears the thread's OpenSSL error
  * queue first, because SSL_get_error() reads it and a stale entry (from
  * another connection, or from auth.c's HMAC on the same thread) would turn

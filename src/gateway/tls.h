@@ -2,7 +2,7 @@
  * gateway built from a PEM certificate chain and key, and per-connection
  * non-blocking read/write/close wrappers that turn OpenSSL's error states
  * into a few codes the event loop acts on. It owns no sockets and no
- * buffers, and never blocks: the event loop (server.c) decides when to call
+ * buffers, and never blocks: the connection layer (conn.c, conn_read.c) decides when to call
  * and which epoll events to arm. Not used outside gateway/. */
 #ifndef TORO_GATEWAY_TLS_H
 #define TORO_GATEWAY_TLS_H

@@ -19,10 +19,11 @@
 
 #include "bus/bus.h"
 #include "core/log.h"
-#include "gateway/internal.h"
+#include "gateway/server.h"
 #include "store/store.h"
 
 static toro_gateway_t *gw;
+static gw_conns_t *cs; /* the gateway's sockets */
 static toro_stage_ctx_t ctx;
 static char upgrade[1024];
 
@@ -53,7 +54,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     cfg.user_rate_per_min = 0;
     if (toro_gateway_new(&cfg, &ctx, &gw, &err))
         abort();
-    char *tok = toro_auth_issue(&gw->cfg.auth, "fuzzer", 4000000000LL - 100, 50);
+    cs = gw_server_conns(gw);
+    char *tok = toro_auth_issue(&cfg.auth, "fuzzer", 4000000000LL - 100, 50);
     snprintf(upgrade, sizeof upgrade,
              "GET /ws?access_token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
@@ -78,14 +80,14 @@ static void drain(int fd, size_t max)
 static int feed_all(gw_conn_t *c, const char *p, size_t n, int peer, int never_read)
 {
     for (int round = 0; n > 0 && round < 64; round++) {
-        long took = gw_conn_feed(gw, c, p, n);
+        long took = gw_conn_feed(cs, c, p, n);
         if (took < 0)
             return -1;
         p += took;
         n -= (size_t)took;
         if (!never_read)
             drain(peer, (size_t)-1);
-        if (!gw_conn_pump(gw, c))
+        if (!gw_server_pump(gw, c))
             return -2; /* closed and freed by the gateway */
         if (never_read && took == 0)
             return 0; /* paused for good: the peer never reads; the rest stays unsent */
@@ -107,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int sz = never_read ? 4096 : 1 << 20;
     setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
-    gw_conn_t *c = gw_conn_adopt(gw, fds[0], "127.0.0.1");
+    gw_conn_t *c = gw_conn_adopt(cs, fds[0], "127.0.0.1");
     if (!c) {
         close(fds[0]);
         close(fds[1]);
@@ -132,16 +134,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             drain(fds[1], (size_t)(split + 1) * 64); /* a peer that reads slowly */
     }
     if (rc == 0 && half_close) {
-        if (!gw_conn_feed_eof(gw, c))
+        if (!gw_conn_feed_eof(cs, c))
             rc = -2;
         for (int round = 0; rc == 0 && !never_read && round < 64; round++) {
             drain(fds[1], (size_t)-1); /* a half-closed client still gets its answers */
-            if (!gw_conn_pump(gw, c))
+            if (!gw_server_pump(gw, c))
                 rc = -2; /* all answered: the gateway closed it */
         }
     }
     if (rc != -2)
-        gw_conn_drop(gw, c); /* closes fds[0] */
+        gw_conn_close(cs, c); /* closes fds[0] */
     close(fds[1]);
     return 0;
 }

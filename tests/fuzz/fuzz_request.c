@@ -6,7 +6,7 @@
 
 #include "core/question.h"
 #include "core/util.h"
-#include "gateway/internal.h"
+#include "gateway/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,5 +1,6 @@
-/* test_metrics.c: the Prometheus text of core/metrics: HTTP counts by route
- * template and method, refusals, the per-answerer table and its bound. */
+/* test_metrics.c: the Prometheus text of core/metrics: refusals, the
+ * per-answerer table and its bound (HTTP counts by route are the gateway's:
+ * tests/unit/gateway/test_route.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,26 +20,6 @@ static char *render(void)
     long n = toro_metrics_render(buf, cap);
     assert_true(n > 0 && (size_t)n < cap);
     return buf;
-}
-
-static void test_routes_by_template_and_method(void **state)
-{
-    (void)state;
-    toro_metrics_request(TORO_ROUTE_QUESTION, "DELETE", 405);
-    toro_metrics_request(TORO_ROUTE_QUESTION, "GET", 200);
-    toro_metrics_request(TORO_ROUTE_DEV_LOGIN, "POST", 200);
-    toro_metrics_request(TORO_ROUTE_OTHER, NULL, 400);
-    toro_metrics_request(TORO_ROUTE_OTHER, "BREW", 999);
-    char *t = render();
-#define REQ "toro_http_requests_total"
-    assert_non_null(strstr(t, REQ "{route=\"/questions/{id}\",method=\"DELETE\",status=\"405\"} 1\n"));
-    assert_non_null(strstr(t, REQ "{route=\"/questions/{id}\",method=\"GET\",status=\"200\"} 1\n"));
-    assert_non_null(strstr(t, REQ "{route=\"/auth/dev-login\",method=\"POST\",status=\"200\"} 1\n"));
-    assert_non_null(strstr(t, REQ "{route=\"unmatched\",method=\"other\",status=\"400\"} 1\n"));
-    assert_non_null(strstr(t, REQ "{route=\"unmatched\",method=\"other\",status=\"other\"} 1\n"));
-#undef REQ
-    assert_string_equal(toro_metrics_route_name(TORO_ROUTE_WS), "/ws");
-    free(t);
 }
 
 static void test_refusals_and_answerers(void **state)
@@ -74,7 +55,6 @@ static void test_refusals_and_answerers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_routes_by_template_and_method),
         cmocka_unit_test(test_refusals_and_answerers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

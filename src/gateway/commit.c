@@ -1,0 +1,127 @@
+/* commit.c: the group commit (see commit.h). */
+#include "gateway/commit.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/health.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/util.h"
+
+void gw_commit_answer(gw_response_t *r, const toro_ingest_item_t *item, int rc)
+{
+    r->route = GW_ROUTE_QUESTIONS;
+    if (rc || !item) {
+        toro_log_ratelimited(TORO_LOG_ERROR, "gateway", "ingest", "ingest failed: %s", toro_strerror(rc));
+        gw_json_error(r, 503, "the question could not be stored; try again");
+        gw_add_header(r, "Retry-After: 1");
+        return;
+    }
+    json_t *data = json_pack("{s:s, s:s, s:s}", "user_id", item->q.user_id, "question_id", item->q.question_id,
+                             "status", "pending");
+    gw_http_ok(r, 202, data);
+}
+
+/* A commit that failed for the store (not for a question's own conflict)
+ * marks the process degraded for /healthz; one that wrote clears it. */
+static void note_health(const int *results, size_t n)
+{
+    bool wrote = false, failed = false;
+    for (size_t i = 0; i < n; i++) {
+        wrote |= results[i] == 0;
+        failed |= results[i] == TORO_EIO || results[i] == TORO_EUNAVAIL;
+    }
+    if (failed)
+        toro_health_fail("gateway");
+    else if (wrote)
+        toro_health_ok();
+}
+
+/* Answers d's socket with the result of its commit. 0, or -1 when it must close. */
+static int answer(gw_commit_t *gc, gw_deferred_t *d, int result)
+{
+    gw_commit_answer(&d->resp, &d->item, result);
+    toro_ingest_item_clear(&d->item);
+    int rc = gw_http_send(gc->conns, d->cl, &d->resp, d->request_id);
+    toro_metrics_observe_ms(TORO_HIST_HTTP, (double)(toro_mono_ms() - d->t0));
+    return rc;
+}
+
+int gw_commit_defer(gw_commit_t *gc, gw_client_t *cl, gw_response_t *resp, toro_ingest_item_t *item,
+                    const char *request_id, int64_t t0)
+{
+    if (gc->n == GW_BATCH_MAX) { /* a full round: this one commits alone, now */
+        gw_deferred_t alone = {.cl = cl, .resp = *resp, .item = *item, .t0 = t0};
+        int result = 0;
+        toro_stage_ingest_commit(gc->ctx, &alone.item, 1, &result);
+        note_health(&result, 1);
+        snprintf(alone.request_id, sizeof alone.request_id, "%s", request_id);
+        return answer(gc, &alone, result);
+    }
+    gw_deferred_t *d = &gc->batch[gc->n++];
+    *d = (gw_deferred_t){.cl = cl, .resp = *resp, .item = *item, .t0 = t0};
+    snprintf(d->request_id, sizeof d->request_id, "%s", request_id);
+    cl->conn.waiting = true;
+    gw_conn_rearm(gc->conns, &cl->conn); /* no reading until its 202 is sent */
+    return 0;
+}
+
+/* Commits the first n of the batch in one transaction and answers them. */
+static void commit_round(gw_commit_t *gc, size_t n)
+{
+    toro_ingest_item_t *items = malloc(n * sizeof *items);
+    int *results = malloc(n * sizeof *results);
+    if (items && results) {
+        for (size_t i = 0; i < n; i++)
+            items[i] = gc->batch[i].item; /* shallow: the batch keeps ownership */
+        toro_stage_ingest_commit(gc->ctx, items, n, results);
+        note_health(results, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        gw_deferred_t *d = &gc->batch[i];
+        int result = items && results ? results[i] : TORO_ENOMEM;
+        if (!d->cl) { /* the socket closed meanwhile: committed, nobody to answer */
+            gw_commit_answer(&d->resp, &d->item, result);
+            toro_ingest_item_clear(&d->item);
+            free(d->resp.body);
+            continue;
+        }
+        d->cl->conn.waiting = false;
+        if (answer(gc, d, result) != 0) {
+            gw_conn_close(gc->conns, &d->cl->conn);
+            d->cl = NULL; /* not resumed below */
+        }
+    }
+    free(items);
+    free(results);
+}
+
+void gw_commit_flush(gw_commit_t *gc)
+{
+    while (gc->n > 0) {
+        size_t n = gc->n;
+        commit_round(gc, n);
+        /* the sockets answered go on with what they have queued (which may add to the batch) */
+        for (size_t i = 0; i < n; i++) {
+            gw_client_t *cl = gc->batch[i].cl;
+            if (!cl)
+                continue;
+            gc->batch[i].cl = NULL;
+            gw_conn_resume(gc->conns, &cl->conn);
+        }
+        memmove(gc->batch, gc->batch + n, (gc->n - n) * sizeof *gc->batch);
+        gc->n -= n;
+    }
+}
+
+void gw_commit_forget(gw_commit_t *gc, gw_client_t *cl)
+{
+    if (!cl->conn.waiting)
+        return;
+    for (size_t i = 0; i < gc->n; i++)
+        if (gc->batch[i].cl == cl)
+            gc->batch[i].cl = NULL;
+}

@@ -1,0 +1,54 @@
+/* routes.h: the REST contract of DESIGN.md on top of the stages and the
+ * store: POST /questions (validated by the ingest stage, committed by the
+ * group commit), GET /questions, GET /questions/{id}, /auth/dev-login,
+ * /healthz, /metrics, the embedded web UI, and the WebSocket upgrade of /ws
+ * handed to ws.c. A request's walk: http.c parses it, gw_routes_serve
+ * routes it, the handler calls the stage or store. Loop thread only. */
+#ifndef TORO_GATEWAY_ROUTES_H
+#define TORO_GATEWAY_ROUTES_H
+
+#include <stdbool.h>
+
+#include "gateway/commit.h"
+#include "gateway/config.h"
+#include "gateway/http.h"
+#include "gateway/limits.h"
+#include "gateway/ws.h"
+#include "stages/stages.h"
+
+/* What the routes need of the gateway. The owner fills every field. */
+typedef struct gw_routes {
+    gw_conns_t *conns;
+    const toro_gateway_config_t *cfg;
+    toro_stage_ctx_t *ctx;    /* ingest, store, bus (borrowed) */
+    toro_limits_t *rate;      /* questions asked per user (per address without auth) */
+    toro_limits_t *read_rate; /* history reads per user, dev-logins per address */
+    const char *node;         /* for /healthz */
+    bool tls;                 /* for /healthz */
+    gw_ws_t *ws;              /* the upgrade of /ws */
+    gw_commit_t *commit;      /* POST /questions waits here */
+} gw_routes_t;
+
+/* Why: the serve callback of the HTTP layer (gw_http_t.serve; routes is a
+ * gw_routes_t): upgrades /ws, or routes the request and sends the response
+ * now or after the group commit. 0, or -1 when cl must close now. */
+int gw_routes_serve(void *routes, gw_client_t *cl, gw_request_t *req);
+/* Routes req: fills r, or (POST /questions validated) returns true with
+ * *item (caller owns it) to commit and r holding the headers so far. */
+bool gw_route(gw_routes_t *rt, gw_request_t *req, gw_response_t *r, toro_ingest_item_t *item);
+
+/* The handlers (routes_questions.c, routes_service.c); user is the
+ * authenticated subject, NULL without auth. */
+void gw_route_post_question(gw_routes_t *rt, gw_request_t *req, const char *user, gw_response_t *r,
+                            toro_ingest_item_t *item, bool *deferred);
+void gw_route_list_questions(gw_routes_t *rt, gw_request_t *req, const char *user, gw_response_t *r);
+void gw_route_get_question(gw_routes_t *rt, gw_request_t *req, const char *user, const char *qid, gw_response_t *r);
+void gw_route_dev_login(gw_routes_t *rt, gw_request_t *req, gw_response_t *r);
+void gw_route_healthz(gw_routes_t *rt, gw_response_t *r);
+void gw_route_metrics(gw_routes_t *rt, gw_response_t *r);
+/* The web UI file at path ("/" is /index.html): false when there is none. */
+bool gw_route_static(const char *path, gw_response_t *r);
+/* Whether a Content-Type is application/json (parameters allowed). */
+bool gw_route_is_json(const char *content_type);
+
+#endif
