@@ -243,6 +243,10 @@ static int declare_topic(sns_bus_t *b, int ti)
     queue_name(b, ti, 1, name, sizeof name);
     if ((rc = queue_url(b, name, 1, t->dlq_url)) || (rc = queue_arn(b, t->dlq_url, dlq_arn)))
         return rc;
+    /* dead letters are kept as long as SQS allows (14 days) */
+    json_t *keep = json_pack("{ss s{ss}}", "QueueUrl", t->dlq_url, "Attributes", "MessageRetentionPeriod", "1209600");
+    if ((rc = sqs_call(b, "SetQueueAttributes", keep, 0, NULL)))
+        return rc;
     queue_name(b, ti, 0, name, sizeof name);
     if ((rc = queue_url(b, name, 1, t->queue_url)) || (rc = queue_arn(b, t->queue_url, arn)))
         return rc;

@@ -17,7 +17,8 @@
  * topics and queues (prefix toro-unit-<pid>-<n>) with a 1 s visibility
  * timeout. SNS-only cases: redrive to the dead-letter queue after
  * maxReceiveCount receives, dead() with its reason in the dead-letter queue,
- * a bus opened without declare finding what another declared, bad URLs. */
+ * a bus opened without declare finding what another declared, interrupt
+ * during a long poll, bad URLs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <pthread.h>
 
 #include "aws_peer.h"
 #include "bus/bus.h"
@@ -426,6 +428,42 @@ static void test_sns_open_existing(void **state)
     toro_bus_close(b2);
 }
 
+typedef struct waiter {
+    toro_bus_t *bus;
+    int rc;
+    int64_t ms; /* how long the fetch took */
+} waiter_t;
+
+static void *wait_fetch(void *arg)
+{
+    waiter_t *w = arg;
+    toro_bus_msg_t m;
+    int64_t t0 = toro_mono_ms();
+    w->rc = toro_bus_fetch(w->bus, TORO_TOPIC_PROCESS, 15000, &m);
+    w->ms = toro_mono_ms() - t0;
+    toro_bus_msg_clear(&m);
+    return NULL;
+}
+
+/* interrupt ends a fetch in the middle of a 20 s long poll (the request is
+ * aborted, not waited out). */
+static void test_sns_interrupt_long_poll(void **state)
+{
+    fixture_t *f = fixture_or_skip(state);
+    char url[512], *err = NULL;
+    waiter_t w = {0};
+    pthread_t t;
+    snprintf(url, sizeof url, "sns://us-east-1?endpoint=%s&prefix=%s&wait_s=20", moto_endpoint, f->sns_prefix);
+    assert_int_equal(toro_bus_open(url, NULL, &w.bus, &err), 0);
+    assert_int_equal(pthread_create(&t, NULL, wait_fetch, &w), 0);
+    toro_sleep_ms(1500); /* the long poll is under way */
+    toro_bus_interrupt(w.bus);
+    pthread_join(t, NULL);
+    assert_int_equal(w.rc, TORO_EEMPTY);
+    assert_true(w.ms >= 1400 && w.ms < 5000);
+    toro_bus_close(w.bus);
+}
+
 static void test_sns_bad_urls(void **state)
 {
     (void)state;
@@ -453,7 +491,8 @@ int main(void)
         ALL(test_fetch_ack),        ALL(test_nack_redelivers),    ALL(test_dead_is_final),
         ALL(test_order_and_topics), ALL(test_unacked_comes_back), ALL(test_interrupt),
         cmocka_unit_test_setup_teardown(test_sns_redrive, setup_sns_redrive, teardown),
-        SNS(test_sns_dead_reason),  SNS(test_sns_open_existing),  cmocka_unit_test(test_sns_bad_urls),
+        SNS(test_sns_dead_reason),  SNS(test_sns_open_existing),  SNS(test_sns_interrupt_long_poll),
+        cmocka_unit_test(test_sns_bad_urls),
     };
     peer_fake_credentials();
     moto_start();
