@@ -318,6 +318,8 @@ static char *slot_take(sns_bus_t *b, int64_t id)
 /* Fills out from a ReceiveMessage reply; TORO_EEMPTY when it holds none. */
 static int take_message(sns_bus_t *b, json_t *resp, toro_bus_msg_t *out)
 {
+    if (!json_is_object(resp))
+        return TORO_EIO; /* not the JSON reply of SQS */
     json_t *m = json_array_get(json_object_get(resp, "Messages"), 0);
     if (!m)
         return TORO_EEMPTY;
