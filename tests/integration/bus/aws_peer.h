@@ -42,7 +42,7 @@ static inline int peer_missing(const char *test, const char *what)
 {
     const char *ci = getenv("CI");
     bool in_ci = ci && strcmp(ci, "true") == 0;
-    fprintf(stderr, "%s: %s: %s\n", test, what, in_ci ? "failing (CI=true)" : "tests skipped (install moto in .venv)");
+    fprintf(stderr, "%s: %s: %s\n", test, what, in_ci ? "failing (CI=true)" : "tests skipped (scripts/test.sh creates .venv with moto)");
     return in_ci ? -1 : 0;
 }
 
