@@ -2,7 +2,8 @@
  * A consumer fetches one message at a time, handles it and acks it; a message
  * that is not acked comes back (at-least-once). Messages carry ids only.
  * Implementations: local.c (a table in the embedded SQLite file), nats.c
- * (NATS JetStream streams, for the distributed mode).
+ * (NATS JetStream streams, for the distributed mode), sns.c (SNS topics
+ * read through SQS queues, for toro on AWS).
  * Stages never publish: events are written by the store in the same
  * transaction as the state change they announce (bus/outbox.h), and kick()
  * tells waiting consumers to look now. Only the outbox relay (relay.h)
@@ -94,5 +95,19 @@ int toro_bus_local_open(toro_outbox_t *outbox, int lease_ms, toro_bus_t **out, c
  * background (ops return TORO_EIO meanwhile). On failure *out is untouched. */
 int toro_bus_nats_open(const char *url, toro_bus_t **out, char **err);
 bool toro_bus_nats_connected(toro_bus_t *bus);
+
+/* Why: toro on AWS (SNS topics, SQS queues with a dead-letter queue each;
+ * sns.c). url is sns://REGION[?endpoint=URL&prefix=NAME&declare=1&
+ * retries=N&visibility_s=N&wait_s=N]: an empty REGION takes AWS_REGION;
+ * endpoint (default https://sns|sqs.REGION.amazonaws.com) serves both
+ * services (a local peer such as moto); prefix (default "toro") names
+ * topic <prefix>-T, queue <prefix>-T and dead-letter queue <prefix>-T-dead
+ * for T in process, notify; declare=1 creates them all (idempotent) with
+ * retries (maxReceiveCount, default 5) and visibility_s (lease, default 30),
+ * otherwise they must exist; wait_s (default 20) bounds one long poll.
+ * Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN.
+ * On failure (bad URL or credentials: TORO_EINVAL; the queues cannot be
+ * found or declared: TORO_EIO) *out is untouched and *err says why. */
+int toro_bus_sns_open(const char *url, toro_bus_t **out, char **err);
 
 #endif

@@ -1,5 +1,5 @@
 /* open.c: --bus URL to a bus implementation (see open.h). It only
- * dispatches: what each bus does with its URL lives in local.c and nats.c. */
+ * dispatches: what each bus does with its URL lives in local.c, nats.c and sns.c. */
 #include "bus/open.h"
 
 #include <assert.h>
@@ -18,6 +18,8 @@ toro_bus_url_kind_t toro_bus_url_kind(const char *url)
         return TORO_BUS_URL_LOCAL;
     if (strncmp(url, "nats://", 7) == 0)
         return TORO_BUS_URL_NATS;
+    if (strncmp(url, "sns://", 6) == 0)
+        return TORO_BUS_URL_SNS;
     return TORO_BUS_URL_BAD;
 }
 
@@ -34,9 +36,11 @@ int toro_bus_open(const char *url, toro_outbox_t *outbox, toro_bus_t **out, char
         return toro_bus_local_open(outbox, LOCAL_LEASE_MS, out, err);
     case TORO_BUS_URL_NATS:
         return toro_bus_nats_open(url, out, err);
+    case TORO_BUS_URL_SNS:
+        return toro_bus_sns_open(url, out, err);
     case TORO_BUS_URL_BAD:
         break;
     }
-    toro_set_err(err, "--bus must be local or nats://HOST:PORT, not '%s'", url ? url : "");
+    toro_set_err(err, "--bus must be local, nats://HOST:PORT or sns://REGION, not '%s'", url ? url : "");
     return TORO_EINVAL;
 }

@@ -10,7 +10,15 @@
  * waiting fetches. The NATS run uses TORO_TEST_NATS (default
  * nats://127.0.0.1:4222) with streams of its own (prefix toro_unit_<pid>,
  * deleted at the end). When that server is not reachable it fails under CI
- * (env CI=true) and is skipped with the reason on stderr elsewhere. */
+ * (env CI=true) and is skipped with the reason on stderr elsewhere.
+ * The SNS + SQS run (bus/sns.c, fed by the relay too) talks to a moto_server
+ * started from the shared venv on a free port and stopped by pid at the end
+ * (missing: skipped, or failed under CI); each fixture declares its own
+ * topics and queues (prefix toro-unit-<pid>-<n>) with a 1 s visibility
+ * timeout. SNS-only cases: redrive to the dead-letter queue after
+ * maxReceiveCount receives, dead() with its reason in the dead-letter queue,
+ * a bus opened without declare finding what another declared, interrupt
+ * during a long poll, bad URLs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,8 +30,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <pthread.h>
+
+#include "aws_peer.h"
 #include "bus/bus.h"
+#include "bus/open.h"
 #include "bus/relay.h"
+#include "core/aws_http.h"
 #include "core/error.h"
 #include "core/util.h"
 #include "store/store.h"
@@ -34,10 +48,15 @@ typedef struct fixture {
     char path[128];        /* the store's SQLite file */
     toro_store_t *store;
     toro_bus_t *bus;
-    toro_relay_t *relay;   /* NATS only */
+    toro_relay_t *relay;   /* NATS and SNS */
     char prefix[64];       /* NATS only: stream prefix, or empty */
     char server[256];      /* NATS only */
+    char sns_prefix[64];   /* SNS only: queue and topic prefix */
 } fixture_t;
+
+static pid_t moto_pid = -1; /* moto_server, started by main */
+static int moto_port;
+static char moto_endpoint[64];
 
 static int open_store(fixture_t *f, const char *tag)
 {
@@ -92,6 +111,52 @@ static int setup_nats(void **state)
     assert_int_equal(toro_relay_start(toro_store_outbox(f->store), f->bus, &f->relay, &err), 0);
     *state = f;
     return 0;
+}
+
+/* Opens an SNS bus on moto for f's prefix; 0 or the bus's code. */
+static int open_sns(const char *prefix, int retries, int declare, toro_bus_t **out)
+{
+    char url[512], *err = NULL;
+    snprintf(url, sizeof url, "sns://us-east-1?endpoint=%s&prefix=%s&declare=%d&retries=%d&visibility_s=1&wait_s=1",
+             moto_endpoint, prefix, declare, retries);
+    int rc = toro_bus_open(url, NULL, out, &err);
+    if (rc != 0)
+        fprintf(stderr, "sns bus: %s\n", err ? err : "?");
+    free(err);
+    return rc;
+}
+
+static int setup_sns_retries(void **state, int retries)
+{
+    *state = NULL;
+    if (moto_pid <= 0)
+        return peer_missing("test_bus_contract", "moto_server is not available");
+    fixture_t *f = calloc(1, sizeof *f);
+    static int run;
+    char *err = NULL;
+    snprintf(f->sns_prefix, sizeof f->sns_prefix, "toro-unit-%d-%d", (int)getpid(), run++);
+    assert_int_equal(open_store(f, "sns"), 0);
+    assert_int_equal(open_sns(f->sns_prefix, retries, 1, &f->bus), 0);
+    assert_true(toro_bus_can_publish(f->bus));
+    assert_int_equal(toro_relay_start(toro_store_outbox(f->store), f->bus, &f->relay, &err), 0);
+    *state = f;
+    return 0;
+}
+
+static int setup_sns(void **state) { return setup_sns_retries(state, 5); }
+static int setup_sns_redrive(void **state) { return setup_sns_retries(state, 2); }
+
+/* Starts moto_server from the venv on a free port (moto_pid -1 when absent). */
+static void moto_start(void)
+{
+    char bin[1024], port[16];
+    if (!peer_venv_bin("moto_server", bin, sizeof bin))
+        return;
+    moto_port = peer_free_port();
+    snprintf(port, sizeof port, "%d", moto_port);
+    snprintf(moto_endpoint, sizeof moto_endpoint, "http://127.0.0.1:%d", moto_port);
+    char *argv[] = {bin, "-H", "127.0.0.1", "-p", port, NULL};
+    moto_pid = peer_start(argv, moto_port);
 }
 
 /* Deletes the run's streams so the shared server keeps nothing of it. */
@@ -263,13 +328,175 @@ static void test_interrupt(void **state)
     assert_true(toro_mono_ms() - t0 < 1000);
 }
 
-#define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_local, teardown), cmocka_unit_test_setup_teardown(t, setup_nats, teardown)
+/* ---- SNS + SQS only ---------------------------------------------------------- */
+
+/* One SQS JSON call to moto, straight (not through the bus). */
+static json_t *sqs(const char *action, json_t *req)
+{
+    toro_aws_creds_t cred;
+    char target[64], *body = NULL, *payload = json_dumps(req, JSON_COMPACT);
+    long status = 0;
+    snprintf(target, sizeof target, "AmazonSQS.%s", action);
+    toro_aws_header_t h[1] = {{"x-amz-target", target}};
+    toro_aws_request_t r = {.url = moto_endpoint, .service = "sqs", .region = "us-east-1",
+                            .content_type = "application/x-amz-json-1.0", .headers = h, .n_headers = 1,
+                            .body = payload, .body_len = strlen(payload)};
+    assert_int_equal(toro_aws_creds_from_env(&cred, NULL), 0);
+    assert_int_equal(toro_aws_post(&r, &cred, &status, &body, NULL), 0);
+    assert_int_equal(status, 200);
+    json_t *j = json_loads(body, 0, NULL);
+    assert_non_null(j);
+    toro_aws_creds_clear(&cred);
+    json_decref(req);
+    free(payload);
+    free(body);
+    return j;
+}
+
+/* Receives the one message of topic's dead-letter queue: its body and reason. */
+static void dlq_receive(fixture_t *f, const char *topic, char *body, char *reason, size_t cap)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%s-%s-dead", f->sns_prefix, topic);
+    json_t *u = sqs("GetQueueUrl", json_pack("{ss}", "QueueName", name));
+    const char *url = json_string_value(json_object_get(u, "QueueUrl"));
+    assert_non_null(url);
+    json_t *r = sqs("ReceiveMessage", json_pack("{ss si si s[s]}", "QueueUrl", url, "MaxNumberOfMessages", 10,
+                                                "WaitTimeSeconds", 1, "MessageAttributeNames", "All"));
+    json_t *msgs = json_object_get(r, "Messages");
+    assert_int_equal(json_array_size(msgs), 1);
+    json_t *m = json_array_get(msgs, 0), *attrs = json_object_get(m, "MessageAttributes");
+    const char *why = json_string_value(json_object_get(json_object_get(attrs, "reason"), "StringValue"));
+    snprintf(body, cap, "%s", json_string_value(json_object_get(m, "Body")));
+    snprintf(reason, cap, "%s", why ? why : "");
+    json_decref(r);
+    json_decref(u);
+}
+
+/* retries=2: the third receive moves the message to the dead-letter queue. */
+static void test_sns_redrive(void **state)
+{
+    fixture_t *f = fixture_or_skip(state);
+    toro_bus_msg_t m;
+    char body[256], reason[256];
+    publish(f, TORO_TOPIC_PROCESS, "poison");
+    for (int d = 1; d <= 2; d++) {
+        fetch_ok(f, TORO_TOPIC_PROCESS, &m, "poison", d);
+        assert_int_equal(toro_bus_nack(f->bus, TORO_TOPIC_PROCESS, &m, 0), 0);
+        toro_bus_msg_clear(&m);
+    }
+    expect_empty(f, TORO_TOPIC_PROCESS, 1500);
+    expect_depth(f, TORO_TOPIC_PROCESS, 0);
+    dlq_receive(f, TORO_TOPIC_PROCESS, body, reason, sizeof body);
+    assert_string_equal(body, "poison");
+    assert_string_equal(reason, ""); /* moved by SQS, not by dead() */
+}
+
+static void test_sns_dead_reason(void **state)
+{
+    fixture_t *f = fixture_or_skip(state);
+    toro_bus_msg_t m;
+    char body[256], reason[256];
+    publish(f, TORO_TOPIC_NOTIFY, "{\"bad\":1}");
+    fetch_ok(f, TORO_TOPIC_NOTIFY, &m, "{\"bad\":1}", 1);
+    assert_int_equal(toro_bus_dead(f->bus, TORO_TOPIC_NOTIFY, &m, "too many attempts"), 0);
+    /* its receipt handle is used up: a second ack is refused */
+    assert_int_equal(toro_bus_ack(f->bus, TORO_TOPIC_NOTIFY, &m), TORO_ENOTFOUND);
+    toro_bus_msg_clear(&m);
+    dlq_receive(f, TORO_TOPIC_NOTIFY, body, reason, sizeof body);
+    assert_string_equal(body, "{\"bad\":1}");
+    assert_string_equal(reason, "too many attempts");
+    assert_true(toro_relay_published(f->relay) >= 1);
+}
+
+/* Without declare a bus finds what another declared (the topic ARN derived
+ * from the queue's), and refuses a prefix nobody declared. */
+static void test_sns_open_existing(void **state)
+{
+    fixture_t *f = fixture_or_skip(state);
+    toro_bus_t *b2 = NULL;
+    toro_bus_msg_t m;
+    assert_int_equal(open_sns("toro-unit-nothing-here", 5, 0, &b2), TORO_EIO);
+    assert_null(b2);
+    assert_int_equal(open_sns(f->sns_prefix, 5, 0, &b2), 0);
+    assert_int_equal(toro_bus_publish(b2, TORO_TOPIC_NOTIFY, "direct", "m-1"), 0);
+    assert_int_equal(toro_bus_fetch(f->bus, TORO_TOPIC_NOTIFY, 5000, &m), 0);
+    assert_string_equal(m.payload, "direct");
+    assert_int_equal(toro_bus_ack(f->bus, TORO_TOPIC_NOTIFY, &m), 0);
+    toro_bus_msg_clear(&m);
+    expect_empty(f, TORO_TOPIC_PROCESS, 100); /* topics stay separate */
+    toro_bus_close(b2);
+}
+
+typedef struct waiter {
+    toro_bus_t *bus;
+    int rc;
+    int64_t ms; /* how long the fetch took */
+} waiter_t;
+
+static void *wait_fetch(void *arg)
+{
+    waiter_t *w = arg;
+    toro_bus_msg_t m;
+    int64_t t0 = toro_mono_ms();
+    w->rc = toro_bus_fetch(w->bus, TORO_TOPIC_PROCESS, 15000, &m);
+    w->ms = toro_mono_ms() - t0;
+    toro_bus_msg_clear(&m);
+    return NULL;
+}
+
+/* interrupt ends a fetch in the middle of a 20 s long poll (the request is
+ * aborted, not waited out). */
+static void test_sns_interrupt_long_poll(void **state)
+{
+    fixture_t *f = fixture_or_skip(state);
+    char url[512], *err = NULL;
+    waiter_t w = {0};
+    pthread_t t;
+    snprintf(url, sizeof url, "sns://us-east-1?endpoint=%s&prefix=%s&wait_s=20", moto_endpoint, f->sns_prefix);
+    assert_int_equal(toro_bus_open(url, NULL, &w.bus, &err), 0);
+    assert_int_equal(pthread_create(&t, NULL, wait_fetch, &w), 0);
+    toro_sleep_ms(1500); /* the long poll is under way */
+    toro_bus_interrupt(w.bus);
+    pthread_join(t, NULL);
+    assert_int_equal(w.rc, TORO_EEMPTY);
+    assert_true(w.ms >= 1400 && w.ms < 5000);
+    toro_bus_close(w.bus);
+}
+
+static void test_sns_bad_urls(void **state)
+{
+    (void)state;
+    const char *bad[] = {"sns://us-east-1?bogus=1", "sns://us-east-1?prefix=a.b", "sns://US_EAST?prefix=a",
+                         "sns://us-east-1?retries=0", "sns://us-east-1?wait_s=21", "sns://us-east-1?prefix"};
+    assert_int_equal(toro_bus_url_kind("sns://eu-west-1"), TORO_BUS_URL_SNS);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        toro_bus_t *b = NULL;
+        char *err = NULL;
+        assert_int_equal(toro_bus_open(bad[i], NULL, &b, &err), TORO_EINVAL);
+        assert_null(b);
+        assert_non_null(err);
+        free(err);
+    }
+}
+
+#define ALL(t)                                                                                                        \
+    cmocka_unit_test_setup_teardown(t, setup_local, teardown), cmocka_unit_test_setup_teardown(t, setup_nats, teardown), \
+        cmocka_unit_test_setup_teardown(t, setup_sns, teardown)
+#define SNS(t) cmocka_unit_test_setup_teardown(t, setup_sns, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        BOTH(test_fetch_ack),        BOTH(test_nack_redelivers),    BOTH(test_dead_is_final),
-        BOTH(test_order_and_topics), BOTH(test_unacked_comes_back), BOTH(test_interrupt),
+        ALL(test_fetch_ack),        ALL(test_nack_redelivers),    ALL(test_dead_is_final),
+        ALL(test_order_and_topics), ALL(test_unacked_comes_back), ALL(test_interrupt),
+        cmocka_unit_test_setup_teardown(test_sns_redrive, setup_sns_redrive, teardown),
+        SNS(test_sns_dead_reason),  SNS(test_sns_open_existing),  SNS(test_sns_interrupt_long_poll),
+        cmocka_unit_test(test_sns_bad_urls),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    peer_fake_credentials();
+    moto_start();
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    peer_stop(moto_pid);
+    return rc;
 }
