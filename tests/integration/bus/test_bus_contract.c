@@ -1,6 +1,7 @@
 /* test_bus_contract.c: one contract for every bus.h implementation, run on
  * the local bus (topics served from a SQLite store's outbox) and on NATS
- * JetStream (fed from the same kind of outbox by the relay, bus/relay.c).
+ * JetStream (fed by the relay, bus/relay.c, from a PostgreSQL store's outbox
+ * in a database of its own, as `--store postgres:// --bus nats://` runs).
  * Events enter the way they do in toro: a store commit writes them to its
  * outbox (then kick). The contract: an empty topic times out with
  * TORO_EEMPTY; a message comes back with its payload and delivery count; ack
@@ -9,7 +10,8 @@
  * message fetched and never acked comes back after its lease; interrupt ends
  * waiting fetches. The NATS run uses TORO_TEST_NATS (default
  * nats://127.0.0.1:4222) with streams of its own (prefix toro_unit_<pid>,
- * deleted at the end). When that server is not reachable it fails under CI
+ * deleted at the end) and PostgreSQL at TORO_TEST_PG. When either server is
+ * not reachable it fails under CI
  * (env CI=true) and is skipped with the reason on stderr elsewhere.
  * The SNS + SQS run (bus/sns.c, fed by the relay too) talks to a moto_server
  * started from the shared venv on a free port and stopped by pid at the end
@@ -31,6 +33,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 
 #include "aws_peer.h"
@@ -52,6 +55,8 @@ typedef struct fixture {
     char prefix[64];       /* NATS only: stream prefix, or empty */
     char server[256];      /* NATS only */
     char sns_prefix[64];   /* SNS only: queue and topic prefix */
+    char db[64];           /* NATS only: the PostgreSQL database of its store */
+    char admin[512];       /* NATS only: PostgreSQL admin URL */
 } fixture_t;
 
 static pid_t moto_pid = -1; /* moto_server, started by main */
@@ -66,6 +71,41 @@ static int open_store(fixture_t *f, const char *tag)
     int rc = toro_store_sqlite_open(f->path, TORO_DB_SYNC_NORMAL, &f->store, &err);
     free(err);
     return rc;
+}
+
+static void admin_exec(const char *admin, const char *sql)
+{
+    PGconn *c = PQconnectdb(admin);
+    PQclear(PQexec(c, sql));
+    PQfinish(c);
+}
+
+/* NATS runs on the combination toro allows, a PostgreSQL store's outbox: a
+ * fresh database (toro_bus_<pid>_<n>) on TORO_TEST_PG (default
+ * postgres://postgres@127.0.0.1:5432/postgres), migrated, dropped by teardown.
+ * 0, or -1 when PostgreSQL is not reachable. */
+static int open_pg_store(fixture_t *f)
+{
+    static int run;
+    const char *admin = getenv("TORO_TEST_PG");
+    snprintf(f->admin, sizeof f->admin, "%s", admin ? admin : "postgres://postgres@127.0.0.1:5432/postgres");
+    PGconn *c = PQconnectdb(f->admin);
+    bool up = PQstatus(c) == CONNECTION_OK;
+    PQfinish(c);
+    if (!up)
+        return -1;
+    snprintf(f->db, sizeof f->db, "toro_bus_%d_%d", (int)getpid(), run++);
+    char sql[256], url[640], *err = NULL;
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", f->db);
+    admin_exec(f->admin, sql);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", f->db);
+    admin_exec(f->admin, sql);
+    const char *slash = strrchr(f->admin, '/');
+    snprintf(url, sizeof url, "%.*s/%s", (int)(slash - f->admin), f->admin, f->db);
+    int from = -1, to = -1;
+    assert_int_equal(toro_store_postgres_migrate(url, &from, &to, &err), 0);
+    assert_int_equal(toro_store_postgres_open(url, &f->store, &err), 0);
+    return 0;
 }
 
 static int setup_local(void **state)
@@ -92,11 +132,11 @@ static int setup_nats(void **state)
     fixture_t *f = calloc(1, sizeof *f);
     const char *server = getenv("TORO_TEST_NATS");
     snprintf(f->server, sizeof f->server, "%s", server ? server : "nats://127.0.0.1:4222");
-    if (!nats_up(f->server)) {
+    if (!nats_up(f->server) || open_pg_store(f) != 0) {
         const char *ci = getenv("CI");
         bool in_ci = ci && strcmp(ci, "true") == 0;
-        fprintf(stderr, "test_bus_contract: NATS at %s is not reachable: %s\n", f->server,
-                in_ci ? "failing (CI=true)" : "NATS tests skipped (set TORO_TEST_NATS)");
+        fprintf(stderr, "test_bus_contract: NATS at %s or PostgreSQL at %s is not reachable: %s\n", f->server,
+                f->admin, in_ci ? "failing (CI=true)" : "NATS tests skipped (set TORO_TEST_NATS, TORO_TEST_PG)");
         free(f);
         *state = NULL;
         return in_ci ? -1 : 0;
@@ -105,7 +145,6 @@ static int setup_nats(void **state)
     snprintf(f->prefix, sizeof f->prefix, "toro_unit_%d_%d", (int)getpid(), run++);
     char url[512], *err = NULL;
     snprintf(url, sizeof url, "%s?prefix=%s&ack_wait_ms=%d", f->server, f->prefix, LEASE_MS);
-    assert_int_equal(open_store(f, "nats"), 0);
     assert_int_equal(toro_bus_nats_open(url, &f->bus, &err), 0);
     assert_true(toro_bus_can_publish(f->bus));
     assert_int_equal(toro_relay_start(toro_store_outbox(f->store), f->bus, &f->relay, &err), 0);
@@ -184,9 +223,15 @@ static int teardown(void **state)
     toro_relay_stop(f->relay);
     toro_bus_close(f->bus);
     toro_store_close(f->store);
-    unlink(f->path);
+    if (f->path[0])
+        unlink(f->path);
     if (f->prefix[0])
         delete_streams(f);
+    if (f->db[0]) {
+        char sql[256];
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", f->db);
+        admin_exec(f->admin, sql);
+    }
     free(f);
     return 0;
 }
