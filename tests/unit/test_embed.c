@@ -70,7 +70,7 @@ static void hash_destroy(toro_embedder_t *e)
     free(e);
 }
 
-static const toro_embedder_ops_t hash_ops = {"hash", hash_embed, hash_destroy};
+static const toro_embedder_ops_t hash_ops = {"hash", hash_embed, hash_destroy, NULL, NULL};
 
 static hash_embedder_t *hash_new(const char *identity)
 {
