@@ -76,7 +76,7 @@ static void set_threads(int n)
 static int allowed_cpus(void)
 {
 #ifdef _OPENMP
-    int n = omp_get_num_procs(); /* the affinity mask, not the machine */
+    int n = omp_get_max_threads(); /* the affinity mask's CPUs, or OMP_NUM_THREADS when set */
 #else
     int n = (int)sysconf(_SC_NPROCESSORS_ONLN);
 #endif
