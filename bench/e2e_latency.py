@@ -4,7 +4,9 @@ answers); latency is measured from the moment a POST was *scheduled* (so a
 slow server cannot hide latency by back-pressure on the client) to the moment
 the completed update arrives on the asker's socket.
 Needs TORO_JWT_SECRET (the server's secret) to sign the users' tokens.
-Usage: e2e_latency.py PORT [--users 16] [--rate 200] [--seconds 10] [--conns 64]
+Usage: e2e_latency.py PORT [--users 16] [--rate 200] [--seconds 10] [--conns 64] [--distinct N]
+Every question is unique by default; --distinct N cycles through N questions
+instead (a service with a query-vector cache then embeds each only once).
 Prints one JSON line: offered/achieved rate, accepted, errors, completed,
 missing, p50/p99/p99.9/max/mean latency in ms."""
 import argparse
@@ -41,6 +43,7 @@ async def main():
     ap.add_argument("--rate", type=float, default=200.0)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--conns", type=int, default=64)
+    ap.add_argument("--distinct", type=int, default=0, help="cycle through N questions (0: all unique)")
     a = ap.parse_args()
     sent_at, done_at = {}, {}
     users = ["lat%d" % i for i in range(a.users)]
@@ -72,7 +75,8 @@ async def main():
     async def submit(i, t_sched):
         nonlocal errors
         r, w = await free.get()
-        body = json.dumps({"question": "Como funciona o Tesouro Selic? #%d" % i}).encode()
+        n = i % a.distinct if a.distinct > 0 else i
+        body = json.dumps({"question": "Como funciona o Tesouro Selic? #%d" % n}).encode()
         try:
             status, resp = await http_post(r, w, body, tokens[i % len(tokens)])
             last_send[0] = time.perf_counter()

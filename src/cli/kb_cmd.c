@@ -868,6 +868,7 @@ int toro_cmd_ask(int argc, char **argv)
         free(q);
         return 1;
     }
+    toro_embedder_set_concurrency(emb, 0); /* one question: its embedding spreads over the idle cores */
     toro_answerer_t *ans = NULL;
     toro_answer_t a;
     memset(&a, 0, sizeof(a));

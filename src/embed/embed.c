@@ -227,3 +227,16 @@ void toro_embedder_cache_stats(const toro_embedder_t *e, size_t *hits, size_t *m
     *misses = e->cache->misses;
     pthread_mutex_unlock(&e->cache->mu);
 }
+
+void toro_embedder_set_concurrency(toro_embedder_t *e, int lanes)
+{
+    if (e && e->ops->set_concurrency)
+        e->ops->set_concurrency(e, lanes);
+}
+
+void toro_embedder_engine_stats(const toro_embedder_t *e, size_t *calls, size_t *texts)
+{
+    *calls = *texts = 0;
+    if (e && e->ops->engine_stats)
+        e->ops->engine_stats(e, calls, texts);
+}

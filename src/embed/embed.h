@@ -17,7 +17,11 @@
  *
  * Thread-safety: toro_embedder_query and toro_embedder_passages may be called
  * from several threads at once. Query vectors are kept in an LRU cache, so a
- * repeated question costs no model call. It does not store or search vectors:
+ * repeated question costs no model call. An in-process backend serves a
+ * service by default: concurrent queries run side by side, one core each, and
+ * queries that find every core busy share one batched model call; a CLI
+ * command with one caller asks for solo use instead, where one query spreads
+ * over the idle cores (toro_embedder_set_concurrency). It does not store or search vectors:
  * that is kb/. */
 #ifndef TORO_EMBED_EMBED_H
 #define TORO_EMBED_EMBED_H
@@ -36,6 +40,10 @@ typedef struct toro_embedder_ops {
      * is_query selects query or passage embedding. *err (caller frees) on failure. */
     int (*embed)(toro_embedder_t *e, const char *const *texts, size_t n, int is_query, float *out, char **err);
     void (*destroy)(toro_embedder_t *e); /* frees the backend part */
+    /* Optional (NULL: the backend has no CPU policy): see toro_embedder_set_concurrency. */
+    void (*set_concurrency)(toro_embedder_t *e, int lanes);
+    /* Optional (NULL: reports 0, 0): see toro_embedder_engine_stats. */
+    void (*engine_stats)(const toro_embedder_t *e, size_t *calls, size_t *texts);
 } toro_embedder_ops_t;
 
 typedef struct toro_embed_cache toro_embed_cache_t;
@@ -74,6 +82,20 @@ int toro_embedder_passages(toro_embedder_t *e, const char *const *texts, size_t 
  * TORO_EMBED_CACHE_DEFAULT query vectors; this (re)creates it with another
  * capacity (0 = no cache). Not concurrent with queries. */
 int toro_embedder_cache_init(toro_embedder_t *e, size_t cap);
+
+/* Why: the service and a one-question command want the CPU used differently.
+ * lanes >= 1 (the default is the CPUs this process may use): up to `lanes`
+ * queries run at once, one thread each, and queries that arrive while all
+ * run wait and are embedded together in the next free lane (same vectors as
+ * one by one). 0 = solo: one caller, each query spreads over the CPUs that
+ * are idle now. < 0 restores the default. No-op for backends without a CPU
+ * policy (HTTP, none). Not concurrent with queries. */
+void toro_embedder_set_concurrency(toro_embedder_t *e, int lanes);
+
+/* Model calls made for queries and the queries they carried (texts > calls
+ * when concurrent queries shared a call); 0, 0 for backends that do not
+ * count. For logs, benchmarks and tests. */
+void toro_embedder_engine_stats(const toro_embedder_t *e, size_t *calls, size_t *texts);
 
 /* Query-cache counters, for logs and tests. */
 void toro_embedder_cache_stats(const toro_embedder_t *e, size_t *hits, size_t *misses);

@@ -23,7 +23,7 @@ static void none_destroy(toro_embedder_t *e)
     free(e);
 }
 
-static const toro_embedder_ops_t none_ops = {"none", none_embed, none_destroy};
+static const toro_embedder_ops_t none_ops = {"none", none_embed, none_destroy, NULL, NULL};
 
 int toro_embedder_none_new(toro_embedder_t **out)
 {

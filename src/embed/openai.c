@@ -177,7 +177,7 @@ static void oa_destroy(toro_embedder_t *e)
     free(x);
 }
 
-static const toro_embedder_ops_t oa_ops = {"openai", oa_embed, oa_destroy};
+static const toro_embedder_ops_t oa_ops = {"openai", oa_embed, oa_destroy, NULL, NULL};
 
 /* Splits "http://h:p/v1?model=M&prefix=e5" into x->url (".../v1/embeddings"), model, prefix. */
 static int parse_url(oa_embedder_t *x, const char *url, char **err)

