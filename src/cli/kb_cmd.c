@@ -298,6 +298,7 @@ static int cmd_search(int argc, char **argv)
     toro_embedder_t *emb = NULL;
     if (open_kb("toro kb search", file, &o, &kb, &emb))
         return 1;
+    toro_embedder_set_concurrency(emb, 0); /* queries one at a time: each spreads over the idle cores */
     int rc = 0;
     if (strcmp(query, "-") == 0) { /* one query per stdin line, one JSON line each */
         char *line = NULL;
