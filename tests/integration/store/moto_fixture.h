@@ -1,7 +1,12 @@
 /* moto_fixture.h: a moto server (moto_server, PyPI "moto[server]") for the
  * DynamoDB store tests: started on a free port from the test, stopped by
  * its pid. moto_server is TORO_MOTO_SERVER, else .venv/bin/moto_server
- * under TORO_SOURCE_DIR (or the working directory). When it is missing or
+ * under TORO_SOURCE_DIR (or the working directory). It is run through the
+ * python beside it with werkzeug's threaded mode off: moto's DynamoDB has
+ * no per-item lock, so two concurrent conditional updates of one item can
+ * both pass on the threaded server, where DynamoDB applies each conditional
+ * write atomically (the outbox claim test found it). One request at a time
+ * models that guarantee. When it is missing or
  * does not answer, moto_start returns -1 after printing why on stderr; the
  * tests then fail under CI (env CI=true) and skip elsewhere, as the
  * PostgreSQL variant does. */
@@ -75,7 +80,7 @@ static inline int moto_start(moto_t *m, const char *who)
     if (env && *env)
         snprintf(bin, sizeof bin, "%s", env);
     memset(m, 0, sizeof *m);
-    if (access(bin, X_OK) != 0 || (m->port = moto_free_port()) < 0) {
+    if (access(bin, X_OK) != 0 || (m->port = moto_free_port()) < 0) { /* (python sits beside it in a venv) */
         fprintf(stderr, "%s: moto_server not found at %s (pip install 'moto[server]' into .venv, or set "
                         "TORO_MOTO_SERVER): %s\n", who, bin, moto_in_ci() ? "failing (CI=true)" : "DynamoDB tests skipped");
         return -1;
@@ -88,7 +93,15 @@ static inline int moto_start(moto_t *m, const char *who)
         int null = open("/dev/null", O_RDWR);
         dup2(null, 1);
         dup2(null, 2);
-        execl(bin, bin, "-H", "127.0.0.1", "-p", port, (char *)NULL);
+        char py[1040];
+        const char *slash = strrchr(bin, '/');
+        snprintf(py, sizeof py, "%.*spython", slash ? (int)(slash - bin + 1) : 0, bin);
+        execl(py, py, "-c",
+              "import sys, moto.server as m\n"
+              "run = m.run_simple\n"
+              "m.run_simple = lambda *a, **k: run(*a, **dict(k, threaded=False))\n"
+              "m.main(['-H', '127.0.0.1', '-p', sys.argv[1]])\n",
+              port, (char *)NULL);
         _exit(127);
     }
     for (int i = 0; m->pid > 0 && i < 300; i++) { /* 30 s: a loaded machine imports moto slowly */
