@@ -53,7 +53,8 @@ int toro_cmd_db(int argc, char **argv)
     if (toro_store_url_kind(store) == TORO_STORE_URL_DYNAMODB)
         return migrate_dynamodb(store);
     if (toro_store_url_kind(store) != TORO_STORE_URL_POSTGRES) {
-        return toro_cli_fail("toro db migrate", store ? "--store must be a postgres:// or dynamodb:// URL, not '%s'"
+        return toro_cli_fail("toro db migrate", store ? "--store must be a postgres:// URL or a dynamodb:// URL, "
+                                                              "not '%s'"
                                                       : "missing --store postgres://HOST:PORT/DB (or env TORO_STORE)%s",
                              store ? store : "");
     }

@@ -51,6 +51,7 @@ int toro_store_open(const char *url, toro_db_sync_t sync, toro_store_t **out, ch
     case TORO_STORE_URL_BAD:
         break;
     }
-    toro_set_err(err, "--store must be sqlite://PATH, postgres://HOST:PORT/DB or dynamodb://REGION?..., not '%s'", url ? url : "");
+    toro_set_err(err, "--store must be sqlite://PATH or postgres://HOST:PORT/DB (or dynamodb://REGION?...), not '%s'",
+                 url ? url : "");
     return TORO_EINVAL;
 }
