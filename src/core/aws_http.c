@@ -108,8 +108,35 @@ struct curl_slist *toro_aws_signed_headers(const toro_aws_target_t *t, const cha
     return h;
 }
 
+/* One curl handle per thread, reset between requests: its connection cache
+ * keeps the TCP/TLS connection to AWS open from one call to the next. */
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static pthread_key_t curl_key;
+
+static void curl_handle_free(void *c) { curl_easy_cleanup(c); }
+
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (pthread_key_create(&curl_key, curl_handle_free) != 0)
+        abort(); /* out of keys at start: nothing can work */
+}
+
+static CURL *thread_handle(void)
+{
+    pthread_once(&curl_once, curl_init_once);
+    CURL *c = pthread_getspecific(curl_key);
+    if (c) {
+        curl_easy_reset(c);
+        return c;
+    }
+    c = curl_easy_init();
+    if (c && pthread_setspecific(curl_key, c) != 0) {
+        curl_easy_cleanup(c);
+        c = NULL;
+    }
+    return c;
+}
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 {
@@ -125,9 +152,8 @@ int toro_aws_post(const toro_aws_target_t *t, const char *body, size_t len, long
     assert(t && t->url && body && status && resp);
     *status = 0;
     *resp = NULL;
-    pthread_once(&curl_once, curl_init_once);
     struct curl_slist *h = toro_aws_signed_headers(t, body, len, err);
-    CURL *c = h ? curl_easy_init() : NULL;
+    CURL *c = h ? thread_handle() : NULL;
     if (!c) {
         curl_slist_free_all(h);
         return TORO_ENOMEM;
@@ -149,7 +175,8 @@ int toro_aws_post(const toro_aws_target_t *t, const char *body, size_t len, long
     CURLcode cc = curl_easy_perform(c);
     if (cc == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_easy_cleanup(c);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL); /* h is freed; the handle stays for the next call */
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
     curl_slist_free_all(h);
     if (cc != CURLE_OK || b.err) {
         toro_set_err(err, "%s %s: %s", t->service, t->url,

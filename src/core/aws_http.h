@@ -2,7 +2,8 @@
  * headers every AWS JSON/query API wants, signed for one attempt, and a POST
  * that returns the HTTP status and body as they came. It knows no service:
  * callers (answer/bedrock.c, store/dynamodb.c) decide what a status means.
- * Safe from several threads at once (each call its own curl handle). */
+ * Safe from several threads at once: each thread keeps one curl handle
+ * (freed when the thread exits), so calls reuse the connection. */
 #ifndef TORO_CORE_AWS_HTTP_H
 #define TORO_CORE_AWS_HTTP_H
 
@@ -36,7 +37,7 @@ void toro_aws_credentials_free(toro_sigv4_credentials_t *c);
  * empty Expect. NULL (with *err when signing failed) on failure. */
 struct curl_slist *toro_aws_signed_headers(const toro_aws_target_t *t, const char *body, size_t len, char **err);
 
-/* Why: one signed POST, no retry. On 0 *status is the HTTP status (any, 4xx
+/* Why: one signed POST, no retry, on the calling thread's connection. On 0 *status is the HTTP status (any, 4xx
  * and 5xx included) and *resp (caller frees, never NULL) the body. TORO_EIO
  * when no HTTP answer came (*err says why; *status 0, *resp NULL),
  * TORO_ENOMEM. timeout_ms bounds the whole exchange. */

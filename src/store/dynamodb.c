@@ -42,7 +42,10 @@
  * transaction conflicts are retried 3 times, then TORO_ERETRY; no answer
  * (network) -> TORO_EIO; a missing table -> TORO_EIO with a log line naming
  * `toro db migrate`. count_by_status scans the questions table (it serves
- * /metrics; fine for a queue-sized table, costly on a large one). */
+ * /metrics; fine for a queue-sized table, costly on a large one). The
+ * local index caps one user's questions at 10 GB. Credentials are read once
+ * at open (a Lambda container's do not change; no refresh of expiring ones).
+ * Calls of one thread share a connection (core/aws_http.c). */
 #include <assert.h>
 #include <jansson.h>
 #include <openssl/rand.h>
