@@ -5,7 +5,8 @@
  * connections per user, the conditional write that refuses a stale or
  * racing transition, the transactional create (question item, id item and
  * outbox item together, or none), the URL and credential checks, and the
- * error mapping (no server: TORO_EIO; missing tables: TORO_EIO). Items are
+ * error mapping (no server: TORO_EIO; missing tables: TORO_EIO), and
+ * `toro db migrate` (TORO_BIN) creating the tables. Items are
  * read back raw through core/aws_http.h to check the reference's keys. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -356,6 +357,39 @@ static void test_urls_and_errors(void **state)
     assert_int_equal(toro_store_get_question(s, "00000000-0000-4000-8000-000000000001", &q), TORO_EIO);
     toro_store_close(s);
     assert_int_equal(toro_store_ping(f->store), 0);
+    assert_int_equal(toro_store_url_kind("dynamodb://eu-west-1"), TORO_STORE_URL_DYNAMODB);
+}
+
+/* What `toro db migrate --store url` prints (stdout and stderr), and its
+ * exit status. */
+static int migrate_cli(const char *bin, const char *url, char *line, size_t cap)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' db migrate --store '%s' 2>&1", bin, url);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(line, 1, cap - 1, p);
+    line[n] = '\0';
+    return pclose(p);
+}
+
+/* `toro db migrate --store dynamodb://…` creates missing tables only. */
+static void test_db_migrate_command(void **state)
+{
+    fixture_or_skip(state);
+    const char *bin = getenv("TORO_BIN");
+    if (!bin)
+        skip(); /* run outside ctest */
+    char url[512], line[4096];
+    snprintf(url, sizeof url, "dynamodb://us-east-1?endpoint=%s&questions=mq_%d&connections=mc_%d&outbox=mo_%d",
+             moto.endpoint, (int)getpid(), (int)getpid(), (int)getpid());
+    assert_int_equal(migrate_cli(bin, url, line, sizeof line), 0);
+    assert_non_null(strstr(line, "(3 created)"));
+    assert_int_equal(migrate_cli(bin, url, line, sizeof line), 0);
+    assert_non_null(strstr(line, "(0 created)"));
+    snprintf(url, sizeof url, "dynamodb://us-east-1?endpoint=http://127.0.0.1:%d", moto_free_port());
+    assert_true(migrate_cli(bin, url, line, sizeof line) != 0);
+    assert_non_null(strstr(line, "toro db migrate: cannot create DynamoDB table"));
 }
 
 int main(void)
@@ -366,6 +400,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conditional_write_refuses_stale_transition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactional_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_urls_and_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db_migrate_command, setup, teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     moto_stop(&moto);
