@@ -27,7 +27,8 @@
 
 #include "answer/factory.h"
 #include "answer/prompt.h"
-#include "answer/sigv4.h"
+#include "core/aws_http.h"
+#include "core/sigv4.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -55,70 +56,21 @@ typedef struct bedrock {
     toro_provider_http_t http;
 } bedrock_t;
 
-static struct curl_slist *add(struct curl_slist *h, const char *name, const char *value, int *fail)
-{
-    if (*fail)
-        return h;
-    char *line = toro_prompt_strcat3(name, ": ", value);
-    struct curl_slist *t = line ? curl_slist_append(h, line) : NULL;
-    free(line);
-    if (!t) {
-        *fail = 1;
-        return h;
-    }
-    return t;
-}
-
 /* Signs one attempt: x-amz-date is the time of this attempt. */
 static struct curl_slist *br_headers(void *ud, const char *body, size_t len, char **err)
 {
     bedrock_t *b = ud;
-    char amz_date[17], payload[65];
     assert(b && b->host && b->path && b->access_key && b->secret_key);
-    toro_sigv4_amz_date((long long)time(NULL), amz_date);
-    toro_sigv4_sha256_hex(body, len, payload);
-    toro_sigv4_header_t sh[5] = {{"content-type", "application/json"},
-                                 {"host", b->host},
-                                 {"x-amz-content-sha256", payload},
-                                 {"x-amz-date", amz_date},
-                                 {"x-amz-security-token", b->session_token}};
-    toro_sigv4_request_t req = {.method = "POST",
-                                .path = b->path,
-                                .query = NULL,
-                                .headers = sh,
-                                .n_headers = b->session_token ? 5 : 4,
-                                .body = body,
-                                .body_len = len,
-                                .payload_hash = payload};
-    toro_sigv4_credentials_t cred = {b->access_key, b->secret_key, b->session_token};
-    char *authz = NULL;
-    if (toro_sigv4_sign(&req, &cred, b->region, SIGNING_SERVICE, amz_date, &authz, NULL) != 0) {
-        *err = strdup("cannot sign the Bedrock request (SigV4)");
-        return NULL;
-    }
-    int fail = 0;
-    struct curl_slist *h = NULL;
-    h = add(h, "Host", b->host, &fail);
-    h = add(h, "Content-Type", "application/json", &fail);
-    h = add(h, "Accept", "application/json", &fail);
-    h = add(h, "X-Amz-Date", amz_date, &fail);
-    h = add(h, "X-Amz-Content-Sha256", payload, &fail);
-    if (b->session_token)
-        h = add(h, "X-Amz-Security-Token", b->session_token, &fail);
-    h = add(h, "Authorization", authz, &fail);
-    if (!fail) {
-        struct curl_slist *t = curl_slist_append(h, "Expect:");
-        if (t)
-            h = t;
-        else
-            fail = 1;
-    }
-    free(authz);
-    if (fail) {
+    const toro_aws_creds_t cred = {b->access_key, b->secret_key, b->session_token};
+    const toro_aws_request_t req = {.url = b->url, .service = SIGNING_SERVICE, .region = b->region,
+                                    .content_type = "application/json", .body = body, .body_len = len};
+    struct curl_slist *h = toro_aws_signed_headers(&req, &cred, err);
+    struct curl_slist *t = h ? curl_slist_append(h, "Accept: application/json") : NULL; /* not signed */
+    if (h && !t) {
         curl_slist_free_all(h);
-        return NULL;
+        toro_set_err(err, "out of memory");
     }
-    return h;
+    return t;
 }
 
 static char *json_take(json_t *j)

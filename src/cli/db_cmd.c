@@ -1,5 +1,5 @@
 /* db_cmd.c: `toro db migrate`: creates or upgrades the PostgreSQL schema of
- * the distributed mode. It is the only command that changes the schema; the
+ * the distributed mode, or creates the DynamoDB tables of `toro lambda`. It is the only command that changes the schema; the
  * api and worker processes expect it to have run. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +13,22 @@
 
 static void db_usage(FILE *f)
 {
-    fprintf(f, "usage: toro db migrate [--store postgres://HOST:PORT/DB]   (env TORO_STORE)\n"
-               "  create or upgrade the PostgreSQL schema of the distributed mode\n");
+    fprintf(f, "usage: toro db migrate [--store postgres://HOST:PORT/DB | dynamodb://REGION?...]   (env TORO_STORE)\n"
+               "  create or upgrade the PostgreSQL schema of the distributed mode,\n"
+               "  or create the DynamoDB tables that do not exist yet\n");
+}
+
+static int migrate_dynamodb(const char *store)
+{
+    int created = 0;
+    char *err = NULL;
+    int rc = toro_store_dynamodb_migrate(store, &created, &err);
+    if (rc)
+        fprintf(stderr, "toro db migrate: %s\n", err && *err ? err : toro_strerror(rc));
+    else
+        printf("DynamoDB tables ready (%d created)\n", created);
+    free(err);
+    return rc ? 1 : 0;
 }
 
 int toro_cmd_db(int argc, char **argv)
@@ -36,8 +50,11 @@ int toro_cmd_db(int argc, char **argv)
     int prc = toro_cli_parse(&cmd, argc - 2, argv + 2, NULL);
     if (prc != TORO_CLI_OK)
         return prc == TORO_CLI_HELP ? 0 : 2;
+    if (toro_store_url_kind(store) == TORO_STORE_URL_DYNAMODB)
+        return migrate_dynamodb(store);
     if (toro_store_url_kind(store) != TORO_STORE_URL_POSTGRES) {
-        return toro_cli_fail("toro db migrate", store ? "--store must be a postgres:// URL, not '%s'"
+        return toro_cli_fail("toro db migrate", store ? "--store must be a postgres:// URL or a dynamodb:// URL, "
+                                                              "not '%s'"
                                                       : "missing --store postgres://HOST:PORT/DB (or env TORO_STORE)%s",
                              store ? store : "");
     }

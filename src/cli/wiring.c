@@ -146,7 +146,10 @@ static int resolve_store(toro_wiring_t *w)
 static int check_pair(const toro_wiring_t *w, toro_store_url_kind_t s, toro_bus_url_kind_t b)
 {
     if (s == TORO_STORE_URL_BAD)
-        return toro_cli_fail(w->cmd, "--store must be sqlite://PATH or postgres://HOST:PORT/DB, not '%s'", w->store_url);
+        return toro_cli_fail(w->cmd,
+                             "--store must be sqlite://PATH or postgres://HOST:PORT/DB (or dynamodb://REGION?…), "
+                             "not '%s'",
+                             w->store_url);
     if (b == TORO_BUS_URL_BAD)
         return toro_cli_fail(w->cmd, "--bus must be local or nats://HOST:PORT, not '%s'", w->bus_url);
     if (w->role != TORO_ROLE_SERVE && (s == TORO_STORE_URL_SQLITE || b == TORO_BUS_URL_LOCAL))
@@ -162,9 +165,10 @@ static int check_pair(const toro_wiring_t *w, toro_store_url_kind_t s, toro_bus_
         return toro_cli_fail(w->cmd, "--store sqlite:// keeps its events in its own file, which only --bus local "
                                      "reads; with --bus %s use --store postgres://… (its outbox is relayed to NATS)",
                              w->bus_url);
-    if (s == TORO_STORE_URL_POSTGRES && b == TORO_BUS_URL_LOCAL)
-        return toro_cli_fail(w->cmd, "--bus local reads events from a SQLite file, but --store postgres:// writes "
-                                     "them to its outbox, which only a nats:// bus relays; use --bus nats://HOST:PORT");
+    if ((s == TORO_STORE_URL_POSTGRES || s == TORO_STORE_URL_DYNAMODB) && b == TORO_BUS_URL_LOCAL)
+        return toro_cli_fail(w->cmd, "--bus local reads events from a SQLite file, but --store %s writes "
+                                     "them to its outbox, which only a nats:// bus relays; use --bus nats://HOST:PORT",
+                             s == TORO_STORE_URL_POSTGRES ? "postgres://" : "dynamodb://");
     return 0;
 }
 
@@ -370,11 +374,13 @@ static int open_kb(toro_node_t *n, char **err)
     return n->kb_version ? 0 : 1;
 }
 
-/* Store, bus and (postgres:// + nats://) the outbox relay. Returns 0 or 1. */
+/* Store, bus and (postgres:// or dynamodb:// + nats://) the outbox relay.
+ * Returns 0 or 1. */
 static int open_backends(toro_node_t *n, char **err)
 {
     toro_wiring_t *w = n->w;
-    bool pg = toro_store_url_kind(w->store_url) == TORO_STORE_URL_POSTGRES;
+    toro_store_url_kind_t kind = toro_store_url_kind(w->store_url);
+    bool pg = kind == TORO_STORE_URL_POSTGRES || kind == TORO_STORE_URL_DYNAMODB; /* a shared store: relayed */
     toro_db_sync_t sync = strcmp(w->sync, "full") == 0 ? TORO_DB_SYNC_FULL : TORO_DB_SYNC_NORMAL;
     if (toro_store_open(w->store_url, sync, &n->store, err) != 0 ||
         toro_bus_open(w->bus_url, pg ? NULL : toro_store_outbox(n->store), &n->bus, err) != 0 ||
@@ -383,7 +389,8 @@ static int open_backends(toro_node_t *n, char **err)
         return 1;
     }
     if (pg && toro_store_ping(n->store) != 0)
-        toro_log_warn(w->log_name, NULL, "PostgreSQL is not reachable (or `toro db migrate` has not run); retrying");
+        toro_log_warn(w->log_name, NULL, "%s is not reachable (or `toro db migrate` has not run); retrying",
+                      kind == TORO_STORE_URL_POSTGRES ? "PostgreSQL" : "DynamoDB");
     return 0;
 }
 

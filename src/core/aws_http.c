@@ -1,8 +1,7 @@
 /* aws_http.c: a signed POST to an AWS endpoint (see aws_http.h). Each thread
  * keeps one curl handle (freed when the thread ends), so its calls reuse the
  * connection (no TCP and TLS handshake per call) and threads share nothing.
- * The signer is answer/sigv4.c for now (to move to core/ with this file's
- * other user; until then this include is the one upward edge from core/). */
+ * The signer is core/sigv4.c. */
 #include "core/aws_http.h"
 
 #include <assert.h>
@@ -14,8 +13,8 @@
 
 #include <curl/curl.h>
 
-#include "answer/sigv4.h"
 #include "core/error.h"
+#include "core/sigv4.h"
 #include "core/util.h"
 
 #define MAX_BODY (4u << 20)
@@ -128,6 +127,8 @@ static struct curl_slist *add_header(struct curl_slist *h, const char *name, con
 static struct curl_slist *signed_headers(const toro_aws_request_t *req, const toro_aws_creds_t *cred,
                                          const url_parts_t *u)
 {
+    if (req->n_headers > MAX_EXTRA)
+        return NULL;
     char amz_date[17], payload[65];
     toro_sigv4_amz_date((long long)time(NULL), amz_date);
     toro_sigv4_sha256_hex(req->body, req->body_len, payload);
@@ -158,6 +159,19 @@ static struct curl_slist *signed_headers(const toro_aws_request_t *req, const to
         curl_slist_free_all(h);
         return NULL;
     }
+    return h;
+}
+
+struct curl_slist *toro_aws_signed_headers(const toro_aws_request_t *req, const toro_aws_creds_t *cred, char **err)
+{
+    url_parts_t u;
+    if (split_url(req->url, &u) != 0) {
+        toro_set_err(err, "cannot sign a request to '%s': not an http(s) URL", req->url);
+        return NULL;
+    }
+    struct curl_slist *h = signed_headers(req, cred, &u);
+    if (!h)
+        toro_set_err(err, "cannot sign the request to %s", req->url);
     return h;
 }
 

@@ -1,7 +1,8 @@
 /* aws_http.h: one signed AWS call over libcurl: SigV4 (service, region) in
  * the Authorization header, a POST with a body, the HTTP status and the
  * response body back. For the backends that talk to AWS protocols (SNS and
- * SQS bus, API Gateway Management API push). It does not retry, parse
+ * SQS bus, API Gateway Management API push, DynamoDB store, Bedrock). It
+ * does not retry, parse
  * responses or know any service: callers map status codes.
  *
  * Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
@@ -10,6 +11,7 @@
 #ifndef TORO_CORE_AWS_HTTP_H
 #define TORO_CORE_AWS_HTTP_H
 
+#include <curl/curl.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -53,6 +55,13 @@ void toro_aws_creds_clear(toro_aws_creds_t *c);
  * fails, TORO_ENOMEM; then *status is 0 and *body NULL. Thread-safe. */
 int toro_aws_post(const toro_aws_request_t *req, const toro_aws_creds_t *cred, long *status, char **body,
                   char **err);
+
+/* Why: answer/bedrock.c posts through its own retrying client and only needs
+ * the headers. The curl header list for one POST of req->body, signed now
+ * (x-amz-date is this second): Expect (empty), content-type, host,
+ * x-amz-content-sha256, x-amz-date, x-amz-security-token with a session
+ * token, req's extra headers, Authorization. NULL on failure (*err says why). */
+struct curl_slist *toro_aws_signed_headers(const toro_aws_request_t *req, const toro_aws_creds_t *cred, char **err);
 
 /* Appends s percent-encoded: every byte but A-Z a-z 0-9 - _ . ~ as %XX. */
 void toro_aws_uri_encode(toro_strbuf_t *b, const char *s);

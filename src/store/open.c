@@ -1,5 +1,6 @@
 /* open.c: --store URL to a store engine (see open.h). It only dispatches:
- * what each engine does with its URL lives in sqlite.c and postgres.c. */
+ * what each engine does with its URL lives in sqlite.c, postgres.c and
+ * dynamodb.c. */
 #include "store/open.h"
 
 #include <assert.h>
@@ -17,6 +18,8 @@ toro_store_url_kind_t toro_store_url_kind(const char *url)
         return TORO_STORE_URL_SQLITE;
     if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
         return TORO_STORE_URL_POSTGRES;
+    if (strncmp(url, "dynamodb://", 11) == 0)
+        return TORO_STORE_URL_DYNAMODB;
     return TORO_STORE_URL_BAD;
 }
 
@@ -43,9 +46,12 @@ int toro_store_open(const char *url, toro_db_sync_t sync, toro_store_t **out, ch
     }
     case TORO_STORE_URL_POSTGRES:
         return toro_store_postgres_open(url, out, err);
+    case TORO_STORE_URL_DYNAMODB:
+        return toro_store_dynamodb_open(url, out, err);
     case TORO_STORE_URL_BAD:
         break;
     }
-    toro_set_err(err, "--store must be sqlite://PATH or postgres://HOST:PORT/DB, not '%s'", url ? url : "");
+    toro_set_err(err, "--store must be sqlite://PATH or postgres://HOST:PORT/DB (or dynamodb://REGION?...), not '%s'",
+                 url ? url : "");
     return TORO_EINVAL;
 }

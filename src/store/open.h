@@ -6,9 +6,10 @@
 #include "store/store.h"
 
 typedef enum {
-    TORO_STORE_URL_BAD = 0,  /* neither scheme below */
+    TORO_STORE_URL_BAD = 0,  /* none of the schemes below */
     TORO_STORE_URL_SQLITE,   /* sqlite://PATH: the embedded file (one process owns it) */
     TORO_STORE_URL_POSTGRES, /* postgres://… or postgresql://… (shared by many processes) */
+    TORO_STORE_URL_DYNAMODB, /* dynamodb://REGION?… (AWS; shared by many processes) */
 } toro_store_url_kind_t;
 
 /* Why: commands check a combination of store and bus before opening either.
@@ -24,7 +25,7 @@ const char *toro_store_sqlite_path(const char *url);
 /* Why: `--store URL` everywhere. Opens the engine the scheme names; sync is
  * SQLite's durability (ignored by PostgreSQL). On failure *out is NULL,
  * nothing stays open and *err (caller frees) says why: TORO_EINVAL names the
- * URL when the scheme is neither sqlite:// nor postgres://; other codes are
+ * URL when the scheme is not sqlite://, postgres:// or dynamodb://; other codes are
  * the engine's. */
 int toro_store_open(const char *url, toro_db_sync_t sync, toro_store_t **out, char **err);
 

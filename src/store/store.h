@@ -4,7 +4,7 @@
  * toro_status_can_move) and is written in one transaction with the event
  * that announces it, so a crash can never keep one without the other; the
  * events are read back through toro_store_outbox (bus/outbox.h).
- * Implementations: sqlite.c, postgres.c. All calls are safe from several
+ * Implementations: sqlite.c, postgres.c, dynamodb.c. All calls are safe from several
  * threads at once. Call sites use the toro_store_* wrappers below, never
  * s->ops->fn(s, ...); optional methods get their default there.
  * Unless a comment says otherwise, a failed call changed nothing and left
@@ -109,6 +109,17 @@ int toro_store_postgres_open(const char *url, toro_store_t **out, char **err);
  * run from several processes at once). *from / *to get the schema versions;
  * after a failure *to is the last version applied. */
 int toro_store_postgres_migrate(const char *url, int *from, int *to, char **err);
+
+/* Why: `toro lambda` keeps the reference's DynamoDB tables (url:
+ * dynamodb://REGION?endpoint=URL&questions=T&connections=T&outbox=T; see
+ * dynamodb.c). Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+ * AWS_SESSION_TOKEN. Sends nothing: an unreachable endpoint is not an error
+ * here. TORO_EINVAL (with *err) for a bad URL or missing credentials. */
+int toro_store_dynamodb_open(const char *url, toro_store_t **out, char **err);
+/* Why: `toro db migrate --store dynamodb://...`: creates the three tables
+ * (pay per request) that do not exist yet and waits until they are active.
+ * *created (optional) counts the tables created, also after a failure. */
+int toro_store_dynamodb_migrate(const char *url, int *created, char **err);
 
 /* The default of create_questions: one create_question per item. */
 int toro_store_create_each(toro_store_t *s, const toro_question_t *qs, const toro_event_t *evs, size_t n,

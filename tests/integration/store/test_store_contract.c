@@ -1,5 +1,5 @@
 /* test_store_contract.c: one contract for every store.h implementation, run
- * against sqlite.c and postgres.c: create/get, history newest first with
+ * against sqlite.c, postgres.c and dynamodb.c: create/get, history newest first with
  * ties broken by question_id and opaque cursors, guarded status changes (a
  * completed question is never overwritten), connections, counts. The
  * PostgreSQL run uses a fresh database (toro_unit_<pid>) on
@@ -8,7 +8,9 @@
  * CI=true) and is skipped with the reason on stderr elsewhere. The outbox
  * contract (bus/outbox.h) runs on both: claim leases oldest first, a lease
  * hides an event, release / mark published / bury, concurrent claimers never
- * share an event, and a refused transition writes no event. */
+ * share an event, and a refused transition writes no event. The DynamoDB
+ * run starts moto_server on a free port (moto_fixture.h; missing: fails
+ * under CI, skipped elsewhere) and creates fresh tables for every test. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +26,7 @@
 #include "core/error.h"
 #include "core/util.h"
 #include "store/store.h"
+#include "integration/store/moto_fixture.h"
 
 typedef struct fixture {
     toro_store_t *store;
@@ -95,6 +98,34 @@ static int setup_postgres(void **state)
     assert_int_equal(toro_store_postgres_migrate(url, &from, &to, &err), 0);
     assert_int_equal(from, to); /* idempotent */
     assert_int_equal(toro_store_postgres_open(url, &f->store, &err), 0);
+    *state = f;
+    return 0;
+}
+
+/* One moto for the whole run (started by the first DynamoDB test). */
+static moto_t moto;
+static int moto_state; /* 0 not tried, 1 up, -1 unavailable */
+
+static int setup_dynamodb(void **state)
+{
+    static int seq;
+    *state = NULL;
+    if (moto_state == 0)
+        moto_state = moto_start(&moto, "test_store_contract") == 0 ? 1 : -1;
+    if (moto_state < 0)
+        return moto_in_ci() ? -1 : 0; /* CI: the test fails; locally: each test skips */
+    setenv("AWS_ACCESS_KEY_ID", "testing", 0);
+    setenv("AWS_SECRET_ACCESS_KEY", "testing", 0);
+    fixture_t *f = calloc(1, sizeof *f);
+    char url[512], *err = NULL;
+    int n = ++seq, created = 0;
+    snprintf(url, sizeof url, "dynamodb://us-east-1?endpoint=%s&questions=q_%d_%d&connections=c_%d_%d&outbox=o_%d_%d",
+             moto.endpoint, (int)getpid(), n, (int)getpid(), n, (int)getpid(), n);
+    assert_int_equal(toro_store_dynamodb_migrate(url, &created, &err), 0);
+    assert_int_equal(created, 3);
+    assert_int_equal(toro_store_dynamodb_migrate(url, &created, &err), 0);
+    assert_int_equal(created, 0); /* idempotent */
+    assert_int_equal(toro_store_dynamodb_open(url, &f->store, &err), 0);
     *state = f;
     return 0;
 }
@@ -436,23 +467,25 @@ static void test_outbox_claimers_never_share(void **state)
     drain(o);
 }
 
-#define BOTH(t)                                                                                                        \
+#define ALL_STORES(t)                                                                                                        \
     cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown_sqlite),                                                        \
-        cmocka_unit_test_setup_teardown(t, setup_postgres, teardown)
+        cmocka_unit_test_setup_teardown(t, setup_postgres, teardown),                                                  \
+        cmocka_unit_test_setup_teardown(t, setup_dynamodb, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        BOTH(test_create_get_and_duplicate),
-        BOTH(test_history_newest_first_with_ties),
-        BOTH(test_guarded_status_changes),
-        BOTH(test_connections),
-        BOTH(test_outbox_claim_and_mark),
-        BOTH(test_outbox_follows_transitions),
-        BOTH(test_outbox_claimers_never_share),
+        ALL_STORES(test_create_get_and_duplicate),
+        ALL_STORES(test_history_newest_first_with_ties),
+        ALL_STORES(test_guarded_status_changes),
+        ALL_STORES(test_connections),
+        ALL_STORES(test_outbox_claim_and_mark),
+        ALL_STORES(test_outbox_follows_transitions),
+        ALL_STORES(test_outbox_claimers_never_share),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     void *st = sqlite_shared;
     teardown(&st);
+    moto_stop(&moto);
     return failed;
 }

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "answer/sigv4.h"
+#include "core/sigv4.h"
 
 #define AK "AKIDEXAMPLE"
 #define SK "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"

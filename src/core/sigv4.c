@@ -3,7 +3,7 @@
  * inputs come from toro itself (URLs, headers, JSON bodies it built), so the
  * caps below are generous and only guard against bugs. */
 #include "core/strbuf.h"
-#include "answer/sigv4.h"
+#include "core/sigv4.h"
 
 #include <assert.h>
 #include <ctype.h>

@@ -10,8 +10,8 @@
  * unreserved characters and '/'), as AWS does for every service but S3, so a
  * path sent as "/model/a%3A0/converse" is signed as "/model/a%253A0/converse".
  * Dot segments are not normalized (toro never sends them). */
-#ifndef TORO_ANSWER_SIGV4_H
-#define TORO_ANSWER_SIGV4_H
+#ifndef TORO_CORE_SIGV4_H
+#define TORO_CORE_SIGV4_H
 
 #include <stddef.h>
 
