@@ -43,7 +43,12 @@
 #define MIN_NOVELTY 0.34   /* share of new terms a point must bring */
 #define MAX_PARTS 4        /* sub-questions ("CDB tem FGC? E paga quanto de IR?") answered each */
 #define CHUNK_W 0.3        /* weight of the chunk's own match (the kb's idf-weighted coverage) in a unit's score */
-#define TITLE_MISS 0.6     /* score factor for units of documents whose title shares no question word */
+#define PRIOR_W 0.6        /* weight of the chunk's retrieval score (relative to the best chunk) in a unit's score */
+#define TOPIC_RANKS 3      /* chunks retrieval ranks first ... */
+#define TOPIC_PRIOR 0.75   /* ... with a score this close to the best are about the question whatever their title */
+#define KIND_FULL_LEX 0.4  /* share of the question a unit must match to get its kind bonus in full */
+#define NEAR_PREFIX 6      /* stems this long match the longer stems they start (liquid: liquidação) */
+#define NEAR_EDIT 6        /* stems this long match stems one typing slip away */
 
 typedef char term_t[TORO_TOKEN_MAX + 1];
 
@@ -63,9 +68,11 @@ typedef struct unit {
     bool example;      /* opens an example ("Exemplo: ...", a sentence under an "Exemplo" heading) */
     bool anaphor;      /* starts with a pronoun pointing to the sentence before */
     bool defines;      /* defines a question word ("O CDI é o ...") */
+    double def_share;  /* weighted share of the question its defined subject names (0 when defines is false) */
     bool table_head;   /* a table whose header names a question word ("Alíquota de IR") */
     unsigned feat;     /* TORO_F_* */
     uint32_t gmask;    /* question groups matched */
+    uint32_t subject;  /* question groups named by the subject it defines */
     double lex;        /* weighted share of the question it matches, 0..1 */
     double ctx_lex;    /* lex, or part of its paragraph's or list intro's */
     double score;
@@ -183,13 +190,40 @@ static int q_tok(void *ud, const char *tok, size_t len, int kind)
     return 0;
 }
 
+/* Whether a and b differ by at most one edit (insert, delete, substitute). */
+static bool one_edit(const char *a, size_t la, const char *b, size_t lb)
+{
+    if (la > lb)
+        return one_edit(b, lb, a, la);
+    size_t i = 0;
+    while (i < la && a[i] == b[i])
+        i++;
+    if (la == lb)
+        return i == la || strcmp(a + i + 1, b + i + 1) == 0;
+    return strcmp(a + i, b + i + 1) == 0;
+}
+
+/* Whether two stems name one word: equal; one a long prefix of the other
+ * ("liquid" and "liquidaca": liquidam, liquidação); or one typing slip
+ * apart ("horar"/"horari" hardly, "poupans"/"poupanc"). Short stems must
+ * be equal, so "renda"/"rende" never decide. */
+static bool same_term(const char *a, const char *b)
+{
+    if (strcmp(a, b) == 0)
+        return true;
+    size_t la = strlen(a), lb = strlen(b), m = la < lb ? la : lb;
+    if (m >= NEAR_PREFIX && strncmp(a, b, m) == 0 && (la > lb ? la - lb : lb - la) <= 4)
+        return true;
+    return m >= NEAR_EDIT && (la > lb ? la - lb : lb - la) <= 1 && one_edit(a, la, b, lb);
+}
+
 /* Question groups found among terms (stems of language l). */
 static uint32_t match_groups(const question_t *q, int l, const term_t *terms, int n)
 {
     uint32_t m = 0;
     for (int g = 0; g < q->ngroups; g++)
         for (int i = 0; i < n; i++)
-            if (strcmp(terms[i], q->stems[g][l]) == 0) {
+            if (same_term(terms[i], q->stems[g][l])) {
                 m |= 1u << g;
                 break;
             }
@@ -256,10 +290,11 @@ static bool definition_verb(const char *p, bool accented_e)
     return false;
 }
 
-/* Whether folded text defines a question word: "<word> [(…)] [e <other> [(…)]]
- * <verb> <opener>…", e.g. "o cdi e o principal referencial",
- * "lci (letra …) e lca (letra …) sao titulos". */
-static bool defines_term(const question_t *q, const char *folded, bool accented_e)
+/* Where the subject of a definition of a question word ends in folded text
+ * ("<word> [(…)] [e <other> [(…)]] <verb> <opener>…", e.g. "o cdi e o
+ * principal referencial", "lci (letra …) e lca (letra …) sao titulos"):
+ * the offset of the verb, or 0 when the text defines no question word. */
+static size_t defines_term(const question_t *q, const char *folded, bool accented_e)
 {
     for (int g = 0; g < q->ngroups; g++) {
         size_t wl = strlen(q->words[g]);
@@ -275,17 +310,18 @@ static bool defines_term(const question_t *q, const char *folded, bool accented_
                 after++;
             after = skip_paren(after);
             if (definition_verb(after, accented_e))
-                return true;
+                return (size_t)(after - folded);
             if (strncmp(after, " e ", 3) == 0) { /* "X e Y (…) são …": a pair defined together */
                 const char *w = after + 3;
                 while (*w && *w != ' ' && *w != '(')
                     w++;
-                if (definition_verb(skip_paren(w), accented_e))
-                    return true;
+                w = skip_paren(w);
+                if (definition_verb(w, accented_e))
+                    return (size_t)(w - folded);
             }
         }
     }
-    return false;
+    return 0;
 }
 
 /* Whether s[0..len) holds needle. */
@@ -504,6 +540,14 @@ static uint32_t title_words(const sel_t *s, size_t h)
     return m;
 }
 
+/* Question groups named in folded[0..len), the subject of a definition. */
+static uint32_t subject_groups(const question_t *q, int l, const char *folded, size_t len)
+{
+    term_t terms[MAX_UNIT_TERMS];
+    int n = terms_of(q->an[l], folded, len, terms, MAX_UNIT_TERMS);
+    return match_groups(q, l, terms, n) | acronym_groups(q, folded, len);
+}
+
 /* A table matches the question as its best row does (with the header):
  * a big table holds every word of the domain somewhere. */
 static uint32_t table_groups(const question_t *q, int l, const char *folded, size_t len, bool *head_match)
@@ -579,7 +623,9 @@ static int analyze_units(sel_t *s)
         u->feat = toro_qkind_features(f, fl);
         u->anaphor = u->kind == U_SENTENCE && starts_with_any(f, ANAPHORS);
         u->example = starts_with_any(f, EXAMPLES);
-        u->defines = u->gmask && defines_term(s->q, f, has_bytes(h->text + u->start, u->len, "é "));
+        size_t subj = u->gmask ? defines_term(s->q, f, has_bytes(h->text + u->start, u->len, "é ")) : 0;
+        u->defines = subj > 0;
+        u->subject = u->defines ? subject_groups(s->q, l, f, subj) : 0;
         free(f);
         if (!u->example && u->kind == U_SENTENCE && u->start == 0) { /* first sentence under "Exemplo" */
             char *sf = toro_fold(h->section, strlen(h->section), &fl);
@@ -617,12 +663,19 @@ static void weigh_groups(sel_t *s)
 }
 
 
+/* The chunk's retrieval score relative to the best chunk read, 0..1. */
+static double chunk_prior(const sel_t *s, size_t h)
+{
+    double top = s->ctx.hits[s->use[0]].score;
+    return top > 0 ? s->ctx.hits[h].score / top : 0;
+}
+
 /* What the question asks for, as a bonus on units that offer it. */
 static double kind_bonus(unsigned kind, const unit_t *u)
 {
     double b = 0;
     if ((kind & TORO_Q_DEFINITION) && u->defines)
-        b += 0.6;
+        b += 0.6 * u->def_share; /* "Marcação a mercado é …" defines "o mercado fracionário" only in part */
     if (kind & TORO_Q_AMOUNT)
         b += (u->feat & TORO_F_NUMBER ? 0.25 : 0) + (u->table_head ? 0.15 : 0);
     if (kind & TORO_Q_TIME)
@@ -641,7 +694,10 @@ static void score_units(sel_t *s)
     double tcov[MAX_CHUNKS];
     for (size_t ci = 0; ci < s->nuse; ci++) {
         tcov[ci] = weight_of(s->q, s->title[s->use[ci]]);
-        s->on_topic[s->use[ci]] = tcov[ci] > 0 && title_words(s, s->use[ci]) != 0;
+        /* about the question: its title names a question word, or retrieval
+         * ranks it among the first few, close to the best */
+        s->on_topic[s->use[ci]] = (tcov[ci] > 0 && title_words(s, s->use[ci]) != 0) ||
+                                  (ci < TOPIC_RANKS && chunk_prior(s, s->use[ci]) >= TOPIC_PRIOR);
     }
     size_t intro = SIZE_MAX; /* the sentence that opened the current list */
     for (size_t i = 0; i < s->nu; i++) {
@@ -651,6 +707,7 @@ static void score_units(sel_t *s)
         while (ci + 1 < s->nuse && s->use[ci] != u->hit)
             ci++;
         u->lex = weight_of(s->q, u->gmask);
+        u->def_share = weight_of(s->q, u->subject);
         u->ctx_lex = u->lex;
         const unit_t *nx = i + 1 < s->nu ? &s->units[i + 1] : NULL;
         if (nx && nx->hit == u->hit && nx->anaphor && nx->para == u->para) /* shown together: matched together */
@@ -677,11 +734,12 @@ static void score_units(sel_t *s)
         }
         if (s->q->kind & s->head_kind[u->hit]) /* under a heading that asks what the question asks */
             bonus += 0.2;
+        if (u->ctx_lex < KIND_FULL_LEX) /* what is asked counts in full only in a unit about the question */
+            bonus *= u->ctx_lex / KIND_FULL_LEX;
+        double prior = chunk_prior(s, u->hit);
         u->base = u->ctx_lex + 0.35 * tcov[ci] + 0.12 / (1.0 + (double)ci) + (u->start == 0 ? 0.05 : 0) +
-                  CHUNK_W * s->ctx.hits[u->hit].coverage;
+                  CHUNK_W * s->ctx.hits[u->hit].coverage + PRIOR_W * prior;
         u->mult = 1.0;
-        if (tcov[ci] <= 0) /* a document whose title names nothing asked is about something else */
-            u->mult *= TITLE_MISS;
         if (u->len < 25)
             u->mult *= 0.6;
         else if (u->len > 450 && u->kind == U_SENTENCE)
@@ -932,7 +990,7 @@ static size_t pick_lead(const sel_t *s)
             lead = p0;
     } else if (s->q->kind & TORO_Q_DEFINITION) {
         size_t d = best_unit(s, 0, true, 0.5 * s->units[lead].score, true);
-        if (d < s->nu)
+        if (d < s->nu && s->units[d].def_share >= s->units[lead].lex - 0.1) /* it defines what the lead speaks of */
             lead = d;
     } else if (s->q->kind & (TORO_Q_TIME | TORO_Q_AMOUNT)) { /* "quando": a sentence with the date opens */
         unsigned need = s->q->kind & TORO_Q_TIME ? TORO_F_TIME : TORO_F_NUMBER;
@@ -995,6 +1053,47 @@ static void cover_groups(sel_t *s, size_t lead, double floor)
     }
 }
 
+/* Block b disappears into block into; later blocks move down one. */
+static void merge_block(sel_t *s, int b, int into)
+{
+    for (size_t i = 0; i < s->nu; i++) {
+        if (s->units[i].picked == b)
+            s->units[i].picked = into;
+        else if (s->units[i].picked > b)
+            s->units[i].picked--;
+    }
+    s->nblocks--;
+}
+
+/* Two picked sentences of one paragraph with at most one sentence between
+ * them read as one passage: the sentence between joins them and the two
+ * blocks become one (the earlier), which frees a point. Returns whether
+ * blocks were joined. */
+static bool join_neighbors(sel_t *s)
+{
+    for (size_t i = 0; i < s->nu; i++) {
+        const unit_t *a = &s->units[i];
+        if (a->picked <= 0 || a->kind != U_SENTENCE)
+            continue;
+        for (size_t j = i + 1; j < s->nu && j <= i + 2; j++) {
+            unit_t *b = &s->units[j];
+            if (b->hit != a->hit || b->para != a->para || b->kind != U_SENTENCE)
+                break;
+            if (b->picked == 0)
+                continue;
+            if (b->picked < 0 || b->picked == a->picked)
+                break;
+            int keep = a->picked < b->picked ? a->picked : b->picked;
+            int gone = a->picked < b->picked ? b->picked : a->picked;
+            for (size_t k = i + 1; k < j; k++)
+                s->units[k].picked = keep;
+            merge_block(s, gone, keep);
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Lead, then one block per further sub-question, then what is asked and
  * not yet offered, then uncovered question words, then the best remaining
  * units: at most MAX_POINTS blocks after the lead, never repeating. */
@@ -1012,6 +1111,8 @@ static void ext_select(sel_t *s)
     }
     add_wanted(s, lead, floor);
     cover_groups(s, lead, floor);
+    while (join_neighbors(s))
+            ;
     size_t used = 0;
     while (s->nblocks <= MAX_POINTS && used < POINT_BUDGET) {
         size_t i = best_unit(s, 0, false, floor, true);
@@ -1023,6 +1124,8 @@ static void ext_select(sel_t *s)
         }
         take_block(s, i, ++s->nblocks);
         used += s->units[i].len;
+        while (join_neighbors(s))
+            ;
     }
     for (size_t i = 0; i < s->nu; i++)
         if (s->units[i].picked < 0)
