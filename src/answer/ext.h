@@ -137,5 +137,11 @@ double toro_ext_kind_bonus(unsigned kind, const unit_t *u);
 /* Why: the select step: marks the lead (block 1) and at most MAX_POINTS
  * further blocks in units[].picked; s->nblocks their count (0: nothing fit). */
 void toro_ext_select(sel_t *s);
+/* Why: two picked sentences of one paragraph with at most one sentence
+ * between them read as one passage: the sentence between joins, the later
+ * block merges into the earlier and later blocks move down one (nblocks
+ * too), which frees a point. Returns whether it joined a pair (call again
+ * until false). Reads only units[].hit/para/kind/picked. */
+bool toro_ext_join_neighbors(sel_t *s);
 
 #endif

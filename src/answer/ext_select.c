@@ -339,7 +339,7 @@ static void merge_block(sel_t *s, int b, int into)
  * them read as one passage: the sentence between joins them and the two
  * blocks become one (the earlier), which frees a point. Returns whether
  * blocks were joined. */
-static bool join_neighbors(sel_t *s)
+bool toro_ext_join_neighbors(sel_t *s)
 {
     for (size_t i = 0; i < s->nu; i++) {
         const unit_t *a = &s->units[i];
@@ -381,7 +381,7 @@ void toro_ext_select(sel_t *s)
     }
     add_wanted(s, lead, floor);
     cover_groups(s, lead, floor);
-    while (join_neighbors(s))
+    while (toro_ext_join_neighbors(s))
             ;
     size_t used = 0;
     while (s->nblocks <= MAX_POINTS && used < POINT_BUDGET) {
@@ -394,7 +394,7 @@ void toro_ext_select(sel_t *s)
         }
         take_block(s, i, ++s->nblocks);
         used += s->units[i].len;
-        while (join_neighbors(s))
+        while (toro_ext_join_neighbors(s))
             ;
     }
     for (size_t i = 0; i < s->nu; i++)
