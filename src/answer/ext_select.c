@@ -364,9 +364,29 @@ bool toro_ext_join_neighbors(sel_t *s)
     return false;
 }
 
+/* A picked sentence followed in its paragraph by a short sentence that
+ * matches the question on its own and scores above floor brings it: the
+ * rule after its example, the condition after its rule. One per block. */
+static void extend_blocks(sel_t *s, double floor)
+{
+    uint32_t done = 0;
+    for (size_t i = 0; i + 1 < s->nu; i++) {
+        const unit_t *u = &s->units[i];
+        unit_t *v = &s->units[i + 1];
+        if (u->picked <= 0 || u->picked > 31 || (done & (1u << u->picked)) || v->picked || v->hit != u->hit ||
+            v->para != u->para || v->kind != U_SENTENCE || u->kind != U_SENTENCE || !v->gmask || v->score < floor ||
+            v->len > 240 || repeats(s, v))
+            continue;
+        done |= 1u << u->picked;
+        v->picked = u->picked;
+        i++;
+    }
+}
+
 /* Lead, then one block per further sub-question, then what is asked and
  * not yet offered, then uncovered question words, then the best remaining
- * units: at most MAX_POINTS blocks after the lead, never repeating. */
+ * units: at most MAX_POINTS blocks after the lead, never repeating;
+ * picked neighbours joined, a picked sentence's close follower brought. */
 void toro_ext_select(sel_t *s)
 {
     size_t lead = pick_lead(s);
@@ -382,7 +402,7 @@ void toro_ext_select(sel_t *s)
     add_wanted(s, lead, floor);
     cover_groups(s, lead, floor);
     while (toro_ext_join_neighbors(s))
-            ;
+        ;
     size_t used = 0;
     while (s->nblocks <= MAX_POINTS && used < POINT_BUDGET) {
         size_t i = best_unit(s, 0, false, floor, true);
@@ -400,4 +420,5 @@ void toro_ext_select(sel_t *s)
     for (size_t i = 0; i < s->nu; i++)
         if (s->units[i].picked < 0)
             s->units[i].picked = 0;
+    extend_blocks(s, EXTEND_SHARE * s->units[lead].score);
 }
