@@ -218,7 +218,7 @@ static void score_units(sel_t *s)
             bonus *= u->ctx_lex / KIND_FULL_LEX;
         double prior = chunk_prior(s, u->hit);
         u->base = u->ctx_lex + 0.35 * tcov[ci] + 0.12 / (1.0 + (double)ci) + (u->start == 0 ? 0.05 : 0) +
-                  CHUNK_W * s->ctx.hits[u->hit].coverage + PRIOR_W * prior;
+                  CHUNK_W * s->ctx.hits[u->hit].coverage + (s->ctx.hits[u->hit].cosine != 0 ? PRIOR_W : PRIOR_W_LEX) * prior;
         u->mult = 1.0;
         if (u->len < 25)
             u->mult *= 0.6;
