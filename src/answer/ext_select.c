@@ -172,7 +172,8 @@ static size_t best_unit(const sel_t *s, unsigned need, bool want_def, double flo
     return best;
 }
 
-/* Score of u for sub-question p: what that part asks, on top of the whole. */
+/* Score of u for sub-question p: what that part asks, on top of the whole;
+ * a word of the part that only u's heading names counts half. */
 static double part_score(const sel_t *s, const unit_t *u, int p)
 {
     const question_t *q = s->q;
@@ -180,8 +181,10 @@ static double part_score(const sel_t *s, const unit_t *u, int p)
     for (int g = 0; g < q->ngroups; g++)
         if (q->part_mask[p] & (1u << g)) {
             t += q->w[g];
-            if ((u->gmask | s->head[u->hit]) & (1u << g))
+            if (u->gmask & (1u << g))
                 w += q->w[g];
+            else if (s->head[u->hit] & (1u << g)) /* named by its heading only: half */
+                w += 0.5 * q->w[g];
         }
     double own = t > 0 ? w / t : 0;
     if (own <= 0 || u->score <= 0)
