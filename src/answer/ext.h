@@ -55,7 +55,8 @@ typedef struct unit {
     bool example;      /* opens an example ("Exemplo: ...", a sentence under an "Exemplo" heading) */
     bool anaphor;      /* starts with a pronoun pointing to the sentence before */
     bool defines;      /* defines a question word ("O CDI é o ...") */
-    double def_share;  /* weighted share of the question its defined subject names (0 when defines is false) */
+    double def_share;  /* weighted share of the question its defined subject names, times subj_pure */
+    double subj_pure;  /* share of the subject's words that are the question's, 0.5..1 (0: defines nothing) */
     bool table_head;   /* a table whose header names a question word ("Alíquota de IR") */
     unsigned feat;     /* TORO_F_* */
     uint32_t gmask;    /* question groups matched */

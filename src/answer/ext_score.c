@@ -187,7 +187,7 @@ static void score_units(sel_t *s)
         while (ci + 1 < s->nuse && s->use[ci] != u->hit)
             ci++;
         u->lex = toro_ext_weight_of(s->q, u->gmask);
-        u->def_share = toro_ext_weight_of(s->q, u->subject);
+        u->def_share = toro_ext_weight_of(s->q, u->subject) * u->subj_pure;
         u->ctx_lex = u->lex;
         const unit_t *nx = i + 1 < s->nu ? &s->units[i + 1] : NULL;
         if (nx && nx->hit == u->hit && nx->anaphor && nx->para == u->para) /* shown together: matched together */

@@ -375,6 +375,31 @@ static uint32_t subject_groups(const question_t *q, int l, const char *folded, s
     return match_groups(q, l, terms, n) | acronym_groups(q, folded, len);
 }
 
+/* How much of a definition's subject (folded[0..len), parenthesized
+ * expansions aside) is the question: "O Tesouro Selic é …" names "Selic"
+ * but defines something else; 0.5..1, 1 when the question's word is only
+ * in the parentheses ("Fundos Imobiliários (FIIs)": the expansion). */
+static double subject_purity(const question_t *q, int l, const char *folded, size_t len)
+{
+    char out[512];
+    size_t o = 0;
+    int depth = 0;
+    for (size_t i = 0; i < len && o + 1 < sizeof out; i++) {
+        depth += folded[i] == '(';
+        if (!depth)
+            out[o++] = folded[i];
+        depth -= folded[i] == ')' && depth > 0;
+    }
+    term_t terms[MAX_UNIT_TERMS];
+    int n = terms_of(q->an[l], out, o, terms, MAX_UNIT_TERMS), named = 0;
+    for (int i = 0; i < n; i++)
+        named += match_groups(q, l, &terms[i], 1) != 0;
+    if (n == 0 || named == 0)
+        return 1.0;
+    double r = (double)named / n;
+    return r < 0.5 ? 0.5 : r;
+}
+
 /* A table matches the question as its best row does (with the header):
  * a big table holds every word of the domain somewhere. */
 static uint32_t table_groups(const question_t *q, int l, const char *folded, size_t len, bool *head_match)
@@ -426,6 +451,7 @@ int toro_ext_analyze_units(sel_t *s)
         size_t subj = u->gmask ? defines_term(s->q, f, has_bytes(h->text + u->start, u->len, "é ")) : 0;
         u->defines = subj > 0;
         u->subject = u->defines ? subject_groups(s->q, l, f, subj) : 0;
+        u->subj_pure = u->defines ? subject_purity(s->q, l, f, subj) : 0;
         free(f);
         if (!u->example && u->kind == U_SENTENCE && u->start == 0) { /* first sentence under "Exemplo" */
             char *sf = toro_fold(h->section, strlen(h->section), &fl);

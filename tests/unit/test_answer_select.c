@@ -1,7 +1,8 @@
 /* test_answer_select.c: how the extractive answerer chooses what it says
  * (src/answer/ext_*.c): the retrieved chunk's own score against a title
  * that names nothing asked, a definition that names only part of the
- * question, stems matched across derivations and typing slips but never
+ * question or defines another thing named with it, stems matched across
+ * derivations and typing slips but never
  * on short stems, and picked neighbours of one paragraph joined into one
  * passage. Corpus: tests/unit/answer/corpus. */
 #include <setjmp.h>
@@ -57,6 +58,18 @@ static void test_partial_definition_does_not_lead(void **state)
         fail_msg("the definition should lead:\n%s", a.text);
     toro_answer_clear(&a);
     toro_kb_set_min_relevance(kb, min_rel);
+}
+
+/* "O Tesouro Selic (…) é um título …" names "Selic" in its subject but
+ * defines something else; "A Selic é a taxa …" defines what is asked. */
+static void test_definition_of_the_word_itself(void **state)
+{
+    (void)state;
+    toro_answer_t a = {0};
+    ask("selic significa o que", &a);
+    if (strncmp(a.text, "A Selic é a taxa básica", 23) != 0)
+        fail_msg("the definition of the Selic itself should lead:\n%s", a.text);
+    toro_answer_clear(&a);
 }
 
 static void test_derivations_and_slips(void **state)
@@ -123,6 +136,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_partial_definition_does_not_lead),
+        cmocka_unit_test(test_definition_of_the_word_itself),
         cmocka_unit_test(test_derivations_and_slips),
         cmocka_unit_test(test_neighbours_join),
     };
