@@ -2,9 +2,9 @@
  * (src/answer/ext_*.c): the retrieved chunk's own score against a title
  * that names nothing asked, a definition that names only part of the
  * question or defines another thing named with it, stems matched across
- * derivations and typing slips but never
- * on short stems, and picked neighbours of one paragraph joined into one
- * passage. Corpus: tests/unit/answer/corpus. */
+ * derivations and typing slips but never on short stems, and picked
+ * neighbours of one paragraph joined into one passage. Corpus:
+ * tests/unit/answer/corpus. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
