@@ -298,14 +298,16 @@ static void add_wanted(sel_t *s, size_t lead, double floor)
 }
 
 /* A question word no picked unit holds yet ("tijolo" and "papel" of a
- * comparison): the best unit that does, heaviest word first. */
+ * comparison): the best unit that does, heaviest word first. For a
+ * comparison a table does not cover its words: each side gets its own words. */
 static void cover_groups(sel_t *s, size_t lead, double floor)
 {
     uint32_t tried = 0;
+    bool compare = s->q->kind & TORO_Q_COMPARISON; /* a table contrasts the sides but does not say what each is */
     for (int pass = 0; pass < s->q->ngroups && s->nblocks <= MAX_POINTS; pass++) {
         uint32_t covered = tried;
         for (size_t i = 0; i < s->nu; i++)
-            if (s->units[i].picked > 0)
+            if (s->units[i].picked > 0 && !(compare && s->units[i].kind == U_TABLE))
                 covered |= s->units[i].gmask | s->head[s->units[i].hit];
         int g_best = -1;
         for (int g = 0; g < s->q->ngroups; g++)

@@ -72,6 +72,18 @@ static void test_definition_of_the_word_itself(void **state)
     toro_answer_clear(&a);
 }
 
+/* A comparison: the table contrasts the sides, and each side still gets
+ * the sentence that says what it is. */
+static void test_comparison_names_each_side(void **state)
+{
+    (void)state;
+    toro_answer_t a = {0};
+    ask("qual a diferença entre prefixado e pós-fixado?", &a);
+    if (!strstr(a.text, "definida no momento da compra") || !strstr(a.text, "acompanha um indicador"))
+        fail_msg("each side should be said:\n%s", a.text);
+    toro_answer_clear(&a);
+}
+
 static void test_derivations_and_slips(void **state)
 {
     (void)state;
@@ -137,6 +149,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_partial_definition_does_not_lead),
         cmocka_unit_test(test_definition_of_the_word_itself),
+        cmocka_unit_test(test_comparison_names_each_side),
         cmocka_unit_test(test_derivations_and_slips),
         cmocka_unit_test(test_neighbours_join),
     };
