@@ -32,14 +32,6 @@ static int teardown(void **state)
     return answer_fixture_teardown();
 }
 
-static void ask(const char *q, toro_answer_t *a)
-{
-    char *err = NULL;
-    assert_int_equal(toro_answerer_answer(ans, q, a, &err), 0);
-    assert_null(err);
-    assert_true(a->found_relevant_docs);
-}
-
 /* "Marcação a mercado é …" defines a word of the question ("mercado") but
  * not what is asked; the sentence that names the whole question, in a
  * document whose title ("Ações") names none of it, leads. */
@@ -49,11 +41,11 @@ static void test_partial_definition_does_not_lead(void **state)
     double min_rel = toro_kb_min_relevance(kb);
     toro_kb_set_min_relevance(kb, 0.3); /* both documents read, as a dense retrieval would give them */
     toro_answer_t a = {0};
-    ask("o que é o mercado fracionário?", &a);
+    answer_fixture_ask("o que é o mercado fracionário?", &a);
     if (strncmp(a.text, "As ações são negociadas", 23) != 0 || !strstr(a.text, "1 a 99"))
         fail_msg("the lead should be the sentence on the fractional market:\n%s", a.text);
     toro_answer_clear(&a);
-    ask("o que é marcação a mercado?", &a); /* the whole subject: the definition leads */
+    answer_fixture_ask("o que é marcação a mercado?", &a); /* the whole subject: the definition leads */
     if (strncmp(a.text, "Marcação a mercado é o processo", 31) != 0)
         fail_msg("the definition should lead:\n%s", a.text);
     toro_answer_clear(&a);
@@ -66,7 +58,7 @@ static void test_definition_of_the_word_itself(void **state)
 {
     (void)state;
     toro_answer_t a = {0};
-    ask("selic significa o que", &a);
+    answer_fixture_ask("selic significa o que", &a);
     if (strncmp(a.text, "A Selic é a taxa básica", 23) != 0)
         fail_msg("the definition of the Selic itself should lead:\n%s", a.text);
     toro_answer_clear(&a);
@@ -78,7 +70,7 @@ static void test_comparison_names_each_side(void **state)
 {
     (void)state;
     toro_answer_t a = {0};
-    ask("qual a diferença entre prefixado e pós-fixado?", &a);
+    answer_fixture_ask("qual a diferença entre prefixado e pós-fixado?", &a);
     if (!strstr(a.text, "definida no momento da compra") || !strstr(a.text, "acompanha um indicador"))
         fail_msg("each side should be said:\n%s", a.text);
     toro_answer_clear(&a);
