@@ -54,7 +54,8 @@ static bool starts(const char *padded, const char *const *phrases)
 }
 
 static const char *const DEFINITION[] = {" o que e ", " o que sao ", " oque e ", " que e ", " o q e ", " o que significa ",
-                                         " o que quer dizer ", " significado ", " conceito de ", " como funciona ",
+                                         " o que quer dizer ", " significado ",
+                                         " oq e ", " oq sao ", " oq significa ", " significa o que ", " quer dizer o que ", " conceito de ", " como funciona ",
                                          " como funcionam ", " explique ", " explica ", " what is ", " what are ",
                                          " whats ", " what s ", " what does ", " define ", " meaning of ",
                                          " how does ", " how do ", " qual a definicao ", NULL};
@@ -87,7 +88,7 @@ static const char *const LIVE[] = {" cotacao ", " cotacoes ", " preco atual ", "
                                    " preco das acoes ", " quanto esta ", " quanto ta ", " price today ",
                                    " current price ", " stock price ", " share price ", " quote ", " quotes ",
                                    " real time ", " tempo real ", NULL};
-static const char *const WH[] = {" o que ", " oque ", " que ", " qual ", " quais ", " quanto ", " quantos ",
+static const char *const WH[] = {" o que ", " oque ", " oq ", " que ", " qual ", " quais ", " quanto ", " quantos ",
                                  " quantas ", " quando ", " como ", " onde ", " por que ", " porque ", " pq ",
                                  " quem ", " what ", " which ", " how ", " when ", " where ", " why ", " who ", NULL};
 
@@ -153,7 +154,8 @@ static const char *const F_TIME[] = {" janeiro ", " fevereiro ", " marco ", " ab
                                      " semestrais ", " semiannual ", " duas vezes por ano ", " twice a year ",
                                      " todo mes ", " every month ", " horario ", NULL};
 static const char *const F_PERIOD[] = {" dia ", " dias ", " mes ", " meses ", " ano ", " anos ", " semestre ",
-                                       " prazo ", " prazos ", " day ", " days ", " month ", " months ", " year ",
+                                       " prazo ", " prazos ", " semana ", " semanas ", " hora ", " horas ", " day ", " days ",
+                                       " week ", " weeks ", " hour ", " hours ", " month ", " months ", " year ",
                                        " years ", " period ", " periodo ", " data ", " date ", " antes ",
                                        " depois ", " apos ", " before ", " after ", NULL};
 static const char *const F_POLAR[] = {" nao ", " sim ", " isento ", " isenta ", " isentos ", " isentas ",

@@ -39,6 +39,15 @@ static int answer_fixture_setup(const char *rel_dir)
     return toro_answerer_extractive_new(kb, &ans);
 }
 
+/* Answers q into *a (caller clears): no error, relevant documents found. */
+static inline void answer_fixture_ask(const char *q, toro_answer_t *a)
+{
+    char *err = NULL;
+    assert_int_equal(toro_answerer_answer(ans, q, a, &err), 0);
+    assert_null(err);
+    assert_true(a->found_relevant_docs);
+}
+
 static int answer_fixture_teardown(void)
 {
     toro_answerer_free(ans);

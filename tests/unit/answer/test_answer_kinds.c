@@ -62,6 +62,8 @@ static void test_question_kinds(void **state)
         {"Qual o preço da ação da Petrobras hoje?", TORO_Q_LIVE, 0},
         {"A bolsa vai subir amanhã?", TORO_Q_ADVICE, 0},
         {"O que é FII?", TORO_Q_DEFINITION, TORO_Q_ADVICE | TORO_Q_LIVE},
+        {"oq é bdr", TORO_Q_DEFINITION, TORO_Q_YESNO}, /* colloquial spellings */
+        {"selic significa o que", TORO_Q_DEFINITION, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         unsigned k = toro_qkind_of(cases[i].q);
@@ -92,6 +94,8 @@ static void test_sentence_features(void **state)
     assert_true(features("Distributions are exempt from income tax.") & TORO_F_POLAR);
     assert_true(features("Enquanto o PGBL deduz, o VGBL não.") & TORO_F_CONTRAST);
     assert_true(features("Abra conta em uma corretora.") & TORO_F_STEP);
+    assert_true(features("O pagamento pode levar algumas semanas.") & (TORO_F_TIME | TORO_F_PERIOD));
+    assert_true(features("Payment may take a few weeks.") & (TORO_F_TIME | TORO_F_PERIOD));
 }
 
 static void ask(const char *q, toro_answer_t *a)

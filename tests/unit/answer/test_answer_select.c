@@ -1,0 +1,149 @@
+/* test_answer_select.c: how the extractive answerer chooses what it says
+ * (src/answer/ext_*.c): the retrieved chunk's own score against a title
+ * that names nothing asked, a definition that names only part of the
+ * question or defines another thing named with it, stems matched across
+ * derivations and typing slips but never on short stems, and picked
+ * neighbours of one paragraph joined into one passage. Corpus:
+ * tests/unit/answer/corpus. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "answer/answer.h"
+#include "answer/ext.h"
+#include "answer_fixture.h"
+
+static int setup(void **state)
+{
+    (void)state;
+    return answer_fixture_setup("tests/unit/answer/corpus");
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return answer_fixture_teardown();
+}
+
+/* "Marcação a mercado é …" defines a word of the question ("mercado") but
+ * not what is asked; the sentence that names the whole question, in a
+ * document whose title ("Ações") names none of it, leads. */
+static void test_partial_definition_does_not_lead(void **state)
+{
+    (void)state;
+    double min_rel = toro_kb_min_relevance(kb);
+    toro_kb_set_min_relevance(kb, 0.3); /* both documents read, as a dense retrieval would give them */
+    toro_answer_t a = {0};
+    answer_fixture_ask("o que é o mercado fracionário?", &a);
+    if (strncmp(a.text, "As ações são negociadas", 23) != 0 || !strstr(a.text, "1 a 99"))
+        fail_msg("the lead should be the sentence on the fractional market:\n%s", a.text);
+    toro_answer_clear(&a);
+    answer_fixture_ask("o que é marcação a mercado?", &a); /* the whole subject: the definition leads */
+    if (strncmp(a.text, "Marcação a mercado é o processo", 31) != 0)
+        fail_msg("the definition should lead:\n%s", a.text);
+    toro_answer_clear(&a);
+    toro_kb_set_min_relevance(kb, min_rel);
+}
+
+/* "O Tesouro Selic (…) é um título …" names "Selic" in its subject but
+ * defines something else; "A Selic é a taxa …" defines what is asked. */
+static void test_definition_of_the_word_itself(void **state)
+{
+    (void)state;
+    toro_answer_t a = {0};
+    answer_fixture_ask("selic significa o que", &a);
+    if (strncmp(a.text, "A Selic é a taxa básica", 23) != 0)
+        fail_msg("the definition of the Selic itself should lead:\n%s", a.text);
+    toro_answer_clear(&a);
+}
+
+/* A comparison: the table contrasts the sides, and each side still gets
+ * the sentence that says what it is. */
+static void test_comparison_names_each_side(void **state)
+{
+    (void)state;
+    toro_answer_t a = {0};
+    answer_fixture_ask("qual a diferença entre prefixado e pós-fixado?", &a);
+    if (!strstr(a.text, "definida no momento da compra") || !strstr(a.text, "acompanha um indicador"))
+        fail_msg("each side should be said:\n%s", a.text);
+    toro_answer_clear(&a);
+}
+
+static void test_derivations_and_slips(void **state)
+{
+    (void)state;
+    static const char *const same[][2] = {
+        {"quando liquidam as ações", "A liquidação das ações ocorre em dois dias."}, /* liquidam / liquidação */
+        {"poupansa rende quanto", "A poupança rende pouco."},                         /* a typing slip */
+        {"previdensia privada", "A previdência privada tem regras próprias."},
+    };
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        int m = 0, t = 0;
+        assert_int_equal(toro_answer_sentence_match(same[i][0], same[i][1], "pt", &m, &t), 0);
+        if (m != t || t == 0)
+            fail_msg("'%s' vs '%s': %d of %d words", same[i][0], same[i][1], m, t);
+    }
+    static const char *const other[][2] = {
+        {"custo alto", "A custódia é cobrada."},            /* short stems must be equal */
+    };
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        int m = 0, t = 0;
+        assert_int_equal(toro_answer_sentence_match(other[i][0], other[i][1], "pt", &m, &t), 0);
+        if (m != 0)
+            fail_msg("'%s' vs '%s': %d words matched", other[i][0], other[i][1], m);
+    }
+}
+
+/* Units of one chunk: para and picked per unit (kind: all sentences). */
+static void units_of(sel_t *s, unit_t *u, const int *para, const int *picked, size_t n, int nblocks)
+{
+    memset(s, 0, sizeof *s);
+    memset(u, 0, n * sizeof *u);
+    for (size_t i = 0; i < n; i++)
+        u[i].para = para[i], u[i].picked = picked[i], u[i].kind = U_SENTENCE;
+    s->units = u;
+    s->nu = n;
+    s->nblocks = nblocks;
+}
+
+static void test_neighbours_join(void **state)
+{
+    (void)state;
+    sel_t s;
+    unit_t u[6];
+    /* lead = unit 0; point 2 = unit 2 (one sentence between), point 3 = unit 5 */
+    units_of(&s, u, (const int[]){0, 0, 0, 1, 1, 1}, (const int[]){1, 0, 2, 0, 0, 3}, 6, 3);
+    assert_true(toro_ext_join_neighbors(&s));
+    assert_int_equal(s.nblocks, 2);
+    assert_int_equal(u[0].picked, 1);
+    assert_int_equal(u[1].picked, 1); /* the sentence between joins the lead */
+    assert_int_equal(u[2].picked, 1);
+    assert_int_equal(u[5].picked, 2); /* the later block moved down */
+    assert_false(toro_ext_join_neighbors(&s));
+    /* two sentences between, or another paragraph: no join */
+    units_of(&s, u, (const int[]){0, 0, 0, 0, 1, 1}, (const int[]){1, 0, 0, 2, 3, 0}, 6, 3);
+    assert_false(toro_ext_join_neighbors(&s));
+    assert_int_equal(s.nblocks, 3);
+    /* a unit left out on purpose (-2: never) stops the join */
+    units_of(&s, u, (const int[]){0, 0, 0, 0, 0, 0}, (const int[]){1, -2, 2, 0, 0, 0}, 6, 2);
+    assert_false(toro_ext_join_neighbors(&s));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_partial_definition_does_not_lead),
+        cmocka_unit_test(test_definition_of_the_word_itself),
+        cmocka_unit_test(test_comparison_names_each_side),
+        cmocka_unit_test(test_derivations_and_slips),
+        cmocka_unit_test(test_neighbours_join),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
