@@ -151,7 +151,11 @@ static int check_pair(const toro_wiring_t *w, toro_store_url_kind_t s, toro_bus_
                              "not '%s'",
                              w->store_url);
     if (b == TORO_BUS_URL_BAD)
-        return toro_cli_fail(w->cmd, "--bus must be local or nats://HOST:PORT, not '%s'", w->bus_url);
+        return toro_cli_fail(w->cmd, "--bus must be local, nats://HOST:PORT or sns://REGION?…, not '%s'", w->bus_url);
+    if (b == TORO_BUS_URL_SNS && w->role != TORO_ROLE_SERVE)
+        return toro_cli_fail(w->cmd, "--bus sns:// cannot carry updates from a worker to another process's "
+                                     "sockets (it has no node-to-node post); use nats:// for api and worker "
+                                     "processes (sns:// serves one `toro serve` node, or `toro lambda`)");
     if (w->role != TORO_ROLE_SERVE && (s == TORO_STORE_URL_SQLITE || b == TORO_BUS_URL_LOCAL))
         return toro_cli_fail(w->cmd, "%s %s belongs to one process: %s; run `toro serve` (gateway and workers "
                                      "in one process), or use --store postgres://… --bus nats://…",
@@ -161,13 +165,14 @@ static int check_pair(const toro_wiring_t *w, toro_store_url_kind_t s, toro_bus_
                                                         "questions"
                                                       : "this worker would never see the questions of a toro api "
                                                         "in another process");
-    if (s == TORO_STORE_URL_SQLITE && b == TORO_BUS_URL_NATS)
+    if (s == TORO_STORE_URL_SQLITE && b != TORO_BUS_URL_LOCAL)
         return toro_cli_fail(w->cmd, "--store sqlite:// keeps its events in its own file, which only --bus local "
-                                     "reads; with --bus %s use --store postgres://… (its outbox is relayed to NATS)",
+                                     "reads; with --bus %s use --store postgres://… or dynamodb://… (their outbox "
+                                     "is relayed to the bus)",
                              w->bus_url);
     if ((s == TORO_STORE_URL_POSTGRES || s == TORO_STORE_URL_DYNAMODB) && b == TORO_BUS_URL_LOCAL)
         return toro_cli_fail(w->cmd, "--bus local reads events from a SQLite file, but --store %s writes "
-                                     "them to its outbox, which only a nats:// bus relays; use --bus nats://HOST:PORT",
+                                     "them to its outbox, which is relayed to a nats:// or sns:// bus; use --bus nats://HOST:PORT",
                              s == TORO_STORE_URL_POSTGRES ? "postgres://" : "dynamodb://");
     return 0;
 }
@@ -374,7 +379,7 @@ static int open_kb(toro_node_t *n, char **err)
     return n->kb_version ? 0 : 1;
 }
 
-/* Store, bus and (postgres:// or dynamodb:// + nats://) the outbox relay.
+/* Store, bus and (postgres:// or dynamodb:// + nats:// or sns://) the outbox relay.
  * Returns 0 or 1. */
 static int open_backends(toro_node_t *n, char **err)
 {
