@@ -134,8 +134,14 @@ static int answer(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, char *uid, c
 {
     toro_answer_t ans = {0};
     char *errmsg = NULL;
+    toro_delta_fwd_t fwd; /* streamed text to the asker, before the completed update */
+    toro_delta_fwd_init(&fwd, ctx, uid, qid, attempts);
     int64_t t_answer = toro_mono_ms();
-    int rc = toro_answerer_answer(ctx->answerer, q->question, &ans, &errmsg);
+    int rc = toro_answerer_answer_streamed(ctx->answerer, q->question, ctx->post ? toro_delta_fwd_add : NULL, &fwd,
+                                           &ans, &errmsg);
+    if (rc == 0)
+        toro_delta_fwd_flush(&fwd);
+    toro_delta_fwd_clear(&fwd);
     toro_metrics_answerer_call(ctx->answerer->ops->name, rc != 0, (double)(toro_mono_ms() - t_answer));
     rc = rc ? answer_failed(ctx, msg, uid, qid, attempts, rc, errmsg) : commit_answer(ctx, msg, uid, qid, &ans);
     toro_answer_clear(&ans);
