@@ -59,10 +59,12 @@ static int sse_line(toro_sse_t *p, const char *l, size_t n)
 int toro_sse_feed(toro_sse_t *p, const char *buf, size_t n)
 {
     for (size_t i = 0; i < n && !p->err;) {
-        if (p->cr && buf[i] == '\n') { /* the second half of "\r\n" */
+        if (p->cr) { /* the byte after a '\r': a '\n' there is the second half of "\r\n" */
             p->cr = false;
-            i++;
-            continue;
+            if (buf[i] == '\n') {
+                i++;
+                continue;
+            }
         }
         size_t j = i;
         while (j < n && buf[j] != '\n' && buf[j] != '\r')
