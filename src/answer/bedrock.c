@@ -203,12 +203,8 @@ static int converse_parse_reply(const char *resp, char **text, char **err)
 
 typedef struct br_stream {
     toro_evs_t evs;
-    toro_strbuf_t text;            /* the answer so far */
-    toro_answer_delta_fn on_delta; /* borrowed */
-    void *ud;
-    bool done;                     /* messageStop seen */
-    int cb_rc;                     /* the event handler's refusal (0: a framing error) */
-    char *err;                     /* why the stream was refused (owned) */
+    toro_stream_text_t t; /* done: messageStop seen */
+    int cb_rc;            /* the event handler's refusal (0: a framing error) */
 } br_stream_t;
 
 /* An exception event: throttling and server faults are retried. */
@@ -220,8 +216,8 @@ static int br_exception(br_stream_t *s, const toro_evs_msg_t *m)
     char buf[400];
     snprintf(buf, sizeof buf, "Bedrock stream exception (%.80s): %.200s", type, msg ? msg : "");
     json_decref(j);
-    free(s->err);
-    s->err = strdup(buf);
+    free(s->t.err);
+    s->t.err = strdup(buf);
     const char *transient[] = {"throttling", "serviceUnavailable", "internalServer", "modelStreamError",
                                "modelNotReady"};
     for (size_t i = 0; i < sizeof transient / sizeof *transient; i++)
@@ -237,18 +233,15 @@ static int br_event(void *ud, const toro_evs_msg_t *m)
     if (m->message_type && strcmp(m->message_type, "event") != 0) {
         rc = br_exception(s, m);
     } else if (m->event_type && strcmp(m->event_type, "messageStop") == 0) {
-        s->done = true;
+        s->t.done = true;
     } else if (m->event_type && strcmp(m->event_type, "contentBlockDelta") == 0) {
         json_error_t jerr;
         json_t *j = json_loadb(m->payload, m->payload_len, 0, &jerr);
         json_t *t = json_object_get(json_object_get(j, "delta"), "text");
-        if (!j) {
-            rc = fail_format("", NULL, &jerr, &s->err);
-        } else if (json_string_length(t)) {
-            toro_strbuf_add(&s->text, json_string_value(t), json_string_length(t));
-            s->on_delta(s->ud, json_string_value(t), json_string_length(t));
-            rc = s->text.err;
-        }
+        if (!j)
+            rc = fail_format("", NULL, &jerr, &s->t.err);
+        else
+            rc = toro_stream_text_add(&s->t, json_string_value(t), json_string_length(t));
         json_decref(j);
     }
     s->cb_rc = rc;
@@ -259,8 +252,8 @@ static int br_data(void *ud, const char *p, size_t n)
 {
     br_stream_t *s = ud;
     int rc = toro_evs_feed(&s->evs, p, n);
-    if (rc && !s->cb_rc && !s->err) { /* the framing itself: a corrupt transfer */
-        s->err = strdup(rc == TORO_ETOOBIG ? "Bedrock event-stream frame too large"
+    if (rc && !s->cb_rc && !s->t.err) { /* the framing itself: a corrupt transfer */
+        s->t.err = strdup(rc == TORO_ETOOBIG ? "Bedrock event-stream frame too large"
                                            : "corrupt Bedrock event stream (bad CRC or length)");
         rc = rc == TORO_ETOOBIG ? TORO_EIO : TORO_ERETRY;
     }
@@ -272,33 +265,26 @@ static int br_data(void *ud, const char *p, size_t n)
 static int converse_exchange(bedrock_t *b, const char *body, toro_answer_delta_fn on_delta, void *ud, char **text,
                              char **err)
 {
-    br_stream_t st = {.text = {.max = 8u << 20}, .on_delta = on_delta, .ud = ud};
+    br_stream_t st = {.cb_rc = 0};
     toro_provider_stream_t sink = {"application/vnd.amazon.eventstream", br_data, &st};
     br_req_t req = {b, on_delta ? b->stream_path : b->path,
                     on_delta ? "application/vnd.amazon.eventstream" : "application/json"};
     char *resp = NULL;
+    toro_stream_text_init(&st.t, on_delta, ud);
     toro_evs_init(&st.evs, br_event, &st);
     int rc = toro_provider_post_stream(&b->http, "bedrock", on_delta ? b->stream_url : b->url, body, br_headers,
                                        &req, on_delta ? &sink : NULL, &resp, err);
     if (rc == 0 && resp) {
         rc = converse_parse_reply(resp, text, err);
-    } else if (rc == 0 && (toro_evs_finish(&st.evs) != 0 || !st.done)) {
+    } else if (rc == 0 && (toro_evs_finish(&st.evs) != 0 || !st.t.done)) {
         rc = TORO_ERETRY;
         *err = strdup("Bedrock stream ended before messageStop");
-    } else if (rc == 0) {
-        toro_strbuf_add(&st.text, "", 0);
-        *text = st.text.s;
-        st.text.s = NULL;
-        rc = st.text.err;
     }
-    if (rc && st.err) { /* the stream's own reason replaces the generic one */
-        free(*err);
-        *err = st.err;
-        st.err = NULL;
-    }
+    if (resp)
+        assert(!st.t.text.s && !st.t.err); /* a whole reply: nothing went through the stream */
+    else
+        rc = toro_stream_text_end(&st.t, rc, text, err);
     toro_evs_clear(&st.evs);
-    free(st.text.s);
-    free(st.err);
     free(resp);
     return rc;
 }

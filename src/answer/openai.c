@@ -10,6 +10,7 @@
  * stream cut short is TORO_ERETRY; an event that is not JSON is malformed
  * (permanent, like a malformed whole reply). The instance holds only
  * configuration, so concurrent calls are safe. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,18 +76,14 @@ static char *request_body(const openai_t *o, const char *system, const char *use
 
 typedef struct oa_stream {
     toro_sse_t sse;
-    toro_strbuf_t text;            /* the answer so far */
-    toro_answer_delta_fn on_delta; /* borrowed */
-    void *ud;
-    bool done;                     /* [DONE] or a finish_reason seen */
-    char *err;                     /* why the stream was refused (owned) */
+    toro_stream_text_t t; /* done: [DONE] or a finish_reason seen */
 } oa_stream_t;
 
 static int oa_event(void *ud, const char *data, size_t len)
 {
     oa_stream_t *s = ud;
     if (strcmp(data, "[DONE]") == 0) {
-        s->done = true;
+        s->t.done = true;
         return 0;
     }
     json_error_t jerr;
@@ -97,22 +94,18 @@ static int oa_event(void *ud, const char *data, size_t len)
         const char *em = json_string_value(json_object_get(e, "message"));
         snprintf(m, sizeof m, j ? "provider error in the stream: %.200s" : "malformed stream chunk (%s)",
                  j ? (em ? em : "?") : jerr.text);
-        free(s->err);
-        s->err = strdup(m);
+        free(s->t.err);
+        s->t.err = strdup(m);
         json_decref(j);
         return j ? TORO_ERETRY : TORO_EFORMAT;
     }
     json_t *choice = json_array_get(json_object_get(j, "choices"), 0);
     json_t *t = json_object_get(json_object_get(choice, "delta"), "content");
-    size_t tl = json_string_length(t);
-    if (tl) {
-        toro_strbuf_add(&s->text, json_string_value(t), tl);
-        s->on_delta(s->ud, json_string_value(t), tl);
-    }
+    int rc = toro_stream_text_add(&s->t, json_string_value(t), json_string_length(t));
     if (json_is_string(json_object_get(choice, "finish_reason")))
-        s->done = true;
+        s->t.done = true;
     json_decref(j);
-    return s->text.err;
+    return rc;
 }
 
 static int oa_data(void *ud, const char *p, size_t n)
@@ -147,31 +140,24 @@ static int oa_parse_reply(const char *resp, char **text, char **err)
 static int oa_exchange(openai_t *o, const char *body, toro_answer_delta_fn on_delta, void *ud, char **text,
                        char **err)
 {
-    oa_stream_t st = {.text = {.max = 8u << 20}, .on_delta = on_delta, .ud = ud};
+    oa_stream_t st;
     toro_provider_stream_t sink = {"text/event-stream", oa_data, &st};
     char *resp = NULL;
+    toro_stream_text_init(&st.t, on_delta, ud);
     toro_sse_init(&st.sse, oa_event, &st);
     int rc = toro_provider_post_stream(&o->http, "openai", o->url, body, oa_headers, o, on_delta ? &sink : NULL,
                                        &resp, err);
     if (rc == 0 && resp) {
         rc = oa_parse_reply(resp, text, err);
-    } else if (rc == 0 && (rc = toro_sse_finish(&st.sse)) == 0 && !st.done) {
+    } else if (rc == 0 && (rc = toro_sse_finish(&st.sse)) == 0 && !st.t.done) {
         rc = TORO_ERETRY;
         *err = strdup("provider stream ended before [DONE]");
-    } else if (rc == 0) {
-        toro_strbuf_add(&st.text, "", 0);
-        *text = st.text.s;
-        st.text.s = NULL;
-        rc = st.text.err;
     }
-    if (rc && st.err) { /* the stream's own reason replaces the generic one */
-        free(*err);
-        *err = st.err;
-        st.err = NULL;
-    }
+    if (resp)
+        assert(!st.t.text.s && !st.t.err); /* a whole reply: nothing went through the stream */
+    else
+        rc = toro_stream_text_end(&st.t, rc, text, err);
     toro_sse_clear(&st.sse);
-    free(st.text.s);
-    free(st.err);
     free(resp);
     return rc;
 }

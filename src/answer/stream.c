@@ -269,3 +269,44 @@ int toro_evs_finish(toro_evs_t *p)
         p->err = TORO_EFORMAT;
     return p->err;
 }
+
+/* ---- the text of a streamed answer ------------------------------------------- */
+
+void toro_stream_text_init(toro_stream_text_t *t, toro_answer_delta_fn on_delta, void *ud)
+{
+    memset(t, 0, sizeof(*t));
+    t->text.max = 8u << 20;
+    t->on_delta = on_delta;
+    t->ud = ud;
+}
+
+int toro_stream_text_add(toro_stream_text_t *t, const char *s, size_t n)
+{
+    if (n == 0)
+        return t->text.err;
+    toro_strbuf_add(&t->text, s, n);
+    if (!t->text.err && t->on_delta)
+        t->on_delta(t->ud, s, n);
+    return t->text.err;
+}
+
+int toro_stream_text_end(toro_stream_text_t *t, int rc, char **text, char **err)
+{
+    if (rc == 0) {
+        toro_strbuf_add(&t->text, "", 0);
+        rc = t->text.err;
+    }
+    if (rc == 0) {
+        *text = t->text.s;
+        t->text.s = NULL;
+    }
+    if (rc && t->err) { /* the stream's own reason replaces the generic one */
+        free(*err);
+        *err = t->err;
+        t->err = NULL;
+    }
+    free(t->text.s);
+    free(t->err);
+    memset(t, 0, sizeof(*t));
+    return rc;
+}

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "answer/answer.h" /* toro_answer_delta_fn */
 #include "core/strbuf.h"
 
 #define TORO_SSE_EVENT_MAX (256u << 10)  /* bytes of one event's data */
@@ -80,6 +81,27 @@ void toro_evs_clear(toro_evs_t *p);
 int toro_evs_feed(toro_evs_t *p, const void *buf, size_t n);
 /* Why: end of the body: TORO_EFORMAT when a frame was cut short. */
 int toro_evs_finish(toro_evs_t *p);
+
+/* ---- the text of a streamed answer ------------------------------------------- */
+
+/* What openai.c and bedrock.c keep while a reply streams. */
+typedef struct toro_stream_text {
+    toro_strbuf_t text;            /* the answer so far (capped) */
+    toro_answer_delta_fn on_delta; /* borrowed */
+    void *ud;
+    bool done;                     /* the provider's end-of-answer event was seen */
+    char *err;                     /* why the stream was refused (owned), or NULL */
+} toro_stream_text_t;
+
+void toro_stream_text_init(toro_stream_text_t *t, toro_answer_delta_fn on_delta, void *ud);
+/* Why: one piece of answer text: kept and passed to on_delta. Returns 0 or
+ * the buffer's error (TORO_ENOMEM, TORO_ETOOBIG). */
+int toro_stream_text_add(toro_stream_text_t *t, const char *s, size_t n);
+/* Why: the end of an exchange that ended with rc (0 when the stream was
+ * read to its end): on 0 the whole text moves to *text (caller frees); on
+ * failure the stream's own reason, when it has one, replaces *err. Clears t.
+ * Returns the final code. */
+int toro_stream_text_end(toro_stream_text_t *t, int rc, char **text, char **err);
 
 /* Why: CRC-32 (IEEE, zlib's crc32) of n bytes continuing from crc (0 to start). */
 uint32_t toro_crc32(uint32_t crc, const void *buf, size_t n);
