@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from cluster import cluster_factory  # noqa: F401 (fixture)
 from conftest import post_question, recv_until, wait_terminal, ws_connect
 from test_providers import ARGS, BASE_ENV, bedrock_env, verify_sigv4
 
@@ -146,10 +147,10 @@ def start(server_factory, answerer, **env):
     return server_factory(extra_args=ARGS + ["--answerer", answerer], env=e)
 
 
-def ask_streaming(server):
+def ask_streaming(server, asked_on=None):
     ws = ws_connect(server, USER)
     try:
-        r = post_question(server, USER, QUESTION)
+        r = post_question(asked_on or server, USER, QUESTION)
         assert r.status_code == 202, r.text
         qid = r.json()["data"]["question_id"]
         got = recv_until(ws, lambda m: m.get("question_id") == qid and m.get("status") in ("completed", "error"),
@@ -272,3 +273,15 @@ def test_bedrock_stream_exception_event(server_factory, provider):
     q = wait_terminal(s, r.json()["data"]["question_id"])
     assert q["status"] == "error" and q["attempts"] == 1, q
     assert "validationException" in q["error_message"] and "bad input" in q["error_message"]
+
+
+def test_distributed_deltas_cross_nodes(cluster_factory, provider):  # noqa: F811
+    # asked on api0, answered by a `toro worker process`, streamed to a socket on api1
+    # through the node post over NATS
+    provider.script = [sse_stream(ANSWER)]
+    env = dict(BASE_ENV, TORO_PROVIDER_STREAM="1", **openai_env(provider))
+    c = cluster_factory(n_api=2, worker_args=ARGS + ["--answerer", "openai"], env=env)
+    qid, msgs = ask_streaming(c.apis[1], asked_on=c.apis[0])
+    joined = check_order(msgs, final_attempt=1)
+    q = wait_terminal(c.apis[1], qid, user=USER)
+    assert joined.strip() == q["answer"] == ANSWER and q["model"] == "openai:test-model"
