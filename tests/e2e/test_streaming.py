@@ -285,3 +285,21 @@ def test_distributed_deltas_cross_nodes(cluster_factory, provider):  # noqa: F81
     joined = check_order(msgs, final_attempt=1)
     q = wait_terminal(c.apis[1], qid, user=USER)
     assert joined.strip() == q["answer"] == ANSWER and q["model"] == "openai:test-model"
+
+
+def test_web_ui_renders_deltas(server_factory, provider):
+    import os
+    import subprocess
+    from test_browser import BROWSER_DIR, CHROMIUM, require_tools
+    node = require_tools()
+    slow = sse_stream(ANSWER)
+    slow.pause = 0.15  # about 3 s of streaming: the page sees the text grow
+    provider.script = [slow]
+    e = dict(BASE_ENV, TORO_PROVIDER_STREAM="1", **openai_env(provider))
+    s = server_factory(extra_args=ARGS + ["--answerer", "openai", "--auth", "dev"], env=e)
+    proc = subprocess.run([node, os.path.join(BROWSER_DIR, "stream.test.mjs"), s.url(""), QUESTION, ANSWER],
+                          cwd=BROWSER_DIR, env=dict(os.environ, CHROMIUM_PATH=CHROMIUM), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=180)
+    out = proc.stdout.decode("utf-8", "replace")
+    assert proc.returncode == 0, "stream browser test failed (exit %d):\n%s\n--- server log ---\n%s" % (
+        proc.returncode, out, s.log())
