@@ -226,7 +226,7 @@ static void test_fast_stream_is_coalesced(void **state)
     toro_question_t q = {0};
     assert_int_equal(toro_store_get_question(f->store, qid, &q), 0);
     assert_string_equal(all, q.answer); /* the deltas add up to the stored answer */
-    assert_true(count >= 2 && count <= 3); /* 292 bytes in 9 pieces, no pause: 200 at most per flush + the rest */
+    assert_true(count >= 2 && count <= 5); /* 292 bytes in 9 pieces without pause: fewer messages than pieces */
     assert_true(max_len >= TORO_DELTA_MIN_BYTES);
     completed_after_deltas(f);
     toro_question_clear(&q);
