@@ -2,7 +2,9 @@
  * already ended (redelivery), move the question to processing (announcing it
  * once), ask the answerer, and commit completed or error together with the
  * notify event. Transient answerer failures are retried through the bus with
- * exponential backoff; after max_attempts the question is marked error. */
+ * exponential backoff; after max_attempts the question is marked error.
+ * Text an answerer streams goes to the asker's sockets as answer_delta
+ * messages (delta.c) before the commit; only the committed answer is stored. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
