@@ -463,7 +463,14 @@ function buildCard(item) {
   }
   article.append(times);
 
-  if (status === 'pending' || status === 'processing') {
+  if ((status === 'pending' || status === 'processing') && item.draft?.text) {
+    // streamed text so far (answer_delta); the completed update replaces it.
+    // Its [n] are the model's passage numbers, not the final sources: plain text.
+    const draft = h('div', { class: 'answer answer-draft', 'aria-busy': 'true' });
+    draft.append(h('h4', { class: 'visually-hidden', text: 'Resposta (em andamento)' }));
+    draft.append(renderMarkdown(item.draft.text, { idPrefix: `${itemId(item.question_id)}-draft`, sourceCount: 0 }));
+    article.append(draft);
+  } else if (status === 'pending' || status === 'processing') {
     article.append(h('p', { class: 'q-waiting', text: status === 'pending'
       ? 'Na fila. A resposta aparecerá aqui automaticamente.'
       : 'Buscando na base de conhecimento e preparando a resposta…' }));
@@ -667,6 +674,8 @@ function onSocketMessage(msg) {
   } else if (msg.type === 'error') {
     // e.g. registration refused: drop this socket and try again with a fresh token
     if (el.conn.dataset.state !== 'connected') state.ws?.close();
+  } else if (msg.type === 'answer_delta') {
+    onAnswerDelta(msg);
   } else if (msg.type === 'question_update') {
     if (msg.user_id && msg.user_id !== state.user) return;
     const known = state.items.has(msg.question_id);
@@ -678,6 +687,24 @@ function onSocketMessage(msg) {
       getQuestion(msg.question_id).then(upsert).catch(() => {});
     }
   }
+}
+
+// Streamed answer text, best-effort: appended in seq order while the question
+// is being answered; a new attempt (a retried answer) starts the text over; the
+// completed update replaces it (buildCard shows a draft only before that).
+function onAnswerDelta(msg) {
+  if (msg.user_id && msg.user_id !== state.user) return;
+  const item = state.items.get(msg.question_id);
+  if (!item || (item.status !== 'pending' && item.status !== 'processing')) return;
+  const attempt = Number(msg.attempt) || 0;
+  const seq = Number(msg.seq) || 0;
+  let d = item.draft;
+  if (d && attempt < d.attempt) return; // a late message of an abandoned attempt
+  if (!d || attempt > d.attempt) d = { attempt, seq: 0, text: '' };
+  if (seq <= d.seq) return; // already shown
+  const next = { ...item, draft: { attempt, seq, text: d.text + String(msg.text ?? '') } };
+  state.items.set(msg.question_id, next);
+  renderItem(next);
 }
 
 function scheduleReconnect() {

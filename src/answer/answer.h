@@ -1,7 +1,8 @@
 /* answer.h: the answerer interface (the "Nova Pro" box). An answerer turns a
  * question into an answer with sources; the process stage calls it and does
  * not know whether a model is behind it. Implementations: extractive.c (the
- * default, needs no model). It does not store or publish anything. */
+ * default, needs no model), openai.c and bedrock.c (model providers, which
+ * can stream partial text). It does not store or publish anything. */
 #ifndef TORO_ANSWER_ANSWER_H
 #define TORO_ANSWER_ANSWER_H
 
@@ -35,6 +36,12 @@ int toro_answerer_eval_fn(void *ud, const char *question, char **text, int *foun
 
 typedef struct toro_answerer toro_answerer_t;
 
+/* Partial answer text as a provider streams it (the model's raw words, before
+ * citations are renumbered): len bytes, not NUL-terminated, possibly cut in
+ * the middle of a UTF-8 sequence. Called on the answering thread, in order;
+ * best-effort: the answer returned at the end is the only result. */
+typedef void (*toro_answer_delta_fn)(void *ud, const char *text, size_t len);
+
 typedef struct toro_answerer_ops {
     const char *name;
     /* Answer `question` into *out (caller clears it). Returns 0, TORO_ERETRY
@@ -42,6 +49,10 @@ typedef struct toro_answerer_ops {
      * code for a permanent failure; *errmsg (caller frees) says why. */
     int (*answer)(toro_answerer_t *self, const char *question, toro_answer_t *out, char **errmsg);
     void (*destroy)(toro_answerer_t *self);
+    /* Optional (NULL: the answerer does not stream): answer, calling
+     * on_delta(ud, ...) with partial text as it arrives. Same results. */
+    int (*answer_stream)(toro_answerer_t *self, const char *question, toro_answer_delta_fn on_delta, void *ud,
+                         toro_answer_t *out, char **errmsg);
 } toro_answerer_ops_t;
 
 struct toro_answerer {
@@ -50,6 +61,16 @@ struct toro_answerer {
 
 static inline int toro_answerer_answer(toro_answerer_t *a, const char *q, toro_answer_t *out, char **errmsg)
 {
+    return a->ops->answer(a, q, out, errmsg);
+}
+
+/* Why: the process stage's call: streams through on_delta when the answerer
+ * can, else a plain answer (on_delta never called). */
+static inline int toro_answerer_answer_streamed(toro_answerer_t *a, const char *q, toro_answer_delta_fn on_delta,
+                                                void *ud, toro_answer_t *out, char **errmsg)
+{
+    if (on_delta && a->ops->answer_stream)
+        return a->ops->answer_stream(a, q, on_delta, ud, out, errmsg);
     return a->ops->answer(a, q, out, errmsg);
 }
 

@@ -5,7 +5,13 @@
  * - "bedrock": Bedrock Runtime Converse API. Local retrieval and the grounded
  *   prompt of prompt.c, POST {endpoint}/model/{modelId}/converse, the reply's
  *   citations mapped to the passages. Nothing relevant: the fixed
- *   "no information" answer, no call.
+ *   "no information" answer, no call. When the caller takes partial text
+ *   (and TORO_PROVIDER_STREAM is not 0) it calls ConverseStream instead,
+ *   POST {endpoint}/model/{modelId}/converse-stream, whose reply is an AWS
+ *   event stream (stream.c, CRCs checked): the text of each
+ *   contentBlockDelta is passed on as it arrives, messageStop ends it. A
+ *   corrupt frame or a stream cut short is TORO_ERETRY, like an exception
+ *   event for throttling or a server fault; other exceptions are permanent.
  * - "bedrock-kb": the reference's Knowledge-Base mode. Retrieval and generation
  *   both happen in AWS: POST {agent endpoint}/retrieveAndGenerate with the
  *   knowledge-base id and model ARN; its citations become the sources and
@@ -20,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -27,8 +34,10 @@
 
 #include "answer/factory.h"
 #include "answer/prompt.h"
+#include "answer/stream.h"
 #include "core/aws_http.h"
 #include "core/sigv4.h"
+#include "core/strbuf.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -44,6 +53,8 @@ typedef struct bedrock {
     char *url;             /* full request URL */
     char *host;            /* Host header value (host[:port]) */
     char *path;            /* request path as sent (signed) */
+    char *stream_path;     /* Converse: the converse-stream path; NULL in KB mode */
+    char *stream_url;
     char *region;
     char *access_key;      /* credentials (never logged) */
     char *secret_key;
@@ -56,16 +67,27 @@ typedef struct bedrock {
     toro_provider_http_t http;
 } bedrock_t;
 
-/* Signs one attempt: x-amz-date is the time of this attempt. */
+/* One request: where it goes and the media type accepted. */
+typedef struct br_req {
+    const bedrock_t *b;
+    const char *url;
+    const char *accept;
+} br_req_t;
+
+/* Signs one attempt (x-amz-date is the time of this attempt); Accept is
+ * sent unsigned. */
 static struct curl_slist *br_headers(void *ud, const char *body, size_t len, char **err)
 {
-    bedrock_t *b = ud;
-    assert(b && b->host && b->path && b->access_key && b->secret_key);
+    const br_req_t *r = ud;
+    const bedrock_t *b = r->b;
+    assert(b && r->url && r->accept && b->access_key && b->secret_key);
     const toro_aws_creds_t cred = {b->access_key, b->secret_key, b->session_token};
-    const toro_aws_request_t req = {.url = b->url, .service = SIGNING_SERVICE, .region = b->region,
+    const toro_aws_request_t req = {.url = r->url, .service = SIGNING_SERVICE, .region = b->region,
                                     .content_type = "application/json", .body = body, .body_len = len};
     struct curl_slist *h = toro_aws_signed_headers(&req, &cred, err);
-    struct curl_slist *t = h ? curl_slist_append(h, "Accept: application/json") : NULL; /* not signed */
+    char *line = h ? toro_prompt_strcat3("Accept", ": ", r->accept) : NULL;
+    struct curl_slist *t = line ? curl_slist_append(h, line) : NULL;
+    free(line);
     if (h && !t) {
         curl_slist_free_all(h);
         toro_set_err(err, "out of memory");
@@ -105,11 +127,128 @@ static char *converse_body(const bedrock_t *b, const char *question, const toro_
     return body;
 }
 
-static int converse_answer(bedrock_t *b, const char *question, toro_answer_t *out, char **err)
+/* The text blocks of a whole Converse reply, in order (other block types
+ * are skipped), into *text (caller frees). */
+static int converse_parse_reply(const char *resp, char **text, char **err)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(resp, 0, &jerr);
+    json_t *content = json_object_get(json_object_get(json_object_get(j, "output"), "message"), "content");
+    toro_strbuf_t b = {0};
+    size_t i;
+    json_t *blk;
+    json_array_foreach(content, i, blk)
+    {
+        json_t *t = json_object_get(blk, "text");
+        if (json_is_string(t))
+            toro_strbuf_add(&b, json_string_value(t), json_string_length(t));
+    }
+    int rc = b.err;
+    if (!rc && (!json_is_array(content) || b.n == 0))
+        rc = fail_format("no output.message.content[].text", j, &jerr, err);
+    json_decref(j);
+    if (rc)
+        free(b.s);
+    else
+        *text = b.s;
+    return rc;
+}
+
+/* ---- ConverseStream ----------------------------------------------------------- */
+
+typedef struct br_stream {
+    toro_evs_t evs;
+    toro_stream_text_t t; /* done: messageStop seen */
+    int cb_rc;            /* the event handler's refusal (0: a framing error) */
+} br_stream_t;
+
+/* An exception event: throttling and server faults are retried. */
+static int br_exception(br_stream_t *s, const toro_evs_msg_t *m)
+{
+    const char *type = m->exception_type ? m->exception_type : m->error_code ? m->error_code : "unknown";
+    json_t *j = json_loadb(m->payload, m->payload_len, 0, NULL);
+    const char *msg = json_string_value(json_object_get(j, "message"));
+    char buf[400];
+    snprintf(buf, sizeof buf, "Bedrock stream exception (%.80s): %.200s", type, msg ? msg : "");
+    json_decref(j);
+    free(s->t.err);
+    s->t.err = strdup(buf);
+    const char *transient[] = {"throttling", "serviceUnavailable", "internalServer", "modelStreamError",
+                               "modelNotReady"};
+    for (size_t i = 0; i < sizeof transient / sizeof *transient; i++)
+        if (strncasecmp(type, transient[i], strlen(transient[i])) == 0)
+            return TORO_ERETRY;
+    return TORO_EIO;
+}
+
+static int br_event(void *ud, const toro_evs_msg_t *m)
+{
+    br_stream_t *s = ud;
+    int rc = 0;
+    if (m->message_type && strcmp(m->message_type, "event") != 0) {
+        rc = br_exception(s, m);
+    } else if (m->event_type && strcmp(m->event_type, "messageStop") == 0) {
+        s->t.done = true;
+    } else if (m->event_type && strcmp(m->event_type, "contentBlockDelta") == 0) {
+        json_error_t jerr;
+        json_t *j = json_loadb(m->payload, m->payload_len, 0, &jerr);
+        json_t *t = json_object_get(json_object_get(j, "delta"), "text");
+        if (!j)
+            rc = fail_format("", NULL, &jerr, &s->t.err);
+        else
+            rc = toro_stream_text_add(&s->t, json_string_value(t), json_string_length(t));
+        json_decref(j);
+    }
+    s->cb_rc = rc;
+    return rc;
+}
+
+static int br_data(void *ud, const char *p, size_t n)
+{
+    br_stream_t *s = ud;
+    int rc = toro_evs_feed(&s->evs, p, n);
+    if (rc && !s->cb_rc && !s->t.err) { /* the framing itself: a corrupt transfer */
+        s->t.err = strdup(rc == TORO_ETOOBIG ? "Bedrock event-stream frame too large"
+                                           : "corrupt Bedrock event stream (bad CRC or length)");
+        rc = rc == TORO_ETOOBIG ? TORO_EIO : TORO_ERETRY;
+    }
+    return rc;
+}
+
+/* One Converse or ConverseStream exchange: the model's text into *text
+ * (caller frees), streamed through on_delta when it is not NULL. */
+static int converse_exchange(bedrock_t *b, const char *body, toro_answer_delta_fn on_delta, void *ud, char **text,
+                             char **err)
+{
+    br_stream_t st = {.cb_rc = 0};
+    toro_provider_stream_t sink = {"application/vnd.amazon.eventstream", br_data, &st};
+    br_req_t req = {b, on_delta ? b->stream_url : b->url,
+                    on_delta ? "application/vnd.amazon.eventstream" : "application/json"};
+    char *resp = NULL;
+    toro_stream_text_init(&st.t, on_delta, ud);
+    toro_evs_init(&st.evs, br_event, &st);
+    int rc = toro_provider_post_stream(&b->http, "bedrock", on_delta ? b->stream_url : b->url, body, br_headers,
+                                       &req, on_delta ? &sink : NULL, &resp, err);
+    if (rc == 0 && resp) {
+        rc = converse_parse_reply(resp, text, err);
+    } else if (rc == 0 && (toro_evs_finish(&st.evs) != 0 || !st.t.done)) {
+        rc = TORO_ERETRY;
+        *err = strdup("Bedrock stream ended before messageStop");
+    }
+    if (resp)
+        assert(!st.t.text.s && !st.t.err); /* a whole reply: nothing went through the stream */
+    else
+        rc = toro_stream_text_end(&st.t, rc, text, err);
+    toro_evs_clear(&st.evs);
+    free(resp);
+    return rc;
+}
+
+static int converse_answer(bedrock_t *b, const char *question, toro_answer_delta_fn on_delta, void *ud,
+                           toro_answer_t *out, char **err)
 {
     toro_prompt_ctx_t ctx;
-    char *body = NULL, *resp = NULL, *text = NULL;
-    json_t *j = NULL;
+    char *body = NULL, *text = NULL;
     int rc;
     assert(!b->kb_mode && b->kb);
     const char *kbv = toro_kb_version(b->kb);
@@ -123,40 +262,11 @@ static int converse_answer(bedrock_t *b, const char *question, toro_answer_t *ou
         rc = TORO_ENOMEM;
         goto out;
     }
-    if ((rc = toro_provider_post(&b->http, "bedrock", b->url, body, br_headers, b, &resp, err)) != 0)
-        goto out;
-    json_error_t jerr;
-    j = json_loads(resp, 0, &jerr);
-    json_t *content = json_object_get(json_object_get(json_object_get(j, "output"), "message"), "content");
-    /* the text blocks of the reply, in order (other block types are skipped) */
-    size_t total = 0, i;
-    json_t *blk;
-    json_array_foreach(content, i, blk) total += json_string_length(json_object_get(blk, "text"));
-    if (!json_is_array(content) || total == 0) {
-        rc = fail_format("no output.message.content[].text", j, &jerr, err);
-        goto out;
-    }
-    text = malloc(total + 1);
-    if (!text) {
-        rc = TORO_ENOMEM;
-        goto out;
-    }
-    size_t n = 0;
-    json_array_foreach(content, i, blk)
-    {
-        json_t *t = json_object_get(blk, "text");
-        if (json_is_string(t)) {
-            memcpy(text + n, json_string_value(t), json_string_length(t));
-            n += json_string_length(t);
-        }
-    }
-    text[n] = 0;
-    rc = toro_prompt_finish(text, ctx.lang, ctx.hits, ctx.n_passages, b->model_label, kbv, out);
+    if ((rc = converse_exchange(b, body, b->http.stream ? on_delta : NULL, ud, &text, err)) == 0)
+        rc = toro_prompt_finish(text, ctx.lang, ctx.hits, ctx.n_passages, b->model_label, kbv, out);
 out:
-    json_decref(j);
     toro_prompt_ctx_clear(&ctx);
     free(body);
-    free(resp);
     free(text);
     return rc;
 }
@@ -346,7 +456,8 @@ static int kb_answer(bedrock_t *b, const char *question, toro_answer_t *out, cha
                                "knowledgeBaseConfiguration", "knowledgeBaseId", b->kb_id, "modelArn", b->model_arn));
     if (!body)
         return TORO_ENOMEM;
-    if ((rc = toro_provider_post(&b->http, "bedrock-kb", b->url, body, br_headers, b, &resp, err)) != 0)
+    br_req_t req = {b, b->url, "application/json"};
+    if ((rc = toro_provider_post(&b->http, "bedrock-kb", b->url, body, br_headers, &req, &resp, err)) != 0)
         goto out;
     json_error_t jerr;
     j = json_loads(resp, 0, &jerr);
@@ -395,15 +506,21 @@ out:
     return rc;
 }
 
-static int br_answer(toro_answerer_t *self, const char *question, toro_answer_t *out, char **errmsg)
+static int br_answer_stream(toro_answerer_t *self, const char *question, toro_answer_delta_fn on_delta, void *ud,
+                            toro_answer_t *out, char **errmsg)
 {
     bedrock_t *b = (bedrock_t *)self;
     char *err = NULL;
     memset(out, 0, sizeof(*out));
     if (errmsg)
         *errmsg = NULL;
-    int rc = b->kb_mode ? kb_answer(b, question, out, &err) : converse_answer(b, question, out, &err);
+    int rc = b->kb_mode ? kb_answer(b, question, out, &err) : converse_answer(b, question, on_delta, ud, out, &err);
     return toro_answer_finish(rc, out, err, errmsg);
+}
+
+static int br_answer(toro_answerer_t *self, const char *question, toro_answer_t *out, char **errmsg)
+{
+    return br_answer_stream(self, question, NULL, NULL, out, errmsg);
 }
 
 static void br_destroy(toro_answerer_t *self)
@@ -414,6 +531,8 @@ static void br_destroy(toro_answerer_t *self)
     free(b->url);
     free(b->host);
     free(b->path);
+    free(b->stream_path);
+    free(b->stream_url);
     free(b->region);
     toro_secret_free(b->access_key);
     toro_secret_free(b->secret_key);
@@ -426,7 +545,8 @@ static void br_destroy(toro_answerer_t *self)
     free(b);
 }
 
-static const toro_answerer_ops_t BEDROCK_OPS = {.name = "bedrock", .answer = br_answer, .destroy = br_destroy};
+static const toro_answerer_ops_t BEDROCK_OPS = {
+    .name = "bedrock", .answer = br_answer, .destroy = br_destroy, .answer_stream = br_answer_stream};
 static const toro_answerer_ops_t BEDROCK_KB_OPS = {
     .name = "bedrock-kb", .answer = br_answer, .destroy = br_destroy};
 
@@ -508,6 +628,7 @@ static void converse_fields(bedrock_t *b, const char *prefix)
     if (enc) {
         char *tmp = toro_prompt_strcat3(prefix, "/model/", enc);
         b->path = tmp ? toro_prompt_strcat3(tmp, "/converse", NULL) : NULL;
+        b->stream_path = tmp ? toro_prompt_strcat3(tmp, "/converse-stream", NULL) : NULL;
         free(tmp);
     }
     free(enc);
@@ -561,10 +682,12 @@ static int br_new(toro_kb_t *kb, int kb_mode, toro_answerer_t **out, char **err)
     if (b->path) {
         char *scheme_host = strndup(ep, (size_t)(strstr(ep, "://") - ep) + 3 + strlen(b->host));
         b->url = scheme_host ? toro_prompt_strcat3(scheme_host, b->path, NULL) : NULL;
+        if (b->stream_path)
+            b->stream_url = scheme_host ? toro_prompt_strcat3(scheme_host, b->stream_path, NULL) : NULL;
         free(scheme_host);
     }
     if (!b->region || !b->access_key || !b->secret_key || (token && !b->session_token) || !b->path || !b->url ||
-        !b->model_label) {
+        !b->model_label || (!kb_mode && (!b->stream_path || !b->stream_url))) {
         rc = TORO_ENOMEM;
         goto out;
     }

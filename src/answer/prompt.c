@@ -408,6 +408,7 @@ void toro_provider_http_from_env(toro_provider_http_t *cfg)
     cfg->retry_after_max_ms = env_long("TORO_PROVIDER_RETRY_AFTER_MAX_MS", 10000, 0, 120000);
     cfg->backoff_base_ms = env_long("TORO_PROVIDER_BACKOFF_MS", 500, 0, 60000);
     cfg->max_tokens = env_long("TORO_PROVIDER_MAX_TOKENS", 1024, 16, 100000);
+    cfg->stream = (int)env_long("TORO_PROVIDER_STREAM", 1, 0, 1);
     cfg->temperature = 0.1;
     const char *t = getenv("TORO_PROVIDER_TEMPERATURE");
     if (t && *t) {
@@ -428,12 +429,36 @@ typedef struct exchange {
     toro_strbuf_t body;
     long retry_after_ms; /* -1 when absent */
     char error_type[96]; /* x-amzn-ErrorType */
+    CURL *curl;          /* to read the status and type when the body starts */
+    const toro_provider_stream_t *stream; /* NULL: no streaming asked */
+    int mode;            /* 0 undecided, 1 kept in body, 2 handed to stream */
+    int sink_rc;         /* the stream callback's refusal */
 } exchange_t;
+
+/* Where this response's body goes: to the stream sink when streaming was
+ * asked and the reply is a 2xx of the streamed media type, else to body. */
+static int body_mode(exchange_t *x)
+{
+    long status = 0;
+    const char *ct = NULL;
+    if (!x->stream)
+        return 1;
+    curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(x->curl, CURLINFO_CONTENT_TYPE, &ct);
+    size_t l = strlen(x->stream->content_type);
+    return status >= 200 && status < 300 && ct && strncasecmp(ct, x->stream->content_type, l) == 0 ? 2 : 1;
+}
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 {
     exchange_t *x = ud;
     size_t n = size * nmemb;
+    if (!x->mode)
+        x->mode = body_mode(x);
+    if (x->mode == 2) {
+        x->sink_rc = x->stream->on_data(x->stream->ud, p, n);
+        return x->sink_rc ? 0 : n;
+    }
     toro_strbuf_add(&x->body, p, n);
     return x->body.err ? 0 : n;
 }
@@ -544,8 +569,74 @@ static int transient_status(long status, const exchange_t *x)
            strstr(x->error_type, "ModelNotReady") != NULL;
 }
 
+/* One configured easy handle for an attempt (NULL when out of memory). */
+static CURL *provider_easy(const toro_provider_http_t *cfg, const char *url, const char *body, size_t blen,
+                           struct curl_slist *h, exchange_t *x, char *curl_err)
+{
+    CURL *c = curl_easy_init();
+    if (!c)
+        return NULL;
+    x->curl = c;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cfg->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, cfg->timeout_ms < 10000 ? cfg->timeout_ms : 10000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
+    return c;
+}
+
+/* A transfer that did not complete (cc != CURLE_OK): the code and *why. */
+static int transfer_failure(const toro_provider_http_t *cfg, CURLcode cc, const exchange_t *x, const char *curl_err,
+                            char **why)
+{
+    char m[CURL_ERROR_SIZE + 96];
+    if (x->sink_rc) {
+        snprintf(m, sizeof m, "malformed provider stream (%s)", toro_strerror(x->sink_rc));
+        *why = strdup(m);
+        return x->sink_rc;
+    }
+    if (cc == CURLE_OPERATION_TIMEDOUT)
+        snprintf(m, sizeof m, "provider timed out after %ld ms", cfg->timeout_ms);
+    else if (x->body.err == TORO_ETOOBIG)
+        snprintf(m, sizeof m, "provider response larger than %u bytes", RESP_MAX);
+    else
+        snprintf(m, sizeof m, "provider unreachable: %s", *curl_err ? curl_err : curl_easy_strerror(cc));
+    *why = strdup(m);
+    return (cc == CURLE_URL_MALFORMAT || cc == CURLE_UNSUPPORTED_PROTOCOL || x->body.err == TORO_ETOOBIG)
+               ? TORO_EIO
+               : TORO_ERETRY; /* timeouts, connection failures, streams cut short: retried later through the bus */
+}
+
+/* Sleeps before in-call retry attempt+1 (Retry-After honored up to the cap). */
+static void retry_wait(const toro_provider_http_t *cfg, const char *component, const exchange_t *x, int attempt,
+                       const char *why)
+{
+    long wait = x->retry_after_ms >= 0 ? x->retry_after_ms : cfg->backoff_base_ms << attempt;
+    if (wait > cfg->retry_after_max_ms)
+        wait = cfg->retry_after_max_ms;
+    toro_log_warn(component, NULL, "provider answered %s; retry %d of %d in %ld ms", why ? why : "?", attempt + 1,
+                  cfg->max_retries, wait);
+    toro_sleep_ms(wait);
+}
+
 int toro_provider_post(const toro_provider_http_t *cfg, const char *component, const char *url, const char *body,
                        toro_provider_headers_fn headers, void *ud, char **resp, char **errmsg)
+{
+    return toro_provider_post_stream(cfg, component, url, body, headers, ud, NULL, resp, errmsg);
+}
+
+int toro_provider_post_stream(const toro_provider_http_t *cfg, const char *component, const char *url,
+                              const char *body, toro_provider_headers_fn headers, void *ud,
+                              const toro_provider_stream_t *stream, char **resp, char **errmsg)
 {
     int rc = TORO_ERETRY;
     size_t blen = strlen(body);
@@ -554,12 +645,12 @@ int toro_provider_post(const toro_provider_http_t *cfg, const char *component, c
         *errmsg = NULL;
     pthread_once(&curl_once, curl_init_once);
     for (int attempt = 0;; attempt++) {
-        exchange_t x = {.body = {.max = RESP_MAX}, .retry_after_ms = -1};
+        exchange_t x = {.body = {.max = RESP_MAX}, .retry_after_ms = -1, .stream = stream};
         char *herr = NULL, *why = NULL;
         char curl_err[CURL_ERROR_SIZE] = "";
         long status = 0;
         struct curl_slist *h = headers(ud, body, blen, &herr);
-        CURL *c = h ? curl_easy_init() : NULL;
+        CURL *c = h ? provider_easy(cfg, url, body, blen, h, &x, curl_err) : NULL;
         if (!c) {
             curl_slist_free_all(h);
             if (errmsg)
@@ -568,49 +659,22 @@ int toro_provider_post(const toro_provider_http_t *cfg, const char *component, c
                 free(herr);
             return herr ? TORO_EINVAL : TORO_ENOMEM;
         }
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(c, CURLOPT_POST, 1L);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
-        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-        curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cfg->timeout_ms);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, cfg->timeout_ms < 10000 ? cfg->timeout_ms : 10000L);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
         CURLcode cc = curl_easy_perform(c);
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_cleanup(c);
         curl_slist_free_all(h);
-
         int retry_here = 0;
         if (cc != CURLE_OK) {
-            char m[CURL_ERROR_SIZE + 96];
-            if (cc == CURLE_OPERATION_TIMEDOUT)
-                snprintf(m, sizeof m, "provider timed out after %ld ms", cfg->timeout_ms);
-            else if (x.body.err == TORO_ETOOBIG)
-                snprintf(m, sizeof m, "provider response larger than %u bytes", RESP_MAX);
-            else
-                snprintf(m, sizeof m, "provider unreachable: %s", *curl_err ? curl_err : curl_easy_strerror(cc));
-            why = strdup(m);
-            rc = (cc == CURLE_URL_MALFORMAT || cc == CURLE_UNSUPPORTED_PROTOCOL || x.body.err == TORO_ETOOBIG)
-                     ? TORO_EIO
-                     : TORO_ERETRY; /* timeouts and connection failures: retried later through the bus */
+            rc = transfer_failure(cfg, cc, &x, curl_err, &why);
         } else if (status >= 200 && status < 300) {
+            if (x.mode == 2) /* streamed: nothing kept */
+                return 0;
             *resp = x.body.s ? x.body.s : strdup("");
             return *resp ? 0 : TORO_ENOMEM;
         } else {
             why = describe_status(status, &x);
-            if (transient_status(status, &x)) {
-                rc = TORO_ERETRY;
-                retry_here = attempt < cfg->max_retries;
-            } else {
-                rc = TORO_EIO;
-            }
+            rc = transient_status(status, &x) ? TORO_ERETRY : TORO_EIO;
+            retry_here = rc == TORO_ERETRY && attempt < cfg->max_retries;
         }
         free(x.body.s);
         if (!retry_here) {
@@ -620,12 +684,7 @@ int toro_provider_post(const toro_provider_http_t *cfg, const char *component, c
                 free(why);
             return rc;
         }
-        long wait = x.retry_after_ms >= 0 ? x.retry_after_ms : cfg->backoff_base_ms << attempt;
-        if (wait > cfg->retry_after_max_ms)
-            wait = cfg->retry_after_max_ms;
-        toro_log_warn(component, NULL, "provider answered %s; retry %d of %d in %ld ms", why ? why : "?",
-                      attempt + 1, cfg->max_retries, wait);
+        retry_wait(cfg, component, &x, attempt, why);
         free(why);
-        toro_sleep_ms(wait);
     }
 }

@@ -75,6 +75,7 @@ typedef struct toro_provider_http {
     long backoff_base_ms;    /* wait without Retry-After: base * 2^i, TORO_PROVIDER_BACKOFF_MS, default 500 */
     long max_tokens;         /* TORO_PROVIDER_MAX_TOKENS, default 1024 */
     double temperature;      /* TORO_PROVIDER_TEMPERATURE, default 0.1 */
+    int stream;              /* TORO_PROVIDER_STREAM (0/1, default 1): stream when the caller takes deltas */
 } toro_provider_http_t;
 
 /* Why: the same knobs for every provider, read once when it is created. */
@@ -93,6 +94,26 @@ typedef struct curl_slist *(*toro_provider_headers_fn)(void *ud, const char *bod
  * *errmsg (caller frees) explains failures without secrets. */
 int toro_provider_post(const toro_provider_http_t *cfg, const char *component, const char *url, const char *body,
                        toro_provider_headers_fn headers, void *ud, char **resp, char **errmsg);
+
+/* A streamed 2xx body: when the reply's Content-Type starts with
+ * content_type, its bytes go to on_data as they arrive instead of being
+ * kept. on_data returns 0, or a negative code that aborts the transfer. */
+typedef struct toro_provider_stream {
+    const char *content_type; /* "text/event-stream", "application/vnd.amazon.eventstream" */
+    int (*on_data)(void *ud, const char *p, size_t n);
+    void *ud;
+} toro_provider_stream_t;
+
+/* Why: toro_provider_post for a streamed reply. On 0, *resp is NULL when the
+ * body went to stream->on_data (the caller checks that its parser saw the
+ * end of the stream), or the body when the provider answered with another
+ * media type (a server that ignores the stream request). A transfer cut
+ * short is TORO_ERETRY; on_data's refusal is its code, with a generic
+ * *errmsg the caller may replace. No in-call retry happens once a 2xx body
+ * has started (its deltas are out already). stream NULL: toro_provider_post. */
+int toro_provider_post_stream(const toro_provider_http_t *cfg, const char *component, const char *url,
+                              const char *body, toro_provider_headers_fn headers, void *ud,
+                              const toro_provider_stream_t *stream, char **resp, char **errmsg);
 
 /* Why: "<prefix><a><b>" on the heap, for errors and ids. NULL when out of memory. */
 char *toro_prompt_strcat3(const char *a, const char *b, const char *c);

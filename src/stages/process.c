@@ -2,7 +2,9 @@
  * already ended (redelivery), move the question to processing (announcing it
  * once), ask the answerer, and commit completed or error together with the
  * notify event. Transient answerer failures are retried through the bus with
- * exponential backoff; after max_attempts the question is marked error. */
+ * exponential backoff; after max_attempts the question is marked error.
+ * Text an answerer streams goes to the asker's sockets as answer_delta
+ * messages (delta.c) before the commit; only the committed answer is stored. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,8 +136,14 @@ static int answer(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, char *uid, c
 {
     toro_answer_t ans = {0};
     char *errmsg = NULL;
+    toro_delta_fwd_t fwd; /* streamed text to the asker, before the completed update */
+    toro_delta_fwd_init(&fwd, ctx, uid, qid, attempts);
     int64_t t_answer = toro_mono_ms();
-    int rc = toro_answerer_answer(ctx->answerer, q->question, &ans, &errmsg);
+    int rc = toro_answerer_answer_streamed(ctx->answerer, q->question, ctx->post ? toro_delta_fwd_add : NULL, &fwd,
+                                           &ans, &errmsg);
+    if (rc == 0)
+        toro_delta_fwd_flush(&fwd);
+    toro_delta_fwd_clear(&fwd);
     toro_metrics_answerer_call(ctx->answerer->ops->name, rc != 0, (double)(toro_mono_ms() - t_answer));
     rc = rc ? answer_failed(ctx, msg, uid, qid, attempts, rc, errmsg) : commit_answer(ctx, msg, uid, qid, &ans);
     toro_answer_clear(&ans);

@@ -13,6 +13,7 @@
 #include "answer/answer.h"
 #include "bus/bus.h"
 #include "bus/post.h" /* toro_post_fn: how notify reaches a socket */
+#include "core/strbuf.h"
 #include "store/store.h"
 
 typedef struct toro_stage_ctx {
@@ -76,6 +77,35 @@ typedef struct toro_worker {
 } toro_worker_t;
 
 void *toro_worker_main(void *arg);
+
+/* Streamed answer text forwarded by the process stage to the asker's
+ * sockets through ctx->post (delta.c): {"type":"answer_delta","question_id",
+ * "user_id","attempt","seq","text"}, seq 1, 2, ... within one attempt.
+ * Best-effort and never stored: the completed update that follows is the
+ * answer. Coalesced: a message when TORO_DELTA_MIN_BYTES are pending or
+ * TORO_DELTA_MIN_MS passed since the last one. */
+#define TORO_DELTA_MIN_MS 50
+#define TORO_DELTA_MIN_BYTES 200
+typedef struct toro_delta_fwd {
+    toro_stage_ctx_t *ctx;          /* borrowed; no post: nothing is sent */
+    const char *uid, *qid;          /* borrowed */
+    int attempt;
+    int seq;                        /* messages sent */
+    toro_strbuf_t pending;          /* text not sent yet */
+    int64_t last_ms;                /* monotonic time of the last message */
+    bool loaded;                    /* conns read (once, at the first message) */
+    toro_connection_t *conns;
+    size_t n_conns;
+    bool *dead;                     /* a post failed: skipped from then on */
+} toro_delta_fwd_t;
+
+void toro_delta_fwd_init(toro_delta_fwd_t *f, toro_stage_ctx_t *ctx, const char *uid, const char *qid, int attempt);
+/* Why: the toro_answer_delta_fn handed to the answerer (ud is the forwarder). */
+void toro_delta_fwd_add(void *ud, const char *text, size_t len);
+/* Why: sends what is pending (the complete UTF-8 part) now; call before the
+ * answer is committed, so every delta precedes the completed update. */
+void toro_delta_fwd_flush(toro_delta_fwd_t *f);
+void toro_delta_fwd_clear(toro_delta_fwd_t *f);
 
 /* The message pushed on the WebSocket for one status change (caller frees). */
 char *toro_stage_update_message(const toro_question_t *q, toro_status_t status);

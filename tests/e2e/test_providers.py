@@ -94,6 +94,7 @@ BASE_ENV = {  # nothing from the caller's environment leaks into a test
     "TORO_BEDROCK_KB_ID": "", "TORO_BEDROCK_MODEL_ARN": "", "TORO_BEDROCK_AGENT_ENDPOINT": "",
     "TORO_PROVIDER_TIMEOUT_MS": "5000", "TORO_PROVIDER_RETRIES": "2", "TORO_PROVIDER_BACKOFF_MS": "50",
     "TORO_PROVIDER_RETRY_AFTER_MAX_MS": "10000", "TORO_FAULT_ANSWERER": "",
+    "TORO_PROVIDER_STREAM": "0",  # the whole-reply path; test_streaming.py covers streams
 }
 ARGS = ["--max-attempts", "2", "--retry-base-ms", "50"]
 

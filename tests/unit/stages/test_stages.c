@@ -54,7 +54,7 @@ static int fake_answer(toro_answerer_t *self, const char *question, toro_answer_
 }
 
 static void fake_destroy(toro_answerer_t *self) { (void)self; }
-static const toro_answerer_ops_t fake_ops = {"fake", fake_answer, fake_destroy};
+static const toro_answerer_ops_t fake_ops = {.name = "fake", .answer = fake_answer, .destroy = fake_destroy};
 
 /* Records what notify posts; connection "gone-1" is reported gone. */
 typedef struct posted {
