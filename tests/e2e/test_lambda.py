@@ -160,11 +160,14 @@ class Aws:
             fn.start()
             if h == "relay":
                 assert fn.invoke({"source": "aws.events", "detail-type": "Scheduled Event"})[0] == "ok", fn.log()
-        sqs = boto3.client("sqs", endpoint_url="http://127.0.0.1:%d" % self.moto_port, region_name="us-east-1",
-                           aws_access_key_id=CREDS["AWS_ACCESS_KEY_ID"],
-                           aws_secret_access_key=CREDS["AWS_SECRET_ACCESS_KEY"])
+        sqs = self.client("sqs")
         self.process = SqsSource(sqs, prefix + "-process", self.fns["process"])
         self.notify = SqsSource(sqs, prefix + "-notify", self.fns["notify"])
+
+    def client(self, service):
+        return boto3.client(service, endpoint_url="http://127.0.0.1:%d" % self.moto_port, region_name="us-east-1",
+                            aws_access_key_id=CREDS["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=CREDS["AWS_SECRET_ACCESS_KEY"])
 
     def spawn(self, argv, log):
         with open(os.path.join(self.tmp, log), "ab") as f:
@@ -331,9 +334,21 @@ def test_process_crash_mid_question_is_redelivered_and_answered_once(aws):
     assert one["status"] == "completed" and one["attempts"] == 2, one
 
 
-def test_relay_publishes_what_is_left_in_the_outbox(aws):
-    r = aws.invoke("relay", {"version": "0", "source": "aws.events", "detail-type": "Scheduled Event"})
-    assert r["published"] >= 0
+def test_relay_publishes_what_ingest_could_not(aws):
+    """No dual write: with SNS refusing (the topic gone), the question is still accepted (202) and its
+    event waits in the store's outbox; the scheduled relay publishes it once SNS is back."""
+    sns = aws.client("sns")
+    arn = aws.process.arn.replace(":sqs:", ":sns:")
+    sns.delete_topic(TopicArn=arn)
+    connect(aws, "eva", "conn-eva")
+    qid = ask(aws, "eva")
+    assert "outbox not published now" in aws.fns["ingest"].log()
+    assert not aws.process.records(wait_s=1)  # nothing reached the queue
+    assert sns.create_topic(Name=arn.rsplit(":", 1)[1])["TopicArn"] == arn
+    sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=aws.process.arn, Attributes={"RawMessageDelivery": "true"})
+    assert aws.invoke("relay", {"version": "0", "source": "aws.events", "detail-type": "Scheduled Event"})["published"] >= 1
+    aws.pump_until(lambda: updates(aws, "conn-eva", qid, "completed"))
+    assert aws.invoke("relay", {"source": "aws.events"})["published"] == 0  # published events left the outbox
 
 
 def test_template_passes_cfn_lint():
