@@ -36,6 +36,10 @@ PEER = os.path.join(ROOT, "tests", "integration", "bus", "apigw_peer.py")
 CREDS = {"AWS_ACCESS_KEY_ID": "AKIDTOROTEST", "AWS_SECRET_ACCESS_KEY": "toro-test-secret",
          "AWS_SESSION_TOKEN": "toro-test-session-token", "AWS_REGION": "us-east-1"}
 QUESTION = "Qual o limite de garantia do FGC?"
+# The functions run `toro lambda` from the build, or the packaged zip's bootstrap when
+# TORO_LAMBDA_TEST_BOOTSTRAP names it (scripts/lambda-package.sh, unzipped: it sets
+# LAMBDA_TASK_ROOT to the bootstrap's directory, as the Lambda service does).
+BOOTSTRAP = os.environ.get("TORO_LAMBDA_TEST_BOOTSTRAP")
 
 
 def free_port():
@@ -148,14 +152,15 @@ class Aws:
         self.model = FakeModel()
         self.store = os.environ.get("TORO_LAMBDA_TEST_STORE") or self.postgres()
         prefix = "tl%s" % uuid.uuid4().hex[:8]
-        self.env = dict(CREDS, TORO_STORE=self.store, TORO_KB=kb, TORO_ANSWERER="openai",
+        self.env = dict(CREDS, LAMBDA_TASK_ROOT=os.path.dirname(BOOTSTRAP or BIN), TORO_STORE=self.store,
+                        TORO_KB=os.path.join(os.path.dirname(BOOTSTRAP), "kb.toro") if BOOTSTRAP else kb, TORO_ANSWERER="openai",
                         TORO_OPENAI_BASE_URL=self.model.url, TORO_OPENAI_MODEL="test-model",
                         TORO_PROVIDER_RETRIES="0", TORO_JWT_SECRET=TEST_SECRET, TORO_JWT_ISSUER=TEST_ISSUER,
                         TORO_APIGW_ENDPOINT="http://127.0.0.1:%d/prod" % self.peer_port,
                         TORO_BUS="sns://us-east-1?endpoint=http://127.0.0.1:%d&prefix=%s&declare=1&visibility_s=2"
                                  "&retries=6&wait_s=1" % (self.moto_port, prefix))
         for h in ("relay", "ingest", "websocket", "process", "notify"):  # relay first: it declares the queues
-            fn = Function(BIN, h, self.env, os.path.join(tmp, "lambda-%s.log" % h))
+            fn = Function(BOOTSTRAP or BIN, h, self.env, os.path.join(tmp, "lambda-%s.log" % h))
             self.fns[h] = fn
             fn.start()
             if h == "relay":
