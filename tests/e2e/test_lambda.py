@@ -4,8 +4,9 @@ AWS documents (lambda_events/), moto_server as SNS and SQS, a SigV4-checking
 stand-in for the API Gateway Management API (tests/integration/bus/
 apigw_peer.py: answers 410 Gone for connection "gone"), a fake
 OpenAI-compatible model (so a question can be held mid-answer), and a store
-given by URL (STORE_URL; a PostgreSQL database of the test's own until the
-DynamoDB store lands: TORO_LAMBDA_TEST_STORE=dynamodb://… runs it there).
+given by URL: a PostgreSQL database of the test's own, or TORO_LAMBDA_TEST_STORE
+(migrated first; "{moto}" in it stands for moto's endpoint, e.g.
+dynamodb://us-east-1?endpoint={moto}&questions=q&connections=c&outbox=o).
 
 Walks a question from the REST event to the post_to_connection carrying the
 answer; a process function killed mid-question (SQS redelivers, answered
@@ -150,7 +151,11 @@ class Aws:
         wait_port(self.moto_port)
         wait_port(self.peer_port)
         self.model = FakeModel()
-        self.store = os.environ.get("TORO_LAMBDA_TEST_STORE") or self.postgres()
+        given = os.environ.get("TORO_LAMBDA_TEST_STORE")
+        self.store = given.replace("{moto}", "http://127.0.0.1:%d" % self.moto_port) if given else self.postgres()
+        if given:
+            subprocess.run([BIN, "db", "migrate", "--store", self.store], check=True, capture_output=True, timeout=120,
+                           env=dict(os.environ, **CREDS))
         prefix = "tl%s" % uuid.uuid4().hex[:8]
         self.env = dict(CREDS, LAMBDA_TASK_ROOT=os.path.dirname(BOOTSTRAP or BIN), TORO_STORE=self.store,
                         TORO_KB=os.path.join(os.path.dirname(BOOTSTRAP), "kb.toro") if BOOTSTRAP else kb, TORO_ANSWERER="openai",
