@@ -35,6 +35,7 @@ class Function:
         self.results = {}
         self.in_flight = None
         self.init_error = None
+        self.closing = False
         self.cv = threading.Condition()
         self.proc = None
         fn = self
@@ -60,8 +61,8 @@ class Function:
                         rid, event = fn.pending.get(timeout=0.2)
                         break
                     except queue.Empty:
-                        if proc is None or proc.poll() is not None or proc is not fn.proc:
-                            return
+                        if fn.closing or proc is None or proc.poll() is not None or proc is not fn.proc:
+                            return  # no answer: the runtime's next call fails and it exits
                 with fn.cv:
                     fn.in_flight = rid
                 deadline = str(int(time.time() * 1000) + 60000)
@@ -115,11 +116,17 @@ class Function:
         self.proc.wait(10)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        """Ends the Runtime API: the runtime's next call fails and it exits on its own
+        (so sanitizers report at exit); killed if it does not within 15 s."""
+        self.closing = True
         self.server.shutdown()
         self.server.server_close()
+        if self.proc and self.proc.poll() is None:
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
 
     def log(self):
         with open(self.log_path, "rb") as f:

@@ -214,6 +214,9 @@ class Aws:
     def close(self):
         for fn in self.fns.values():
             fn.stop()
+        for fn in self.fns.values():  # sanitizer builds report at exit
+            for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+                assert bad not in fn.log(), "%s: %s" % (fn.handler, fn.log()[-4000:])
         self.model.stop()
         for p in self.procs:
             p.kill()
