@@ -12,13 +12,15 @@
  * TORO_APIGW_ENDPOINT (notify: https://{api}.execute-api.{region}.
  * amazonaws.com/{stage}), TORO_AUTH / TORO_JWT_SECRET (ingest, websocket:
  * jwt unless TORO_AUTH=none), TORO_MAX_ATTEMPTS, TORO_MAX_DELIVERIES,
- * TORO_LOG_LEVEL; AWS_REGION and the credentials for the AWS calls. */
+ * TORO_RETRY_BASE_MS / TORO_RETRY_MAX_MS (a retried record's backoff: 1 s
+ * doubling up to 60 s), TORO_LOG_LEVEL; AWS_REGION and the credentials for the AWS calls. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "answer/factory.h"
+#include "answer/faulty.h"
 #include "bus/open.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -79,6 +81,22 @@ static int open_backends(toro_lambda_t *L, unsigned needs, char **err)
     return 0;
 }
 
+/* TORO_FAULT_ANSWERER (tests only), as in every other command. 0 or -1. */
+static int wrap_faulty(toro_lambda_t *L, char **err)
+{
+    const char *spec = env("TORO_FAULT_ANSWERER");
+    toro_answerer_t *wrapped = NULL;
+    if (!spec)
+        return 0;
+    if (toro_answerer_faulty_new(L->answerer, spec, &wrapped) != 0) {
+        *err = strdup("TORO_FAULT_ANSWERER: bad spec (KIND:N:MARKER;...)");
+        return -1;
+    }
+    L->answerer = wrapped;
+    toro_log_warn("lambda", NULL, "fault injection is on (TORO_FAULT_ANSWERER=%s); for tests only", spec);
+    return 0;
+}
+
 /* The answerer of process, the Management API of notify, the JWT rules of
  * ingest and websocket. 0 or -1 (*err says why). */
 static int open_parts(toro_lambda_t *L, unsigned needs, char **err)
@@ -86,7 +104,7 @@ static int open_parts(toro_lambda_t *L, unsigned needs, char **err)
     toro_kb_opts_t kopts = {0};
     if ((needs & NEED_ANSWERER) &&
         (toro_kb_opts_open(env("TORO_KB") ? env("TORO_KB") : "kb.toro", &kopts, &L->kb, &L->embedder, err) != 0 ||
-         toro_answerer_create(env("TORO_ANSWERER"), L->kb, &L->answerer, err) != 0))
+         toro_answerer_create(env("TORO_ANSWERER"), L->kb, &L->answerer, err) != 0 || wrap_faulty(L, err) != 0))
         return -1;
     if (needs & NEED_APIGW) {
         const char *ep = env("TORO_APIGW_ENDPOINT");
@@ -122,6 +140,8 @@ static void fill_ctx(toro_lambda_t *L)
     L->ctx.post_ctx = L->apigw;
     L->ctx.max_attempts = (int)env_long("TORO_MAX_ATTEMPTS", 1, 100, 3);
     L->ctx.max_deliveries = (int)env_long("TORO_MAX_DELIVERIES", 1, 1000, 4);
+    L->ctx.backoff_base_ms = (int)env_long("TORO_RETRY_BASE_MS", 1, 600000, 1000);
+    L->ctx.backoff_max_ms = (int)env_long("TORO_RETRY_MAX_MS", L->ctx.backoff_base_ms, 43200000, 60000);
 }
 
 static void close_all(toro_lambda_t *L)

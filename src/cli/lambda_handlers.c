@@ -34,8 +34,11 @@ static int b_ack(toro_bus_t *b, const char *t, const toro_bus_msg_t *m)
 }
 static int b_nack(toro_bus_t *b, const char *t, const toro_bus_msg_t *m, int delay_ms)
 {
-    (void)t, (void)m, (void)delay_ms; /* SQS redelivers after the queue's visibility timeout */
+    (void)m;
     bb(b)->outcome = TORO_LAMBDA_RETRY;
+    /* visible again after the backoff; if this fails, after the queue's visibility timeout */
+    if (bb(b)->receipt_handle && toro_bus_sns_retry_in(bb(b)->real, t, bb(b)->receipt_handle, delay_ms) != 0)
+        toro_log_warn("lambda", NULL, "%s retry: the backoff could not be set; the queue's timeout applies", t);
     return 0;
 }
 static int b_dead(toro_bus_t *b, const char *t, const toro_bus_msg_t *m, const char *reason)
@@ -273,11 +276,13 @@ static bool run_record(toro_lambda_t *L, json_t *rec)
     toro_bus_msg_t msg = {.id = 1, .payload = strdup(s.payload), .deliveries = s.deliveries,
                           .enqueued_at = toro_now_ms()};
     L->batch.outcome = TORO_LAMBDA_NONE;
+    L->batch.receipt_handle = json_string_value(json_object_get(rec, "receiptHandle"));
     if (msg.payload && strcmp(L->handler, "process") == 0)
         toro_stage_process(&L->ctx, &msg);
     else if (msg.payload)
         toro_stage_notify(&L->ctx, &msg);
     toro_bus_msg_clear(&msg);
+    L->batch.receipt_handle = NULL;
     json_decref(envelope);
     return L->batch.outcome == TORO_LAMBDA_ACK;
 }

@@ -35,12 +35,14 @@
 #define TORO_LAMBDA_NODE "apigw" /* the node of every connection row: API Gateway holds the sockets */
 
 /* The bus the stages see inside one SQS batch: ack / nack / dead record the
- * outcome of the record in hand (SQS and Lambda delete or redeliver it);
- * publish and depth go to the real bus. */
+ * outcome of the record in hand (SQS and Lambda delete or redeliver it; a
+ * nack also sets the record's visibility to its backoff); publish and depth
+ * go to the real bus. */
 typedef struct toro_lambda_batch_bus {
     toro_bus_t super;  /* first */
     toro_bus_t *real;  /* borrowed */
     int outcome;       /* TORO_LAMBDA_* below, for the record in hand */
+    const char *receipt_handle; /* the record in hand's (borrowed from the event) */
 } toro_lambda_batch_bus_t;
 
 enum { TORO_LAMBDA_NONE, TORO_LAMBDA_ACK, TORO_LAMBDA_RETRY, TORO_LAMBDA_DEAD };

@@ -160,7 +160,8 @@ class Aws:
         self.env = dict(CREDS, LAMBDA_TASK_ROOT=os.path.dirname(BOOTSTRAP or BIN), TORO_STORE=self.store,
                         TORO_KB=os.path.join(os.path.dirname(BOOTSTRAP), "kb.toro") if BOOTSTRAP else kb, TORO_ANSWERER="openai",
                         TORO_OPENAI_BASE_URL=self.model.url, TORO_OPENAI_MODEL="test-model",
-                        TORO_PROVIDER_RETRIES="0", TORO_JWT_SECRET=TEST_SECRET, TORO_JWT_ISSUER=TEST_ISSUER,
+                        TORO_PROVIDER_RETRIES="0", TORO_FAULT_ANSWERER="transient:1:retry-probe",
+                        TORO_RETRY_BASE_MS="6000", TORO_RETRY_MAX_MS="6000", TORO_JWT_SECRET=TEST_SECRET, TORO_JWT_ISSUER=TEST_ISSUER,
                         TORO_APIGW_ENDPOINT="http://127.0.0.1:%d/prod" % self.peer_port,
                         TORO_BUS="sns://us-east-1?endpoint=http://127.0.0.1:%d&prefix=%s&declare=1&visibility_s=2"
                                  "&retries=6&wait_s=1" % (self.moto_port, prefix))
@@ -344,6 +345,26 @@ def test_process_crash_mid_question_is_redelivered_and_answered_once(aws):
     done = updates(aws, "conn-dora", qid, "completed")
     assert len(done) == 1, done
     one = json.loads(aws.invoke("ingest", rest("GET", "/questions/" + qid, "dora"))["body"])["data"]
+    assert one["status"] == "completed" and one["attempts"] == 2, one
+
+
+def test_nacked_record_comes_back_after_its_backoff_not_the_queue_timeout(aws):
+    """A transient answerer failure: the record is a batch item failure whose visibility is set to
+    the stage's backoff (4.5-6 s here), not left to the queue's 2 s."""
+    connect(aws, "fred", "conn-fred")
+    qid = ask(aws, "fred", QUESTION + " (retry-probe)")
+    recs, end = [], time.time() + 30
+    while not recs and time.time() < end:
+        recs = aws.process.records(wait_s=1)
+    assert len(recs) == 1
+    kind, failed = aws.process.deliver(recs)
+    assert kind == "ok" and failed == {recs[0]["messageId"]}, (kind, failed)
+    t0 = time.time()
+    time.sleep(3)
+    assert not aws.process.records(wait_s=0)  # past the queue's own 2 s, still invisible
+    aws.pump_until(lambda: updates(aws, "conn-fred", qid, "completed"))
+    assert time.time() - t0 >= 4
+    one = json.loads(aws.invoke("ingest", rest("GET", "/questions/" + qid, "fred"))["body"])["data"]
     assert one["status"] == "completed" and one["attempts"] == 2, one
 
 
