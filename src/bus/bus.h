@@ -109,5 +109,12 @@ bool toro_bus_nats_connected(toro_bus_t *bus);
  * On failure (bad URL or credentials: TORO_EINVAL; the queues cannot be
  * found or declared: TORO_EIO) *out is untouched and *err says why. */
 int toro_bus_sns_open(const char *url, toro_bus_t **out, char **err);
+/* Why: toro on Lambda gets its SQS records from the event source mapping,
+ * not from fetch; a record the stage nacks is reported as a batch item
+ * failure, and this makes it visible again after delay_ms (the nack's
+ * backoff) rather than after the queue's visibility timeout. bus is an sns
+ * bus, receipt_handle the record's. 0, TORO_EINVAL (not sns, unknown topic),
+ * or the SQS call's error (then the queue's timeout applies). */
+int toro_bus_sns_retry_in(toro_bus_t *bus, const char *topic, const char *receipt_handle, int delay_ms);
 
 #endif

@@ -44,36 +44,46 @@ struct toro_relay {
 /* Publishes evs[0..n) in order until one fails; marks the published ones and
  * releases the rest at once. Returns events published and marked, or
  * TORO_EIO when none was. */
-static int publish_batch(toro_relay_t *r, toro_outbox_event_t *evs, size_t n)
+static int publish_batch(toro_outbox_t *outbox, toro_bus_t *bus, toro_outbox_event_t *evs, size_t n)
 {
     int64_t ids[BATCH];
     size_t done = 0;
     assert(n <= BATCH);
-    while (done < n && toro_bus_publish(r->bus, evs[done].topic, evs[done].payload, evs[done].msg_id) == 0) {
+    while (done < n && toro_bus_publish(bus, evs[done].topic, evs[done].payload, evs[done].msg_id) == 0) {
         ids[done] = evs[done].id;
         done++;
     }
     for (size_t i = done; i < n; i++)
-        toro_outbox_release(r->outbox, evs[i].id, 0);
+        toro_outbox_release(outbox, evs[i].id, 0);
     if (done == 0)
         return TORO_EIO;
     /* a failed mark leaves them leased: re-published (deduplicated) later */
-    if (toro_outbox_mark_published(r->outbox, ids, done) != 0)
+    if (toro_outbox_mark_published(outbox, ids, done) != 0)
         return TORO_EIO;
-    atomic_fetch_add(&r->published, (long)done);
     return (int)done;
+}
+
+int toro_relay_drain_once(toro_outbox_t *outbox, toro_bus_t *bus)
+{
+    assert(outbox && bus && toro_bus_can_publish(bus));
+    toro_outbox_event_t evs[BATCH];
+    size_t n = 0;
+    int rc = toro_outbox_claim(outbox, NULL, BATCH, LEASE_MS, evs, &n);
+    if (rc)
+        return rc;
+    rc = n ? publish_batch(outbox, bus, evs, n) : 0;
+    toro_outbox_events_clear(evs, n);
+    return rc;
 }
 
 /* One batch: events published, 0 when the outbox was empty, TORO_EIO when
  * the store or the bus failed. */
 static int drain_batch(toro_relay_t *r)
 {
-    toro_outbox_event_t evs[BATCH];
-    size_t n = 0;
-    int rc = toro_outbox_claim(r->outbox, NULL, BATCH, LEASE_MS, evs, &n);
-    if (rc) {
+    int rc = toro_relay_drain_once(r->outbox, r->bus);
+    if (rc < 0) {
         if (!r->down_logged)
-            toro_log_warn("relay", NULL, "outbox unreachable (%s); retrying", toro_strerror(rc));
+            toro_log_warn("relay", NULL, "outbox or bus unreachable (%s); retrying", toro_strerror(rc));
         r->down_logged = 1;
         return rc;
     }
@@ -81,8 +91,8 @@ static int drain_batch(toro_relay_t *r)
         toro_log_info("relay", NULL, "outbox reachable again");
         r->down_logged = 0;
     }
-    rc = n ? publish_batch(r, evs, n) : 0;
-    toro_outbox_events_clear(evs, n);
+    if (rc > 0)
+        atomic_fetch_add(&r->published, (long)rc);
     return rc;
 }
 

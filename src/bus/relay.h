@@ -18,6 +18,14 @@ int toro_relay_start(toro_outbox_t *outbox, toro_bus_t *bus, toro_relay_t **out,
 /* Stops the thread and frees the relay; events not yet published stay in the
  * outbox for any other relay (their lease expires). NULL is a no-op. */
 void toro_relay_stop(toro_relay_t *r);
+/* Why: toro on AWS Lambda has no background thread between invocations:
+ * each invocation that wrote drains the outbox itself, and a scheduled
+ * "relay" function drains what a crashed one left. One batch: claims ready
+ * events, publishes them in order (msg_id deduplicates) and marks the
+ * published ones. Returns events published (0: none ready), or a negative
+ * code when the store or the bus failed (unpublished events are released
+ * or stay leased until their lease ends). bus must accept publish. */
+int toro_relay_drain_once(toro_outbox_t *outbox, toro_bus_t *bus);
 /* Events published since start (for logs and tests). */
 long toro_relay_published(const toro_relay_t *r);
 

@@ -402,15 +402,30 @@ static int s_ack(toro_bus_t *bus, const char *topic, const toro_bus_msg_t *msg)
     return rc;
 }
 
+/* A nack's delay as a visibility timeout: whole seconds, at most SQS's 12 hours. */
+static int delay_seconds(int delay_ms)
+{
+    long s = delay_ms <= 0 ? 0 : (delay_ms + 999L) / 1000;
+    return (int)(s > 43200 ? 43200 : s);
+}
+
 static int s_nack(toro_bus_t *bus, const char *topic, const toro_bus_msg_t *msg, int delay_ms)
 {
     sns_bus_t *b = (sns_bus_t *)bus;
     int ti = topic_index(topic);
     char *h = ti < 0 ? NULL : slot_take(b, msg->id);
-    long s = delay_ms <= 0 ? 0 : (delay_ms + 999L) / 1000;
-    int rc = h ? change_visibility(b, ti, h, (int)(s > 43200 ? 43200 : s)) : TORO_ENOTFOUND;
+    int rc = h ? change_visibility(b, ti, h, delay_seconds(delay_ms)) : TORO_ENOTFOUND;
     free(h);
     return rc;
+}
+
+int toro_bus_sns_retry_in(toro_bus_t *bus, const char *topic, const char *receipt_handle, int delay_ms)
+{
+    assert(bus && topic && receipt_handle);
+    int ti = topic_index(topic);
+    if (strcmp(bus->ops->name, "sns") != 0 || ti < 0)
+        return TORO_EINVAL;
+    return change_visibility((sns_bus_t *)bus, ti, receipt_handle, delay_seconds(delay_ms));
 }
 
 static int s_dead(toro_bus_t *bus, const char *topic, const toro_bus_msg_t *msg, const char *reason)
