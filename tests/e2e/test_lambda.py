@@ -4,9 +4,10 @@ AWS documents (lambda_events/), moto_server as SNS and SQS, a SigV4-checking
 stand-in for the API Gateway Management API (tests/integration/bus/
 apigw_peer.py: answers 410 Gone for connection "gone"), a fake
 OpenAI-compatible model (so a question can be held mid-answer), and a store
-given by URL: a PostgreSQL database of the test's own, or TORO_LAMBDA_TEST_STORE
-(migrated first; "{moto}" in it stands for moto's endpoint, e.g.
-dynamodb://us-east-1?endpoint={moto}&questions=q&connections=c&outbox=o).
+given by URL; every test runs twice: on DynamoDB (moto, tables of the run's
+own, created by `toro db migrate`), the store the reference uses, and on a
+PostgreSQL database of the test's own. TORO_LAMBDA_TEST_STORE replaces both
+with one URL (migrated first; "{moto}" in it stands for moto's endpoint).
 
 Walks a question from the REST event to the post_to_connection carrying the
 answer; a process function killed mid-question (SQS redelivers, answered
@@ -138,7 +139,7 @@ class FakeModel:
 class Aws:
     """moto, the Management API peer, the fake model, a store and the five functions."""
 
-    def __init__(self, kb, tmp):
+    def __init__(self, kb, tmp, store_kind):
         self.tmp, self.procs, self.fns, self.db = tmp, [], {}, None
         moto_bin = os.path.join(VENV_BIN, "moto_server")
         if not os.access(moto_bin, os.X_OK):
@@ -152,6 +153,9 @@ class Aws:
         wait_port(self.peer_port)
         self.model = FakeModel()
         given = os.environ.get("TORO_LAMBDA_TEST_STORE")
+        if not given and store_kind == "dynamodb":
+            t = "tl%s" % uuid.uuid4().hex[:8]
+            given = "dynamodb://us-east-1?endpoint={moto}&questions=%s_q&connections=%s_c&outbox=%s_o" % (t, t, t)
         self.store = given.replace("{moto}", "http://127.0.0.1:%d" % self.moto_port) if given else self.postgres()
         if given:
             subprocess.run([BIN, "db", "migrate", "--store", self.store], check=True, capture_output=True, timeout=120,
@@ -227,11 +231,11 @@ class Aws:
             psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.db)
 
 
-@pytest.fixture(scope="module")
-def aws(kb_file, tmp_path_factory):
+@pytest.fixture(scope="module", params=["dynamodb", "postgres"])
+def aws(kb_file, tmp_path_factory, request):
     a = None
     try:
-        a = Aws(kb_file, str(tmp_path_factory.mktemp("lambda")))
+        a = Aws(kb_file, str(tmp_path_factory.mktemp("lambda")), request.param)
         yield a
     finally:
         if a:
