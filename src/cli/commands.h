@@ -11,5 +11,6 @@ int toro_cmd_ask(int argc, char **argv);   /* toro ask --kb FILE "question" (cli
 int toro_cmd_api(int argc, char **argv);    /* toro api --store postgres://.. --bus nats://.. (cli/api_cmd.c) */
 int toro_cmd_worker(int argc, char **argv); /* toro worker process|notify ... (cli/worker_cmd.c) */
 int toro_cmd_db(int argc, char **argv);     /* toro db migrate --store postgres://.. (cli/db_cmd.c) */
+int toro_cmd_feedback(int argc, char **argv); /* toro feedback export --store URL (cli/feedback_cmd.c) */
 
 #endif

@@ -43,6 +43,8 @@ void gw_route_post_question(gw_routes_t *rt, gw_request_t *req, const char *user
                             toro_ingest_item_t *item, bool *deferred);
 void gw_route_list_questions(gw_routes_t *rt, gw_request_t *req, const char *user, gw_response_t *r);
 void gw_route_get_question(gw_routes_t *rt, gw_request_t *req, const char *user, const char *qid, gw_response_t *r);
+/* POST /questions/{id}/feedback (routes_feedback.c); qid is the {id}. */
+void gw_route_post_feedback(gw_routes_t *rt, gw_request_t *req, const char *user, const char *qid, gw_response_t *r);
 void gw_route_dev_login(gw_routes_t *rt, gw_request_t *req, gw_response_t *r);
 void gw_route_healthz(gw_routes_t *rt, gw_response_t *r);
 void gw_route_metrics(gw_routes_t *rt, gw_response_t *r);
