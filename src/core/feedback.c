@@ -91,7 +91,7 @@ static const char *check_values(json_t *root, char **uid, toro_feedback_t *out, 
     const char *c = json_string_value(json_object_get(root, "comment"));
     const char *u = json_string_value(json_object_get(root, "user_id"));
     if ((c && !(out->comment = toro_trim_dup(c))) || (u && !(*uid = toro_trim_dup(u)))) {
-        *code = "internal";
+        *code = "internal_error";
         return "out of memory";
     }
     if (out->comment && toro_utf8_count(out->comment, strlen(out->comment)) > TORO_FEEDBACK_COMMENT_MAX_CHARS) {
@@ -132,8 +132,9 @@ int toro_feedback_validate(const char *body, size_t len, bool user_optional, cha
     json_decref(root);
     if (!*err)
         return 0;
+    int rc = strcmp(*code, "internal_error") == 0 ? TORO_ENOMEM : TORO_EINVAL;
     free(*user_id);
     *user_id = NULL;
     toro_feedback_clear(out);
-    return TORO_EINVAL;
+    return rc;
 }

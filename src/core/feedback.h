@@ -41,8 +41,9 @@ json_t *toro_feedback_to_json(const toro_feedback_t *f);
  * UTF-8 without NUL; empty means none) and optional "user_id" (required when
  * !user_optional); no other field. On success 0 with *out->rating and
  * *out->comment (caller frees via toro_feedback_clear) and *user_id (caller
- * frees; NULL when absent). On failure TORO_EINVAL, outputs empty, *err a
- * static message and *code its stable error code ("invalid_rating"...). */
+ * frees; NULL when absent). On failure TORO_EINVAL (TORO_ENOMEM when out of
+ * memory), outputs empty, *err a static message and *code its stable error
+ * code ("invalid_rating"...). */
 int toro_feedback_validate(const char *body, size_t len, bool user_optional, char **user_id, toro_feedback_t *out,
                            const char **err, const char **code);
 

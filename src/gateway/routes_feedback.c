@@ -51,8 +51,9 @@ void gw_route_post_feedback(gw_routes_t *rt, gw_request_t *req, const char *user
     char *uid = NULL;
     toro_feedback_t fb = {0};
     const char *err = NULL, *code = NULL;
-    if (toro_feedback_validate(req->body, req->body_len, user != NULL, &uid, &fb, &err, &code) != 0) {
-        gw_json_error_code(r, 400, code, err);
+    int rc = toro_feedback_validate(req->body, req->body_len, user != NULL, &uid, &fb, &err, &code);
+    if (rc) {
+        gw_json_error_code(r, rc == TORO_ENOMEM ? 500 : 400, code, err);
         return;
     }
     if (user && uid && strcmp(uid, user) != 0) {

@@ -19,6 +19,9 @@ import requests
 
 from cluster import cluster_factory  # noqa: F401 (fixture)
 from conftest import BIN, auth, post_question, wait_terminal
+from test_operations import error_codes_in_openapi
+
+DOCUMENTED = error_codes_in_openapi()
 
 
 @pytest.fixture(params=["serve", "cluster"])
@@ -56,6 +59,7 @@ def expect(r, status, code):
     assert r.status_code == status, r.text
     body = r.json()
     assert body["success"] is False and body["code"] == code, body
+    assert code in DOCUMENTED, "code %s is not in openapi.yaml ErrorCode" % code
     return body
 
 
