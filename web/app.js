@@ -268,6 +268,11 @@ const ERROR_TEXT = {
   not_implemented: 'operação não suportada pelo servidor',
   unavailable: 'o serviço está indisponível no momento; tente novamente em instantes',
   internal_error: 'erro interno do servidor',
+  question_not_completed: 'só é possível avaliar uma resposta concluída',
+  feedback_unsupported: 'este servidor não guarda avaliações',
+  comment_too_long: 'o comentário passa de 1000 caracteres',
+  invalid_rating: 'avaliação inválida',
+  invalid_comment: 'o comentário não é um texto válido',
   network: 'falha de rede',
   timeout: 'o servidor demorou demais para responder',
   token_required: 'informe o token de acesso',
@@ -380,6 +385,11 @@ const postQuestion = (question) => api('/questions', {
   headers: { 'Content-Type': 'application/json' },
   body: JSON.stringify({ user_id: state.user, question }),
 });
+const postFeedback = (id, rating, comment) => api(`/questions/${encodeURIComponent(id)}/feedback`, {
+  method: 'POST',
+  headers: { 'Content-Type': 'application/json' },
+  body: JSON.stringify(comment ? { user_id: state.user, rating, comment } : { user_id: state.user, rating }),
+});
 
 // ---------------------------------------------------------------- history model
 
@@ -479,9 +489,75 @@ function buildCard(item) {
     answer.append(renderMarkdown(item.answer ?? '', ctx));
     article.append(answer);
     article.append(buildSources(sources, ctx.idPrefix));
+    article.append(buildFeedback(item));
   }
   li.append(article);
   return li;
+}
+
+// ---------------------------------------------------------------- feedback
+
+const THUMBS = [
+  { rating: 'up', icon: '👍', label: 'Resposta útil' },
+  { rating: 'down', icon: '👎', label: 'Resposta não ajudou' },
+];
+
+// Thumbs up/down under a completed answer (toggle buttons with aria-pressed);
+// after a thumbs-down, an optional comment. A new rating replaces the old.
+function buildFeedback(item) {
+  const fb = item.feedback && typeof item.feedback === 'object' ? item.feedback : null;
+  const rating = fb ? fb.rating : null;
+  const base = itemId(item.question_id);
+  const group = h('div', { class: 'feedback', role: 'group', 'aria-labelledby': `${base}-fb-label` },
+    h('span', { class: 'feedback-label', id: `${base}-fb-label`, text: 'Esta resposta ajudou?' }));
+  for (const t of THUMBS) {
+    const btn = h('button', {
+      type: 'button', class: `thumb thumb-${t.rating}`, title: t.label, 'aria-label': t.label,
+      'aria-pressed': String(rating === t.rating), dataset: { rating: t.rating },
+    }, h('span', { 'aria-hidden': 'true', text: t.icon }));
+    btn.addEventListener('click', () => sendFeedback(item.question_id, t.rating, null, btn));
+    group.append(btn);
+  }
+  group.append(h('span', { class: 'feedback-status', role: 'status', id: `${base}-fb-status`,
+    text: rating ? 'Obrigado pela avaliação.' : '' }));
+  const wrap = h('div', { class: 'feedback-wrap' }, group);
+  if (rating === 'down' && fb.comment) {
+    wrap.append(h('p', { class: 'feedback-comment-text muted' }, 'Seu comentário: ', fb.comment));
+  } else if (rating === 'down') {
+    wrap.append(buildCommentForm(item.question_id, base));
+  }
+  return wrap;
+}
+
+function buildCommentForm(id, base) {
+  const box = h('textarea', { id: `${base}-fb-comment`, class: 'feedback-comment', rows: '2', maxlength: '1000' });
+  const form = h('form', { class: 'feedback-form' },
+    h('label', { for: `${base}-fb-comment`, text: 'O que faltou na resposta? (opcional)' }),
+    box,
+    h('button', { type: 'submit', class: 'btn btn-secondary btn-small feedback-send', text: 'Enviar comentário' }));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const text = box.value.trim();
+    if (text) sendFeedback(id, 'down', text, form.querySelector('button'));
+  });
+  return form;
+}
+
+async function sendFeedback(id, rating, comment, button) {
+  if (button) button.disabled = true;
+  try {
+    const data = await postFeedback(id, rating, comment);
+    upsert({ question_id: id, feedback: data.feedback });
+    // the card was rebuilt: keep the keyboard where it was
+    const sel = comment ? '.feedback-wrap' : `.thumb-${rating}`;
+    const again = document.querySelector(`#${itemId(id)} ${sel}`);
+    if (again) { if (comment) again.setAttribute('tabindex', '-1'); again.focus(); }
+  } catch (err) {
+    if (button && button.isConnected) button.disabled = false;
+    const status = document.getElementById(`${itemId(id)}-fb-status`);
+    const text = `Não foi possível registrar a avaliação: ${errorText(err)}`;
+    if (status) status.textContent = text; else notify(text, 'error');
+  }
 }
 
 function buildSources(sources, idPrefix) {
