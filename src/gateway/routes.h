@@ -52,5 +52,8 @@ void gw_route_metrics(gw_routes_t *rt, gw_response_t *r);
 bool gw_route_static(const char *path, gw_response_t *r);
 /* Whether a Content-Type is application/json (parameters allowed). */
 bool gw_route_is_json(const char *content_type);
+/* Whether req has a non-empty application/json body; false when r already
+ * holds the 415 or 400 to send (routes_questions.c). */
+bool gw_route_json_body(gw_request_t *req, gw_response_t *r);
 
 #endif

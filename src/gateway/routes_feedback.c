@@ -40,14 +40,8 @@ void gw_route_post_feedback(gw_routes_t *rt, gw_request_t *req, const char *user
         gw_json_error_code(r, 400, "unknown_parameter", "unknown query parameter");
         return;
     }
-    if (!gw_route_is_json(gw_header(req, "Content-Type"))) {
-        gw_json_error(r, 415, "Content-Type must be application/json");
+    if (!gw_route_json_body(req, r))
         return;
-    }
-    if (req->body_len == 0) {
-        gw_json_error(r, 400, "request body is required");
-        return;
-    }
     char *uid = NULL;
     toro_feedback_t fb = {0};
     const char *err = NULL, *code = NULL;

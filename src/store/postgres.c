@@ -802,18 +802,14 @@ static int list_feedback_once(toro_store_t *s, const toro_feedback_query_t *q, t
                       5, p, &rc);
     if (!r)
         return rc;
-    int rows = PQntuples(r);
-    toro_question_t *arr = calloc((size_t)rows + 1, sizeof *arr);
-    if (!arr) {
-        PQclear(r);
-        return TORO_ENOMEM;
-    }
-    for (int i = 0; i < rows; i++)
-        row_to_question(r, i, &arr[i]);
+    size_t rows = (size_t)PQntuples(r);
+    toro_question_t *arr = calloc(rows + 1, sizeof *arr);
+    for (size_t i = 0; arr && i < rows; i++)
+        row_to_question(r, (int)i, &arr[i]);
     PQclear(r);
     *items = arr;
-    *n = (size_t)rows;
-    return 0;
+    *n = arr ? rows : 0;
+    return arr ? 0 : TORO_ENOMEM;
 }
 
 static int s_list_feedback(toro_store_t *s, const toro_feedback_query_t *q, toro_question_t **items, size_t *n)

@@ -679,40 +679,46 @@ static int s_set_feedback(toro_store_t *s, const char *user_id, const char *ques
     return finish(s, c, rc, false);
 }
 
-static int s_list_feedback(toro_store_t *s, const toro_feedback_query_t *q, toro_question_t **items, size_t *n)
+/* Reads up to max rows of st (COLS) into a new array: 0 with *items and
+ * *n set, or TORO_ENOMEM / TORO_EIO with nothing kept. */
+static int read_rows(sqlite3_stmt *st, size_t max, toro_question_t **items, size_t *n)
 {
-    sqlite3 *c = conn(s);
-    sqlite3_stmt *st = NULL;
-    toro_question_t *arr = calloc((size_t)q->limit, sizeof *arr);
+    toro_question_t *arr = calloc(max ? max : 1, sizeof *arr);
     size_t count = 0;
-    int rc = TORO_EIO, step = SQLITE_ERROR;
+    int step = SQLITE_DONE;
     if (!arr)
         return TORO_ENOMEM;
-    if (!c || toro_db_prepare(c,
-                                 "SELECT " COLS " FROM questions WHERE feedback_rating IS NOT NULL"
-                                 " AND (?1 IS NULL OR feedback_rating = ?1) AND feedback_at >= ?2"
-                                 " AND (feedback_at > ?3 OR (feedback_at = ?3 AND question_id > ?4))"
-                                 " ORDER BY feedback_at, question_id LIMIT ?5",
-                                 -1, &st, NULL) != SQLITE_OK)
-        goto out;
-    sqlite3_bind_text(st, 1, toro_rating_name(q->rating), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, q->since);
-    sqlite3_bind_int64(st, 3, q->after_id ? q->after_at : INT64_MIN);
-    sqlite3_bind_text(st, 4, q->after_id ? q->after_id : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 5, q->limit);
-    while (count < (size_t)q->limit && (step = sqlite3_step(st)) == SQLITE_ROW)
+    while (count < max && (step = sqlite3_step(st)) == SQLITE_ROW)
         row_to_question(st, &arr[count++]);
-    if (step == SQLITE_DONE || count == (size_t)q->limit)
-        rc = 0;
-out:
-    toro_db_done(st);
-    if (rc) {
+    if (step != SQLITE_DONE && step != SQLITE_ROW) {
         toro_questions_free(arr, count);
-        return rc;
+        return TORO_EIO;
     }
     *items = arr;
     *n = count;
     return 0;
+}
+
+static int s_list_feedback(toro_store_t *s, const toro_feedback_query_t *q, toro_question_t **items, size_t *n)
+{
+    sqlite3 *c = conn(s);
+    sqlite3_stmt *st = NULL;
+    int rc = TORO_EIO;
+    if (c && toro_db_prepare(c,
+                             "SELECT " COLS " FROM questions WHERE feedback_rating IS NOT NULL"
+                             " AND (?1 IS NULL OR feedback_rating = ?1) AND feedback_at >= ?2"
+                             " AND (feedback_at > ?3 OR (feedback_at = ?3 AND question_id > ?4))"
+                             " ORDER BY feedback_at, question_id LIMIT ?5",
+                             -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, toro_rating_name(q->rating), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, q->since);
+        sqlite3_bind_int64(st, 3, q->after_id ? q->after_at : INT64_MIN);
+        sqlite3_bind_text(st, 4, q->after_id ? q->after_id : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 5, q->limit);
+        rc = read_rows(st, (size_t)q->limit, items, n);
+    }
+    toro_db_done(st);
+    return rc;
 }
 
 static const toro_store_ops_t sqlite_ops = {
