@@ -4,11 +4,13 @@
  * person to fill, tags ["feedback"]) plus what a reviewer needs (answer,
  * comment, question_id, rated_at). It only reads the store. */
 #define _DEFAULT_SOURCE /* timegm */
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -115,6 +117,11 @@ static int run_export(const char *url, const char *since_s, const char *path)
         return toro_cli_fail("toro feedback export", "missing --store URL (or env TORO_STORE)");
     if (path && toro_cli_check_parent_dir("toro feedback export", path) != 0)
         return 1;
+    const char *file = toro_store_sqlite_path(url);
+    if (file && access(file, R_OK) != 0) { /* opening would create an empty store */
+        fprintf(stderr, "toro feedback export: cannot read %s: %s\n", file, strerror(errno));
+        return 1;
+    }
     toro_store_t *s = NULL;
     char *err = NULL;
     int rc = toro_store_open(url, TORO_DB_SYNC_NORMAL, &s, &err);

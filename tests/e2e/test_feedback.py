@@ -192,6 +192,10 @@ def test_export_usage_errors(tmp_path):
     assert r.returncode == 2 and "--store" in r.stderr
     r = subprocess.run([BIN, "feedback", "export", "--store", "mysql://x"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "mysql://x" in r.stderr
+    missing = tmp_path / "none" / "toro.db"
+    r = subprocess.run([BIN, "feedback", "export", "--store", "sqlite://%s" % missing], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1 and str(missing) in r.stderr and not missing.exists()
     r = subprocess.run([BIN, "feedback", "export", "--help"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and "toro feedback export" in r.stdout
 
