@@ -498,9 +498,23 @@ function buildCard(item) {
 // ---------------------------------------------------------------- feedback
 
 const THUMBS = [
-  { rating: 'up', icon: '👍', label: 'Resposta útil' },
-  { rating: 'down', icon: '👎', label: 'Resposta não ajudou' },
+  { rating: 'up', label: 'Resposta útil' },
+  { rating: 'down', label: 'Resposta não ajudou' },
 ];
+// A thumb drawn inline (emoji fonts are not everywhere); down is up turned over.
+const THUMB_PATH = 'M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 '
+  + '7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z';
+function thumbIcon(rating) {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  for (const [k, v] of Object.entries({ viewBox: '0 0 24 24', width: '18', height: '18', 'aria-hidden': 'true',
+    focusable: 'false', class: `thumb-icon thumb-icon-${rating}` })) svg.setAttribute(k, v);
+  const path = document.createElementNS(ns, 'path');
+  path.setAttribute('d', THUMB_PATH);
+  path.setAttribute('fill', 'currentColor');
+  svg.append(path);
+  return svg;
+}
 
 // Thumbs up/down under a completed answer (toggle buttons with aria-pressed);
 // after a thumbs-down, an optional comment. A new rating replaces the old.
@@ -514,7 +528,7 @@ function buildFeedback(item) {
     const btn = h('button', {
       type: 'button', class: `thumb thumb-${t.rating}`, title: t.label, 'aria-label': t.label,
       'aria-pressed': String(rating === t.rating), dataset: { rating: t.rating },
-    }, h('span', { 'aria-hidden': 'true', text: t.icon }));
+    }, thumbIcon(t.rating));
     btn.addEventListener('click', () => sendFeedback(item.question_id, t.rating, null, btn));
     group.append(btn);
   }

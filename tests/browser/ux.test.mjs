@@ -137,6 +137,7 @@ async function main() {
     'keyboard focus lost after rating');
   // the optional comment after a thumbs-down
   await done.getByLabel('O que faltou na resposta? (opcional)').fill('faltou o rendimento');
+  await done.screenshot({ path: join(ARTIFACTS, 'ux-feedback.png'), timeout: 5000 });
   const [cRes] = await Promise.all([
     page.waitForResponse((r) => r.url().endsWith(`/questions/${qid}/feedback`) && r.request().method() === 'POST'),
     done.getByRole('button', { name: 'Enviar comentário' }).click(),
