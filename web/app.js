@@ -268,6 +268,11 @@ const ERROR_TEXT = {
   not_implemented: 'operação não suportada pelo servidor',
   unavailable: 'o serviço está indisponível no momento; tente novamente em instantes',
   internal_error: 'erro interno do servidor',
+  question_not_completed: 'só é possível avaliar uma resposta concluída',
+  feedback_unsupported: 'este servidor não guarda avaliações',
+  comment_too_long: 'o comentário passa de 1000 caracteres',
+  invalid_rating: 'avaliação inválida',
+  invalid_comment: 'o comentário não é um texto válido',
   network: 'falha de rede',
   timeout: 'o servidor demorou demais para responder',
   token_required: 'informe o token de acesso',
@@ -380,6 +385,11 @@ const postQuestion = (question) => api('/questions', {
   headers: { 'Content-Type': 'application/json' },
   body: JSON.stringify({ user_id: state.user, question }),
 });
+const postFeedback = (id, rating, comment) => api(`/questions/${encodeURIComponent(id)}/feedback`, {
+  method: 'POST',
+  headers: { 'Content-Type': 'application/json' },
+  body: JSON.stringify(comment ? { user_id: state.user, rating, comment } : { user_id: state.user, rating }),
+});
 
 // ---------------------------------------------------------------- history model
 
@@ -486,9 +496,89 @@ function buildCard(item) {
     answer.append(renderMarkdown(item.answer ?? '', ctx));
     article.append(answer);
     article.append(buildSources(sources, ctx.idPrefix));
+    article.append(buildFeedback(item));
   }
   li.append(article);
   return li;
+}
+
+// ---------------------------------------------------------------- feedback
+
+const THUMBS = [
+  { rating: 'up', label: 'Resposta útil' },
+  { rating: 'down', label: 'Resposta não ajudou' },
+];
+// A thumb drawn inline (emoji fonts are not everywhere); down is up turned over.
+const THUMB_PATH = 'M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 '
+  + '7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z';
+function thumbIcon(rating) {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  for (const [k, v] of Object.entries({ viewBox: '0 0 24 24', width: '18', height: '18', 'aria-hidden': 'true',
+    focusable: 'false', class: `thumb-icon thumb-icon-${rating}` })) svg.setAttribute(k, v);
+  const path = document.createElementNS(ns, 'path');
+  path.setAttribute('d', THUMB_PATH);
+  path.setAttribute('fill', 'currentColor');
+  svg.append(path);
+  return svg;
+}
+
+// Thumbs up/down under a completed answer (toggle buttons with aria-pressed);
+// after a thumbs-down, an optional comment. A new rating replaces the old.
+function buildFeedback(item) {
+  const fb = item.feedback && typeof item.feedback === 'object' ? item.feedback : null;
+  const rating = fb ? fb.rating : null;
+  const base = itemId(item.question_id);
+  const group = h('div', { class: 'feedback', role: 'group', 'aria-labelledby': `${base}-fb-label` },
+    h('span', { class: 'feedback-label', id: `${base}-fb-label`, text: 'Esta resposta ajudou?' }));
+  for (const t of THUMBS) {
+    const btn = h('button', {
+      type: 'button', class: `thumb thumb-${t.rating}`, title: t.label, 'aria-label': t.label,
+      'aria-pressed': String(rating === t.rating), dataset: { rating: t.rating },
+    }, thumbIcon(t.rating));
+    btn.addEventListener('click', () => sendFeedback(item.question_id, t.rating, null, btn));
+    group.append(btn);
+  }
+  group.append(h('span', { class: 'feedback-status', role: 'status', id: `${base}-fb-status`,
+    text: rating ? 'Obrigado pela avaliação.' : '' }));
+  const wrap = h('div', { class: 'feedback-wrap' }, group);
+  if (rating === 'down' && fb.comment) {
+    wrap.append(h('p', { class: 'feedback-comment-text muted' }, 'Seu comentário: ', fb.comment));
+  } else if (rating === 'down') {
+    wrap.append(buildCommentForm(item.question_id, base));
+  }
+  return wrap;
+}
+
+function buildCommentForm(id, base) {
+  const box = h('textarea', { id: `${base}-fb-comment`, class: 'feedback-comment', rows: '2', maxlength: '1000' });
+  const form = h('form', { class: 'feedback-form' },
+    h('label', { for: `${base}-fb-comment`, text: 'O que faltou na resposta? (opcional)' }),
+    box,
+    h('button', { type: 'submit', class: 'btn btn-secondary btn-small feedback-send', text: 'Enviar comentário' }));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const text = box.value.trim();
+    if (text) sendFeedback(id, 'down', text, form.querySelector('button'));
+  });
+  return form;
+}
+
+async function sendFeedback(id, rating, comment, button) {
+  if (button) button.disabled = true;
+  try {
+    const data = await postFeedback(id, rating, comment);
+    upsert({ question_id: id, feedback: data.feedback });
+    // the card was rebuilt: keep the keyboard where it was
+    const sel = comment ? '.feedback-wrap' : `.thumb-${rating}`;
+    const again = document.querySelector(`#${itemId(id)} ${sel}`);
+    if (again) { if (comment) again.setAttribute('tabindex', '-1'); again.focus(); }
+  } catch (err) {
+    if (button && button.isConnected) button.disabled = false;
+    const status = document.getElementById(`${itemId(id)}-fb-status`);
+    const text = `Não foi possível registrar a avaliação: ${errorText(err)}`;
+    if (status) status.textContent = text; else notify(text, 'error');
+  }
 }
 
 function buildSources(sources, idPrefix) {

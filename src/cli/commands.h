@@ -12,5 +12,6 @@ int toro_cmd_api(int argc, char **argv);    /* toro api --store postgres://.. --
 int toro_cmd_worker(int argc, char **argv); /* toro worker process|notify ... (cli/worker_cmd.c) */
 int toro_cmd_db(int argc, char **argv);     /* toro db migrate --store postgres://.. (cli/db_cmd.c) */
 int toro_cmd_lambda(int argc, char **argv); /* toro lambda [HANDLER]: AWS Lambda custom runtime (cli/lambda_cmd.c) */
+int toro_cmd_feedback(int argc, char **argv); /* toro feedback export --store URL (cli/feedback_cmd.c) */
 
 #endif

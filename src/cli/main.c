@@ -23,6 +23,7 @@ static void usage(FILE *f)
             "  toro worker process|notify --store .. --bus .. [--kb FILE]   a stage worker (distributed)\n"
             "  toro db migrate --store postgres://..                  create or upgrade the schema\n"
             "  toro lambda [HANDLER]                                 AWS Lambda custom runtime (Run on AWS)\n"
+            "  toro feedback export --store URL [--since DATE] [-o FILE]   down-rated answers as eval cases\n"
             "  toro version\n"
             "Each command answers --help with its options.\n",
             TORO_VERSION);
@@ -50,6 +51,8 @@ int main(int argc, char **argv)
         return toro_cmd_db(argc - 1, argv + 1);
     if (strcmp(cmd, "lambda") == 0)
         return toro_cmd_lambda(argc - 1, argv + 1);
+    if (strcmp(cmd, "feedback") == 0)
+        return toro_cmd_feedback(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("toro %s\n", TORO_VERSION);
         return 0;

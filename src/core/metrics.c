@@ -28,6 +28,7 @@ static struct {
     atomic_llong sum_us;
 } answerers[N_ANSWERER];
 static atomic_long answers_found, answers_refused;
+static atomic_long feedback_up, feedback_down;
 
 static atomic_long ws_current;
 static atomic_long counters[TORO_CTR_COUNT];
@@ -38,6 +39,8 @@ void toro_metrics_answer(bool found_relevant_docs)
 {
     atomic_fetch_add(found_relevant_docs ? &answers_found : &answers_refused, 1);
 }
+
+void toro_metrics_feedback(bool up) { atomic_fetch_add(up ? &feedback_up : &feedback_down, 1); }
 
 /* The slot of an answerer name; the last slot takes "other" once the table is full. */
 static int answerer_slot(const char *name)
@@ -160,6 +163,10 @@ long toro_metrics_render(char *buf, size_t cap)
            "# HELP toro_refusals_total Answers that found no relevant documents.\n# TYPE toro_refusals_total counter\n"
            "toro_refusals_total %ld\n",
            atomic_load(&answers_found), atomic_load(&answers_refused), atomic_load(&answers_refused));
+    APPEND("# HELP toro_feedback_total Ratings of answers by the askers (a replaced rating counts again).\n"
+           "# TYPE toro_feedback_total counter\ntoro_feedback_total{rating=\"up\"} %ld\n"
+           "toro_feedback_total{rating=\"down\"} %ld\n",
+           atomic_load(&feedback_up), atomic_load(&feedback_down));
     long rc = render_answerers(buf + off, cap - off);
     if (rc < 0)
         return -1;

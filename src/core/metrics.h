@@ -23,6 +23,10 @@ void toro_metrics_answer(bool found_relevant_docs);
 /* Why: each provider behaves differently: calls, errors and latency per
  * answerer name (extractive, openai, bedrock...). Names beyond a small fixed
  * table are counted as "other". */
+/* Why: ratings of answers (POST /questions/{id}/feedback) are the product's
+ * quality signal: toro_feedback_total{rating="up|down"}, each accepted
+ * rating counted (a replaced one too). */
+void toro_metrics_feedback(bool up);
 void toro_metrics_answerer_call(const char *answerer, bool failed, double ms);
 void toro_metrics_observe_ms(toro_hist_t h, double ms);
 void toro_metrics_ws_delta(int delta);

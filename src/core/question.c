@@ -52,6 +52,7 @@ void toro_question_clear(toro_question_t *q)
     free(q->model);
     free(q->kb_version);
     free(q->error_message);
+    toro_feedback_clear(&q->feedback);
     memset(q, 0, sizeof *q);
 }
 
@@ -177,6 +178,7 @@ json_t *toro_question_to_json(const toro_question_t *q)
     json_object_set_new(o, "updated_at", time_or_null(q->updated_at));
     json_object_set_new(o, "processing_started_at", time_or_null(q->processing_started_at));
     json_object_set_new(o, "processed_at", time_or_null(q->processed_at));
+    json_object_set_new(o, "feedback", toro_feedback_to_json(&q->feedback));
     return o;
 }
 

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/feedback.h"
+
 #define TORO_QUESTION_MAX_CHARS 2000 /* characters (code points), not bytes */
 #define TORO_USER_ID_MAX_CHARS 128
 
@@ -80,6 +82,7 @@ typedef struct toro_question {
     int64_t updated_at;
     int64_t processing_started_at; /* 0 = never */
     int64_t processed_at;          /* 0 = not finished */
+    toro_feedback_t feedback;      /* the asker's rating; rating NONE until given */
 } toro_question_t;
 
 /* Why: frees every field; safe on a zeroed struct and NULL. */

@@ -22,6 +22,7 @@ static const char *reason(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
     case 408: return "Request Timeout";
     case 411: return "Length Required";
     case 413: return "Content Too Large";
@@ -46,6 +47,7 @@ static const char *status_code(int status)
     case 403: return "forbidden";
     case 404: return "not_found";
     case 405: return "method_not_allowed";
+    case 409: return "conflict";
     case 408: return "request_timeout";
     case 411: return "length_required";
     case 413: return "payload_too_large";

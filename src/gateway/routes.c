@@ -85,6 +85,20 @@ static bool questions(gw_routes_t *rt, gw_request_t *req, gw_response_t *r, toro
     return deferred;
 }
 
+/* /questions/{id}/feedback: POST only, on the reading budget (a click
+ * on a thumb must not cost a question). */
+static void feedback(gw_routes_t *rt, gw_request_t *req, gw_response_t *r)
+{
+    char sub[160], qid[64];
+    const char *user = NULL, *id = req->path + 11;
+    size_t n = (size_t)(strchr(id, '/') - id);
+    snprintf(qid, sizeof qid, "%.*s", (int)(n < sizeof qid ? n : sizeof qid - 1), id);
+    if (strcmp(req->method, "POST") != 0)
+        method_not_allowed(r, "POST");
+    else if (authenticate(rt, req, r, sub, &user, rt->read_rate))
+        gw_route_post_feedback(rt, req, user, qid, r);
+}
+
 /* The routes without a user: dev-login, healthz, metrics, the web UI. */
 static void service(gw_routes_t *rt, gw_request_t *req, gw_response_t *r)
 {
@@ -121,6 +135,8 @@ bool gw_route(gw_routes_t *rt, gw_request_t *req, gw_response_t *r, toro_ingest_
         preflight(r, cors_ok);
     } else if (route == GW_ROUTE_QUESTIONS || route == GW_ROUTE_QUESTION) {
         deferred = questions(rt, req, r, item);
+    } else if (route == GW_ROUTE_FEEDBACK) {
+        feedback(rt, req, r);
     } else {
         service(rt, req, r);
     }

@@ -43,6 +43,8 @@ void gw_route_post_question(gw_routes_t *rt, gw_request_t *req, const char *user
                             toro_ingest_item_t *item, bool *deferred);
 void gw_route_list_questions(gw_routes_t *rt, gw_request_t *req, const char *user, gw_response_t *r);
 void gw_route_get_question(gw_routes_t *rt, gw_request_t *req, const char *user, const char *qid, gw_response_t *r);
+/* POST /questions/{id}/feedback (routes_feedback.c); qid is the {id}. */
+void gw_route_post_feedback(gw_routes_t *rt, gw_request_t *req, const char *user, const char *qid, gw_response_t *r);
 void gw_route_dev_login(gw_routes_t *rt, gw_request_t *req, gw_response_t *r);
 void gw_route_healthz(gw_routes_t *rt, gw_response_t *r);
 void gw_route_metrics(gw_routes_t *rt, gw_response_t *r);
@@ -50,5 +52,8 @@ void gw_route_metrics(gw_routes_t *rt, gw_response_t *r);
 bool gw_route_static(const char *path, gw_response_t *r);
 /* Whether a Content-Type is application/json (parameters allowed). */
 bool gw_route_is_json(const char *content_type);
+/* Whether req has a non-empty application/json body; false when r already
+ * holds the 415 or 400 to send (routes_questions.c). */
+bool gw_route_json_body(gw_request_t *req, gw_response_t *r);
 
 #endif

@@ -37,17 +37,24 @@ bool gw_route_is_json(const char *ct)
     return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-void gw_route_post_question(gw_routes_t *rt, gw_request_t *req, const char *user, gw_response_t *r,
-                            toro_ingest_item_t *item, bool *deferred)
+bool gw_route_json_body(gw_request_t *req, gw_response_t *r)
 {
     if (!gw_route_is_json(gw_header(req, "Content-Type"))) {
         gw_json_error(r, 415, "Content-Type must be application/json");
-        return;
+        return false;
     }
     if (req->body_len == 0) {
         gw_json_error(r, 400, "request body is required");
-        return;
+        return false;
     }
+    return true;
+}
+
+void gw_route_post_question(gw_routes_t *rt, gw_request_t *req, const char *user, gw_response_t *r,
+                            toro_ingest_item_t *item, bool *deferred)
+{
+    if (!gw_route_json_body(req, r))
+        return;
     const char *err = NULL;
     int rc = toro_stage_ingest_prepare(rt->ctx, req->body, req->body_len, user, item, &err);
     if (rc == TORO_EINVAL)

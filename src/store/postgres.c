@@ -53,6 +53,12 @@ static const char *const migrations[] = {
     "CREATE TABLE IF NOT EXISTS outbox_dead(id bigint PRIMARY KEY, msg_id uuid NOT NULL, topic text NOT NULL,"
     " payload text NOT NULL, created_at bigint NOT NULL, dead_at bigint NOT NULL, deliveries integer NOT NULL,"
     " reason text);",
+    /* 3: feedback on answers (issue 17), and the index `toro feedback export` reads */
+    "ALTER TABLE questions ADD COLUMN IF NOT EXISTS feedback_rating text CHECK (feedback_rating IN ('up','down'));"
+    "ALTER TABLE questions ADD COLUMN IF NOT EXISTS feedback_comment text;"
+    "ALTER TABLE questions ADD COLUMN IF NOT EXISTS feedback_at bigint;"
+    "CREATE INDEX IF NOT EXISTS questions_feedback ON questions(feedback_at, question_id)"
+    " WHERE feedback_rating IS NOT NULL;",
 };
 /* The NOTIFY channel that wakes outbox readers (o_wait). */
 #define OUTBOX_CHANNEL "toro_outbox"
@@ -75,7 +81,9 @@ typedef struct pg_store {
 
 #define COLS                                                                                                           \
     "user_id, question_id, question, status, answer, sources, found_relevant_docs, model, kb_version,"                 \
-    " error_message, attempts, created_at, updated_at, processing_started_at, processed_at"
+    " error_message, attempts, created_at, updated_at, processing_started_at, processed_at,"                        \
+    " feedback_rating, feedback_comment, feedback_at"
+#define COL_FEEDBACK 15 /* the first of the three feedback columns in COLS */
 
 static PGconn *open_conn(const char *conninfo)
 {
@@ -200,6 +208,11 @@ static void row_to_question(PGresult *r, int row, toro_question_t *q)
     q->updated_at = val_i64(r, row, 12);
     q->processing_started_at = val_i64(r, row, 13);
     q->processed_at = val_i64(r, row, 14);
+    if (!PQgetisnull(r, row, COL_FEEDBACK) &&
+        toro_rating_parse(PQgetvalue(r, row, COL_FEEDBACK), &q->feedback.rating) == 0) {
+        q->feedback.comment = val_dup(r, row, COL_FEEDBACK + 1);
+        q->feedback.at = val_i64(r, row, COL_FEEDBACK + 2);
+    }
 }
 
 /* Runs op once more on a fresh connection when PostgreSQL dropped the first
@@ -738,6 +751,74 @@ static void s_close(toro_store_t *s)
     free(ps);
 }
 
+/* Feedback (store.h, set_feedback): one guarded UPDATE; when it matches no
+ * row, the status says whether the question is missing or not completed. */
+static int feedback_once(toro_store_t *s, const char *user_id, const char *question_id, const toro_feedback_t *fb)
+{
+    PGconn *c = conn(s);
+    char at[24];
+    int rc = TORO_EIO;
+    if (!c)
+        return rc;
+    fmt_i64(at, fb->at);
+    const char *p[] = {user_id, question_id, toro_rating_name(fb->rating), fb->comment, at};
+    rc = guarded_update(c,
+                        "UPDATE questions SET feedback_rating = $3, feedback_comment = $4, feedback_at = $5"
+                        " WHERE user_id = $1 AND question_id = $2 AND status = 'completed'",
+                        5, p);
+    if (rc != TORO_ECONFLICT)
+        return rc;
+    PGresult *r = run(c, "SELECT status FROM questions WHERE user_id = $1 AND question_id = $2", 2, p, &rc);
+    if (r && PQntuples(r) == 0)
+        rc = TORO_ENOTFOUND;
+    else if (r)
+        rc = TORO_ECONFLICT;
+    PQclear(r);
+    return rc;
+}
+
+static int s_set_feedback(toro_store_t *s, const char *user_id, const char *question_id, const toro_feedback_t *fb)
+{
+    int rc;
+    WITH_RETRY(feedback_once(s, user_id, question_id, fb)); /* the same values twice: idempotent */
+    return rc;
+}
+
+static int list_feedback_once(toro_store_t *s, const toro_feedback_query_t *q, toro_question_t **items, size_t *n)
+{
+    PGconn *c = conn(s);
+    char since[24], after[24], lim[24];
+    int rc = TORO_EIO;
+    if (!c)
+        return rc;
+    fmt_i64(since, q->since);
+    fmt_i64(after, q->after_id ? q->after_at : INT64_MIN);
+    fmt_i64(lim, q->limit);
+    const char *p[] = {toro_rating_name(q->rating), since, after, q->after_id ? q->after_id : "", lim};
+    PGresult *r = run(c,
+                      "SELECT " COLS " FROM questions WHERE feedback_rating IS NOT NULL"
+                      " AND ($1::text IS NULL OR feedback_rating = $1) AND feedback_at >= $2::bigint"
+                      " AND (feedback_at, question_id) > ($3::bigint, $4) ORDER BY feedback_at, question_id LIMIT $5",
+                      5, p, &rc);
+    if (!r)
+        return rc;
+    size_t rows = (size_t)PQntuples(r);
+    toro_question_t *arr = calloc(rows + 1, sizeof *arr);
+    for (size_t i = 0; arr && i < rows; i++)
+        row_to_question(r, (int)i, &arr[i]);
+    PQclear(r);
+    *items = arr;
+    *n = arr ? rows : 0;
+    return arr ? 0 : TORO_ENOMEM;
+}
+
+static int s_list_feedback(toro_store_t *s, const toro_feedback_query_t *q, toro_question_t **items, size_t *n)
+{
+    int rc;
+    WITH_RETRY(list_feedback_once(s, q, items, n));
+    return rc;
+}
+
 static const toro_store_ops_t pg_ops = {
     .name = "postgres",
     .version = TORO_STORE_OPS_VERSION,
@@ -753,6 +834,8 @@ static const toro_store_ops_t pg_ops = {
     .count_by_status = s_count,
     .ping = s_ping,
     .close = s_close,
+    .set_feedback = s_set_feedback,
+    .list_feedback = s_list_feedback,
 };
 
 int toro_store_postgres_open(const char *url, toro_store_t **out, char **err)

@@ -48,7 +48,19 @@ typedef struct sqlite_store {
 
 #define COLS                                                                                                           \
     "user_id, question_id, question, status, answer, sources, found_relevant_docs, model, kb_version,"                 \
-    " error_message, attempts, created_at, updated_at, processing_started_at, processed_at"
+    " error_message, attempts, created_at, updated_at, processing_started_at, processed_at,"                        \
+    " feedback_rating, feedback_comment, feedback_at"
+#define COL_FEEDBACK 15 /* the first of the three feedback columns in COLS */
+
+/* Columns added after the first release: a file made before gets them when
+ * it is opened (add_columns), so existing data files keep opening. */
+static const char *const added_columns[][2] = {
+    {"feedback_rating", "TEXT CHECK (feedback_rating IN ('up','down'))"},
+    {"feedback_comment", "TEXT"},
+    {"feedback_at", "INTEGER"},
+};
+static const char added_indexes[] = "CREATE INDEX IF NOT EXISTS questions_feedback ON questions(feedback_at,"
+                                    " question_id) WHERE feedback_rating IS NOT NULL;";
 
 static sqlite3 *conn(toro_store_t *s) { return toro_db_conn(((sqlite_store_t *)s)->db); }
 
@@ -85,6 +97,10 @@ static void row_to_question(sqlite3_stmt *st, toro_question_t *q)
     q->updated_at = sqlite3_column_int64(st, 12);
     q->processing_started_at = sqlite3_column_int64(st, 13);
     q->processed_at = sqlite3_column_int64(st, 14);
+    if (toro_rating_parse((const char *)sqlite3_column_text(st, COL_FEEDBACK), &q->feedback.rating) == 0) {
+        q->feedback.comment = col_dup(st, COL_FEEDBACK + 1);
+        q->feedback.at = sqlite3_column_int64(st, COL_FEEDBACK + 2);
+    }
 }
 
 /* Write transactions: BEGIN IMMEDIATE under the process writer lock. */
@@ -631,6 +647,80 @@ static void s_close(toro_store_t *s)
     free(ss);
 }
 
+/* Feedback (store.h, set_feedback): the status check and the UPDATE in one
+ * BEGIN IMMEDIATE transaction; no event (nothing waits for feedback). */
+static int s_set_feedback(toro_store_t *s, const char *user_id, const char *question_id, const toro_feedback_t *fb)
+{
+    sqlite3 *c = conn(s);
+    sqlite3_stmt *st = NULL;
+    toro_status_t status = TORO_STATUS_PENDING;
+    int rc = begin(c);
+    if (rc)
+        return rc;
+    rc = read_status(c, user_id, question_id, &status, NULL);
+    if (rc == 0 && status != TORO_STATUS_COMPLETED)
+        rc = TORO_ECONFLICT;
+    if (rc == 0) {
+        rc = TORO_EIO;
+        if (toro_db_prepare(c,
+                            "UPDATE questions SET feedback_rating = ?3, feedback_comment = ?4, feedback_at = ?5"
+                            " WHERE user_id = ?1 AND question_id = ?2",
+                            -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, question_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, toro_rating_name(fb->rating), -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 4, fb->comment, -1, SQLITE_STATIC); /* NULL binds NULL */
+            sqlite3_bind_int64(st, 5, fb->at);
+            if (sqlite3_step(st) == SQLITE_DONE)
+                rc = 0;
+        }
+        toro_db_done(st);
+    }
+    return finish(s, c, rc, false);
+}
+
+/* Reads up to max rows of st (COLS) into a new array: 0 with *items and
+ * *n set, or TORO_ENOMEM / TORO_EIO with nothing kept. */
+static int read_rows(sqlite3_stmt *st, size_t max, toro_question_t **items, size_t *n)
+{
+    toro_question_t *arr = calloc(max ? max : 1, sizeof *arr);
+    size_t count = 0;
+    int step = SQLITE_DONE;
+    if (!arr)
+        return TORO_ENOMEM;
+    while (count < max && (step = sqlite3_step(st)) == SQLITE_ROW)
+        row_to_question(st, &arr[count++]);
+    if (step != SQLITE_DONE && step != SQLITE_ROW) {
+        toro_questions_free(arr, count);
+        return TORO_EIO;
+    }
+    *items = arr;
+    *n = count;
+    return 0;
+}
+
+static int s_list_feedback(toro_store_t *s, const toro_feedback_query_t *q, toro_question_t **items, size_t *n)
+{
+    sqlite3 *c = conn(s);
+    sqlite3_stmt *st = NULL;
+    int rc = TORO_EIO;
+    if (c && toro_db_prepare(c,
+                             "SELECT " COLS " FROM questions WHERE feedback_rating IS NOT NULL"
+                             " AND (?1 IS NULL OR feedback_rating = ?1) AND feedback_at >= ?2"
+                             " AND (feedback_at > ?3 OR (feedback_at = ?3 AND question_id > ?4))"
+                             " ORDER BY feedback_at, question_id LIMIT ?5",
+                             -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, toro_rating_name(q->rating), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, q->since);
+        sqlite3_bind_int64(st, 3, q->after_id ? q->after_at : INT64_MIN);
+        sqlite3_bind_text(st, 4, q->after_id ? q->after_id : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 5, q->limit);
+        rc = read_rows(st, (size_t)q->limit, items, n);
+    }
+    toro_db_done(st);
+    return rc;
+}
+
 static const toro_store_ops_t sqlite_ops = {
     .name = "sqlite",
     .version = TORO_STORE_OPS_VERSION,
@@ -648,7 +738,45 @@ static const toro_store_ops_t sqlite_ops = {
     .close = s_close,
     .outbox = s_outbox,
     .set_urgent = s_set_urgent,
+    .set_feedback = s_set_feedback,
+    .list_feedback = s_list_feedback,
 };
+
+/* Whether table questions has column name (PRAGMA table_info): 1, 0, or
+ * TORO_EIO. Uncached statements: this runs once, at open. */
+static int has_column(sqlite3 *c, const char *name)
+{
+    sqlite3_stmt *st = NULL;
+    int found = 0, step = SQLITE_ERROR;
+    if (sqlite3_prepare_v2(c, "SELECT name FROM pragma_table_info('questions')", -1, &st, NULL) == SQLITE_OK)
+        while (!found && (step = sqlite3_step(st)) == SQLITE_ROW)
+            found = strcmp((const char *)sqlite3_column_text(st, 0), name) == 0;
+    sqlite3_finalize(st);
+    return found || step == SQLITE_DONE ? found : TORO_EIO;
+}
+
+/* Adds the columns of added_columns a file lacks and their indexes. A
+ * process racing on the same file may add one first: then it exists. On
+ * failure *err (caller frees) names the column. */
+static int add_columns(toro_db_t *db, char **err)
+{
+    sqlite3 *c = toro_db_conn(db);
+    char sql[256];
+    for (size_t i = 0; c && i < sizeof added_columns / sizeof added_columns[0]; i++) {
+        if (has_column(c, added_columns[i][0]) == 1)
+            continue;
+        snprintf(sql, sizeof sql, "ALTER TABLE questions ADD COLUMN %s %s", added_columns[i][0], added_columns[i][1]);
+        if (sqlite3_exec(c, sql, NULL, NULL, NULL) != SQLITE_OK && has_column(c, added_columns[i][0]) != 1) {
+            toro_set_err(err, "cannot add column questions.%s: %s", added_columns[i][0], sqlite3_errmsg(c));
+            return TORO_EIO;
+        }
+    }
+    if (!c || sqlite3_exec(c, added_indexes, NULL, NULL, NULL) != SQLITE_OK) {
+        toro_set_err(err, "cannot upgrade the schema: %s", c ? sqlite3_errmsg(c) : "no connection");
+        return TORO_EIO;
+    }
+    return 0;
+}
 
 int toro_store_sqlite_open(const char *path, toro_db_sync_t sync, toro_store_t **out, char **err)
 {
@@ -665,6 +793,8 @@ int toro_store_sqlite_open(const char *path, toro_db_sync_t sync, toro_store_t *
         return TORO_EIO;
     }
     int rc = toro_db_open(path, schema, sync, &s->db, err);
+    if (rc == 0)
+        rc = add_columns(s->db, err);
     if (rc) {
         s_close(&s->super);
         return rc;

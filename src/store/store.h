@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "bus/outbox.h"
+#include "core/error.h"
 #include "core/question.h"
 
 typedef struct toro_store toro_store_t;
@@ -49,8 +50,20 @@ typedef struct toro_transition {
 } toro_transition_t;
 
 /* Version 2: create_questions reports results; transition replaces
- * start_processing, complete and fail; outbox and set_urgent. */
-#define TORO_STORE_OPS_VERSION 2
+ * start_processing, complete and fail; outbox and set_urgent.
+ * Version 3: set_feedback and list_feedback (optional). */
+#define TORO_STORE_OPS_VERSION 3
+
+/* Which rated questions list_feedback returns, oldest rating first: rating
+ * (NONE: both), rated at or after since (ms), and after the key (after_at,
+ * after_id) of the previous page (after_id NULL: the first page). */
+typedef struct toro_feedback_query {
+    toro_rating_t rating;
+    int64_t since;
+    int64_t after_at;
+    const char *after_id;
+    int limit;            /* > 0 */
+} toro_feedback_query_t;
 
 typedef struct toro_store_ops {
     const char *name;
@@ -85,6 +98,14 @@ typedef struct toro_store_ops {
     /* Optional (default: nothing): marks the calling thread's writes urgent
      * (the gateway's loop, where a client waits): they go first. */
     void (*set_urgent)(toro_store_t *s, bool urgent);
+    /* Optional (default: TORO_ENOTSUP): the asker's feedback on a completed
+     * question, replacing any earlier one; fb->at is the time stored.
+     * TORO_ENOTFOUND when user_id has no such question, TORO_ECONFLICT when
+     * it is not completed. */
+    int (*set_feedback)(toro_store_t *s, const char *user_id, const char *question_id, const toro_feedback_t *fb);
+    /* Optional (default: TORO_ENOTSUP): one page (at most q->limit) of rated
+     * questions of every user, ordered by (feedback.at, question_id). */
+    int (*list_feedback)(toro_store_t *s, const toro_feedback_query_t *q, toro_question_t **items, size_t *n);
 } toro_store_ops_t;
 
 struct toro_store {
@@ -205,6 +226,26 @@ static inline void toro_store_set_urgent(toro_store_t *s, bool urgent)
 {
     if (s->ops->version >= 2 && s->ops->set_urgent)
         s->ops->set_urgent(s, urgent);
+}
+/* Why: POST /questions/{id}/feedback and `toro feedback export`; stores
+ * without the methods (ops version < 3 or NULL) answer TORO_ENOTSUP. */
+static inline int toro_store_set_feedback(toro_store_t *s, const char *user_id, const char *question_id,
+                                          const toro_feedback_t *fb)
+{
+    assert(s && user_id && question_id && fb && fb->rating != TORO_RATING_NONE);
+    if (s->ops->version >= 3 && s->ops->set_feedback)
+        return s->ops->set_feedback(s, user_id, question_id, fb);
+    return TORO_ENOTSUP;
+}
+static inline int toro_store_list_feedback(toro_store_t *s, const toro_feedback_query_t *q, toro_question_t **items,
+                                           size_t *n)
+{
+    assert(s && q && q->limit > 0 && items && n);
+    *items = NULL;
+    *n = 0;
+    if (s->ops->version >= 3 && s->ops->list_feedback)
+        return s->ops->list_feedback(s, q, items, n);
+    return TORO_ENOTSUP;
 }
 static inline void toro_store_close(toro_store_t *s)
 {

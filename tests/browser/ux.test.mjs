@@ -117,6 +117,54 @@ async function main() {
   check(await empty.isHidden(), '"no questions yet" still shown next to a question');
   log('first question accepted (202) and answered');
 
+  // ------------------------------------------------------------ feedback thumbs
+  step = 'thumbs on a completed answer: keyboard, stored, shown, replaced';
+  const done = page.locator('#history > li[data-status="completed"]',
+    { has: page.getByRole('heading', { name: first, exact: true }) });
+  await done.waitFor();
+  const qid = await done.getAttribute('data-id');
+  const thumbDown = done.getByRole('button', { name: 'Resposta não ajudou' });
+  const thumbUp = done.getByRole('button', { name: 'Resposta útil' });
+  check(await thumbDown.getAttribute('aria-pressed') === 'false', 'a fresh answer shows a chosen thumb');
+  await thumbDown.focus();
+  const [fbRes] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith(`/questions/${qid}/feedback`) && r.request().method() === 'POST'),
+    page.keyboard.press('Enter'),
+  ]);
+  check(fbRes.status() === 200, `thumb-down answered ${fbRes.status()}: ${await fbRes.text()}`);
+  await page.locator(`#q-${qid} .thumb-down[aria-pressed="true"]`).waitFor();
+  check(await page.evaluate(() => document.activeElement && document.activeElement.classList.contains('thumb-down')),
+    'keyboard focus lost after rating');
+  // the optional comment after a thumbs-down
+  await done.getByLabel('O que faltou na resposta? (opcional)').fill('faltou o rendimento');
+  await done.screenshot({ path: join(ARTIFACTS, 'ux-feedback.png'), timeout: 5000 });
+  const [cRes] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith(`/questions/${qid}/feedback`) && r.request().method() === 'POST'),
+    done.getByRole('button', { name: 'Enviar comentário' }).click(),
+  ]);
+  check(cRes.status() === 200, `comment answered ${cRes.status()}`);
+  await done.locator('.feedback-comment-text', { hasText: 'faltou o rendimento' }).waitFor();
+  // stored on the server, read back with a token of this user
+  const stored = async () => {
+    const login = await fetch(`${BASE}/auth/dev-login`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ user_id: user }) }).then((r) => r.json());
+    const got = await fetch(`${BASE}/questions/${qid}`, { headers: { Authorization: `Bearer ${login.data.token}` } })
+      .then((r) => r.json());
+    return got.data.feedback;
+  };
+  let fb = await stored();
+  check(fb && fb.rating === 'down' && fb.comment === 'faltou o rendimento', `stored feedback: ${JSON.stringify(fb)}`);
+  // a click on the other thumb replaces it; the state survives a reload of the history
+  await thumbUp.click();
+  await page.locator(`#q-${qid} .thumb-up[aria-pressed="true"]`).waitFor();
+  check(await page.locator(`#q-${qid} .thumb-down`).getAttribute('aria-pressed') === 'false', 'both thumbs pressed');
+  fb = await stored();
+  check(fb && fb.rating === 'up' && fb.comment === null, `replaced feedback: ${JSON.stringify(fb)}`);
+  await page.reload({ waitUntil: 'domcontentloaded' });
+  await page.locator(`#q-${qid} .thumb-up[aria-pressed="true"]`).waitFor();
+  await page.waitForSelector('html[data-ws="connected"]');
+  log('thumbs: keyboard rating, comment, replacement stored and shown after reload');
+
   // ------------------------------------------------------------ rate limit in Portuguese
   step = 'a refused question is explained in Portuguese';
   let refused = null;

@@ -1,5 +1,6 @@
-/* fuzz_request.c: libFuzzer harness for request-body validation and the JSON
- * handling around it (events, UTF-8 counting, trimming, query strings). */
+/* fuzz_request.c: libFuzzer harness for request-body validation (questions
+ * and feedback) and the JSON handling around it (events, UTF-8 counting,
+ * trimming, query strings). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(u);
         free(q);
         u = q = NULL;
+        toro_feedback_t fb;
+        const char *code = NULL;
+        if (toro_feedback_validate((const char *)data, size, optional, &u, &fb, &err, &code) == 0) {
+            if (!toro_rating_name(fb.rating) || (!optional && !u) || (u && !toro_user_id_is_valid(u)))
+                abort();
+            if (fb.comment && (!*fb.comment || toro_utf8_count(fb.comment, strlen(fb.comment)) >
+                                                   TORO_FEEDBACK_COMMENT_MAX_CHARS))
+                abort();
+        } else if (u || fb.comment || !code) {
+            abort(); /* a refusal keeps nothing and names its code */
+        }
+        free(u);
+        u = NULL;
+        toro_feedback_clear(&fb);
     }
     char *s = malloc(size + 1);
     if (!s)

@@ -467,6 +467,116 @@ static void test_outbox_claimers_never_share(void **state)
     drain(o);
 }
 
+/* Feedback (ops version 3): only the asker, only on a completed question, a
+ * second rating replaces the first, returned with the question and listed
+ * for export by rating, since and page. */
+static void complete_one(toro_store_t *s, const char *user, const char *qid, int64_t at)
+{
+    bool first = false;
+    int attempts = 0;
+    create(s, user, qid, at);
+    assert_int_equal(toro_store_start_processing(s, user, qid, &ev, &first, &attempts), 0);
+    toro_source_t src = {.doc_id = "cdb", .title = "CDB", .chunk_id = "cdb#1", .score = 1};
+    toro_question_t done = {.user_id = (char *)user, .question_id = (char *)qid, .answer = "resposta",
+                            .sources = &src, .n_sources = 1, .model = "m", .kb_version = "v"};
+    assert_int_equal(toro_store_complete(s, &done, &ev), 0);
+}
+
+static void test_feedback(void **state)
+{
+    toro_store_t *s = store_or_skip(state);
+    const char *a = "00000000-0000-4000-8000-000000000f01", *b = "00000000-0000-4000-8000-000000000f02",
+               *pending = "00000000-0000-4000-8000-000000000f03";
+    complete_one(s, "flor", a, 10);
+    complete_one(s, "flor", b, 11);
+    create(s, "flor", pending, 12);
+    toro_feedback_t up = {.rating = TORO_RATING_UP, .at = 5000};
+    toro_feedback_t down = {.rating = TORO_RATING_DOWN, .comment = "faltou o limite \"por\" CPF", .at = 6000};
+    assert_int_equal(toro_store_set_feedback(s, "flor", a, &up), 0);
+    assert_int_equal(toro_store_set_feedback(s, "gui", a, &down), TORO_ENOTFOUND); /* not the asker */
+    assert_int_equal(toro_store_set_feedback(s, "flor", "00000000-0000-4000-8000-00000000ffff", &up), TORO_ENOTFOUND);
+    assert_int_equal(toro_store_set_feedback(s, "flor", pending, &up), TORO_ECONFLICT);
+    toro_question_t q = {0};
+    assert_int_equal(toro_store_get_question(s, a, &q), 0);
+    assert_int_equal(q.feedback.rating, TORO_RATING_UP);
+    assert_null(q.feedback.comment);
+    assert_int_equal(q.feedback.at, 5000);
+    assert_string_equal(q.answer, "resposta"); /* the answer is untouched */
+    toro_question_clear(&q);
+    assert_int_equal(toro_store_set_feedback(s, "flor", a, &down), 0); /* replaces */
+    assert_int_equal(toro_store_get_question(s, a, &q), 0);
+    assert_int_equal(q.feedback.rating, TORO_RATING_DOWN);
+    assert_string_equal(q.feedback.comment, "faltou o limite \"por\" CPF");
+    assert_int_equal(q.feedback.at, 6000);
+    toro_question_clear(&q);
+    assert_int_equal(toro_store_get_question(s, pending, &q), 0);
+    assert_int_equal(q.feedback.rating, TORO_RATING_NONE);
+    toro_question_clear(&q);
+    down.at = 7000;
+    down.comment = NULL;
+    assert_int_equal(toro_store_set_feedback(s, "flor", b, &down), 0);
+    /* history carries it too */
+    toro_question_t *items = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(toro_store_list_questions(s, "flor", 10, NULL, &items, &n, &next), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(items[2].feedback.rating, TORO_RATING_DOWN); /* a, the oldest */
+    toro_questions_free(items, n);
+    /* listing: by rating, since, and in pages of one */
+    toro_feedback_query_t fq = {.rating = TORO_RATING_DOWN, .limit = 1};
+    assert_int_equal(toro_store_list_feedback(s, &fq, &items, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(items[0].question_id, a);
+    assert_int_equal(items[0].n_sources, 1);
+    assert_string_equal(items[0].sources[0].doc_id, "cdb");
+    fq.after_at = items[0].feedback.at;
+    fq.after_id = a;
+    toro_question_t *page2 = NULL;
+    assert_int_equal(toro_store_list_feedback(s, &fq, &page2, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(page2[0].question_id, b);
+    toro_questions_free(page2, n);
+    toro_questions_free(items, 1);
+    fq.after_at = 7000;
+    fq.after_id = b;
+    assert_int_equal(toro_store_list_feedback(s, &fq, &items, &n), 0);
+    assert_int_equal(n, 0);
+    toro_questions_free(items, n);
+    toro_feedback_query_t since = {.rating = TORO_RATING_DOWN, .since = 6500, .limit = 10};
+    assert_int_equal(toro_store_list_feedback(s, &since, &items, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(items[0].question_id, b);
+    toro_questions_free(items, n);
+    toro_feedback_query_t ups = {.rating = TORO_RATING_UP, .limit = 10};
+    assert_int_equal(toro_store_list_feedback(s, &ups, &items, &n), 0);
+    assert_int_equal(n, 0); /* a's up was replaced */
+    toro_questions_free(items, n);
+}
+
+/* A store whose ops table predates version 3 has no feedback: the wrappers
+ * answer TORO_ENOTSUP instead of calling past its table. */
+static void test_feedback_default_is_enotsup(void **state)
+{
+    toro_store_t *s = store_or_skip(state);
+    toro_store_ops_t old = *s->ops;
+    old.version = 2;
+    toro_store_t shim = {.ops = &old};
+    toro_feedback_t up = {.rating = TORO_RATING_UP, .at = 1};
+    assert_int_equal(toro_store_set_feedback(&shim, "flor", "00000000-0000-4000-8000-000000000f01", &up), TORO_ENOTSUP);
+    toro_feedback_query_t fq = {.limit = 1};
+    toro_question_t *items = (toro_question_t *)1;
+    size_t n = 9;
+    assert_int_equal(toro_store_list_feedback(&shim, &fq, &items, &n), TORO_ENOTSUP);
+    assert_null(items);
+    assert_int_equal(n, 0);
+}
+
+/* Feedback is not in the DynamoDB store yet (its route answers 501 there). */
+#define SQL_STORES(t)                                                                                                  \
+    cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown_sqlite),                                                 \
+        cmocka_unit_test_setup_teardown(t, setup_postgres, teardown)
+
 #define ALL_STORES(t)                                                                                                        \
     cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown_sqlite),                                                        \
         cmocka_unit_test_setup_teardown(t, setup_postgres, teardown),                                                  \
@@ -482,6 +592,8 @@ int main(void)
         ALL_STORES(test_outbox_claim_and_mark),
         ALL_STORES(test_outbox_follows_transitions),
         ALL_STORES(test_outbox_claimers_never_share),
+        SQL_STORES(test_feedback),
+        ALL_STORES(test_feedback_default_is_enotsup),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     void *st = sqlite_shared;
