@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "cli/wiring.h"
+#include "core/kbinfo.h"
 #include "core/log.h"
 
 static void serve_usage(FILE *f)
@@ -73,11 +74,13 @@ int toro_cmd_serve(int argc, char **argv)
     if (status == 0 && toro_node_start_workers(&n) != 0)
         status = 1;
     if (status == 0) {
+        char kbv[128];
+        toro_kbinfo_get(kbv, sizeof kbv);
         toro_log_info("serve", NULL,
                       "toro serving on http://%s:%d (store %s, bus %s, kb %s version %s, %ld process + %ld notify "
                       "workers)",
                       w.gcfg.host, toro_gateway_port(n.gw), w.store_url, w.bus_url, w.kb_path,
-                      toro_kb_version(n.kb), w.n_process, w.n_notify);
+                      kbv, w.n_process, w.n_notify);
         toro_node_announce(&n);
         status = toro_node_run(&n);
     }

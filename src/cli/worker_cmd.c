@@ -25,6 +25,7 @@
 #include "cli/commands.h"
 #include "cli/wiring.h"
 #include "core/log.h"
+#include "core/kbinfo.h"
 #include "core/metrics.h"
 
 /* A minimal HTTP responder for GET /healthz and GET /metrics of a worker (no
@@ -65,6 +66,8 @@ static void health_answer(health_srv_t *h, int c, const char *req)
     } else if (strncmp(req, "GET /metrics", 12) == 0 && (req[12] == ' ' || req[12] == '?')) {
         char *buf = malloc(HEALTH_METRICS_CAP);
         long len = buf ? toro_metrics_render(buf, HEALTH_METRICS_CAP) : -1;
+        long more = len >= 0 ? toro_kbinfo_render(buf + len, HEALTH_METRICS_CAP - (size_t)len) : -1;
+        len = more < 0 ? -1 : len + more;
         if (len >= 0) {
             body = buf;
             status = 200;
