@@ -705,11 +705,10 @@ int toro_node_health(toro_node_t *n, char *buf, size_t cap)
     bool store_ok = toro_store_ping(n->store) == 0;
     bool bus_ok = toro_bus_depth(n->bus, TORO_TOPIC_PROCESS, &depth) == 0;
     bool ok = store_ok && bus_ok;
-    char kbv[128]; /* a snapshot version: hex digits and dashes, nothing to escape */
-    toro_kbinfo_get(kbv, sizeof kbv);
-    snprintf(buf, cap,
-             "{\"success\":%s,\"data\":{\"status\":\"%s\",\"store\":\"%s\",\"bus\":\"%s\",\"kb_version\":\"%s\"}}",
+    char kbv[128]; /* a snapshot version: hex digits, nothing to escape; none in a notify worker */
+    bool has_kb = toro_kbinfo_get(kbv, sizeof kbv);
+    snprintf(buf, cap, "{\"success\":%s,\"data\":{\"status\":\"%s\",\"store\":\"%s\",\"bus\":\"%s\"%s%s%s}}",
              ok ? "true" : "false", ok ? "ok" : "unhealthy", store_ok ? "ok" : "unreachable",
-             bus_ok ? "ok" : "unreachable", kbv);
+             bus_ok ? "ok" : "unreachable", has_kb ? ",\"kb_version\":\"" : "", has_kb ? kbv : "", has_kb ? "\"" : "");
     return ok ? 200 : 503;
 }
