@@ -451,7 +451,9 @@ static int open_answerer(toro_node_t *n, char **err)
         fprintf(stderr, "%s: out of memory\n", w->cmd);
         return 1;
     }
-    n->live = n->answerer; /* it owns the snapshot from now on */
+    pthread_mutex_lock(&n->reload_mu); /* a SIGHUP may already be reloading */
+    n->live = n->answerer;             /* it owns the snapshot from now on */
+    pthread_mutex_unlock(&n->reload_mu);
     n->kb = NULL;
     n->embedder = NULL;
     if (!w->fault)
@@ -673,16 +675,19 @@ int toro_node_reload_kb(toro_node_t *n, char **why)
 {
     const toro_wiring_t *w = n->w;
     *why = NULL;
+    pthread_mutex_lock(&n->reload_mu);
     if (!w->kb_path || (!n->live && w->role != TORO_ROLE_API)) {
-        *why = strdup("this process serves no knowledge base (toro worker notify, or api without --kb)");
+        pthread_mutex_unlock(&n->reload_mu);
+        *why = strdup("this process serves no knowledge base (yet): toro worker notify, api without --kb, "
+                      "or still starting");
         return TORO_EINVAL;
     }
-    pthread_mutex_lock(&n->reload_mu);
     char old[128], now[128];
     toro_kbinfo_get(old, sizeof old);
     char *version = NULL;
-    int rc = n->live ? reload_answering(n, why) : probe_kb(w, &version, why);
-    if (rc == 0 && n->live)
+    bool answering = n->live != NULL;
+    int rc = answering ? reload_answering(n, why) : probe_kb(w, &version, why);
+    if (rc == 0 && answering)
         toro_live_version(n->live, now, sizeof now);
     else
         snprintf(now, sizeof now, "%s", version ? version : old);
@@ -693,7 +698,7 @@ int toro_node_reload_kb(toro_node_t *n, char **why)
     free(version);
     if (rc == 0)
         toro_log_info(w->log_name, NULL, "knowledge base reloaded from %s: version %s (was %s)%s", w->kb_path, now,
-                      old, n->live ? "; questions in flight finish on the old one" : "");
+                      old, answering ? "; questions in flight finish on the old one" : "");
     else if (!*why)
         *why = strdup(toro_strerror(rc));
     return rc;
