@@ -35,7 +35,8 @@ def kb_version(path):
 
 
 def snapshots(tmp_path):
-    """(old, new): kb/docs, and kb/docs plus the note; each (path, version)."""
+    """(old, new, live): kb/docs, and kb/docs plus the note, each (path,
+    version); live is the path the service reads, holding old."""
     docs = tmp_path / "docs"
     shutil.copytree(os.path.join(ROOT, "kb", "docs"), docs)
     old = str(tmp_path / "old.toro")
@@ -43,7 +44,9 @@ def snapshots(tmp_path):
     (docs / (NOTE_DOC + ".md")).write_text(NOTE, encoding="utf-8")
     new = str(tmp_path / "new.toro")
     subprocess.run([BIN, "kb", "build", str(docs), "-o", new], check=True, capture_output=True, timeout=300)
-    return (old, kb_version(old)), (new, kb_version(new))
+    live = str(tmp_path / "kb.toro")
+    install(old, live)
+    return (old, kb_version(old)), (new, kb_version(new)), live
 
 
 def install(src, live):
@@ -84,6 +87,14 @@ def check_consistent(q, versions):
 def metric(text, name, labels):
     m = re.search(r"^%s\{%s\} (\S+)$" % (re.escape(name), re.escape(labels)), text, re.M)
     return float(m.group(1)) if m else None
+
+
+def check_kb_metrics(url, version, ok, refused):
+    m = requests.get(url, timeout=5).text
+    assert metric(m, "toro_kb_info", 'version="%s"' % version) == 1, m
+    assert metric(m, "toro_kb_reloads_total", 'outcome="ok"') == ok, m
+    assert metric(m, "toro_kb_reloads_total", 'outcome="refused"') == refused, m
+    return m
 
 
 class Load:
@@ -134,11 +145,9 @@ def stop_server(s):
 
 
 def test_swap_under_load_loses_nothing(tmp_path):
-    versions = snapshots(tmp_path)
-    (old, v_old), (new, v_new) = versions
+    (old, v_old), (new, v_new), live = snapshots(tmp_path)
+    versions = ((old, v_old), (new, v_new))
     assert v_old != v_new
-    live = str(tmp_path / "kb.toro")
-    install(old, live)
     s = start_server(tmp_path, live)
     try:
         assert healthz_version(s.url("/healthz")) == v_old
@@ -168,18 +177,13 @@ def test_swap_under_load_loses_nothing(tmp_path):
                 assert q["kb_version"] == v_old, q
         assert any(cites_note(q) for q, _ in answers)
         assert healthz_version(s.url("/healthz")) == v_old
-        m = requests.get(s.url("/metrics"), timeout=5).text
-        assert metric(m, "toro_kb_info", 'version="%s"' % v_old) == 1
-        assert metric(m, "toro_kb_reloads_total", 'outcome="ok"') == 2
-        assert metric(m, "toro_kb_reloads_total", 'outcome="refused"') == 0
+        check_kb_metrics(s.url("/metrics"), v_old, ok=2, refused=0)
     finally:
         stop_server(s)
 
 
 def test_refused_snapshot_and_admin_role(tmp_path):
-    (old, v_old), (new, v_new) = snapshots(tmp_path)
-    live = str(tmp_path / "kb.toro")
-    install(old, live)
+    (old, v_old), (new, v_new), live = snapshots(tmp_path)
     s = start_server(tmp_path, live)
     url = s.url("/admin/kb/reload")
     try:
@@ -215,10 +219,7 @@ def test_refused_snapshot_and_admin_role(tmp_path):
         assert r.status_code == 200 and r.json()["data"]["kb_version"] == v_new, r.text
         q = wait_terminal(s, post_question(s, "bia", NOTE_Q).json()["data"]["question_id"])
         assert q["kb_version"] == v_new and cites_note(q), q
-        m = requests.get(s.url("/metrics"), timeout=5).text
-        assert metric(m, "toro_kb_reloads_total", 'outcome="refused"') == 2
-        assert metric(m, "toro_kb_reloads_total", 'outcome="ok"') == 1
-        assert metric(m, "toro_kb_info", 'version="%s"' % v_new) == 1
+        m = check_kb_metrics(s.url("/metrics"), v_new, ok=1, refused=2)
         assert metric(m, "toro_http_requests_total", 'route="/admin/kb/reload",method="POST",status="403"') == 3
     finally:
         stop_server(s)
@@ -227,9 +228,7 @@ def test_refused_snapshot_and_admin_role(tmp_path):
 def test_worker_reloads_on_sighup(tmp_path):
     from cluster import Cluster
 
-    (old, v_old), (new, v_new) = snapshots(tmp_path)
-    live = str(tmp_path / "kb.toro")
-    install(old, live)
+    (old, v_old), (new, v_new), live = snapshots(tmp_path)
     c = Cluster(live, str(tmp_path), n_process=0)
     try:
         c.start()
@@ -247,9 +246,7 @@ def test_worker_reloads_on_sighup(tmp_path):
         wait_version(health + "/healthz", v_new)
         q = wait_terminal(c, post_question(c, "caio", NOTE_Q).json()["data"]["question_id"])
         assert q["kb_version"] == v_new and cites_note(q), q
-        m = requests.get(health + "/metrics", timeout=5).text
-        assert metric(m, "toro_kb_info", 'version="%s"' % v_new) == 1
-        assert metric(m, "toro_kb_reloads_total", 'outcome="ok"') == 1
+        check_kb_metrics(health + "/metrics", v_new, ok=1, refused=0)
         # the api answers nothing: its endpoint checks the file and reports its version
         assert healthz_version(c.url("/healthz")) == v_old
         r = requests.post(c.url("/admin/kb/reload"), headers=admin_headers(), timeout=30)
