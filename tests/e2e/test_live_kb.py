@@ -300,3 +300,36 @@ def test_embedder_mismatch_refused(tmp_path):
         assert q["status"] == "completed" and q["kb_version"] == v, q
     finally:
         stop_server(s)
+
+
+def test_answer_in_flight_finishes_on_its_snapshot(tmp_path):
+    """A provider answer that is still streaming when the swap happens ends
+    with the old kb_version (its generation is kept alive until it returns;
+    under ASan a use after free would fail the server's exit status); the
+    next question uses the new snapshot."""
+    from test_providers import ARGS, BASE_ENV
+    from test_streaming import ANSWER, Stream, StreamingProvider, openai_env, sse_chunks, sse_stream
+
+    (old, v_old), (new, v_new), live = snapshots(tmp_path)
+    provider = StreamingProvider()
+    provider.script = [Stream(sse_chunks(ANSWER), "text/event-stream", pause=0.05), sse_stream(ANSWER)]
+    env = dict(BASE_ENV, TORO_PROVIDER_STREAM="1", **openai_env(provider))
+    s = Server(str(tmp_path / "data"), live, ARGS + ["--answerer", "openai"], env).start()
+    try:
+        qid = post_question(s, "eva", PLAIN_Q).json()["data"]["question_id"]
+        deadline = time.time() + 20
+        while not provider.requests:  # the answer is being streamed
+            assert time.time() < deadline, s.log()
+            time.sleep(0.01)
+        install(new, live)
+        s.proc.send_signal(signal.SIGHUP)
+        wait_version(s.url("/healthz"), v_new)
+        assert requests.get(s.url("/questions/" + qid), headers=auth("eva"), timeout=5).json()["data"]["status"] \
+            == "processing"  # still in flight after the swap
+        q = wait_terminal(s, qid, timeout=60)
+        assert q["status"] == "completed" and q["kb_version"] == v_old and q["answer"] == ANSWER, q
+        q = wait_terminal(s, post_question(s, "eva", PLAIN_Q).json()["data"]["question_id"], timeout=60)
+        assert q["status"] == "completed" and q["kb_version"] == v_new, q
+    finally:
+        stop_server(s)
+        provider.close()
