@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "cli/wiring.h"
+#include "core/kbinfo.h"
 #include "core/log.h"
 
 static void serve_usage(FILE *f)
@@ -24,7 +25,8 @@ static void serve_usage(FILE *f)
                "  --bus URL             local (the default with sqlite://) or nats://HOST:PORT[?prefix=NAME]\n"
                "                        (the default with postgres://: env TORO_BUS, else nats://127.0.0.1:4222);\n"
                "                        postgres:// + nats:// make this process one node of a cluster\n"
-               "  --kb FILE             knowledge-base snapshot (env TORO_KB; build with `toro kb build`)\n"
+               "  --kb FILE             knowledge-base snapshot (env TORO_KB; build with `toro kb build`);\n"
+               "                        SIGHUP or POST /admin/kb/reload re-reads it while serving\n"
                "  --embedder SPEC       query embedder: e5, e5:FILE, openai+http://HOST:PORT/v1?model=M, none\n"
                "                        (default: e5 when built in and the snapshot has its vectors, else none)\n"
                "  --min-relevance X     relevance threshold 0..1 for found_relevant_docs (default 0.5)\n"
@@ -73,11 +75,13 @@ int toro_cmd_serve(int argc, char **argv)
     if (status == 0 && toro_node_start_workers(&n) != 0)
         status = 1;
     if (status == 0) {
+        char kbv[128];
+        toro_kbinfo_get(kbv, sizeof kbv);
         toro_log_info("serve", NULL,
                       "toro serving on http://%s:%d (store %s, bus %s, kb %s version %s, %ld process + %ld notify "
                       "workers)",
                       w.gcfg.host, toro_gateway_port(n.gw), w.store_url, w.bus_url, w.kb_path,
-                      toro_kb_version(n.kb), w.n_process, w.n_notify);
+                      kbv, w.n_process, w.n_notify);
         toro_node_announce(&n);
         status = toro_node_run(&n);
     }

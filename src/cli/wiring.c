@@ -14,11 +14,13 @@
 
 #include "answer/factory.h"
 #include "answer/faulty.h"
+#include "answer/live.h"
 #include "bus/open.h"
 #include "bus/post.h"
 #include "bus/relay.h"
 #include "cli/cli.h"
 #include "core/error.h"
+#include "core/kbinfo.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "store/open.h"
@@ -245,21 +247,40 @@ static void signal_set(sigset_t *s)
     sigemptyset(s);
     sigaddset(s, SIGINT);
     sigaddset(s, SIGTERM);
+    sigaddset(s, SIGHUP);
 }
 
-/* Waits for SIGINT/SIGTERM, then stops the node (or ends quietly when
- * toro_node_close woke it). A later signal stays blocked: ignored. */
+/* SIGHUP: the snapshot at --kb again; a refusal is logged and counted. */
+static void reload_on_signal(toro_node_t *n)
+{
+    char *why = NULL;
+    if (toro_node_reload_kb(n, &why) != 0)
+        toro_log_error(n->w->log_name, NULL, "SIGHUP: knowledge base %s refused, the old one keeps serving: %s",
+                       n->w->kb_path ? n->w->kb_path : "(none)", why ? why : "unknown error");
+    free(why);
+}
+
+/* Reloads the knowledge base on each SIGHUP; waits for SIGINT/SIGTERM, then
+ * stops the node (or ends quietly when toro_node_close woke it). A later
+ * signal stays blocked: ignored. */
 static void *signal_main(void *arg)
 {
     toro_node_t *n = arg;
     sigset_t s;
     signal_set(&s);
     int sig = 0;
-    sigwait(&s, &sig);
-    pthread_mutex_lock(&n->mu);
-    bool closing = n->closing;
-    n->sig_fired = true;
-    pthread_mutex_unlock(&n->mu);
+    bool closing = false;
+    for (;;) {
+        sigwait(&s, &sig);
+        pthread_mutex_lock(&n->mu);
+        closing = n->closing;
+        bool hup = sig == SIGHUP && !closing;
+        n->sig_fired = !hup;
+        pthread_mutex_unlock(&n->mu);
+        if (!hup)
+            break;
+        reload_on_signal(n);
+    }
     if (!closing) {
         toro_log_info(n->w->log_name, NULL, "signal %d: shutting down, finishing messages in hand", sig);
         toro_node_stop(n);
@@ -349,6 +370,25 @@ static int lock_data_dir(toro_node_t *n, const char *db_path)
     return 0;
 }
 
+/* api: opens the snapshot at --kb (with the retrieval options when given,
+ * which checks the embedder) only to read its version into *version (caller
+ * frees). Returns 0, or a negative code with *err (caller frees). */
+static int probe_kb(const toro_wiring_t *w, char **version, char **err)
+{
+    const toro_kb_opts_t *o = &w->kopts;
+    toro_kb_t *kb = NULL;
+    toro_embedder_t *emb = NULL;
+    bool apply = o->embedder || o->min_relevance || o->mode || o->fusion;
+    int rc = apply ? toro_kb_opts_open(w->kb_path, o, &kb, &emb, err) : toro_kb_open(w->kb_path, &kb, err);
+    if (rc == 0) {
+        *version = strdup(toro_kb_version(kb));
+        rc = *version ? 0 : TORO_ENOMEM;
+    }
+    toro_kb_close(kb);
+    toro_embedder_free(emb);
+    return rc;
+}
+
 /* serve and process keep the snapshot open; api opens it only to report its
  * version and check the retrieval options (answers come from the workers).
  * Returns 0 or 1 (message printed). */
@@ -361,21 +401,16 @@ static int open_kb(toro_node_t *n, char **err)
             toro_cli_print_err(w->cmd, *err, "cannot open the knowledge base");
             return 1;
         }
+        n->kb_version = strdup(toro_kb_version(n->kb));
+    } else if (w->role == TORO_ROLE_API && w->kb_path) {
+        if (probe_kb(w, &n->kb_version, err) != 0) {
+            toro_cli_print_err(w->cmd, *err, "cannot open the knowledge base");
+            return 1;
+        }
+    } else {
         return 0;
     }
-    if (w->role != TORO_ROLE_API || !w->kb_path)
-        return 0;
-    toro_kb_t *kb = NULL;
-    toro_embedder_t *emb = NULL;
-    bool apply = o->embedder || o->min_relevance || o->mode || o->fusion;
-    int rc = apply ? toro_kb_opts_open(w->kb_path, o, &kb, &emb, err) : toro_kb_open(w->kb_path, &kb, err);
-    if (rc != 0) {
-        toro_cli_print_err(w->cmd, *err, "cannot open the knowledge base");
-        return 1;
-    }
-    n->kb_version = strdup(toro_kb_version(kb));
-    toro_kb_close(kb);
-    toro_embedder_free(emb);
+    toro_kbinfo_set(n->kb_version);
     return n->kb_version ? 0 : 1;
 }
 
@@ -406,10 +441,21 @@ static int open_answerer(toro_node_t *n, char **err)
     toro_wiring_t *w = n->w;
     if (!answers(w->role))
         return 0;
-    if (toro_answerer_create(w->answerer, n->kb, &n->answerer, err) != 0) {
+    toro_answerer_t *a = NULL;
+    if (toro_answerer_create(w->answerer, n->kb, &a, err) != 0) {
         fprintf(stderr, "%s: cannot create the answerer: %s\n", w->cmd, *err ? *err : "unknown error");
         return 1;
     }
+    if (toro_live_new(n->kb, n->embedder, a, &n->answerer) != 0) {
+        toro_answerer_free(a);
+        fprintf(stderr, "%s: out of memory\n", w->cmd);
+        return 1;
+    }
+    pthread_mutex_lock(&n->reload_mu); /* a SIGHUP may already be reloading */
+    n->live = n->answerer;             /* it owns the snapshot from now on */
+    pthread_mutex_unlock(&n->reload_mu);
+    n->kb = NULL;
+    n->embedder = NULL;
     if (!w->fault)
         return 0;
     toro_answerer_t *wrapped = NULL;
@@ -450,6 +496,9 @@ static void fill_ctx(toro_node_t *n)
     n->ctx.post_ctx = n;
 }
 
+/* The gateway's POST /admin/kb/reload. */
+static int gateway_reload(void *ud, char **why) { return toro_node_reload_kb(ud, why); }
+
 /* The gateway (serve, api); on a nats:// bus it also answers other nodes'
  * notify workers for its sockets. Returns 0 or 1 (message printed). */
 static int open_gateway(toro_node_t *n, char **err)
@@ -463,7 +512,9 @@ static int open_gateway(toro_node_t *n, char **err)
                       "no shared secret (TORO_DEV_SECRET in development mode, --jwt-secret-file FILE or "
                       "TORO_JWT_SECRET in jwt mode): this node signs tokens with a random key of its own, so other "
                       "api nodes reject the tokens it issues and it rejects theirs; give every api node the same secret");
-    w->gcfg.kb_version = n->kb ? toro_kb_version(n->kb) : n->kb_version;
+    w->gcfg.kb_version = n->kb_version;
+    w->gcfg.kb_reload = gateway_reload;
+    w->gcfg.kb_reload_ud = n;
     toro_gateway_t *gw = NULL;
     if (toro_gateway_new(&w->gcfg, &n->ctx, &gw, err) != 0) {
         fprintf(stderr, "%s: %s\n", w->cmd, *err ? *err : "cannot start the gateway");
@@ -493,6 +544,7 @@ int toro_node_open(toro_node_t *n, toro_wiring_t *w)
     n->w = w;
     n->lock_fd = -1;
     pthread_mutex_init(&n->mu, NULL);
+    pthread_mutex_init(&n->reload_mu, NULL);
     pthread_cond_init(&n->cv, NULL);
     char *err = NULL;
     const char *db = toro_store_sqlite_path(w->store_url);
@@ -585,6 +637,7 @@ void toro_node_close(toro_node_t *n)
     n->relay = NULL;
     n->bus = NULL;
     n->answerer = NULL;
+    n->live = NULL;
     n->store = NULL;
     n->kb = NULL;
     n->embedder = NULL;
@@ -592,8 +645,63 @@ void toro_node_close(toro_node_t *n)
     n->lock_fd = -1;
     pthread_cond_destroy(&n->cv);
     pthread_mutex_destroy(&n->mu);
+    pthread_mutex_destroy(&n->reload_mu);
     if (n->ran)
         toro_log_info(n->w->log_name, NULL, "stopped");
+}
+
+/* serve, process: the snapshot at --kb and its answerer, swapped in.
+ * Returns 0 or a negative code with *why. */
+static int reload_answering(toro_node_t *n, char **why)
+{
+    const toro_wiring_t *w = n->w;
+    toro_kb_t *kb = NULL;
+    toro_embedder_t *emb = NULL;
+    toro_answerer_t *a = NULL;
+    int rc = toro_kb_opts_open(w->kb_path, &w->kopts, &kb, &emb, why);
+    if (rc == 0)
+        rc = toro_answerer_create(w->answerer, kb, &a, why);
+    if (rc == 0)
+        rc = toro_live_swap(n->live, kb, emb, a);
+    if (rc == 0)
+        return 0;
+    toro_answerer_free(a);
+    toro_kb_close(kb);
+    toro_embedder_free(emb);
+    return rc;
+}
+
+int toro_node_reload_kb(toro_node_t *n, char **why)
+{
+    const toro_wiring_t *w = n->w;
+    *why = NULL;
+    pthread_mutex_lock(&n->reload_mu);
+    if (!w->kb_path || (!n->live && w->role != TORO_ROLE_API)) {
+        pthread_mutex_unlock(&n->reload_mu);
+        *why = strdup("this process serves no knowledge base (yet): toro worker notify, api without --kb, "
+                      "or still starting");
+        return TORO_EINVAL;
+    }
+    char old[128], now[128];
+    toro_kbinfo_get(old, sizeof old);
+    char *version = NULL;
+    bool answering = n->live != NULL;
+    int rc = answering ? reload_answering(n, why) : probe_kb(w, &version, why);
+    if (rc == 0 && answering)
+        toro_live_version(n->live, now, sizeof now);
+    else
+        snprintf(now, sizeof now, "%s", version ? version : old);
+    if (rc == 0)
+        toro_kbinfo_set(now);
+    toro_kbinfo_reload(rc == 0);
+    pthread_mutex_unlock(&n->reload_mu);
+    free(version);
+    if (rc == 0)
+        toro_log_info(w->log_name, NULL, "knowledge base reloaded from %s: version %s (was %s)%s", w->kb_path, now,
+                      old, answering ? "; questions in flight finish on the old one" : "");
+    else if (!*why)
+        *why = strdup(toro_strerror(rc));
+    return rc;
 }
 
 int toro_node_health(toro_node_t *n, char *buf, size_t cap)
@@ -602,8 +710,10 @@ int toro_node_health(toro_node_t *n, char *buf, size_t cap)
     bool store_ok = toro_store_ping(n->store) == 0;
     bool bus_ok = toro_bus_depth(n->bus, TORO_TOPIC_PROCESS, &depth) == 0;
     bool ok = store_ok && bus_ok;
-    snprintf(buf, cap, "{\"success\":%s,\"data\":{\"status\":\"%s\",\"store\":\"%s\",\"bus\":\"%s\"}}",
+    char kbv[128]; /* a snapshot version: hex digits, nothing to escape; none in a notify worker */
+    bool has_kb = toro_kbinfo_get(kbv, sizeof kbv);
+    snprintf(buf, cap, "{\"success\":%s,\"data\":{\"status\":\"%s\",\"store\":\"%s\",\"bus\":\"%s\"%s%s%s}}",
              ok ? "true" : "false", ok ? "ok" : "unhealthy", store_ok ? "ok" : "unreachable",
-             bus_ok ? "ok" : "unreachable");
+             bus_ok ? "ok" : "unreachable", has_kb ? ",\"kb_version\":\"" : "", has_kb ? kbv : "", has_kb ? "\"" : "");
     return ok ? 200 : 503;
 }

@@ -5,6 +5,10 @@
  * URL (--store sqlite://…|postgres://…, --bus local|nats://…) and checked as a
  * pair before anything opens, and one shutdown model ends every role:
  *
+ *   SIGHUP -> re-read --kb (serve, worker process; api re-checks it): the
+ *     new snapshot serves new questions, those in flight finish on theirs
+ *     (answer/live.h); a snapshot that does not open is refused, logged,
+ *     and the old one keeps serving. POST /admin/kb/reload does the same.
  *   SIGINT/SIGTERM -> one stop flag (+ gateway stop, bus interrupt)
  *     -> workers finish the message in hand -> relay -> bus -> gateway
  *     -> answerer, store, knowledge base.
@@ -96,9 +100,11 @@ typedef struct toro_node {
     toro_store_t *store;        /* owned */
     toro_bus_t *bus;            /* owned */
     toro_relay_t *relay;        /* owned; postgres:// + nats:// only */
-    toro_kb_t *kb;              /* owned; serve and process */
-    toro_embedder_t *embedder;  /* owned; attached to kb, freed after it */
-    toro_answerer_t *answerer;  /* owned; serve and process */
+    toro_kb_t *kb;              /* owned until the live answerer takes it (then NULL) */
+    toro_embedder_t *embedder;  /* owned; attached to kb, freed after it; same */
+    toro_answerer_t *answerer;  /* owned; serve and process: [fault wrapper of] live */
+    toro_answerer_t *live;      /* borrowed from answerer: the swappable generations */
+    pthread_mutex_t reload_mu;  /* one reload at a time (signal thread, gateway) */
     toro_gateway_t *gw;         /* owned; serve and api */
     char *kb_version;           /* owned copy (api reports it; its kb is closed) */
     toro_stage_ctx_t ctx;       /* the stages' collaborators (borrowed by gw and workers) */
@@ -110,7 +116,7 @@ typedef struct toro_node {
     atomic_int stop;            /* 1: every loop of this node ends */
     pthread_mutex_t mu;         /* guards the fields below and gw for the signal thread */
     pthread_cond_t cv;          /* signalled when stop becomes 1 */
-    pthread_t sig_thread;       /* sigwait()s SIGINT/SIGTERM */
+    pthread_t sig_thread;       /* sigwait()s SIGINT/SIGTERM/SIGHUP */
     bool sig_started, sig_fired, closing;
     bool ran;                   /* toro_node_run was called: close logs "stopped" */
 } toro_node_t;
@@ -141,6 +147,15 @@ void toro_node_stop(toro_node_t *n);
 /* Why: the ordered teardown of every role (see the top of this file); logs
  * "stopped" when the node had started. Safe after a failed open. */
 void toro_node_close(toro_node_t *n);
+
+/* Why: SIGHUP and POST /admin/kb/reload. Re-reads w->kb_path with the
+ * retrieval options of the start. serve and process: opens it, builds its
+ * answerer and swaps it in (questions in flight keep theirs); api: checks
+ * it opens and reports its version (api answers nothing; workers reload on
+ * their own SIGHUP). Counted in toro_kb_reloads_total. Returns 0, or a
+ * negative code with *why (caller frees) when the snapshot was refused:
+ * nothing changed and the old one keeps serving. Thread-safe. */
+int toro_node_reload_kb(toro_node_t *n, char **why);
 
 /* Why: a worker's /healthz (it has no gateway): store and bus reachability in
  * buf as the JSON body; returns 200 or 503. */

@@ -25,6 +25,7 @@
 #include "cli/commands.h"
 #include "cli/wiring.h"
 #include "core/log.h"
+#include "core/kbinfo.h"
 #include "core/metrics.h"
 
 /* A minimal HTTP responder for GET /healthz and GET /metrics of a worker (no
@@ -65,6 +66,8 @@ static void health_answer(health_srv_t *h, int c, const char *req)
     } else if (strncmp(req, "GET /metrics", 12) == 0 && (req[12] == ' ' || req[12] == '?')) {
         char *buf = malloc(HEALTH_METRICS_CAP);
         long len = buf ? toro_metrics_render(buf, HEALTH_METRICS_CAP) : -1;
+        long more = len >= 0 ? toro_kbinfo_render(buf + len, HEALTH_METRICS_CAP - (size_t)len) : -1;
+        len = more < 0 ? -1 : len + more;
         if (len >= 0) {
             body = buf;
             status = 200;
@@ -143,7 +146,8 @@ static void worker_usage(FILE *f)
                "  --bus URL            nats://HOST:PORT[?prefix=NAME&ack_wait_ms=N] (env TORO_BUS, default\n"
                "                       nats://127.0.0.1:4222; sqlite:// and local are refused: a worker in\n"
                "                       another process than the gateway needs PostgreSQL and NATS)\n"
-               "  --kb FILE            knowledge-base snapshot (process workers; env TORO_KB)\n"
+               "  --kb FILE            knowledge-base snapshot (process workers; env TORO_KB); SIGHUP\n"
+               "                       re-reads it (questions in flight finish on the old one)\n"
                "  --embedder SPEC      query embedder: e5, e5:FILE, openai+http://HOST:PORT/v1?model=M, none\n"
                "                       (default: e5 when built in and the snapshot has its vectors, else none)\n"
                "  --min-relevance X    relevance threshold 0..1 for found_relevant_docs (default 0.5)\n"

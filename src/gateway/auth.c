@@ -132,6 +132,39 @@ out:
     return rc;
 }
 
+/* Whether the list "a b,c" holds word. */
+static int list_has(const char *list, const char *word)
+{
+    size_t wl = strlen(word);
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, " ,");
+        if (n == wl && strncmp(p, word, n) == 0)
+            return 1;
+        p += n;
+        p += strspn(p, " ,");
+    }
+    return 0;
+}
+
+int toro_auth_has_role(const char *token, const char *role)
+{
+    const char *d1 = token ? strchr(token, '.') : NULL;
+    const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    if (!d2 || !role || !*role)
+        return 0;
+    json_t *claims = decode_part(d1 + 1, (size_t)(d2 - d1 - 1));
+    json_t *roles = json_object_get(claims, "roles"), *one = json_object_get(claims, "role");
+    int found = json_is_string(one) && strcmp(json_string_value(one), role) == 0;
+    if (json_is_string(roles))
+        found = found || list_has(json_string_value(roles), role);
+    for (size_t i = 0; json_is_array(roles) && i < json_array_size(roles); i++) {
+        json_t *v = json_array_get(roles, i);
+        found = found || (json_is_string(v) && strcmp(json_string_value(v), role) == 0);
+    }
+    json_decref(claims);
+    return found;
+}
+
 static char *b64_json(json_t *o)
 {
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -27,6 +27,12 @@ typedef struct toro_auth {
 int toro_auth_verify(const toro_auth_t *a, const char *token, int64_t now_s, char *sub, size_t sub_cap,
                      const char **why);
 
+/* Why: admin routes (POST /admin/kb/reload). Whether the claims of token,
+ * which toro_auth_verify has accepted, grant `role`: a "roles" claim (an
+ * array of strings, or one string of space- or comma-separated names) that
+ * holds it, or a "role" claim equal to it. false for anything malformed. */
+int toro_auth_has_role(const char *token, const char *role);
+
 /* Why: development login and tests. Returns a signed token (caller frees). */
 char *toro_auth_issue(const toro_auth_t *a, const char *sub, int64_t now_s, int64_t ttl_s);
 

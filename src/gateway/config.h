@@ -19,7 +19,12 @@ typedef struct toro_gateway_config {
     const char *host;          /* listen address, default 127.0.0.1 */
     int port;                  /* 0 = any free port */
     const char *node;          /* this gateway's name in the connections table */
-    const char *kb_version;    /* reported by /healthz; may be NULL */
+    const char *kb_version;    /* reported by /healthz until core/kbinfo holds one; may be NULL */
+    /* POST /admin/kb/reload (admin role): re-reads the snapshot. Returns 0,
+     * or a negative code with *why (caller frees) when the new snapshot was
+     * refused and the old one kept serving. NULL: the route answers 404. */
+    int (*kb_reload)(void *ud, char **why);
+    void *kb_reload_ud;
     size_t max_body;           /* request body cap in bytes (413 beyond) */
     size_t max_header;         /* request head cap in bytes (431 beyond) */
     size_t max_ws_message;     /* WebSocket message cap (close 1009 beyond) */

@@ -7,11 +7,11 @@
 #include <stdio.h>
 #include <string.h>
 
-static const int statuses[] = {200, 202, 204, 400, 401, 403, 404, 405, 408, 409, 411, 413, 414, 415, 429, 431, 500, 501, 503};
+static const int statuses[] = {200, 202, 204, 400, 401, 403, 404, 405, 408, 409, 411, 413, 414, 415, 422, 429, 431, 500, 501, 503};
 #define N_STATUS (sizeof statuses / sizeof statuses[0])
 static const char *const route_names[GW_ROUTE_COUNT] = {
     "unmatched", "/questions", "/questions/{id}", "/auth/dev-login", "/healthz", "/metrics", "/ws", "static",
-    "/questions/{id}/feedback"};
+    "/questions/{id}/feedback", "/admin/kb/reload"};
 static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"};
 #define N_METHOD (sizeof methods / sizeof methods[0])
 static atomic_long requests[GW_ROUTE_COUNT][N_METHOD][N_STATUS + 1];
@@ -33,6 +33,8 @@ gw_route_t gw_route_template(const char *path)
         return GW_ROUTE_METRICS;
     if (strcmp(path, "/ws") == 0)
         return GW_ROUTE_WS;
+    if (strcmp(path, "/admin/kb/reload") == 0)
+        return GW_ROUTE_ADMIN_KB;
     return GW_ROUTE_OTHER;
 }
 

@@ -17,6 +17,7 @@ typedef enum {
     GW_ROUTE_WS,         /* /ws (and / upgraded with --auth none) */
     GW_ROUTE_STATIC,     /* the web UI's files */
     GW_ROUTE_FEEDBACK,   /* /questions/{id}/feedback */
+    GW_ROUTE_ADMIN_KB,   /* /admin/kb/reload */
     GW_ROUTE_COUNT
 } gw_route_t;
 

@@ -99,6 +99,21 @@ static void feedback(gw_routes_t *rt, gw_request_t *req, gw_response_t *r)
         gw_route_post_feedback(rt, req, user, qid, r);
 }
 
+/* POST /admin/kb/reload: authenticated (reading budget), then the role. */
+static void admin(gw_routes_t *rt, gw_request_t *req, gw_response_t *r)
+{
+    char sub[160];
+    const char *user = NULL;
+    if (strcmp(req->method, "POST") != 0) {
+        method_not_allowed(r, "POST");
+        return;
+    }
+    if (authenticate(rt, req, r, sub, &user, rt->read_rate)) {
+        const char *h = gw_header(req, "Authorization");
+        gw_route_admin_kb_reload(rt, user, user && h ? h + 7 : NULL, r);
+    }
+}
+
 /* The routes without a user: dev-login, healthz, metrics, the web UI. */
 static void service(gw_routes_t *rt, gw_request_t *req, gw_response_t *r)
 {
@@ -137,6 +152,8 @@ bool gw_route(gw_routes_t *rt, gw_request_t *req, gw_response_t *r, toro_ingest_
         deferred = questions(rt, req, r, item);
     } else if (route == GW_ROUTE_FEEDBACK) {
         feedback(rt, req, r);
+    } else if (route == GW_ROUTE_ADMIN_KB) {
+        admin(rt, req, r);
     } else {
         service(rt, req, r);
     }

@@ -48,6 +48,9 @@ void gw_route_post_feedback(gw_routes_t *rt, gw_request_t *req, const char *user
 void gw_route_dev_login(gw_routes_t *rt, gw_request_t *req, gw_response_t *r);
 void gw_route_healthz(gw_routes_t *rt, gw_response_t *r);
 void gw_route_metrics(gw_routes_t *rt, gw_response_t *r);
+/* POST /admin/kb/reload (routes_admin.c); user authenticated, token its
+ * bearer token (NULL without auth: refused). */
+void gw_route_admin_kb_reload(gw_routes_t *rt, const char *user, const char *token, gw_response_t *r);
 /* The web UI file at path ("/" is /index.html): false when there is none. */
 bool gw_route_static(const char *path, gw_response_t *r);
 /* Whether a Content-Type is application/json (parameters allowed). */

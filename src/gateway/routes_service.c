@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/health.h"
+#include "core/kbinfo.h"
 #include "core/metrics.h"
 #include "core/question.h"
 #include "core/util.h"
@@ -57,9 +58,11 @@ void gw_route_healthz(gw_routes_t *rt, gw_response_t *r)
     bool store_ok = toro_store_ping(rt->ctx->store) == 0;
     bool bus_ok = toro_bus_depth(rt->ctx->bus, TORO_TOPIC_PROCESS, &depth) == 0;
     static const char *const modes[] = {"auto", "none", "dev", "jwt"};
+    char kbv[128];
+    const char *kb_version = toro_kbinfo_get(kbv, sizeof kbv) ? kbv : rt->cfg->kb_version; /* changes on reload */
     json_t *d = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s, s:b}", "status", store_ok && bus_ok ? "ok" : "unhealthy",
                           "store", store_ok ? "ok" : "unreachable", "bus", bus_ok ? "ok" : "unreachable", "kb_version",
-                          rt->cfg->kb_version, "node", rt->node, "auth", modes[rt->cfg->auth_mode], "tls",
+                          kb_version, "node", rt->node, "auth", modes[rt->cfg->auth_mode], "tls",
                           rt->tls);
     char why[256];
     int64_t since = 0;
@@ -88,6 +91,10 @@ void gw_route_metrics(gw_routes_t *rt, gw_response_t *r)
     long n = gw_route_render(buf, cap); /* the HTTP counts first, as ever */
     if (n >= 0) {
         long more = toro_metrics_render(buf + n, cap - (size_t)n);
+        n = more < 0 ? -1 : n + more;
+    }
+    if (n >= 0) {
+        long more = toro_kbinfo_render(buf + n, cap - (size_t)n);
         n = more < 0 ? -1 : n + more;
     }
     long counts[TORO_STATUS_COUNT];

@@ -1,7 +1,7 @@
 /* test_auth.c: bearer tokens (gateway/auth.c) and the key rules of the
  * configuration (config.c): a good token, expiry, not-before, a bad
- * signature, a foreign algorithm, issuer and audience, and development keys
- * that never pass for production ones. */
+ * signature, a foreign algorithm, issuer and audience, development keys
+ * that never pass for production ones, and the admin role claim. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -168,12 +168,46 @@ static void test_dev_mode_key(void **state)
     assert_int_equal(toro_gateway_config_finish(&jwt), -1);
 }
 
+/* Whether an (unsigned: has_role reads claims toro_auth_verify accepted)
+ * token with these claims grants admin. */
+static int admin_in(const char *claims)
+{
+    char *c = toro_b64url_encode((const unsigned char *)claims, strlen(claims));
+    char token[512];
+    snprintf(token, sizeof token, "eyJhbGciOiJIUzI1NiJ9.%s.sig", c);
+    free(c);
+    return toro_auth_has_role(token, "admin");
+}
+
+static void test_admin_role_claim(void **state)
+{
+    (void)state;
+    assert_true(admin_in("{\"sub\":\"a\",\"roles\":[\"reader\",\"admin\"]}"));
+    assert_true(admin_in("{\"sub\":\"a\",\"roles\":\"reader admin\"}"));
+    assert_true(admin_in("{\"sub\":\"a\",\"roles\":\"admin,reader\"}"));
+    assert_true(admin_in("{\"sub\":\"a\",\"role\":\"admin\"}"));
+    assert_false(admin_in("{\"sub\":\"a\"}"));
+    assert_false(admin_in("{\"sub\":\"a\",\"roles\":[\"administrator\",1,null]}"));
+    assert_false(admin_in("{\"sub\":\"a\",\"roles\":\"administrator readmin\"}"));
+    assert_false(admin_in("{\"sub\":\"a\",\"role\":[\"admin\"]}"));
+    assert_false(admin_in("{\"sub\":\"a\",\"admin\":true}"));
+    assert_false(admin_in("not json"));
+    assert_false(toro_auth_has_role("no-dots", "admin"));
+    assert_false(toro_auth_has_role(NULL, "admin"));
+    /* a token issued by dev login carries no role */
+    toro_auth_t a = key("0123456789abcdef0123456789abcdef");
+    char *t = toro_auth_issue(&a, "ana", NOW, 60);
+    assert_false(toro_auth_has_role(t, "admin"));
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_and_expired),    cmocka_unit_test(test_bad_signature),
         cmocka_unit_test(test_alg_none_refused),    cmocka_unit_test(test_issuer_and_audience),
         cmocka_unit_test(test_auto_mode),            cmocka_unit_test(test_dev_mode_key),
+        cmocka_unit_test(test_admin_role_claim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
