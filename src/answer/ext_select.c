@@ -189,7 +189,8 @@ static double part_score(const sel_t *s, const unit_t *u, int p)
     double own = t > 0 ? w / t : 0;
     if (own <= 0 || u->score <= 0)
         return 0;
-    return (u->base + own + toro_ext_kind_bonus(q->part_kind[p], u)) * u->mult;
+    /* the part's own words stand in for the whole question's match */
+    return (u->base - u->ctx_lex + 2 * own + toro_ext_kind_bonus(q->part_kind[p], u)) * u->mult;
 }
 
 /* The best unit not yet taken for sub-question p above floor that has every
