@@ -4,7 +4,8 @@
  * question or defines another thing named with it, stems matched across
  * derivations and typing slips but never on short stems, and picked
  * neighbours of one paragraph joined into one passage, and each part of
- * a two-part question answered by its own words. Corpus:
+ * a two-part question answered by its own words, a typo read as the
+ * knowledge base's closest word. Corpus:
  * tests/unit/answer/corpus. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -150,6 +151,20 @@ static void test_first_part_answered_first(void **state)
     toro_answer_clear(&a);
 }
 
+/* "horaro" is no word of the knowledge base and too short for the
+ * answerer's own slip matching; read as retrieval reads it ("horário"),
+ * the sentence that names it leads, not the one that names only
+ * "bonificadas". */
+static void test_typo_read_as_retrieval_reads(void **state)
+{
+    (void)state;
+    toro_answer_t a = {0};
+    answer_fixture_ask("qual o horaro das bonificadas", &a);
+    if (strncmp(a.text, "O crédito cai no horário noturno", 33) != 0)
+        fail_msg("the sentence on the time should lead:\n%s", a.text);
+    toro_answer_clear(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -159,6 +174,7 @@ int main(void)
         cmocka_unit_test(test_derivations_and_slips),
         cmocka_unit_test(test_neighbours_join),
         cmocka_unit_test(test_first_part_answered_first),
+        cmocka_unit_test(test_typo_read_as_retrieval_reads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
