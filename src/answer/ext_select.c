@@ -380,8 +380,8 @@ static void extend_blocks(sel_t *s, double floor)
         const unit_t *u = &s->units[i];
         unit_t *v = &s->units[i + 1];
         if (u->picked <= 0 || u->picked > 31 || (done & (1u << u->picked)) || v->picked || v->hit != u->hit ||
-            v->para != u->para || v->kind != U_SENTENCE || u->kind != U_SENTENCE ||
-            (u->picked != 1 && (!v->gmask || v->score < floor)) || v->len > 240 || repeats(s, v))
+            v->para != u->para || v->kind != U_SENTENCE || u->kind != U_SENTENCE || !v->gmask || v->score < floor ||
+            v->len > 240 || repeats(s, v))
             continue;
         done |= 1u << u->picked;
         v->picked = u->picked;
