@@ -5,7 +5,8 @@
  * derivations and typing slips but never on short stems, and picked
  * neighbours of one paragraph joined into one passage, and each part of
  * a two-part question answered by its own words, a typo read as the
- * knowledge base's closest word. Corpus:
+ * knowledge base's closest word, a list with the sentence that closes it.
+ * Corpus:
  * tests/unit/answer/corpus. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -165,6 +166,19 @@ static void test_typo_read_as_retrieval_reads(void **state)
     toro_answer_clear(&a);
 }
 
+/* The short sentence right after a list that names a question word closes
+ * the list: it stays in the list's block, not a separate point. */
+static void test_list_brings_its_closing(void **state)
+{
+    (void)state;
+    toro_answer_t a = {0};
+    answer_fixture_ask("como fica a declaração da bonificação?", &a);
+    if (strncmp(a.text, "Na declaração anual:", 20) != 0 ||
+        !strstr(a.text, "no custo total.\nSem informe da empresa, o custo declarado é zero. [1]"))
+        fail_msg("the list should lead with its closing sentence:\n%s", a.text);
+    toro_answer_clear(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +189,7 @@ int main(void)
         cmocka_unit_test(test_neighbours_join),
         cmocka_unit_test(test_first_part_answered_first),
         cmocka_unit_test(test_typo_read_as_retrieval_reads),
+        cmocka_unit_test(test_list_brings_its_closing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
