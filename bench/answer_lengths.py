@@ -9,7 +9,7 @@ A measuring aid for the extractive answerer; not run by ctest."""
 import json, os, statistics, subprocess, sys, unicodedata
 from concurrent.futures import ThreadPoolExecutor
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 TORO = os.environ.get("TORO_BIN", os.path.join(ROOT, "build", "toro"))
 
 

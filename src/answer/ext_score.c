@@ -19,12 +19,30 @@
 
 /* ---- retrieve --------------------------------------------------------------- */
 
+/* A question word the knowledge base knows in no language ("horaro") is
+ * read as retrieval read it: the closest indexed term ("horari"), so the
+ * sentences that answer it match it. Sub-question masks are already made. */
+static void fix_typos(toro_kb_t *kb, question_t *q)
+{
+    for (int g = 0; g < q->ngroups; g++) {
+        term_t fixed[2];
+        int r[2];
+        for (int l = 0; l < 2; l++)
+            r[l] = toro_kb_typo_fix(kb, q->stems[g][l], fixed[l]);
+        if (r[0] < 0 || r[1] < 0 || (r[0] == 0 && r[1] == 0))
+            continue; /* known in a language: a word, not a typo */
+        for (int l = 0; l < 2; l++) /* a stem too short to fix takes the other language's fix */
+            memcpy(q->stems[g][l], fixed[r[l] ? l : 1 - l], sizeof(term_t));
+    }
+}
+
 /* The relevant chunks worth reading, preferring the question's language. */
 int toro_ext_retrieve(toro_kb_t *kb, const char *question, sel_t *s, char **errmsg)
 {
     int rc = toro_prompt_retrieve(kb, question, RETRIEVE_K, &s->ctx, errmsg);
     if (rc)
         return rc;
+    fix_typos(kb, s->q);
     const toro_kb_hit_t *h = s->ctx.hits;
     for (size_t i = 0; i < s->ctx.n_passages; i++)
         if (strcmp(h[i].lang, s->ctx.lang) == 0)

@@ -20,6 +20,21 @@
 
 /* ---- select: lead and points ---------------------------------------------- */
 
+#define CLOSING_MAX 200 /* bytes of a sentence that closes a list */
+
+/* The short sentence right after a list that names a question word closes
+ * it ("Se alguma condição não for cumprida, os rendimentos são tributados
+ * em 20%" after the conditions): it joins the list's block. */
+static void take_closing(sel_t *s, size_t j, int blk)
+{
+    if (j >= s->nu || j == 0)
+        return;
+    unit_t *v = &s->units[j];
+    if (v->hit == s->units[j - 1].hit && v->kind == U_SENTENCE && !v->picked && !v->intro && v->gmask &&
+        v->len <= CLOSING_MAX)
+        v->picked = blk;
+}
+
 /* Marks unit i and what belongs with it as block `blk`: the list, table or
  * example it introduces, the sentence a pronoun points back to, the
  * sentence that introduces a table. */
@@ -52,7 +67,8 @@ static void take_block(sel_t *s, size_t i, int blk)
     }
     if (u->intro || u->example) {
         int n = 0;
-        for (size_t j = i + 1; j < s->nu && s->units[j].hit == u->hit && n < MAX_BLOCK; j++, n++) {
+        size_t j = i + 1;
+        for (; j < s->nu && s->units[j].hit == u->hit && n < MAX_BLOCK; j++, n++) {
             const unit_t *v = &s->units[j];
             bool belongs = v->kind != U_SENTENCE || (u->example && v->para == u->para);
             if (!belongs)
@@ -60,6 +76,8 @@ static void take_block(sel_t *s, size_t i, int blk)
             if (!v->picked)
                 s->units[j].picked = blk;
         }
+        if (u->intro && j > i + 1)
+            take_closing(s, j, blk);
     }
     if (u->kind == U_SENTENCE && i + 1 < s->nu && s->units[i + 1].hit == u->hit && s->units[i + 1].anaphor &&
         s->units[i + 1].para == u->para && !s->units[i + 1].picked)
@@ -189,7 +207,8 @@ static double part_score(const sel_t *s, const unit_t *u, int p)
     double own = t > 0 ? w / t : 0;
     if (own <= 0 || u->score <= 0)
         return 0;
-    return (u->base + own + toro_ext_kind_bonus(q->part_kind[p], u)) * u->mult;
+    /* the part's own words stand in for the whole question's match */
+    return (u->base - u->ctx_lex + 2 * own + toro_ext_kind_bonus(q->part_kind[p], u)) * u->mult;
 }
 
 /* The best unit not yet taken for sub-question p above floor that has every

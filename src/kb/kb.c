@@ -532,6 +532,36 @@ static const char *closest_term(const toro_kb_t *kb, const char *stem, double *d
     return best == SIZE_MAX ? NULL : kb->vocab_text + kb->vocab[best].off;
 }
 
+/* Whether stem is an indexed term (vocabulary loaded). */
+static int vocab_has(const toro_kb_t *kb, const char *stem)
+{
+    size_t n = strlen(stem);
+    for (size_t i = 0; i < kb->nvocab; i++)
+        if (kb->vocab[i].len == n && memcmp(kb->vocab_text + kb->vocab[i].off, stem, n) == 0)
+            return 1;
+    return 0;
+}
+
+int toro_kb_typo_fix(toro_kb_t *kb, const char *stem, char *out)
+{
+    if (!kb || !stem || strlen(stem) < FUZZY_MIN_LEN || strlen(stem) > TORO_TOKEN_MAX)
+        return 0;
+    pthread_mutex_lock(&kb->mu);
+    if (kb->vocab_state == 0)
+        load_vocab(kb);
+    pthread_mutex_unlock(&kb->mu);
+    if (kb->vocab_state != 1)
+        return 0;
+    if (vocab_has(kb, stem))
+        return -1;
+    double d;
+    const char *t = closest_term(kb, stem, &d);
+    if (!t)
+        return 0;
+    memcpy(out, t, strlen(t) + 1);
+    return 1;
+}
+
 /* A word of the query the index does not know (in any language) is most
  * often a typo ("tesoro", "poupansa", "isensao"): its stems are matched to
  * the closest indexed term, which joins the query at a reduced BM25 weight.

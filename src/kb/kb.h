@@ -92,6 +92,15 @@ void toro_kb_set_fusion(toro_kb_t *kb, toro_kb_fusion_t fusion, double weight);
 void toro_kb_set_min_relevance(toro_kb_t *kb, double min_relevance);
 double toro_kb_min_relevance(const toro_kb_t *kb);
 
+/* Why: the extractive answerer matches the question's words in sentences;
+ * a typo ("horaro") matches none, while retrieval already read it as the
+ * closest indexed term ("horari"). When stem is not an indexed term and an
+ * indexed term lies within the typo distance retrieval uses, it is copied
+ * into out (TORO_TOKEN_MAX + 1 bytes) and 1 is returned; -1 when stem is an
+ * indexed term; otherwise 0 (a short stem, nothing close, no vocabulary).
+ * out is unchanged unless 1 is returned. */
+int toro_kb_typo_fix(toro_kb_t *kb, const char *stem, char *out);
+
 /* Why: option parsing in one place: "bm25" "dense" "hybrid" -> mode, -1 if unknown. */
 int toro_kb_mode_parse(const char *s);
 const char *toro_kb_mode_name(toro_kb_mode_t mode);

@@ -3,7 +3,10 @@
  * that names nothing asked, a definition that names only part of the
  * question or defines another thing named with it, stems matched across
  * derivations and typing slips but never on short stems, and picked
- * neighbours of one paragraph joined into one passage. Corpus:
+ * neighbours of one paragraph joined into one passage, and each part of
+ * a two-part question answered by its own words, a typo read as the
+ * knowledge base's closest word, a list with the sentence that closes it.
+ * Corpus:
  * tests/unit/answer/corpus. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -136,6 +139,46 @@ static void test_neighbours_join(void **state)
     assert_false(toro_ext_join_neighbors(&s));
 }
 
+/* "o que é X e como é tributado" asks two things: the lead answers the
+ * first (the definition of X), not the item that names X and "tributação"
+ * and so matches more of the whole question; the item still follows. */
+static void test_first_part_answered_first(void **state)
+{
+    (void)state;
+    toro_answer_t a = {0};
+    answer_fixture_ask("o que é bonificação e como é tributada?", &a);
+    if (strncmp(a.text, "A bonificação é a distribuição", 31) != 0 || !strstr(a.text, "a tributação só vem na venda"))
+        fail_msg("the definition should lead, the item on taxes follow:\n%s", a.text);
+    toro_answer_clear(&a);
+}
+
+/* "horaro" is no word of the knowledge base and too short for the
+ * answerer's own slip matching; read as retrieval reads it ("horário"),
+ * the sentence that names it leads, not the one that names only
+ * "bonificadas". */
+static void test_typo_read_as_retrieval_reads(void **state)
+{
+    (void)state;
+    toro_answer_t a = {0};
+    answer_fixture_ask("qual o horaro das bonificadas", &a);
+    if (strncmp(a.text, "O crédito cai no horário noturno", 33) != 0)
+        fail_msg("the sentence on the time should lead:\n%s", a.text);
+    toro_answer_clear(&a);
+}
+
+/* The short sentence right after a list that names a question word closes
+ * the list: it stays in the list's block, not a separate point. */
+static void test_list_brings_its_closing(void **state)
+{
+    (void)state;
+    toro_answer_t a = {0};
+    answer_fixture_ask("como fica a declaração da bonificação?", &a);
+    if (strncmp(a.text, "Na declaração anual:", 20) != 0 ||
+        !strstr(a.text, "no custo total.\nSem informe da empresa, o custo declarado é zero. [1]"))
+        fail_msg("the list should lead with its closing sentence:\n%s", a.text);
+    toro_answer_clear(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -144,6 +187,9 @@ int main(void)
         cmocka_unit_test(test_comparison_names_each_side),
         cmocka_unit_test(test_derivations_and_slips),
         cmocka_unit_test(test_neighbours_join),
+        cmocka_unit_test(test_first_part_answered_first),
+        cmocka_unit_test(test_typo_read_as_retrieval_reads),
+        cmocka_unit_test(test_list_brings_its_closing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+#include "kb/analyzer.h"
 #include "kb/checksum.h"
 #include "kb/eval.h"
 #include "kb/index.h"
@@ -163,6 +164,23 @@ static void test_typo_tolerant(void **state)
     assert_int_equal(toro_kb_search(kb, "xyzw qwerty", 3, &h, &n), 0);
     assert_int_equal(n, 0);
     toro_kb_hits_free(h, n);
+}
+
+/* The correction retrieval makes, offered to the answerer: an unknown stem
+ * gets the closest indexed term, a known one is reported as known (-1), a
+ * short or far one gets nothing and out stays as it was. */
+static void test_typo_fix(void **state)
+{
+    (void)state;
+    char out[TORO_TOKEN_MAX + 1] = "unchanged";
+    assert_int_equal(toro_kb_typo_fix(kb, "custody", out), 1); /* one edit from the stem of "custódia" */
+    assert_string_equal(out, "custod");
+    assert_int_equal(toro_kb_typo_fix(kb, "custod", out), -1);
+    snprintf(out, sizeof out, "unchanged");
+    assert_int_equal(toro_kb_typo_fix(kb, "xyzwq", out), 0);
+    assert_int_equal(toro_kb_typo_fix(kb, "cus", out), 0);
+    assert_int_equal(toro_kb_typo_fix(NULL, "custody", out), 0);
+    assert_string_equal(out, "unchanged");
 }
 
 /* Spellings that must search alike: chat fillers ("pq", "hj", "qnto") are
@@ -336,7 +354,7 @@ int main(void)
         cmocka_unit_test(test_hit_fields),       cmocka_unit_test(test_not_relevant),
         cmocka_unit_test(test_version_determinism), cmocka_unit_test(test_concurrent_search),
         cmocka_unit_test(test_beir_eval),        cmocka_unit_test(test_typo_tolerant),
-        cmocka_unit_test(test_same_search),
+        cmocka_unit_test(test_same_search),      cmocka_unit_test(test_typo_fix),
         cmocka_unit_test(test_other_analyzer_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
