@@ -36,6 +36,7 @@ const char *toro_strerror(int rc)
     case TORO_EFORMAT: return "bad format";
     case TORO_EEMPTY: return "empty";
     case TORO_EFORBIDDEN: return "forbidden";
+    case TORO_ENOTSUP: return "not supported";
     default: return "unknown error";
     }
 }

@@ -18,6 +18,7 @@ enum {
     TORO_EFORMAT = -9,   /* corrupt or unsupported file / message */
     TORO_EEMPTY = -10,   /* nothing to do (empty queue, empty result) */
     TORO_EFORBIDDEN = -11, /* authenticated, but not allowed to act for that user */
+    TORO_ENOTSUP = -12,  /* this backend does not implement the call */
 };
 
 /* Why: one table for every message, so logs and HTTP errors agree. Always a

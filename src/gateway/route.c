@@ -7,10 +7,11 @@
 #include <stdio.h>
 #include <string.h>
 
-static const int statuses[] = {200, 202, 204, 400, 401, 403, 404, 405, 408, 411, 413, 414, 415, 429, 431, 500, 503};
+static const int statuses[] = {200, 202, 204, 400, 401, 403, 404, 405, 408, 411, 413, 414, 415, 429, 431, 500, 501, 503};
 #define N_STATUS (sizeof statuses / sizeof statuses[0])
 static const char *const route_names[GW_ROUTE_COUNT] = {
-    "unmatched", "/questions", "/questions/{id}", "/auth/dev-login", "/healthz", "/metrics", "/ws", "static"};
+    "unmatched", "/questions", "/questions/{id}", "/auth/dev-login", "/healthz", "/metrics", "/ws", "static",
+    "/conversations", "/conversations/{id}"};
 static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"};
 #define N_METHOD (sizeof methods / sizeof methods[0])
 static atomic_long requests[GW_ROUTE_COUNT][N_METHOD][N_STATUS + 1];
@@ -21,6 +22,10 @@ gw_route_t gw_route_template(const char *path)
         return GW_ROUTE_QUESTIONS;
     if (strncmp(path, "/questions/", 11) == 0 && !strchr(path + 11, '/'))
         return GW_ROUTE_QUESTION;
+    if (strcmp(path, "/conversations") == 0)
+        return GW_ROUTE_CONVERSATIONS;
+    if (strncmp(path, "/conversations/", 15) == 0 && !strchr(path + 15, '/'))
+        return GW_ROUTE_CONVERSATION;
     if (strcmp(path, "/auth/dev-login") == 0)
         return GW_ROUTE_DEV_LOGIN;
     if (strcmp(path, "/healthz") == 0)

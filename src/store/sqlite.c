@@ -48,7 +48,8 @@ typedef struct sqlite_store {
 
 #define COLS                                                                                                           \
     "user_id, question_id, question, status, answer, sources, found_relevant_docs, model, kb_version,"                 \
-    " error_message, attempts, created_at, updated_at, processing_started_at, processed_at"
+    " error_message, attempts, created_at, updated_at, processing_started_at, processed_at,"                            \
+    " conversation_id, retrieval_query"
 
 static sqlite3 *conn(toro_store_t *s) { return toro_db_conn(((sqlite_store_t *)s)->db); }
 
@@ -85,6 +86,8 @@ static void row_to_question(sqlite3_stmt *st, toro_question_t *q)
     q->updated_at = sqlite3_column_int64(st, 12);
     q->processing_started_at = sqlite3_column_int64(st, 13);
     q->processed_at = sqlite3_column_int64(st, 14);
+    q->conversation_id = col_dup(st, 15);
+    q->retrieval_query = col_dup(st, 16);
 }
 
 /* Write transactions: BEGIN IMMEDIATE under the process writer lock. */
@@ -131,13 +134,14 @@ static int insert_question(sqlite3 *c, const toro_question_t *q, const toro_even
     int rc = TORO_EIO;
     if (toro_db_prepare(c,
                         "INSERT INTO questions(user_id, question_id, question, status, attempts, created_at,"
-                        " updated_at) VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
+                        " updated_at, conversation_id) VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4, ?5)",
                         -1, &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_text(st, 1, q->user_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, q->question_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, q->question, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, q->created_at);
+    sqlite3_bind_text(st, 5, q->conversation_id, -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
     if (step == SQLITE_CONSTRAINT) {
         rc = TORO_ECONFLICT;
@@ -278,7 +282,7 @@ static const char *const transition_sql[TORO_STATUS_COUNT] = {
                                " WHERE user_id = ?1 AND question_id = ?2",
     [TORO_STATUS_COMPLETED] = "UPDATE questions SET status = 'completed', answer = ?4, sources = ?5,"
                               " found_relevant_docs = CAST(?6 AS INTEGER), model = ?7, kb_version = ?8,"
-                              " error_message = NULL, updated_at = ?3, processed_at = ?3"
+                              " retrieval_query = ?9, error_message = NULL, updated_at = ?3, processed_at = ?3"
                               " WHERE user_id = ?1 AND question_id = ?2",
     [TORO_STATUS_ERROR] = "UPDATE questions SET status = 'error', error_message = ?4, updated_at = ?3,"
                           " processed_at = ?3 WHERE user_id = ?1 AND question_id = ?2",
@@ -306,7 +310,7 @@ static int update_status(sqlite3 *c, const toro_transition_t *t, const char *con
  * IMMEDIATE transaction; on failure nothing was written. */
 static int s_transition(toro_store_t *s, toro_transition_t *t)
 {
-    const char *args[5];
+    const char *args[TORO_TRANSITION_MAX_ARGS];
     char *owned = NULL;
     bool wrote_ev = false;
     assert(t->to < TORO_STATUS_COUNT && transition_sql[t->to]);
@@ -444,6 +448,163 @@ static int s_ping(toro_store_t *s)
 {
     sqlite3 *c = conn(s);
     return c && sqlite3_exec(c, "SELECT 1 FROM questions LIMIT 1", NULL, NULL, NULL) == SQLITE_OK ? 0 : TORO_EIO;
+}
+
+/* Conversations (store.h, version 3). Rows written before conversations
+ * have no conversation_id and belong to none. */
+
+/* Reads the rows of st (bound, limit + 1 asked) into a page: at most limit
+ * items and, when there were more, *next = the cursor of the last. */
+static int collect_questions(sqlite3_stmt *st, int limit, toro_question_t **items, size_t *n, char **next)
+{
+    toro_question_t *arr = calloc((size_t)limit + 1, sizeof *arr);
+    size_t count = 0;
+    int step = SQLITE_DONE;
+    if (!arr)
+        return TORO_ENOMEM;
+    while (count <= (size_t)limit && (step = sqlite3_step(st)) == SQLITE_ROW)
+        row_to_question(st, &arr[count++]);
+    if (count <= (size_t)limit && step != SQLITE_DONE) {
+        toro_questions_free(arr, count);
+        return TORO_EIO;
+    }
+    if (count > (size_t)limit) {
+        toro_question_clear(&arr[limit]);
+        count = (size_t)limit;
+        if (!(*next = toro_history_cursor_encode(&arr[count - 1]))) {
+            toro_questions_free(arr, count);
+            return TORO_ENOMEM;
+        }
+    }
+    *items = arr;
+    *n = count;
+    return 0;
+}
+
+/* [0] oldest first, [1] newest first; ?3 NULL = from the start. */
+static const char *const turns_sql[2] = {
+    "SELECT " COLS " FROM questions WHERE user_id = ?1 AND conversation_id = ?2 AND (?3 IS NULL OR"
+    " created_at > ?3 OR (created_at = ?3 AND question_id > ?4)) ORDER BY created_at, question_id LIMIT ?5",
+    "SELECT " COLS " FROM questions WHERE user_id = ?1 AND conversation_id = ?2 AND (?3 IS NULL OR"
+    " created_at < ?3 OR (created_at = ?3 AND question_id < ?4)) ORDER BY created_at DESC, question_id DESC"
+    " LIMIT ?5",
+};
+
+static int s_list_turns(toro_store_t *s, const char *user_id, const char *conversation_id, bool newest_first,
+                        int limit, const char *cursor, toro_question_t **items, size_t *n, char **next)
+{
+    sqlite3 *c = conn(s);
+    sqlite3_stmt *st = NULL;
+    int64_t c_at = 0;
+    char c_qid[64] = "";
+    int rc = TORO_EIO;
+    if (cursor && toro_history_cursor_decode(cursor, &c_at, c_qid) != 0)
+        return TORO_EINVAL;
+    if (!c || toro_db_prepare(c, turns_sql[newest_first], -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, conversation_id, -1, SQLITE_STATIC);
+    if (cursor)
+        sqlite3_bind_int64(st, 3, c_at);
+    else
+        sqlite3_bind_null(st, 3);
+    sqlite3_bind_text(st, 4, c_qid, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, limit + 1);
+    rc = collect_questions(st, limit, items, n, next);
+out:
+    toro_db_done(st);
+    return rc;
+}
+
+static void row_to_conversation(sqlite3_stmt *st, const char *user_id, toro_conversation_t *cv)
+{
+    cv->conversation_id = col_dup(st, 0);
+    cv->user_id = strdup(user_id);
+    cv->created_at = sqlite3_column_int64(st, 1);
+    cv->last_activity_at = sqlite3_column_int64(st, 2);
+    cv->n_questions = (long)sqlite3_column_int64(st, 3);
+    cv->title = col_dup(st, 4);
+}
+
+static int s_list_conversations(toro_store_t *s, const char *user_id, int limit, const char *cursor,
+                                toro_conversation_t **items, size_t *n, char **next)
+{
+    sqlite3 *c = conn(s);
+    sqlite3_stmt *st = NULL;
+    int64_t c_at = 0;
+    char c_id[64] = "";
+    toro_conversation_t *arr = NULL;
+    size_t count = 0;
+    int rc = TORO_EIO, step = SQLITE_ERROR;
+    if (cursor && toro_history_cursor_decode(cursor, &c_at, c_id) != 0)
+        return TORO_EINVAL;
+    if (!(arr = calloc((size_t)limit + 1, sizeof *arr)))
+        return TORO_ENOMEM;
+    if (!c || toro_db_prepare(c,
+                                 "SELECT conversation_id, min(created_at), max(created_at) AS last, count(*),"
+                                 " (SELECT t.question FROM questions t WHERE t.user_id = ?1 AND"
+                                 " t.conversation_id = g.conversation_id ORDER BY t.created_at, t.question_id LIMIT 1)"
+                                 " FROM questions g WHERE user_id = ?1 AND conversation_id IS NOT NULL"
+                                 " GROUP BY conversation_id HAVING ?2 IS NULL OR max(created_at) < ?2 OR"
+                                 " (max(created_at) = ?2 AND conversation_id < ?3)"
+                                 " ORDER BY last DESC, conversation_id DESC LIMIT ?4",
+                                 -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+    if (cursor)
+        sqlite3_bind_int64(st, 2, c_at);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_text(st, 3, c_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, limit + 1);
+    while (count <= (size_t)limit && (step = sqlite3_step(st)) == SQLITE_ROW)
+        row_to_conversation(st, user_id, &arr[count++]);
+    if (count <= (size_t)limit && step != SQLITE_DONE)
+        goto out;
+    rc = 0;
+    if (count > (size_t)limit) {
+        free(arr[limit].conversation_id);
+        free(arr[limit].user_id);
+        free(arr[limit].title);
+        count = (size_t)limit;
+        rc = (*next = toro_conversation_cursor_encode(&arr[count - 1])) ? 0 : TORO_ENOMEM;
+    }
+out:
+    toro_db_done(st);
+    if (rc) {
+        toro_conversations_free(arr, count);
+        return rc;
+    }
+    *items = arr;
+    *n = count;
+    return 0;
+}
+
+/* Data files older than conversations get the two columns and the index. */
+static int migrate_conversations(toro_store_t *s, char **err)
+{
+    sqlite3 *c = conn(s);
+    sqlite3_stmt *st = NULL;
+    if (!c)
+        return TORO_EIO;
+    bool has = sqlite3_prepare_v2(c, "SELECT conversation_id, retrieval_query FROM questions LIMIT 0", -1, &st,
+                                  NULL) == SQLITE_OK;
+    sqlite3_finalize(st);
+    int rc = 0;
+    if (!has && (rc = toro_db_begin(c)) == 0) {
+        if (sqlite3_prepare_v2(c, "SELECT conversation_id FROM questions LIMIT 0", -1, &st, NULL) != SQLITE_OK)
+            rc = toro_db_exec(c, "ALTER TABLE questions ADD COLUMN conversation_id TEXT");
+        sqlite3_finalize(st);
+        if (rc == 0)
+            rc = toro_db_exec(c, "ALTER TABLE questions ADD COLUMN retrieval_query TEXT");
+        rc = toro_db_end(c, rc);
+    }
+    if (rc == 0)
+        rc = toro_db_exec(c, "CREATE INDEX IF NOT EXISTS questions_conversation ON questions(user_id,"
+                             " conversation_id, created_at, question_id)");
+    if (rc && err)
+        *err = strdup("cannot add the conversation columns to the questions table");
+    return rc;
 }
 
 /* The outbox (bus/outbox.h). Claims run as one UPDATE ... RETURNING under
@@ -648,6 +809,8 @@ static const toro_store_ops_t sqlite_ops = {
     .close = s_close,
     .outbox = s_outbox,
     .set_urgent = s_set_urgent,
+    .list_conversations = s_list_conversations,
+    .list_turns = s_list_turns,
 };
 
 int toro_store_sqlite_open(const char *path, toro_db_sync_t sync, toro_store_t **out, char **err)
@@ -671,6 +834,10 @@ int toro_store_sqlite_open(const char *path, toro_db_sync_t sync, toro_store_t *
     }
     s->super.ops = &sqlite_ops;
     s->outbox.ops = &sqlite_outbox_ops;
+    if ((rc = migrate_conversations(&s->super, err)) != 0) {
+        s_close(&s->super);
+        return rc;
+    }
     *out = &s->super;
     return 0;
 }

@@ -17,8 +17,8 @@ int toro_store_create_each(toro_store_t *s, const toro_question_t *qs, const tor
     return rc;
 }
 
-int toro_transition_args(const toro_transition_t *t, const char *yes, const char *no, const char *args[5],
-                         char **owned)
+int toro_transition_args(const toro_transition_t *t, const char *yes, const char *no,
+                         const char *args[TORO_TRANSITION_MAX_ARGS], char **owned)
 {
     *owned = NULL;
     if (t->to == TORO_STATUS_ERROR) {
@@ -36,7 +36,8 @@ int toro_transition_args(const toro_transition_t *t, const char *yes, const char
     args[2] = r->found_relevant_docs ? yes : no;
     args[3] = r->model;
     args[4] = r->kb_version;
-    return 5;
+    args[5] = r->retrieval_query;
+    return 6;
 }
 
 int toro_store_start_processing(toro_store_t *s, const char *user_id, const char *question_id,
