@@ -1,12 +1,14 @@
 """Conversations through the real binary: POST /questions with and without
 conversation_id, the follow-up rewrite recorded in the answer, isolation
 between users, GET /conversations and GET /conversations/{id} with
-pagination, and the column added to a data file made before conversations."""
+pagination, the column added to a data file made before conversations, and
+the distributed mode (PostgreSQL store, follow-up on another API node)."""
 import sqlite3
 import time
 
 import requests
 
+from cluster import cluster_factory  # noqa: F401 (fixture)
 from conftest import auth, wait_terminal
 
 
@@ -157,3 +159,23 @@ def test_a_data_file_from_before_conversations_keeps_opening(server_factory, tmp
     assert requests.get(server.url("/conversations"), headers=auth("ana"), timeout=5).json()["data"]["items"] == []
     d = ask_ok(server, "ana", "Quanto rende o CDB?")
     assert wait_terminal(server, d["question_id"])["conversation_id"] == d["conversation_id"]
+
+
+def test_distributed_follow_up_on_another_api_node(cluster_factory):  # noqa: F811
+    c = cluster_factory(n_api=2)
+    a, b = c.apis
+    first = ask_ok(a, "dora", "Quanto rende o CDB?")
+    wait_terminal(a, first["question_id"])
+    follow = ask_ok(b, "dora", "E a LCA?", first["conversation_id"])
+    assert follow["conversation_id"] == first["conversation_id"]
+    q = wait_terminal(b, follow["question_id"])
+    assert q["retrieval_query"] and "LCA" in q["retrieval_query"] and "CDB" not in q["retrieval_query"], q
+    assert any("lca" in (s["doc_id"] + " " + s["title"]).lower() for s in q["sources"]), q["sources"]
+    r = ask(b, "eve", "E a LCA?", first["conversation_id"])
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    lst = requests.get(a.url("/conversations"), headers=auth("dora"), timeout=5).json()["data"]["items"]
+    assert [(x["conversation_id"], x["question_count"], x["title"]) for x in lst] == \
+        [(first["conversation_id"], 2, "Quanto rende o CDB?")]
+    turns = requests.get(b.url("/conversations/" + first["conversation_id"]), headers=auth("dora"),
+                         timeout=5).json()["data"]["items"]
+    assert [t["question"] for t in turns] == ["Quanto rende o CDB?", "E a LCA?"]
