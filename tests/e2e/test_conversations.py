@@ -3,7 +3,9 @@ conversation_id, the follow-up rewrite recorded in the answer, isolation
 between users, GET /conversations and GET /conversations/{id} with
 pagination, the column added to a data file made before conversations, and
 the distributed mode (PostgreSQL store, follow-up on another API node)."""
+import os
 import sqlite3
+import subprocess
 import time
 
 import requests
@@ -179,3 +181,17 @@ def test_distributed_follow_up_on_another_api_node(cluster_factory):  # noqa: F8
     turns = requests.get(b.url("/conversations/" + first["conversation_id"]), headers=auth("dora"),
                          timeout=5).json()["data"]["items"]
     assert [t["question"] for t in turns] == ["Quanto rende o CDB?", "E a LCA?"]
+
+
+def test_web_ui_groups_questions_by_conversation(server_factory):
+    from test_browser import ARTIFACTS, BROWSER_DIR, CHROMIUM, require_tools
+    node = require_tools()
+    server = server_factory(extra_args=["--auth", "dev"])
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    proc = subprocess.run([node, os.path.join(BROWSER_DIR, "conv.test.mjs"), server.url(""), ARTIFACTS],
+                          cwd=BROWSER_DIR, env=dict(os.environ, CHROMIUM_PATH=CHROMIUM), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=180)
+    out = proc.stdout.decode("utf-8", "replace")
+    print(out)
+    assert proc.returncode == 0, "browser test failed (exit %d):\n%s\n--- server log ---\n%s" % (
+        proc.returncode, out, server.log()[-3000:])
