@@ -352,17 +352,7 @@ static int page_of_questions(PGresult *r, int limit, toro_question_t **items, si
     for (int i = 0; i < rows && i <= limit; i++)
         row_to_question(r, i, &arr[count++]);
     PQclear(r);
-    if (count > (size_t)limit) {
-        toro_question_clear(&arr[limit]);
-        count = (size_t)limit;
-        if (!(*next = toro_history_cursor_encode(&arr[count - 1]))) {
-            toro_questions_free(arr, count);
-            return TORO_ENOMEM;
-        }
-    }
-    *items = arr;
-    *n = count;
-    return 0;
+    return toro_store_questions_page(arr, count, limit, items, n, next);
 }
 
 /* [0] oldest first, [1] newest first; $3 NULL = from the start. */
@@ -403,10 +393,8 @@ static int s_list_turns(toro_store_t *s, const char *user_id, const char *conver
 static int page_of_conversations(PGresult *r, const char *user_id, int limit, toro_conversation_t **items, size_t *n,
                                  char **next)
 {
-    int rows = PQntuples(r);
-    size_t count = rows > limit ? (size_t)limit : (size_t)rows;
+    size_t count = (size_t)PQntuples(r);
     toro_conversation_t *arr = calloc(count + 1, sizeof *arr);
-    int rc = arr ? 0 : TORO_ENOMEM;
     for (size_t i = 0; arr && i < count; i++) {
         arr[i].conversation_id = val_dup(r, (int)i, 0);
         arr[i].user_id = strdup(user_id);
@@ -415,16 +403,8 @@ static int page_of_conversations(PGresult *r, const char *user_id, int limit, to
         arr[i].n_questions = (long)val_i64(r, (int)i, 3);
         arr[i].title = val_dup(r, (int)i, 4);
     }
-    if (rc == 0 && rows > limit && !(*next = toro_conversation_cursor_encode(&arr[count - 1])))
-        rc = TORO_ENOMEM;
     PQclear(r);
-    if (rc) {
-        toro_conversations_free(arr, count);
-        return rc;
-    }
-    *items = arr;
-    *n = count;
-    return 0;
+    return arr ? toro_store_conversations_page(arr, count, limit, items, n, next) : TORO_ENOMEM;
 }
 
 static int conversations_once(toro_store_t *s, const char *user_id, int limit, const char *cursor,

@@ -468,17 +468,7 @@ static int collect_questions(sqlite3_stmt *st, int limit, toro_question_t **item
         toro_questions_free(arr, count);
         return TORO_EIO;
     }
-    if (count > (size_t)limit) {
-        toro_question_clear(&arr[limit]);
-        count = (size_t)limit;
-        if (!(*next = toro_history_cursor_encode(&arr[count - 1]))) {
-            toro_questions_free(arr, count);
-            return TORO_ENOMEM;
-        }
-    }
-    *items = arr;
-    *n = count;
-    return 0;
+    return toro_store_questions_page(arr, count, limit, items, n, next);
 }
 
 /* [0] oldest first, [1] newest first; ?3 NULL = from the start. */
@@ -562,22 +552,13 @@ static int s_list_conversations(toro_store_t *s, const char *user_id, int limit,
     if (count <= (size_t)limit && step != SQLITE_DONE)
         goto out;
     rc = 0;
-    if (count > (size_t)limit) {
-        free(arr[limit].conversation_id);
-        free(arr[limit].user_id);
-        free(arr[limit].title);
-        count = (size_t)limit;
-        rc = (*next = toro_conversation_cursor_encode(&arr[count - 1])) ? 0 : TORO_ENOMEM;
-    }
 out:
     toro_db_done(st);
     if (rc) {
         toro_conversations_free(arr, count);
         return rc;
     }
-    *items = arr;
-    *n = count;
-    return 0;
+    return toro_store_conversations_page(arr, count, limit, items, n, next);
 }
 
 /* Data files older than conversations get the two columns and the index. */

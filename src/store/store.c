@@ -72,6 +72,45 @@ int toro_store_fail(toro_store_t *s, const char *user_id, const char *question_i
     return s->ops->transition(s, &t);
 }
 
+int toro_store_questions_page(toro_question_t *arr, size_t count, int limit, toro_question_t **items, size_t *n,
+                              char **next)
+{
+    assert(limit > 0 && items && n && next);
+    if (count > (size_t)limit) {
+        for (size_t i = (size_t)limit; i < count; i++)
+            toro_question_clear(&arr[i]);
+        count = (size_t)limit;
+        if (!(*next = toro_history_cursor_encode(&arr[count - 1]))) {
+            toro_questions_free(arr, count);
+            return TORO_ENOMEM;
+        }
+    }
+    *items = arr;
+    *n = count;
+    return 0;
+}
+
+int toro_store_conversations_page(toro_conversation_t *arr, size_t count, int limit, toro_conversation_t **items,
+                                  size_t *n, char **next)
+{
+    assert(limit > 0 && items && n && next);
+    if (count > (size_t)limit) {
+        for (size_t i = (size_t)limit; i < count; i++) {
+            free(arr[i].conversation_id);
+            free(arr[i].user_id);
+            free(arr[i].title);
+        }
+        count = (size_t)limit;
+        if (!(*next = toro_conversation_cursor_encode(&arr[count - 1]))) {
+            toro_conversations_free(arr, count);
+            return TORO_ENOMEM;
+        }
+    }
+    *items = arr;
+    *n = count;
+    return 0;
+}
+
 void toro_connections_free(toro_connection_t *items, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

@@ -137,6 +137,15 @@ int toro_store_create_each(toro_store_t *s, const toro_question_t *qs, const tor
 int toro_transition_args(const toro_transition_t *t, const char *yes, const char *no,
                          const char *args[TORO_TRANSITION_MAX_ARGS], char **owned);
 
+/* Why: the engines end a page alike (store.c): arr holds count rows of a
+ * query that asked for limit + 1. Keeps at most limit, sets *next to the
+ * cursor of the last kept when there were more, and hands arr to *items and
+ * *n. TORO_ENOMEM: arr is freed, the outputs stay empty. */
+int toro_store_questions_page(toro_question_t *arr, size_t count, int limit, toro_question_t **items, size_t *n,
+                              char **next);
+int toro_store_conversations_page(toro_conversation_t *arr, size_t count, int limit, toro_conversation_t **items,
+                                  size_t *n, char **next);
+
 /* Why: the process stage's three moves (store.c), over ops->transition.
  * start: pending|processing -> processing, attempts + 1; writes ev only on
  * the first move (*first). TORO_ECONFLICT when terminal; *attempts then
