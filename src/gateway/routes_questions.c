@@ -126,6 +126,12 @@ static bool query_user(gw_request_t *req, const char *user, char uid[256], gw_re
     return !required;
 }
 
+/* Sends a page {items, next_token} (takes arr). */
+static void send_page(gw_response_t *r, json_t *arr, const char *next)
+{
+    gw_http_ok(r, 200, json_pack("{s:o, s:o}", "items", arr, "next_token", next ? json_string(next) : json_null()));
+}
+
 /* The query of a paginated read (user_id, limit, next_token): false when r
  * holds the 400/403 to send. *limit keeps its default when absent; token is
  * "" when absent. */
@@ -174,7 +180,7 @@ void gw_route_list_questions(gw_routes_t *rt, gw_request_t *req, const char *use
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, toro_question_to_json(&items[i]));
-    gw_http_ok(r, 200, json_pack("{s:o, s:o}", "items", arr, "next_token", next ? json_string(next) : json_null()));
+    send_page(r, arr, next);
     toro_questions_free(items, n);
     free(next);
 }
@@ -233,7 +239,7 @@ void gw_route_list_conversations(gw_routes_t *rt, gw_request_t *req, const char 
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, toro_conversation_to_json(&items[i]));
-    gw_http_ok(r, 200, json_pack("{s:o, s:o}", "items", arr, "next_token", next ? json_string(next) : json_null()));
+    send_page(r, arr, next);
     toro_conversations_free(items, n);
     free(next);
 }

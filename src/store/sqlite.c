@@ -471,6 +471,18 @@ static int collect_questions(sqlite3_stmt *st, int limit, toro_question_t **item
     return toro_store_questions_page(arr, count, limit, items, n, next);
 }
 
+/* Binds a page's cursor from ?i: its created_at (NULL without a cursor:
+ * from the start), its id, and the limit + 1 rows asked for. */
+static void bind_page(sqlite3_stmt *st, int i, const char *cursor, int64_t at, const char *id, int limit)
+{
+    if (cursor)
+        sqlite3_bind_int64(st, i, at);
+    else
+        sqlite3_bind_null(st, i);
+    sqlite3_bind_text(st, i + 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, i + 2, limit + 1);
+}
+
 /* [0] oldest first, [1] newest first; ?3 NULL = from the start. */
 static const char *const turns_sql[2] = {
     "SELECT " COLS " FROM questions WHERE user_id = ?1 AND conversation_id = ?2 AND (?3 IS NULL OR"
@@ -494,12 +506,7 @@ static int s_list_turns(toro_store_t *s, const char *user_id, const char *conver
         goto out;
     sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, conversation_id, -1, SQLITE_STATIC);
-    if (cursor)
-        sqlite3_bind_int64(st, 3, c_at);
-    else
-        sqlite3_bind_null(st, 3);
-    sqlite3_bind_text(st, 4, c_qid, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 5, limit + 1);
+    bind_page(st, 3, cursor, c_at, c_qid, limit);
     rc = collect_questions(st, limit, items, n, next);
 out:
     toro_db_done(st);
@@ -541,12 +548,7 @@ static int s_list_conversations(toro_store_t *s, const char *user_id, int limit,
                                  -1, &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
-    if (cursor)
-        sqlite3_bind_int64(st, 2, c_at);
-    else
-        sqlite3_bind_null(st, 2);
-    sqlite3_bind_text(st, 3, c_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 4, limit + 1);
+    bind_page(st, 2, cursor, c_at, c_id, limit);
     while (count <= (size_t)limit && (step = sqlite3_step(st)) == SQLITE_ROW)
         row_to_conversation(st, user_id, &arr[count++]);
     if (count <= (size_t)limit && step != SQLITE_DONE)
