@@ -36,12 +36,13 @@ static int conversation_of(toro_stage_ctx_t *ctx, const char *uid, const char *c
 }
 
 /* Fills the new question's ids and its event; conv (taken) continues a
- * conversation, NULL starts one. */
-static int fill_item(toro_ingest_item_t *item, char *conv)
+ * conversation, NULL starts one where the store keeps conversations. */
+static int fill_item(toro_stage_ctx_t *ctx, toro_ingest_item_t *item, char *conv)
 {
     char qid[37], cid[37];
+    bool want_conv = conv || toro_store_has_conversations(ctx->store);
     toro_uuid4(qid);
-    if (!conv) {
+    if (!conv && want_conv) {
         toro_uuid4(cid);
         conv = strdup(cid);
     }
@@ -49,7 +50,7 @@ static int fill_item(toro_ingest_item_t *item, char *conv)
     item->q.question_id = strdup(qid);
     item->q.created_at = toro_now_ms();
     item->payload = toro_event_encode(item->q.user_id, qid, TORO_STATUS_PENDING);
-    return item->q.question_id && item->payload && conv ? 0 : TORO_ENOMEM;
+    return item->q.question_id && item->payload && (conv || !want_conv) ? 0 : TORO_ENOMEM;
 }
 
 int toro_stage_ingest_prepare(toro_stage_ctx_t *ctx, const char *body, size_t len, const char *auth_user,
@@ -78,7 +79,7 @@ int toro_stage_ingest_prepare(toro_stage_ctx_t *ctx, const char *body, size_t le
     item->q.user_id = uid;
     item->q.question = text;
     uid = text = NULL;
-    rc = fill_item(item, conv);
+    rc = fill_item(ctx, item, conv);
     conv = NULL;
     if (rc)
         toro_ingest_item_clear(item);

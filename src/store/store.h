@@ -220,6 +220,11 @@ static inline void toro_store_set_urgent(toro_store_t *s, bool urgent)
     if (s->ops->version >= 2 && s->ops->set_urgent)
         s->ops->set_urgent(s, urgent);
 }
+/* Why: ingest gives a new question a conversation only where it is kept. */
+static inline bool toro_store_has_conversations(const toro_store_t *s)
+{
+    return s->ops->version >= 3 && s->ops->list_turns && s->ops->list_conversations;
+}
 /* TORO_ENOTSUP when the store keeps no conversations (routes answer 501). */
 static inline int toro_store_list_conversations(toro_store_t *s, const char *user_id, int limit, const char *cursor,
                                                 toro_conversation_t **items, size_t *n, char **next)
