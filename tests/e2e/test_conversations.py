@@ -3,6 +3,7 @@ conversation_id, the follow-up rewrite recorded in the answer, isolation
 between users, GET /conversations and GET /conversations/{id} with
 pagination, the column added to a data file made before conversations, and
 the distributed mode (PostgreSQL store, follow-up on another API node)."""
+import json
 import os
 import sqlite3
 import subprocess
@@ -12,6 +13,7 @@ import requests
 
 from cluster import cluster_factory  # noqa: F401 (fixture)
 from conftest import auth, wait_terminal
+from test_providers import chat_reply, openai_env, provider, start  # noqa: F401 (fixture)
 
 
 NONE = object()
@@ -195,3 +197,22 @@ def test_web_ui_groups_questions_by_conversation(server_factory):
     print(out)
     assert proc.returncode == 0, "browser test failed (exit %d):\n%s\n--- server log ---\n%s" % (
         proc.returncode, out, server.log()[-3000:])
+
+
+def test_a_model_answerer_reads_the_earlier_turns(server_factory, provider):  # noqa: F811
+    provider.script = [chat_reply("O CDB rende um percentual do CDI [1]."),
+                       chat_reply("A LCA rende um percentual do CDI, isenta de IR [1].")]
+    s = start(server_factory, "openai", **openai_env(provider))
+    first = ask_ok(s, "pia", "Quanto rende o CDB?")
+    wait_terminal(s, first["question_id"], timeout=60)
+    q = wait_terminal(s, ask_ok(s, "pia", "E a LCA?", first["conversation_id"])["question_id"], timeout=60)
+    assert q["status"] == "completed", q
+    assert q["retrieval_query"] == "Quanto rende o LCA?"
+    assert len(provider.requests) == 2
+    prompts = [json.loads(r["body"])["messages"][-1]["content"] for r in provider.requests]
+    assert "Conversa anterior" not in prompts[0]
+    turns = prompts[1][prompts[1].index("Conversa anterior"):]
+    assert "Usuário: Quanto rende o CDB?\nAssistente: O CDB rende um percentual do CDI [1].\n" in turns
+    assert "Pergunta como o usuário a escreveu: E a LCA?" in turns
+    assert prompts[1].rstrip().endswith("Pergunta: Quanto rende o LCA?")
+    assert "LCI e LCA" in prompts[1]  # passages retrieved with the standalone query
