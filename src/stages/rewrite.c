@@ -139,11 +139,11 @@ static size_t lead_words(const words_t *ws)
 {
     size_t i = 0;
     const word_t *w = ws->w;
-    if (ws->n >= 2 && (strcmp(w[0].fold, "what") == 0 || strcmp(w[0].fold, "how") == 0) &&
-        strcmp(w[1].fold, "about") == 0)
-        i = 2;
-    else if (ws->n >= 1 && in_list(MARKERS, w[0].fold) && !(w[0].len == 2 && strcmp(w[0].fold, "e") == 0))
+    if (ws->n >= 1 && in_list(MARKERS, w[0].fold) && !(w[0].len == 2 && strcmp(w[0].fold, "e") == 0))
         i = 1; /* "é" folds to "e" but is two bytes: a verb, not "and" */
+    if (i + 1 < ws->n && (strcmp(w[i].fold, "what") == 0 || strcmp(w[i].fold, "how") == 0) &&
+        strcmp(w[i + 1].fold, "about") == 0)
+        i += 2; /* "what about", "and how about" */
     if (i == 0)
         return 0;
     if (i + 1 < ws->n && strcmp(w[i].fold, "quanto") == 0 && in_list(LEADS, w[i + 1].fold))
@@ -256,7 +256,8 @@ static int rewrite_with(const words_t *q, const words_t *prev, const bool subj[M
     bool entity = false;
     for (size_t j = from; j < q->n; j++)
         entity |= q->w[j].entity;
-    if (count_kind(q, from, W_QWORD) == 0 && entity)
+    /* a pronoun points back at the previous subject: never a new one */
+    if (count_kind(q, from, W_QWORD) == 0 && count_kind(q, from, W_ANAPHOR) == 0 && entity)
         replace_subject(&b, q, from, prev, subj);
     else
         append_subject(&b, q, from, prev, subj);

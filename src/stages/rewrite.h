@@ -6,11 +6,13 @@
  *   - a follow-up opens with a continuation word ("e", "and", "what about",
  *     "e quanto a"...), leans on a pronoun ("dele", "isso", "it"...), or is
  *     a fragment without a question word of at most three content words;
- *   - a follow-up without a question word names a new subject: the subject
- *     of the previous question (its acronyms, else its trailing noun phrase)
- *     is replaced by the follow-up's content words;
- *   - a follow-up with a question word asks something new of the same
- *     subject: its pronouns are dropped and the previous subject appended.
+ *   - a follow-up without a question word or pronoun that names an acronym
+ *     or a capitalized name brings a new subject: the subject of the
+ *     previous question (its acronyms, else its trailing noun phrase) is
+ *     replaced by the follow-up's words;
+ *   - any other follow-up asks something new of the same subject ("e quanto
+ *     rende?", "Qual o prazo dele?", "E o prazo?"): its pronouns are dropped
+ *     and the previous subject appended.
  * It knows words (stop words of kb/analyzer.h), never particular questions
  * or documents. It does not read the store. */
 #ifndef TORO_STAGES_REWRITE_H

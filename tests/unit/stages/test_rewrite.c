@@ -50,6 +50,9 @@ static void test_new_subject_replaces_the_previous_one(void **state)
     expect("E a LCA?", "Quanto rende o CDB?", "Quanto rende o LCA?");
     expect("and for FIIs?", "How are CDBs taxed?", "How are FIIs taxed?");
     expect("What about LCIs?", "What is the minimum investment in a CDB?", "What is the minimum investment in a LCIs?");
+    expect("and what about ETFs?", "How are FIIs taxed?", "How are ETFs taxed?");
+    expect("E no caso de FIIs?", "Qual o imposto sobre ações?", "Qual o imposto sobre FIIs?");
+    expect("O FGC cobre isso?", "O que é LCA?", "O FGC cobre LCA?");
     /* no acronym before: the trailing noun phrase is the subject */
     expect("E o Tesouro Direto?", "Como funciona a poupança?", "Como funciona a Tesouro Direto?");
     expect("E quanto à LCI?", "Qual o imposto de renda sobre o CDB?", "Qual o imposto de renda sobre o LCI?");
