@@ -234,34 +234,70 @@ static void replace_subject(toro_strbuf_t *b, const words_t *q, size_t from, con
         toro_strbuf_add(b, "?", 1);
 }
 
-/* A new predicate: q's words (pronouns dropped) and then prev's subject. */
-static void append_subject(toro_strbuf_t *b, const words_t *q, size_t from, const words_t *prev,
-                           const bool subj[MAX_WORDS])
+/* A new predicate: q as written with prev's subject in place of its first
+ * pronoun (other pronouns dropped), or after it when it has none; words of
+ * the subject q already names are not repeated. */
+static void append_subject(toro_strbuf_t *b, const words_t *q, const words_t *prev, const bool subj[MAX_WORDS])
 {
-    for (size_t j = from; j < q->n; j++)
-        if (q->w[j].kind != W_ANAPHOR)
+    bool placed = false;
+    for (size_t j = 0; j <= q->n; j++) {
+        bool anaphor = j < q->n && q->w[j].kind == W_ANAPHOR;
+        if (!placed && (anaphor || j == q->n)) {
+            for (size_t i = 0; i < prev->n; i++)
+                if (subj[i] && !has_fold(q, 0, prev->w[i].fold))
+                    add_word(b, &prev->w[i]);
+            placed = true;
+        }
+        if (j < q->n && !anaphor)
             add_word(b, &q->w[j]);
-    for (size_t i = 0; i < prev->n; i++)
-        if (subj[i] && !has_fold(q, from, prev->w[i].fold))
-            add_word(b, &prev->w[i]);
+    }
     if (q->question_mark)
         toro_strbuf_add(b, "?", 1);
 }
 
-/* The rewrite of q against prev (which has a subject). */
-static int rewrite_with(const words_t *q, const words_t *prev, const bool subj[MAX_WORDS], char **out)
+/* Prepositions a follow-up may repeat from the previous question ("E sobre FIIs?"). */
+static const char *const PREPS[] = {"de", "do", "da", "dos", "das", "sobre", "para", "pra", "com", "em", "no", "na",
+                                    "nos", "nas", "ao", "aos", "for", "about", "of", "on", "in", "with", NULL};
+
+/* A follow-up that repeats a preposition of prev replaces what follows it
+ * there ("Qual o IR sobre ações?" + "E sobre FIIs?": "ações"). Marks alt;
+ * false when q repeats none or nothing follows it. */
+static bool parallel_subject(const words_t *q, size_t from, const words_t *prev, bool alt[MAX_WORDS])
+{
+    const char *prep = NULL;
+    for (size_t j = 0; j < from; j++)
+        if (in_list(PREPS, q->w[j].fold))
+            prep = q->w[j].fold;
+    size_t k = prev->n;
+    for (size_t i = 0; prep && i < prev->n; i++)
+        if (strcmp(prev->w[i].fold, prep) == 0)
+            k = i;
+    memset(alt, 0, MAX_WORDS * sizeof alt[0]);
+    size_t i = k + 1, n = 0;
+    while (i < prev->n && prev->w[i].kind == W_STOP && in_list(LEADS, prev->w[i].fold))
+        i++; /* articles */
+    for (; i < prev->n && prev->w[i].kind == W_CONTENT; i++, n++)
+        alt[i] = true;
+    return n > 0;
+}
+
+/* The rewrite of q against prev (which has a subject); *out NULL when it
+ * would be q itself. */
+static int rewrite_with(const words_t *q, const words_t *prev, const bool subj[MAX_WORDS], const char *question,
+                        char **out)
 {
     toro_strbuf_t b = {.max = 8192};
+    bool alt[MAX_WORDS];
     size_t from = lead_words(q);
     bool entity = false;
     for (size_t j = from; j < q->n; j++)
         entity |= q->w[j].entity;
     /* a pronoun points back at the previous subject: never a new one */
     if (count_kind(q, from, W_QWORD) == 0 && count_kind(q, from, W_ANAPHOR) == 0 && entity)
-        replace_subject(&b, q, from, prev, subj);
+        replace_subject(&b, q, from, prev, parallel_subject(q, from, prev, alt) ? alt : subj);
     else
-        append_subject(&b, q, from, prev, subj);
-    if (b.err) {
+        append_subject(&b, q, prev, subj);
+    if (b.err || strcmp(b.s, question) == 0) {
         free(b.s);
         return b.err == TORO_ENOMEM ? TORO_ENOMEM : 0;
     }
@@ -284,7 +320,7 @@ int toro_rewrite_followup(const char *question, const char *const *previous, siz
         if ((rc = split(previous[k], &prev)) != 0)
             return rc;
         if (find_subject(&prev, subj) > 0)
-            return rewrite_with(&q, &prev, subj, out);
+            return rewrite_with(&q, &prev, subj, question, out);
     }
     return 0;
 }

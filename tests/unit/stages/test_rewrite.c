@@ -52,6 +52,9 @@ static void test_new_subject_replaces_the_previous_one(void **state)
     expect("What about LCIs?", "What is the minimum investment in a CDB?", "What is the minimum investment in a LCIs?");
     expect("and what about ETFs?", "How are FIIs taxed?", "How are ETFs taxed?");
     expect("E no caso de FIIs?", "Qual o imposto sobre ações?", "Qual o imposto sobre FIIs?");
+    /* a repeated preposition says what is replaced, before any acronym */
+    expect("E sobre FIIs?", "Qual o IR sobre ações?", "Qual o IR sobre FIIs?");
+    expect("And for ETFs?", "What is the tax rate for stocks?", "What is the tax rate for ETFs?");
     expect("O FGC cobre isso?", "O que é LCA?", "O FGC cobre LCA?");
     /* no acronym before: the trailing noun phrase is the subject */
     expect("E o Tesouro Direto?", "Como funciona a poupança?", "Como funciona a Tesouro Direto?");
@@ -61,13 +64,16 @@ static void test_new_subject_replaces_the_previous_one(void **state)
 static void test_new_predicate_keeps_the_previous_subject(void **state)
 {
     (void)state;
-    expect("e quanto rende?", "O que é LCA?", "quanto rende LCA?");
+    expect("e quanto rende?", "O que é LCA?", "e quanto rende LCA?");
     expect("Qual o prazo dele?", "O que é CDB?", "Qual o prazo CDB?");
-    expect("and its fees?", "How do FIIs work?", "fees FIIs?");
+    expect("and its fees?", "How do FIIs work?", "and FIIs fees?");
+    expect("what about its fees?", "What is Tesouro Direto?", "what about Tesouro Direto fees?");
+    expect("Quanto ele cobre?", "O que é o FGC?", "Quanto FGC cobre?");
     /* a lower-case noun after "e" is an attribute of the same subject */
-    expect("E o prazo?", "Quanto rende o CDB?", "prazo CDB?");
-    /* the subject already named is not repeated */
-    expect("E se eu resgatar o CDB antes?", "Quanto rende o CDB?", "se eu resgatar o CDB antes?");
+    expect("E o prazo?", "Quanto rende o CDB?", "E o prazo CDB?");
+    /* the subject already named is not repeated; nothing added: no rewrite */
+    expect("E se eu resgatar antes?", "Quanto rende o CDB?", "E se eu resgatar antes CDB?");
+    assert_null(rw("E se eu resgatar o CDB antes?", "Quanto rende o CDB?"));
 }
 
 static void test_uses_the_newest_turn_with_a_subject(void **state)
