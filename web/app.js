@@ -32,6 +32,8 @@ const el = {
   questionError: $('question-error'), askButton: $('ask-button'),
   history: $('history'), historyEmpty: $('history-empty'), historyError: $('history-error'),
   loadMore: $('load-more'), refresh: $('refresh'), toasts: $('toasts'),
+  convStatus: $('conversation-status'), newConv: $('new-conversation'), convList: $('conversations'),
+  convMore: $('conversations-more'), convError: $('conversations-error'), showAll: $('show-all'),
 };
 
 const state = {
@@ -54,6 +56,13 @@ const state = {
   pingTimer: null,
   lastMessageAt: 0,
   everRegistered: false,
+  // Conversations: the one new questions continue (null: the next question
+  // starts a new one), the list shown (GET /conversations) and its cursor,
+  // and the conversation the history is narrowed to (null: every question).
+  conversationId: null,
+  conversations: [],
+  convNext: null,
+  filter: null,
 };
 
 // ---------------------------------------------------------------- formatting
@@ -266,6 +275,7 @@ const ERROR_TEXT = {
   misdirected_request: 'endereço do servidor não permitido',
   headers_too_large: 'os cabeçalhos do pedido são grandes demais',
   not_implemented: 'operação não suportada pelo servidor',
+  invalid_conversation_id: 'conversa inválida; comece uma nova conversa',
   unavailable: 'o serviço está indisponível no momento; tente novamente em instantes',
   internal_error: 'erro interno do servidor',
   question_not_completed: 'só é possível avaliar uma resposta concluída',
@@ -380,16 +390,24 @@ const listQuestions = (token) => {
   return api(`/questions?${q}`);
 };
 const getQuestion = (id) => api(`/questions/${encodeURIComponent(id)}`);
-const postQuestion = (question) => api('/questions', {
+const postQuestion = (question, conversationId) => api('/questions', {
   method: 'POST',
   headers: { 'Content-Type': 'application/json' },
-  body: JSON.stringify({ user_id: state.user, question }),
+  body: JSON.stringify(conversationId
+    ? { user_id: state.user, question, conversation_id: conversationId }
+    : { user_id: state.user, question }),
 });
 const postFeedback = (id, rating, comment) => api(`/questions/${encodeURIComponent(id)}/feedback`, {
   method: 'POST',
   headers: { 'Content-Type': 'application/json' },
   body: JSON.stringify(comment ? { user_id: state.user, rating, comment } : { user_id: state.user, rating }),
 });
+const listConversations = (token) => {
+  const q = new URLSearchParams({ user_id: state.user, limit: String(PAGE_SIZE) });
+  if (token) q.set('next_token', token);
+  return api(`/conversations?${q}`);
+};
+const getConversation = (id) => api(`/conversations/${encodeURIComponent(id)}?limit=100`);
 
 // ---------------------------------------------------------------- history model
 
@@ -444,13 +462,16 @@ function renderItem(item) {
     }
     el.history.insertBefore(node, before);
   }
+  node.hidden = Boolean(state.filter) && item.conversation_id !== state.filter;
   el.historyEmpty.hidden = state.items.size > 0 || !state.loadedOnce;
 }
 
 function buildCard(item) {
   const status = STATUS_LABEL[item.status] ? item.status : 'pending';
   const titleId = `${itemId(item.question_id)}-title`;
-  const li = h('li', { id: itemId(item.question_id), class: `q-card status-${status}`, dataset: { id: item.question_id, status } });
+  const followup = isFollowup(item);
+  const li = h('li', { id: itemId(item.question_id), class: `q-card status-${status}${followup ? ' q-followup' : ''}`,
+    dataset: { id: item.question_id, status, conversation: item.conversation_id || '' } });
   const article = h('article', { 'aria-labelledby': titleId });
 
   const head = h('div', { class: 'q-head' },
@@ -472,6 +493,9 @@ function buildCard(item) {
     times.append(h('span', {}, 'Atualizada em ', h('time', { datetime: item.updated_at, text: formatTime(item.updated_at) })));
   }
   article.append(times);
+  if (item.retrieval_query && item.retrieval_query !== item.question) {
+    article.append(h('p', { class: 'q-rewrite', text: `Entendida como: ${item.retrieval_query}` }));
+  }
 
   if ((status === 'pending' || status === 'processing') && item.draft?.text) {
     // streamed text so far (answer_delta); the completed update replaces it.
@@ -581,6 +605,15 @@ async function sendFeedback(id, rating, comment, button) {
   }
 }
 
+// A question after the first of its conversation (it is shown indented).
+function isFollowup(item) {
+  if (!item.conversation_id) return false;
+  for (const other of state.items.values()) {
+    if (other.conversation_id === item.conversation_id && sortKey(other) < sortKey(item)) return true;
+  }
+  return false;
+}
+
 function buildSources(sources, idPrefix) {
   if (!sources.length) {
     return h('p', { class: 'sources-none muted', text: 'Nenhuma fonte relevante encontrada na base de conhecimento.' });
@@ -657,6 +690,92 @@ async function loadHistory({ more = false } = {}) {
     refreshQueued = false;
     loadHistory();
   }
+}
+
+// ---------------------------------------------------------------- conversations
+
+function updateConversationBar() {
+  const cur = state.conversations.find((c) => c.conversation_id === state.conversationId);
+  el.convStatus.textContent = state.conversationId
+    ? `Continuando a conversa: ${shorten(cur ? cur.title : firstQuestionOf(state.conversationId), 60)}`
+    : 'Nova conversa: a próxima pergunta começa uma conversa.';
+  el.newConv.disabled = !state.conversationId;
+  el.showAll.hidden = !state.filter;
+  for (const b of el.convList.querySelectorAll('.conv-item')) {
+    b.setAttribute('aria-current', b.dataset.id === state.conversationId ? 'true' : 'false');
+  }
+}
+
+function firstQuestionOf(conversationId) {
+  let first = null;
+  for (const it of state.items.values()) {
+    if (it.conversation_id === conversationId && (!first || sortKey(it) < sortKey(first))) first = it;
+  }
+  return first ? first.question : '';
+}
+
+function applyFilter() {
+  for (const li of el.history.children) {
+    const it = state.items.get(li.dataset.id);
+    li.hidden = Boolean(state.filter) && (!it || it.conversation_id !== state.filter);
+  }
+  updateConversationBar();
+}
+
+function renderConversations() {
+  el.convList.replaceChildren(...state.conversations.map((c) => h('li', {},
+    h('button', { type: 'button', class: 'conv-item', dataset: { id: c.conversation_id },
+      'aria-current': c.conversation_id === state.conversationId ? 'true' : 'false' },
+      h('span', { class: 'conv-title', text: c.title || 'Conversa' }),
+      h('span', { class: 'conv-meta', text: `${c.question_count} pergunta${c.question_count === 1 ? '' : 's'} · ${formatTime(c.last_activity_at)}` })))));
+  el.convMore.hidden = !state.convNext;
+  updateConversationBar();
+}
+
+async function loadConversations({ more = false } = {}) {
+  if (!state.user) return;
+  const user = state.user;
+  el.convError.textContent = '';
+  try {
+    const data = await listConversations(more ? state.convNext : null);
+    if (state.user !== user) return;
+    const items = data.items || [];
+    if (more) {
+      const seen = new Set(state.conversations.map((c) => c.conversation_id));
+      state.conversations.push(...items.filter((c) => !seen.has(c.conversation_id)));
+    } else {
+      state.conversations = items;
+    }
+    state.convNext = data.next_token || null;
+    renderConversations();
+  } catch (err) {
+    if (state.user !== user) return;
+    el.convError.textContent = err.status === 501
+      ? 'Este servidor não guarda conversas.'
+      : `Não foi possível carregar as conversas: ${errorText(err)}.`;
+  }
+}
+
+// Opens a conversation: new questions continue it and the history shows only it.
+async function openConversation(id) {
+  state.conversationId = id;
+  state.filter = id;
+  applyFilter();
+  try {
+    const data = await getConversation(id);
+    for (const q of data.items || []) upsert(q);
+    applyFilter();
+  } catch (err) {
+    el.convError.textContent = `Não foi possível abrir a conversa: ${errorText(err)}.`;
+  }
+  el.question.focus();
+}
+
+function newConversation() {
+  state.conversationId = null;
+  state.filter = null;
+  applyFilter();
+  el.question.focus();
 }
 
 // ---------------------------------------------------------------- notifications
@@ -848,6 +967,12 @@ async function login(user) {
   }
   state.user = user;
   state.items.clear();
+  state.conversationId = null;
+  state.conversations = [];
+  state.convNext = null;
+  state.filter = null;
+  el.convList.replaceChildren();
+  updateConversationBar();
   state.nextToken = null;
   state.loadedOnce = false;
   state.wsAttempt = 0;
@@ -860,6 +985,7 @@ async function login(user) {
   el.session.hidden = false;
   el.appView.hidden = false;
   loadHistory();
+  loadConversations();
   connect();
   return true;
 }
@@ -872,6 +998,10 @@ function logout() {
   try { sessionStorage.removeItem(TOKEN_KEY); } catch { /* storage disabled */ }
   el.accessToken.value = '';
   state.items.clear();
+  state.conversationId = null;
+  state.conversations = [];
+  state.filter = null;
+  el.convList.replaceChildren();
   el.history.replaceChildren();
   el.toasts.replaceChildren();
   el.question.value = '';
@@ -933,9 +1063,21 @@ el.askForm.addEventListener('submit', async (ev) => {
   el.askButton.disabled = true;
   el.askButton.textContent = 'Enviando…';
   try {
-    const data = await postQuestion(text);
+    let data;
+    try {
+      data = await postQuestion(text, state.conversationId);
+    } catch (err) {
+      if (err.status !== 404 || !state.conversationId) throw err;
+      newConversation(); // the conversation is gone (another store, another user): start a new one
+      data = await postQuestion(text, null);
+    }
     const now = new Date().toISOString();
-    const prev = upsert({ user_id: state.user, question_id: data.question_id, question: text, status: data.status || 'pending', created_at: now, updated_at: now });
+    const prev = upsert({ user_id: state.user, question_id: data.question_id, question: text, status: data.status || 'pending', created_at: now, updated_at: now, conversation_id: data.conversation_id });
+    if (data.conversation_id) {
+      state.conversationId = data.conversation_id;
+      if (state.filter) state.filter = data.conversation_id;
+      loadConversations();
+    }
     el.question.value = '';
     updateCount();
     // The push may have raced ahead of the 202: read the stored record.
@@ -967,6 +1109,13 @@ el.question.addEventListener('keydown', (ev) => {
   }
 });
 el.loadMore.addEventListener('click', () => loadHistory({ more: true }));
+el.newConv.addEventListener('click', newConversation);
+el.showAll.addEventListener('click', () => { state.filter = null; applyFilter(); });
+el.convMore.addEventListener('click', () => loadConversations({ more: true }));
+el.convList.addEventListener('click', (ev) => {
+  const b = ev.target.closest('.conv-item');
+  if (b) openConversation(b.dataset.id);
+});
 el.refresh.addEventListener('click', () => loadHistory());
 el.logout.addEventListener('click', logout);
 el.history.addEventListener('animationend', (ev) => ev.target.classList?.remove('flash'));

@@ -5,6 +5,7 @@
 #include "core/strbuf.h"
 #include "answer/prompt.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 
 #define SNIPPET_MAX 240
 #define PASSAGE_MAX 4000          /* bytes of one chunk put in the prompt */
+#define TURN_MAX 600              /* bytes of one earlier question or answer put in the prompt */
 #define RESP_MAX (8u << 20)       /* response body cap */
 #define ERRBODY_MAX 200           /* bytes of a provider error quoted in errmsg */
 
@@ -115,6 +117,54 @@ char *toro_prompt_system(const char *lang)
     return b.s;
 }
 
+/* The conversation set by toro_prompt_set_turns on this thread (borrowed). */
+static _Thread_local const toro_prompt_turn_t *cur_turns;
+static _Thread_local size_t cur_n_turns;
+static _Thread_local const char *cur_asked;
+
+void toro_prompt_set_turns(const toro_prompt_turn_t *turns, size_t n, const char *asked)
+{
+    assert(turns || n == 0);
+    cur_turns = n ? turns : NULL;
+    cur_n_turns = n;
+    cur_asked = n ? asked : NULL;
+}
+
+/* Text up to max bytes, cut at a character boundary. */
+static void add_cut(toro_strbuf_t *b, const char *text, size_t max)
+{
+    size_t tl = text ? strlen(text) : 0;
+    if (tl > max) {
+        tl = max;
+        while (tl > 0 && ((unsigned char)text[tl] & 0xC0) == 0x80)
+            tl--;
+    }
+    toro_strbuf_add(b, text ? text : "", tl);
+    if (text && tl < strlen(text))
+        toro_strbuf_str(b, "…");
+}
+
+/* The earlier turns of the conversation, before the question, so the model
+ * reads the follow-up as asked: the retrieval query is the standalone form. */
+static void add_turns(toro_strbuf_t *b, const char *question)
+{
+    if (!cur_n_turns)
+        return;
+    toro_strbuf_str(b, "\nConversa anterior (a pergunta atual pode depender dela):\n");
+    for (size_t i = 0; i < cur_n_turns; i++) {
+        toro_strbuf_str(b, "Usuário: ");
+        add_cut(b, cur_turns[i].question, TURN_MAX);
+        toro_strbuf_str(b, "\nAssistente: ");
+        add_cut(b, cur_turns[i].answer ? cur_turns[i].answer : "(sem resposta)", TURN_MAX);
+        toro_strbuf_str(b, "\n");
+    }
+    if (cur_asked && strcmp(cur_asked, question) != 0) {
+        toro_strbuf_str(b, "\nPergunta como o usuário a escreveu: ");
+        toro_strbuf_str(b, cur_asked);
+        toro_strbuf_str(b, "\n");
+    }
+}
+
 char *toro_prompt_user(const char *question, const toro_kb_hit_t *passages, size_t n)
 {
     toro_strbuf_t b = {0};
@@ -140,6 +190,7 @@ char *toro_prompt_user(const char *question, const toro_kb_hit_t *passages, size
             toro_strbuf_add(&b, h->text, tl);
         toro_strbuf_str(&b, "\n");
     }
+    add_turns(&b, question);
     toro_strbuf_str(&b, "\nPergunta: ");
     toro_strbuf_str(&b, question);
     toro_strbuf_str(&b, "\n");

@@ -40,8 +40,23 @@ void toro_prompt_ctx_clear(toro_prompt_ctx_t *ctx);
 char *toro_prompt_system(const char *lang);
 
 /* Why: the user turn: numbered passages [1]..[n] with title and section,
- * then the question. Caller frees; NULL when out of memory. */
+ * then (inside a conversation, see toro_prompt_set_turns) the earlier turns
+ * and the question as the user wrote it, then the question. Caller frees;
+ * NULL when out of memory. */
 char *toro_prompt_user(const char *question, const toro_kb_hit_t *passages, size_t n);
+
+/* One earlier turn of a conversation (borrowed strings; answer may be NULL). */
+typedef struct toro_prompt_turn {
+    const char *question;
+    const char *answer;
+} toro_prompt_turn_t;
+
+/* Why: a follow-up is answered with the conversation behind it: the process
+ * stage sets the earlier turns (oldest first) and the question as asked
+ * around one answerer call on its thread; toro_prompt_user of that thread
+ * writes them before the question (the standalone retrieval query). Borrowed
+ * until reset with (NULL, 0, NULL); answerers need no change. */
+void toro_prompt_set_turns(const toro_prompt_turn_t *turns, size_t n, const char *asked);
 
 /* Why: the exact "no information" answer (found_relevant_docs=false, no
  * sources) for `lang`; used when retrieval finds nothing relevant (no

@@ -53,6 +53,8 @@ void toro_question_clear(toro_question_t *q)
     free(q->kb_version);
     free(q->error_message);
     toro_feedback_clear(&q->feedback);
+    free(q->conversation_id);
+    free(q->retrieval_query);
     memset(q, 0, sizeof *q);
 }
 
@@ -179,7 +181,49 @@ json_t *toro_question_to_json(const toro_question_t *q)
     json_object_set_new(o, "processing_started_at", time_or_null(q->processing_started_at));
     json_object_set_new(o, "processed_at", time_or_null(q->processed_at));
     json_object_set_new(o, "feedback", toro_feedback_to_json(&q->feedback));
+    json_object_set_new(o, "conversation_id", str_or_null(q->conversation_id));
+    json_object_set_new(o, "retrieval_query", str_or_null(q->retrieval_query));
     return o;
+}
+
+void toro_conversations_free(toro_conversation_t *items, size_t n)
+{
+    for (size_t i = 0; i < n && items; i++) {
+        free(items[i].conversation_id);
+        free(items[i].user_id);
+        free(items[i].title);
+    }
+    free(items);
+}
+
+json_t *toro_conversation_to_json(const toro_conversation_t *c)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "conversation_id", str_or_null(c->conversation_id));
+    json_object_set_new(o, "title", json_string(c->title ? c->title : ""));
+    json_object_set_new(o, "question_count", json_integer(c->n_questions));
+    json_object_set_new(o, "created_at", time_or_null(c->created_at));
+    json_object_set_new(o, "last_activity_at", time_or_null(c->last_activity_at));
+    return o;
+}
+
+char *toro_conversation_cursor_encode(const toro_conversation_t *last)
+{
+    toro_question_t q = {.created_at = last->last_activity_at, .question_id = last->conversation_id};
+    return toro_history_cursor_encode(&q);
+}
+
+bool toro_conversation_id_is_valid(const char *id)
+{
+    if (!id || strlen(id) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        char c = id[i];
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    return true;
 }
 
 bool toro_user_id_is_valid(const char *u)
@@ -197,20 +241,23 @@ bool toro_user_id_is_valid(const char *u)
     return true;
 }
 
-/* The fields of a request body object: only user_id and question, both
- * strings without NUL, user_id present unless optional. NULL when they are,
- * else the message saying what is wrong. */
-static const char *check_fields(json_t *root, bool user_optional)
+/* The fields of a request body object: only user_id and question (and
+ * conversation_id when with_conv), all strings without NUL, user_id present
+ * unless optional. NULL when they are, else the message saying what is wrong. */
+static const char *check_fields(json_t *root, bool user_optional, bool with_conv)
 {
     const char *key;
     json_t *val;
     json_object_foreach(root, key, val)
     {
-        if (strcmp(key, "user_id") != 0 && strcmp(key, "question") != 0)
-            return "unknown field in request body (allowed: user_id, question)";
+        if (strcmp(key, "user_id") != 0 && strcmp(key, "question") != 0 &&
+            !(with_conv && strcmp(key, "conversation_id") == 0))
+            return with_conv ? "unknown field in request body (allowed: user_id, question, conversation_id)"
+                             : "unknown field in request body (allowed: user_id, question)";
     }
     json_t *ju = json_object_get(root, "user_id");
     json_t *jq = json_object_get(root, "question");
+    json_t *jc = json_object_get(root, "conversation_id");
     if (!ju && !user_optional)
         return "user_id is required";
     if (ju && !json_is_string(ju))
@@ -222,6 +269,8 @@ static const char *check_fields(json_t *root, bool user_optional)
     if ((ju && strlen(json_string_value(ju)) != json_string_length(ju)) ||
         strlen(json_string_value(jq)) != json_string_length(jq))
         return "strings must not contain NUL characters";
+    if (jc && (!json_is_string(jc) || !toro_conversation_id_is_valid(json_string_value(jc))))
+        return "conversation_id must be the id of an earlier question's conversation";
     return NULL;
 }
 
@@ -241,39 +290,35 @@ static const char *check_values(const char *uid, const char *qtext)
     return NULL;
 }
 
-int toro_question_validate(const char *body, size_t len, bool user_optional, char **user_id, char **question,
-                           const char **err)
+/* The validation of toro_question_validate_conv; conv NULL: the field is
+ * not allowed. */
+static int validate(const char *body, size_t len, bool user_optional, char **user_id, char **question, char **conv,
+                    const char **err)
 {
     int rc = TORO_EINVAL;
     json_t *root = NULL;
-    char *uid = NULL, *qtext = NULL;
+    char *uid = NULL, *qtext = NULL, *cid = NULL;
     assert(body || !len);
     *user_id = NULL;
     *question = NULL;
-
     if (toro_utf8_count(body, len) < 0) {
         *err = "request body is not valid UTF-8";
         goto out;
     }
     json_error_t jerr;
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-    if (!root) {
-        *err = "request body is not valid JSON";
-        goto out;
-    }
-    if (!json_is_object(root)) {
-        *err = "request body must be a JSON object";
-        goto out;
-    }
-    const char *why = check_fields(root, user_optional);
+    const char *why = !root                ? "request body is not valid JSON"
+                      : !json_is_object(root) ? "request body must be a JSON object"
+                                            : check_fields(root, user_optional, conv != NULL);
     if (why) {
         *err = why;
         goto out;
     }
-    json_t *ju = json_object_get(root, "user_id");
+    json_t *ju = json_object_get(root, "user_id"), *jc = json_object_get(root, "conversation_id");
     uid = ju ? toro_trim_dup(json_string_value(ju)) : NULL;
     qtext = toro_trim_dup(json_string_value(json_object_get(root, "question")));
-    if ((ju && !uid) || !qtext) {
+    cid = jc ? strdup(json_string_value(jc)) : NULL;
+    if ((ju && !uid) || !qtext || (jc && !cid)) {
         *err = "out of memory";
         goto out;
     }
@@ -283,13 +328,30 @@ int toro_question_validate(const char *body, size_t len, bool user_optional, cha
     }
     *user_id = uid;
     *question = qtext;
-    uid = qtext = NULL;
+    if (conv)
+        *conv = cid;
+    uid = qtext = cid = NULL;
     rc = 0;
 out:
     free(uid);
     free(qtext);
+    free(cid);
     json_decref(root);
     return rc;
+}
+
+int toro_question_validate(const char *body, size_t len, bool user_optional, char **user_id, char **question,
+                           const char **err)
+{
+    return validate(body, len, user_optional, user_id, question, NULL, err);
+}
+
+int toro_question_validate_conv(const char *body, size_t len, bool user_optional, char **user_id, char **question,
+                                char **conversation_id, const char **err)
+{
+    assert(conversation_id);
+    *conversation_id = NULL;
+    return validate(body, len, user_optional, user_id, question, conversation_id, err);
 }
 
 char *toro_history_cursor_encode(const toro_question_t *last)

@@ -83,6 +83,8 @@ typedef struct toro_question {
     int64_t processing_started_at; /* 0 = never */
     int64_t processed_at;          /* 0 = not finished */
     toro_feedback_t feedback;      /* the asker's rating; rating NONE until given */
+    char *conversation_id;  /* the conversation it belongs to; NULL for rows older than conversations */
+    char *retrieval_query;  /* the standalone query a follow-up was answered with; NULL when the question itself */
 } toro_question_t;
 
 /* Why: frees every field; safe on a zeroed struct and NULL. */
@@ -105,6 +107,38 @@ json_t *toro_question_to_json(const toro_question_t *q);
  * from a bearer token) a missing user_id is allowed and *user_id stays NULL. */
 int toro_question_validate(const char *body, size_t len, bool user_optional, char **user_id, char **question,
                            const char **err);
+
+/* Why: POST /questions may continue a conversation. The same rules as
+ * toro_question_validate, plus the optional string field conversation_id:
+ * when present it must be a conversation id (toro_conversation_id_is_valid);
+ * *conversation_id (caller frees) is NULL when absent. Outputs as there. */
+int toro_question_validate_conv(const char *body, size_t len, bool user_optional, char **user_id, char **question,
+                                char **conversation_id, const char **err);
+
+/* Why: conversation ids arrive in bodies and paths; they are UUIDs made by
+ * the server (36 characters of lower-case hex digits and dashes). */
+bool toro_conversation_id_is_valid(const char *id);
+
+/* One conversation of a user as its history lists it: its questions share
+ * conversation_id. Every string is owned. */
+typedef struct toro_conversation {
+    char *conversation_id;
+    char *user_id;
+    char *title;              /* the first question */
+    long n_questions;
+    int64_t created_at;       /* the first question's, ms since epoch */
+    int64_t last_activity_at; /* the latest question's created_at */
+} toro_conversation_t;
+
+/* Why: conversation pages are freed like question pages; NULL is a no-op. */
+void toro_conversations_free(toro_conversation_t *items, size_t n);
+/* Why: the API form {conversation_id, title, question_count, created_at,
+ * last_activity_at}. New reference, NULL when out of memory. */
+json_t *toro_conversation_to_json(const toro_conversation_t *c);
+/* Why: the conversation list's pagination token: the history cursor of
+ * (last_activity_at, conversation_id), decoded with toro_history_cursor_decode.
+ * Caller frees; NULL when out of memory. */
+char *toro_conversation_cursor_encode(const toro_conversation_t *last);
 
 /* Why: user ids also arrive in query strings and WebSocket messages. */
 bool toro_user_id_is_valid(const char *user_id);

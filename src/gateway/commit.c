@@ -22,6 +22,8 @@ void gw_commit_answer(gw_response_t *r, const toro_ingest_item_t *item, int rc)
     }
     json_t *data = json_pack("{s:s, s:s, s:s}", "user_id", item->q.user_id, "question_id", item->q.question_id,
                              "status", "pending");
+    if (data && item->q.conversation_id)
+        json_object_set_new(data, "conversation_id", json_string(item->q.conversation_id));
     gw_http_ok(r, 202, data);
 }
 

@@ -11,7 +11,7 @@ static const int statuses[] = {200, 202, 204, 400, 401, 403, 404, 405, 408, 409,
 #define N_STATUS (sizeof statuses / sizeof statuses[0])
 static const char *const route_names[GW_ROUTE_COUNT] = {
     "unmatched", "/questions", "/questions/{id}", "/auth/dev-login", "/healthz", "/metrics", "/ws", "static",
-    "/questions/{id}/feedback", "/admin/kb/reload"};
+    "/questions/{id}/feedback", "/admin/kb/reload", "/conversations", "/conversations/{id}"};
 static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"};
 #define N_METHOD (sizeof methods / sizeof methods[0])
 static atomic_long requests[GW_ROUTE_COUNT][N_METHOD][N_STATUS + 1];
@@ -25,6 +25,10 @@ gw_route_t gw_route_template(const char *path)
     const char *slash = strncmp(path, "/questions/", 11) == 0 ? strchr(path + 11, '/') : NULL;
     if (slash && slash > path + 11 && strcmp(slash, "/feedback") == 0)
         return GW_ROUTE_FEEDBACK;
+    if (strcmp(path, "/conversations") == 0)
+        return GW_ROUTE_CONVERSATIONS;
+    if (strncmp(path, "/conversations/", 15) == 0 && !strchr(path + 15, '/'))
+        return GW_ROUTE_CONVERSATION;
     if (strcmp(path, "/auth/dev-login") == 0)
         return GW_ROUTE_DEV_LOGIN;
     if (strcmp(path, "/healthz") == 0)

@@ -18,6 +18,8 @@ typedef enum {
     GW_ROUTE_STATIC,     /* the web UI's files */
     GW_ROUTE_FEEDBACK,   /* /questions/{id}/feedback */
     GW_ROUTE_ADMIN_KB,   /* /admin/kb/reload */
+    GW_ROUTE_CONVERSATIONS, /* /conversations */
+    GW_ROUTE_CONVERSATION,  /* /conversations/{id} */
     GW_ROUTE_COUNT
 } gw_route_t;
 

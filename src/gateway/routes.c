@@ -114,6 +114,22 @@ static void admin(gw_routes_t *rt, gw_request_t *req, gw_response_t *r)
     }
 }
 
+/* /conversations and /conversations/{id}: reads only. */
+static void conversations(gw_routes_t *rt, gw_request_t *req, gw_response_t *r)
+{
+    const char *m = req->method;
+    char sub[160];
+    const char *user = NULL;
+    if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)
+        method_not_allowed(r, "GET");
+    else if (!authenticate(rt, req, r, sub, &user, rt->read_rate))
+        return;
+    else if (r->route == GW_ROUTE_CONVERSATION)
+        gw_route_get_conversation(rt, req, user, req->path + 15, r);
+    else
+        gw_route_list_conversations(rt, req, user, r);
+}
+
 /* The routes without a user: dev-login, healthz, metrics, the web UI. */
 static void service(gw_routes_t *rt, gw_request_t *req, gw_response_t *r)
 {
@@ -154,10 +170,12 @@ bool gw_route(gw_routes_t *rt, gw_request_t *req, gw_response_t *r, toro_ingest_
         feedback(rt, req, r);
     } else if (route == GW_ROUTE_ADMIN_KB) {
         admin(rt, req, r);
+    } else if (route == GW_ROUTE_CONVERSATIONS || route == GW_ROUTE_CONVERSATION) {
+        conversations(rt, req, r);
     } else {
         service(rt, req, r);
     }
-    if (cors_ok && strncmp(req->path, "/questions", 10) == 0) {
+    if (cors_ok && (strncmp(req->path, "/questions", 10) == 0 || strncmp(req->path, "/conversations", 14) == 0)) {
         gw_add_header(r, "Access-Control-Allow-Origin: %s", origin);
         gw_add_header(r, "Vary: Origin");
         gw_add_header(r, "Access-Control-Expose-Headers: X-Request-Id, Retry-After");

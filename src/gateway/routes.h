@@ -1,6 +1,7 @@
 /* routes.h: the REST contract of DESIGN.md on top of the stages and the
  * store: POST /questions (validated by the ingest stage, committed by the
- * group commit), GET /questions, GET /questions/{id}, /auth/dev-login,
+ * group commit), GET /questions, GET /questions/{id}, GET /conversations,
+ * GET /conversations/{id}, /auth/dev-login,
  * /healthz, /metrics, the embedded web UI, and the WebSocket upgrade of /ws
  * handed to ws.c. A request's walk: http.c parses it, gw_routes_serve
  * routes it, the handler calls the stage or store. Loop thread only. */
@@ -45,6 +46,10 @@ void gw_route_list_questions(gw_routes_t *rt, gw_request_t *req, const char *use
 void gw_route_get_question(gw_routes_t *rt, gw_request_t *req, const char *user, const char *qid, gw_response_t *r);
 /* POST /questions/{id}/feedback (routes_feedback.c); qid is the {id}. */
 void gw_route_post_feedback(gw_routes_t *rt, gw_request_t *req, const char *user, const char *qid, gw_response_t *r);
+/* GET /conversations and GET /conversations/{id} (routes_questions.c). */
+void gw_route_list_conversations(gw_routes_t *rt, gw_request_t *req, const char *user, gw_response_t *r);
+void gw_route_get_conversation(gw_routes_t *rt, gw_request_t *req, const char *user, const char *cid,
+                               gw_response_t *r);
 void gw_route_dev_login(gw_routes_t *rt, gw_request_t *req, gw_response_t *r);
 void gw_route_healthz(gw_routes_t *rt, gw_response_t *r);
 void gw_route_metrics(gw_routes_t *rt, gw_response_t *r);

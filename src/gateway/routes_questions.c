@@ -24,6 +24,7 @@ static const char *ingest_code(int rc, const char *err)
         {"question must be", "question_invalid"},
         {"user_id differs", "user_mismatch"},
         {"user_id", "invalid_user_id"},
+        {"conversation_id", "invalid_conversation_id"},
     };
     return gw_code_by_prefix(table, sizeof table / sizeof table[0], err,
                              rc == TORO_EFORBIDDEN ? "forbidden" : "invalid_request");
@@ -61,6 +62,10 @@ void gw_route_post_question(gw_routes_t *rt, gw_request_t *req, const char *user
         gw_json_error_code(r, 400, ingest_code(rc, err), err);
     else if (rc == TORO_EFORBIDDEN)
         gw_json_error_code(r, 403, ingest_code(rc, err), err);
+    else if (rc == TORO_ENOTFOUND) /* unknown and another user's look the same */
+        gw_json_error_code(r, 404, "not_found", "conversation not found");
+    else if (rc == TORO_ENOTSUP)
+        gw_json_error_code(r, 501, "not_implemented", "this store keeps no conversations");
     else if (rc)
         gw_commit_answer(r, NULL, rc);
     else
@@ -128,23 +133,44 @@ static bool query_user(gw_request_t *req, const char *user, char uid[256], gw_re
     return !required;
 }
 
-void gw_route_list_questions(gw_routes_t *rt, gw_request_t *req, const char *user, gw_response_t *r)
+/* Sends a page {items, next_token} (takes arr). */
+static void send_page(gw_response_t *r, json_t *arr, const char *next)
 {
-    char uid[256], lim[32], token[256];
+    gw_http_ok(r, 200, json_pack("{s:o, s:o}", "items", arr, "next_token", next ? json_string(next) : json_null()));
+}
+
+/* The query of a paginated read (user_id, limit, next_token): false when r
+ * holds the 400/403 to send. *limit keeps its default when absent; token is
+ * "" when absent. */
+static bool page_query(gw_request_t *req, const char *user, char uid[256], long *limit, char token[256],
+                       gw_response_t *r)
+{
+    char lim[32];
     int has_lim = gw_query_get(req->query, "limit", lim, sizeof lim);
-    int has_tok = gw_query_get(req->query, "next_token", token, sizeof token);
-    long limit = 20;
+    int has_tok = gw_query_get(req->query, "next_token", token, 256);
     static const char *const params[] = {"user_id", "limit", "next_token", NULL};
     if (!query_only(req->query, params, r) || !query_user(req, user, uid, r, true))
-        return;
-    if (has_lim < 0 || (has_lim == 1 && toro_parse_long(lim, 1, 100, &limit) != 0)) {
+        return false;
+    if (has_lim < 0 || (has_lim == 1 && toro_parse_long(lim, 1, 100, limit) != 0)) {
         gw_json_error_code(r, 400, "invalid_parameter", "limit must be an integer from 1 to 100");
-        return;
+        return false;
     }
     if (has_tok < 0) {
         gw_json_error_code(r, 400, "invalid_parameter", "next_token is not valid");
-        return;
+        return false;
     }
+    if (has_tok != 1)
+        token[0] = '\0';
+    return true;
+}
+
+void gw_route_list_questions(gw_routes_t *rt, gw_request_t *req, const char *user, gw_response_t *r)
+{
+    char uid[256], token[256];
+    long limit = 20;
+    if (!page_query(req, user, uid, &limit, token, r))
+        return;
+    int has_tok = *token ? 1 : 0;
     toro_question_t *items = NULL;
     size_t n = 0;
     char *next = NULL;
@@ -161,7 +187,7 @@ void gw_route_list_questions(gw_routes_t *rt, gw_request_t *req, const char *use
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, toro_question_to_json(&items[i]));
-    gw_http_ok(r, 200, json_pack("{s:o, s:o}", "items", arr, "next_token", next ? json_string(next) : json_null()));
+    send_page(r, arr, next);
     toro_questions_free(items, n);
     free(next);
 }
@@ -188,4 +214,71 @@ void gw_route_get_question(gw_routes_t *rt, gw_request_t *req, const char *user,
     else
         gw_http_ok(r, 200, toro_question_to_json(&q));
     toro_question_clear(&q);
+}
+
+/* The answer of a conversation read that failed with rc (not 0). */
+static void conversation_error(gw_response_t *r, int rc)
+{
+    if (rc == TORO_EINVAL)
+        gw_json_error_code(r, 400, "invalid_parameter", "next_token is not valid");
+    else if (rc == TORO_ENOTSUP)
+        gw_json_error_code(r, 501, "not_implemented", "this store keeps no conversations");
+    else if (rc == TORO_ENOTFOUND)
+        gw_json_error(r, 404, "conversation not found");
+    else
+        gw_json_error(r, 503, "history is unavailable right now; try again");
+}
+
+void gw_route_list_conversations(gw_routes_t *rt, gw_request_t *req, const char *user, gw_response_t *r)
+{
+    char uid[256], token[256];
+    long limit = 20;
+    if (!page_query(req, user, uid, &limit, token, r))
+        return;
+    toro_conversation_t *items = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    int rc = toro_store_list_conversations(rt->ctx->store, uid, (int)limit, *token ? token : NULL, &items, &n, &next);
+    if (rc) {
+        conversation_error(r, rc);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, toro_conversation_to_json(&items[i]));
+    send_page(r, arr, next);
+    toro_conversations_free(items, n);
+    free(next);
+}
+
+void gw_route_get_conversation(gw_routes_t *rt, gw_request_t *req, const char *user, const char *cid,
+                               gw_response_t *r)
+{
+    char uid[256], token[256];
+    long limit = 100;
+    if (!page_query(req, user, uid, &limit, token, r))
+        return;
+    toro_question_t *items = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    int rc = toro_conversation_id_is_valid(cid) ? 0 : TORO_ENOTFOUND;
+    if (rc == 0)
+        rc = toro_store_list_turns(rt->ctx->store, uid, cid, false, (int)limit, *token ? token : NULL, &items, &n,
+                                   &next);
+    if (rc == 0 && n == 0 && !*token) /* another user's conversation does not exist for this caller */
+        rc = TORO_ENOTFOUND;
+    if (rc) {
+        conversation_error(r, rc);
+        toro_questions_free(items, n);
+        free(next);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, toro_question_to_json(&items[i]));
+    gw_http_ok(r, 200,
+               json_pack("{s:s, s:o, s:o}", "conversation_id", cid, "items", arr, "next_token",
+                         next ? json_string(next) : json_null()));
+    toro_questions_free(items, n);
+    free(next);
 }

@@ -19,13 +19,53 @@ void toro_ingest_item_clear(toro_ingest_item_t *item)
     item->payload = NULL;
 }
 
+/* A conversation_id sent by the client must name a conversation of uid:
+ * 0 with *last_at its newest question's created_at, TORO_ENOTFOUND (unknown
+ * or another user's: the same answer), or the store's error (TORO_ENOTSUP
+ * when it keeps no conversations). */
+static int conversation_of(toro_stage_ctx_t *ctx, const char *uid, const char *conv, int64_t *last_at)
+{
+    toro_question_t *items = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    int rc = toro_store_list_turns(ctx->store, uid, conv, true, 1, NULL, &items, &n, &next);
+    if (rc == 0 && n == 0)
+        rc = TORO_ENOTFOUND;
+    if (rc == 0)
+        *last_at = items[0].created_at;
+    toro_questions_free(items, n);
+    free(next);
+    return rc;
+}
+
+/* Fills the new question's ids and its event; conv (taken) continues a
+ * conversation whose newest question was created at last_at (a follow-up
+ * is always later, even within one millisecond), NULL starts one where the
+ * store keeps conversations. */
+static int fill_item(toro_stage_ctx_t *ctx, toro_ingest_item_t *item, char *conv, int64_t last_at)
+{
+    char qid[37], cid[37];
+    bool want_conv = conv || toro_store_has_conversations(ctx->store);
+    toro_uuid4(qid);
+    if (!conv && want_conv) {
+        toro_uuid4(cid);
+        conv = strdup(cid);
+    }
+    item->q.conversation_id = conv;
+    item->q.question_id = strdup(qid);
+    item->q.created_at = toro_now_ms();
+    if (conv && item->q.created_at <= last_at)
+        item->q.created_at = last_at + 1;
+    item->payload = toro_event_encode(item->q.user_id, qid, TORO_STATUS_PENDING);
+    return item->q.question_id && item->payload && (conv || !want_conv) ? 0 : TORO_ENOMEM;
+}
+
 int toro_stage_ingest_prepare(toro_stage_ctx_t *ctx, const char *body, size_t len, const char *auth_user,
                               toro_ingest_item_t *item, const char **err)
 {
-    (void)ctx;
-    char *uid = NULL, *text = NULL;
+    char *uid = NULL, *text = NULL, *conv = NULL;
     memset(item, 0, sizeof *item);
-    int rc = toro_question_validate(body, len, auth_user != NULL, &uid, &text, err);
+    int rc = toro_question_validate_conv(body, len, auth_user != NULL, &uid, &text, &conv, err);
     if (rc)
         goto out;
     if (auth_user) {
@@ -39,21 +79,22 @@ int toro_stage_ingest_prepare(toro_stage_ctx_t *ctx, const char *body, size_t le
             goto out;
         }
     }
-    char qid[37];
-    toro_uuid4(qid);
+    int64_t last_at = 0;
+    if (conv && (rc = conversation_of(ctx, uid, conv, &last_at)) != 0) {
+        *err = rc == TORO_ENOTFOUND ? "conversation not found" : "conversations are not supported by this store";
+        goto out;
+    }
     item->q.user_id = uid;
     item->q.question = text;
     uid = text = NULL;
-    item->q.question_id = strdup(qid);
-    item->q.created_at = toro_now_ms();
-    item->payload = toro_event_encode(item->q.user_id, qid, TORO_STATUS_PENDING);
-    if (!item->q.question_id || !item->payload) {
-        rc = TORO_ENOMEM;
+    rc = fill_item(ctx, item, conv, last_at);
+    conv = NULL;
+    if (rc)
         toro_ingest_item_clear(item);
-    }
 out:
     free(uid);
     free(text);
+    free(conv);
     return rc;
 }
 

@@ -18,6 +18,10 @@ char *toro_stage_update_message(const toro_question_t *q, toro_status_t status)
     json_object_set_new(o, "user_id", json_string(q->user_id));
     json_object_set_new(o, "status", json_string(toro_status_name(status)));
     json_object_set_new(o, "question", json_string(q->question));
+    if (q->conversation_id)
+        json_object_set_new(o, "conversation_id", json_string(q->conversation_id));
+    if (q->retrieval_query && status == TORO_STATUS_COMPLETED)
+        json_object_set_new(o, "retrieval_query", json_string(q->retrieval_query));
     if (status == TORO_STATUS_COMPLETED) {
         json_object_set_new(o, "answer", json_string(q->answer ? q->answer : ""));
         json_object_set_new(o, "sources", toro_sources_to_json(q->sources, q->n_sources));

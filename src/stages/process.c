@@ -13,7 +13,11 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/util.h"
+#include "answer/prompt.h"
+#include "stages/rewrite.h"
 #include "stages/stages.h"
+
+#define FOLLOWUP_TURNS 3 /* earlier turns of its conversation a question is read with */
 
 /* Marks the question error (guarded) with its notify event. ECONFLICT means
  * it had already ended: nothing to announce. */
@@ -101,9 +105,10 @@ static int answer_failed(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, const
     return rc ? retry_later(ctx, msg, rc) : toro_bus_ack(ctx->bus, TORO_TOPIC_PROCESS, msg);
 }
 
-/* Commits the answer (guarded) with its notify event, then acks. */
+/* Commits the answer (guarded) with its notify event, then acks. query:
+ * the retrieval query when it differs from the question, else NULL. */
 static int commit_answer(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, char *uid, char *qid,
-                         const toro_answer_t *ans)
+                         const toro_answer_t *ans, char *query)
 {
     char *payload = toro_event_encode(uid, qid, TORO_STATUS_COMPLETED);
     toro_question_t result = {.user_id = uid,
@@ -113,7 +118,8 @@ static int commit_answer(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, char 
                               .n_sources = ans->n_sources,
                               .found_relevant_docs = ans->found_relevant_docs,
                               .model = ans->model,
-                              .kb_version = ans->kb_version};
+                              .kb_version = ans->kb_version,
+                              .retrieval_query = query};
     toro_event_t done = {TORO_TOPIC_NOTIFY, payload};
     int rc = payload ? toro_store_complete(ctx->store, &result, &done) : TORO_ENOMEM;
     free(payload);
@@ -130,24 +136,70 @@ static int commit_answer(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, char 
     return toro_bus_ack(ctx->bus, TORO_TOPIC_PROCESS, msg);
 }
 
+/* The earlier turns of q's conversation, newest first (at most
+ * FOLLOWUP_TURNS); none when q has no conversation, is its first question,
+ * or the store keeps no conversations. *turns: caller frees. */
+static void earlier_turns(toro_stage_ctx_t *ctx, const toro_question_t *q, toro_question_t **turns, size_t *n)
+{
+    char *cursor = NULL, *next = NULL;
+    *turns = NULL;
+    *n = 0;
+    if (!q->conversation_id || !(cursor = toro_history_cursor_encode(q)))
+        return;
+    int rc = toro_store_list_turns(ctx->store, q->user_id, q->conversation_id, true, FOLLOWUP_TURNS, cursor, turns, n,
+                                   &next);
+    if (rc && rc != TORO_ENOTSUP)
+        toro_log_warn("process", q->question_id, "earlier turns unavailable (%s); answered alone", toro_strerror(rc));
+    free(cursor);
+    free(next);
+}
+
+/* Calls the answerer for q inside its conversation: a follow-up is asked
+ * as its standalone query (*query, caller frees; NULL when the question
+ * stands alone), and a model answerer's prompt carries the earlier turns.
+ * Streamed text goes to fwd (to the asker's sockets when ctx->post). */
+static int ask(toro_stage_ctx_t *ctx, const toro_question_t *q, toro_delta_fwd_t *fwd, toro_answer_t *ans,
+               char **errmsg, char **query)
+{
+    toro_question_t *turns = NULL;
+    size_t n = 0;
+    const char *prev[FOLLOWUP_TURNS];
+    toro_prompt_turn_t pt[FOLLOWUP_TURNS];
+    *query = NULL;
+    earlier_turns(ctx, q, &turns, &n);
+    assert(n <= FOLLOWUP_TURNS);
+    for (size_t i = 0; i < n; i++) {
+        prev[i] = turns[i].retrieval_query ? turns[i].retrieval_query : turns[i].question;
+        pt[n - 1 - i] = (toro_prompt_turn_t){turns[i].question, turns[i].answer};
+    }
+    if (n && toro_rewrite_followup(q->question, prev, n, query) == 0 && *query)
+        toro_log_info("process", q->question_id, "follow-up asked as: %.300s", *query);
+    toro_prompt_set_turns(pt, n, q->question);
+    int rc = toro_answerer_answer_streamed(ctx->answerer, *query ? *query : q->question,
+                                           ctx->post ? toro_delta_fwd_add : NULL, fwd, ans, errmsg);
+    toro_prompt_set_turns(NULL, 0, NULL);
+    toro_questions_free(turns, n);
+    return rc;
+}
+
 /* Asks the answerer for q and settles the outcome. */
 static int answer(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, char *uid, char *qid, const toro_question_t *q,
                   int attempts)
 {
     toro_answer_t ans = {0};
-    char *errmsg = NULL;
+    char *errmsg = NULL, *query = NULL;
     toro_delta_fwd_t fwd; /* streamed text to the asker, before the completed update */
     toro_delta_fwd_init(&fwd, ctx, uid, qid, attempts);
     int64_t t_answer = toro_mono_ms();
-    int rc = toro_answerer_answer_streamed(ctx->answerer, q->question, ctx->post ? toro_delta_fwd_add : NULL, &fwd,
-                                           &ans, &errmsg);
+    int rc = ask(ctx, q, &fwd, &ans, &errmsg, &query);
     if (rc == 0)
         toro_delta_fwd_flush(&fwd);
     toro_delta_fwd_clear(&fwd);
     toro_metrics_answerer_call(ctx->answerer->ops->name, rc != 0, (double)(toro_mono_ms() - t_answer));
-    rc = rc ? answer_failed(ctx, msg, uid, qid, attempts, rc, errmsg) : commit_answer(ctx, msg, uid, qid, &ans);
+    rc = rc ? answer_failed(ctx, msg, uid, qid, attempts, rc, errmsg) : commit_answer(ctx, msg, uid, qid, &ans, query);
     toro_answer_clear(&ans);
     free(errmsg);
+    free(query);
     return rc;
 }
 

@@ -45,11 +45,13 @@ int toro_stage_ingest(toro_stage_ctx_t *ctx, const char *body, size_t len, const
  * at once and commits the questions of one event-loop round together
  * (group commit: one transaction, one write to the log, for many 202s). */
 typedef struct toro_ingest_item {
-    toro_question_t q; /* user_id, question_id, question, created_at (owned) */
+    toro_question_t q; /* user_id, question_id, question, created_at, conversation_id (owned) */
     char *payload;     /* its process event (owned) */
 } toro_ingest_item_t;
 
-/* Why: the validation half of toro_stage_ingest; same codes. The caller
+/* Why: the validation half of toro_stage_ingest; same codes, plus (a body
+ * with conversation_id) TORO_ENOTFOUND for a conversation the user does not
+ * have and TORO_ENOTSUP for a store without conversations. The caller
  * clears item (toro_ingest_item_clear) whatever happens next. */
 int toro_stage_ingest_prepare(toro_stage_ctx_t *ctx, const char *body, size_t len, const char *auth_user,
                               toro_ingest_item_t *item, const char **err);

@@ -510,7 +510,7 @@ static int transition_once(ddb_t *d, toro_transition_t *t, const char *const *ar
  * was written; t->from and t->attempts hold the last read. */
 static int s_transition(toro_store_t *s, toro_transition_t *t)
 {
-    const char *args[5] = {NULL, NULL, NULL, NULL, NULL};
+    const char *args[TORO_TRANSITION_MAX_ARGS] = {NULL}; /* args[5], the retrieval query, is not kept here */
     char *owned = NULL;
     assert(t->to == TORO_STATUS_PROCESSING || t->to == TORO_STATUS_COMPLETED || t->to == TORO_STATUS_ERROR);
     int n_args = toro_transition_args(t, "1", "0", args, &owned);

@@ -59,6 +59,11 @@ static const char *const migrations[] = {
     "ALTER TABLE questions ADD COLUMN IF NOT EXISTS feedback_at bigint;"
     "CREATE INDEX IF NOT EXISTS questions_feedback ON questions(feedback_at, question_id)"
     " WHERE feedback_rating IS NOT NULL;",
+    /* 4: conversations: the conversation of each question, the query a follow-up was answered with */
+    "ALTER TABLE questions ADD COLUMN IF NOT EXISTS conversation_id text COLLATE \"C\";"
+    "ALTER TABLE questions ADD COLUMN IF NOT EXISTS retrieval_query text;"
+    "CREATE INDEX IF NOT EXISTS questions_conversation ON questions(user_id, conversation_id, created_at,"
+    " question_id);",
 };
 /* The NOTIFY channel that wakes outbox readers (o_wait). */
 #define OUTBOX_CHANNEL "toro_outbox"
@@ -82,8 +87,9 @@ typedef struct pg_store {
 #define COLS                                                                                                           \
     "user_id, question_id, question, status, answer, sources, found_relevant_docs, model, kb_version,"                 \
     " error_message, attempts, created_at, updated_at, processing_started_at, processed_at,"                        \
-    " feedback_rating, feedback_comment, feedback_at"
-#define COL_FEEDBACK 15 /* the first of the three feedback columns in COLS */
+    " feedback_rating, feedback_comment, feedback_at, conversation_id, retrieval_query"
+#define COL_FEEDBACK 15     /* the first of the three feedback columns in COLS */
+#define COL_CONVERSATION 18 /* conversation_id, then retrieval_query */
 
 static PGconn *open_conn(const char *conninfo)
 {
@@ -213,6 +219,8 @@ static void row_to_question(PGresult *r, int row, toro_question_t *q)
         q->feedback.comment = val_dup(r, row, COL_FEEDBACK + 1);
         q->feedback.at = val_i64(r, row, COL_FEEDBACK + 2);
     }
+    q->conversation_id = val_dup(r, row, COL_CONVERSATION);
+    q->retrieval_query = val_dup(r, row, COL_CONVERSATION + 1);
 }
 
 /* Runs op once more on a fresh connection when PostgreSQL dropped the first
@@ -238,11 +246,11 @@ static int create_once(toro_store_t *s, const toro_question_t *q, const toro_eve
         return rc;
     char at[24];
     fmt_i64(at, q->created_at);
-    const char *p[] = {q->user_id, q->question_id, q->question, at};
+    const char *p[] = {q->user_id, q->question_id, q->question, at, q->conversation_id};
     rc = exec0(c,
-               "INSERT INTO questions(user_id, question_id, question, status, attempts, created_at, updated_at)"
-               " VALUES ($1, $2, $3, 'pending', 0, $4, $4)",
-               4, p);
+               "INSERT INTO questions(user_id, question_id, question, status, attempts, created_at, updated_at,"
+               " conversation_id) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5)",
+               5, p);
     if (rc == 0)
         rc = outbox_put(c, ev);
     return finish(c, rc);
@@ -340,6 +348,112 @@ static int s_list(toro_store_t *s, const char *user_id, int limit, const char *c
     return rc;
 }
 
+/* Conversations (store.h, version 4). Rows written before migration 4 have
+ * no conversation_id and belong to none. */
+
+/* A page from r (limit + 1 rows asked): at most limit items, *next the
+ * cursor of the last when there were more. Clears r. */
+static int page_of_questions(PGresult *r, int limit, toro_question_t **items, size_t *n, char **next)
+{
+    int rows = PQntuples(r);
+    toro_question_t *arr = calloc((size_t)rows + 1, sizeof *arr);
+    size_t count = 0;
+    if (!arr) {
+        PQclear(r);
+        return TORO_ENOMEM;
+    }
+    for (int i = 0; i < rows && i <= limit; i++)
+        row_to_question(r, i, &arr[count++]);
+    PQclear(r);
+    return toro_store_questions_page(arr, count, limit, items, n, next);
+}
+
+/* [0] oldest first, [1] newest first; $3 NULL = from the start. */
+static const char *const turns_sql[2] = {
+    "SELECT " COLS " FROM questions WHERE user_id = $1 AND conversation_id = $2 AND ($3::bigint IS NULL OR"
+    " (created_at, question_id) > ($3::bigint, $4)) ORDER BY created_at, question_id LIMIT $5",
+    "SELECT " COLS " FROM questions WHERE user_id = $1 AND conversation_id = $2 AND ($3::bigint IS NULL OR"
+    " (created_at, question_id) < ($3::bigint, $4)) ORDER BY created_at DESC, question_id DESC LIMIT $5",
+};
+
+static int turns_once(toro_store_t *s, const char *user_id, const char *conversation_id, bool newest_first,
+                      int limit, const char *cursor, toro_question_t **items, size_t *n, char **next)
+{
+    PGconn *c = conn(s);
+    int64_t c_at = 0;
+    char c_qid[64] = "", at[24], lim[24];
+    int rc = TORO_EIO;
+    if (cursor && toro_history_cursor_decode(cursor, &c_at, c_qid) != 0)
+        return TORO_EINVAL;
+    if (!c)
+        return rc;
+    fmt_i64(at, c_at);
+    fmt_i64(lim, (int64_t)limit + 1);
+    const char *p[] = {user_id, conversation_id, cursor ? at : NULL, c_qid, lim};
+    PGresult *r = run(c, turns_sql[newest_first], 5, p, &rc);
+    return r ? page_of_questions(r, limit, items, n, next) : rc;
+}
+
+static int s_list_turns(toro_store_t *s, const char *user_id, const char *conversation_id, bool newest_first,
+                        int limit, const char *cursor, toro_question_t **items, size_t *n, char **next)
+{
+    int rc;
+    WITH_RETRY(turns_once(s, user_id, conversation_id, newest_first, limit, cursor, items, n, next));
+    return rc;
+}
+
+/* A page of conversations from r (limit + 1 rows asked). Clears r. */
+static int page_of_conversations(PGresult *r, const char *user_id, int limit, toro_conversation_t **items, size_t *n,
+                                 char **next)
+{
+    size_t count = (size_t)PQntuples(r);
+    toro_conversation_t *arr = calloc(count + 1, sizeof *arr);
+    for (size_t i = 0; arr && i < count; i++) {
+        arr[i].conversation_id = val_dup(r, (int)i, 0);
+        arr[i].user_id = strdup(user_id);
+        arr[i].created_at = val_i64(r, (int)i, 1);
+        arr[i].last_activity_at = val_i64(r, (int)i, 2);
+        arr[i].n_questions = (long)val_i64(r, (int)i, 3);
+        arr[i].title = val_dup(r, (int)i, 4);
+    }
+    PQclear(r);
+    return arr ? toro_store_conversations_page(arr, count, limit, items, n, next) : TORO_ENOMEM;
+}
+
+static int conversations_once(toro_store_t *s, const char *user_id, int limit, const char *cursor,
+                              toro_conversation_t **items, size_t *n, char **next)
+{
+    PGconn *c = conn(s);
+    int64_t c_at = 0;
+    char c_id[64] = "", at[24], lim[24];
+    int rc = TORO_EIO;
+    if (cursor && toro_history_cursor_decode(cursor, &c_at, c_id) != 0)
+        return TORO_EINVAL;
+    if (!c)
+        return rc;
+    fmt_i64(at, c_at);
+    fmt_i64(lim, (int64_t)limit + 1);
+    const char *p[] = {user_id, cursor ? at : NULL, c_id, lim};
+    PGresult *r = run(c,
+                      "SELECT conversation_id, min(created_at), max(created_at) AS last, count(*),"
+                      " (SELECT t.question FROM questions t WHERE t.user_id = $1 AND"
+                      " t.conversation_id = g.conversation_id ORDER BY t.created_at, t.question_id LIMIT 1)"
+                      " FROM questions g WHERE user_id = $1 AND conversation_id IS NOT NULL"
+                      " GROUP BY conversation_id HAVING $2::bigint IS NULL OR"
+                      " (max(created_at), conversation_id) < ($2::bigint, $3::text)"
+                      " ORDER BY last DESC, conversation_id DESC LIMIT $4",
+                      4, p, &rc);
+    return r ? page_of_conversations(r, user_id, limit, items, n, next) : rc;
+}
+
+static int s_list_conversations(toro_store_t *s, const char *user_id, int limit, const char *cursor,
+                                toro_conversation_t **items, size_t *n, char **next)
+{
+    int rc;
+    WITH_RETRY(conversations_once(s, user_id, limit, cursor, items, n, next));
+    return rc;
+}
+
 /* Locks the row for the rest of the transaction and reads its status. */
 static int lock_status(PGconn *c, const char *user_id, const char *question_id, toro_status_t *status, int *attempts)
 {
@@ -379,7 +493,8 @@ static const char *const transition_sql[TORO_STATUS_COUNT] = {
                                " processing_started_at = coalesce(processing_started_at, $3)"
                                " WHERE user_id = $1 AND question_id = $2 AND status IN ('pending', 'processing')",
     [TORO_STATUS_COMPLETED] = "UPDATE questions SET status = 'completed', answer = $4, sources = $5,"
-                              " found_relevant_docs = $6, model = $7, kb_version = $8, error_message = NULL,"
+                              " found_relevant_docs = $6, model = $7, kb_version = $8, retrieval_query = $9,"
+                              " error_message = NULL,"
                               " updated_at = $3, processed_at = $3"
                               " WHERE user_id = $1 AND question_id = $2 AND status = 'processing'",
     [TORO_STATUS_ERROR] = "UPDATE questions SET status = 'error', error_message = $4, updated_at = $3,"
@@ -390,7 +505,7 @@ static const char *const transition_sql[TORO_STATUS_COUNT] = {
 static int transition_once(toro_store_t *s, toro_transition_t *t, const char *const *args, int n_args)
 {
     PGconn *c = conn(s);
-    const char *p[3 + 5];
+    const char *p[3 + TORO_TRANSITION_MAX_ARGS];
     char now[24];
     int rc = begin(c);
     if (rc)
@@ -418,7 +533,7 @@ static int transition_once(toro_store_t *s, toro_transition_t *t, const char *co
  * nothing was written. */
 static int s_transition(toro_store_t *s, toro_transition_t *t)
 {
-    const char *args[5];
+    const char *args[TORO_TRANSITION_MAX_ARGS];
     char *owned = NULL;
     int rc;
     assert(t->to < TORO_STATUS_COUNT && transition_sql[t->to]);
@@ -836,6 +951,8 @@ static const toro_store_ops_t pg_ops = {
     .close = s_close,
     .set_feedback = s_set_feedback,
     .list_feedback = s_list_feedback,
+    .list_conversations = s_list_conversations,
+    .list_turns = s_list_turns,
 };
 
 int toro_store_postgres_open(const char *url, toro_store_t **out, char **err)

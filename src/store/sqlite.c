@@ -49,8 +49,9 @@ typedef struct sqlite_store {
 #define COLS                                                                                                           \
     "user_id, question_id, question, status, answer, sources, found_relevant_docs, model, kb_version,"                 \
     " error_message, attempts, created_at, updated_at, processing_started_at, processed_at,"                        \
-    " feedback_rating, feedback_comment, feedback_at"
-#define COL_FEEDBACK 15 /* the first of the three feedback columns in COLS */
+    " feedback_rating, feedback_comment, feedback_at, conversation_id, retrieval_query"
+#define COL_FEEDBACK 15     /* the first of the three feedback columns in COLS */
+#define COL_CONVERSATION 18 /* conversation_id, then retrieval_query */
 
 /* Columns added after the first release: a file made before gets them when
  * it is opened (add_columns), so existing data files keep opening. */
@@ -58,9 +59,13 @@ static const char *const added_columns[][2] = {
     {"feedback_rating", "TEXT CHECK (feedback_rating IN ('up','down'))"},
     {"feedback_comment", "TEXT"},
     {"feedback_at", "INTEGER"},
+    {"conversation_id", "TEXT"},
+    {"retrieval_query", "TEXT"},
 };
 static const char added_indexes[] = "CREATE INDEX IF NOT EXISTS questions_feedback ON questions(feedback_at,"
-                                    " question_id) WHERE feedback_rating IS NOT NULL;";
+                                    " question_id) WHERE feedback_rating IS NOT NULL;"
+                                    "CREATE INDEX IF NOT EXISTS questions_conversation ON questions(user_id,"
+                                    " conversation_id, created_at, question_id);";
 
 static sqlite3 *conn(toro_store_t *s) { return toro_db_conn(((sqlite_store_t *)s)->db); }
 
@@ -101,6 +106,8 @@ static void row_to_question(sqlite3_stmt *st, toro_question_t *q)
         q->feedback.comment = col_dup(st, COL_FEEDBACK + 1);
         q->feedback.at = sqlite3_column_int64(st, COL_FEEDBACK + 2);
     }
+    q->conversation_id = col_dup(st, COL_CONVERSATION);
+    q->retrieval_query = col_dup(st, COL_CONVERSATION + 1);
 }
 
 /* Write transactions: BEGIN IMMEDIATE under the process writer lock. */
@@ -147,13 +154,14 @@ static int insert_question(sqlite3 *c, const toro_question_t *q, const toro_even
     int rc = TORO_EIO;
     if (toro_db_prepare(c,
                         "INSERT INTO questions(user_id, question_id, question, status, attempts, created_at,"
-                        " updated_at) VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
+                        " updated_at, conversation_id) VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4, ?5)",
                         -1, &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_text(st, 1, q->user_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, q->question_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, q->question, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, q->created_at);
+    sqlite3_bind_text(st, 5, q->conversation_id, -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
     if (step == SQLITE_CONSTRAINT) {
         rc = TORO_ECONFLICT;
@@ -294,7 +302,7 @@ static const char *const transition_sql[TORO_STATUS_COUNT] = {
                                " WHERE user_id = ?1 AND question_id = ?2",
     [TORO_STATUS_COMPLETED] = "UPDATE questions SET status = 'completed', answer = ?4, sources = ?5,"
                               " found_relevant_docs = CAST(?6 AS INTEGER), model = ?7, kb_version = ?8,"
-                              " error_message = NULL, updated_at = ?3, processed_at = ?3"
+                              " retrieval_query = ?9, error_message = NULL, updated_at = ?3, processed_at = ?3"
                               " WHERE user_id = ?1 AND question_id = ?2",
     [TORO_STATUS_ERROR] = "UPDATE questions SET status = 'error', error_message = ?4, updated_at = ?3,"
                           " processed_at = ?3 WHERE user_id = ?1 AND question_id = ?2",
@@ -322,7 +330,7 @@ static int update_status(sqlite3 *c, const toro_transition_t *t, const char *con
  * IMMEDIATE transaction; on failure nothing was written. */
 static int s_transition(toro_store_t *s, toro_transition_t *t)
 {
-    const char *args[5];
+    const char *args[TORO_TRANSITION_MAX_ARGS];
     char *owned = NULL;
     bool wrote_ev = false;
     assert(t->to < TORO_STATUS_COUNT && transition_sql[t->to]);
@@ -460,6 +468,119 @@ static int s_ping(toro_store_t *s)
 {
     sqlite3 *c = conn(s);
     return c && sqlite3_exec(c, "SELECT 1 FROM questions LIMIT 1", NULL, NULL, NULL) == SQLITE_OK ? 0 : TORO_EIO;
+}
+
+/* Conversations (store.h, version 4). Rows written before conversations
+ * have no conversation_id and belong to none. */
+
+/* Reads the rows of st (bound, limit + 1 asked) into a page: at most limit
+ * items and, when there were more, *next = the cursor of the last. */
+static int collect_questions(sqlite3_stmt *st, int limit, toro_question_t **items, size_t *n, char **next)
+{
+    toro_question_t *arr = calloc((size_t)limit + 1, sizeof *arr);
+    size_t count = 0;
+    int step = SQLITE_DONE;
+    if (!arr)
+        return TORO_ENOMEM;
+    while (count <= (size_t)limit && (step = sqlite3_step(st)) == SQLITE_ROW)
+        row_to_question(st, &arr[count++]);
+    if (count <= (size_t)limit && step != SQLITE_DONE) {
+        toro_questions_free(arr, count);
+        return TORO_EIO;
+    }
+    return toro_store_questions_page(arr, count, limit, items, n, next);
+}
+
+/* Binds a page's cursor from ?i: its created_at (NULL without a cursor:
+ * from the start), its id, and the limit + 1 rows asked for. */
+static void bind_page(sqlite3_stmt *st, int i, const char *cursor, int64_t at, const char *id, int limit)
+{
+    if (cursor)
+        sqlite3_bind_int64(st, i, at);
+    else
+        sqlite3_bind_null(st, i);
+    sqlite3_bind_text(st, i + 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, i + 2, limit + 1);
+}
+
+/* [0] oldest first, [1] newest first; ?3 NULL = from the start. */
+static const char *const turns_sql[2] = {
+    "SELECT " COLS " FROM questions WHERE user_id = ?1 AND conversation_id = ?2 AND (?3 IS NULL OR"
+    " created_at > ?3 OR (created_at = ?3 AND question_id > ?4)) ORDER BY created_at, question_id LIMIT ?5",
+    "SELECT " COLS " FROM questions WHERE user_id = ?1 AND conversation_id = ?2 AND (?3 IS NULL OR"
+    " created_at < ?3 OR (created_at = ?3 AND question_id < ?4)) ORDER BY created_at DESC, question_id DESC"
+    " LIMIT ?5",
+};
+
+static int s_list_turns(toro_store_t *s, const char *user_id, const char *conversation_id, bool newest_first,
+                        int limit, const char *cursor, toro_question_t **items, size_t *n, char **next)
+{
+    sqlite3 *c = conn(s);
+    sqlite3_stmt *st = NULL;
+    int64_t c_at = 0;
+    char c_qid[64] = "";
+    int rc = TORO_EIO;
+    if (cursor && toro_history_cursor_decode(cursor, &c_at, c_qid) != 0)
+        return TORO_EINVAL;
+    if (!c || toro_db_prepare(c, turns_sql[newest_first], -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, conversation_id, -1, SQLITE_STATIC);
+    bind_page(st, 3, cursor, c_at, c_qid, limit);
+    rc = collect_questions(st, limit, items, n, next);
+out:
+    toro_db_done(st);
+    return rc;
+}
+
+static void row_to_conversation(sqlite3_stmt *st, const char *user_id, toro_conversation_t *cv)
+{
+    cv->conversation_id = col_dup(st, 0);
+    cv->user_id = strdup(user_id);
+    cv->created_at = sqlite3_column_int64(st, 1);
+    cv->last_activity_at = sqlite3_column_int64(st, 2);
+    cv->n_questions = (long)sqlite3_column_int64(st, 3);
+    cv->title = col_dup(st, 4);
+}
+
+static int s_list_conversations(toro_store_t *s, const char *user_id, int limit, const char *cursor,
+                                toro_conversation_t **items, size_t *n, char **next)
+{
+    sqlite3 *c = conn(s);
+    sqlite3_stmt *st = NULL;
+    int64_t c_at = 0;
+    char c_id[64] = "";
+    toro_conversation_t *arr = NULL;
+    size_t count = 0;
+    int rc = TORO_EIO, step = SQLITE_ERROR;
+    if (cursor && toro_history_cursor_decode(cursor, &c_at, c_id) != 0)
+        return TORO_EINVAL;
+    if (!(arr = calloc((size_t)limit + 1, sizeof *arr)))
+        return TORO_ENOMEM;
+    if (!c || toro_db_prepare(c,
+                                 "SELECT conversation_id, min(created_at), max(created_at) AS last, count(*),"
+                                 " (SELECT t.question FROM questions t WHERE t.user_id = ?1 AND"
+                                 " t.conversation_id = g.conversation_id ORDER BY t.created_at, t.question_id LIMIT 1)"
+                                 " FROM questions g WHERE user_id = ?1 AND conversation_id IS NOT NULL"
+                                 " GROUP BY conversation_id HAVING ?2 IS NULL OR max(created_at) < ?2 OR"
+                                 " (max(created_at) = ?2 AND conversation_id < ?3)"
+                                 " ORDER BY last DESC, conversation_id DESC LIMIT ?4",
+                                 -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+    bind_page(st, 2, cursor, c_at, c_id, limit);
+    while (count <= (size_t)limit && (step = sqlite3_step(st)) == SQLITE_ROW)
+        row_to_conversation(st, user_id, &arr[count++]);
+    if (count <= (size_t)limit && step != SQLITE_DONE)
+        goto out;
+    rc = 0;
+out:
+    toro_db_done(st);
+    if (rc) {
+        toro_conversations_free(arr, count);
+        return rc;
+    }
+    return toro_store_conversations_page(arr, count, limit, items, n, next);
 }
 
 /* The outbox (bus/outbox.h). Claims run as one UPDATE ... RETURNING under
@@ -740,6 +861,8 @@ static const toro_store_ops_t sqlite_ops = {
     .set_urgent = s_set_urgent,
     .set_feedback = s_set_feedback,
     .list_feedback = s_list_feedback,
+    .list_conversations = s_list_conversations,
+    .list_turns = s_list_turns,
 };
 
 /* Whether table questions has column name (PRAGMA table_info): 1, 0, or

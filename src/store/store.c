@@ -17,8 +17,8 @@ int toro_store_create_each(toro_store_t *s, const toro_question_t *qs, const tor
     return rc;
 }
 
-int toro_transition_args(const toro_transition_t *t, const char *yes, const char *no, const char *args[5],
-                         char **owned)
+int toro_transition_args(const toro_transition_t *t, const char *yes, const char *no,
+                         const char *args[TORO_TRANSITION_MAX_ARGS], char **owned)
 {
     *owned = NULL;
     if (t->to == TORO_STATUS_ERROR) {
@@ -36,7 +36,8 @@ int toro_transition_args(const toro_transition_t *t, const char *yes, const char
     args[2] = r->found_relevant_docs ? yes : no;
     args[3] = r->model;
     args[4] = r->kb_version;
-    return 5;
+    args[5] = r->retrieval_query;
+    return 6;
 }
 
 int toro_store_start_processing(toro_store_t *s, const char *user_id, const char *question_id,
@@ -69,6 +70,45 @@ int toro_store_fail(toro_store_t *s, const char *user_id, const char *question_i
     toro_transition_t t = {.user_id = user_id, .question_id = question_id, .to = TORO_STATUS_ERROR,
                            .message = message, .ev = ev};
     return s->ops->transition(s, &t);
+}
+
+int toro_store_questions_page(toro_question_t *arr, size_t count, int limit, toro_question_t **items, size_t *n,
+                              char **next)
+{
+    assert(limit > 0 && items && n && next);
+    if (count > (size_t)limit) {
+        for (size_t i = (size_t)limit; i < count; i++)
+            toro_question_clear(&arr[i]);
+        count = (size_t)limit;
+        if (!(*next = toro_history_cursor_encode(&arr[count - 1]))) {
+            toro_questions_free(arr, count);
+            return TORO_ENOMEM;
+        }
+    }
+    *items = arr;
+    *n = count;
+    return 0;
+}
+
+int toro_store_conversations_page(toro_conversation_t *arr, size_t count, int limit, toro_conversation_t **items,
+                                  size_t *n, char **next)
+{
+    assert(limit > 0 && items && n && next);
+    if (count > (size_t)limit) {
+        for (size_t i = (size_t)limit; i < count; i++) {
+            free(arr[i].conversation_id);
+            free(arr[i].user_id);
+            free(arr[i].title);
+        }
+        count = (size_t)limit;
+        if (!(*next = toro_conversation_cursor_encode(&arr[count - 1]))) {
+            toro_conversations_free(arr, count);
+            return TORO_ENOMEM;
+        }
+    }
+    *items = arr;
+    *n = count;
+    return 0;
 }
 
 void toro_connections_free(toro_connection_t *items, size_t n)

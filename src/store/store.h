@@ -41,7 +41,8 @@ typedef struct toro_connection {
 typedef struct toro_transition {
     const char *user_id, *question_id;
     toro_status_t to;              /* PROCESSING, COMPLETED or ERROR */
-    const toro_question_t *result; /* to COMPLETED: answer, sources, found_relevant_docs, model, kb_version */
+    const toro_question_t *result; /* to COMPLETED: answer, sources, found_relevant_docs, model, kb_version,
+                                    * retrieval_query */
     const char *message;           /* to ERROR: error_message */
     const toro_event_t *ev;        /* written with the change; NULL: none */
     bool ev_if_pending;            /* write ev only when the question was pending */
@@ -51,8 +52,9 @@ typedef struct toro_transition {
 
 /* Version 2: create_questions reports results; transition replaces
  * start_processing, complete and fail; outbox and set_urgent.
- * Version 3: set_feedback and list_feedback (optional). */
-#define TORO_STORE_OPS_VERSION 3
+ * Version 3: set_feedback and list_feedback (optional).
+ * Version 4: list_conversations and list_turns (conversations; optional). */
+#define TORO_STORE_OPS_VERSION 4
 
 /* Which rated questions list_feedback returns, oldest rating first: rating
  * (NONE: both), rated at or after since (ms), and after the key (after_at,
@@ -106,6 +108,18 @@ typedef struct toro_store_ops {
     /* Optional (default: TORO_ENOTSUP): one page (at most q->limit) of rated
      * questions of every user, ordered by (feedback.at, question_id). */
     int (*list_feedback)(toro_store_t *s, const toro_feedback_query_t *q, toro_question_t **items, size_t *n);
+    /* Optional (version 4; default TORO_ENOTSUP): the user's conversations
+     * (questions sharing conversation_id), latest activity first; cursor and
+     * *next as list_questions (toro_conversation_cursor_encode). */
+    int (*list_conversations)(toro_store_t *s, const char *user_id, int limit, const char *cursor,
+                              toro_conversation_t **items, size_t *n, char **next);
+    /* Optional (version 4; default TORO_ENOTSUP): the questions of one
+     * conversation of user_id, oldest first (newest first when
+     * newest_first); a cursor (toro_history_cursor_encode of a question)
+     * starts after that question in that order. Another user's conversation
+     * has no questions for this user (0 with *n 0). */
+    int (*list_turns)(toro_store_t *s, const char *user_id, const char *conversation_id, bool newest_first,
+                      int limit, const char *cursor, toro_question_t **items, size_t *n, char **next);
 } toro_store_ops_t;
 
 struct toro_store {
@@ -147,11 +161,21 @@ int toro_store_create_each(toro_store_t *s, const toro_question_t *qs, const tor
                            int *results);
 
 /* The update arguments of t for an engine (store.c): to COMPLETED answer,
- * sources (JSON, *owned: caller frees), found (yes / no), model, kb_version;
- * to ERROR message; none to PROCESSING. Returns the count, or TORO_ENOMEM
- * (then *owned is NULL). */
-int toro_transition_args(const toro_transition_t *t, const char *yes, const char *no, const char *args[5],
-                         char **owned);
+ * sources (JSON, *owned: caller frees), found (yes / no), model, kb_version,
+ * retrieval_query (may be NULL); to ERROR message; none to PROCESSING.
+ * Returns the count, or TORO_ENOMEM (then *owned is NULL). */
+#define TORO_TRANSITION_MAX_ARGS 6
+int toro_transition_args(const toro_transition_t *t, const char *yes, const char *no,
+                         const char *args[TORO_TRANSITION_MAX_ARGS], char **owned);
+
+/* Why: the engines end a page alike (store.c): arr holds count rows of a
+ * query that asked for limit + 1. Keeps at most limit, sets *next to the
+ * cursor of the last kept when there were more, and hands arr to *items and
+ * *n. TORO_ENOMEM: arr is freed, the outputs stay empty. */
+int toro_store_questions_page(toro_question_t *arr, size_t count, int limit, toro_question_t **items, size_t *n,
+                              char **next);
+int toro_store_conversations_page(toro_conversation_t *arr, size_t count, int limit, toro_conversation_t **items,
+                                  size_t *n, char **next);
 
 /* Why: the process stage's three moves (store.c), over ops->transition.
  * start: pending|processing -> processing, attempts + 1; writes ev only on
@@ -246,6 +270,35 @@ static inline int toro_store_list_feedback(toro_store_t *s, const toro_feedback_
     if (s->ops->version >= 3 && s->ops->list_feedback)
         return s->ops->list_feedback(s, q, items, n);
     return TORO_ENOTSUP;
+}
+/* Why: ingest gives a new question a conversation only where it is kept. */
+static inline bool toro_store_has_conversations(const toro_store_t *s)
+{
+    return s->ops->version >= 4 && s->ops->list_turns && s->ops->list_conversations;
+}
+/* TORO_ENOTSUP when the store keeps no conversations (routes answer 501). */
+static inline int toro_store_list_conversations(toro_store_t *s, const char *user_id, int limit, const char *cursor,
+                                                toro_conversation_t **items, size_t *n, char **next)
+{
+    assert(s && user_id && limit > 0 && items && n && next);
+    *items = NULL;
+    *n = 0;
+    *next = NULL;
+    if (s->ops->version < 4 || !s->ops->list_conversations)
+        return TORO_ENOTSUP;
+    return s->ops->list_conversations(s, user_id, limit, cursor, items, n, next);
+}
+static inline int toro_store_list_turns(toro_store_t *s, const char *user_id, const char *conversation_id,
+                                        bool newest_first, int limit, const char *cursor, toro_question_t **items,
+                                        size_t *n, char **next)
+{
+    assert(s && user_id && conversation_id && limit > 0 && items && n && next);
+    *items = NULL;
+    *n = 0;
+    *next = NULL;
+    if (s->ops->version < 4 || !s->ops->list_turns)
+        return TORO_ENOTSUP;
+    return s->ops->list_turns(s, user_id, conversation_id, newest_first, limit, cursor, items, n, next);
 }
 static inline void toro_store_close(toro_store_t *s)
 {

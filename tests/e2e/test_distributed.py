@@ -184,4 +184,5 @@ def test_migrate_is_idempotent_and_reports_version(cluster_factory):  # noqa: F8
     assert r.returncode == 2
     assert json.loads(c.sql("SELECT json_agg(indexname ORDER BY indexname) FROM pg_indexes"
                             " WHERE tablename = 'questions'")) == [
-        "questions_by_id", "questions_feedback", "questions_history", "questions_pkey", "questions_status"]
+        "questions_by_id", "questions_conversation", "questions_feedback", "questions_history", "questions_pkey",
+        "questions_status"]

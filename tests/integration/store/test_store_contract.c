@@ -467,6 +467,112 @@ static void test_outbox_claimers_never_share(void **state)
     drain(o);
 }
 
+/* Conversations (ops version 4): a question carries its conversation_id; the
+ * turns of one conversation come oldest first (newest first on request)
+ * with cursors; the conversation list is newest activity first with its
+ * first question as title; another user sees none of it; retrieval_query
+ * is stored with the answer. */
+static void create_in(toro_store_t *s, const char *user, const char *qid, const char *conv, const char *text,
+                      int64_t at)
+{
+    toro_question_t q = {.user_id = (char *)user, .question_id = (char *)qid, .question = (char *)text,
+                         .created_at = at, .conversation_id = (char *)conv};
+    assert_int_equal(toro_store_create_question(s, &q, &ev), 0);
+}
+
+#define CONV_A "aaaaaaaa-0000-4000-8000-000000000001"
+#define CONV_B "bbbbbbbb-0000-4000-8000-000000000002"
+#define CONV_C "cccccccc-0000-4000-8000-000000000003"
+
+static void turns_page(toro_store_t *s, const char *user, const char *conv, bool newest, int limit,
+                       const char *cursor, const char *const *want, size_t n_want, char **next)
+{
+    toro_question_t *items = NULL;
+    size_t n = 0;
+    assert_int_equal(toro_store_list_turns(s, user, conv, newest, limit, cursor, &items, &n, next), 0);
+    assert_int_equal(n, n_want);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(items[i].question, want[i]);
+        assert_string_equal(items[i].conversation_id, conv);
+    }
+    toro_questions_free(items, n);
+}
+
+static void test_conversations(void **state)
+{
+    toro_store_t *s = store_or_skip(state);
+    create_in(s, "conv", "00000000-0000-4000-8000-0000000000c1", CONV_A, "Quanto rende o CDB?", 1000);
+    create_in(s, "conv", "00000000-0000-4000-8000-0000000000c2", CONV_B, "O que é FII?", 2000);
+    create_in(s, "conv", "00000000-0000-4000-8000-0000000000c3", CONV_A, "E a LCA?", 3000);
+    create_in(s, "conv", "00000000-0000-4000-8000-0000000000c4", CONV_A, "e quanto rende?", 3000);
+    create_in(s, "conv", "00000000-0000-4000-8000-0000000000c5", CONV_C, "Como declarar ações?", 2500);
+    create_in(s, "other", "00000000-0000-4000-8000-0000000000c6", CONV_A, "not yours", 9000);
+    create(s, "conv", "00000000-0000-4000-8000-0000000000c7", 500); /* no conversation */
+
+    /* turns oldest first (ties by question_id), paginated; newest first from a question */
+    const char *asc[] = {"Quanto rende o CDB?", "E a LCA?", "e quanto rende?"};
+    char *next = NULL;
+    turns_page(s, "conv", CONV_A, false, 2, NULL, asc, 2, &next);
+    assert_non_null(next);
+    char *next2 = NULL;
+    turns_page(s, "conv", CONV_A, false, 2, next, asc + 2, 1, &next2);
+    assert_null(next2);
+    free(next);
+    toro_question_t last = {.created_at = 3000, .question_id = "00000000-0000-4000-8000-0000000000c4"};
+    char *before = toro_history_cursor_encode(&last);
+    const char *earlier[] = {"E a LCA?", "Quanto rende o CDB?"};
+    turns_page(s, "conv", CONV_A, true, 3, before, earlier, 2, &next);
+    assert_null(next);
+    free(before);
+    /* another user's conversation has no turns for this user */
+    turns_page(s, "eve", CONV_A, false, 5, NULL, NULL, 0, &next);
+    const char *theirs[] = {"not yours"};
+    turns_page(s, "other", CONV_A, false, 5, NULL, theirs, 1, &next);
+
+    /* conversations by latest activity: A (3000), C (2500), B (2000) */
+    toro_conversation_t *cv = NULL;
+    size_t n = 0;
+    assert_int_equal(toro_store_list_conversations(s, "conv", 2, NULL, &cv, &n, &next), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(cv[0].conversation_id, CONV_A);
+    assert_string_equal(cv[0].title, "Quanto rende o CDB?");
+    assert_int_equal(cv[0].n_questions, 3);
+    assert_int_equal(cv[0].created_at, 1000);
+    assert_int_equal(cv[0].last_activity_at, 3000);
+    assert_string_equal(cv[1].conversation_id, CONV_C);
+    assert_non_null(next);
+    toro_conversations_free(cv, n);
+    assert_int_equal(toro_store_list_conversations(s, "conv", 2, next, &cv, &n, &next2), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(cv[0].conversation_id, CONV_B);
+    assert_int_equal(cv[0].n_questions, 1);
+    assert_null(next2);
+    toro_conversations_free(cv, n);
+    free(next);
+    assert_int_equal(toro_store_list_conversations(s, "conv", 2, "@@bad", &cv, &n, &next), TORO_EINVAL);
+    assert_int_equal(toro_store_list_conversations(s, "nobody", 5, NULL, &cv, &n, &next), 0);
+    assert_int_equal(n, 0);
+    toro_conversations_free(cv, n);
+
+    /* the retrieval query is stored with the answer */
+    bool first = false;
+    int attempts = 0;
+    assert_int_equal(toro_store_start_processing(s, "conv", "00000000-0000-4000-8000-0000000000c3", NULL, &first,
+                                                 &attempts), 0);
+    toro_question_t r = {.user_id = "conv", .question_id = "00000000-0000-4000-8000-0000000000c3", .answer = "LCA...",
+                         .model = "m", .kb_version = "v", .retrieval_query = "Quanto rende o LCA?"};
+    assert_int_equal(toro_store_complete(s, &r, NULL), 0);
+    toro_question_t q = {0};
+    assert_int_equal(toro_store_get_question(s, "00000000-0000-4000-8000-0000000000c3", &q), 0);
+    assert_string_equal(q.retrieval_query, "Quanto rende o LCA?");
+    assert_string_equal(q.conversation_id, CONV_A);
+    toro_question_clear(&q);
+    assert_int_equal(toro_store_get_question(s, "00000000-0000-4000-8000-0000000000c7", &q), 0);
+    assert_null(q.conversation_id);
+    assert_null(q.retrieval_query);
+    toro_question_clear(&q);
+}
+
 /* Feedback (ops version 3): only the asker, only on a completed question, a
  * second rating replaces the first, returned with the question and listed
  * for export by rating, since and page. */
@@ -594,6 +700,7 @@ int main(void)
         ALL_STORES(test_outbox_claimers_never_share),
         SQL_STORES(test_feedback),
         ALL_STORES(test_feedback_default_is_enotsup),
+        SQL_STORES(test_conversations),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     void *st = sqlite_shared;

@@ -144,6 +144,24 @@ static void test_prompts(void **state)
     assert_non_null(strstr(s, "Contexto:\n\n[1] CDB — O que é\nO CDB é um título"));
     assert_non_null(strstr(s, "\n[3] LCI e LCA\nLCI e LCA"));
     assert_non_null(strstr(s, "\nPergunta: O que é CDB?\n"));
+    assert_null(strstr(s, "Conversa anterior"));
+    free(s);
+    /* inside a conversation: the earlier turns and the question as asked, before the standalone query */
+    toro_prompt_turn_t turns[] = {{"Quanto rende o CDB?", "O CDB rende um percentual do CDI [1]."},
+                                  {"E o prazo?", NULL}};
+    toro_prompt_set_turns(turns, 2, "E a LCA?");
+    s = toro_prompt_user("Quanto rende o LCA?", P, 3);
+    const char *t = strstr(s, "Conversa anterior");
+    assert_non_null(t);
+    assert_non_null(strstr(t, "Usuário: Quanto rende o CDB?\nAssistente: O CDB rende um percentual do CDI [1].\n"));
+    assert_non_null(strstr(t, "Usuário: E o prazo?\nAssistente: (sem resposta)\n"));
+    assert_non_null(strstr(t, "Pergunta como o usuário a escreveu: E a LCA?\n"));
+    assert_non_null(strstr(t, "\nPergunta: Quanto rende o LCA?\n"));
+    assert_true(strstr(s, "[3] LCI e LCA") < t); /* passages first */
+    free(s);
+    toro_prompt_set_turns(NULL, 0, NULL);
+    s = toro_prompt_user("O que é CDB?", P, 3);
+    assert_null(strstr(s, "Conversa anterior"));
     free(s);
     char *sn = toro_prompt_snippet("linha\num texto", 14);
     assert_string_equal(sn, "linha um texto");

@@ -253,13 +253,58 @@ static void test_sources_codec(void **state)
     toro_sources_free(NULL, 0);
 }
 
+static void test_conversation_field(void **state)
+{
+    (void)state;
+    char *u = NULL, *q = NULL, *c = NULL;
+    const char *err = NULL;
+    const char *ok = "{\"question\":\"E a LCA?\",\"conversation_id\":\"0a1b2c3d-0000-4000-8000-00000000abcd\"}";
+    assert_int_equal(toro_question_validate_conv(ok, strlen(ok), true, &u, &q, &c, &err), 0);
+    assert_null(u);
+    assert_string_equal(q, "E a LCA?");
+    assert_string_equal(c, "0a1b2c3d-0000-4000-8000-00000000abcd");
+    free(q);
+    free(c);
+    const char *none = "{\"question\":\"Oi?\"}";
+    assert_int_equal(toro_question_validate_conv(none, strlen(none), true, &u, &q, &c, &err), 0);
+    assert_null(c);
+    free(q);
+    /* the plain validator keeps refusing the field */
+    assert_int_equal(toro_question_validate(ok, strlen(ok), true, &u, &q, &err), TORO_EINVAL);
+    assert_non_null(strstr(err, "unknown field"));
+    const char *bad[] = {"{\"question\":\"x\",\"conversation_id\":null}",
+                         "{\"question\":\"x\",\"conversation_id\":7}",
+                         "{\"question\":\"x\",\"conversation_id\":\"\"}",
+                         "{\"question\":\"x\",\"conversation_id\":\"0A1B2C3D-0000-4000-8000-00000000ABCD\"}",
+                         "{\"question\":\"x\",\"conversation_id\":\"0a1b2c3d-0000-4000-8000-00000000abcd \"}",
+                         "{\"question\":\"x\",\"conversation_id\":\"0a1b2c3d00000-4000-8000-00000000abcd\"}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        c = (char *)1;
+        assert_int_equal(toro_question_validate_conv(bad[i], strlen(bad[i]), true, &u, &q, &c, &err), TORO_EINVAL);
+        assert_null(c);
+        assert_non_null(strstr(err, "conversation_id"));
+    }
+    /* the record's JSON carries both fields, null when absent */
+    toro_question_t rec = {.user_id = "a", .question_id = "b", .question = "c", .conversation_id = "d",
+                           .retrieval_query = "e"};
+    json_t *o = toro_question_to_json(&rec);
+    assert_string_equal(json_string_value(json_object_get(o, "conversation_id")), "d");
+    assert_string_equal(json_string_value(json_object_get(o, "retrieval_query")), "e");
+    json_decref(o);
+    rec.conversation_id = rec.retrieval_query = NULL;
+    o = toro_question_to_json(&rec);
+    assert_true(json_is_null(json_object_get(o, "conversation_id")));
+    assert_true(json_is_null(json_object_get(o, "retrieval_query")));
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validation_table), cmocka_unit_test(test_length_counts_characters),
         cmocka_unit_test(test_user_id_limit),    cmocka_unit_test(test_status_machine),
         cmocka_unit_test(test_event_codec),      cmocka_unit_test(test_util),
-        cmocka_unit_test(test_sources_codec),
+        cmocka_unit_test(test_sources_codec),    cmocka_unit_test(test_conversation_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

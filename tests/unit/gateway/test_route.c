@@ -68,6 +68,11 @@ static void test_templates_and_names(void **state)
     assert_int_equal(gw_route_template("/healthz"), GW_ROUTE_HEALTHZ);
     assert_int_equal(gw_route_template("/metrics"), GW_ROUTE_METRICS);
     assert_int_equal(gw_route_template("/ws"), GW_ROUTE_WS);
+    assert_int_equal(gw_route_template("/conversations"), GW_ROUTE_CONVERSATIONS);
+    assert_int_equal(gw_route_template("/conversations/abc"), GW_ROUTE_CONVERSATION);
+    assert_int_equal(gw_route_template("/conversations/abc/def"), GW_ROUTE_OTHER);
+    assert_string_equal(gw_route_name(GW_ROUTE_CONVERSATION), "/conversations/{id}");
+    assert_string_equal(gw_route_name(GW_ROUTE_CONVERSATIONS), "/conversations");
     assert_int_equal(gw_route_template("/index.html"), GW_ROUTE_OTHER);
     assert_string_equal(gw_route_name(GW_ROUTE_WS), "/ws");
     assert_string_equal(gw_route_name(GW_ROUTE_QUESTION), "/questions/{id}");

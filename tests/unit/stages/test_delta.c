@@ -3,7 +3,8 @@
  * answerer, the posts recorded. Deltas are coalesced (>= TORO_DELTA_MIN_BYTES
  * or TORO_DELTA_MIN_MS), cut only at UTF-8 boundaries, numbered per attempt,
  * sent only to the asker's connections, all before the completed update,
- * never stored; an answerer that does not stream sends none. */
+ * never stored; an answerer that does not stream sends none. A follow-up
+ * in a conversation streams too, asked as its standalone query. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,13 +44,14 @@ typedef struct streamer {
     int pause_ms;
     int fail_first;
     int calls;
+    char asked[256]; /* the question of the last call */
 } streamer_t;
 
 static int s_answer_stream(toro_answerer_t *self, const char *question, toro_answer_delta_fn on_delta, void *ud,
                            toro_answer_t *out, char **errmsg)
 {
     streamer_t *s = (streamer_t *)self;
-    (void)question;
+    snprintf(s->asked, sizeof s->asked, "%s", question);
     s->calls++;
     char text[4096] = "";
     for (size_t i = 0; s->pieces[i]; i++) {
@@ -149,10 +151,10 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Ingests a question of ana and runs process deliveries until it ends, then notify. */
-static void run(fixture_t *f, char qid[37])
+/* Ingests body (a question of ana) and runs process deliveries until it
+ * ends, then notify. */
+static void run_body(fixture_t *f, const char *body, char qid[37])
 {
-    const char *body = "{\"user_id\":\"ana\",\"question\":\"O que é CDB?\"}";
     char *uid = NULL;
     const char *err = NULL;
     assert_int_equal(toro_stage_ingest(&f->ctx, body, strlen(body), NULL, qid, &uid, &err), 0);
@@ -167,6 +169,8 @@ static void run(fixture_t *f, char qid[37])
         toro_bus_msg_clear(&m);
     }
 }
+
+static void run(fixture_t *f, char qid[37]) { run_body(f, "{\"user_id\":\"ana\",\"question\":\"O que é CDB?\"}", qid); }
 
 /* The deltas of `attempt` joined (checking seq 1, 2, ...), and their count. */
 static char *joined(fixture_t *f, const char *qid, int attempt, int *count, size_t *max_len)
@@ -281,6 +285,35 @@ static void test_plain_answerer_sends_no_delta(void **state)
     completed_after_deltas(f) /* no delta: trivially before */;
 }
 
+static void test_follow_up_streams_its_standalone_query(void **state)
+{
+    fixture_t *f = *state;
+    f->ans.pieces = FAST;
+    char qid[37], body[256];
+    run(f, qid);
+    toro_question_t first = {0}, q = {0};
+    assert_int_equal(toro_store_get_question(f->store, qid, &first), 0);
+    assert_non_null(first.conversation_id);
+    for (int i = 0; i < f->posts.n; i++)
+        free(f->posts.msg[i]);
+    f->posts.n = 0;
+    snprintf(body, sizeof body, "{\"user_id\":\"ana\",\"question\":\"E a LCA?\",\"conversation_id\":\"%s\"}",
+             first.conversation_id);
+    run_body(f, body, qid);
+    assert_int_equal(toro_store_get_question(f->store, qid, &q), 0);
+    assert_int_equal(q.status, TORO_STATUS_COMPLETED);
+    assert_non_null(q.retrieval_query); /* rewritten from the earlier turn */
+    assert_string_not_equal(q.retrieval_query, "E a LCA?");
+    assert_string_equal(f->ans.asked, q.retrieval_query); /* the streamed call got the standalone query */
+    int count;
+    size_t max_len;
+    assert_string_equal(joined(f, qid, 1, &count, &max_len), q.answer);
+    assert_true(count >= 1);
+    completed_after_deltas(f);
+    toro_question_clear(&q);
+    toro_question_clear(&first);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +321,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_stream_utf8_boundaries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_restarts_seq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plain_answerer_sends_no_delta, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_follow_up_streams_its_standalone_query, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -534,6 +534,56 @@ static void test_lease_released_on_reopen(void **state)
     toro_bus_msg_clear(&m);
 }
 
+/* Conversations: ingest gives the first question a conversation, a body
+ * with conversation_id continues it (another user's is ENOTFOUND), and the
+ * process stage asks the answerer the follow-up's standalone query, stored
+ * as retrieval_query and pushed with the update. */
+static void process_next(fixture_t *f)
+{
+    toro_bus_msg_t m;
+    fetch(f, TORO_TOPIC_PROCESS, &m);
+    assert_int_equal(toro_stage_process(&f->ctx, &m), 0);
+    toro_bus_msg_clear(&m);
+}
+
+static void test_follow_up_in_a_conversation(void **state)
+{
+    fixture_t *f = *state;
+    char qid[37];
+    ingest(f, "ana", "Quanto rende o CDB?", qid);
+    process_next(f);
+    toro_question_t first;
+    assert_int_equal(status_of(f, qid, &first), TORO_STATUS_COMPLETED);
+    assert_non_null(first.conversation_id);
+    assert_null(first.retrieval_query);
+    char body[256];
+    snprintf(body, sizeof body, "{\"question\":\"E a LCA?\",\"conversation_id\":\"%s\"}", first.conversation_id);
+    toro_ingest_item_t item;
+    const char *err = NULL;
+    assert_int_equal(toro_stage_ingest_prepare(&f->ctx, body, strlen(body), "eve", &item, &err), TORO_ENOTFOUND);
+    toro_ingest_item_clear(&item);
+    assert_int_equal(toro_stage_ingest_prepare(&f->ctx, body, strlen(body), "ana", &item, &err), 0);
+    assert_string_equal(item.q.conversation_id, first.conversation_id);
+    int result = -1;
+    assert_int_equal(toro_stage_ingest_commit(&f->ctx, &item, 1, &result), 0);
+    snprintf(qid, sizeof qid, "%s", item.q.question_id);
+    toro_ingest_item_clear(&item);
+    toro_connection_t c1 = {"conn-1", "ana", "node-a", 1};
+    assert_int_equal(toro_store_put_connection(f->store, &c1), 0);
+    drain_notify(f);
+    process_next(f);
+    toro_question_t q;
+    assert_int_equal(status_of(f, qid, &q), TORO_STATUS_COMPLETED);
+    assert_string_equal(q.retrieval_query, "Quanto rende o LCA?");
+    assert_string_equal(q.answer, "Resposta 2 para: Quanto rende o LCA? [1]"); /* the answerer got the rewrite */
+    assert_string_equal(q.question, "E a LCA?");
+    drain_notify(f);
+    assert_non_null(strstr(f->posted.last, "\"retrieval_query\":\"Quanto rende o LCA?\""));
+    assert_non_null(strstr(f->posted.last, first.conversation_id));
+    toro_question_clear(&q);
+    toro_question_clear(&first);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -550,6 +600,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unreachable_gateway_redelivers_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_all_or_none, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_released_on_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_follow_up_in_a_conversation, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
