@@ -27,6 +27,8 @@ static void serve_usage(FILE *f)
                "                        postgres:// + nats:// make this process one node of a cluster\n"
                "  --kb FILE             knowledge-base snapshot (env TORO_KB; build with `toro kb build`);\n"
                "                        SIGHUP or POST /admin/kb/reload re-reads it while serving\n"
+               "  --kb-watch SECONDS    also re-read --kb when the file there changes (checked every\n"
+               "                        SECONDS; default 0 = off)\n"
                "  --embedder SPEC       query embedder: e5, e5:FILE, openai+http://HOST:PORT/v1?model=M, none\n"
                "                        (default: e5 when built in and the snapshot has its vectors, else none)\n"
                "  --min-relevance X     relevance threshold 0..1 for found_relevant_docs (default 0.5)\n"

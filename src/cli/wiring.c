@@ -101,6 +101,7 @@ static void build_table(toro_wiring_t *w, toro_opt_t *out)
         {R_SERVE | R_WORKER, {"--retry-base-ms", NULL, TORO_OPT_LONG, &w->retry_base_ms, "MS", 1, 600000, NULL}},
         {R_SERVE | R_WORKER, {"--max-deliveries", NULL, TORO_OPT_LONG, &w->max_deliveries, "N", 1, 1000, NULL}},
         {R_WORKER, {"--health-port", NULL, TORO_OPT_LONG, &w->health_port, "PORT", 0, 65535, NULL}},
+        {R_SERVE | R_PROCESS, {"--kb-watch", NULL, TORO_OPT_LONG, &w->kb_watch_s, "SECONDS", 0, 86400, NULL}},
         {R_SERVE, {"--sync", NULL, TORO_OPT_CHOICE, &w->sync, "MODE", 0, 0, "normal|full"}},
         {R_SERVE | R_PROCESS, {"--answerer", NULL, TORO_OPT_STR, &w->answerer, "NAME", 0, 0, NULL}},
         {R_ALL, {"--log-level", NULL, TORO_OPT_STR, &w->log_level_opt, "LEVEL", 0, 0, NULL}},
@@ -260,9 +261,59 @@ static void reload_on_signal(toro_node_t *n)
     free(why);
 }
 
-/* Reloads the knowledge base on each SIGHUP; waits for SIGINT/SIGTERM, then
- * stops the node (or ends quietly when toro_node_close woke it). A later
- * signal stays blocked: ignored. */
+/* Whether st names another file, or the same file changed, since seen. */
+static bool kb_changed(const struct stat *seen, const struct stat *st)
+{
+    return st->st_dev != seen->st_dev || st->st_ino != seen->st_ino || st->st_size != seen->st_size ||
+           st->st_mtim.tv_sec != seen->st_mtim.tv_sec || st->st_mtim.tv_nsec != seen->st_mtim.tv_nsec;
+}
+
+/* --kb-watch: a snapshot moved over --kb (or rewritten) since the last
+ * load or refusal is loaded as SIGHUP would; a file that cannot be read
+ * yet is checked again next time. */
+static void watch_kb(toro_node_t *n)
+{
+    struct stat st;
+    if (!n->live || stat(n->w->kb_path, &st) != 0)
+        return;
+    pthread_mutex_lock(&n->reload_mu);
+    bool changed = kb_changed(&n->kb_seen, &st);
+    if (changed)
+        n->kb_seen = st; /* a refused file is not retried until it changes again */
+    pthread_mutex_unlock(&n->reload_mu);
+    if (!changed)
+        return;
+    toro_log_info(n->w->log_name, NULL, "--kb-watch: %s changed; reloading", n->w->kb_path);
+    reload_on_signal(n);
+}
+
+/* Waits for the next signal; with --kb-watch, checks --kb every interval
+ * meanwhile. Returns the signal. */
+static int next_signal(toro_node_t *n, const sigset_t *s)
+{
+    long every = n->w->kb_watch_s;
+    for (;;) {
+        if (every <= 0) {
+            int sig = 0;
+            sigwait(s, &sig);
+            return sig;
+        }
+        struct timespec ts = {.tv_sec = every};
+        int sig = sigtimedwait(s, NULL, &ts);
+        if (sig > 0)
+            return sig;
+        pthread_mutex_lock(&n->mu);
+        bool closing = n->closing;
+        pthread_mutex_unlock(&n->mu);
+        if (!closing)
+            watch_kb(n);
+    }
+}
+
+/* Reloads the knowledge base on each SIGHUP (and, with --kb-watch, when
+ * the file changes); waits for SIGINT/SIGTERM, then stops the node (or ends
+ * quietly when toro_node_close woke it). A later signal stays blocked:
+ * ignored. */
 static void *signal_main(void *arg)
 {
     toro_node_t *n = arg;
@@ -271,7 +322,7 @@ static void *signal_main(void *arg)
     int sig = 0;
     bool closing = false;
     for (;;) {
-        sigwait(&s, &sig);
+        sig = next_signal(n, &s);
         pthread_mutex_lock(&n->mu);
         closing = n->closing;
         bool hup = sig == SIGHUP && !closing;
@@ -453,6 +504,8 @@ static int open_answerer(toro_node_t *n, char **err)
     }
     pthread_mutex_lock(&n->reload_mu); /* a SIGHUP may already be reloading */
     n->live = n->answerer;             /* it owns the snapshot from now on */
+    if (stat(n->w->kb_path, &n->kb_seen) != 0) /* --kb-watch starts from the file opened */
+        memset(&n->kb_seen, 0, sizeof n->kb_seen);
     pthread_mutex_unlock(&n->reload_mu);
     n->kb = NULL;
     n->embedder = NULL;
@@ -682,6 +735,9 @@ int toro_node_reload_kb(toro_node_t *n, char **why)
                       "or still starting");
         return TORO_EINVAL;
     }
+    struct stat st;
+    if (stat(w->kb_path, &st) == 0)
+        n->kb_seen = st; /* what this reload reads (--kb-watch compares with it) */
     char old[128], now[128];
     toro_kbinfo_get(old, sizeof old);
     char *version = NULL;

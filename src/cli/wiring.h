@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "bus/relay.h"
 #include "cli/kb_opts.h"
@@ -71,6 +72,7 @@ typedef struct toro_wiring {
     long concurrency;          /* worker --concurrency */
     long max_attempts, retry_base_ms, max_deliveries;
     long health_port;          /* worker --health-port; -1 = off */
+    long kb_watch_s;           /* serve, worker process --kb-watch: seconds between checks of --kb; 0 = off */
     toro_gateway_config_t gcfg;  /* serve, api */
     char store_buf[4096];      /* sqlite://DATA/toro.db when --data chose the store */
 } toro_wiring_t;
@@ -105,6 +107,7 @@ typedef struct toro_node {
     toro_answerer_t *answerer;  /* owned; serve and process: [fault wrapper of] live */
     toro_answerer_t *live;      /* borrowed from answerer: the swappable generations */
     pthread_mutex_t reload_mu;  /* one reload at a time (signal thread, gateway) */
+    struct stat kb_seen;        /* --kb-watch: the file last loaded or refused (device, inode, size, mtime) */
     toro_gateway_t *gw;         /* owned; serve and api */
     char *kb_version;           /* owned copy (api reports it; its kb is closed) */
     toro_stage_ctx_t ctx;       /* the stages' collaborators (borrowed by gw and workers) */

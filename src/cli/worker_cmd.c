@@ -148,6 +148,8 @@ static void worker_usage(FILE *f)
                "                       another process than the gateway needs PostgreSQL and NATS)\n"
                "  --kb FILE            knowledge-base snapshot (process workers; env TORO_KB); SIGHUP\n"
                "                       re-reads it (questions in flight finish on the old one)\n"
+               "  --kb-watch SECONDS   also re-read --kb when the file there changes (checked every\n"
+               "                       SECONDS; for a snapshot moved into a shared path; default 0 = off)\n"
                "  --embedder SPEC      query embedder: e5, e5:FILE, openai+http://HOST:PORT/v1?model=M, none\n"
                "                       (default: e5 when built in and the snapshot has its vectors, else none)\n"
                "  --min-relevance X    relevance threshold 0..1 for found_relevant_docs (default 0.5)\n"
