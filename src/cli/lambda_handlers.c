@@ -115,7 +115,8 @@ static void serve_rest(toro_lambda_t *L, gw_request_t *req, gw_response_t *r)
     gw_routes_t rt = {.cfg = &L->gcfg, .ctx = &L->ctx, .rate = L->rate, .read_rate = L->read_rate, .node = TORO_LAMBDA_NODE};
     toro_ingest_item_t item = {0};
     gw_route_t route = gw_route_template(req->path);
-    if (route != GW_ROUTE_QUESTIONS && route != GW_ROUTE_QUESTION) {
+    if (route != GW_ROUTE_QUESTIONS && route != GW_ROUTE_QUESTION && route != GW_ROUTE_FEEDBACK &&
+        route != GW_ROUTE_CONVERSATIONS && route != GW_ROUTE_CONVERSATION) {
         r->route = route;
         gw_json_error(r, 404, "not found"); /* the web UI, dev-login and metrics are not on this API */
         return;

@@ -14,7 +14,11 @@
  *   user_id, written in the same transaction: a strongly consistent GetItem
  *   (a GSI on question_id would be eventually consistent, so the process
  *   stage could miss a question it was just told about), and it makes ids
- *   unique across users as in the SQL stores.
+ *   unique across users as in the SQL stores. Feedback is kept on the
+ *   question item and listed for export through the sparse GSI "feedback";
+ *   a conversation's questions through the sparse LSI "conversation" (see
+ *   the feedback and conversations sections). Tables created before those
+ *   indexes must be recreated: an LSI can only be made with its table.
  * - connections: PK "USER#<user_id>", SK "CONN#<connection_id>" (several per
  *   user, listed by a strongly consistent Query); GSIs by_connection and
  *   by_node (keys only) find the items to delete by id or by gateway node.
@@ -293,6 +297,16 @@ static json_t *outbox_put(const ddb_t *d, const toro_event_t *ev)
 
 /* ---- questions ---- */
 
+/* The conversation index's sort key "<conversation_id>#<created_at, 16
+ * digits>#<question_id>": one conversation's questions in time order. */
+static json_t *conv_key(const char *conversation_id, int64_t created_at, const char *question_id)
+{
+    char *s = fmt_dup("%s#%016lld#%s", conversation_id, (long long)created_at, question_id);
+    json_t *j = av_s(s);
+    free(s);
+    return j;
+}
+
 static json_t *question_item(const toro_question_t *q)
 {
     json_t *it = q_key(q->user_id, q->question_id);
@@ -302,6 +316,12 @@ static json_t *question_item(const toro_question_t *q)
                                                    av_n(0), "created_at", av_n(q->created_at), "updated_at",
                                                    av_n(q->created_at), "created_key",
                                                    created_key(q->created_at, q->question_id))) != 0) {
+        json_decref(it);
+        return NULL;
+    }
+    if (it && q->conversation_id &&
+        json_object_update_new(it, json_pack("{s:o,s:o}", "conversation_id", av_s(q->conversation_id), "conv_key",
+                                             conv_key(q->conversation_id, q->created_at, q->question_id))) != 0) {
         json_decref(it);
         return NULL;
     }
@@ -353,6 +373,12 @@ static void item_to_question(json_t *it, toro_question_t *q)
     q->updated_at = get_n(it, "updated_at");
     q->processing_started_at = get_n(it, "processing_started_at");
     q->processed_at = get_n(it, "processed_at");
+    if (toro_rating_parse(get_s(it, "feedback_rating"), &q->feedback.rating) == 0) {
+        q->feedback.comment = dup_s(it, "feedback_comment");
+        q->feedback.at = get_n(it, "feedback_at");
+    }
+    q->conversation_id = dup_s(it, "conversation_id");
+    q->retrieval_query = dup_s(it, "retrieval_query");
 }
 
 /* GetItem (consistent) of key (stolen): *item borrowed from *reply. */
@@ -390,39 +416,47 @@ static int s_get(toro_store_t *s, const char *question_id, toro_question_t *out)
     return rc;
 }
 
+/* Sets ExclusiveStartKey of the Query req to the question of cursor (NULL:
+ * none) in the index "history" (conversation_id NULL: sort key created_key)
+ * or "conversation" (conv_key). TORO_EINVAL for a cursor never made here. */
+static int set_start(json_t *req, const char *user_id, const char *conversation_id, const char *cursor)
+{
+    int64_t at = 0;
+    char qid[64];
+    if (!cursor)
+        return 0;
+    if (toro_history_cursor_decode(cursor, &at, qid) != 0)
+        return TORO_EINVAL;
+    json_t *start = q_key(user_id, qid);
+    if (start && conversation_id)
+        json_object_set_new(start, "conv_key", conv_key(conversation_id, at, qid));
+    else if (start)
+        json_object_set_new(start, "created_key", created_key(at, qid));
+    return start && json_object_set_new(req, "ExclusiveStartKey", start) == 0 ? 0 : TORO_ENOMEM;
+}
+
 static json_t *history_query(const ddb_t *d, const char *user_id, int limit, const char *cursor, int *rc)
 {
     json_t *req = json_pack("{s:s,s:s,s:s,s:{s:o},s:b,s:b,s:i}", "TableName", d->t_questions, "IndexName", "history",
                             "KeyConditionExpression", "PK = :pk", "ExpressionAttributeValues", ":pk",
                             av_s2("USER#", user_id), "ScanIndexForward", 0, "ConsistentRead", 1, "Limit", limit + 1);
-    *rc = req ? 0 : TORO_ENOMEM;
-    if (req && cursor) {
-        int64_t at = 0;
-        char qid[64];
-        if (toro_history_cursor_decode(cursor, &at, qid) != 0) {
-            json_decref(req);
-            *rc = TORO_EINVAL;
-            return NULL;
-        }
-        json_t *start = q_key(user_id, qid);
-        if (start)
-            json_object_set_new(start, "created_key", created_key(at, qid));
-        json_object_set_new(req, "ExclusiveStartKey", start ? start : json_null());
+    *rc = req ? set_start(req, user_id, NULL, cursor) : TORO_ENOMEM;
+    if (*rc) {
+        json_decref(req);
+        return NULL;
     }
     return req;
 }
 
-static int s_list(toro_store_t *s, const char *user_id, int limit, const char *cursor, toro_question_t **items,
-                  size_t *n, char **next)
+/* Runs the Query req (stolen, Limit limit + 1) as one page of questions:
+ * *next is the cursor of the last kept when there were more. */
+static int query_page(ddb_t *d, json_t *req, int limit, toro_question_t **items, size_t *n, char **next)
 {
-    ddb_t *d = (ddb_t *)s;
+    json_t *reply = NULL;
     int rc;
     *items = NULL;
     *n = 0;
     *next = NULL;
-    json_t *req = history_query(d, user_id, limit, cursor, &rc), *reply = NULL;
-    if (!req)
-        return rc;
     if ((rc = call(d, "Query", req, &reply)) != 0) {
         json_decref(reply);
         return rc;
@@ -445,6 +479,17 @@ static int s_list(toro_store_t *s, const char *user_id, int limit, const char *c
     return 0;
 }
 
+static int s_list(toro_store_t *s, const char *user_id, int limit, const char *cursor, toro_question_t **items,
+                  size_t *n, char **next)
+{
+    int rc;
+    *items = NULL;
+    *n = 0;
+    *next = NULL;
+    json_t *req = history_query((ddb_t *)s, user_id, limit, cursor, &rc);
+    return req ? query_page((ddb_t *)s, req, limit, items, n, next) : rc;
+}
+
 /* ---- guarded status changes ---- */
 
 /* The Update of t's change (guarded by from and attempts), or NULL. */
@@ -462,10 +507,11 @@ static json_t *transition_update(const ddb_t *d, const toro_transition_t *t, con
         expr = "SET #s = :to, error_message = :e, updated_at = :now, processed_at = :now";
         json_object_set_new(v, ":e", av_s(args[0] ? args[0] : ""));
     } else if (v) {
-        bool m = args[3] != NULL, k = args[4] != NULL;
+        bool m = args[3] != NULL, k = args[4] != NULL, r = args[5] != NULL;
         snprintf(buf, sizeof buf, "SET #s = :to, answer = :a, sources = :src, found_relevant_docs = :f,"
-                 " updated_at = :now, processed_at = :now%s%s REMOVE error_message%s%s", m ? ", model = :m" : "",
-                 k ? ", kb_version = :k" : "", m ? "" : ", model", k ? "" : ", kb_version");
+                 " updated_at = :now, processed_at = :now%s%s%s REMOVE error_message%s%s%s", m ? ", model = :m" : "",
+                 k ? ", kb_version = :k" : "", r ? ", retrieval_query = :rq" : "", m ? "" : ", model",
+                 k ? "" : ", kb_version", r ? "" : ", retrieval_query");
         expr = buf;
         json_object_update_new(v, json_pack("{s:o,s:o,s:{s:b}}", ":a", av_s(args[0]), ":src", av_s(args[1]), ":f",
                                             "BOOL", strcmp(args[2], "1") == 0));
@@ -473,6 +519,8 @@ static json_t *transition_update(const ddb_t *d, const toro_transition_t *t, con
             json_object_set_new(v, ":m", av_s(args[3]));
         if (k)
             json_object_set_new(v, ":k", av_s(args[4]));
+        if (r)
+            json_object_set_new(v, ":rq", av_s(args[5]));
     }
     return json_pack("{s:{s:s,s:o,s:s,s:s,s:{s:s},s:o}}", "Update", "TableName", d->t_questions, "Key",
                      q_key(t->user_id, t->question_id), "UpdateExpression", expr ? expr : "",
@@ -510,7 +558,7 @@ static int transition_once(ddb_t *d, toro_transition_t *t, const char *const *ar
  * was written; t->from and t->attempts hold the last read. */
 static int s_transition(toro_store_t *s, toro_transition_t *t)
 {
-    const char *args[TORO_TRANSITION_MAX_ARGS] = {NULL}; /* args[5], the retrieval query, is not kept here */
+    const char *args[TORO_TRANSITION_MAX_ARGS] = {NULL};
     char *owned = NULL;
     assert(t->to == TORO_STATUS_PROCESSING || t->to == TORO_STATUS_COMPLETED || t->to == TORO_STATUS_ERROR);
     int n_args = toro_transition_args(t, "1", "0", args, &owned);
@@ -690,6 +738,230 @@ static int s_list_conn(toro_store_t *s, const char *user_id, toro_connection_t *
     *out = l.arr ? l.arr : calloc(1, sizeof *l.arr);
     *n = l.n;
     return *out ? 0 : TORO_ENOMEM;
+}
+
+/* ---- feedback (store.h, version 3) ---- */
+
+/* Feedback lives on the question item (feedback_rating, feedback_comment,
+ * feedback_at) with fb_pk = "FEEDBACK" and fb_key = "<at, 20 digits>#<id>",
+ * the keys of the sparse global secondary index "feedback": only rated
+ * questions are in it, in (feedback.at, question_id) order, which is the
+ * export's order, so a page is one Query from a key (since or the previous
+ * page's last), the rating a filter. A GSI because the export crosses users
+ * (an LSI stays in one user's partition); one constant partition key is a
+ * hot key only at rates a rating button never reaches. It is eventually
+ * consistent: an export may miss a rating given a moment ago. */
+#define FB_PK "FEEDBACK"
+
+static char *fb_key_str(int64_t at, const char *question_id)
+{
+    return fmt_dup("%020lld#%s", (long long)(at > 0 ? at : 0), question_id);
+}
+
+/* One conditional UpdateItem (exists and completed); when refused, a read
+ * tells a missing question (TORO_ENOTFOUND: also another user's, whose key
+ * differs) from one not completed (TORO_ECONFLICT; completed is terminal). */
+static int s_set_feedback(toro_store_t *s, const char *user_id, const char *question_id, const toro_feedback_t *fb)
+{
+    ddb_t *d = (ddb_t *)s;
+    char *k = fb_key_str(fb->at, question_id);
+    json_t *v = json_pack("{s:o,s:o,s:o,s:o,s:o}", ":r", av_s(toro_rating_name(fb->rating)), ":at", av_n(fb->at),
+                          ":pk", av_s(FB_PK), ":k", av_s(k), ":done", av_s("completed"));
+    free(k);
+    if (v && fb->comment)
+        json_object_set_new(v, ":c", av_s(fb->comment));
+    const char *expr = fb->comment
+                           ? "SET feedback_rating = :r, feedback_comment = :c, feedback_at = :at, fb_pk = :pk, fb_key = :k"
+                           : "SET feedback_rating = :r, feedback_at = :at, fb_pk = :pk, fb_key = :k"
+                             " REMOVE feedback_comment";
+    json_t *req = v ? json_pack("{s:s,s:o,s:s,s:s,s:{s:s},s:o}", "TableName", d->t_questions, "Key",
+                                q_key(user_id, question_id), "UpdateExpression", expr, "ConditionExpression",
+                                "attribute_exists(PK) AND #s = :done", "ExpressionAttributeNames", "#s", "status",
+                                "ExpressionAttributeValues", v)
+                    : NULL;
+    if (!req)
+        return TORO_ENOMEM;
+    int rc = call(d, "UpdateItem", req, NULL);
+    if (rc != TORO_ECONFLICT)
+        return rc;
+    json_t *reply = NULL, *item = NULL;
+    rc = get_item(d, d->t_questions, q_key(user_id, question_id), "#s", &reply, &item);
+    json_decref(reply);
+    return rc == 0 ? TORO_ECONFLICT : rc;
+}
+
+typedef struct q_list {
+    toro_question_t *arr;
+    size_t n, max;
+} q_list_t;
+
+static int add_question(json_t *item, void *ud)
+{
+    q_list_t *l = ud;
+    assert(l->n < l->max);
+    item_to_question(item, &l->arr[l->n++]);
+    return l->n >= l->max ? EACH_STOP : 0;
+}
+
+static int s_list_feedback(toro_store_t *s, const toro_feedback_query_t *q, toro_question_t **items, size_t *n)
+{
+    ddb_t *d = (ddb_t *)s;
+    char *since = fb_key_str(q->since, ""), *after = q->after_id ? fb_key_str(q->after_at, q->after_id) : NULL;
+    bool use_after = after && since && strcmp(after, since) >= 0; /* the later of the two starts */
+    q_list_t l = {calloc((size_t)q->limit, sizeof *l.arr), 0, (size_t)q->limit};
+    json_t *req = json_pack("{s:s,s:s,s:s,s:{s:o,s:o},s:i}", "TableName", d->t_questions, "IndexName", "feedback",
+                            "KeyConditionExpression", use_after ? "fb_pk = :pk AND fb_key > :k"
+                                                                : "fb_pk = :pk AND fb_key >= :k",
+                            "ExpressionAttributeValues", ":pk", av_s(FB_PK), ":k", av_s(use_after ? after : since),
+                            "Limit", q->limit);
+    free(since);
+    free(after);
+    if (req && q->rating != TORO_RATING_NONE) {
+        json_object_set_new(req, "FilterExpression", json_string("feedback_rating = :r"));
+        json_object_set_new(json_object_get(req, "ExpressionAttributeValues"), ":r",
+                            av_s(toro_rating_name(q->rating)));
+    }
+    int rc = TORO_ENOMEM;
+    if (l.arr)
+        rc = each_item(d, "Query", req, add_question, &l, NULL);
+    else
+        json_decref(req);
+    if (rc) {
+        toro_questions_free(l.arr, l.n);
+        return rc;
+    }
+    *items = l.arr;
+    *n = l.n;
+    return 0;
+}
+
+/* ---- conversations (store.h, version 4) ---- */
+
+/* A question of a conversation carries conversation_id and conv_key (see
+ * conv_key()), the sort key of the sparse local secondary index
+ * "conversation" (PK, conv_key): a conversation's turns are one strongly
+ * consistent Query (begins_with its id), either way round, so a follow-up
+ * sees the turn just written, as history does. An LSI (not a GSI) for that
+ * consistency and because every route reads one user's conversations; it
+ * can only be made with the table, so tables created before conversations
+ * must be recreated (`toro db migrate` creates them with it).
+ * list_conversations reads the user's whole index (projected to three
+ * attributes) and groups in memory: the items come grouped by conversation,
+ * oldest first, so one pass gives title, created_at, count and latest
+ * activity, then a sort by activity. Cost: one user's conversation
+ * questions per page; a summary item per conversation would make it
+ * O(page) but needs a read-modify-write of the latest activity with every
+ * question (left for when histories grow that long). */
+
+static int s_list_turns(toro_store_t *s, const char *user_id, const char *conversation_id, bool newest_first,
+                        int limit, const char *cursor, toro_question_t **items, size_t *n, char **next)
+{
+    ddb_t *d = (ddb_t *)s;
+    char *prefix = fmt_dup("%s#", conversation_id);
+    json_t *req = json_pack("{s:s,s:s,s:s,s:{s:o,s:o},s:b,s:b,s:i}", "TableName", d->t_questions, "IndexName",
+                            "conversation", "KeyConditionExpression", "PK = :pk AND begins_with(conv_key, :c)",
+                            "ExpressionAttributeValues", ":pk", av_s2("USER#", user_id), ":c", av_s(prefix),
+                            "ScanIndexForward", !newest_first, "ConsistentRead", 1, "Limit", limit + 1);
+    free(prefix);
+    int rc = req ? set_start(req, user_id, conversation_id, cursor) : TORO_ENOMEM;
+    if (rc) {
+        json_decref(req);
+        return rc;
+    }
+    return query_page(d, req, limit, items, n, next);
+}
+
+typedef struct conv_acc {
+    toro_conversation_t *arr;
+    size_t n, cap;
+    const char *user_id;
+} conv_acc_t;
+
+/* One question of the index (oldest first per conversation) into a. */
+static int add_turn(json_t *item, void *ud)
+{
+    conv_acc_t *a = ud;
+    const char *cid = get_s(item, "conversation_id");
+    toro_conversation_t *c = a->n ? &a->arr[a->n - 1] : NULL;
+    if (!cid)
+        return 0;
+    if (!c || strcmp(c->conversation_id, cid) != 0) {
+        if (a->n == a->cap) {
+            size_t cap = a->cap ? a->cap * 2 : 16;
+            toro_conversation_t *g = realloc(a->arr, cap * sizeof *g);
+            if (!g)
+                return TORO_ENOMEM;
+            a->arr = g;
+            a->cap = cap;
+        }
+        c = &a->arr[a->n++];
+        memset(c, 0, sizeof *c);
+        c->conversation_id = strdup(cid);
+        c->user_id = strdup(a->user_id);
+        c->title = dup_s(item, "question");
+        c->created_at = get_n(item, "created_at");
+        if (!c->conversation_id || !c->user_id || !c->title)
+            return TORO_ENOMEM;
+    }
+    c->n_questions++;
+    c->last_activity_at = get_n(item, "created_at");
+    return 0;
+}
+
+/* Latest activity first, ties by conversation id descending (as SQL). */
+static int conv_cmp(const void *x, const void *y)
+{
+    const toro_conversation_t *a = x, *b = y;
+    if (a->last_activity_at != b->last_activity_at)
+        return a->last_activity_at > b->last_activity_at ? -1 : 1;
+    return -strcmp(a->conversation_id, b->conversation_id);
+}
+
+/* Moves the conversations after the cursor (at, id; id NULL: all), at most
+ * limit + 1, out of a (cleared) into a new page array *out. */
+static int conv_window(conv_acc_t *a, int64_t at, const char *id, int limit, toro_conversation_t **out,
+                       size_t *count)
+{
+    size_t i = 0, k = 0;
+    while (id && i < a->n && (a->arr[i].last_activity_at > at ||
+                              (a->arr[i].last_activity_at == at && strcmp(a->arr[i].conversation_id, id) >= 0)))
+        i++;
+    *out = calloc((size_t)limit + 1, sizeof **out);
+    if (!*out)
+        return TORO_ENOMEM;
+    for (; i < a->n && k <= (size_t)limit; i++, k++) {
+        (*out)[k] = a->arr[i];
+        memset(&a->arr[i], 0, sizeof a->arr[i]);
+    }
+    *count = k;
+    return 0;
+}
+
+static int s_list_conversations(toro_store_t *s, const char *user_id, int limit, const char *cursor,
+                                toro_conversation_t **items, size_t *n, char **next)
+{
+    ddb_t *d = (ddb_t *)s;
+    int64_t c_at = 0;
+    char c_id[64] = "";
+    conv_acc_t a = {.user_id = user_id};
+    toro_conversation_t *page = NULL;
+    size_t count = 0;
+    if (cursor && toro_history_cursor_decode(cursor, &c_at, c_id) != 0)
+        return TORO_EINVAL;
+    json_t *req = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:s},s:{s:o},s:b}", "TableName", d->t_questions, "IndexName",
+                            "conversation", "KeyConditionExpression", "PK = :pk", "ProjectionExpression",
+                            "#c, #q, created_at", "ExpressionAttributeNames", "#c", "conversation_id", "#q",
+                            "question", "ExpressionAttributeValues", ":pk", av_s2("USER#", user_id),
+                            "ConsistentRead", 1);
+    int rc = each_item(d, "Query", req, add_turn, &a, NULL);
+    if (rc == 0 && a.n > 1)
+        qsort(a.arr, a.n, sizeof *a.arr, conv_cmp);
+    if (rc == 0)
+        rc = conv_window(&a, c_at, cursor ? c_id : NULL, limit, &page, &count);
+    toro_conversations_free(a.arr, a.n);
+    if (rc)
+        return rc;
+    return toro_store_conversations_page(page, count, limit, items, n, next);
 }
 
 /* ---- counts, ping ---- */
@@ -946,6 +1218,10 @@ static const toro_store_ops_t ddb_ops = {
     .count_by_status = s_count,
     .ping = s_ping,
     .close = s_close,
+    .set_feedback = s_set_feedback,
+    .list_feedback = s_list_feedback,
+    .list_conversations = s_list_conversations,
+    .list_turns = s_list_turns,
 };
 
 /* ---- the URL ---- */
@@ -1061,11 +1337,17 @@ int toro_store_dynamodb_open(const char *url, toro_store_t **out, char **err)
 /* CreateTable bodies (TableName is added): the keys and indexes above. */
 static const char *const table_specs[3] = {
     "{\"AttributeDefinitions\":[{\"AttributeName\":\"PK\",\"AttributeType\":\"S\"},"
-    "{\"AttributeName\":\"SK\",\"AttributeType\":\"S\"},{\"AttributeName\":\"created_key\",\"AttributeType\":\"S\"}],"
+    "{\"AttributeName\":\"SK\",\"AttributeType\":\"S\"},{\"AttributeName\":\"created_key\",\"AttributeType\":\"S\"},"
+    "{\"AttributeName\":\"conv_key\",\"AttributeType\":\"S\"},{\"AttributeName\":\"fb_pk\",\"AttributeType\":\"S\"},"
+    "{\"AttributeName\":\"fb_key\",\"AttributeType\":\"S\"}],"
     "\"KeySchema\":[{\"AttributeName\":\"PK\",\"KeyType\":\"HASH\"},{\"AttributeName\":\"SK\",\"KeyType\":\"RANGE\"}],"
     "\"LocalSecondaryIndexes\":[{\"IndexName\":\"history\",\"KeySchema\":[{\"AttributeName\":\"PK\",\"KeyType\":"
-    "\"HASH\"},{\"AttributeName\":\"created_key\",\"KeyType\":\"RANGE\"}],\"Projection\":{\"ProjectionType\":\"ALL\"}}],"
-    "\"BillingMode\":\"PAY_PER_REQUEST\"}",
+    "\"HASH\"},{\"AttributeName\":\"created_key\",\"KeyType\":\"RANGE\"}],\"Projection\":{\"ProjectionType\":\"ALL\"}},"
+    "{\"IndexName\":\"conversation\",\"KeySchema\":[{\"AttributeName\":\"PK\",\"KeyType\":\"HASH\"},"
+    "{\"AttributeName\":\"conv_key\",\"KeyType\":\"RANGE\"}],\"Projection\":{\"ProjectionType\":\"ALL\"}}],"
+    "\"GlobalSecondaryIndexes\":[{\"IndexName\":\"feedback\",\"KeySchema\":[{\"AttributeName\":\"fb_pk\","
+    "\"KeyType\":\"HASH\"},{\"AttributeName\":\"fb_key\",\"KeyType\":\"RANGE\"}],\"Projection\":{\"ProjectionType\":"
+    "\"ALL\"}}],\"BillingMode\":\"PAY_PER_REQUEST\"}",
     "{\"AttributeDefinitions\":[{\"AttributeName\":\"PK\",\"AttributeType\":\"S\"},"
     "{\"AttributeName\":\"SK\",\"AttributeType\":\"S\"},{\"AttributeName\":\"connection_id\",\"AttributeType\":\"S\"},"
     "{\"AttributeName\":\"node\",\"AttributeType\":\"S\"}],"

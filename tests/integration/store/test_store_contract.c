@@ -678,11 +678,6 @@ static void test_feedback_default_is_enotsup(void **state)
     assert_int_equal(n, 0);
 }
 
-/* Feedback is not in the DynamoDB store yet (its route answers 501 there). */
-#define SQL_STORES(t)                                                                                                  \
-    cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown_sqlite),                                                 \
-        cmocka_unit_test_setup_teardown(t, setup_postgres, teardown)
-
 #define ALL_STORES(t)                                                                                                        \
     cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown_sqlite),                                                        \
         cmocka_unit_test_setup_teardown(t, setup_postgres, teardown),                                                  \
@@ -698,9 +693,9 @@ int main(void)
         ALL_STORES(test_outbox_claim_and_mark),
         ALL_STORES(test_outbox_follows_transitions),
         ALL_STORES(test_outbox_claimers_never_share),
-        SQL_STORES(test_feedback),
+        ALL_STORES(test_feedback),
         ALL_STORES(test_feedback_default_is_enotsup),
-        SQL_STORES(test_conversations),
+        ALL_STORES(test_conversations),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     void *st = sqlite_shared;
