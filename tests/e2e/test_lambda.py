@@ -72,8 +72,10 @@ def rest(method, path, user=None, body=None, query=None, token=None):
     ev = load("rest_proxy.json")
     ev["httpMethod"] = ev["requestContext"]["httpMethod"] = method
     ev["path"] = path
-    ev["resource"] = ev["requestContext"]["resourcePath"] = "/questions/{id}" if path.count("/") > 1 else "/questions"
-    ev["pathParameters"] = {"id": path.rsplit("/", 1)[1]} if path.count("/") > 1 else None
+    parts = path.strip("/").split("/")  # /questions, /questions/{id}[/feedback], /conversations[/{id}]
+    ev["resource"] = ev["requestContext"]["resourcePath"] = "/".join(
+        [""] + parts[:1] + (["{id}"] if len(parts) > 1 else []) + parts[2:])
+    ev["pathParameters"] = {"id": parts[1]} if len(parts) > 1 else None
     ev["queryStringParameters"] = query
     ev["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} if query else None
     ev["headers"]["Authorization"] = "Bearer " + (token or jwt_for(user))
@@ -277,6 +279,28 @@ def test_question_walks_from_rest_event_to_post_to_connection(aws):
     page2 = aws.invoke("ingest", rest("GET", "/questions", "ana", query={"limit": "1", "next_token": body["next_token"]}))
     assert [q["question_id"] for q in json.loads(page2["body"])["data"]["items"]] == [qid]
     aws.pump_until(lambda: updates(aws, "conn-ana-1", qid2, "completed"))
+
+
+def test_feedback_and_conversations_through_ingest(aws):
+    r = aws.invoke("ingest", rest("POST", "/questions", "gil", {"question": QUESTION}))
+    assert r["statusCode"] == 202, r
+    data = json.loads(r["body"])["data"]
+    qid, conv = data["question_id"], data["conversation_id"]
+
+    def state():
+        return json.loads(aws.invoke("ingest", rest("GET", "/questions/" + qid, "gil"))["body"])["data"]
+    aws.pump_until(lambda: state()["status"] == "completed")
+    fb = aws.invoke("ingest", rest("POST", "/questions/%s/feedback" % qid, "gil", {"rating": "down", "comment": "curta"}))
+    assert fb["statusCode"] == 200, fb
+    assert aws.invoke("ingest", rest("POST", "/questions/%s/feedback" % qid, "hal", {"rating": "up"}))["statusCode"] == 404
+    assert state()["feedback"]["rating"] == "down" and state()["conversation_id"] == conv
+    convs = aws.invoke("ingest", rest("GET", "/conversations", "gil"))
+    assert convs["statusCode"] == 200, convs
+    assert [c["conversation_id"] for c in json.loads(convs["body"])["data"]["items"]] == [conv]
+    turns = aws.invoke("ingest", rest("GET", "/conversations/" + conv, "gil"))
+    assert turns["statusCode"] == 200, turns
+    assert [q["question_id"] for q in json.loads(turns["body"])["data"]["items"]] == [qid]
+    assert aws.invoke("ingest", rest("GET", "/conversations/" + conv, "hal"))["statusCode"] == 404
 
 
 def test_rest_refusals_follow_the_gateway_rules(aws):
