@@ -1364,10 +1364,37 @@ static const char *const table_specs[3] = {
     "\"ALL\"}}],\"BillingMode\":\"PAY_PER_REQUEST\"}",
 };
 
+/* The first index of spec that table (DescribeTable's "Table") lacks
+ * (caller frees), or NULL: a table made by an older toro. */
+static char *missing_index(json_t *table, const char *spec)
+{
+    static const char *const kinds[2] = {"LocalSecondaryIndexes", "GlobalSecondaryIndexes"};
+    json_t *want = json_loads(spec, 0, NULL), *ix, *have;
+    char *name = NULL;
+    size_t i, j;
+    assert(want); /* the specs are constants */
+    for (int k = 0; k < 2 && !name; k++) {
+        json_array_foreach(json_object_get(want, kinds[k]), i, ix) {
+            const char *n = json_string_value(json_object_get(ix, "IndexName"));
+            bool found = false;
+            json_array_foreach(json_object_get(table, kinds[k]), j, have) {
+                const char *h = json_string_value(json_object_get(have, "IndexName"));
+                found = found || (h && n && strcmp(h, n) == 0);
+            }
+            if (!found && !name)
+                name = strdup(n ? n : "?");
+        }
+    }
+    json_decref(want);
+    return name;
+}
+
 /* Creates table (already there: 0, *created untouched) and waits until it
- * is ACTIVE (60 s at most). */
+ * is ACTIVE (60 s at most). TORO_EINVAL (with *err) when an existing table
+ * lacks an index of spec: it must be recreated (an LSI cannot be added). */
 static int create_table(ddb_t *d, const char *table, const char *spec, int *created, char **err)
 {
+    char *missing = NULL;
     json_t *req = json_loads(spec, 0, NULL), *reply = NULL;
     assert(req); /* the specs are constants */
     json_object_set_new(req, "TableName", json_string(table));
@@ -1381,6 +1408,8 @@ static int create_table(ddb_t *d, const char *table, const char *spec, int *crea
         rc = call(d, "DescribeTable", json_pack("{s:s}", "TableName", table), &reply);
         const char *st = json_string_value(json_object_get(json_object_get(reply, "Table"), "TableStatus"));
         bool active = st && strcmp(st, "ACTIVE") == 0;
+        if (active)
+            missing = missing_index(json_object_get(reply, "Table"), spec);
         json_decref(reply);
         if (rc || active)
             break;
@@ -1388,6 +1417,11 @@ static int create_table(ddb_t *d, const char *table, const char *spec, int *crea
     }
     if (rc)
         toro_set_err(err, "cannot create DynamoDB table %s at %s (%s)", table, d->url, toro_strerror(rc));
+    else if (missing)
+        toro_set_err(err, "DynamoDB table %s at %s has no index '%s' (made by an older toro): recreate it and run "
+                     "`toro db migrate` again (a local index exists only with its table)", table, d->url, missing);
+    rc = rc == 0 && missing ? TORO_EINVAL : rc;
+    free(missing);
     return rc;
 }
 

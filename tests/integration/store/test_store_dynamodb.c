@@ -393,6 +393,29 @@ static void test_db_migrate_command(void **state)
     assert_non_null(strstr(line, "toro db migrate: cannot create DynamoDB table"));
 }
 
+/* A questions table made before the conversation and feedback indexes
+ * (only "history") is refused by migrate, naming the index to add. */
+static void test_migrate_refuses_a_table_without_the_new_indexes(void **state)
+{
+    fixture_or_skip(state);
+    char body[1024], url[512], *err = NULL;
+    snprintf(body, sizeof body,
+             "{\"TableName\":\"old_q_%d\",\"AttributeDefinitions\":[{\"AttributeName\":\"PK\",\"AttributeType\":\"S\"},"
+             "{\"AttributeName\":\"SK\",\"AttributeType\":\"S\"},{\"AttributeName\":\"created_key\",\"AttributeType\":"
+             "\"S\"}],\"KeySchema\":[{\"AttributeName\":\"PK\",\"KeyType\":\"HASH\"},{\"AttributeName\":\"SK\","
+             "\"KeyType\":\"RANGE\"}],\"LocalSecondaryIndexes\":[{\"IndexName\":\"history\",\"KeySchema\":"
+             "[{\"AttributeName\":\"PK\",\"KeyType\":\"HASH\"},{\"AttributeName\":\"created_key\",\"KeyType\":"
+             "\"RANGE\"}],\"Projection\":{\"ProjectionType\":\"ALL\"}}],\"BillingMode\":\"PAY_PER_REQUEST\"}",
+             (int)getpid());
+    json_decref(raw("CreateTable", body));
+    snprintf(url, sizeof url, "dynamodb://us-east-1?endpoint=%s&questions=old_q_%d&connections=old_c_%d&outbox=old_o_%d",
+             moto.endpoint, (int)getpid(), (int)getpid(), (int)getpid());
+    assert_int_equal(toro_store_dynamodb_migrate(url, NULL, &err), TORO_EINVAL);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "no index 'conversation'"));
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +425,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transactional_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_urls_and_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_migrate_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_refuses_a_table_without_the_new_indexes, setup, teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     moto_stop(&moto);
