@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,4 +247,18 @@ void toro_secret_free(char *s)
         return;
     toro_secret_wipe(s, strlen(s));
     free(s);
+}
+
+void *toro_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first)
+{
+    assert(cap && elem > 0 && first > 0 && n <= *cap && (arr || *cap == 0));
+    if (n < *cap)
+        return arr;
+    if (*cap > SIZE_MAX / 2 / elem)
+        return NULL; /* doubling would overflow the byte count */
+    size_t ncap = *cap ? *cap * 2 : first;
+    void *grown = realloc(arr, ncap * elem);
+    if (grown)
+        *cap = ncap;
+    return grown;
 }

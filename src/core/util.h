@@ -56,4 +56,11 @@ void toro_secret_wipe(void *p, size_t len);
  * Takes ownership; toro_secret_free(NULL) is a no-op. */
 void toro_secret_free(char *s);
 
+/* Why: appending to a growable array is the same few lines everywhere.
+ * Returns arr with room for one more element (n used of *cap, each elem
+ * bytes; the capacity doubles, first when it is 0), or NULL when out of
+ * memory or when the doubled size would overflow, with arr and *cap unchanged (the array still valid and owned by
+ * the caller). Usage: p = toro_grow(a, &cap, n, sizeof *a, 16); if (p) a = p; */
+void *toro_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first);
+
 #endif

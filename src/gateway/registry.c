@@ -124,14 +124,10 @@ static size_t snapshot(gw_registry_t *reg, const char *node, toro_connection_t *
     pthread_mutex_lock(&reg->lock);
     for (int b = 0; b < GW_REGISTRY_BUCKETS; b++) {
         for (gw_client_t *cl = reg->map[b]; cl; cl = cl->map_next) {
-            if (n == cap) {
-                size_t ncap = cap ? cap * 2 : 64;
-                toro_connection_t *nr = realloc(rows, ncap * sizeof *nr);
-                if (!nr)
-                    break;
-                rows = nr;
-                cap = ncap;
-            }
+            toro_connection_t *grown = toro_grow(rows, &cap, n, sizeof *rows, 64);
+            if (!grown)
+                break;
+            rows = grown;
             rows[n].connection_id = strdup(cl->connection_id);
             rows[n].user_id = strdup(cl->user_id);
             rows[n].node = strdup(node);

@@ -695,14 +695,10 @@ typedef struct conn_list {
 static int add_conn(json_t *item, void *ud)
 {
     conn_list_t *l = ud;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        toro_connection_t *a = realloc(l->arr, cap * sizeof *a);
-        if (!a)
-            return TORO_ENOMEM;
-        l->arr = a;
-        l->cap = cap;
-    }
+    toro_connection_t *grown = toro_grow(l->arr, &l->cap, l->n, sizeof *l->arr, 8);
+    if (!grown)
+        return TORO_ENOMEM;
+    l->arr = grown;
     toro_connection_t *c = &l->arr[l->n++];
     c->connection_id = dup_s(item, "connection_id");
     c->user_id = dup_s(item, "user_id");
@@ -886,14 +882,10 @@ static int add_turn(json_t *item, void *ud)
     if (!cid)
         return 0;
     if (!c || strcmp(c->conversation_id, cid) != 0) {
-        if (a->n == a->cap) {
-            size_t cap = a->cap ? a->cap * 2 : 16;
-            toro_conversation_t *g = realloc(a->arr, cap * sizeof *g);
-            if (!g)
-                return TORO_ENOMEM;
-            a->arr = g;
-            a->cap = cap;
-        }
+        toro_conversation_t *grown = toro_grow(a->arr, &a->cap, a->n, sizeof *a->arr, 16);
+        if (!grown)
+            return TORO_ENOMEM;
+        a->arr = grown;
         c = &a->arr[a->n++];
         memset(c, 0, sizeof *c);
         c->conversation_id = strdup(cid);
@@ -1010,14 +1002,10 @@ typedef struct id_list {
 static int add_id(json_t *item, void *ud)
 {
     id_list_t *l = ud;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        int64_t *a = realloc(l->ids, cap * sizeof *a);
-        if (!a)
-            return TORO_ENOMEM;
-        l->ids = a;
-        l->cap = cap;
-    }
+    int64_t *grown = toro_grow(l->ids, &l->cap, l->n, sizeof *l->ids, 64);
+    if (!grown)
+        return TORO_ENOMEM;
+    l->ids = grown;
     l->ids[l->n++] = get_n(item, "id");
     return l->max && l->n >= l->max ? EACH_STOP : 0;
 }

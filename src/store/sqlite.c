@@ -413,16 +413,12 @@ static int s_list_conn(toro_store_t *s, const char *user_id, toro_connection_t *
     sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : 4;
-            toro_connection_t *na = realloc(arr, ncap * sizeof *na);
-            if (!na) {
-                rc = TORO_ENOMEM;
-                goto out;
-            }
-            arr = na;
-            cap = ncap;
+        toro_connection_t *grown = toro_grow(arr, &cap, count, sizeof *arr, 4);
+        if (!grown) {
+            rc = TORO_ENOMEM;
+            goto out;
         }
+        arr = grown;
         toro_connection_t *cn = &arr[count++];
         cn->connection_id = col_dup(st, 0);
         cn->user_id = col_dup(st, 1);
