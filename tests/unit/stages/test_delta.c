@@ -23,6 +23,8 @@
 #include "stages/stages.h"
 #include "store/store.h"
 
+#include "stage_env.h"
+
 #define MAX_POSTS 256
 
 /* Appends s to the NUL-terminated buf of cap bytes (cut when full). */
@@ -113,21 +115,11 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/toro-delta-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof f->path, "%s/toro.db", f->dir);
-    char *err = NULL;
-    assert_int_equal(toro_store_sqlite_open(f->path, TORO_DB_SYNC_NORMAL, &f->store, &err), 0);
-    assert_int_equal(toro_bus_local_open(toro_store_outbox(f->store), 60000, &f->bus, &err), 0);
+    stage_env_open("toro-delta", f->dir, f->path, &f->store, &f->bus, &f->ctx);
     f->ans.super.ops = &streaming_ops;
-    toro_stage_ctx_defaults(&f->ctx);
-    f->ctx.store = f->store;
-    f->ctx.bus = f->bus;
     f->ctx.answerer = &f->ans.super;
     f->ctx.post = rec_post;
     f->ctx.post_ctx = &f->posts;
-    f->ctx.backoff_base_ms = 1;
-    f->ctx.backoff_max_ms = 2;
     toro_connection_t c1 = {"conn-1", "ana", "node-a", 1}, down = {"down-1", "ana", "node-a", 2},
                       other = {"conn-9", "bia", "node-a", 3};
     assert_int_equal(toro_store_put_connection(f->store, &c1), 0);
@@ -142,11 +134,7 @@ static int teardown(void **state)
     fixture_t *f = *state;
     for (int i = 0; i < f->posts.n; i++)
         free(f->posts.msg[i]);
-    toro_bus_close(f->bus);
-    toro_store_close(f->store);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    stage_env_close(f->dir, f->store, f->bus);
     free(f);
     return 0;
 }

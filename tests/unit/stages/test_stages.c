@@ -18,6 +18,8 @@
 #include "stages/stages.h"
 #include "store/store.h"
 
+#include "stage_env.h"
+
 /* A scripted answerer: fails the first `fail_first` calls (transient or
  * permanent), then answers with a fixed text; counts its calls. */
 typedef struct fake_answerer {
@@ -91,21 +93,11 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/toro-test-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof f->path, "%s/toro.db", f->dir);
-    char *err = NULL;
-    assert_int_equal(toro_store_sqlite_open(f->path, TORO_DB_SYNC_NORMAL, &f->store, &err), 0);
-    assert_int_equal(toro_bus_local_open(toro_store_outbox(f->store), 60000, &f->bus, &err), 0);
+    stage_env_open("toro-test", f->dir, f->path, &f->store, &f->bus, &f->ctx);
     f->ans.super.ops = &fake_ops;
-    toro_stage_ctx_defaults(&f->ctx);
-    f->ctx.store = f->store;
-    f->ctx.bus = f->bus;
     f->ctx.answerer = &f->ans.super;
     f->ctx.post = fake_post;
     f->ctx.post_ctx = &f->posted;
-    f->ctx.backoff_base_ms = 1;
-    f->ctx.backoff_max_ms = 2;
     *state = f;
     return 0;
 }
@@ -113,11 +105,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    toro_bus_close(f->bus);
-    toro_store_close(f->store);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    stage_env_close(f->dir, f->store, f->bus);
     free(f);
     return 0;
 }
