@@ -33,7 +33,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 
 #include "aws_peer.h"
@@ -44,6 +43,8 @@
 #include "core/error.h"
 #include "core/util.h"
 #include "store/store.h"
+
+#include "integration/pg_db.h"
 
 #define LEASE_MS 600
 
@@ -73,13 +74,6 @@ static int open_store(fixture_t *f, const char *tag)
     return rc;
 }
 
-static void admin_exec(const char *admin, const char *sql)
-{
-    PGconn *c = PQconnectdb(admin);
-    PQclear(PQexec(c, sql));
-    PQfinish(c);
-}
-
 /* NATS runs on the combination toro allows, a PostgreSQL store's outbox: a
  * fresh database (toro_bus_<pid>_<n>) on TORO_TEST_PG (default
  * postgres://postgres@127.0.0.1:5432/postgres), migrated, dropped by teardown.
@@ -87,21 +81,12 @@ static void admin_exec(const char *admin, const char *sql)
 static int open_pg_store(fixture_t *f)
 {
     static int run;
-    const char *admin = getenv("TORO_TEST_PG");
-    snprintf(f->admin, sizeof f->admin, "%s", admin ? admin : "postgres://postgres@127.0.0.1:5432/postgres");
-    PGconn *c = PQconnectdb(f->admin);
-    bool up = PQstatus(c) == CONNECTION_OK;
-    PQfinish(c);
-    if (!up)
-        return -1;
+    char url[640], *err = NULL;
     snprintf(f->db, sizeof f->db, "toro_bus_%d_%d", (int)getpid(), run++);
-    char sql[256], url[640], *err = NULL;
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", f->db);
-    admin_exec(f->admin, sql);
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", f->db);
-    admin_exec(f->admin, sql);
-    const char *slash = strrchr(f->admin, '/');
-    snprintf(url, sizeof url, "%.*s/%s", (int)(slash - f->admin), f->admin, f->db);
+    if (pg_db_create(f->db, f->admin, url) != 0) {
+        f->db[0] = '\0'; /* nothing to drop */
+        return -1;
+    }
     int from = -1, to = -1;
     assert_int_equal(toro_store_postgres_migrate(url, &from, &to, &err), 0);
     assert_int_equal(toro_store_postgres_open(url, &f->store, &err), 0);
@@ -230,11 +215,8 @@ static int teardown(void **state)
         unlink(f->path);
     if (f->prefix[0])
         delete_streams(f);
-    if (f->db[0]) {
-        char sql[256];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", f->db);
-        admin_exec(f->admin, sql);
-    }
+    if (f->db[0])
+        pg_db_drop(f->admin, f->db);
     free(f);
     return 0;
 }

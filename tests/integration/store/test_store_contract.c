@@ -16,7 +16,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,8 @@
 #include "store/store.h"
 #include "integration/store/moto_fixture.h"
 
+#include "integration/pg_db.h"
+
 typedef struct fixture {
     toro_store_t *store;
     char path[256];   /* sqlite file, or empty */
@@ -37,12 +38,6 @@ typedef struct fixture {
 
 static const toro_event_t ev = {TORO_TOPIC_NOTIFY, "{\"user_id\":\"u\",\"question_id\":\"q\",\"status\":\"x\"}"};
 
-static void admin_exec(const char *admin, const char *sql)
-{
-    PGconn *c = PQconnectdb(admin);
-    PQclear(PQexec(c, sql));
-    PQfinish(c);
-}
 
 /* One SQLite store for the whole run (tests use distinct users): closing
  * and reopening a SQLite store in one thread trips core/db.c's per-thread
@@ -68,12 +63,9 @@ static int teardown_sqlite(void **state) { return 0; }
 static int setup_postgres(void **state)
 {
     fixture_t *f = calloc(1, sizeof *f);
-    const char *admin = getenv("TORO_TEST_PG");
-    snprintf(f->admin, sizeof f->admin, "%s", admin ? admin : "postgres://postgres@127.0.0.1:5432/postgres");
-    PGconn *c = PQconnectdb(f->admin);
-    bool up = PQstatus(c) == CONNECTION_OK;
-    PQfinish(c);
-    if (!up) {
+    char url[640];
+    snprintf(f->db, sizeof f->db, "toro_unit_%d", (int)getpid());
+    if (pg_db_create(f->db, f->admin, url) != 0) {
         const char *ci = getenv("CI");
         bool in_ci = ci && strcmp(ci, "true") == 0;
         fprintf(stderr, "test_store_contract: PostgreSQL at %s is not reachable: %s\n", f->admin,
@@ -82,14 +74,6 @@ static int setup_postgres(void **state)
         *state = NULL;
         return in_ci ? -1 : 0; /* CI: the test fails; locally: each test skips */
     }
-    snprintf(f->db, sizeof f->db, "toro_unit_%d", (int)getpid());
-    char sql[256], url[640];
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", f->db);
-    admin_exec(f->admin, sql);
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", f->db);
-    admin_exec(f->admin, sql);
-    const char *slash = strrchr(f->admin, '/');
-    snprintf(url, sizeof url, "%.*s/%s", (int)(slash - f->admin), f->admin, f->db);
     char *err = NULL;
     int from = -1, to = -1;
     assert_int_equal(toro_store_postgres_migrate(url, &from, &to, &err), 0);
@@ -138,11 +122,8 @@ static int teardown(void **state)
     toro_store_close(f->store);
     if (f->path[0])
         unlink(f->path);
-    if (f->db[0]) {
-        char sql[256];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", f->db);
-        admin_exec(f->admin, sql);
-    }
+    if (f->db[0])
+        pg_db_drop(f->admin, f->db);
     free(f);
     return 0;
 }
