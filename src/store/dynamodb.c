@@ -75,7 +75,7 @@
 typedef struct ddb_store {
     toro_store_t super;
     toro_outbox_t outbox;
-    char *url, *host, *path, *region;
+    char *url, *region;
     char *t_questions, *t_connections, *t_outbox;
     toro_aws_creds_t cred; /* owned */
     long timeout_ms;
@@ -1182,8 +1182,6 @@ static void s_close(toro_store_t *s)
         return;
     toro_aws_creds_clear(&d->cred);
     free(d->url);
-    free(d->host);
-    free(d->path);
     free(d->region);
     free(d->t_questions);
     free(d->t_connections);
@@ -1232,7 +1230,8 @@ static int url_param(ddb_t *d, const char *kv, size_t len, char **endpoint, char
     return TORO_EINVAL;
 }
 
-/* url, host and path of the endpoint (default: the region's public one). */
+/* The endpoint's URL (default: the region's public one), checked; core/aws_http
+ * takes host and path from it. */
 static int set_endpoint(ddb_t *d, const char *endpoint, char **err)
 {
     d->url = endpoint ? strdup(endpoint) : fmt_dup("https://dynamodb.%s.amazonaws.com/", d->region);
@@ -1243,10 +1242,7 @@ static int set_endpoint(ddb_t *d, const char *endpoint, char **err)
         toro_set_err(err, "--store dynamodb://: endpoint must be http[s]://HOST[:PORT][/PATH], not '%s'", d->url);
         return TORO_EINVAL;
     }
-    const char *slash = strchr(p + 3, '/');
-    d->host = slash ? strndup(p + 3, (size_t)(slash - p - 3)) : strdup(p + 3);
-    d->path = strdup(slash ? slash : "/");
-    return d->host && d->path ? 0 : TORO_ENOMEM;
+    return 0;
 }
 
 static int parse_url(ddb_t *d, const char *url, char **err)
