@@ -471,15 +471,15 @@ static int open_backends(toro_node_t *n, char **err)
 {
     toro_wiring_t *w = n->w;
     toro_store_url_kind_t kind = toro_store_url_kind(w->store_url);
-    bool pg = kind == TORO_STORE_URL_POSTGRES || kind == TORO_STORE_URL_DYNAMODB; /* a shared store: relayed */
+    bool shared = kind == TORO_STORE_URL_POSTGRES || kind == TORO_STORE_URL_DYNAMODB; /* a shared store: relayed */
     toro_db_sync_t sync = strcmp(w->sync, "full") == 0 ? TORO_DB_SYNC_FULL : TORO_DB_SYNC_NORMAL;
     if (toro_store_open(w->store_url, sync, &n->store, err) != 0 ||
-        toro_bus_open(w->bus_url, pg ? NULL : toro_store_outbox(n->store), &n->bus, err) != 0 ||
-        (pg && toro_relay_start(toro_store_outbox(n->store), n->bus, &n->relay, err) != 0)) {
+        toro_bus_open(w->bus_url, shared ? NULL : toro_store_outbox(n->store), &n->bus, err) != 0 ||
+        (shared && toro_relay_start(toro_store_outbox(n->store), n->bus, &n->relay, err) != 0)) {
         fprintf(stderr, "%s: %s\n", w->cmd, *err ? *err : "cannot open the store or the bus");
         return 1;
     }
-    if (pg && toro_store_ping(n->store) != 0)
+    if (shared && toro_store_ping(n->store) != 0)
         toro_log_warn(w->log_name, NULL, "%s is not reachable (or `toro db migrate` has not run); retrying",
                       kind == TORO_STORE_URL_POSTGRES ? "PostgreSQL" : "DynamoDB");
     return 0;
