@@ -9,7 +9,8 @@
 # delay:20:*). The driver is bench/dist_cost.py (its docstring says what is
 # counted and how). Own PostgreSQL database and NATS prefix, removed at the
 # end; stops only the processes it started, by pid; talks only to 127.0.0.1.
-# ~5 min with the defaults, under 2 min with --quick.
+# At most ~10 min with the defaults (the ladders stop at saturation), under 2 min
+# with --quick.
 # Usage: bench/dist_cost.sh [--quick] [--build DIR] [--json FILE] [dist_cost.py options...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
