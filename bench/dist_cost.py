@@ -231,19 +231,22 @@ def run_load(a, port, rate, seconds):
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         p = subprocess.Popen(cmd, stdout=out, stderr=err)
         deadline = time.time() + seconds + a.drain + 60
-        while time.time() < deadline:
-            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-            if pid:
-                p.returncode = os.waitstatus_to_exitcode(status)
-                out.seek(0)
-                err.seek(0)
-                text = out.read().decode().strip()
-                if p.returncode != 0 or not text:
-                    raise RuntimeError("load generator failed: %s" % err.read().decode()[-2000:])
-                return json.loads(text.splitlines()[-1]), ru.ru_utime + ru.ru_stime
-            time.sleep(0.05)
-        p.kill()
-        p.wait()
+        try:
+            while time.time() < deadline:
+                pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+                if pid:
+                    p.returncode = os.waitstatus_to_exitcode(status)
+                    out.seek(0)
+                    err.seek(0)
+                    text = out.read().decode().strip()
+                    if p.returncode != 0 or not text:
+                        raise RuntimeError("load generator failed: %s" % err.read().decode()[-2000:])
+                    return json.loads(text.splitlines()[-1]), ru.ru_utime + ru.ru_stime
+                time.sleep(0.05)
+        finally:
+            if p.returncode is None:  # timed out, or we are unwinding (SIGTERM, Ctrl-C): stop it by pid
+                p.kill()
+                p.wait()
     raise RuntimeError("load generator did not finish in time")
 
 
