@@ -73,9 +73,12 @@ typedef struct toro_store_ops {
     /* Insert a new pending question and its process event atomically.
      * TORO_ECONFLICT when the id exists. */
     int (*create_question)(toro_store_t *s, const toro_question_t *q, const toro_event_t *ev);
-    /* Optional: n questions and their events in one transaction, all or none
-     * (group commit of the gateway): every results[i] gets the same code.
-     * Default: one create_question each (results[i] per item). */
+    /* Optional: n questions and their events in one transaction (group
+     * commit of the gateway). An item whose id exists or repeats an earlier
+     * item's never overwrites; the store either fails the batch (all or
+     * none, every results[i] the same code: SQLite) or gives that item
+     * TORO_ECONFLICT and writes the others, as n single creates would
+     * (PostgreSQL). Default: one create_question each (results[i] per item). */
     int (*create_questions)(toro_store_t *s, const toro_question_t *qs, const toro_event_t *evs, size_t n,
                             int *results);
     /* Fetch by question id (ids are globally unique). TORO_ENOTFOUND. */
