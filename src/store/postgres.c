@@ -16,7 +16,6 @@
 #include <libpq-events.h>
 #include <libpq-fe.h>
 #include <poll.h>
-#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +24,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "store/store.h"
 
@@ -109,10 +109,6 @@ typedef struct pg_prepared {
     char *text[PREPARED_MAX];      /* owned: the text prepared as "toro_<index>" */
 } pg_prepared_t;
 
-/* Statements sent to PostgreSQL by this process (each one round trip,
- * including PQprepare); logged at debug level when a store closes. */
-static atomic_long round_trips;
-
 static void prepared_clear(pg_prepared_t *pp)
 {
     for (size_t i = 0; pp && i < pp->n; i++)
@@ -151,7 +147,7 @@ static bool prepared_name(PGconn *c, const char *sql, int n, char name[16])
     if (pp->n == PREPARED_MAX || !(pp->text[pp->n] = strdup(sql)))
         return false;
     snprintf(name, 16, "toro_%zu", pp->n);
-    atomic_fetch_add_explicit(&round_trips, 1, memory_order_relaxed);
+    toro_metrics_inc(TORO_CTR_STORE_STATEMENTS);
     PGresult *r = PQprepare(c, name, sql, n, NULL);
     bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
@@ -214,7 +210,7 @@ static PGresult *run(PGconn *c, const char *sql, int n, const char *const *param
 {
     char name[16];
     bool prepared = prepared_name(c, sql, n, name);
-    atomic_fetch_add_explicit(&round_trips, 1, memory_order_relaxed);
+    toro_metrics_inc(TORO_CTR_STORE_STATEMENTS); /* each one round trip */
     PGresult *r = prepared ? PQexecPrepared(c, name, n, params, NULL, NULL, 0)
                            : PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -1030,8 +1026,6 @@ static void s_close(toro_store_t *s)
 {
     pg_store_t *ps = (pg_store_t *)s;
     pg_conn_slot_t *slot = ps->slots;
-    toro_log_debug("store", NULL, "postgres: %ld statements sent by this process so far",
-                   atomic_load_explicit(&round_trips, memory_order_relaxed));
     while (slot) {
         pg_conn_slot_t *next = slot->next;
         if (slot->conn)
