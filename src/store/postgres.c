@@ -131,22 +131,22 @@ static int on_conn_event(PGEventId id, void *info, void *pass)
 }
 
 /* The name sql is prepared under on c (preparing it now if it is new), in
- * name[16]; false: run it unprepared (no cache, cache full, a reused
+ * name[24]; false: run it unprepared (no cache, cache full, a reused
  * buffer, or PQprepare failed: PQexecParams then reports the error). */
-static bool prepared_name(PGconn *c, const char *sql, int n, char name[16])
+static bool prepared_name(PGconn *c, const char *sql, int n, char name[24])
 {
     pg_prepared_t *pp = PQinstanceData(c, on_conn_event);
     if (!pp)
         return false;
     for (size_t i = 0; i < pp->n; i++) {
         if (pp->key[i] == sql) {
-            snprintf(name, 16, "toro_%zu", i);
+            snprintf(name, 24, "toro_%zu", i);
             return strcmp(pp->text[i], sql) == 0;
         }
     }
     if (pp->n == PREPARED_MAX || !(pp->text[pp->n] = strdup(sql)))
         return false;
-    snprintf(name, 16, "toro_%zu", pp->n);
+    snprintf(name, 24, "toro_%zu", pp->n);
     toro_metrics_inc(TORO_CTR_STORE_STATEMENTS);
     PGresult *r = PQprepare(c, name, sql, n, NULL);
     bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -208,7 +208,7 @@ static PGconn *conn(toro_store_t *s)
  * otherwise. */
 static PGresult *run(PGconn *c, const char *sql, int n, const char *const *params, int *rc)
 {
-    char name[16];
+    char name[24];
     bool prepared = prepared_name(c, sql, n, name);
     toro_metrics_inc(TORO_CTR_STORE_STATEMENTS); /* each one round trip */
     PGresult *r = prepared ? PQexecPrepared(c, name, n, params, NULL, NULL, 0)
@@ -794,6 +794,56 @@ static int s_list_conn(toro_store_t *s, const char *user_id, toro_connection_t *
     return rc;
 }
 
+/* get_question_and_connections (store.h): one statement, a row per
+ * connection of user_id (the question repeated; one row with NULL
+ * connection columns when there is none; no row when the question does not
+ * exist). The connection columns follow COLS. */
+#define COL_CONN 20
+static const char get_conns_sql[] =
+    "SELECT q.*, c.connection_id, c.user_id, c.node, c.connected_at FROM (SELECT " COLS
+    " FROM questions WHERE question_id = $1) q LEFT JOIN connections c ON c.user_id = $2 ORDER BY c.connected_at";
+
+static int get_conns_once(toro_store_t *s, const char *question_id, const char *user_id, toro_question_t *q,
+                          toro_connection_t **conns, size_t *n)
+{
+    PGconn *c = conn(s);
+    int rc = TORO_EIO;
+    if (!c)
+        return rc;
+    const char *p[] = {question_id, user_id};
+    PGresult *r = run(c, get_conns_sql, 2, p, &rc);
+    if (!r)
+        return rc;
+    int rows = PQntuples(r);
+    toro_connection_t *arr = rows ? calloc((size_t)rows, sizeof *arr) : NULL;
+    if (rows == 0 || !arr) {
+        PQclear(r);
+        return rows == 0 ? TORO_ENOTFOUND : TORO_ENOMEM;
+    }
+    size_t count = 0;
+    for (int i = 0; i < rows; i++) {
+        if (PQgetisnull(r, i, COL_CONN))
+            continue;
+        arr[count].connection_id = val_dup(r, i, COL_CONN);
+        arr[count].user_id = val_dup(r, i, COL_CONN + 1);
+        arr[count].node = val_dup(r, i, COL_CONN + 2);
+        arr[count++].connected_at = val_i64(r, i, COL_CONN + 3);
+    }
+    row_to_question(r, 0, q);
+    PQclear(r);
+    *conns = arr;
+    *n = count;
+    return 0;
+}
+
+static int s_get_conns(toro_store_t *s, const char *question_id, const char *user_id, toro_question_t *q,
+                       toro_connection_t **conns, size_t *n)
+{
+    int rc;
+    WITH_RETRY(get_conns_once(s, question_id, user_id, q, conns, n));
+    return rc;
+}
+
 static int count_once(toro_store_t *s, long counts[TORO_STATUS_COUNT])
 {
     PGconn *c = conn(s);
@@ -1127,6 +1177,7 @@ static const toro_store_ops_t pg_ops = {
     .list_feedback = s_list_feedback,
     .list_conversations = s_list_conversations,
     .list_turns = s_list_turns,
+    .get_question_and_connections = s_get_conns,
 };
 
 int toro_store_postgres_open(const char *url, toro_store_t **out, char **err)

@@ -11,7 +11,8 @@
  * share an event, and a refused transition writes no event. Group commit
  * (create_questions) reports duplicates per item (PostgreSQL) or fails the
  * batch (SQLite) and writes the events of what it wrote in batch order;
- * concurrent starts of one question are atomic. The DynamoDB
+ * concurrent starts of one question are atomic; the question and its
+ * user's connections read at once. The DynamoDB
  * run starts moto_server on a free port (moto_fixture.h; missing: fails
  * under CI, skipped elsewhere) and creates fresh tables for every test. */
 #include <setjmp.h>
@@ -284,6 +285,48 @@ static void test_connections(void **state)
     assert_int_equal(toro_store_list_connections(s, "dani", &list, &n), 0);
     assert_int_equal(n, 0);
     toro_connections_free(list, n);
+}
+
+/* The notify stage's read: the question and the asker's connections at
+ * once, as get_question and list_connections give them. */
+static void test_question_and_connections(void **state)
+{
+    toro_store_t *s = store_or_skip(state);
+    const char *qid = "00000000-0000-4000-8000-000000000061";
+    create(s, "rui", qid, 9500);
+    toro_question_t q = {0};
+    toro_connection_t *list = NULL;
+    size_t n = 99;
+    assert_int_equal(toro_store_get_question_and_connections(s, qid, "rui", &q, &list, &n), 0);
+    assert_string_equal(q.question_id, qid);
+    assert_string_equal(q.user_id, "rui");
+    assert_int_equal(q.status, TORO_STATUS_PENDING);
+    assert_int_equal(n, 0);
+    toro_question_clear(&q);
+    toro_connections_free(list, n);
+    toro_connection_t a = {"r2", "rui", "node-b", 20}, b = {"r1", "rui", "node-a", 10}, c = {"r3", "sol", "node-a", 5};
+    assert_int_equal(toro_store_put_connection(s, &a), 0);
+    assert_int_equal(toro_store_put_connection(s, &b), 0);
+    assert_int_equal(toro_store_put_connection(s, &c), 0);
+    assert_int_equal(toro_store_get_question_and_connections(s, qid, "rui", &q, &list, &n), 0);
+    assert_string_equal(q.question, "O que é CDB?");
+    assert_int_equal(n, 2); /* oldest connection first, only the user's */
+    assert_string_equal(list[0].connection_id, "r1");
+    assert_string_equal(list[0].user_id, "rui");
+    assert_string_equal(list[0].node, "node-a");
+    assert_int_equal(list[0].connected_at, 10);
+    assert_string_equal(list[1].connection_id, "r2");
+    assert_string_equal(list[1].node, "node-b");
+    toro_question_clear(&q);
+    toro_connections_free(list, n);
+    assert_int_equal(toro_store_get_question_and_connections(s, "00000000-0000-4000-8000-00000000fff1", "rui", &q,
+                                                             &list, &n),
+                     TORO_ENOTFOUND);
+    assert_null(list);
+    assert_int_equal(n, 0);
+    assert_null(q.question_id);
+    for (const char *id = "r1"; id; id = strcmp(id, "r1") == 0 ? "r2" : strcmp(id, "r2") == 0 ? "r3" : NULL)
+        assert_int_equal(toro_store_delete_connection(s, id), 0);
 }
 
 /* ---- outbox (bus/outbox.h) ---- */
@@ -854,6 +897,7 @@ int main(void)
         ALL_STORES(test_history_newest_first_with_ties),
         ALL_STORES(test_guarded_status_changes),
         ALL_STORES(test_connections),
+        ALL_STORES(test_question_and_connections),
         ALL_STORES(test_outbox_claim_and_mark),
         ALL_STORES(test_outbox_follows_transitions),
         ALL_STORES(test_outbox_claimers_never_share),
