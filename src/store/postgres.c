@@ -140,13 +140,13 @@ static bool prepared_name(PGconn *c, const char *sql, int n, char name[24])
         return false;
     for (size_t i = 0; i < pp->n; i++) {
         if (pp->key[i] == sql) {
-            snprintf(name, 24, "toro_%zu", i);
+            snprintf(name, 24, "toro_%u", (unsigned)i);
             return strcmp(pp->text[i], sql) == 0;
         }
     }
     if (pp->n == PREPARED_MAX || !(pp->text[pp->n] = strdup(sql)))
         return false;
-    snprintf(name, 24, "toro_%zu", pp->n);
+    snprintf(name, 24, "toro_%u", (unsigned)pp->n);
     toro_metrics_inc(TORO_CTR_STORE_STATEMENTS);
     PGresult *r = PQprepare(c, name, sql, n, NULL);
     bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
