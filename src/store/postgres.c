@@ -151,7 +151,8 @@ static bool prepared_name(PGconn *c, const char *sql, int n, char name[24])
     PGresult *r = PQprepare(c, name, sql, n, NULL);
     bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
-    if (!ok) {
+    if (!ok) { /* logged here: inside a transaction the unprepared run only sees it aborted */
+        toro_log_warn("store", NULL, "postgres: cannot prepare a statement: %s", PQerrorMessage(c));
         free(pp->text[pp->n]);
         return false;
     }
