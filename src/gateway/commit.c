@@ -20,6 +20,13 @@ void gw_commit_answer(gw_response_t *r, const toro_ingest_item_t *item, int rc)
         gw_add_header(r, "Retry-After: 1");
         return;
     }
+    const char *kv[] = {"user_id", item->q.user_id, "question_id", item->q.question_id, "status", "pending",
+                        "conversation_id", item->q.conversation_id};
+    char *body = toro_json_plain("{\"success\":true,\"data\":", kv, 4, "}"); /* what gw_http_ok writes */
+    if (body) {
+        gw_http_json_text(r, 202, body);
+        return;
+    }
     json_t *data = json_pack("{s:s, s:s, s:s}", "user_id", item->q.user_id, "question_id", item->q.question_id,
                              "status", "pending");
     if (data && item->q.conversation_id)
@@ -66,8 +73,7 @@ int gw_commit_defer(gw_commit_t *gc, gw_client_t *cl, gw_response_t *resp, toro_
     gw_deferred_t *d = &gc->batch[gc->n++];
     *d = (gw_deferred_t){.cl = cl, .resp = *resp, .item = *item, .t0 = t0};
     snprintf(d->request_id, sizeof d->request_id, "%s", request_id);
-    cl->conn.waiting = true;
-    gw_conn_rearm(gc->conns, &cl->conn); /* no reading until its 202 is sent */
+    cl->conn.waiting = true; /* no reading until its 202 is sent (paused lazily: conn_read.c read_room) */
     return 0;
 }
 
