@@ -31,6 +31,7 @@ struct toro_gateway {
     gw_http_t http;
     gw_ws_t ws;
     gw_routes_t routes;
+    toro_auth_cache_t *auth_cache; /* tokens accepted before (the loop's only) */
     gw_commit_t commit;
     gw_registry_t registry;        /* the only state other threads touch */
     gw_tls_ctx_t *tls;             /* TLS context (owned), NULL when the port speaks plain HTTP */
@@ -108,7 +109,7 @@ static void wire(toro_gateway_t *gw)
     gw->commit.ctx = gw->ctx;
     gw->routes = (gw_routes_t){.conns = &gw->conns, .cfg = &gw->cfg, .ctx = gw->ctx, .rate = gw->rate,
                                .read_rate = gw->read_rate, .node = gw->node, .tls = gw->tls != NULL, .ws = &gw->ws,
-                               .commit = &gw->commit};
+                               .commit = &gw->commit, .auth_cache = gw->auth_cache};
     gw_loop_after_round(gw->loop, after_round, gw);
     gw_loop_on_wake(gw->loop, on_wake, gw);
 }
@@ -120,7 +121,8 @@ static int open_parts(toro_gateway_t *gw, char *msg, size_t cap)
     gw->rate = toro_limits_new(cfg->user_rate_per_min / 60.0, cfg->user_burst, 100000);
     gw->read_rate = toro_limits_new(cfg->read_rate_per_min / 60.0, cfg->read_burst, 100000);
     gw->ws_per_user = toro_limits_new(0, 1, (size_t)cfg->max_connections + 16);
-    if (!gw->rate || !gw->read_rate || !gw->ws_per_user) {
+    gw->auth_cache = toro_auth_cache_new();
+    if (!gw->rate || !gw->read_rate || !gw->ws_per_user || !gw->auth_cache) {
         snprintf(msg, cap, "out of memory");
         return -1;
     }
@@ -198,6 +200,7 @@ void toro_gateway_free(toro_gateway_t *gw)
     toro_limits_free(gw->rate);
     toro_limits_free(gw->read_rate);
     toro_limits_free(gw->ws_per_user);
+    toro_auth_cache_free(gw->auth_cache);
     free(gw);
 }
 
