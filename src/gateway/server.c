@@ -93,8 +93,16 @@ static void tick(void *owner, gw_conn_t *c, int64_t now)
 static const gw_conn_ops_t conn_ops = {
     .on_open = on_open, .on_input = on_input, .on_close = on_close, .on_stalled = on_stalled, .tick = tick};
 
-static void after_round(void *data) { gw_commit_flush(&((toro_gateway_t *)data)->commit); }
-static void on_wake(void *data) { gw_ws_deliver(&((toro_gateway_t *)data)->ws); }
+static void after_round(void *data) { gw_commit_round(&((toro_gateway_t *)data)->commit); }
+
+static void on_wake(void *data)
+{
+    toro_gateway_t *gw = data;
+    gw_ws_deliver(&gw->ws);
+    gw_commit_landed(&gw->commit);
+}
+
+static void wake_loop(void *loop) { gw_loop_wake(loop); }
 static void on_sweep(void *data) { gw_conns_sweep(&((toro_gateway_t *)data)->conns); }
 
 /* Points each layer at what it needs of the gateway (after cfg, ctx, node, limits and loop are set). */
@@ -184,6 +192,8 @@ int toro_gateway_run(toro_gateway_t *gw)
     /* once a second: slow requests, idle sockets, silent WebSockets, pings */
     if (gw_loop_timer(gw->loop, toro_mono_ms() + 1000, 1000, on_sweep, gw) < 0)
         return TORO_EIO;
+    if (!gw->commit.started)
+        gw_commit_start(&gw->commit, wake_loop, gw->loop); /* else the loop commits itself */
     return gw_loop_run(gw->loop);
 }
 
@@ -191,6 +201,7 @@ void toro_gateway_free(toro_gateway_t *gw)
 {
     if (!gw)
         return;
+    gw_commit_stop(&gw->commit); /* every question validated is committed and answered first */
     if (gw->loop)
         gw_conns_close_all(&gw->conns);
     gw_listener_close(&gw->listener);
