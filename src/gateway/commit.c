@@ -175,6 +175,19 @@ static void launch(gw_commit_t *gc)
     pthread_mutex_unlock(&gc->mu);
 }
 
+/* Frees what gw_commit_start made (the thread has ended or never started). */
+static void release(gw_commit_t *gc)
+{
+    pthread_mutex_destroy(&gc->mu);
+    pthread_cond_destroy(&gc->cv);
+    free(gc->flight);
+    free(gc->items);
+    free(gc->results);
+    gc->flight = NULL;
+    gc->items = NULL;
+    gc->results = NULL;
+}
+
 static void *committer_main(void *arg)
 {
     gw_commit_t *gc = arg;
@@ -216,14 +229,7 @@ int gw_commit_start(gw_commit_t *gc, void (*wake)(void *), void *arg)
         return 0;
     }
     toro_log_warn("gateway", NULL, "no committer thread: the loop commits questions itself");
-    pthread_mutex_destroy(&gc->mu);
-    pthread_cond_destroy(&gc->cv);
-    free(gc->flight);
-    free(gc->items);
-    free(gc->results);
-    gc->flight = NULL;
-    gc->items = NULL;
-    gc->results = NULL;
+    release(gc);
     return -1;
 }
 
@@ -256,14 +262,7 @@ void gw_commit_stop(gw_commit_t *gc)
     pthread_mutex_unlock(&gc->mu);
     pthread_join(gc->thread, NULL);
     gc->started = false;
-    pthread_mutex_destroy(&gc->mu);
-    pthread_cond_destroy(&gc->cv);
-    free(gc->flight);
-    free(gc->items);
-    free(gc->results);
-    gc->flight = NULL;
-    gc->items = NULL;
-    gc->results = NULL;
+    release(gc);
 }
 
 void gw_commit_forget(gw_commit_t *gc, gw_client_t *cl)
