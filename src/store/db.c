@@ -30,48 +30,6 @@ struct toro_db {
 /* Thread exit: the node stays in the list and is closed by toro_db_close;
  * threads of toro live as long as the db, so nothing leaks in practice. */
 
-/* WAL checkpoints. SQLite's autocheckpoint runs inside the COMMIT that
- * crosses 1000 WAL frames, so under toro's process writer lock and, as
- * often as not, on the gateway's loop thread: a round of 202s waited for
- * the copy of the WAL into the database and its fsync. Instead the commit
- * only notes the WAL's size here (wal_hook); the committing thread runs a
- * PASSIVE checkpoint after it released the writer lock (checkpoint_after),
- * which SQLite lets run beside the next writer. Workers do it from
- * CKPT_FRAMES frames; the urgent thread (the gateway) only from
- * CKPT_FRAMES_URGENT, a backstop for when no worker commits. Durability is
- * unchanged: a commit is durable in the WAL (synchronous=NORMAL: against
- * process crashes; FULL: fsync per commit); a checkpoint only moves pages. */
-#define CKPT_FRAMES 1000         /* SQLite's default autocheckpoint */
-#define CKPT_FRAMES_URGENT 16000 /* ~64 MB of WAL with 4 KiB pages */
-static atomic_int wal_frames;    /* frames in the WAL after the last commit of any thread */
-static _Thread_local bool thread_urgent;
-
-static int wal_hook(void *arg, sqlite3 *c, const char *db_name, int n_frames)
-{
-    (void)arg;
-    (void)c;
-    (void)db_name;
-    atomic_store(&wal_frames, n_frames);
-    return SQLITE_OK;
-}
-
-/* After a transaction on c, outside the writer lock: checkpoints when the
- * WAL grew past this thread's threshold (whoever wrote the frames; single
- * writes under toro_db_write_lock leave theirs to the next transaction). A
- * checkpoint that cannot copy everything (a reader holds an old snapshot)
- * copies what it can; a later one goes on. */
-static void checkpoint_after(sqlite3 *c)
-{
-    int n = atomic_load(&wal_frames);
-    if (n < (thread_urgent ? CKPT_FRAMES_URGENT : CKPT_FRAMES))
-        return;
-    if (!atomic_compare_exchange_strong(&wal_frames, &n, 0))
-        return; /* another thread took this one */
-    int rc = sqlite3_wal_checkpoint_v2(c, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-        toro_db_report(c, "db", "checkpoint", "WAL checkpoint failed");
-}
-
 static int open_conn(const char *path, toro_db_sync_t sync, sqlite3 **out, char **err)
 {
     sqlite3 *c = NULL;
@@ -88,7 +46,6 @@ static int open_conn(const char *path, toro_db_sync_t sync, sqlite3 **out, char 
     }
     sqlite3_busy_timeout(c, 10000);
     sqlite3_exec(c, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
-    sqlite3_wal_hook(c, wal_hook, NULL); /* replaces SQLite's autocheckpoint: see checkpoint_after() */
     sqlite3_exec(c, sync == TORO_DB_SYNC_FULL ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", NULL, NULL,
                  NULL);
     sqlite3_exec(c, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
@@ -242,8 +199,26 @@ static pthread_mutex_t writer_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t writer_cv = PTHREAD_COND_INITIALIZER;
 static int writer_held;           /* guarded by writer_mu */
 static int urgent_waiting;        /* guarded by writer_mu */
+static _Thread_local bool thread_urgent;
 
-void toro_db_set_urgent(bool urgent) { thread_urgent = urgent; }
+/* WAL checkpoints. SQLite's autocheckpoint runs inside the COMMIT that
+ * takes the WAL past its threshold, under toro's writer lock, so that the
+ * next writer restarts the WAL from its start (a checkpoint outside the lock
+ * races the next commit and the WAL never restarts). The urgent thread
+ * (the gateway's commits, where clients wait for 202) leaves them to the
+ * workers, which commit after every question they handle; its own
+ * threshold is only a backstop for when no worker commits. Durability is
+ * unchanged: a commit is durable in the WAL; a checkpoint moves pages. */
+#define CKPT_FRAMES 1000         /* SQLite's default */
+#define CKPT_FRAMES_URGENT 16000 /* ~64 MB of WAL with 4 KiB pages */
+
+void toro_db_set_urgent(toro_db_t *db, bool urgent)
+{
+    thread_urgent = urgent;
+    sqlite3 *c = toro_db_conn(db);
+    if (c)
+        sqlite3_wal_autocheckpoint(c, urgent ? CKPT_FRAMES_URGENT : CKPT_FRAMES);
+}
 
 static void writer_lock(void)
 {
@@ -287,7 +262,6 @@ void toro_db_report(sqlite3 *c, const char *component, const char *key, const ch
 }
 
 void toro_db_write_lock(void) { writer_lock(); }
-
 void toro_db_write_unlock(void) { writer_unlock(); }
 
 int toro_db_begin(sqlite3 *c)
@@ -308,7 +282,6 @@ int toro_db_end(sqlite3 *c, int rc)
     if (rc && !sqlite3_get_autocommit(c)) /* a failed COMMIT may have rolled back already */
         exec_cached(c, "ROLLBACK");
     writer_unlock();
-    checkpoint_after(c);
     return rc;
 }
 
