@@ -2,7 +2,14 @@
  * change together with its event in its outbox; this thread claims a batch
  * of ready events (a lease, so relays of other processes skip them),
  * publishes them to the bus in id order with the event's msg_id as the
- * deduplication id, and marks the published ones so they leave the outbox.
+ * deduplication id, without waiting for each ack (one wait per batch where
+ * the bus has publish_batch: NATS), and marks the acknowledged ones
+ * published in one outbox call so they leave the outbox. An event whose
+ * publish failed is released and goes out with the next batch, after events
+ * of this batch that succeeded: order holds within a batch that succeeds,
+ * and a retried event can land behind later ones (the relays of several
+ * processes already publish side by side and a stage's workers run in
+ * parallel, so no stage relies on the order of events).
  * It sleeps in toro_outbox_wait between batches (PostgreSQL wakes it with
  * NOTIFY; other stores poll every POLL_MS). It knows no SQL and no broker:
  * only the outbox and bus interfaces.
@@ -41,20 +48,28 @@ struct toro_relay {
     int down_logged;       /* 1 after "store unreachable" was logged */
 };
 
-/* Publishes evs[0..n) in order until one fails; marks the published ones and
- * releases the rest at once. Returns events published and marked, or
- * TORO_EIO when none was. */
+/* Publishes evs[0..n) as one batch (sent in id order, one wait for all the
+ * acks where the bus allows it), marks every acknowledged event published in
+ * one outbox call and releases the others for the next round (their msg_id
+ * deduplicates the ones that reached the bus after all). Returns events
+ * published and marked, or TORO_EIO when none was. */
 static int publish_batch(toro_outbox_t *outbox, toro_bus_t *bus, toro_outbox_event_t *evs, size_t n)
 {
+    toro_bus_pub_t msgs[BATCH];
+    unsigned char ok[BATCH];
     int64_t ids[BATCH];
     size_t done = 0;
     assert(n <= BATCH);
-    while (done < n && toro_bus_publish(bus, evs[done].topic, evs[done].payload, evs[done].msg_id) == 0) {
-        ids[done] = evs[done].id;
-        done++;
+    for (size_t i = 0; i < n; i++)
+        msgs[i] = (toro_bus_pub_t){evs[i].topic, evs[i].payload, evs[i].msg_id};
+    if (toro_bus_publish_batch(bus, msgs, n, ok) < 0)
+        memset(ok, 0, n);
+    for (size_t i = 0; i < n; i++) {
+        if (ok[i])
+            ids[done++] = evs[i].id;
+        else
+            toro_outbox_release(outbox, evs[i].id, 0);
     }
-    for (size_t i = done; i < n; i++)
-        toro_outbox_release(outbox, evs[i].id, 0);
     if (done == 0)
         return TORO_EIO;
     /* a failed mark leaves them leased: re-published (deduplicated) later */
