@@ -63,6 +63,12 @@ typedef struct toro_bus_ops {
      * not (publish it again later, with the same msg_id). Returns how many are
      * durable, or a negative code when the bus cannot be used (all ok[] 0). */
     int (*publish_batch)(toro_bus_t *bus, const toro_bus_pub_t *msgs, size_t n, unsigned char *ok);
+    /* Optional (NULL: kicks reach no one outside the bus). From now on
+     * kick() also calls fn(ctx), on the kicking thread; fn NULL unregisters
+     * (when it returns, no call of the old fn is running). The relay uses it
+     * to publish what its own process just committed, instead of every
+     * relay waking for every commit (PostgreSQL NOTIFY goes to all). */
+    void (*on_kick)(toro_bus_t *bus, void (*fn)(void *ctx), void *ctx);
 } toro_bus_ops_t;
 
 struct toro_bus {
@@ -88,6 +94,16 @@ static inline void toro_bus_close(toro_bus_t *b)
         b->ops->close(b);
 }
 
+/* Registers (or, fn NULL, removes) the kick hook (on_kick above); false
+ * when the bus has none. */
+static inline bool toro_bus_on_kick(toro_bus_t *b, void (*fn)(void *ctx), void *ctx)
+{
+    if (!b->ops->on_kick)
+        return false;
+    b->ops->on_kick(b, fn, ctx);
+    return true;
+}
+
 /* Whether the bus accepts toro_bus_publish (the relay needs one that does). */
 static inline bool toro_bus_can_publish(const toro_bus_t *b) { return b->ops->publish != NULL; }
 int toro_bus_publish(toro_bus_t *b, const char *topic, const char *payload, const char *msg_id);
@@ -111,9 +127,10 @@ void toro_bus_msg_clear(toro_bus_msg_t *m);
 int toro_bus_local_open(toro_outbox_t *outbox, int lease_ms, toro_bus_t **out, char **err);
 
 /* Why: `toro api` and `toro worker` share JetStream. url is
- * nats://HOST:PORT[?prefix=NAME&ack_wait_ms=N&dup_window_ms=N]; prefix
- * (default "toro") names the streams and subjects so several deployments
- * or tests share one server. An unreachable server is retried forever in the
+ * nats://HOST:PORT[?prefix=NAME&ack_wait_ms=N&dup_window_ms=N&fetch_batch=N];
+ * prefix (default "toro") names the streams and subjects so several
+ * deployments or tests share one server; fetch_batch (1..64, default 16)
+ * bounds the messages one fetch pulls from the server. An unreachable server is retried forever in the
  * background (ops return TORO_EIO meanwhile). On failure *out is untouched. */
 int toro_bus_nats_open(const char *url, toro_bus_t **out, char **err);
 bool toro_bus_nats_connected(toro_bus_t *bus);

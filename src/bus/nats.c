@@ -73,6 +73,7 @@ typedef struct fetch_buf {
     int64_t at[FETCH_MAX];    /* toro_mono_ms() when each was fetched */
     int head, count;
     double handle_ms;         /* moving average of fetch-to-ack time; 0 until measured */
+    uint64_t backlog;         /* messages the server still had after the last one handed out */
 } fetch_buf_t;
 
 /* The publish_batch in progress (guarded by pub_lock). */
@@ -108,6 +109,8 @@ typedef struct nats_bus {
     natsSubscription *gw_sub;  /* toro api: requests for this node */
     toro_post_fn gw_fn;
     void *gw_ctx;
+    void (*kick_fn)(void *ctx); /* on_kick's (guarded by lock, called under it) */
+    void *kick_ctx;
     void (*reconnect_fn)(void *ctx); /* called after every reconnect (guarded by lock) */
     void *reconnect_ctx;
 } nats_bus_t;
@@ -265,16 +268,21 @@ static void retire_sub(nats_bus_t *b, natsSubscription *sub)
 
 /* How many messages the next fetch of topic ti asks for: fetch_batch, or
  * fewer when the stage is slow, so a batch is handled well within ack_wait
- * (the buffer's messages wait their turn on the server's clock). */
+ * (the buffer's messages wait their turn on the server's clock), and no
+ * more than the backlog the server reported with the last message: a
+ * request for more than is there costs the server an extra status message,
+ * so an idle stage asks for one at a time, as it always did. */
 static int batch_size(nats_bus_t *b, int ti)
 {
     pthread_mutex_lock(&b->lock);
     double per = b->bufs[ti].handle_ms;
+    uint64_t backlog = b->bufs[ti].backlog;
     pthread_mutex_unlock(&b->lock);
-    if (per <= 0)
-        return 1; /* nothing measured yet */
+    if (per <= 0 || backlog == 0)
+        return 1; /* nothing measured yet, or nothing waiting */
     double fit = (double)b->ack_wait_ms / 4.0 / per;
-    return fit < 1 ? 1 : (fit > b->fetch_batch ? b->fetch_batch : (int)fit);
+    int n = fit < 1 ? 1 : (fit > b->fetch_batch ? b->fetch_batch : (int)fit);
+    return backlog + 1 < (uint64_t)n ? (int)backlog + 1 : n;
 }
 
 /* Takes the oldest buffered message of ti, or NULL (caller owns it). */
@@ -387,15 +395,18 @@ static int n_fetch(toro_bus_t *bus, const char *topic, int timeout_ms, toro_bus_
     }
     out->deliveries = 1;
     out->enqueued_at = toro_now_ms();
+    uint64_t backlog = 0;
     if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
         out->deliveries = (int)meta->NumDelivered;
         out->enqueued_at = meta->Timestamp / 1000000LL;
+        backlog = meta->NumPending;
         jsMsgMetaData_Destroy(meta);
     }
     f->msg = m;
     f->ti = ti;
     f->handed_at = toro_mono_ms();
     pthread_mutex_lock(&b->lock);
+    b->bufs[ti].backlog = backlog;
     f->id = ++b->next_id;
     f->next = b->inflight;
     b->inflight = f;
@@ -480,10 +491,23 @@ static int n_dead(toro_bus_t *bus, const char *topic, const toro_bus_msg_t *msg,
 
 static void n_kick(toro_bus_t *bus, const char *topic)
 {
-    /* Nothing to do: consumers long-poll the server, and the relay is woken
-     * by the outbox insert's NOTIFY in the same transaction. */
-    (void)bus;
+    /* Consumers long-poll the server: nothing to wake there. The relay of
+     * this process (on_kick) publishes the event just committed. */
+    nats_bus_t *b = (nats_bus_t *)bus;
     (void)topic;
+    pthread_mutex_lock(&b->lock);
+    if (b->kick_fn)
+        b->kick_fn(b->kick_ctx);
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void n_on_kick(toro_bus_t *bus, void (*fn)(void *ctx), void *ctx)
+{
+    nats_bus_t *b = (nats_bus_t *)bus;
+    pthread_mutex_lock(&b->lock);
+    b->kick_fn = fn;
+    b->kick_ctx = ctx;
+    pthread_mutex_unlock(&b->lock);
 }
 
 static int n_depth(toro_bus_t *bus, const char *topic, long *out)
@@ -581,7 +605,6 @@ static void n_close(toro_bus_t *bus)
 
 static int n_publish(toro_bus_t *bus, const char *topic, const char *payload, const char *msg_id);
 static int n_publish_batch(toro_bus_t *bus, const toro_bus_pub_t *msgs, size_t n, unsigned char *ok);
-
 static const toro_bus_ops_t nats_ops = {
     .name = "nats",
     .fetch = n_fetch,
@@ -594,6 +617,7 @@ static const toro_bus_ops_t nats_ops = {
     .close = n_close,
     .publish = n_publish,
     .publish_batch = n_publish_batch,
+    .on_kick = n_on_kick,
 };
 
 static void on_connected(natsConnection *nc, void *closure)

@@ -526,6 +526,25 @@ static void test_publish_batch(void **state)
     expect_empty(f, TORO_TOPIC_NOTIFY, 300);
 }
 
+static void count_kick(void *ctx) { (*(int *)ctx)++; }
+
+/* NATS: kick() reaches the hook the relay registers (on_kick), until it is
+ * unregistered; the fixture's relay had registered itself. */
+static void test_kick_hook(void **state)
+{
+    fixture_t *f = fixture_or_skip(state);
+    int kicks = 0;
+    toro_relay_stop(f->relay); /* unregisters the relay's hook */
+    f->relay = NULL;
+    assert_true(toro_bus_on_kick(f->bus, count_kick, &kicks));
+    toro_bus_kick(f->bus, TORO_TOPIC_PROCESS);
+    toro_bus_kick(f->bus, TORO_TOPIC_NOTIFY);
+    assert_int_equal(kicks, 2);
+    assert_true(toro_bus_on_kick(f->bus, NULL, NULL));
+    toro_bus_kick(f->bus, TORO_TOPIC_PROCESS);
+    assert_int_equal(kicks, 2);
+}
+
 static long outbox_left(fixture_t *f, const char *topic)
 {
     long n = -1;
@@ -735,6 +754,7 @@ int main(void)
         ALL(test_batch_fetch_ack),  ALL(test_consumer_dies_holding_batch),
         cmocka_unit_test_setup_teardown(test_publish_batch, setup_nats, teardown), SNS(test_publish_batch),
         cmocka_unit_test_setup_teardown(test_relay_partial_failure, setup_nats, teardown),
+        cmocka_unit_test_setup_teardown(test_kick_hook, setup_nats, teardown),
         cmocka_unit_test_setup_teardown(test_sns_redrive, setup_sns_redrive, teardown),
         SNS(test_sns_dead_reason),  SNS(test_sns_open_existing),  SNS(test_sns_interrupt_long_poll),
         cmocka_unit_test(test_sns_bad_urls),
