@@ -14,8 +14,9 @@
  * on <prefix>.gw.<node> by posting to its local sockets, and the notify
  * worker's post function sends such a request (toro_bus_nats_post, post.h).
  *
- * Round trips: a fetch asks the server for a batch (up to fetch_batch, and
- * no more than the stage can handle within a quarter of ack_wait at the
+ * Round trips: a fetch asks the server for a batch (up to fetch_batch, no
+ * more than the backlog the server reported with the last message, and no
+ * more than the stage can handle within a quarter of ack_wait at the
  * handling time measured so far) and hands the rest out from a per-topic
  * buffer to the next fetches of the process; a buffered message that waited
  * past half of ack_wait is marked in progress before it is handed out, so it
@@ -29,7 +30,9 @@
  * with the outbox event's msg_id as Nats-Msg-Id, so the stream's duplicate
  * window drops an event published twice; its publish_batch sends a whole
  * batch with JetStream's async publish (on a context of its own) and waits
- * once for all the acks. The connection
+ * once for all the acks. kick() calls the hook the relay of the process
+ * registered (on_kick), so the relay publishes what the process just
+ * committed. The connection
  * reconnects forever; streams and consumers are (re)declared lazily, so a
  * process starts and keeps running while NATS is down (ops return TORO_EIO). */
 #include <jansson.h>
