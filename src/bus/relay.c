@@ -16,9 +16,10 @@
  * is gone; it does not LISTEN, because PostgreSQL's NOTIFY wakes every
  * relay of every process for every commit, and all but one of them then
  * claim nothing (bench/bus_cost.sh, five processes: 22 outbox index scans
- * and 32 transactions per question that way, 7 and 13 this way). On other buses it sleeps in toro_outbox_wait
- * (PostgreSQL wakes it with NOTIFY; other stores poll every POLL_MS). It
- * knows no SQL and no broker: only the outbox and bus interfaces.
+ * and 32 transactions per question that way, 7 and 13 this way). On other
+ * buses it sleeps in toro_outbox_wait (PostgreSQL wakes it with NOTIFY;
+ * other stores poll every POLL_MS). It knows no SQL and no broker: only the
+ * outbox and bus interfaces.
  *
  * Why a thread in every writing process rather than a separate `toro relay`:
  * nothing extra to deploy or monitor, and the outbox drains whenever any
