@@ -38,6 +38,7 @@
 #define TOPIC_RANKS 3      /* chunks retrieval ranks first ... */
 #define TOPIC_PRIOR 0.75   /* ... with a score this close to the best are about the question whatever their title */
 #define EXTEND_SHARE 0.65  /* a sentence scoring this share of the lead's score may follow a picked one */
+#define TERSE_DEF 120     /* a defining lead this short brings the next sentence of its paragraph */
 #define KIND_FULL_LEX 0.4  /* share of the question a unit must match to get its kind bonus in full */
 #define NEAR_PREFIX 6      /* stems this long match the longer stems they start (liquid: liquidação) */
 #define NEAR_EDIT 6        /* stems this long match stems one typing slip away */

@@ -407,6 +407,24 @@ static void extend_blocks(sel_t *s, double floor)
     }
 }
 
+/* A definition question answered by a terse definition ("A Selic é a taxa
+ * básica de juros.") reads on into the next sentence of its paragraph,
+ * which says what the one line leaves out (the name, the mechanism), even
+ * when it repeats no question word. Only the lead, only a sentence that
+ * defines, only when both stay short. */
+static void extend_definition(sel_t *s, size_t lead)
+{
+    const unit_t *u = &s->units[lead];
+    if (!(s->q->kind & TORO_Q_DEFINITION) || u->kind != U_SENTENCE || !u->defines || u->len > TERSE_DEF ||
+        lead + 1 >= s->nu)
+        return;
+    unit_t *v = &s->units[lead + 1];
+    if (v->picked || v->hit != u->hit || v->para != u->para || v->kind != U_SENTENCE || v->intro || v->example ||
+        v->len > 240 || repeats(s, v))
+        return;
+    v->picked = u->picked;
+}
+
 /* Lead, then one block per further sub-question, then what is asked and
  * not yet offered, then uncovered question words, then the best remaining
  * units: at most MAX_POINTS blocks after the lead, never repeating;
@@ -444,5 +462,6 @@ void toro_ext_select(sel_t *s)
     for (size_t i = 0; i < s->nu; i++)
         if (s->units[i].picked < 0)
             s->units[i].picked = 0;
+    extend_definition(s, lead);
     extend_blocks(s, EXTEND_SHARE * s->units[lead].score);
 }

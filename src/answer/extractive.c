@@ -10,6 +10,8 @@
  *             a date, steps, yes/no, a comparison. The best unit leads; at
  *             most three supporting points follow, near-duplicates dropped;
  *             a unit that introduces a list, a table or an example brings it;
+ *             a one-line definition leading a "what is" answer brings the
+ *             next sentence of its paragraph;
  *   compose   lead paragraph, then the points, each cited [n]; tables stay
  *             Markdown tables; advice and live-data questions open with the
  *             fixed no-recommendation note (qkind.h).

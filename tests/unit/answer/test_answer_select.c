@@ -5,7 +5,8 @@
  * derivations and typing slips but never on short stems, and picked
  * neighbours of one paragraph joined into one passage, and each part of
  * a two-part question answered by its own words, a typo read as the
- * knowledge base's closest word, a list with the sentence that closes it.
+ * knowledge base's closest word, a list with the sentence that closes it,
+ * a one-line definition with the sentence after it.
  * Corpus:
  * tests/unit/answer/corpus. */
 #include <setjmp.h>
@@ -64,6 +65,20 @@ static void test_definition_of_the_word_itself(void **state)
     answer_fixture_ask("selic significa o que", &a);
     if (strncmp(a.text, "A Selic é a taxa básica", 23) != 0)
         fail_msg("the definition of the Selic itself should lead:\n%s", a.text);
+    toro_answer_clear(&a);
+}
+
+/* A one-line definition reads on into the next sentence of its paragraph,
+ * in the lead, though that sentence repeats no question word and other
+ * sentences name the word more often. */
+static void test_terse_definition_reads_on(void **state)
+{
+    (void)state;
+    toro_answer_t a = {0};
+    answer_fixture_ask("o que é custódia?", &a);
+    const char *end = strstr(a.text, "\n\n"), *next = strstr(a.text, "O registro fica na central depositária");
+    if (strncmp(a.text, "A custódia é a guarda", 21) != 0 || !next || (end && next > end))
+        fail_msg("the sentence after a terse definition should join the lead:\n%s", a.text);
     toro_answer_clear(&a);
 }
 
@@ -190,6 +205,7 @@ int main(void)
         cmocka_unit_test(test_first_part_answered_first),
         cmocka_unit_test(test_typo_read_as_retrieval_reads),
         cmocka_unit_test(test_list_brings_its_closing),
+        cmocka_unit_test(test_terse_definition_reads_on),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
