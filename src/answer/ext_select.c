@@ -265,6 +265,21 @@ static bool may_add(const sel_t *s, size_t i, size_t lead)
     return s->on_topic[s->units[i].hit] || s->units[i].hit == s->units[lead].hit;
 }
 
+size_t toro_ext_prefer_on_topic(const sel_t *s, size_t lead)
+{
+    if (s->on_topic[s->units[lead].hit])
+        return lead;
+    size_t best = lead;
+    for (size_t i = 0; i < s->nu; i++) {
+        const unit_t *u = &s->units[i];
+        if (u->picked || !s->on_topic[u->hit] || !(u->gmask | s->head[u->hit]) || u->score < ON_TOPIC_LEAD * s->units[lead].score)
+            continue;
+        if (best == lead || u->score > s->units[best].score)
+            best = i;
+    }
+    return best;
+}
+
 /* The opening unit: the best one; for several questions in one, the best
  * for the first; for "o que é X", the one that defines X when it is close. */
 static size_t pick_lead(const sel_t *s)
@@ -292,7 +307,7 @@ static size_t pick_lead(const sel_t *s)
                 lead = d;
         }
     }
-    return lead;
+    return toro_ext_prefer_on_topic(s, lead);
 }
 
 /* For each thing asked that the answer does not offer yet (a number, a
