@@ -38,6 +38,8 @@
 #define TOPIC_RANKS 3      /* chunks retrieval ranks first ... */
 #define TOPIC_PRIOR 0.75   /* ... with a score this close to the best are about the question whatever their title */
 #define EXTEND_SHARE 0.65  /* a sentence scoring this share of the lead's score may follow a picked one */
+#define ON_TOPIC_LEAD 0.8 /* a lead from a chunk not about the question gives way to one that is, scoring this share of it */
+#define TERSE_DEF 120     /* a defining lead this short brings the next sentence of its paragraph */
 #define KIND_FULL_LEX 0.4  /* share of the question a unit must match to get its kind bonus in full */
 #define NEAR_PREFIX 6      /* stems this long match the longer stems they start (liquid: liquidação) */
 #define NEAR_EDIT 6        /* stems this long match stems one typing slip away */
@@ -140,6 +142,13 @@ double toro_ext_kind_bonus(unsigned kind, const unit_t *u);
 /* Why: the select step: marks the lead (block 1) and at most MAX_POINTS
  * further blocks in units[].picked; s->nblocks their count (0: nothing fit). */
 void toro_ext_select(sel_t *s);
+/* Why: a sentence from a chunk that is not about the question (on_topic
+ * false: its title names no question word and retrieval does not rank it
+ * among the first, close to the best) must not open the answer when a chunk
+ * that is offers a unit matching the question (gmask or its heading) that
+ * scores at least ON_TOPIC_LEAD of it: returns that unit (the best such),
+ * else lead. Reads only units[].hit/score/gmask/picked, on_topic and head. */
+size_t toro_ext_prefer_on_topic(const sel_t *s, size_t lead);
 /* Why: two picked sentences of one paragraph with at most one sentence
  * between them read as one passage: the sentence between joins, the later
  * block merges into the earlier and later blocks move down one (nblocks

@@ -265,6 +265,21 @@ static bool may_add(const sel_t *s, size_t i, size_t lead)
     return s->on_topic[s->units[i].hit] || s->units[i].hit == s->units[lead].hit;
 }
 
+size_t toro_ext_prefer_on_topic(const sel_t *s, size_t lead)
+{
+    if (s->on_topic[s->units[lead].hit])
+        return lead;
+    size_t best = lead;
+    for (size_t i = 0; i < s->nu; i++) {
+        const unit_t *u = &s->units[i];
+        if (u->picked || !s->on_topic[u->hit] || !(u->gmask | s->head[u->hit]) || u->score < ON_TOPIC_LEAD * s->units[lead].score)
+            continue;
+        if (best == lead || u->score > s->units[best].score)
+            best = i;
+    }
+    return best;
+}
+
 /* The opening unit: the best one; for several questions in one, the best
  * for the first; for "o que é X", the one that defines X when it is close. */
 static size_t pick_lead(const sel_t *s)
@@ -292,7 +307,7 @@ static size_t pick_lead(const sel_t *s)
                 lead = d;
         }
     }
-    return lead;
+    return toro_ext_prefer_on_topic(s, lead);
 }
 
 /* For each thing asked that the answer does not offer yet (a number, a
@@ -407,6 +422,24 @@ static void extend_blocks(sel_t *s, double floor)
     }
 }
 
+/* A definition question answered by a terse definition ("A Selic é a taxa
+ * básica de juros.") reads on into the next sentence of its paragraph,
+ * which says what the one line leaves out (the name, the mechanism), even
+ * when it repeats no question word. Only the lead, only a sentence that
+ * defines, only when both stay short. */
+static void extend_definition(sel_t *s, size_t lead)
+{
+    const unit_t *u = &s->units[lead];
+    if (!(s->q->kind & TORO_Q_DEFINITION) || u->kind != U_SENTENCE || !u->defines || u->len > TERSE_DEF ||
+        lead + 1 >= s->nu)
+        return;
+    unit_t *v = &s->units[lead + 1];
+    if (v->picked || v->hit != u->hit || v->para != u->para || v->kind != U_SENTENCE || v->intro || v->example ||
+        v->len > 240 || repeats(s, v))
+        return;
+    v->picked = u->picked;
+}
+
 /* Lead, then one block per further sub-question, then what is asked and
  * not yet offered, then uncovered question words, then the best remaining
  * units: at most MAX_POINTS blocks after the lead, never repeating;
@@ -444,5 +477,6 @@ void toro_ext_select(sel_t *s)
     for (size_t i = 0; i < s->nu; i++)
         if (s->units[i].picked < 0)
             s->units[i].picked = 0;
+    extend_definition(s, lead);
     extend_blocks(s, EXTEND_SHARE * s->units[lead].score);
 }

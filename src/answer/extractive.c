@@ -7,9 +7,13 @@
  *             tables); each unit is scored by lexical similarity to the
  *             question (analyzer stems, folded accents, plurals folded) and
  *             by what the question asks (qkind.h): a definition, an amount,
- *             a date, steps, yes/no, a comparison. The best unit leads; at
- *             most three supporting points follow, near-duplicates dropped;
+ *             a date, steps, yes/no, a comparison. The best unit leads (a
+ *             close one from a chunk about the question before one from a
+ *             chunk that is not); at most three supporting points
+ *             follow, near-duplicates dropped;
  *             a unit that introduces a list, a table or an example brings it;
+ *             a one-line definition leading a "what is" answer brings the
+ *             next sentence of its paragraph;
  *   compose   lead paragraph, then the points, each cited [n]; tables stay
  *             Markdown tables; advice and live-data questions open with the
  *             fixed no-recommendation note (qkind.h).

@@ -5,7 +5,9 @@
  * derivations and typing slips but never on short stems, and picked
  * neighbours of one paragraph joined into one passage, and each part of
  * a two-part question answered by its own words, a typo read as the
- * knowledge base's closest word, a list with the sentence that closes it.
+ * knowledge base's closest word, a list with the sentence that closes it,
+ * a one-line definition with the sentence after it, a lead from a chunk
+ * about the question over a close one from a chunk that is not.
  * Corpus:
  * tests/unit/answer/corpus. */
 #include <setjmp.h>
@@ -64,6 +66,20 @@ static void test_definition_of_the_word_itself(void **state)
     answer_fixture_ask("selic significa o que", &a);
     if (strncmp(a.text, "A Selic é a taxa básica", 23) != 0)
         fail_msg("the definition of the Selic itself should lead:\n%s", a.text);
+    toro_answer_clear(&a);
+}
+
+/* A one-line definition reads on into the next sentence of its paragraph,
+ * in the lead, though that sentence repeats no question word and other
+ * sentences name the word more often. */
+static void test_terse_definition_reads_on(void **state)
+{
+    (void)state;
+    toro_answer_t a = {0};
+    answer_fixture_ask("o que é custódia?", &a);
+    const char *end = strstr(a.text, "\n\n"), *next = strstr(a.text, "O registro fica na central depositária");
+    if (strncmp(a.text, "A custódia é a guarda", 21) != 0 || !next || (end && next > end))
+        fail_msg("the sentence after a terse definition should join the lead:\n%s", a.text);
     toro_answer_clear(&a);
 }
 
@@ -139,6 +155,32 @@ static void test_neighbours_join(void **state)
     assert_false(toro_ext_join_neighbors(&s));
 }
 
+/* A lead from a chunk that is not about the question gives way to the best
+ * unit of one that is, when it scores at least ON_TOPIC_LEAD of the lead;
+ * a lead from an on-topic chunk, or without a close rival, stays. */
+static void test_lead_prefers_on_topic_chunk(void **state)
+{
+    (void)state;
+    sel_t s;
+    unit_t u[5];
+    units_of(&s, u, (const int[]){0, 0, 0, 0, 0}, (const int[]){0, 0, 0, 0, 0}, 5, 0);
+    /* unit 0: chunk 0 (off topic), the best score; units 1..4: chunk 1 (on topic) */
+    const double score[5] = {1.0, 0.7, 0.85, 0.9, 0.95};
+    for (size_t i = 0; i < 5; i++)
+        u[i].hit = i == 0 ? 0 : 1, u[i].score = score[i], u[i].gmask = 1;
+    u[4].gmask = 0; /* matches no question word (nor does its heading): never a lead */
+    s.on_topic[1] = true;
+    assert_int_equal(toro_ext_prefer_on_topic(&s, 0), 3);
+    u[3].picked = 1; /* already taken: the next best on-topic unit */
+    assert_int_equal(toro_ext_prefer_on_topic(&s, 0), 2);
+    u[2].score = 0.75; /* no on-topic unit close enough: the lead stays */
+    assert_int_equal(toro_ext_prefer_on_topic(&s, 0), 0);
+    s.head[1] = 1; /* its heading names the question: unit 4 may lead */
+    assert_int_equal(toro_ext_prefer_on_topic(&s, 0), 4);
+    s.on_topic[0] = true; /* the lead's own chunk is about the question: it stays */
+    assert_int_equal(toro_ext_prefer_on_topic(&s, 0), 0);
+}
+
 /* "o que é X e como é tributado" asks two things: the lead answers the
  * first (the definition of X), not the item that names X and "tributação"
  * and so matches more of the whole question; the item still follows. */
@@ -190,6 +232,8 @@ int main(void)
         cmocka_unit_test(test_first_part_answered_first),
         cmocka_unit_test(test_typo_read_as_retrieval_reads),
         cmocka_unit_test(test_list_brings_its_closing),
+        cmocka_unit_test(test_terse_definition_reads_on),
+        cmocka_unit_test(test_lead_prefers_on_topic_chunk),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
