@@ -173,7 +173,7 @@ def test_swap_under_load_loses_nothing(tmp_path):
             s.proc.send_signal(signal.SIGHUP)
             wait_version(s.url("/healthz"), v_new)
             swapped_at = time.time()
-            time.sleep(1.0)
+            time.sleep(3.0)  # long enough for a slow (sanitizer) build to answer some
             second_at = time.time()
             install(old, live)  # and back, through the admin endpoint
             r = requests.post(s.url("/admin/kb/reload"), headers=admin_headers(), timeout=30)
