@@ -24,27 +24,6 @@ typedef struct mtext {
     size_t n, cap;
 } mtext_t;
 
-static int mt_push(mtext_t *t, char c, size_t off)
-{
-    if (t->n + 1 >= t->cap) {
-        size_t nc = t->cap ? t->cap * 2 : 256;
-        char *s = realloc(t->s, nc);
-        if (!s)
-            return TORO_ENOMEM;
-        t->s = s;
-        size_t *m = realloc(t->map, nc * sizeof(size_t));
-        if (!m)
-            return TORO_ENOMEM;
-        t->map = m;
-        t->cap = nc;
-    }
-    t->s[t->n] = c;
-    t->map[t->n] = off;
-    t->n++;
-    t->s[t->n] = 0;
-    return 0;
-}
-
 /* Makes room for more bytes (and the NUL). */
 static int mt_reserve(mtext_t *t, size_t more)
 {
@@ -62,6 +41,17 @@ static int mt_reserve(mtext_t *t, size_t more)
         return TORO_ENOMEM;
     t->map = m;
     t->cap = nc;
+    return 0;
+}
+
+static int mt_push(mtext_t *t, char c, size_t off)
+{
+    if (mt_reserve(t, 1))
+        return TORO_ENOMEM;
+    t->s[t->n] = c;
+    t->map[t->n] = off;
+    t->n++;
+    t->s[t->n] = 0;
     return 0;
 }
 
