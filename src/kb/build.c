@@ -287,6 +287,7 @@ typedef struct prep {
     size_t nt, capt;
     char *strs;        /* term bytes */
     size_t ns, caps;
+    uint32_t first_id; /* id of its first chunk (set when its postings are added) */
     int rc;            /* 0, or why the document failed */
     char *err;         /* its message (owned) */
 } prep_t;
@@ -560,7 +561,7 @@ static int post_chunk(toro_kb_builder_t *b, const prep_t *p, size_t ci, uint32_t
     return lens_push(b, p->nterms[ci]);
 }
 
-static int insert_chunk(toro_kb_builder_t *b, const toro_doc_t *doc, size_t i, uint32_t id)
+static int insert_chunk(toro_kb_builder_t *b, const toro_doc_t *doc, size_t i, uint32_t id, uint32_t n_terms)
 {
     const toro_chunk_t *ch = &doc->chunks[i];
     char cid[512];
@@ -575,20 +576,34 @@ static int insert_chunk(toro_kb_builder_t *b, const toro_doc_t *doc, size_t i, u
     sqlite3_bind_text(s, 7, ch->text, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 8, (sqlite3_int64)ch->start);
     sqlite3_bind_int64(s, 9, (sqlite3_int64)ch->end);
-    sqlite3_bind_int64(s, 10, b->lens[id]);
+    sqlite3_bind_int64(s, 10, n_terms);
     int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : TORO_EIO;
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     return rc;
 }
 
-/* Adds an analyzed document: its row, then each chunk's postings and row. */
-static int commit_doc(toro_kb_builder_t *b, const prep_t *p, const char *path, size_t bytes)
+/* The postings half of adding an analyzed document (ids from b->nchunks,
+ * recorded in p->first_id); it touches no SQLite state. */
+static int post_doc(toro_kb_builder_t *b, prep_t *p)
 {
     const toro_doc_t *doc = &p->doc;
-    assert(b && !b->finished && b->db && doc->doc_id && doc->title && doc->lang);
-    int li = strcmp(doc->lang, "en") == 0 ? 1 : 0;
-    b->lang_used[li] = 1;
+    assert(b && !b->finished && doc->doc_id && doc->title && doc->lang);
+    b->lang_used[strcmp(doc->lang, "en") == 0 ? 1 : 0] = 1;
+    p->first_id = b->nchunks;
+    int rc = 0;
+    for (size_t i = 0; i < doc->n_chunks && rc == 0; i++, b->nchunks++)
+        rc = post_chunk(b, p, i, b->nchunks);
+    b->n_docs++;
+    return rc;
+}
+
+/* The rows half: the document's row, then its chunks' rows. Uses only the
+ * connection and its statements, so it may run on another thread than
+ * post_doc (one at a time, in document order). */
+static int rows_doc(toro_kb_builder_t *b, const prep_t *p, const char *path, size_t bytes)
+{
+    const toro_doc_t *doc = &p->doc;
     int rc = 0;
     sqlite3_bind_text(b->ins_doc, 1, doc->doc_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(b->ins_doc, 2, doc->title, -1, SQLITE_STATIC);
@@ -599,18 +614,13 @@ static int commit_doc(toro_kb_builder_t *b, const prep_t *p, const char *path, s
         rc = TORO_EIO;
     sqlite3_reset(b->ins_doc);
     sqlite3_clear_bindings(b->ins_doc);
-    for (size_t i = 0; i < doc->n_chunks && rc == 0; i++) {
-        uint32_t id = b->nchunks;
-        if ((rc = post_chunk(b, p, i, id)) == 0)
-            rc = insert_chunk(b, doc, i, id);
-        b->nchunks++;
-    }
-    b->n_docs++;
+    for (size_t i = 0; i < doc->n_chunks && rc == 0; i++)
+        rc = insert_chunk(b, doc, i, p->first_id + (uint32_t)i, p->nterms[i]);
     return rc;
 }
 
-/* Adds a prepared source file: version hash (path and bytes), then the document. */
-static int commit_file(toro_kb_builder_t *b, const prep_t *p, const char *relpath, char **err)
+/* The version hash (path and bytes) and postings of a prepared source file. */
+static int post_file(toro_kb_builder_t *b, prep_t *p, const char *relpath, char **err)
 {
     if (p->rc) {
         toro_set_err(err, "%s", p->err ? p->err : toro_strerror(p->rc));
@@ -619,11 +629,25 @@ static int commit_file(toro_kb_builder_t *b, const prep_t *p, const char *relpat
     toro_kb_builder_hash(b, relpath, strlen(relpath));
     toro_kb_builder_hash(b, p->bytes, p->len);
     b->bytes_in += p->len;
-    int rc = commit_doc(b, p, relpath, p->len);
+    int rc = post_doc(b, p);
     if (rc)
-        toro_set_err(err, "cannot index %s: %s", relpath,
-                     rc == TORO_EIO ? sqlite3_errmsg(b->db) : toro_strerror(rc));
+        toro_set_err(err, "cannot index %s: %s", relpath, toro_strerror(rc));
     return rc;
+}
+
+static int rows_file(toro_kb_builder_t *b, const prep_t *p, const char *relpath, char **err)
+{
+    int rc = rows_doc(b, p, relpath, p->len);
+    if (rc)
+        toro_set_err(err, "cannot write %s: %s", relpath, sqlite3_errmsg(b->db));
+    return rc;
+}
+
+/* Adds a prepared source file on the calling thread. */
+static int commit_file(toro_kb_builder_t *b, prep_t *p, const char *relpath, char **err)
+{
+    int rc = post_file(b, p, relpath, err);
+    return rc ? rc : rows_file(b, p, relpath, err);
 }
 
 int toro_kb_builder_add_doc(toro_kb_builder_t *b, const toro_doc_t *doc, const char *path, size_t bytes)
@@ -634,7 +658,9 @@ int toro_kb_builder_add_doc(toro_kb_builder_t *b, const toro_doc_t *doc, const c
     p.doc = *doc; /* borrowed: have_doc stays 0 so prep_clear does not free it */
     int rc = prep_analyze(b->w, &p);
     if (rc == 0)
-        rc = commit_doc(b, &p, path, bytes);
+        rc = post_doc(b, &p);
+    if (rc == 0)
+        rc = rows_doc(b, &p, path, bytes);
     memset(&p.doc, 0, sizeof(p.doc));
     prep_clear(&p);
     return rc;
@@ -1059,21 +1085,28 @@ static int read_file(const char *path, char **buf, size_t *len)
 /* ---- parallel preparation --------------------------------------------- */
 
 /* Worker threads read, chunk and analyze files ahead of the committing
- * thread, at most `window` files ahead (bounded memory); file i goes to slot
- * i % window and is committed strictly in path order. */
+ * threads, at most `window` files ahead (bounded memory); file i goes to slot
+ * i % window. The calling thread adds postings and the version hash, a rows
+ * thread then writes the file's SQLite rows, both strictly in path order;
+ * the slot is free again after its rows. */
 typedef struct pool {
     pthread_mutex_t mu;
     pthread_cond_t cv_work;  /* a slot was freed, or stop */
-    pthread_cond_t cv_ready; /* a file was prepared */
+    pthread_cond_t cv_ready; /* a file was prepared, or the rows thread failed */
+    pthread_cond_t cv_posted; /* a file's postings were added, or stop */
+    toro_kb_builder_t *b;
     const char *src_dir;
     const pathlist_t *pl;
     const toro_chunk_params_t *params;
     prep_t *slots;
-    int *ready;              /* slots[i] holds its file, prepared */
+    size_t *ready;           /* ready[k] = i + 1: slots[k] holds file i, prepared; 0: free or being filled */
     size_t window;
     size_t next;             /* next file to claim */
-    size_t committed;        /* files committed (their slots are free) */
+    size_t posted;           /* files whose postings were added */
+    size_t committed;        /* files whose rows were written (their slots are free) */
     int stop;
+    int rows_rc;             /* the rows thread's failure */
+    char *rows_err;          /* and its message (owned) */
 } pool_t;
 
 /* Reads and prepares file i into p (any thread). */
@@ -1110,7 +1143,7 @@ static void *pool_worker(void *arg)
         else
             prep_path(&w, p, pool->src_dir, pool->pl->v[i], pool->params);
         pthread_mutex_lock(&pool->mu);
-        pool->ready[i % pool->window] = 1;
+        pool->ready[i % pool->window] = i + 1;
         pthread_cond_broadcast(&pool->cv_ready);
     }
     pthread_mutex_unlock(&pool->mu);
@@ -1118,7 +1151,36 @@ static void *pool_worker(void *arg)
     return NULL;
 }
 
-/* Commits files 0..n-1 in order as the workers prepare them. */
+/* The rows thread: writes each file's rows once its postings are in. */
+static void *pool_rows(void *arg)
+{
+    pool_t *pool = arg;
+    for (size_t i = 0; i < pool->pl->n; i++) {
+        size_t k = i % pool->window;
+        pthread_mutex_lock(&pool->mu);
+        while (pool->posted <= i && !pool->stop)
+            pthread_cond_wait(&pool->cv_posted, &pool->mu);
+        int go = pool->posted > i;
+        pthread_mutex_unlock(&pool->mu);
+        if (!go)
+            break;
+        int rc = rows_file(pool->b, &pool->slots[k], pool->pl->v[i], &pool->rows_err);
+        prep_clear(&pool->slots[k]);
+        pthread_mutex_lock(&pool->mu);
+        pool->ready[k] = 0;
+        pool->committed = i + 1;
+        pool->rows_rc = rc;
+        pthread_cond_broadcast(&pool->cv_work);
+        if (rc)
+            pthread_cond_broadcast(&pool->cv_ready);
+        pthread_mutex_unlock(&pool->mu);
+        if (rc)
+            break;
+    }
+    return NULL;
+}
+
+/* Adds postings of files 0..n-1 in order as the workers prepare them. */
 static int pool_commit_all(pool_t *pool, toro_kb_builder_t *b, const toro_kb_build_opts_t *o, char **err)
 {
     size_t bytes = 0;
@@ -1126,16 +1188,18 @@ static int pool_commit_all(pool_t *pool, toro_kb_builder_t *b, const toro_kb_bui
     for (size_t i = 0; i < pool->pl->n && rc == 0; i++) {
         size_t k = i % pool->window;
         pthread_mutex_lock(&pool->mu);
-        while (!pool->ready[k])
+        while (pool->ready[k] != i + 1 && !pool->rows_rc)
             pthread_cond_wait(&pool->cv_ready, &pool->mu);
+        rc = pool->rows_rc;
         pthread_mutex_unlock(&pool->mu);
-        rc = commit_file(b, &pool->slots[k], pool->pl->v[i], err);
+        if (rc)
+            break;
+        rc = post_file(b, &pool->slots[k], pool->pl->v[i], err);
         bytes += pool->slots[k].len;
-        prep_clear(&pool->slots[k]);
         pthread_mutex_lock(&pool->mu);
-        pool->ready[k] = 0;
-        pool->committed = i + 1;
-        pthread_cond_broadcast(&pool->cv_work);
+        if (rc == 0)
+            pool->posted = i + 1;
+        pthread_cond_broadcast(&pool->cv_posted);
         pthread_mutex_unlock(&pool->mu);
         if (rc == 0 && o->progress)
             o->progress(o->ud, i + 1, pool->pl->n, bytes);
@@ -1143,16 +1207,38 @@ static int pool_commit_all(pool_t *pool, toro_kb_builder_t *b, const toro_kb_bui
     return rc;
 }
 
+/* Stops the workers and the rows thread (after the rows of every posted
+ * file) and returns the rows thread's failure, if any, into *err. */
+static int pool_stop(pool_t *pool, pthread_t *tid, unsigned started, int have_rows, pthread_t rows, char **err)
+{
+    pthread_mutex_lock(&pool->mu);
+    pool->stop = 1;
+    pthread_cond_broadcast(&pool->cv_work);
+    pthread_cond_broadcast(&pool->cv_posted);
+    pthread_mutex_unlock(&pool->mu);
+    if (have_rows)
+        pthread_join(rows, NULL);
+    for (unsigned t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    int rc = pool->rows_rc;
+    if (rc && err && !*err) {
+        *err = pool->rows_err;
+        pool->rows_err = NULL;
+    }
+    free(pool->rows_err);
+    return rc;
+}
+
 /* Runs `threads` workers over the sorted paths and commits their output. */
 static int pool_run(const char *src_dir, const pathlist_t *pl, const toro_chunk_params_t *params, unsigned threads,
                     toro_kb_builder_t *b, const toro_kb_build_opts_t *o, char **err)
 {
-    pool_t pool = {.src_dir = src_dir, .pl = pl, .params = params, .window = 4 * (size_t)threads};
+    pool_t pool = {.src_dir = src_dir, .pl = pl, .params = params, .window = 4 * (size_t)threads, .b = b};
     pthread_t tid[TORO_KB_BUILD_MAX_THREADS];
     unsigned started = 0;
     int rc = 0;
     pool.slots = calloc(pool.window, sizeof(prep_t));
-    pool.ready = calloc(pool.window, sizeof(int));
+    pool.ready = calloc(pool.window, sizeof(size_t));
     if (!pool.slots || !pool.ready) {
         free(pool.slots);
         free(pool.ready);
@@ -1161,7 +1247,10 @@ static int pool_run(const char *src_dir, const pathlist_t *pl, const toro_chunk_
     pthread_mutex_init(&pool.mu, NULL);
     pthread_cond_init(&pool.cv_work, NULL);
     pthread_cond_init(&pool.cv_ready, NULL);
-    for (; started < threads; started++)
+    pthread_cond_init(&pool.cv_posted, NULL);
+    pthread_t rows;
+    int have_rows = pthread_create(&rows, NULL, pool_rows, &pool) == 0;
+    for (; have_rows && started < threads; started++)
         if (pthread_create(&tid[started], NULL, pool_worker, &pool) != 0)
             break;
     if (started == 0) {
@@ -1170,14 +1259,13 @@ static int pool_run(const char *src_dir, const pathlist_t *pl, const toro_chunk_
     } else {
         rc = pool_commit_all(&pool, b, o, err);
     }
-    pthread_mutex_lock(&pool.mu);
-    pool.stop = 1;
-    pthread_cond_broadcast(&pool.cv_work);
-    pthread_mutex_unlock(&pool.mu);
-    for (unsigned t = 0; t < started; t++)
-        pthread_join(tid[t], NULL);
+    /* The rows thread writes what was posted, then ends (stop) */
+    int rrc = pool_stop(&pool, tid, started, have_rows, rows, err);
+    if (rc == 0)
+        rc = rrc;
     for (size_t k = 0; k < pool.window; k++)
         prep_clear(&pool.slots[k]);
+    pthread_cond_destroy(&pool.cv_posted);
     pthread_cond_destroy(&pool.cv_ready);
     pthread_cond_destroy(&pool.cv_work);
     pthread_mutex_destroy(&pool.mu);
