@@ -71,7 +71,7 @@ PY
 
 for r in $(seq "$REPS"); do
   [ -n "${OLD_TORO:-}" ] && run_toro "toro (OLD_TORO) " "$OLD_TORO"
-  run_toro "toro --threads 1" "$TORO" --threads 1
   run_toro "toro (default threads)" "$TORO"
   run_fts5
+  run_toro "toro --threads 1" "$TORO" --threads 1
 done
