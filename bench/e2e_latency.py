@@ -4,11 +4,15 @@ answers); latency is measured from the moment a POST was *scheduled* (so a
 slow server cannot hide latency by back-pressure on the client) to the moment
 the completed update arrives on the asker's socket.
 Needs TORO_JWT_SECRET (the server's secret) to sign the users' tokens.
-Usage: e2e_latency.py PORT [--users 16] [--rate 200] [--seconds 10] [--conns 64] [--distinct N]
+Usage: e2e_latency.py PORT [--users 16] [--rate 200] [--seconds 10] [--conns 64] [--distinct N] [--drain 30]
 Every question is unique by default; --distinct N cycles through N questions
 instead (a service with a query-vector cache then embeds each only once).
-Prints one JSON line: offered/achieved rate, accepted, errors, completed,
-missing, p50/p99/p99.9/max/mean latency in ms."""
+After the last send it waits up to --drain seconds for the outstanding updates.
+Prints one JSON line: offered/achieved (send) rate, accepted, errors, completed,
+missing, p50/p99/p99.9/max/mean latency in ms, completed_qps (completed over
+first scheduled send -> last completed update) and drain_qps (completions per
+second between the first and the last completed update: the service rate
+when the offered load exceeds it)."""
 import argparse
 import asyncio
 import json
@@ -44,6 +48,7 @@ async def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--conns", type=int, default=64)
     ap.add_argument("--distinct", type=int, default=0, help="cycle through N questions (0: all unique)")
+    ap.add_argument("--drain", type=float, default=30.0, help="seconds to wait for updates after the last send")
     a = ap.parse_args()
     sent_at, done_at = {}, {}
     users = ["lat%d" % i for i in range(a.users)]
@@ -98,11 +103,14 @@ async def main():
         tasks.append(asyncio.create_task(submit(i, target)))
     await asyncio.gather(*tasks)
     achieved = total / max(1e-9, last_send[0] - start)
-    deadline = time.perf_counter() + 30
+    deadline = time.perf_counter() + a.drain
     while time.perf_counter() < deadline and any(q not in done_at for q in sent_at):
         await asyncio.sleep(0.05)
     lat = sorted((done_at[q] - t) * 1000 for q, t in sent_at.items() if q in done_at)
     missing = sum(1 for q in sent_at if q not in done_at)
+    ends = sorted(done_at[q] for q in sent_at if q in done_at)
+    completed_qps = round(len(ends) / max(1e-9, ends[-1] - start), 1) if ends else 0.0
+    drain_qps = round((len(ends) - 1) / (ends[-1] - ends[0]), 1) if len(ends) > 1 and ends[-1] > ends[0] else None
     for ws in sockets:
         await ws.close()
     for t in listeners:
@@ -116,7 +124,8 @@ async def main():
                       "users": a.users, "accepted": len(sent_at), "errors": errors, "completed": len(lat),
                       "missing": missing, "p50_ms": pct(50), "p99_ms": pct(99), "p999_ms": pct(99.9),
                       "max_ms": round(lat[-1], 2) if lat else None,
-                      "mean_ms": round(statistics.mean(lat), 2) if lat else None}))
+                      "mean_ms": round(statistics.mean(lat), 2) if lat else None,
+                      "completed_qps": completed_qps, "drain_qps": drain_qps}))
 
 
 asyncio.run(main())

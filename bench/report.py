@@ -131,6 +131,22 @@ if os.path.exists(dist) and open(dist).read().strip():
     w("```")
     w("")
 
+dcost = os.path.join(tmp, "dist_cost.txt")
+if os.path.exists(dcost) and open(dcost).read().strip():
+    w("## Distributed cost per question (bench/dist_cost.sh)")
+    w("")
+    w("Embedded (`toro serve`, 2 process + 2 notify threads) vs distributed (`toro api` + 2 `toro worker process` + "
+      "2 `toro worker notify`, PostgreSQL + NATS JetStream) at the same open-loop offered loads (latency from the "
+      "scheduled send to the `completed` update on the asker's WebSocket); CPU seconds per 1,000 completed "
+      "questions of every process from /proc/PID/stat (PostgreSQL: the backends of the bench database; nats-server "
+      "whole, shared with the machine; PostgreSQL auxiliary processes shown apart); then 1 -> 2 -> 4 process "
+      "workers with the answerer slowed by `TORO_FAULT_ANSWERER=delay:20:*`. Single run, not a median:")
+    w("")
+    w("```")
+    w(open(dcost).read().rstrip())
+    w("```")
+    w("")
+
 # WS
 if any(r["section"] == "ws" for r in rows):
     w("## WebSocket capacity")
@@ -257,9 +273,10 @@ if notes:
 w("## How to run")
 w("")
 w("```")
-w("make bench                 # = bench/run.sh, full run (~15 min on 2 cores), writes BENCHMARKS.md")
+w("make bench                 # = bench/run.sh, full run (~20 min on 2 cores), writes BENCHMARKS.md")
 w("bench/run.sh --quick       # shorter runs and smaller sizes, report in the temp dir")
-w("bench/run.sh --skip dist,ws  # sections: http,e2e,dist,ws,kb,build (or --only SECTION)")
+w("bench/run.sh --skip dist,ws  # sections: http,e2e,dist,distcost,ws,kb,build (or --only SECTION)")
+w("bench/dist_cost.sh [--quick]  # distributed cost per question alone (≤ 10 min, --quick ≤ 2 min); --help for options")
 w("```")
 open(out, "w").write("\n".join(L) + "\n")
 print("\n".join(L))

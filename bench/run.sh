@@ -5,12 +5,16 @@
 #   HTTP ceiling   nginx fixed JSON vs toro GET /healthz vs toro POST /questions (wrk)
 #   end to end     open-loop POST -> completed-update latency ladder (embedded),
 #                  bench/distributed.sh when PostgreSQL + NATS work
+#   dist cost      bench/dist_cost.sh: CPU per 1,000 questions of every process,
+#                  embedded vs distributed at the same open-loop loads, and
+#                  1 -> 2 -> 4 process workers with a 20 ms answerer delay
 #   WebSocket      10,000 connections: RSS per connection, time to deliver one
 #                  update to each (toro vs a Python `websockets` server; C client)
 #   retrieval      toro vs bm25s vs SQLite FTS5: qps one thread, p50/p99, nDCG@10
 #   index build    1M synthetic chunks: chunks/s, MB/s (toro, FTS5, bm25s)
 # All load is on 127.0.0.1, bounded in count and time; every process started
 # here is stopped by its pid. usage: bench/run.sh [--quick] [--out FILE] [--skip SECTION,...] [--only SECTION]
+# (sections: http,e2e,dist,distcost,ws,kb,build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,8 +24,8 @@ while [[ $# -gt 0 ]]; do
     --quick) QUICK=1 ;;
     --out) OUTMD=$2; shift ;;
     --skip) SKIP=",$2,"; shift ;;
-    --only) SKIP=",http,e2e,dist,ws,kb,build,"; SKIP=${SKIP/,$2,/,}; shift ;;
-    *) echo "usage: bench/run.sh [--quick] [--out FILE] [--skip http,e2e,dist,ws,kb,build] [--only SECTION]" >&2; exit 2 ;;
+    --only) SKIP=",http,e2e,dist,distcost,ws,kb,build,"; SKIP=${SKIP/,$2,/,}; shift ;;
+    *) echo "usage: bench/run.sh [--quick] [--out FILE] [--skip http,e2e,dist,distcost,ws,kb,build] [--only SECTION]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -137,6 +141,18 @@ if ! skip dist; then
   else
     note "distributed mode: bench/distributed.sh failed or is not ready (exit $?); last lines: $(tail -3 "$tmp/dist.err" | tr '\n' ' ')"
     : >"$tmp/dist.txt"
+  fi
+fi
+
+# --- distributed cost per question (issue 15) -------------------------------
+if ! skip distcost; then
+  section_load distcost
+  qflag=(); ((QUICK)) && qflag=(--quick)
+  if timeout 900 bench/dist_cost.sh "${qflag[@]}" --build build --json "$tmp/dist_cost.json" >"$tmp/dist_cost.txt" 2>"$tmp/dist_cost.err"; then
+    cat "$tmp/dist_cost.txt"
+  else
+    note "distributed cost: bench/dist_cost.sh failed (exit $?); last lines: $(tail -3 "$tmp/dist_cost.err" | tr '\n' ' ')"
+    : >"$tmp/dist_cost.txt"
   fi
 fi
 

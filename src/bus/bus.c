@@ -23,6 +23,19 @@ int toro_bus_publish(toro_bus_t *b, const char *topic, const char *payload, cons
     return b->ops->publish ? b->ops->publish(b, topic, payload, msg_id) : TORO_EINVAL;
 }
 
+int toro_bus_publish_batch(toro_bus_t *b, const toro_bus_pub_t *msgs, size_t n, unsigned char *ok)
+{
+    assert(b && b->ops && (n == 0 || (msgs && ok)));
+    if (b->ops->publish_batch)
+        return n ? b->ops->publish_batch(b, msgs, n, ok) : 0;
+    size_t done = 0;
+    int rc = 0;
+    memset(ok, 0, n);
+    while (done < n && (rc = toro_bus_publish(b, msgs[done].topic, msgs[done].payload, msgs[done].msg_id)) == 0)
+        ok[done++] = 1;
+    return done == 0 && n > 0 ? rc : (int)done;
+}
+
 static int cmp_event(const void *a, const void *b)
 {
     int64_t x = ((const toro_outbox_event_t *)a)->id, y = ((const toro_outbox_event_t *)b)->id;

@@ -1,6 +1,9 @@
 /* bus.h: the durable topics between stages (the SNS boxes of the reference).
  * A consumer fetches one message at a time, handles it and acks it; a message
- * that is not acked comes back (at-least-once). Messages carry ids only.
+ * that is not acked comes back (at-least-once). Messages carry ids only. A
+ * backend may fetch a batch from its server and hand it out one message per
+ * fetch (nats.c): the interface stays one message at a time, the round trips
+ * do not.
  * Implementations: local.c (a table in the embedded SQLite file), nats.c
  * (NATS JetStream streams, for the distributed mode), sns.c (SNS topics
  * read through SQS queues, for toro on AWS).
@@ -14,6 +17,7 @@
 
 #include <assert.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "bus/outbox.h"
@@ -26,6 +30,13 @@ typedef struct toro_bus_msg {
     int deliveries;      /* 1 on first delivery */
     int64_t enqueued_at; /* ms since epoch when it was first published */
 } toro_bus_msg_t;
+
+/* One message of a publish batch (all fields borrowed). */
+typedef struct toro_bus_pub {
+    const char *topic;
+    const char *payload;
+    const char *msg_id; /* deduplication id: the outbox event's msg_id */
+} toro_bus_pub_t;
 
 typedef struct toro_bus_ops {
     const char *name;
@@ -46,6 +57,18 @@ typedef struct toro_bus_ops {
      * Returns 0 once the message is durable on the bus; msg_id deduplicates
      * a re-publish. TORO_EIO when it is not (publish again later). */
     int (*publish)(toro_bus_t *bus, const char *topic, const char *payload, const char *msg_id);
+    /* Optional (NULL: toro_bus_publish_batch publishes one at a time). Sends
+     * msgs[0..n) in order without waiting for each ack, then waits for all of
+     * them; ok[i] is set to 1 when msgs[i] is durable on the bus, 0 when it is
+     * not (publish it again later, with the same msg_id). Returns how many are
+     * durable, or a negative code when the bus cannot be used (all ok[] 0). */
+    int (*publish_batch)(toro_bus_t *bus, const toro_bus_pub_t *msgs, size_t n, unsigned char *ok);
+    /* Optional (NULL: kicks reach no one outside the bus). From now on
+     * kick() also calls fn(ctx), on the kicking thread; fn NULL unregisters
+     * (when it returns, no call of the old fn is running). The relay uses it
+     * to publish what its own process just committed, instead of every
+     * relay waking for every commit (PostgreSQL NOTIFY goes to all). */
+    void (*on_kick)(toro_bus_t *bus, void (*fn)(void *ctx), void *ctx);
 } toro_bus_ops_t;
 
 struct toro_bus {
@@ -71,9 +94,24 @@ static inline void toro_bus_close(toro_bus_t *b)
         b->ops->close(b);
 }
 
+/* Registers (or, fn NULL, removes) the kick hook (on_kick above); false
+ * when the bus has none. */
+static inline bool toro_bus_on_kick(toro_bus_t *b, void (*fn)(void *ctx), void *ctx)
+{
+    if (!b->ops->on_kick)
+        return false;
+    b->ops->on_kick(b, fn, ctx);
+    return true;
+}
+
 /* Whether the bus accepts toro_bus_publish (the relay needs one that does). */
 static inline bool toro_bus_can_publish(const toro_bus_t *b) { return b->ops->publish != NULL; }
 int toro_bus_publish(toro_bus_t *b, const char *topic, const char *payload, const char *msg_id);
+/* Why: the relay publishes a claimed batch with one wait for all acks
+ * (publish_batch above) where the bus can, and one message at a time
+ * (stopping at the first failure, the rest ok[i] = 0) where it cannot.
+ * Returns how many are durable, or a negative code. */
+int toro_bus_publish_batch(toro_bus_t *b, const toro_bus_pub_t *msgs, size_t n, unsigned char *ok);
 
 /* Frees m's payload and zeroes it; NULL is a no-op (bus.c). */
 void toro_bus_msg_clear(toro_bus_msg_t *m);
@@ -89,9 +127,10 @@ void toro_bus_msg_clear(toro_bus_msg_t *m);
 int toro_bus_local_open(toro_outbox_t *outbox, int lease_ms, toro_bus_t **out, char **err);
 
 /* Why: `toro api` and `toro worker` share JetStream. url is
- * nats://HOST:PORT[?prefix=NAME&ack_wait_ms=N&dup_window_ms=N]; prefix
- * (default "toro") names the streams and subjects so several deployments
- * or tests share one server. An unreachable server is retried forever in the
+ * nats://HOST:PORT[?prefix=NAME&ack_wait_ms=N&dup_window_ms=N&fetch_batch=N];
+ * prefix (default "toro") names the streams and subjects so several
+ * deployments or tests share one server; fetch_batch (1..64, default 16)
+ * bounds the messages one fetch pulls from the server. An unreachable server is retried forever in the
  * background (ops return TORO_EIO meanwhile). On failure *out is untouched. */
 int toro_bus_nats_open(const char *url, toro_bus_t **out, char **err);
 bool toro_bus_nats_connected(toro_bus_t *bus);

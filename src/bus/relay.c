@@ -2,10 +2,24 @@
  * change together with its event in its outbox; this thread claims a batch
  * of ready events (a lease, so relays of other processes skip them),
  * publishes them to the bus in id order with the event's msg_id as the
- * deduplication id, and marks the published ones so they leave the outbox.
- * It sleeps in toro_outbox_wait between batches (PostgreSQL wakes it with
- * NOTIFY; other stores poll every POLL_MS). It knows no SQL and no broker:
- * only the outbox and bus interfaces.
+ * deduplication id, without waiting for each ack (one wait per batch where
+ * the bus has publish_batch: NATS), and marks the acknowledged ones
+ * published in one outbox call so they leave the outbox. An event whose
+ * publish failed is released and goes out with the next batch, after events
+ * of this batch that succeeded: order holds within a batch that succeeds,
+ * and a retried event can land behind later ones (the relays of several
+ * processes already publish side by side and a stage's workers run in
+ * parallel, so no stage relies on the order of events).
+ * Between batches it sleeps. On a bus that reports kicks (on_kick: NATS)
+ * it is woken by the kicks of its own process, which follow every commit of
+ * an event, and looks every POLL_MS for the events of processes whose relay
+ * is gone; it does not LISTEN, because PostgreSQL's NOTIFY wakes every
+ * relay of every process for every commit, and all but one of them then
+ * claim nothing (bench/bus_cost.sh, five processes: 22 outbox index scans
+ * and 32 transactions per question that way, 7 and 13 this way). On other
+ * buses it sleeps in toro_outbox_wait (PostgreSQL wakes it with NOTIFY;
+ * other stores poll every POLL_MS). It knows no SQL and no broker: only the
+ * outbox and bus interfaces.
  *
  * Why a thread in every writing process rather than a separate `toro relay`:
  * nothing extra to deploy or monitor, and the outbox drains whenever any
@@ -17,6 +31,8 @@
  *
  * While the store or the bus is down it retries every POLL_MS; nothing is
  * lost because events leave the outbox only after the publish ack. */
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -35,26 +51,35 @@ struct toro_relay {
     toro_outbox_t *outbox; /* borrowed */
     toro_bus_t *bus;       /* borrowed; accepts publish */
     pthread_t thread;
-    int wake[2];           /* self-pipe: stop() writes to end the wait */
+    int wake[2];           /* self-pipe (non-blocking): stop() and kicks write to end the wait */
+    int kicked;            /* the bus reports this process's commits (on_kick): no LISTEN */
     atomic_int stop;
     atomic_long published;
     int down_logged;       /* 1 after "store unreachable" was logged */
 };
 
-/* Publishes evs[0..n) in order until one fails; marks the published ones and
- * releases the rest at once. Returns events published and marked, or
- * TORO_EIO when none was. */
+/* Publishes evs[0..n) as one batch (sent in id order, one wait for all the
+ * acks where the bus allows it), marks every acknowledged event published in
+ * one outbox call and releases the others for the next round (their msg_id
+ * deduplicates the ones that reached the bus after all). Returns events
+ * published and marked, or TORO_EIO when none was. */
 static int publish_batch(toro_outbox_t *outbox, toro_bus_t *bus, toro_outbox_event_t *evs, size_t n)
 {
+    toro_bus_pub_t msgs[BATCH];
+    unsigned char ok[BATCH];
     int64_t ids[BATCH];
     size_t done = 0;
     assert(n <= BATCH);
-    while (done < n && toro_bus_publish(bus, evs[done].topic, evs[done].payload, evs[done].msg_id) == 0) {
-        ids[done] = evs[done].id;
-        done++;
+    for (size_t i = 0; i < n; i++)
+        msgs[i] = (toro_bus_pub_t){evs[i].topic, evs[i].payload, evs[i].msg_id};
+    if (toro_bus_publish_batch(bus, msgs, n, ok) < 0)
+        memset(ok, 0, n);
+    for (size_t i = 0; i < n; i++) {
+        if (ok[i])
+            ids[done++] = evs[i].id;
+        else
+            toro_outbox_release(outbox, evs[i].id, 0);
     }
-    for (size_t i = done; i < n; i++)
-        toro_outbox_release(outbox, evs[i].id, 0);
     if (done == 0)
         return TORO_EIO;
     /* a failed mark leaves them leased: re-published (deduplicated) later */
@@ -96,6 +121,16 @@ static int drain_batch(toro_relay_t *r)
     return rc;
 }
 
+/* Waits for a kick, stop() or the timeout, then empties the pipe. */
+static void wait_kick(toro_relay_t *r, int timeout_ms)
+{
+    struct pollfd p = {.fd = r->wake[0], .events = POLLIN};
+    char buf[64];
+    poll(&p, 1, timeout_ms);
+    while (read(r->wake[0], buf, sizeof buf) > 0)
+        ;
+}
+
 static void *relay_main(void *arg)
 {
     toro_relay_t *r = arg;
@@ -103,9 +138,37 @@ static void *relay_main(void *arg)
         int n = drain_batch(r);
         if (n == BATCH)
             continue;
-        toro_outbox_wait(r->outbox, r->wake[0], n < 0 ? POLL_MS / 2 : POLL_MS);
+        if (r->kicked)
+            wait_kick(r, n < 0 ? POLL_MS / 2 : POLL_MS);
+        else
+            toro_outbox_wait(r->outbox, r->wake[0], n < 0 ? POLL_MS / 2 : POLL_MS);
     }
     return NULL;
+}
+
+/* The bus's on_kick callback: an event was committed by this process. A
+ * full pipe already holds a wake-up. */
+static void relay_kick(void *ctx)
+{
+    toro_relay_t *r = ctx;
+    ssize_t w = write(r->wake[1], "k", 1);
+    (void)w;
+}
+
+static int open_pipe(int fds[2])
+{
+    if (pipe(fds) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        int fl = fcntl(fds[i], F_GETFL);
+        if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) != 0) {
+            close(fds[0]);
+            close(fds[1]);
+            fds[0] = fds[1] = -1;
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int toro_relay_start(toro_outbox_t *outbox, toro_bus_t *bus, toro_relay_t **out, char **err)
@@ -122,7 +185,8 @@ int toro_relay_start(toro_outbox_t *outbox, toro_bus_t *bus, toro_relay_t **out,
     r->wake[0] = r->wake[1] = -1;
     r->outbox = outbox;
     r->bus = bus;
-    if (pipe(r->wake) != 0 || pthread_create(&r->thread, NULL, relay_main, r) != 0) {
+    r->kicked = bus->ops->on_kick != NULL;
+    if (open_pipe(r->wake) != 0 || pthread_create(&r->thread, NULL, relay_main, r) != 0) {
         if (err)
             *err = strdup("cannot start the outbox relay");
         if (r->wake[0] >= 0) {
@@ -132,6 +196,8 @@ int toro_relay_start(toro_outbox_t *outbox, toro_bus_t *bus, toro_relay_t **out,
         free(r);
         return TORO_EIO;
     }
+    if (r->kicked)
+        toro_bus_on_kick(bus, relay_kick, r);
     *out = r;
     return 0;
 }
@@ -140,6 +206,8 @@ void toro_relay_stop(toro_relay_t *r)
 {
     if (!r)
         return;
+    if (r->kicked) /* no kick runs past this */
+        toro_bus_on_kick(r->bus, NULL, NULL);
     atomic_store(&r->stop, 1);
     ssize_t w = write(r->wake[1], "x", 1);
     (void)w;

@@ -34,6 +34,8 @@ static void serve_usage(FILE *f)
                "  --min-relevance X     relevance threshold 0..1 for found_relevant_docs (default 0.5)\n"
                "  --process-workers N   process stage threads (default 2)\n"
                "  --notify-workers N    notify stage threads (default 1)\n"
+               "  --worker-nice N       nice increment of the process stage threads, 0-19 (default 10):\n"
+               "                        under overload the HTTP loop gets the CPU first\n"
                "  --max-attempts N      answerer attempts before a question is marked error (default 3)\n"
                "  --retry-base-ms N     first retry delay, doubled per attempt (default 200)\n"
                "  --max-deliveries N    deliveries before an event is dead-lettered (default 10)\n"

@@ -56,6 +56,7 @@ int toro_wiring_init(toro_wiring_t *w, toro_role_t role, const char *cmd)
     w->sync = "normal";
     w->n_process = 2;
     w->n_notify = 1;
+    w->worker_nice = 10;
     w->concurrency = 2;
     w->max_attempts = 3;
     w->retry_base_ms = 200;
@@ -96,6 +97,7 @@ static void build_table(toro_wiring_t *w, toro_opt_t *out)
         {R_ALL, {"--kb", NULL, TORO_OPT_STR, &w->kb_path, "FILE", 0, 0, NULL}},
         {R_SERVE, {"--process-workers", NULL, TORO_OPT_LONG, &w->n_process, "N", 1, TORO_WIRING_MAX_WORKERS, NULL}},
         {R_SERVE, {"--notify-workers", NULL, TORO_OPT_LONG, &w->n_notify, "N", 1, TORO_WIRING_MAX_WORKERS, NULL}},
+        {R_SERVE, {"--worker-nice", NULL, TORO_OPT_LONG, &w->worker_nice, "N", 0, 19, NULL}},
         {R_WORKER, {"--concurrency", NULL, TORO_OPT_LONG, &w->concurrency, "N", 1, TORO_WIRING_MAX_WORKERS, NULL}},
         {R_SERVE | R_WORKER, {"--max-attempts", NULL, TORO_OPT_LONG, &w->max_attempts, "N", 1, 100, NULL}},
         {R_SERVE | R_WORKER, {"--retry-base-ms", NULL, TORO_OPT_LONG, &w->retry_base_ms, "MS", 1, 600000, NULL}},
@@ -623,7 +625,10 @@ int toro_node_open(toro_node_t *n, toro_wiring_t *w)
 int toro_node_start_workers(toro_node_t *n)
 {
     const toro_wiring_t *w = n->w;
-    n->workers[0] = (toro_worker_t){.ctx = &n->ctx, .topic = TORO_TOPIC_PROCESS, .stop = &n->stop};
+    /* serve: the answering threads yield the CPU to the gateway's loop (the
+     * backlog they leave is durable and drains when the load falls) */
+    int nice = w->role == TORO_ROLE_SERVE ? (int)w->worker_nice : 0;
+    n->workers[0] = (toro_worker_t){.ctx = &n->ctx, .topic = TORO_TOPIC_PROCESS, .stop = &n->stop, .nice = nice};
     n->workers[1] = (toro_worker_t){.ctx = &n->ctx, .topic = TORO_TOPIC_NOTIFY, .stop = &n->stop};
     long want[2] = {w->n_process, w->n_notify};
     for (int k = 0; k < 2; k++)

@@ -70,6 +70,7 @@ typedef struct toro_wiring {
     const char *log_level_opt; /* --log-level as given */
     long n_process, n_notify;  /* threads per stage (worker: --concurrency) */
     long concurrency;          /* worker --concurrency */
+    long worker_nice;          /* serve --worker-nice: process workers' nice increment */
     long max_attempts, retry_base_ms, max_deliveries;
     long health_port;          /* worker --health-port; -1 = off */
     long kb_watch_s;           /* serve, worker process --kb-watch: seconds between checks of --kb; 0 = off */

@@ -33,7 +33,8 @@ static atomic_long feedback_up, feedback_down;
 static atomic_long ws_current;
 static atomic_long counters[TORO_CTR_COUNT];
 static const char *counter_names[TORO_CTR_COUNT] = {"toro_process_retries_total", "toro_dead_letters_total",
-                                                    "toro_ws_messages_sent_total", "toro_ws_messages_dropped_total"};
+                                                    "toro_ws_messages_sent_total", "toro_ws_messages_dropped_total",
+                                                    "toro_store_statements_total"};
 
 void toro_metrics_answer(bool found_relevant_docs)
 {

@@ -37,6 +37,7 @@ typedef enum {
     TORO_CTR_DEAD_LETTERS,
     TORO_CTR_WS_MESSAGES_SENT,
     TORO_CTR_WS_DROPPED,
+    TORO_CTR_STORE_STATEMENTS, /* statements sent to PostgreSQL, each one round trip (store/postgres.c) */
     TORO_CTR_COUNT
 } toro_counter_t;
 void toro_metrics_inc(toro_counter_t c);

@@ -389,6 +389,12 @@ int toro_history_cursor_decode(const char *cursor, int64_t *created_at, char que
 
 char *toro_event_encode(const char *user_id, const char *question_id, toro_status_t status)
 {
+    const char *kv[] = {"user_id", user_id, "question_id", question_id, "status", toro_status_name(status)};
+    if (user_id && question_id) { /* ids are plain ASCII in practice: no tree to build */
+        char *plain = toro_json_plain("", kv, 3, "");
+        if (plain)
+            return plain;
+    }
     json_t *o = json_pack("{s:s, s:s, s:s}", "user_id", user_id, "question_id", question_id, "status",
                           toro_status_name(status));
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;

@@ -56,8 +56,10 @@ static int check_aud(json_t *aud, const char *want)
     return 0;
 }
 
-int toro_auth_verify(const toro_auth_t *a, const char *token, int64_t now_s, char *sub, size_t sub_cap,
-                     const char **why)
+/* toro_auth_verify, also giving the token's time window on success: valid
+ * while *nbf_at <= now < *exp_at (INT64_MIN when it has no nbf). */
+static int verify(const toro_auth_t *a, const char *token, int64_t now_s, char *sub, size_t sub_cap, const char **why,
+                  int64_t *nbf_at, int64_t *exp_at)
 {
     json_t *hdr = NULL, *claims = NULL;
     unsigned char *sig = NULL;
@@ -93,11 +95,13 @@ int toro_auth_verify(const toro_auth_t *a, const char *token, int64_t now_s, cha
         *why = "token has no exp";
         goto out;
     }
-    if ((int64_t)json_number_value(exp) <= now_s) { /* no leeway: a token is never used past its exp */
+    *exp_at = (int64_t)json_number_value(exp);
+    *nbf_at = nbf && json_is_number(nbf) ? (int64_t)json_number_value(nbf) - a->leeway_s : INT64_MIN;
+    if (*exp_at <= now_s) { /* no leeway: a token is never used past its exp */
         *why = "token expired";
         goto out;
     }
-    if (nbf && (!json_is_number(nbf) || (int64_t)json_number_value(nbf) - a->leeway_s > now_s)) {
+    if (nbf && (!json_is_number(nbf) || *nbf_at > now_s)) {
         *why = "token not valid yet";
         goto out;
     }
@@ -129,6 +133,78 @@ out:
     json_decref(hdr);
     json_decref(claims);
     free(sig);
+    return rc;
+}
+
+int toro_auth_verify(const toro_auth_t *a, const char *token, int64_t now_s, char *sub, size_t sub_cap,
+                     const char **why)
+{
+    int64_t nbf_at, exp_at;
+    return verify(a, token, now_s, sub, sub_cap, why, &nbf_at, &exp_at);
+}
+
+/* The cache of accepted tokens: direct-mapped by a hash of the token; a
+ * slot is used only when its whole token equals the one presented
+ * (compared in constant time) and now is inside the window verify saw. */
+#define CACHE_SLOTS 1024
+#define CACHE_MAX_TOKEN 2048 /* longer tokens are verified every time */
+
+typedef struct cache_slot {
+    char *token;     /* the accepted token (owned), NULL = empty */
+    size_t len;
+    uint64_t hash;
+    int64_t nbf_at;  /* valid while nbf_at <= now < exp_at */
+    int64_t exp_at;
+    char sub[160];   /* its subject, a valid user id */
+} cache_slot_t;
+
+struct toro_auth_cache {
+    cache_slot_t slots[CACHE_SLOTS];
+};
+
+toro_auth_cache_t *toro_auth_cache_new(void) { return calloc(1, sizeof(toro_auth_cache_t)); }
+
+void toro_auth_cache_free(toro_auth_cache_t *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        free(c->slots[i].token);
+    free(c);
+}
+
+static uint64_t token_hash(const char *t, size_t len)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)t[i]) * 1099511628211ull;
+    return h;
+}
+
+int toro_auth_verify_cached(const toro_auth_t *a, toro_auth_cache_t *c, const char *token, int64_t now_s, char *sub,
+                            size_t sub_cap, const char **why)
+{
+    size_t len = token ? strnlen(token, CACHE_MAX_TOKEN + 1) : 0;
+    if (!c || len == 0 || len > CACHE_MAX_TOKEN)
+        return toro_auth_verify(a, token, now_s, sub, sub_cap, why);
+    uint64_t h = token_hash(token, len);
+    cache_slot_t *sl = &c->slots[h % CACHE_SLOTS];
+    if (sl->token && sl->hash == h && sl->len == len && CRYPTO_memcmp(sl->token, token, len) == 0 &&
+        sl->nbf_at <= now_s && now_s < sl->exp_at && strlen(sl->sub) < sub_cap) {
+        snprintf(sub, sub_cap, "%s", sl->sub);
+        return 0;
+    }
+    int64_t nbf_at, exp_at;
+    int rc = verify(a, token, now_s, sub, sub_cap, why, &nbf_at, &exp_at);
+    if (rc == 0 && strlen(sub) < sizeof sl->sub) {
+        char *copy = malloc(len + 1);
+        if (copy) {
+            memcpy(copy, token, len + 1);
+            free(sl->token);
+            *sl = (cache_slot_t){.token = copy, .len = len, .hash = h, .nbf_at = nbf_at, .exp_at = exp_at};
+            snprintf(sl->sub, sizeof sl->sub, "%s", sub);
+        }
+    }
     return rc;
 }
 

@@ -20,6 +20,13 @@ void gw_commit_answer(gw_response_t *r, const toro_ingest_item_t *item, int rc)
         gw_add_header(r, "Retry-After: 1");
         return;
     }
+    const char *kv[] = {"user_id", item->q.user_id, "question_id", item->q.question_id, "status", "pending",
+                        "conversation_id", item->q.conversation_id};
+    char *body = toro_json_plain("{\"success\":true,\"data\":", kv, 4, "}"); /* what gw_http_ok writes */
+    if (body) {
+        gw_http_json_text(r, 202, body);
+        return;
+    }
     json_t *data = json_pack("{s:s, s:s, s:s}", "user_id", item->q.user_id, "question_id", item->q.question_id,
                              "status", "pending");
     if (data && item->q.conversation_id)
@@ -66,25 +73,16 @@ int gw_commit_defer(gw_commit_t *gc, gw_client_t *cl, gw_response_t *resp, toro_
     gw_deferred_t *d = &gc->batch[gc->n++];
     *d = (gw_deferred_t){.cl = cl, .resp = *resp, .item = *item, .t0 = t0};
     snprintf(d->request_id, sizeof d->request_id, "%s", request_id);
-    cl->conn.waiting = true;
-    gw_conn_rearm(gc->conns, &cl->conn); /* no reading until its 202 is sent */
+    cl->conn.waiting = true; /* no reading until its 202 is sent (paused lazily: conn_read.c read_room) */
     return 0;
 }
 
-/* Commits the first n of the batch in one transaction and answers them. */
-static void commit_round(gw_commit_t *gc, size_t n)
+/* Answers the n deferred of arr with their results (NULL: out of memory). */
+static void answer_all(gw_commit_t *gc, gw_deferred_t *arr, size_t n, const int *results)
 {
-    toro_ingest_item_t *items = malloc(n * sizeof *items);
-    int *results = malloc(n * sizeof *results);
-    if (items && results) {
-        for (size_t i = 0; i < n; i++)
-            items[i] = gc->batch[i].item; /* shallow: the batch keeps ownership */
-        toro_stage_ingest_commit(gc->ctx, items, n, results);
-        note_health(results, n);
-    }
     for (size_t i = 0; i < n; i++) {
-        gw_deferred_t *d = &gc->batch[i];
-        int result = items && results ? results[i] : TORO_ENOMEM;
+        gw_deferred_t *d = &arr[i];
+        int result = results ? results[i] : TORO_ENOMEM;
         if (!d->cl) { /* the socket closed meanwhile: committed, nobody to answer */
             gw_commit_answer(&d->resp, &d->item, result);
             toro_ingest_item_clear(&d->item);
@@ -97,26 +95,174 @@ static void commit_round(gw_commit_t *gc, size_t n)
             d->cl = NULL; /* not resumed below */
         }
     }
+}
+
+/* The sockets answered go on with what they have queued (which may add to
+ * the collecting batch, or close sockets: forget clears their entries). */
+static void resume_all(gw_commit_t *gc, gw_deferred_t *arr, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        gw_client_t *cl = arr[i].cl;
+        if (!cl)
+            continue;
+        arr[i].cl = NULL;
+        gw_conn_resume(gc->conns, &cl->conn);
+    }
+}
+
+/* Commits the first n of the batch in one transaction on this thread and answers them. */
+static void commit_round(gw_commit_t *gc, size_t n)
+{
+    toro_ingest_item_t *items = malloc(n * sizeof *items);
+    int *results = malloc(n * sizeof *results);
+    if (items && results) {
+        for (size_t i = 0; i < n; i++)
+            items[i] = gc->batch[i].item; /* shallow: the batch keeps ownership */
+        toro_stage_ingest_commit(gc->ctx, items, n, results);
+        note_health(results, n);
+    }
+    answer_all(gc, gc->batch, n, items && results ? results : NULL);
     free(items);
     free(results);
 }
 
+/* The flight landed (the committer is idle again): answers it. */
+static void land(gw_commit_t *gc)
+{
+    atomic_store(&gc->landed, false);
+    answer_all(gc, gc->flight, gc->n_flight, gc->results);
+    resume_all(gc, gc->flight, gc->n_flight);
+    gc->n_flight = 0;
+}
+
+/* Waits for the flight in the air, if any, and answers it. */
+static void land_wait(gw_commit_t *gc)
+{
+    if (!gc->n_flight)
+        return;
+    pthread_mutex_lock(&gc->mu);
+    while (!atomic_load(&gc->landed))
+        pthread_cond_wait(&gc->cv, &gc->mu);
+    pthread_mutex_unlock(&gc->mu);
+    land(gc);
+}
+
 void gw_commit_flush(gw_commit_t *gc)
 {
+    land_wait(gc);
     while (gc->n > 0) {
         size_t n = gc->n;
         commit_round(gc, n);
-        /* the sockets answered go on with what they have queued (which may add to the batch) */
-        for (size_t i = 0; i < n; i++) {
-            gw_client_t *cl = gc->batch[i].cl;
-            if (!cl)
-                continue;
-            gc->batch[i].cl = NULL;
-            gw_conn_resume(gc->conns, &cl->conn);
-        }
+        resume_all(gc, gc->batch, n);
         memmove(gc->batch, gc->batch + n, (gc->n - n) * sizeof *gc->batch);
         gc->n -= n;
     }
+}
+
+/* Hands the collected batch to the committer when nothing is in flight. */
+static void launch(gw_commit_t *gc)
+{
+    if (gc->n_flight || gc->n == 0)
+        return;
+    memcpy(gc->flight, gc->batch, gc->n * sizeof *gc->batch);
+    gc->n_flight = gc->n;
+    gc->n = 0;
+    for (size_t i = 0; i < gc->n_flight; i++)
+        gc->items[i] = gc->flight[i].item; /* shallow: the flight keeps ownership */
+    pthread_mutex_lock(&gc->mu);
+    gc->has_work = true;
+    pthread_cond_broadcast(&gc->cv);
+    pthread_mutex_unlock(&gc->mu);
+}
+
+/* Frees what gw_commit_start made (the thread has ended or never started). */
+static void release(gw_commit_t *gc)
+{
+    pthread_mutex_destroy(&gc->mu);
+    pthread_cond_destroy(&gc->cv);
+    free(gc->flight);
+    free(gc->items);
+    free(gc->results);
+    gc->flight = NULL;
+    gc->items = NULL;
+    gc->results = NULL;
+}
+
+static void *committer_main(void *arg)
+{
+    gw_commit_t *gc = arg;
+    toro_store_set_urgent(gc->ctx->store, true); /* its writes go before the workers' */
+    pthread_mutex_lock(&gc->mu);
+    for (;;) {
+        while (!gc->has_work && !gc->stopping)
+            pthread_cond_wait(&gc->cv, &gc->mu);
+        if (!gc->has_work)
+            break; /* stopping, nothing left */
+        size_t n = gc->n_flight;
+        pthread_mutex_unlock(&gc->mu);
+        toro_stage_ingest_commit(gc->ctx, gc->items, n, gc->results);
+        note_health(gc->results, n);
+        pthread_mutex_lock(&gc->mu);
+        gc->has_work = false;
+        atomic_store(&gc->landed, true);
+        pthread_cond_broadcast(&gc->cv);
+        gc->wake(gc->wake_arg);
+    }
+    pthread_mutex_unlock(&gc->mu);
+    return NULL;
+}
+
+int gw_commit_start(gw_commit_t *gc, void (*wake)(void *), void *arg)
+{
+    gc->flight = malloc(GW_BATCH_MAX * sizeof *gc->flight);
+    gc->items = malloc(GW_BATCH_MAX * sizeof *gc->items);
+    gc->results = malloc(GW_BATCH_MAX * sizeof *gc->results);
+    gc->wake = wake;
+    gc->wake_arg = arg;
+    gc->stopping = gc->has_work = false;
+    gc->n_flight = 0;
+    atomic_store(&gc->landed, false);
+    pthread_mutex_init(&gc->mu, NULL);
+    pthread_cond_init(&gc->cv, NULL);
+    if (gc->flight && gc->items && gc->results && pthread_create(&gc->thread, NULL, committer_main, gc) == 0) {
+        gc->started = true;
+        return 0;
+    }
+    toro_log_warn("gateway", NULL, "no committer thread: the loop commits questions itself");
+    release(gc);
+    return -1;
+}
+
+void gw_commit_round(gw_commit_t *gc)
+{
+    if (!gc->started) {
+        gw_commit_flush(gc);
+        return;
+    }
+    gw_commit_landed(gc);
+    launch(gc);
+}
+
+void gw_commit_landed(gw_commit_t *gc)
+{
+    if (gc->started && gc->n_flight && atomic_load(&gc->landed)) {
+        land(gc);
+        launch(gc);
+    }
+}
+
+void gw_commit_stop(gw_commit_t *gc)
+{
+    gw_commit_flush(gc);
+    if (!gc->started)
+        return;
+    pthread_mutex_lock(&gc->mu);
+    gc->stopping = true;
+    pthread_cond_broadcast(&gc->cv);
+    pthread_mutex_unlock(&gc->mu);
+    pthread_join(gc->thread, NULL);
+    gc->started = false;
+    release(gc);
 }
 
 void gw_commit_forget(gw_commit_t *gc, gw_client_t *cl)
@@ -126,4 +272,7 @@ void gw_commit_forget(gw_commit_t *gc, gw_client_t *cl)
     for (size_t i = 0; i < gc->n; i++)
         if (gc->batch[i].cl == cl)
             gc->batch[i].cl = NULL;
+    for (size_t i = 0; i < gc->n_flight; i++) /* the committer never touches cl */
+        if (gc->flight[i].cl == cl)
+            gc->flight[i].cl = NULL;
 }

@@ -2,10 +2,20 @@
  * during one round of the event loop are committed in one transaction at
  * its end (toro_stage_ingest_commit), then each waiting socket gets its 202
  * (or 503) and goes on with the requests it has queued. While its question
- * waits, a socket's input is held (conn->waiting). Loop thread only. */
+ * waits, a socket's input is held (conn->waiting).
+ * The transaction runs on a committer thread of its own (gw_commit_start),
+ * so the loop reads, parses and answers the next requests while SQLite
+ * writes the WAL: one batch is in flight while the next one collects; the
+ * loop answers a batch when the committer wakes it (gw_commit_landed).
+ * Without the thread (not started, or it could not start) the loop commits
+ * at the end of each round itself. Every function but the committer's own
+ * loop runs on the loop thread. */
 #ifndef TORO_GATEWAY_COMMIT_H
 #define TORO_GATEWAY_COMMIT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,18 +38,44 @@ typedef struct gw_deferred {
 typedef struct gw_commit {
     gw_conns_t *conns;        /* set by the owner */
     toro_stage_ctx_t *ctx;    /* set by the owner (borrowed) */
-    gw_deferred_t batch[GW_BATCH_MAX];
+    gw_deferred_t batch[GW_BATCH_MAX]; /* collecting this round */
     size_t n;
+    /* the committer thread (gw_commit_start); unused while !started */
+    void (*wake)(void *);     /* wakes the loop (gw_loop_wake), set by gw_commit_start */
+    void *wake_arg;
+    bool started;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;        /* work for the committer, or a landed flight for gw_commit_flush */
+    bool stopping;            /* guarded by mu */
+    bool has_work;            /* guarded by mu: flight waits for the committer */
+    atomic_bool landed;       /* the committer finished flight; the loop answers it */
+    gw_deferred_t *flight;    /* the batch in flight (GW_BATCH_MAX entries), n_flight used */
+    size_t n_flight;          /* 0 = nothing in flight (loop thread) */
+    toro_ingest_item_t *items; /* flight's items (shallow copies) for the committer */
+    int *results;             /* their results, written by the committer */
 } gw_commit_t;
+
+/* Why: starts the committer thread (wake(arg) wakes the loop; the loop then
+ * calls gw_commit_landed). 0, or -1 (the loop keeps committing itself). */
+int gw_commit_start(gw_commit_t *gc, void (*wake)(void *), void *arg);
+/* Why: the loop's end of round: hands the collected batch to the committer
+ * when none is in flight (without the thread: gw_commit_flush). */
+void gw_commit_round(gw_commit_t *gc);
+/* Why: the loop was woken: answers the flight if it landed, sends the next. */
+void gw_commit_landed(gw_commit_t *gc);
+/* Why: shutdown: commits and answers everything, then ends the thread. */
+void gw_commit_stop(gw_commit_t *gc);
 
 /* Why: answered after the commit: queues item (ownership taken) with resp
  * for cl and holds cl's input; with a full batch commits it alone now and
  * answers. 0, or -1 when cl must close now. */
 int gw_commit_defer(gw_commit_t *gc, gw_client_t *cl, gw_response_t *resp, toro_ingest_item_t *item,
                     const char *request_id, int64_t t0);
-/* Why: the end of a round (and the fuzz harness's pump): commits the batch,
- * answers each socket, resumes the input it held; repeats while that input
- * queued more. */
+/* Why: the fuzz harness's pump, shutdown, and the end of a round without the
+ * committer thread: waits for a flight in the air and answers it, commits the
+ * batch on this thread, answers each socket, resumes the input it held;
+ * repeats while that input queued more. */
 void gw_commit_flush(gw_commit_t *gc);
 /* cl is closing: its question is still committed; there is just nobody to answer. */
 void gw_commit_forget(gw_commit_t *gc, gw_client_t *cl);

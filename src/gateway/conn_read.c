@@ -124,10 +124,16 @@ static int tls_read_stop(gw_conns_t *cs, gw_conn_t *c, int n)
 
 /* Whether c may read now and has room for it: false after pausing it (the
  * loop reports the socket again once it may read) or closing it (a peer that
- * sends more than any valid request could hold). */
-static bool read_room(gw_conns_t *cs, gw_conn_t *c)
+ * sends more than any valid request could hold). fresh: the loop reported
+ * the socket readable (not a second pass after a read of ours). A socket
+ * whose request waits for the group commit is paused lazily: a client that
+ * sends nothing more until its 202 (the usual one) costs no epoll_ctl to
+ * pause and resume; one that does is paused when the loop reports it. */
+static bool read_room(gw_conns_t *cs, gw_conn_t *c, bool fresh)
 {
     if (!gw_conn_wants_input(cs, c)) {
+        if (!fresh && c->waiting && !c->peer_eof && !gw_conn_over_budget(cs, c))
+            return false;
         gw_conn_rearm(cs, c);
         return false;
     }
@@ -151,8 +157,8 @@ static void on_readable_tls(gw_conns_t *cs, gw_conn_t *c)
             return;
         }
     }
-    for (;;) {
-        if (!read_room(cs, c))
+    for (bool fresh = true;; fresh = false) {
+        if (!read_room(cs, c, fresh))
             return; /* records left inside OpenSSL are read by gw_conn_resume */
         bool handshaking = gw_conn_handshaking(c);
         int n = gw_tls_read(c->ssl, c->rbuf + c->rlen, c->rcap - c->rlen);
@@ -176,8 +182,8 @@ void gw_conn_on_readable(gw_conns_t *cs, gw_conn_t *c)
         on_readable_tls(cs, c);
         return;
     }
-    for (;;) {
-        if (!read_room(cs, c))
+    for (bool fresh = true;; fresh = false) {
+        if (!read_room(cs, c, fresh))
             return;
         ssize_t n = recv(c->watch.fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
         if (n > 0) {

@@ -97,6 +97,9 @@ void gw_add_header(gw_response_t *r, const char *fmt, ...) __attribute__((format
  * reference is consumed) as the body; a body that cannot be serialized is empty. */
 struct json_t;
 void gw_http_json(gw_response_t *r, int status, struct json_t *o);
+/* Why: a body already serialized (the 202 of POST /questions, built without
+ * a JSON tree): as gw_http_json, taking ownership of json (NULL: empty body). */
+void gw_http_json_text(gw_response_t *r, int status, char *json);
 /* {success:true, data} (data's reference is consumed). */
 void gw_http_ok(gw_response_t *r, int status, struct json_t *data);
 /* {success:false, error, code}: code is the status's generic one (openapi.yaml ErrorCode). */

@@ -116,16 +116,21 @@ void gw_add_header(gw_response_t *r, const char *fmt, ...)
     memcpy(r->extra + n + w, "\r\n", 3);
 }
 
-void gw_http_json(gw_response_t *r, int status, json_t *o)
+void gw_http_json_text(gw_response_t *r, int status, char *json)
 {
     free(r->body);
     r->status = status;
     r->content_type = "application/json";
-    r->body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    r->body = json;
     r->body_len = r->body ? strlen(r->body) : 0;
-    json_decref(o);
     if (!strstr(r->extra, "Cache-Control:"))
         gw_add_header(r, "Cache-Control: no-store");
+}
+
+void gw_http_json(gw_response_t *r, int status, json_t *o)
+{
+    gw_http_json_text(r, status, json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER));
+    json_decref(o);
 }
 
 const char *gw_code_by_prefix(const gw_code_prefix_t *table, size_t n, const char *message, const char *fallback)

@@ -30,7 +30,7 @@ static bool authenticate(gw_routes_t *rt, gw_request_t *req, gw_response_t *r, c
         const char *h = gw_header(req, "Authorization");
         const char *why = "missing bearer token";
         if (!h || strncasecmp(h, "Bearer ", 7) != 0 ||
-            toro_auth_verify(&rt->cfg->auth, h + 7, toro_now_ms() / 1000, sub, 160, &why) != 0) {
+            toro_auth_verify_cached(&rt->cfg->auth, rt->auth_cache, h + 7, toro_now_ms() / 1000, sub, 160, &why) != 0) {
             gw_json_error(r, 401, why);
             gw_add_header(r, "WWW-Authenticate: Bearer realm=\"toro\"%s", h ? ", error=\"invalid_token\"" : "");
             return false;

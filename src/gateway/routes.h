@@ -28,6 +28,7 @@ typedef struct gw_routes {
     bool tls;                 /* for /healthz */
     gw_ws_t *ws;              /* the upgrade of /ws */
     gw_commit_t *commit;      /* POST /questions waits here */
+    toro_auth_cache_t *auth_cache; /* bearer tokens accepted before (loop thread only) */
 } gw_routes_t;
 
 /* Why: the serve callback of the HTTP layer (gw_http_t.serve; routes is a

@@ -31,6 +31,7 @@ struct toro_gateway {
     gw_http_t http;
     gw_ws_t ws;
     gw_routes_t routes;
+    toro_auth_cache_t *auth_cache; /* tokens accepted before (the loop's only) */
     gw_commit_t commit;
     gw_registry_t registry;        /* the only state other threads touch */
     gw_tls_ctx_t *tls;             /* TLS context (owned), NULL when the port speaks plain HTTP */
@@ -92,8 +93,16 @@ static void tick(void *owner, gw_conn_t *c, int64_t now)
 static const gw_conn_ops_t conn_ops = {
     .on_open = on_open, .on_input = on_input, .on_close = on_close, .on_stalled = on_stalled, .tick = tick};
 
-static void after_round(void *data) { gw_commit_flush(&((toro_gateway_t *)data)->commit); }
-static void on_wake(void *data) { gw_ws_deliver(&((toro_gateway_t *)data)->ws); }
+static void after_round(void *data) { gw_commit_round(&((toro_gateway_t *)data)->commit); }
+
+static void on_wake(void *data)
+{
+    toro_gateway_t *gw = data;
+    gw_ws_deliver(&gw->ws);
+    gw_commit_landed(&gw->commit);
+}
+
+static void wake_loop(void *loop) { gw_loop_wake(loop); }
 static void on_sweep(void *data) { gw_conns_sweep(&((toro_gateway_t *)data)->conns); }
 
 /* Points each layer at what it needs of the gateway (after cfg, ctx, node, limits and loop are set). */
@@ -108,7 +117,7 @@ static void wire(toro_gateway_t *gw)
     gw->commit.ctx = gw->ctx;
     gw->routes = (gw_routes_t){.conns = &gw->conns, .cfg = &gw->cfg, .ctx = gw->ctx, .rate = gw->rate,
                                .read_rate = gw->read_rate, .node = gw->node, .tls = gw->tls != NULL, .ws = &gw->ws,
-                               .commit = &gw->commit};
+                               .commit = &gw->commit, .auth_cache = gw->auth_cache};
     gw_loop_after_round(gw->loop, after_round, gw);
     gw_loop_on_wake(gw->loop, on_wake, gw);
 }
@@ -120,7 +129,8 @@ static int open_parts(toro_gateway_t *gw, char *msg, size_t cap)
     gw->rate = toro_limits_new(cfg->user_rate_per_min / 60.0, cfg->user_burst, 100000);
     gw->read_rate = toro_limits_new(cfg->read_rate_per_min / 60.0, cfg->read_burst, 100000);
     gw->ws_per_user = toro_limits_new(0, 1, (size_t)cfg->max_connections + 16);
-    if (!gw->rate || !gw->read_rate || !gw->ws_per_user) {
+    gw->auth_cache = toro_auth_cache_new();
+    if (!gw->rate || !gw->read_rate || !gw->ws_per_user || !gw->auth_cache) {
         snprintf(msg, cap, "out of memory");
         return -1;
     }
@@ -182,6 +192,8 @@ int toro_gateway_run(toro_gateway_t *gw)
     /* once a second: slow requests, idle sockets, silent WebSockets, pings */
     if (gw_loop_timer(gw->loop, toro_mono_ms() + 1000, 1000, on_sweep, gw) < 0)
         return TORO_EIO;
+    if (!gw->commit.started)
+        gw_commit_start(&gw->commit, wake_loop, gw->loop); /* else the loop commits itself */
     return gw_loop_run(gw->loop);
 }
 
@@ -189,6 +201,7 @@ void toro_gateway_free(toro_gateway_t *gw)
 {
     if (!gw)
         return;
+    gw_commit_stop(&gw->commit); /* every question validated is committed and answered first */
     if (gw->loop)
         gw_conns_close_all(&gw->conns);
     gw_listener_close(&gw->listener);
@@ -198,6 +211,7 @@ void toro_gateway_free(toro_gateway_t *gw)
     toro_limits_free(gw->rate);
     toro_limits_free(gw->read_rate);
     toro_limits_free(gw->ws_per_user);
+    toro_auth_cache_free(gw->auth_cache);
     free(gw);
 }
 

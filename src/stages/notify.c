@@ -56,14 +56,12 @@ int toro_stage_notify(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg)
         rc = toro_bus_dead(ctx->bus, TORO_TOPIC_NOTIFY, msg, "malformed event");
         goto out;
     }
-    rc = toro_store_get_question(ctx->store, qid, &q);
+    rc = toro_store_get_question_and_connections(ctx->store, qid, uid, &q, &conns, &n);
     if (rc == TORO_ENOTFOUND) {
         toro_metrics_inc(TORO_CTR_DEAD_LETTERS);
         rc = toro_bus_dead(ctx->bus, TORO_TOPIC_NOTIFY, msg, "unknown question");
         goto out;
     }
-    if (rc == 0)
-        rc = toro_store_list_connections(ctx->store, uid, &conns, &n);
     if (rc) {
         toro_bus_nack(ctx->bus, TORO_TOPIC_NOTIFY, msg, toro_stage_backoff_ms(ctx, msg->deliveries));
         goto out;

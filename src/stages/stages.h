@@ -76,6 +76,7 @@ typedef struct toro_worker {
     toro_stage_ctx_t *ctx;
     const char *topic;     /* TORO_TOPIC_PROCESS or TORO_TOPIC_NOTIFY */
     atomic_int *stop;      /* set to 1 to end the loop after the current message */
+    int nice;              /* added to the thread's nice value at start (0 = unchanged) */
 } toro_worker_t;
 
 void *toro_worker_main(void *arg);

@@ -3,7 +3,11 @@
  * told to stop. A message in flight when stop is set is finished first.
  * While the store or bus fails (disk full, I/O error, lock timeouts) the
  * worker backs off exponentially instead of spinning, and the process is
- * marked degraded (core/health.h) until a write succeeds again. */
+ * marked degraded (core/health.h) until a write succeeds again.
+ * A worker given a nice increment lowers its own thread's CPU priority
+ * first (Linux: nice is per thread), so that in `toro serve` the gateway's
+ * loop accepting questions is not starved by the threads answering them. */
+#define _GNU_SOURCE /* gettid */
 #include "core/error.h"
 #include "core/health.h"
 #include "core/log.h"
@@ -11,7 +15,10 @@
 #include "core/util.h"
 #include "stages/stages.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 /* Sleeps ms in slices so a stop request is honoured within 100 ms. */
 static void nap(atomic_int *stop, int ms)
@@ -22,9 +29,23 @@ static void nap(atomic_int *stop, int ms)
 
 static bool store_failure(int rc) { return rc == TORO_EIO || rc == TORO_EUNAVAIL || rc == TORO_ENOMEM; }
 
+/* Adds inc to the calling thread's nice value (an unprivileged process
+ * may always lower its priority). A failure only costs throughput: logged. */
+static void lower_priority(int inc)
+{
+    if (inc <= 0)
+        return;
+    pid_t tid = gettid();
+    errno = 0;
+    int now = getpriority(PRIO_PROCESS, (id_t)tid);
+    if ((now == -1 && errno) || setpriority(PRIO_PROCESS, (id_t)tid, now + inc) != 0)
+        toro_log_warn("worker", NULL, "cannot lower the worker's priority: %s", strerror(errno));
+}
+
 void *toro_worker_main(void *arg)
 {
     toro_worker_t *w = arg;
+    lower_priority(w->nice);
     int is_process = strcmp(w->topic, TORO_TOPIC_PROCESS) == 0;
     const char *who = is_process ? "process worker" : "notify worker";
     int failures = 0; /* consecutive store/bus failures: the back-off grows with them */

@@ -201,7 +201,24 @@ static int writer_held;           /* guarded by writer_mu */
 static int urgent_waiting;        /* guarded by writer_mu */
 static _Thread_local bool thread_urgent;
 
-void toro_db_set_urgent(bool urgent) { thread_urgent = urgent; }
+/* WAL checkpoints. SQLite's autocheckpoint runs inside the COMMIT that
+ * takes the WAL past its threshold, under toro's writer lock, so that the
+ * next writer restarts the WAL from its start (a checkpoint outside the lock
+ * races the next commit and the WAL never restarts). The urgent thread
+ * (the gateway's commits, where clients wait for 202) leaves them to the
+ * workers, which commit after every question they handle; its own
+ * threshold is only a backstop for when no worker commits. Durability is
+ * unchanged: a commit is durable in the WAL; a checkpoint moves pages. */
+#define CKPT_FRAMES 1000         /* SQLite's default */
+#define CKPT_FRAMES_URGENT 16000 /* ~64 MB of WAL with 4 KiB pages */
+
+void toro_db_set_urgent(toro_db_t *db, bool urgent)
+{
+    thread_urgent = urgent;
+    sqlite3 *c = toro_db_conn(db);
+    if (c)
+        sqlite3_wal_autocheckpoint(c, urgent ? CKPT_FRAMES_URGENT : CKPT_FRAMES);
+}
 
 static void writer_lock(void)
 {

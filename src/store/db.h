@@ -53,8 +53,10 @@ int toro_db_end(sqlite3 *c, int rc);
 void toro_db_write_lock(void);
 void toro_db_write_unlock(void);
 
-/* Why: marks the calling thread's writes urgent (the gateway loop, where a
- * client waits): they take the writer lock before waiting workers. */
-void toro_db_set_urgent(bool urgent);
+/* Why: marks the calling thread's writes urgent (the gateway's commits,
+ * where a client waits): they take the writer lock before waiting workers,
+ * and its connection leaves WAL checkpoints to the other threads (up to a
+ * backstop of WAL size). */
+void toro_db_set_urgent(toro_db_t *db, bool urgent);
 
 #endif

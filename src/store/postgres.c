@@ -13,6 +13,7 @@
  * The schema is created and migrated by toro_store_postgres_migrate (`toro db
  * migrate`), never implicitly by open. It does not publish anything itself. */
 #include <assert.h>
+#include <libpq-events.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
@@ -23,6 +24,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "store/store.h"
 
@@ -91,13 +93,84 @@ typedef struct pg_store {
 #define COL_FEEDBACK 15     /* the first of the three feedback columns in COLS */
 #define COL_CONVERSATION 18 /* conversation_id, then retrieval_query */
 
+/* Prepared statements: run() prepares each statement once per connection
+ * (PQprepare) and from then on sends only its name and parameters
+ * (PQexecPrepared): no parsing or planning per call on the server. The
+ * cache is libpq instance data of the event procedure on_conn_event, so it
+ * lives with its PGconn: PQreset (the server forgot the statements) empties
+ * it and PQfinish frees it. Keys are SQL texts; the pointer finds the entry
+ * and a copy of the text confirms it, so a buffer reused for another text
+ * runs unprepared rather than as the wrong statement. A connection without
+ * the cache (migrate) runs every statement unprepared. */
+#define PREPARED_MAX 64
+typedef struct pg_prepared {
+    size_t n;
+    const char *key[PREPARED_MAX]; /* borrowed: the caller's SQL pointer */
+    char *text[PREPARED_MAX];      /* owned: the text prepared as "toro_<index>" */
+} pg_prepared_t;
+
+static void prepared_clear(pg_prepared_t *pp)
+{
+    for (size_t i = 0; pp && i < pp->n; i++)
+        free(pp->text[i]);
+    if (pp)
+        pp->n = 0;
+}
+
+static int on_conn_event(PGEventId id, void *info, void *pass)
+{
+    (void)pass;
+    if (id == PGEVT_CONNRESET) {
+        prepared_clear(PQinstanceData(((PGEventConnReset *)info)->conn, on_conn_event));
+    } else if (id == PGEVT_CONNDESTROY) {
+        pg_prepared_t *pp = PQinstanceData(((PGEventConnDestroy *)info)->conn, on_conn_event);
+        prepared_clear(pp);
+        free(pp);
+    }
+    return 1;
+}
+
+/* The name sql is prepared under on c (preparing it now if it is new), in
+ * name[24]; false: run it unprepared (no cache, cache full, a reused
+ * buffer, or PQprepare failed: PQexecParams then reports the error). */
+static bool prepared_name(PGconn *c, const char *sql, int n, char name[24])
+{
+    pg_prepared_t *pp = PQinstanceData(c, on_conn_event);
+    if (!pp)
+        return false;
+    for (size_t i = 0; i < pp->n; i++) {
+        if (pp->key[i] == sql) {
+            snprintf(name, 24, "toro_%u", (unsigned)i);
+            return strcmp(pp->text[i], sql) == 0;
+        }
+    }
+    if (pp->n == PREPARED_MAX || !(pp->text[pp->n] = strdup(sql)))
+        return false;
+    snprintf(name, 24, "toro_%u", (unsigned)pp->n);
+    toro_metrics_inc(TORO_CTR_STORE_STATEMENTS);
+    PGresult *r = PQprepare(c, name, sql, n, NULL);
+    bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) { /* logged here: inside a transaction the unprepared run only sees it aborted */
+        toro_log_warn("store", NULL, "postgres: cannot prepare a statement: %s", PQerrorMessage(c));
+        free(pp->text[pp->n]);
+        return false;
+    }
+    pp->key[pp->n++] = sql;
+    return true;
+}
+
 static PGconn *open_conn(const char *conninfo)
 {
     PGconn *c = PQconnectdb(conninfo);
-    if (c && PQstatus(c) == CONNECTION_OK) {
+    if (!c)
+        return NULL;
+    pg_prepared_t *pp = calloc(1, sizeof *pp);
+    if (pp && PQregisterEventProc(c, on_conn_event, "toro-prepared", NULL) && PQsetInstanceData(c, on_conn_event, pp))
+        pp = NULL; /* the connection owns it now */
+    free(pp);
+    if (PQstatus(c) == CONNECTION_OK)
         PQclear(PQexec(c, "SET client_min_messages = warning"));
-        return c;
-    }
     return c; /* a bad connection is kept and reset later */
 }
 
@@ -130,12 +203,17 @@ static PGconn *conn(toro_store_t *s)
     return slot->conn;
 }
 
-/* Runs a parameterized statement. Returns the result (caller PQclear) or
- * NULL after logging, with *rc set: TORO_ECONFLICT on a unique violation,
- * TORO_EIO otherwise. */
+/* Runs a parameterized statement, prepared on c the first time (see
+ * prepared_name). Returns the result (caller PQclear) or NULL after
+ * logging, with *rc set: TORO_ECONFLICT on a unique violation, TORO_EIO
+ * otherwise. */
 static PGresult *run(PGconn *c, const char *sql, int n, const char *const *params, int *rc)
 {
-    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    char name[24];
+    bool prepared = prepared_name(c, sql, n, name);
+    toro_metrics_inc(TORO_CTR_STORE_STATEMENTS); /* each one round trip */
+    PGresult *r = prepared ? PQexecPrepared(c, name, n, params, NULL, NULL, 0)
+                           : PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         *rc = 0;
@@ -168,20 +246,6 @@ static int finish(PGconn *c, int rc)
 }
 
 static void fmt_i64(char buf[24], int64_t v) { snprintf(buf, 24, "%lld", (long long)v); }
-
-/* The outbox write of a state change, inside the caller's transaction. */
-static int outbox_put(PGconn *c, const toro_event_t *ev)
-{
-    if (!ev)
-        return 0;
-    char now[24];
-    fmt_i64(now, toro_now_ms());
-    const char *p[] = {ev->topic, ev->payload, now};
-    int rc = exec0(c, "INSERT INTO outbox(topic, payload, created_at, available_at) VALUES ($1, $2, $3, $3)", 3, p);
-    if (rc == 0)
-        rc = exec0(c, "NOTIFY " OUTBOX_CHANNEL, 0, NULL);
-    return rc;
-}
 
 static char *val_dup(PGresult *r, int row, int col)
 {
@@ -238,29 +302,136 @@ static void row_to_question(PGresult *r, int row, toro_question_t *q)
         }                                                                                                              \
     } while (0)
 
-static int create_once(toro_store_t *s, const toro_question_t *q, const toro_event_t *ev)
+/* Group commit: the questions of a batch and their events in one statement
+ * (one round trip, one transaction). ON CONFLICT DO NOTHING skips an id that
+ * exists, or that an earlier item of the batch takes; the statement returns
+ * the ordinals (1-based) of the items it inserted, and writes the events of
+ * those only, in batch order, then NOTIFYs once. $1..$7 are arrays of the
+ * items' columns, $8 the time of the events. */
+static const char create_sql[] =
+    "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],"
+    " $7::text[]) WITH ORDINALITY AS v(user_id, question_id, question, created_at, conversation_id, topic, payload,"
+    " ord)),"
+    " ins AS (INSERT INTO questions(user_id, question_id, question, status, attempts, created_at, updated_at,"
+    " conversation_id) SELECT user_id, question_id, question, 'pending', 0, created_at, created_at, conversation_id"
+    " FROM v ORDER BY ord ON CONFLICT DO NOTHING RETURNING question_id),"
+    " got AS (SELECT min(v.ord) AS ord FROM v JOIN ins USING (question_id) GROUP BY v.question_id),"
+    " ob AS (INSERT INTO outbox(topic, payload, created_at, available_at) SELECT v.topic, v.payload, $8, $8"
+    " FROM v JOIN got USING (ord) ORDER BY v.ord RETURNING 1)"
+    " SELECT ord FROM got UNION ALL"
+    " SELECT NULL FROM (SELECT pg_notify('" OUTBOX_CHANNEL "', '') FROM ob LIMIT 1) n";
+
+/* The PostgreSQL array literal of vals[0..n) (NULL elements allowed):
+ * quoted elements with " and \ escaped. Caller frees; NULL: no memory. */
+static char *array_literal(const char *const *vals, size_t n)
+{
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++)
+        cap += vals[i] ? 2 * strlen(vals[i]) + 3 : 5;
+    char *out = malloc(cap), *w = out;
+    if (!out)
+        return NULL;
+    *w++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *w++ = ',';
+        if (!vals[i]) {
+            memcpy(w, "NULL", 4);
+            w += 4;
+            continue;
+        }
+        *w++ = '"';
+        for (const char *r = vals[i]; *r; r++) {
+            if (*r == '"' || *r == '\\')
+                *w++ = '\\';
+            *w++ = *r;
+        }
+        *w++ = '"';
+    }
+    *w++ = '}';
+    *w = '\0';
+    return out;
+}
+
+#define CREATE_COLS 7
+
+/* The 7 array parameters of create_sql for qs/evs[0..n), in arr (caller
+ * frees each). TORO_ENOMEM: arr holds what was made (free it all). */
+static int create_params(const toro_question_t *qs, const toro_event_t *evs, size_t n, char *arr[CREATE_COLS])
+{
+    const char **col = calloc(n ? n : 1, sizeof *col);
+    char *at = calloc(n ? n : 1, 24);
+    int rc = col && at ? 0 : TORO_ENOMEM;
+    for (int k = 0; rc == 0 && k < CREATE_COLS; k++) {
+        for (size_t i = 0; i < n; i++) {
+            const toro_question_t *q = &qs[i];
+            if (k == 3)
+                fmt_i64(at + 24 * i, q->created_at);
+            const char *v[CREATE_COLS] = {q->user_id, q->question_id, q->question, at + 24 * i, q->conversation_id,
+                                          evs[i].topic, evs[i].payload};
+            col[i] = v[k];
+        }
+        if (!(arr[k] = array_literal(col, n)))
+            rc = TORO_ENOMEM;
+    }
+    free(col);
+    free(at);
+    return rc;
+}
+
+/* results[i]: 0 for the items r (create_sql) says it inserted, TORO_ECONFLICT for the others. */
+static void create_results(PGresult *r, size_t n, int *results)
+{
+    for (size_t i = 0; i < n; i++)
+        results[i] = TORO_ECONFLICT;
+    for (int row = 0; row < PQntuples(r); row++) {
+        int64_t ord = val_i64(r, row, 0);
+        if (ord >= 1 && (size_t)ord <= n)
+            results[ord - 1] = 0;
+    }
+}
+
+static int create_once(toro_store_t *s, const char *const *p, size_t n, int *results)
 {
     PGconn *c = conn(s);
-    int rc = begin(c);
-    if (rc)
+    int rc = TORO_EIO;
+    if (!c)
         return rc;
-    char at[24];
-    fmt_i64(at, q->created_at);
-    const char *p[] = {q->user_id, q->question_id, q->question, at, q->conversation_id};
-    rc = exec0(c,
-               "INSERT INTO questions(user_id, question_id, question, status, attempts, created_at, updated_at,"
-               " conversation_id) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5)",
-               5, p);
-    if (rc == 0)
-        rc = outbox_put(c, ev);
-    return finish(c, rc);
+    PGresult *r = run(c, create_sql, CREATE_COLS + 1, p, &rc);
+    if (!r)
+        return rc;
+    create_results(r, n, results);
+    PQclear(r);
+    return 0;
+}
+
+/* create_questions (store.h): one statement, all items or none written; an
+ * item whose id exists (or repeats an earlier item's) gets TORO_ECONFLICT
+ * and the others are written, as n single creates would report. A failure
+ * of the statement gives every item its code. Returns 0 when every item was
+ * written, else the first error. */
+static int s_create_many(toro_store_t *s, const toro_question_t *qs, const toro_event_t *evs, size_t n, int *results)
+{
+    char *arr[CREATE_COLS] = {0}, now[24];
+    int rc = create_params(qs, evs, n, arr);
+    if (rc == 0) {
+        fmt_i64(now, toro_now_ms());
+        const char *p[CREATE_COLS + 1] = {arr[0], arr[1], arr[2], arr[3], arr[4], arr[5], arr[6], now};
+        WITH_RETRY(create_once(s, p, n, results));
+    }
+    for (int k = 0; k < CREATE_COLS; k++)
+        free(arr[k]);
+    for (size_t i = 0; rc && i < n; i++)
+        results[i] = rc;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = results[i];
+    return rc;
 }
 
 static int s_create(toro_store_t *s, const toro_question_t *q, const toro_event_t *ev)
 {
-    int rc;
-    WITH_RETRY(create_once(s, q, ev));
-    return rc;
+    int result = 0;
+    return s_create_many(s, q, ev, 1, &result);
 }
 
 static int get_once(toro_store_t *s, const char *question_id, toro_question_t *out)
@@ -454,26 +625,6 @@ static int s_list_conversations(toro_store_t *s, const char *user_id, int limit,
     return rc;
 }
 
-/* Locks the row for the rest of the transaction and reads its status. */
-static int lock_status(PGconn *c, const char *user_id, const char *question_id, toro_status_t *status, int *attempts)
-{
-    int rc;
-    const char *p[] = {user_id, question_id};
-    PGresult *r = run(c, "SELECT status, attempts FROM questions WHERE user_id = $1 AND question_id = $2 FOR UPDATE",
-                      2, p, &rc);
-    if (!r)
-        return rc;
-    if (PQntuples(r) != 1) {
-        rc = TORO_ENOTFOUND;
-    } else {
-        rc = toro_status_parse(PQgetvalue(r, 0, 0), status);
-        if (attempts)
-            *attempts = (int)val_i64(r, 0, 1);
-    }
-    PQclear(r);
-    return rc;
-}
-
 /* An UPDATE whose WHERE also carries the status guard; 0 rows = ECONFLICT. */
 static int guarded_update(PGconn *c, const char *sql, int n, const char *const *p)
 {
@@ -486,61 +637,84 @@ static int guarded_update(PGconn *c, const char *sql, int n, const char *const *
     return rc;
 }
 
-/* The UPDATE of each target status: $1 user_id, $2 question_id, $3 now,
- * $4.. toro_transition_args; the WHERE repeats the guard. */
+/* The guarded status change of each target status, with its event, in one
+ * statement (one round trip, one transaction): o locks the row and reads
+ * the status and attempts before (READ COMMITTED: the newest committed
+ * version, waited for if another transaction holds it); u updates it only
+ * when that status may move (toro_status_can_move, repeated in SQL); e
+ * writes the event only when u did, and not when ev_if_pending and the
+ * question was not pending; then one NOTIFY. Returns no row when the
+ * question does not exist, else (status before, attempts before, moved).
+ * $1 user_id, $2 question_id, $3 now, $4 topic (NULL: no event), $5
+ * payload, $6 ev_if_pending, $7.. toro_transition_args. */
+#define TRANSITION_SQL(set, guard)                                                                                     \
+    "WITH o AS (SELECT status, attempts FROM questions WHERE user_id = $1 AND question_id = $2 FOR UPDATE),"           \
+    " u AS (UPDATE questions q SET " set " FROM o WHERE q.user_id = $1 AND q.question_id = $2 AND o.status IN " guard  \
+    " RETURNING 1),"                                                                                                   \
+    " e AS (INSERT INTO outbox(topic, payload, created_at, available_at) SELECT $4::text, $5::text, $3::bigint,"       \
+    " $3::bigint FROM o WHERE $4::text IS NOT NULL AND EXISTS (SELECT 1 FROM u)"                                       \
+    " AND (NOT $6::boolean OR o.status = 'pending') RETURNING 1)"                                                     \
+    " SELECT o.status, o.attempts, EXISTS (SELECT 1 FROM u),"                                                          \
+    " (SELECT count(*) FROM (SELECT pg_notify('" OUTBOX_CHANNEL "', '') FROM e) n) FROM o"
+#define TRANSITION_ARGS 6 /* $1..$6 before toro_transition_args */
+
 static const char *const transition_sql[TORO_STATUS_COUNT] = {
-    [TORO_STATUS_PROCESSING] = "UPDATE questions SET status = 'processing', attempts = attempts + 1, updated_at = $3,"
-                               " processing_started_at = coalesce(processing_started_at, $3)"
-                               " WHERE user_id = $1 AND question_id = $2 AND status IN ('pending', 'processing')",
-    [TORO_STATUS_COMPLETED] = "UPDATE questions SET status = 'completed', answer = $4, sources = $5,"
-                              " found_relevant_docs = $6, model = $7, kb_version = $8, retrieval_query = $9,"
-                              " error_message = NULL,"
-                              " updated_at = $3, processed_at = $3"
-                              " WHERE user_id = $1 AND question_id = $2 AND status = 'processing'",
-    [TORO_STATUS_ERROR] = "UPDATE questions SET status = 'error', error_message = $4, updated_at = $3,"
-                          " processed_at = $3"
-                          " WHERE user_id = $1 AND question_id = $2 AND status IN ('pending', 'processing')",
+    [TORO_STATUS_PROCESSING] = TRANSITION_SQL("status = 'processing', attempts = q.attempts + 1, updated_at = $3,"
+                                              " processing_started_at = coalesce(q.processing_started_at, $3)",
+                                              "('pending', 'processing')"),
+    [TORO_STATUS_COMPLETED] = TRANSITION_SQL("status = 'completed', answer = $7, sources = $8,"
+                                             " found_relevant_docs = $9, model = $10, kb_version = $11,"
+                                             " retrieval_query = $12, error_message = NULL, updated_at = $3,"
+                                             " processed_at = $3",
+                                             "('processing')"),
+    [TORO_STATUS_ERROR] = TRANSITION_SQL("status = 'error', error_message = $7, updated_at = $3, processed_at = $3",
+                                         "('pending', 'processing')"),
 };
 
-static int transition_once(toro_store_t *s, toro_transition_t *t, const char *const *args, int n_args)
+static int transition_once(toro_store_t *s, toro_transition_t *t, const char *const *p, int n)
 {
     PGconn *c = conn(s);
-    const char *p[3 + TORO_TRANSITION_MAX_ARGS];
-    char now[24];
-    int rc = begin(c);
-    if (rc)
+    int rc = TORO_EIO;
+    if (!c)
         return rc;
-    rc = lock_status(c, t->user_id, t->question_id, &t->from, &t->attempts);
-    if (rc == 0 && !toro_status_can_move(t->from, t->to))
-        rc = TORO_ECONFLICT;
-    if (rc)
-        return finish(c, rc);
-    fmt_i64(now, toro_now_ms());
-    p[0] = t->user_id;
-    p[1] = t->question_id;
-    p[2] = now;
-    for (int i = 0; i < n_args; i++)
-        p[3 + i] = args[i];
-    rc = guarded_update(c, transition_sql[t->to], 3 + n_args, p);
-    if (rc == 0 && (!t->ev_if_pending || t->from == TORO_STATUS_PENDING))
-        rc = outbox_put(c, t->ev);
-    return finish(c, rc);
+    PGresult *r = run(c, transition_sql[t->to], n, p, &rc);
+    if (!r)
+        return rc;
+    if (PQntuples(r) != 1) {
+        rc = TORO_ENOTFOUND;
+    } else if ((rc = toro_status_parse(PQgetvalue(r, 0, 0), &t->from)) == 0) {
+        t->attempts = (int)val_i64(r, 0, 1);
+        rc = PQgetvalue(r, 0, 2)[0] == 't' ? 0 : TORO_ECONFLICT;
+        assert(toro_status_can_move(t->from, t->to) == (rc == 0));
+    }
+    PQclear(r);
+    return rc;
 }
 
-/* The guarded status change (store.h, toro_transition_t): one transaction
- * with the row locked, retried once on a dropped connection (a commit that
- * did land turns into ECONFLICT, never into a second change). On failure
+/* The guarded status change (store.h, toro_transition_t): one statement
+ * (transition_sql), retried once on a dropped connection (a commit that did
+ * land turns into ECONFLICT, never into a second change). On failure
  * nothing was written. */
 static int s_transition(toro_store_t *s, toro_transition_t *t)
 {
     const char *args[TORO_TRANSITION_MAX_ARGS];
-    char *owned = NULL;
+    const char *p[TRANSITION_ARGS + TORO_TRANSITION_MAX_ARGS];
+    char *owned = NULL, now[24];
     int rc;
     assert(t->to < TORO_STATUS_COUNT && transition_sql[t->to]);
     int n_args = toro_transition_args(t, "true", "false", args, &owned);
     if (n_args < 0)
         return n_args;
-    WITH_RETRY(transition_once(s, t, args, n_args));
+    fmt_i64(now, toro_now_ms());
+    p[0] = t->user_id;
+    p[1] = t->question_id;
+    p[2] = now;
+    p[3] = t->ev ? t->ev->topic : NULL;
+    p[4] = t->ev ? t->ev->payload : NULL;
+    p[5] = t->ev_if_pending ? "true" : "false";
+    for (int i = 0; i < n_args; i++)
+        p[TRANSITION_ARGS + i] = args[i];
+    WITH_RETRY(transition_once(s, t, p, TRANSITION_ARGS + n_args));
     free(owned);
     return rc;
 }
@@ -618,6 +792,56 @@ static int s_list_conn(toro_store_t *s, const char *user_id, toro_connection_t *
 {
     int rc;
     WITH_RETRY(list_conn_once(s, user_id, out, n));
+    return rc;
+}
+
+/* get_question_and_connections (store.h): one statement, a row per
+ * connection of user_id (the question repeated; one row with NULL
+ * connection columns when there is none; no row when the question does not
+ * exist). The connection columns follow COLS. */
+#define COL_CONN 20
+static const char get_conns_sql[] =
+    "SELECT q.*, c.connection_id, c.user_id, c.node, c.connected_at FROM (SELECT " COLS
+    " FROM questions WHERE question_id = $1) q LEFT JOIN connections c ON c.user_id = $2 ORDER BY c.connected_at";
+
+static int get_conns_once(toro_store_t *s, const char *question_id, const char *user_id, toro_question_t *q,
+                          toro_connection_t **conns, size_t *n)
+{
+    PGconn *c = conn(s);
+    int rc = TORO_EIO;
+    if (!c)
+        return rc;
+    const char *p[] = {question_id, user_id};
+    PGresult *r = run(c, get_conns_sql, 2, p, &rc);
+    if (!r)
+        return rc;
+    int rows = PQntuples(r);
+    toro_connection_t *arr = rows ? calloc((size_t)rows, sizeof *arr) : NULL;
+    if (rows == 0 || !arr) {
+        PQclear(r);
+        return rows == 0 ? TORO_ENOTFOUND : TORO_ENOMEM;
+    }
+    size_t count = 0;
+    for (int i = 0; i < rows; i++) {
+        if (PQgetisnull(r, i, COL_CONN))
+            continue;
+        arr[count].connection_id = val_dup(r, i, COL_CONN);
+        arr[count].user_id = val_dup(r, i, COL_CONN + 1);
+        arr[count].node = val_dup(r, i, COL_CONN + 2);
+        arr[count++].connected_at = val_i64(r, i, COL_CONN + 3);
+    }
+    row_to_question(r, 0, q);
+    PQclear(r);
+    *conns = arr;
+    *n = count;
+    return 0;
+}
+
+static int s_get_conns(toro_store_t *s, const char *question_id, const char *user_id, toro_question_t *q,
+                       toro_connection_t **conns, size_t *n)
+{
+    int rc;
+    WITH_RETRY(get_conns_once(s, question_id, user_id, q, conns, n));
     return rc;
 }
 
@@ -939,6 +1163,7 @@ static const toro_store_ops_t pg_ops = {
     .version = TORO_STORE_OPS_VERSION,
     .outbox = s_outbox,
     .create_question = s_create,
+    .create_questions = s_create_many,
     .get_question = s_get,
     .list_questions = s_list,
     .transition = s_transition,
@@ -953,6 +1178,7 @@ static const toro_store_ops_t pg_ops = {
     .list_feedback = s_list_feedback,
     .list_conversations = s_list_conversations,
     .list_turns = s_list_turns,
+    .get_question_and_connections = s_get_conns,
 };
 
 int toro_store_postgres_open(const char *url, toro_store_t **out, char **err)

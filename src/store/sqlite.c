@@ -748,11 +748,7 @@ static const toro_outbox_ops_t sqlite_outbox_ops = {
 
 static toro_outbox_t *s_outbox(toro_store_t *s) { return &((sqlite_store_t *)s)->outbox; }
 
-static void s_set_urgent(toro_store_t *s, bool urgent)
-{
-    (void)s;
-    toro_db_set_urgent(urgent);
-}
+static void s_set_urgent(toro_store_t *s, bool urgent) { toro_db_set_urgent(((sqlite_store_t *)s)->db, urgent); }
 
 static void s_close(toro_store_t *s)
 {

@@ -53,8 +53,9 @@ typedef struct toro_transition {
 /* Version 2: create_questions reports results; transition replaces
  * start_processing, complete and fail; outbox and set_urgent.
  * Version 3: set_feedback and list_feedback (optional).
- * Version 4: list_conversations and list_turns (conversations; optional). */
-#define TORO_STORE_OPS_VERSION 4
+ * Version 4: list_conversations and list_turns (conversations; optional).
+ * Version 5: get_question_and_connections (optional). */
+#define TORO_STORE_OPS_VERSION 5
 
 /* Which rated questions list_feedback returns, oldest rating first: rating
  * (NONE: both), rated at or after since (ms), and after the key (after_at,
@@ -73,9 +74,12 @@ typedef struct toro_store_ops {
     /* Insert a new pending question and its process event atomically.
      * TORO_ECONFLICT when the id exists. */
     int (*create_question)(toro_store_t *s, const toro_question_t *q, const toro_event_t *ev);
-    /* Optional: n questions and their events in one transaction, all or none
-     * (group commit of the gateway): every results[i] gets the same code.
-     * Default: one create_question each (results[i] per item). */
+    /* Optional: n questions and their events in one transaction (group
+     * commit of the gateway). An item whose id exists or repeats an earlier
+     * item's never overwrites; the store either fails the batch (all or
+     * none, every results[i] the same code: SQLite) or gives that item
+     * TORO_ECONFLICT and writes the others, as n single creates would
+     * (PostgreSQL). Default: one create_question each (results[i] per item). */
     int (*create_questions)(toro_store_t *s, const toro_question_t *qs, const toro_event_t *evs, size_t n,
                             int *results);
     /* Fetch by question id (ids are globally unique). TORO_ENOTFOUND. */
@@ -120,6 +124,12 @@ typedef struct toro_store_ops {
      * has no questions for this user (0 with *n 0). */
     int (*list_turns)(toro_store_t *s, const char *user_id, const char *conversation_id, bool newest_first,
                       int limit, const char *cursor, toro_question_t **items, size_t *n, char **next);
+    /* Optional (version 5; default: get_question, then list_connections):
+     * the question and the connections of user_id in one read, as those two
+     * calls would give them (the notify stage, once per event).
+     * TORO_ENOTFOUND (no connections read) when the question does not exist. */
+    int (*get_question_and_connections)(toro_store_t *s, const char *question_id, const char *user_id,
+                                        toro_question_t *q, toro_connection_t **conns, size_t *n);
 } toro_store_ops_t;
 
 struct toro_store {
@@ -207,6 +217,23 @@ static inline int toro_store_get_question(toro_store_t *s, const char *question_
 {
     assert(s && question_id && out);
     return s->ops->get_question(s, question_id, out);
+}
+/* Why: the notify stage reads both for every event; a store that can
+ * serves them in one round trip (PostgreSQL). On failure q is left clear
+ * and *conns NULL. */
+static inline int toro_store_get_question_and_connections(toro_store_t *s, const char *question_id,
+                                                          const char *user_id, toro_question_t *q,
+                                                          toro_connection_t **conns, size_t *n)
+{
+    assert(s && question_id && user_id && q && conns && n);
+    *conns = NULL;
+    *n = 0;
+    if (s->ops->version >= 5 && s->ops->get_question_and_connections)
+        return s->ops->get_question_and_connections(s, question_id, user_id, q, conns, n);
+    int rc = s->ops->get_question(s, question_id, q);
+    if (rc == 0 && (rc = s->ops->list_connections(s, user_id, conns, n)) != 0)
+        toro_question_clear(q);
+    return rc;
 }
 static inline int toro_store_list_questions(toro_store_t *s, const char *user_id, int limit, const char *cursor,
                                             toro_question_t **items, size_t *n, char **next)

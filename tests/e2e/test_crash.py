@@ -1,8 +1,11 @@
 """Crash test: questions keep arriving while the server is killed with
 SIGKILL several times and restarted on the same data directory. At the end
 every question that got 202 is completed or error, none is lost, and no
-question was answered twice (one completed transition, one answer)."""
+question was answered twice (one completed transition, one answer). Also:
+a burst of concurrent POSTs (group commits of many questions) killed right
+after its 202s loses nothing, and the answering threads run niced."""
 import json
+import os
 import random
 import threading
 import time
@@ -156,3 +159,82 @@ def test_sigkill_during_load_loses_nothing(kb_file, tmp_path):
     print("crash test: %d accepted, %s, %d kills, %d requests failed while down"
           % (len(accepted), statuses, kills, sum(l.failed for l in loaders)))
     assert server.stop() == 0
+
+
+def test_concurrent_burst_all_durable_after_sigkill(kb_file, tmp_path):
+    """Many keep-alive sockets POST at once, so the gateway commits many
+    questions per event-loop round (group commit) while the workers answer
+    and checkpoint the WAL; the server is killed with SIGKILL right after the
+    last 202. After a restart every accepted question is there with its own
+    text and user, and every one of them is answered."""
+    data = str(tmp_path / "burst-data")
+    server = Server(data, kb_file, ["--process-workers", "2"]).start()
+    users = ["burst%d" % i for i in range(32)]
+    results, errors = {}, []
+
+    def post_many(user):
+        sess = requests.Session()
+        headers = auth(user)
+        out = []
+        try:
+            for i in range(25):
+                text = "Pergunta %d de %s sobre o Tesouro Selic?" % (i, user)
+                r = sess.post(server.url("/questions"), json={"question": text}, headers=headers, timeout=30)
+                if r.status_code != 202:
+                    errors.append((r.status_code, r.text))
+                    continue
+                out.append((r.json()["data"]["question_id"], text))
+        except requests.RequestException as e:
+            errors.append(repr(e))
+        results[user] = out
+
+    threads = [threading.Thread(target=post_many, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    server.kill9()  # right after the last 202: what was acknowledged must be on disk
+    assert not errors, errors[:5]
+    accepted = [(u, qid, text) for u, items in results.items() for qid, text in items]
+    assert len(accepted) == 32 * 25
+    assert len({qid for _, qid, _ in accepted}) == len(accepted)
+    server = Server(data, kb_file, ["--process-workers", "2"]).start()
+    try:
+        sess = requests.Session()
+        for user, qid, text in accepted:
+            r = sess.get(server.url("/questions/" + qid), headers=auth(user), timeout=10)
+            assert r.status_code == 200, (qid, r.status_code)
+            d = r.json()["data"]
+            assert (d["user_id"], d["question"]) == (user, text)
+        for user, qid, _ in accepted:
+            assert wait_terminal(server, qid, timeout=120, user=user)["status"] in ("completed", "error")
+    finally:
+        assert server.stop() == 0
+
+
+def thread_nices(pid):
+    """The nice value of each thread of pid (Linux: nice is per thread)."""
+    out = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        out.append(int(fields[16]))  # field 19 of stat(5); fields[0] is field 3
+    return sorted(out)
+
+
+def test_serve_process_workers_yield_cpu_to_the_gateway(kb_file, tmp_path):
+    """The process stage threads of `toro serve` run at a lower priority (nice
+    +10 by default, --worker-nice N), the gateway's loop and the notify
+    worker at the process's own; --worker-nice 0 leaves them all equal."""
+    server = Server(str(tmp_path / "nice-default"), kb_file, ["--process-workers", "3"]).start()
+    try:
+        nices = thread_nices(server.proc.pid)
+        base = min(nices)  # the test runner may itself run niced
+        assert nices.count(min(base + 10, 19)) == 3 and nices.count(base) == len(nices) - 3, nices
+    finally:
+        assert server.stop() == 0
+    server = Server(str(tmp_path / "nice-0"), kb_file, ["--process-workers", "2", "--worker-nice", "0"]).start()
+    try:
+        assert len(set(thread_nices(server.proc.pid))) == 1
+    finally:
+        assert server.stop() == 0

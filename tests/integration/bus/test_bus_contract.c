@@ -8,7 +8,14 @@
  * removes it; nack redelivers it (at once or after a delay) with one more
  * delivery; dead removes it for good; order is kept; topics are separate; a
  * message fetched and never acked comes back after its lease; interrupt ends
- * waiting fetches. The NATS run uses TORO_TEST_NATS (default
+ * waiting fetches; a backlog fetched (and, on NATS, prefetched in batches)
+ * comes out whole, each message once; a consumer that goes away holding
+ * messages (in hand or prefetched) loses none of them. Publishing a batch
+ * (toro_bus_publish_batch, as the relay does) stores each message once, and
+ * on NATS re-publishing the same msg_ids adds nothing (the duplicate
+ * window); a NATS batch that the stream refuses in part (a full stream) is
+ * retried by the relay until every event is in, each once, in order. The
+ * NATS run uses TORO_TEST_NATS (default
  * nats://127.0.0.1:4222) with streams of its own (prefix toro_unit_<pid>,
  * deleted at the end) and PostgreSQL at TORO_TEST_PG. When either server is
  * not reachable it fails under CI
@@ -293,8 +300,9 @@ static void test_nack_redelivers(void **state)
     assert_int_equal(toro_bus_nack(f->bus, TORO_TOPIC_PROCESS, &m, 0), 0);
     toro_bus_msg_clear(&m);
     fetch_ok(f, TORO_TOPIC_PROCESS, &m, "again", 2);
-    /* with a delay: not before it */
-    assert_int_equal(toro_bus_nack(f->bus, TORO_TOPIC_PROCESS, &m, 700), 0);
+    /* with a delay: not before it (a wide margin: the empty check must end
+       well before the delay does, even on a loaded machine) */
+    assert_int_equal(toro_bus_nack(f->bus, TORO_TOPIC_PROCESS, &m, 2500), 0);
     toro_bus_msg_clear(&m);
     expect_empty(f, TORO_TOPIC_PROCESS, 200);
     fetch_ok(f, TORO_TOPIC_PROCESS, &m, "again", 3);
@@ -356,6 +364,230 @@ static void test_interrupt(void **state)
     int64_t t0 = toro_mono_ms();
     expect_empty(f, TORO_TOPIC_PROCESS, 3000);
     assert_true(toro_mono_ms() - t0 < 1000);
+}
+
+/* Payloads "<tag>0".."<tag>N-1" through the store, in order. */
+static void publish_n(fixture_t *f, const char *topic, const char *tag, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char p[32];
+        snprintf(p, sizeof p, "%s%d", tag, i);
+        publish(f, topic, p);
+    }
+}
+
+/* Fetches until n distinct payloads "<tag>i" were seen, each once, acking
+ * them; in order unless the bus does not order (SNS). Fails on a duplicate
+ * or an unknown payload, or when one does not come within 5 s. */
+static void drain_all(fixture_t *f, toro_bus_t *bus, const char *topic, const char *tag, int n, bool ordered)
+{
+    char seen[64] = {0};
+    assert_true(n <= 64);
+    for (int got = 0; got < n; got++) {
+        toro_bus_msg_t m;
+        assert_int_equal(toro_bus_fetch(bus, topic, 5000, &m), 0);
+        size_t tl = strlen(tag);
+        long i = -1;
+        assert_int_equal(strncmp(m.payload, tag, tl), 0);
+        assert_int_equal(toro_parse_long(m.payload + tl, 0, n - 1, &i), 0);
+        assert_false(seen[i]); /* each once */
+        seen[i] = 1;
+        if (ordered)
+            assert_int_equal(i, got);
+        assert_int_equal(toro_bus_ack(bus, topic, &m), 0);
+        toro_bus_msg_clear(&m);
+    }
+    expect_empty(f, topic, 300);
+}
+
+static bool ordered_bus(const fixture_t *f) { return f->sns_prefix[0] == '\0'; }
+
+/* A backlog larger than one fetch batch: every message once, in order. On
+ * NATS the fetches after the first ask for batches (the consumer shows
+ * several messages delivered and unacked while one is in hand). */
+static void test_batch_fetch_ack(void **state)
+{
+    fixture_t *f = fixture_or_skip(state);
+    toro_bus_msg_t m;
+    publish_n(f, TORO_TOPIC_PROCESS, "b", 40);
+    expect_depth(f, TORO_TOPIC_PROCESS, 40);
+    if (f->prefix[0]) {
+        fetch_ok(f, TORO_TOPIC_PROCESS, &m, "b0", 1); /* measures the handling time */
+        assert_int_equal(toro_bus_ack(f->bus, TORO_TOPIC_PROCESS, &m), 0);
+        toro_bus_msg_clear(&m);
+        fetch_ok(f, TORO_TOPIC_PROCESS, &m, "b1", 1);
+        natsConnection *nc = NULL;
+        jsCtx *js = NULL;
+        jsConsumerInfo *ci = NULL;
+        char stream[96];
+        snprintf(stream, sizeof stream, "%s_process", f->prefix);
+        assert_int_equal(natsConnection_ConnectTo(&nc, f->server), NATS_OK);
+        assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+        assert_int_equal(js_GetConsumerInfo(&ci, js, stream, TORO_TOPIC_PROCESS, NULL, NULL), NATS_OK);
+        assert_true(ci->NumAckPending > 1); /* a batch was fetched, one handed out */
+        jsConsumerInfo_Destroy(ci);
+        jsCtx_Destroy(js);
+        natsConnection_Destroy(nc);
+        assert_int_equal(toro_bus_ack(f->bus, TORO_TOPIC_PROCESS, &m), 0);
+        toro_bus_msg_clear(&m);
+        for (int i = 2; i < 40; i++) {
+            char want[8];
+            snprintf(want, sizeof want, "b%d", i);
+            fetch_ok(f, TORO_TOPIC_PROCESS, &m, want, 1);
+            assert_int_equal(toro_bus_ack(f->bus, TORO_TOPIC_PROCESS, &m), 0);
+            toro_bus_msg_clear(&m);
+        }
+        expect_empty(f, TORO_TOPIC_PROCESS, 300);
+    } else {
+        drain_all(f, f->bus, TORO_TOPIC_PROCESS, "b", 40, ordered_bus(f));
+    }
+    expect_depth(f, TORO_TOPIC_PROCESS, 0);
+}
+
+/* A second consumer of the same topics (another worker process), or the
+ * fixture's own bus on the local bus (one owner per outbox). */
+static toro_bus_t *second_consumer(fixture_t *f)
+{
+    char url[512], *err = NULL;
+    toro_bus_t *b = NULL;
+    if (f->prefix[0]) {
+        snprintf(url, sizeof url, "%s?prefix=%s&ack_wait_ms=%d", f->server, f->prefix, LEASE_MS);
+        assert_int_equal(toro_bus_nats_open(url, &b, &err), 0);
+    } else if (f->sns_prefix[0]) {
+        assert_int_equal(open_sns(f->sns_prefix, 5, 0, &b), 0);
+    } else {
+        b = f->bus;
+    }
+    return b;
+}
+
+/* A worker goes away holding messages: one in hand and (NATS) the rest of
+ * its batch prefetched, none acked. Nothing is lost: every message comes to
+ * the other worker, once each (the one in hand after its lease). */
+static void test_consumer_dies_holding_batch(void **state)
+{
+    fixture_t *f = fixture_or_skip(state);
+    toro_bus_msg_t m;
+    toro_bus_t *w = second_consumer(f);
+    publish_n(f, TORO_TOPIC_NOTIFY, "d", 12);
+    expect_depth(f, TORO_TOPIC_NOTIFY, 12);
+    assert_int_equal(toro_bus_fetch(w, TORO_TOPIC_NOTIFY, 5000, &m), 0);
+    assert_int_equal(toro_bus_nack(w, TORO_TOPIC_NOTIFY, &m, 0), 0); /* handled: the next fetch takes a batch */
+    toro_bus_msg_clear(&m);
+    assert_int_equal(toro_bus_fetch(w, TORO_TOPIC_NOTIFY, 5000, &m), 0);
+    toro_bus_msg_clear(&m); /* in hand, never acked */
+    if (w != f->bus)
+        toro_bus_close(w); /* the worker is gone */
+    toro_sleep_ms(LEASE_MS + 300);
+    if (f->sns_prefix[0])
+        toro_sleep_ms(1000); /* SQS visibility is whole seconds */
+    drain_all(f, f->bus, TORO_TOPIC_NOTIFY, "d", 12, false);
+    expect_depth(f, TORO_TOPIC_NOTIFY, 0);
+}
+
+/* The relay's path: a batch published at once, each stored once; on NATS the
+ * same msg_ids again add nothing. */
+static void test_publish_batch(void **state)
+{
+    fixture_t *f = fixture_or_skip(state);
+    char pay[6][8], ids[6][40];
+    toro_bus_pub_t msgs[6];
+    unsigned char ok[6];
+    for (int i = 0; i < 6; i++) {
+        snprintf(pay[i], sizeof pay[i], "p%d", i);
+        toro_uuid4(ids[i]);
+        msgs[i] = (toro_bus_pub_t){TORO_TOPIC_NOTIFY, pay[i], ids[i]};
+    }
+    assert_int_equal(toro_bus_publish_batch(f->bus, msgs, 5, ok), 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(ok[i], 1);
+    if (f->prefix[0]) {
+        /* a relay that died before marking them publishes them again, with one more */
+        assert_int_equal(toro_bus_publish_batch(f->bus, msgs, 6, ok), 6);
+        drain_all(f, f->bus, TORO_TOPIC_NOTIFY, "p", 6, true);
+    } else {
+        drain_all(f, f->bus, TORO_TOPIC_NOTIFY, "p", 5, false);
+    }
+    /* a message the bus refuses (unknown topic) fails alone: the next goes out */
+    toro_bus_msg_t m;
+    msgs[0].topic = "nope";
+    toro_uuid4(ids[1]);
+    int rc = toro_bus_publish_batch(f->bus, msgs, 2, ok);
+    assert_int_equal(ok[0], 0);
+    if (f->prefix[0]) { /* NATS sends the rest of the batch */
+        assert_int_equal(rc, 1);
+        assert_int_equal(ok[1], 1);
+        fetch_ok(f, TORO_TOPIC_NOTIFY, &m, "p1", 1);
+        assert_int_equal(toro_bus_ack(f->bus, TORO_TOPIC_NOTIFY, &m), 0);
+        toro_bus_msg_clear(&m);
+    } else { /* one at a time: stops at the first failure */
+        assert_int_equal(rc, TORO_EINVAL);
+        assert_int_equal(ok[1], 0);
+    }
+    expect_empty(f, TORO_TOPIC_NOTIFY, 300);
+}
+
+static void count_kick(void *ctx) { (*(int *)ctx)++; }
+
+/* NATS: kick() reaches the hook the relay registers (on_kick), until it is
+ * unregistered; the fixture's relay had registered itself. */
+static void test_kick_hook(void **state)
+{
+    fixture_t *f = fixture_or_skip(state);
+    int kicks = 0;
+    toro_relay_stop(f->relay); /* unregisters the relay's hook */
+    f->relay = NULL;
+    assert_true(toro_bus_on_kick(f->bus, count_kick, &kicks));
+    toro_bus_kick(f->bus, TORO_TOPIC_PROCESS);
+    toro_bus_kick(f->bus, TORO_TOPIC_NOTIFY);
+    assert_int_equal(kicks, 2);
+    assert_true(toro_bus_on_kick(f->bus, NULL, NULL));
+    toro_bus_kick(f->bus, TORO_TOPIC_PROCESS);
+    assert_int_equal(kicks, 2);
+}
+
+static long outbox_left(fixture_t *f, const char *topic)
+{
+    long n = -1;
+    assert_int_equal(toro_outbox_depth(toro_store_outbox(f->store), topic, &n), 0);
+    return n;
+}
+
+/* NATS: the stream takes only 2 messages (discard new), so the relay's batch
+ * of 5 is refused in part. The refused events stay in the outbox and are
+ * published as room comes: all 5 arrive, once each, in order. */
+static void test_relay_partial_failure(void **state)
+{
+    fixture_t *f = fixture_or_skip(state);
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    char stream[96], subj[96];
+    snprintf(stream, sizeof stream, "%s_process", f->prefix);
+    snprintf(subj, sizeof subj, "%s.process", f->prefix);
+    assert_int_equal(natsConnection_ConnectTo(&nc, f->server), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    assert_int_equal(js_GetStreamInfo(&si, js, stream, NULL, NULL), NATS_OK);
+    jsStreamConfig sc = *si->Config;
+    sc.MaxMsgs = 2;
+    sc.Discard = js_DiscardNew;
+    jsStreamInfo *up = NULL;
+    assert_int_equal(js_UpdateStream(&up, js, &sc, NULL, NULL), NATS_OK);
+    jsStreamInfo_Destroy(up);
+    jsStreamInfo_Destroy(si);
+    long before = toro_relay_published(f->relay);
+    publish_n(f, TORO_TOPIC_PROCESS, "r", 5);
+    for (int i = 0; i < 100 && outbox_left(f, TORO_TOPIC_PROCESS) > 3; i++)
+        toro_sleep_ms(50);
+    expect_depth(f, TORO_TOPIC_PROCESS, 2);
+    toro_sleep_ms(600); /* the relay retries meanwhile: still refused */
+    assert_int_equal(outbox_left(f, TORO_TOPIC_PROCESS), 3);
+    assert_int_equal(toro_relay_published(f->relay) - before, 2);
+    drain_all(f, f->bus, TORO_TOPIC_PROCESS, "r", 5, true); /* each ack makes room */
+    assert_int_equal(outbox_left(f, TORO_TOPIC_PROCESS), 0);
+    assert_int_equal(toro_relay_published(f->relay) - before, 5);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
 }
 
 /* ---- SNS + SQS only ---------------------------------------------------------- */
@@ -436,6 +668,10 @@ static void test_sns_dead_reason(void **state)
     dlq_receive(f, TORO_TOPIC_NOTIFY, body, reason, sizeof body);
     assert_string_equal(body, "{\"bad\":1}");
     assert_string_equal(reason, "too many attempts");
+    /* the relay counts after its mark, which may come after the consumer
+     * got the message (SQS delivers during the SNS publish) */
+    for (int i = 0; i < 100 && toro_relay_published(f->relay) < 1; i++)
+        toro_sleep_ms(50);
     assert_true(toro_relay_published(f->relay) >= 1);
 }
 
@@ -520,6 +756,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         ALL(test_fetch_ack),        ALL(test_nack_redelivers),    ALL(test_dead_is_final),
         ALL(test_order_and_topics), ALL(test_unacked_comes_back), ALL(test_interrupt),
+        ALL(test_batch_fetch_ack),  ALL(test_consumer_dies_holding_batch),
+        cmocka_unit_test_setup_teardown(test_publish_batch, setup_nats, teardown), SNS(test_publish_batch),
+        cmocka_unit_test_setup_teardown(test_relay_partial_failure, setup_nats, teardown),
+        cmocka_unit_test_setup_teardown(test_kick_hook, setup_nats, teardown),
         cmocka_unit_test_setup_teardown(test_sns_redrive, setup_sns_redrive, teardown),
         SNS(test_sns_dead_reason),  SNS(test_sns_open_existing),  SNS(test_sns_interrupt_long_poll),
         cmocka_unit_test(test_sns_bad_urls),

@@ -8,7 +8,11 @@
  * CI=true) and is skipped with the reason on stderr elsewhere. The outbox
  * contract (bus/outbox.h) runs on both: claim leases oldest first, a lease
  * hides an event, release / mark published / bury, concurrent claimers never
- * share an event, and a refused transition writes no event. The DynamoDB
+ * share an event, and a refused transition writes no event. Group commit
+ * (create_questions) reports duplicates per item (PostgreSQL) or fails the
+ * batch (SQLite) and writes the events of what it wrote in batch order;
+ * concurrent starts of one question are atomic; the question and its
+ * user's connections read at once. The DynamoDB
  * run starts moto_server on a free port (moto_fixture.h; missing: fails
  * under CI, skipped elsewhere) and creates fresh tables for every test. */
 #include <setjmp.h>
@@ -283,6 +287,48 @@ static void test_connections(void **state)
     toro_connections_free(list, n);
 }
 
+/* The notify stage's read: the question and the asker's connections at
+ * once, as get_question and list_connections give them. */
+static void test_question_and_connections(void **state)
+{
+    toro_store_t *s = store_or_skip(state);
+    const char *qid = "00000000-0000-4000-8000-000000000061";
+    create(s, "rui", qid, 9500);
+    toro_question_t q = {0};
+    toro_connection_t *list = NULL;
+    size_t n = 99;
+    assert_int_equal(toro_store_get_question_and_connections(s, qid, "rui", &q, &list, &n), 0);
+    assert_string_equal(q.question_id, qid);
+    assert_string_equal(q.user_id, "rui");
+    assert_int_equal(q.status, TORO_STATUS_PENDING);
+    assert_int_equal(n, 0);
+    toro_question_clear(&q);
+    toro_connections_free(list, n);
+    toro_connection_t a = {"r2", "rui", "node-b", 20}, b = {"r1", "rui", "node-a", 10}, c = {"r3", "sol", "node-a", 5};
+    assert_int_equal(toro_store_put_connection(s, &a), 0);
+    assert_int_equal(toro_store_put_connection(s, &b), 0);
+    assert_int_equal(toro_store_put_connection(s, &c), 0);
+    assert_int_equal(toro_store_get_question_and_connections(s, qid, "rui", &q, &list, &n), 0);
+    assert_string_equal(q.question, "O que é CDB?");
+    assert_int_equal(n, 2); /* oldest connection first, only the user's */
+    assert_string_equal(list[0].connection_id, "r1");
+    assert_string_equal(list[0].user_id, "rui");
+    assert_string_equal(list[0].node, "node-a");
+    assert_int_equal(list[0].connected_at, 10);
+    assert_string_equal(list[1].connection_id, "r2");
+    assert_string_equal(list[1].node, "node-b");
+    toro_question_clear(&q);
+    toro_connections_free(list, n);
+    assert_int_equal(toro_store_get_question_and_connections(s, "00000000-0000-4000-8000-00000000fff1", "rui", &q,
+                                                             &list, &n),
+                     TORO_ENOTFOUND);
+    assert_null(list);
+    assert_int_equal(n, 0);
+    assert_null(q.question_id);
+    for (const char *id = "r1"; id; id = strcmp(id, "r1") == 0 ? "r2" : strcmp(id, "r2") == 0 ? "r3" : NULL)
+        assert_int_equal(toro_store_delete_connection(s, id), 0);
+}
+
 /* ---- outbox (bus/outbox.h) ---- */
 
 #define T_OUT "contract_topic"
@@ -446,6 +492,186 @@ static void test_outbox_claimers_never_share(void **state)
         for (size_t j = 0; j < b.n; j++)
             assert_true(a.ids[i] != b.ids[j]);
     drain(o);
+}
+
+/* Group commit (create_questions): a batch writes its questions and, in
+ * batch order, their events. An item whose id exists, or repeats an earlier
+ * item's, is TORO_ECONFLICT and never overwrites; a store either writes the
+ * other items (per item, as single creates: PostgreSQL) or none (SQLite:
+ * all or none, every item the same code). */
+static void batch_item(toro_question_t *q, toro_event_t *e, const char *user, const char *qid, const char *text,
+                       const char *payload)
+{
+    *q = (toro_question_t){.user_id = (char *)user, .question_id = (char *)qid, .question = (char *)text,
+                           .created_at = 8000, .conversation_id = NULL};
+    *e = (toro_event_t){T_OUT, payload};
+}
+
+static void assert_question(toro_store_t *s, const char *qid, const char *user, const char *text)
+{
+    toro_question_t q = {0};
+    assert_int_equal(toro_store_get_question(s, qid, &q), 0);
+    assert_string_equal(q.user_id, user);
+    assert_string_equal(q.question, text);
+    assert_int_equal(q.status, TORO_STATUS_PENDING);
+    toro_question_clear(&q);
+}
+
+/* Claims every T_OUT event and checks their payloads, in order. */
+static void assert_events(toro_outbox_t *o, const char *const *want, size_t n_want)
+{
+    toro_outbox_event_t evs[8];
+    size_t n = 0;
+    assert_int_equal(toro_outbox_claim(o, T_OUT, 8, 60000, evs, &n), 0);
+    assert_int_equal(n, n_want);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(evs[i].payload, want[i]);
+    toro_outbox_events_clear(evs, n);
+    drain(o);
+}
+
+static void test_create_many(void **state)
+{
+    toro_store_t *s = store_or_skip(state);
+    fixture_t *f = *state;
+    toro_outbox_t *o = toro_store_outbox(s);
+    toro_question_t qs[4];
+    toro_event_t evs[4];
+    int results[4] = {99, 99, 99, 99};
+    drain(o);
+    batch_item(&qs[0], &evs[0], "gil", "00000000-0000-4000-8000-000000000031", "um \"aspas\" \\ barra", "b1");
+    batch_item(&qs[1], &evs[1], "gil", "00000000-0000-4000-8000-000000000032", "dois", "b2");
+    batch_item(&qs[2], &evs[2], "ivo", "00000000-0000-4000-8000-000000000033", "três", "b3");
+    qs[2].conversation_id = "aaaaaaaa-0000-4000-8000-000000000031";
+    assert_int_equal(toro_store_create_questions(s, qs, evs, 3, results), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(results[i], 0);
+    assert_question(s, "00000000-0000-4000-8000-000000000031", "gil", "um \"aspas\" \\ barra");
+    assert_question(s, "00000000-0000-4000-8000-000000000033", "ivo", "três");
+    assert_events(o, (const char *[]){"b1", "b2", "b3"}, 3);
+    /* new, existing (another user), new, the first again */
+    batch_item(&qs[0], &evs[0], "gil", "00000000-0000-4000-8000-000000000034", "quatro", "c1");
+    batch_item(&qs[1], &evs[1], "jo", "00000000-0000-4000-8000-000000000032", "outro", "c2");
+    batch_item(&qs[2], &evs[2], "gil", "00000000-0000-4000-8000-000000000035", "cinco", "c3");
+    batch_item(&qs[3], &evs[3], "gil", "00000000-0000-4000-8000-000000000034", "de novo", "c4");
+    int rc = toro_store_create_questions(s, qs, evs, 4, results);
+    assert_int_equal(rc, TORO_ECONFLICT);
+    assert_int_equal(results[1], TORO_ECONFLICT);
+    assert_int_equal(results[3], TORO_ECONFLICT);
+    assert_question(s, "00000000-0000-4000-8000-000000000032", "gil", "dois"); /* never overwritten */
+    bool per_item = results[0] == 0;
+    if (f->db[0])
+        assert_true(per_item); /* PostgreSQL reports per item */
+    assert_int_equal(results[2], per_item ? 0 : TORO_ECONFLICT);
+    toro_question_t q = {0};
+    if (per_item) {
+        assert_question(s, "00000000-0000-4000-8000-000000000034", "gil", "quatro");
+        assert_question(s, "00000000-0000-4000-8000-000000000035", "gil", "cinco");
+        assert_events(o, (const char *[]){"c1", "c3"}, 2);
+    } else {
+        assert_int_equal(results[0], TORO_ECONFLICT);
+        assert_int_equal(toro_store_get_question(s, "00000000-0000-4000-8000-000000000034", &q), TORO_ENOTFOUND);
+        assert_int_equal(toro_store_get_question(s, "00000000-0000-4000-8000-000000000035", &q), TORO_ENOTFOUND);
+        assert_events(o, NULL, 0);
+    }
+}
+
+/* Workers racing on one question: each start is one atomic step, so the
+ * attempts they see are distinct, the stored count is the number of starts
+ * that succeeded, and only the first announces. TORO_ERETRY is the answer
+ * of a store that gives up on contention (DynamoDB). */
+typedef struct starter {
+    toro_store_t *s;
+    int ok, firsts, retry;
+    int seen[16];
+} starter_t;
+
+static void *start_many(void *arg)
+{
+    starter_t *st = arg;
+    const toro_event_t e = {T_OUT, "started"};
+    for (int i = 0; i < 8; i++) {
+        bool first = false;
+        int attempts = 0;
+        int rc = toro_store_start_processing(st->s, "lia", "00000000-0000-4000-8000-000000000041", &e, &first,
+                                             &attempts);
+        if (rc == TORO_ERETRY) {
+            st->retry++;
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        st->firsts += first;
+        st->seen[st->ok++] = attempts;
+    }
+    return NULL;
+}
+
+static void test_concurrent_starts(void **state)
+{
+    toro_store_t *s = store_or_skip(state);
+    toro_outbox_t *o = toro_store_outbox(s);
+    enum { T = 3 };
+    drain(o);
+    create(s, "lia", "00000000-0000-4000-8000-000000000041", 9000);
+    drain(o);
+    starter_t st[T];
+    pthread_t th[T];
+    for (int i = 0; i < T; i++) {
+        st[i] = (starter_t){.s = s};
+        assert_int_equal(pthread_create(&th[i], NULL, start_many, &st[i]), 0);
+    }
+    int ok = 0, firsts = 0, seen[T * 8] = {0};
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        for (int k = 0; k < st[i].ok; k++)
+            seen[ok + k] = st[i].seen[k];
+        ok += st[i].ok;
+        firsts += st[i].firsts;
+    }
+    assert_true(ok > 0);
+    assert_int_equal(firsts, 1);
+    for (int i = 0; i < ok; i++) {
+        assert_true(seen[i] >= 1 && seen[i] <= ok);
+        for (int k = 0; k < i; k++)
+            assert_true(seen[i] != seen[k]);
+    }
+    toro_question_t q = {0};
+    assert_int_equal(toro_store_get_question(s, "00000000-0000-4000-8000-000000000041", &q), 0);
+    assert_int_equal(q.status, TORO_STATUS_PROCESSING);
+    assert_int_equal(q.attempts, ok);
+    toro_question_clear(&q);
+    assert_events(o, (const char *[]){"started"}, 1);
+}
+
+/* PostgreSQL: statements are prepared once per connection; when the server
+ * drops the connection (a restart: here its backends are terminated) the
+ * store reconnects and prepares them again, so calls keep working. */
+static void test_pg_reconnect_prepares_again(void **state)
+{
+    toro_store_t *s = store_or_skip(state);
+    fixture_t *f = *state;
+    if (!f->db[0])
+        skip();
+    create(s, "leo", "00000000-0000-4000-8000-000000000051", 9100);
+    toro_question_t q = {0};
+    assert_int_equal(toro_store_get_question(s, "00000000-0000-4000-8000-000000000051", &q), 0);
+    toro_question_clear(&q);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s' AND pid <> pg_backend_pid()",
+             f->db);
+    pg_db_admin_exec(f->admin, sql);
+    toro_sleep_ms(100); /* the backend ends */
+    assert_int_equal(toro_store_get_question(s, "00000000-0000-4000-8000-000000000051", &q), 0);
+    assert_string_equal(q.user_id, "leo");
+    toro_question_clear(&q);
+    bool first = false;
+    int attempts = 0;
+    assert_int_equal(toro_store_start_processing(s, "leo", "00000000-0000-4000-8000-000000000051", &ev, &first,
+                                                 &attempts),
+                     0);
+    assert_true(first);
+    create(s, "leo", "00000000-0000-4000-8000-000000000052", 9101);
 }
 
 /* Conversations (ops version 4): a question carries its conversation_id; the
@@ -671,12 +897,16 @@ int main(void)
         ALL_STORES(test_history_newest_first_with_ties),
         ALL_STORES(test_guarded_status_changes),
         ALL_STORES(test_connections),
+        ALL_STORES(test_question_and_connections),
         ALL_STORES(test_outbox_claim_and_mark),
         ALL_STORES(test_outbox_follows_transitions),
         ALL_STORES(test_outbox_claimers_never_share),
         ALL_STORES(test_feedback),
         ALL_STORES(test_feedback_default_is_enotsup),
         ALL_STORES(test_conversations),
+        ALL_STORES(test_create_many),
+        ALL_STORES(test_concurrent_starts),
+        cmocka_unit_test_setup_teardown(test_pg_reconnect_prepares_again, setup_postgres, teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     void *st = sqlite_shared;

@@ -201,13 +201,93 @@ static void test_admin_role_claim(void **state)
     free(t);
 }
 
+/* The cache of accepted tokens answers exactly as a full verification:
+ * a hit still honours exp and nbf, a token differing in one byte (a forged
+ * signature, another subject) is verified in full and refused, and a
+ * refused token is never remembered. */
+static void test_cached_verify_same_answers(void **state)
+{
+    (void)state;
+    toro_auth_t a = key("0123456789abcdef0123456789abcdef");
+    toro_auth_t other = key("fedcba9876543210fedcba9876543210");
+    toro_auth_cache_t *c = toro_auth_cache_new();
+    assert_non_null(c);
+    char *t = toro_auth_issue(&a, "ana", NOW, 60);
+    char *bob = toro_auth_issue(&a, "bob", NOW, 600);
+    char *forged = toro_auth_issue(&other, "ana", NOW, 60);
+    char sub[160] = "";
+    const char *why = NULL;
+    for (int i = 0; i < 3; i++) { /* a miss, then hits */
+        assert_int_equal(toro_auth_verify_cached(&a, c, t, NOW + 10, sub, sizeof sub, &why), 0);
+        assert_string_equal(sub, "ana");
+    }
+    assert_int_equal(toro_auth_verify_cached(&a, c, bob, NOW + 10, sub, sizeof sub, &why), 0);
+    assert_string_equal(sub, "bob");
+    /* past exp, before nbf - leeway: refused with the full verification's reason */
+    assert_int_not_equal(toro_auth_verify_cached(&a, c, t, NOW + 60, sub, sizeof sub, &why), 0);
+    assert_string_equal(why, "token expired");
+    assert_int_not_equal(toro_auth_verify_cached(&a, c, t, NOW - 31, sub, sizeof sub, &why), 0);
+    assert_string_equal(why, "token not valid yet");
+    assert_int_equal(toro_auth_verify_cached(&a, c, t, NOW - 29, sub, sizeof sub, &why), 0);
+    /* one byte changed in the signature of a cached token */
+    char *bad = strdup(t);
+    size_t n = strlen(bad);
+    bad[n - 2] = bad[n - 2] == 'A' ? 'B' : 'A';
+    for (int i = 0; i < 2; i++) {
+        assert_int_not_equal(toro_auth_verify_cached(&a, c, bad, NOW + 10, sub, sizeof sub, &why), 0);
+        assert_string_equal(why, "invalid token signature");
+        assert_int_not_equal(toro_auth_verify_cached(&a, c, forged, NOW + 10, sub, sizeof sub, &why), 0);
+    }
+    /* no cache: plain verification */
+    assert_int_equal(toro_auth_verify_cached(&a, NULL, bob, NOW + 10, sub, sizeof sub, &why), 0);
+    assert_string_equal(sub, "bob");
+    assert_int_not_equal(toro_auth_verify_cached(&a, c, "", NOW, sub, sizeof sub, &why), 0);
+    assert_int_not_equal(toro_auth_verify_cached(&a, c, NULL, NOW, sub, sizeof sub, &why), 0);
+    free(bad);
+    free(t);
+    free(bob);
+    free(forged);
+    toro_auth_cache_free(c);
+    toro_auth_cache_free(NULL);
+}
+
+/* Many tokens (more than the cache's slots): every one still verifies to
+ * its own subject, whichever slot it shares. */
+static void test_cached_verify_many_tokens(void **state)
+{
+    (void)state;
+    toro_auth_t a = key("0123456789abcdef0123456789abcdef");
+    toro_auth_cache_t *c = toro_auth_cache_new();
+    enum { N = 3000 };
+    char **tokens = calloc(N, sizeof *tokens);
+    assert_non_null(tokens);
+    for (int i = 0; i < N; i++) {
+        char user[32];
+        snprintf(user, sizeof user, "user%d", i);
+        tokens[i] = toro_auth_issue(&a, user, NOW, 60);
+    }
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < N; i++) {
+            char sub[160], want[32];
+            const char *why = NULL;
+            snprintf(want, sizeof want, "user%d", i);
+            assert_int_equal(toro_auth_verify_cached(&a, c, tokens[i], NOW + 1, sub, sizeof sub, &why), 0);
+            assert_string_equal(sub, want);
+        }
+    for (int i = 0; i < N; i++)
+        free(tokens[i]);
+    free(tokens);
+    toro_auth_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_and_expired),    cmocka_unit_test(test_bad_signature),
         cmocka_unit_test(test_alg_none_refused),    cmocka_unit_test(test_issuer_and_audience),
         cmocka_unit_test(test_auto_mode),            cmocka_unit_test(test_dev_mode_key),
-        cmocka_unit_test(test_admin_role_claim),
+        cmocka_unit_test(test_admin_role_claim),    cmocka_unit_test(test_cached_verify_same_answers),
+        cmocka_unit_test(test_cached_verify_many_tokens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * without the conversation methods) keeps working: the wrappers answer
  * TORO_ENOTSUP for conversations, ingest gives new questions no
  * conversation there and refuses a conversation_id with TORO_ENOTSUP (the
- * routes' 501). */
+ * routes' 501); without get_question_and_connections the wrapper reads
+ * the question and then the connections. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -78,10 +79,68 @@ static void test_older_store(void **state)
     assert_int_equal(toro_store_list_turns(&store, "ana", "c", true, 1, NULL, &items, &n, &next), TORO_ENOTSUP);
 }
 
+/* A version 4 store (no get_question_and_connections): the wrapper reads
+ * the question, then the user's connections; a failed second read leaves q
+ * clear. */
+static int list_conns_rc;
+
+static int get_q(toro_store_t *s, const char *qid, toro_question_t *out)
+{
+    (void)s;
+    if (strcmp(qid, "q1") != 0)
+        return TORO_ENOTFOUND;
+    *out = (toro_question_t){.question_id = strdup(qid), .user_id = strdup("ana")};
+    return 0;
+}
+
+static int list_conns(toro_store_t *s, const char *uid, toro_connection_t **out, size_t *n)
+{
+    (void)s;
+    if (list_conns_rc)
+        return list_conns_rc;
+    *out = calloc(1, sizeof **out);
+    (*out)[0] = (toro_connection_t){strdup("c1"), strdup(uid), strdup("node"), 1};
+    *n = 1;
+    return 0;
+}
+
+static int get_conns_stub(toro_store_t *s, const char *qid, const char *uid, toro_question_t *q,
+                          toro_connection_t **conns, size_t *n)
+{
+    (void)s, (void)qid, (void)uid, (void)q, (void)conns, (void)n;
+    fail_msg("get_question_and_connections of a version 4 store was called");
+    return TORO_EIO;
+}
+
+static void test_question_and_connections_default(void **state)
+{
+    (void)state;
+    toro_store_ops_t ops = {.name = "v4", .version = 4, .get_question = get_q, .list_connections = list_conns,
+                            .get_question_and_connections = get_conns_stub};
+    toro_store_t store = {.ops = &ops};
+    toro_question_t q = {0};
+    toro_connection_t *conns = NULL;
+    size_t n = 0;
+    assert_int_equal(toro_store_get_question_and_connections(&store, "q1", "ana", &q, &conns, &n), 0);
+    assert_string_equal(q.question_id, "q1");
+    assert_int_equal(n, 1);
+    assert_string_equal(conns[0].user_id, "ana");
+    toro_question_clear(&q);
+    toro_connections_free(conns, n);
+    assert_int_equal(toro_store_get_question_and_connections(&store, "q2", "ana", &q, &conns, &n), TORO_ENOTFOUND);
+    assert_null(conns);
+    list_conns_rc = TORO_EIO;
+    assert_int_equal(toro_store_get_question_and_connections(&store, "q1", "ana", &q, &conns, &n), TORO_EIO);
+    assert_null(q.question_id);
+    assert_null(conns);
+    assert_int_equal(n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_older_store),
+        cmocka_unit_test(test_question_and_connections_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
