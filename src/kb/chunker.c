@@ -24,20 +24,30 @@ typedef struct mtext {
     size_t n, cap;
 } mtext_t;
 
+/* Makes room for more bytes (and the NUL). */
+static int mt_reserve(mtext_t *t, size_t more)
+{
+    if (t->n + more + 1 <= t->cap)
+        return 0;
+    size_t nc = t->cap ? t->cap * 2 : 256;
+    while (nc < t->n + more + 1)
+        nc *= 2;
+    char *s = realloc(t->s, nc);
+    if (!s)
+        return TORO_ENOMEM;
+    t->s = s;
+    size_t *m = realloc(t->map, nc * sizeof(size_t));
+    if (!m)
+        return TORO_ENOMEM;
+    t->map = m;
+    t->cap = nc;
+    return 0;
+}
+
 static int mt_push(mtext_t *t, char c, size_t off)
 {
-    if (t->n + 1 >= t->cap) {
-        size_t nc = t->cap ? t->cap * 2 : 256;
-        char *s = realloc(t->s, nc);
-        if (!s)
-            return TORO_ENOMEM;
-        t->s = s;
-        size_t *m = realloc(t->map, nc * sizeof(size_t));
-        if (!m)
-            return TORO_ENOMEM;
-        t->map = m;
-        t->cap = nc;
-    }
+    if (mt_reserve(t, 1))
+        return TORO_ENOMEM;
     t->s[t->n] = c;
     t->map[t->n] = off;
     t->n++;
@@ -198,7 +208,7 @@ static int add_block(parser_t *p, mtext_t *t)
  * emphasis, code ticks and link targets removed. */
 static int push_inline(mtext_t *t, const char *s, size_t n, size_t base, int markup)
 {
-    int rc = 0;
+    int rc = mt_reserve(t, n);
     for (size_t i = 0; i < n && rc == 0; i++) {
         char c = s[i];
         if (c == '\r')
@@ -229,8 +239,11 @@ static int push_inline(mtext_t *t, const char *s, size_t n, size_t base, int mar
             c = ' ';
         if (c == ' ' && (t->n == 0 || t->s[t->n - 1] == ' '))
             continue;
-        rc = mt_push(t, c, base + i);
+        t->s[t->n] = c; /* room reserved above: at most n bytes come from s */
+        t->map[t->n++] = base + i;
     }
+    if (t->s)
+        t->s[t->n] = 0;
     return rc;
 }
 
@@ -321,9 +334,9 @@ static int md_line(parser_t *p, mtext_t *t, const char **linep, size_t *lnp, siz
         return md_heading(p, t, line, ln, h);
     /* Horizontal rules and table separators carry no text. */
     int rule = ln >= 3;
-    for (size_t i = 0; i < ln; i++)
-        if (!strchr("-*_=|: \t", line[i]))
-            rule = 0;
+    for (size_t i = 0; i < ln && rule; i++) /* a NUL counts as a rule character, as strchr found it */
+        rule = line[i] == '-' || line[i] == '*' || line[i] == '_' || line[i] == '=' || line[i] == '|' ||
+               line[i] == ':' || line[i] == ' ' || line[i] == '\t' || line[i] == 0;
     if (rule)
         return add_block(p, t);
     if (line[0] == '>') {

@@ -34,6 +34,7 @@ typedef struct toro_kb_build_stats {
     double seconds;   /* wall time of the build */
     double embed_seconds; /* part of it spent embedding chunks (0 without an embedder) */
     size_t embed_dim; /* vector width stored (0 without an embedder) */
+    size_t threads;   /* analysis threads used (1 = the calling thread alone) */
     char version[33]; /* version id (hex) */
 } toro_kb_build_stats_t;
 
@@ -88,6 +89,24 @@ int toro_kb_build_dir(const char *src_dir, const char *out_path, const toro_chun
 int toro_kb_build_dir_embedded(const char *src_dir, const char *out_path, const toro_chunk_params_t *params,
                                toro_kb_progress_cb progress, void *ud, toro_embedder_t *e,
                                toro_kb_embed_progress_cb eprogress, toro_kb_build_stats_t *stats, char **err);
+
+#define TORO_KB_BUILD_MAX_THREADS 16
+
+/* How toro_kb_build_dir_opts runs; zero fields are defaults. */
+typedef struct toro_kb_build_opts {
+    toro_kb_progress_cb progress;        /* after each file, may be NULL */
+    void *ud;                            /* for both callbacks */
+    toro_embedder_t *embedder;           /* borrowed, NULL = lexical only */
+    toro_kb_embed_progress_cb eprogress; /* may be NULL */
+    unsigned threads; /* analysis threads: 0 = one per online CPU, at most TORO_KB_BUILD_MAX_THREADS */
+} toro_kb_build_opts_t;
+
+/* Why: `toro kb build --threads N` and the test that a snapshot is the same
+ * whatever the thread count. Worker threads read, chunk and analyze files;
+ * the calling thread adds them in path order, so ids, postings and rows do
+ * not depend on the thread count; the threads end before any embedding. */
+int toro_kb_build_dir_opts(const char *src_dir, const char *out_path, const toro_chunk_params_t *params,
+                           const toro_kb_build_opts_t *o, toro_kb_build_stats_t *stats, char **err);
 
 /* Varint helpers shared by writer and reader. */
 size_t toro_varint_put(uint8_t *out, uint32_t v);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <utf8proc.h>
 
 #include "kb/analyzer.h"
 #include "kb/kb.h"
@@ -53,6 +54,94 @@ static void test_fold(void **state)
     char *f = toro_fold("a\xff" "b", 3, NULL);
     assert_string_equal(f, "a b");
     free(f);
+}
+
+/* The reference fold: the whole text through utf8proc at once, after
+ * invalid UTF-8 and NULs become spaces (the fold before the per-code-point
+ * fast path). */
+static char *fold_reference(const char *s, size_t len, size_t *outlen)
+{
+    char *clean = malloc(len + 1);
+    size_t ci = 0;
+    for (size_t i = 0; i < len;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (n <= 0 || cp == 0) {
+            clean[ci++] = ' ';
+            i++;
+            continue;
+        }
+        memcpy(clean + ci, s + i, (size_t)n);
+        ci += (size_t)n;
+        i += (size_t)n;
+    }
+    utf8proc_uint8_t *dst = NULL;
+    utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)clean, (utf8proc_ssize_t)ci, &dst,
+                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD |
+                                          UTF8PROC_STRIPMARK);
+    free(clean);
+    *outlen = n < 0 ? 0 : (size_t)n;
+    return (char *)dst;
+}
+
+static size_t put_cp(char *out, unsigned cp)
+{
+    utf8proc_ssize_t n = utf8proc_encode_char((utf8proc_int32_t)cp, (utf8proc_uint8_t *)out);
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* toro_fold folds ASCII and two-byte code points one by one: it must give
+ * the reference's bytes on every two-byte code point, every pair of them,
+ * and random texts mixing ASCII, two-byte letters and marks, three-byte
+ * code points (marks, Hangul jamo, ligatures), four-byte ones, NULs and
+ * invalid bytes. */
+static void test_fold_matches_reference(void **state)
+{
+    (void)state;
+    char buf[4096];
+    for (unsigned a = 0x80; a < 0x800; a++)
+        for (unsigned b = 0x40; b < 0x800; b += (a % 7) + 1) { /* every a, a spread of b (ASCII included) */
+            size_t n = put_cp(buf, a);
+            n += put_cp(buf + n, b);
+            n += put_cp(buf + n, a);
+            size_t rn = 0, fn = 0;
+            char *r = fold_reference(buf, n, &rn), *f = toro_fold(buf, n, &fn);
+            assert_non_null(r);
+            assert_non_null(f);
+            if (rn != fn || memcmp(r, f, rn) != 0)
+                print_error("fold differs on U+%04X U+%04X U+%04X\n", a, b, a);
+            assert_int_equal(rn, fn);
+            assert_memory_equal(r, f, rn);
+            free(r);
+            free(f);
+        }
+    static const unsigned pool[] = {'a', 'E', 'Z', ' ', '.', '0', 0xE7, 0xC3, 0xE9, 0x301, 0x303, 0x327, 0x345,
+                                    0x3A3, 0x3C2, 0x130, 0x149, 0x1C4, 0x587, 0x627, 0x653, 0x1100, 0x1161, 0x11A8,
+                                    0xAC00, 0x1E9E, 0xFB01, 0xFF21, 0x2126, 0x212B, 0x1D400, 0x1F600, 0x0B47, 0x0B3E};
+    unsigned seed = 12345;
+    for (int t = 0; t < 20000; t++) {
+        size_t n = 0;
+        int k = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 24;
+        for (int i = 0; i < k; i++) {
+            unsigned r = (seed = seed * 1103515245u + 12345u) >> 16;
+            if (r % 23 == 0)
+                buf[n++] = (char)(0x80 | (r >> 5)); /* a stray continuation or lead byte */
+            else if (r % 29 == 0)
+                buf[n++] = 0;
+            else if (r % 3 == 0)
+                n += put_cp(buf + n, 0x80 + (r >> 3) % 0x780);
+            else
+                n += put_cp(buf + n, pool[(r >> 4) % (sizeof(pool) / sizeof(pool[0]))]);
+        }
+        size_t rn = 0, fn = 0;
+        char *r = fold_reference(buf, n, &rn), *f = toro_fold(buf, n, &fn);
+        assert_non_null(r);
+        assert_non_null(f);
+        assert_int_equal(rn, fn);
+        assert_memory_equal(r, f, rn);
+        free(r);
+        free(f);
+    }
 }
 
 static void test_accents_and_case_meet(void **state)
@@ -158,7 +247,7 @@ static void test_detect_lang(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fold),           cmocka_unit_test(test_accents_and_case_meet),
+        cmocka_unit_test(test_fold),           cmocka_unit_test(test_fold_matches_reference),           cmocka_unit_test(test_accents_and_case_meet),
         cmocka_unit_test(test_stems_pt),       cmocka_unit_test(test_stems_en),
         cmocka_unit_test(test_stop_words),     cmocka_unit_test(test_financial_tokens),
         cmocka_unit_test(test_detect_lang),    cmocka_unit_test(test_plural_folding),

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -285,6 +286,118 @@ static void test_version_determinism(void **state)
     free(err);
 }
 
+/* Every row of every table (meta without built_at and checksum) as bytes. */
+static char *dump_snapshot(const char *path, size_t *n)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    static const char *const q[] = {
+        "SELECT key, value FROM meta WHERE key NOT IN ('built_at', 'checksum') ORDER BY key",
+        "SELECT * FROM docs ORDER BY rowid", "SELECT * FROM chunks ORDER BY id", "SELECT * FROM terms ORDER BY term",
+        "SELECT * FROM blobs ORDER BY name", NULL};
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (const char *const *sql = q; *sql; sql++) {
+        sqlite3_stmt *st = NULL;
+        assert_int_equal(sqlite3_prepare_v2(db, *sql, -1, &st, NULL), SQLITE_OK);
+        while (sqlite3_step(st) == SQLITE_ROW)
+            for (int i = 0; i < sqlite3_column_count(st); i++) {
+                const void *v = sqlite3_column_blob(st, i);
+                size_t vn = (size_t)sqlite3_column_bytes(st, i);
+                if (len + vn + 16 > cap) {
+                    cap = (len + vn + 16) * 2;
+                    buf = realloc(buf, cap);
+                    assert_non_null(buf);
+                }
+                len += (size_t)snprintf(buf + len, 16, "|%d:%zu:", sqlite3_column_type(st, i), vn);
+                if (vn)
+                    memcpy(buf + len, v, vn);
+                len += vn;
+            }
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    *n = len;
+    return buf;
+}
+
+/* Writes a mixed corpus: the test corpus plus Markdown (pt and en, with
+ * accents), HTML and text files of very different sizes, so that worker
+ * threads finish out of order. */
+static void write_mixed_corpus(const char *dir)
+{
+    assert_int_equal(copy_tree(corpus, dir), 0);
+    static const char *const words[] = {"aplicação", "Tesouro", "IPCA+", "R$ 1.250,50", "dividendos", "ações",
+                                        "liquidez", "D+30", "22,5%", "yield", "bonds", "taxes", "FII", "Über"};
+    unsigned seed = 7;
+    for (int f = 0; f < 40; f++) {
+        char path[900];
+        const char *ext = f % 5 == 3 ? "html" : f % 5 == 4 ? "txt" : "md";
+        snprintf(path, sizeof(path), "%s/gen/f%02d.%s", dir, f, ext);
+        if (f == 0) {
+            char d[700];
+            snprintf(d, sizeof(d), "%s/gen", dir);
+            assert_int_equal(mkdir(d, 0755), 0);
+        }
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        if (ext[0] == 'h')
+            fprintf(fp, "<html><head><title>Página %d</title></head><body><h1>Título %d</h1>", f, f);
+        else if (ext[0] == 'm')
+            fprintf(fp, "---\ntitle: Doc %d\nlang: %s\n---\n# Doc %d\n", f, f % 2 ? "en" : "pt", f);
+        int paras = f % 7 == 0 ? 120 : 1 + f % 4;
+        for (int p = 0; p < paras; p++) {
+            fprintf(fp, ext[0] == 'h' ? "<h2>Seção %d</h2><p>" : ext[0] == 'm' ? "\n## Seção %d\n\n" : "\n%d\n", p);
+            for (int w = 0; w < 60; w++) {
+                seed = seed * 1103515245u + 12345u;
+                fprintf(fp, "%s%d %s ", words[seed % 14], (int)(seed >> 20) % 50, words[(seed >> 8) % 14]);
+            }
+            fputs(ext[0] == 'h' ? "</p>" : "\n", fp);
+        }
+        fclose(fp);
+    }
+}
+
+/* The snapshot's content does not depend on the number of analysis threads. */
+static void test_threads_same_snapshot(void **state)
+{
+    (void)state;
+    char dir[600], out[700];
+    snprintf(dir, sizeof(dir), "%s/mixed", tmpdir);
+    write_mixed_corpus(dir);
+    char *first = NULL, *err = NULL;
+    size_t first_n = 0;
+    char version[33] = "";
+    static const unsigned threads[] = {1, 2, 3, 8};
+    for (size_t i = 0; i < sizeof(threads) / sizeof(threads[0]); i++) {
+        snprintf(out, sizeof(out), "%s/t%u.kb", tmpdir, threads[i]);
+        toro_kb_build_opts_t o = {.threads = threads[i]};
+        toro_kb_build_stats_t st;
+        int rc = toro_kb_build_dir_opts(dir, out, NULL, &o, &st, &err);
+        if (rc)
+            print_error("build with %u threads: %s\n", threads[i], err ? err : "?");
+        assert_int_equal(rc, 0);
+        assert_int_equal(st.threads, threads[i]);
+        assert_true(st.n_files > 40 && st.n_chunks > 200);
+        toro_kb_t *k = NULL;
+        assert_int_equal(toro_kb_open(out, &k, &err), 0); /* checksum verified */
+        toro_kb_close(k);
+        size_t n = 0;
+        char *d = dump_snapshot(out, &n);
+        if (!first) {
+            first = d;
+            first_n = n;
+            memcpy(version, st.version, sizeof(version));
+            continue;
+        }
+        assert_string_equal(version, st.version);
+        assert_int_equal(n, first_n);
+        assert_memory_equal(d, first, n);
+        free(d);
+    }
+    free(first);
+}
+
 typedef struct worker {
     int ok;
 } worker_t;
@@ -355,7 +468,7 @@ int main(void)
         cmocka_unit_test(test_version_determinism), cmocka_unit_test(test_concurrent_search),
         cmocka_unit_test(test_beir_eval),        cmocka_unit_test(test_typo_tolerant),
         cmocka_unit_test(test_same_search),      cmocka_unit_test(test_typo_fix),
-        cmocka_unit_test(test_other_analyzer_refused),
+        cmocka_unit_test(test_other_analyzer_refused), cmocka_unit_test(test_threads_same_snapshot),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
