@@ -263,6 +263,22 @@ if any(r["section"] == "build" for r in rows):
                                                          f(e["build_s"], 1), ratio(tcs, e["build_chunks_s"])))
     w("")
 
+
+def kept_sections(path):
+    """The sections of an existing report that bench/run.sh does not produce
+    (their heading says "run by hand"): they are carried over unchanged."""
+    if not os.path.exists(path):
+        return []
+    kept, keep = [], False
+    for line in open(path).read().splitlines():
+        if line.startswith("## "):
+            keep = "run by hand" in line
+        if keep:
+            kept.append(line)
+    return kept
+
+
+L.extend(kept_sections(out))
 notes = [l.strip() for l in open(os.path.join(tmp, "notes.txt")) if l.strip()]
 if notes:
     w("## Notes from the run")
