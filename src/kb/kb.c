@@ -719,26 +719,30 @@ static int bm25_prepare(toro_kb_t *kb, query_t *q, const char *query, double gc[
 #define PRUNE_MARGIN (1.0 + 1e-4)
 
 /* State of one MaxScore pass: cursors in the query's term order, terms
- * sorted by their bound (ord), cum[j] the bound of the j weakest together. */
+ * sorted by their bound (ord), cum[j] the bound of the j weakest together.
+ * The window is the run of chunk ids [start, wend] that lies in one block
+ * of every list (the block holding start, or the next one): wbm are those
+ * blocks' bounds, the same for every chunk of the window. */
 typedef struct maxscore {
     const toro_kb_t *kb;
     const query_t *q;
     toro_pcursor_t *cur;
-    double wi[MAX_TERMS], ub[MAX_TERMS], cum[MAX_TERMS + 1];
+    double wi[MAX_TERMS], ub[MAX_TERMS], cum[MAX_TERMS + 1], wbm[MAX_TERMS];
     int ord[MAX_TERMS];
-    int ne; /* ord[0..ne) are non-essential: together they cannot reach theta */
+    int ne;       /* ord[0..ne) are non-essential: together they cannot reach theta */
     double theta; /* the k-th best score once the heap is full, else 0 */
     int full;
+    int wset;     /* a window is set */
+    uint32_t wend;
+    double wsum;  /* sum of wbm */
 } maxscore_t;
 
 static void maxscore_init(maxscore_t *m, const toro_kb_t *kb, const query_t *q, toro_pcursor_t *cur)
 {
+    memset(m, 0, sizeof(*m));
     m->kb = kb;
     m->q = q;
     m->cur = cur;
-    m->ne = 0;
-    m->theta = 0;
-    m->full = 0;
     for (int i = 0; i < q->nterms; i++) {
         const qterm_t *t = &q->terms[i];
         toro_pcursor_init(&cur[i], &kb->post, t->pt);
@@ -749,7 +753,6 @@ static void maxscore_init(maxscore_t *m, const toro_kb_t *kb, const query_t *q, 
             m->ord[j] = m->ord[j - 1];
         m->ord[j] = i;
     }
-    m->cum[0] = 0;
     for (int j = 0; j < q->nterms; j++)
         m->cum[j + 1] = m->cum[j] + m->ub[m->ord[j]];
 }
@@ -761,27 +764,47 @@ static inline int may_enter(const maxscore_t *m, double b)
     return b * PRUNE_MARGIN > m->theta;
 }
 
-/* Whether chunk d (the smallest id under the essential cursors) can reach
- * the top k; on return the non-essential cursors that hold d sit on it. */
+/* Sets the window that starts at chunk d. */
+static void set_window(maxscore_t *m, uint32_t d)
+{
+    m->wset = 1;
+    m->wsum = 0;
+    m->wend = TORO_POST_END;
+    for (int i = 0; i < m->q->nterms; i++) {
+        uint32_t last;
+        m->wbm[i] = m->wi[i] * toro_pcursor_block_max(&m->cur[i], d, &last);
+        m->wsum += m->wbm[i];
+        m->wend = last < m->wend ? last : m->wend;
+    }
+}
+
+/* Whether chunk d (the smallest id under the essential cursors, inside the
+ * window) can reach the top k: block bounds first, then the essential
+ * terms' own contributions, then the non-essential postings (their cursors
+ * move to d on the way; all of them when the answer is yes). */
 static int worth_scoring(maxscore_t *m, uint32_t d)
 {
     const toro_kb_t *kb = m->kb;
-    double b = m->cum[m->ne], bb[MAX_TERMS];
-    for (int j = m->ne; j < m->q->nterms; j++) {
+    int nt = m->q->nterms;
+    double nb = 0, b;
+    for (int j = 0; j < m->ne; j++)
+        nb += m->wbm[m->ord[j]];
+    b = nb;
+    for (int j = m->ne; j < nt; j++)
+        b += m->cur[m->ord[j]].id == d ? m->wbm[m->ord[j]] : 0;
+    if (!may_enter(m, b))
+        return 0;
+    b = nb;
+    for (int j = m->ne; j < nt; j++) {
         const toro_pcursor_t *c = &m->cur[m->ord[j]];
         if (c->id == d)
             b += m->wi[m->ord[j]] * toro_bm25_tf_norm(c->tf, kb->lens[d], kb->avgdl);
     }
-    for (int j = m->ne - 1; j >= 0 && may_enter(m, b); j--) { /* block maxima */
-        int i = m->ord[j];
-        bb[j] = m->wi[i] * toro_pcursor_block_max(&m->cur[i], d);
-        b += bb[j] - m->ub[i];
-    }
-    for (int j = m->ne - 1; j >= 0 && may_enter(m, b); j--) { /* the postings themselves */
+    for (int j = m->ne - 1; j >= 0 && may_enter(m, b); j--) {
         int i = m->ord[j];
         toro_pcursor_seek(&m->cur[i], d);
         double x = m->cur[i].id == d ? m->wi[i] * toro_bm25_tf_norm(m->cur[i].tf, kb->lens[d], kb->avgdl) : 0;
-        b += x - bb[j];
+        b += x - m->wbm[i];
     }
     return may_enter(m, b);
 }
@@ -800,6 +823,14 @@ static size_t bm25_pruned(const toro_kb_t *kb, const query_t *q, size_t k, cand_
             d = cur[m.ord[j]].id < d ? cur[m.ord[j]].id : d;
         if (d == TORO_POST_END)
             break;
+        if (!m.wset || d > m.wend)
+            set_window(&m, d);
+        if (!may_enter(&m, m.wsum)) { /* nothing in the window can enter: skip it */
+            uint32_t to = m.wend == TORO_POST_END ? TORO_POST_END : m.wend + 1;
+            for (int j = m.ne; j < nt; j++)
+                toro_pcursor_seek(&cur[m.ord[j]], to);
+            continue;
+        }
         if (worth_scoring(&m, d)) {
             cand_t c = {0, d, 0};
             for (int i = 0; i < nt; i++)

@@ -206,6 +206,18 @@ const toro_pterm_t *toro_postings_find(const toro_postings_t *p, const char *ter
     return NULL;
 }
 
+/* One varint the load already checked (toro_varint_get's format). */
+static inline uint32_t varint_checked(const uint8_t *in, size_t *pos)
+{
+    uint32_t r = 0;
+    for (unsigned sh = 0;; sh += 7) {
+        uint8_t byte = in[(*pos)++];
+        r |= (uint32_t)(byte & 0x7F) << sh;
+        if (!(byte & 0x80))
+            return r;
+    }
+}
+
 /* Decodes block b (the load checked every posting in it). */
 static void decode_block(toro_pcursor_t *c, uint32_t b)
 {
@@ -214,9 +226,7 @@ static void decode_block(toro_pcursor_t *c, uint32_t b)
     size_t pos = b ? bl[b - 1].end : 0, end = bl[b].end;
     uint32_t id = b ? bl[b - 1].last : 0, n = 0;
     while (pos < end && n < TORO_POST_BLOCK) {
-        uint32_t delta, tf;
-        pos += toro_varint_get(in + pos, end - pos, &delta);
-        pos += toro_varint_get(in + pos, end - pos, &tf);
+        uint32_t delta = varint_checked(in, &pos), tf = varint_checked(in, &pos);
         id += delta;
         c->ids[n] = id;
         c->tfs[n++] = tf;
@@ -272,12 +282,15 @@ void toro_pcursor_seek(toro_pcursor_t *c, uint32_t target)
     c->tf = c->tfs[c->i];
 }
 
-float toro_pcursor_block_max(const toro_pcursor_t *c, uint32_t target)
+float toro_pcursor_block_max(const toro_pcursor_t *c, uint32_t target, uint32_t *last)
 {
+    *last = TORO_POST_END;
     if (c->id == TORO_POST_END)
         return 0;
-    if (c->id >= target)
-        return c->p->blocks[c->t->block + c->b].maxf;
-    uint32_t b = c->p->blocks[c->t->block + c->b].last >= target ? c->b : find_block(c, c->b + 1, target);
-    return b < c->t->nblocks ? c->p->blocks[c->t->block + b].maxf : 0;
+    const toro_pblock_t *bl = c->p->blocks + c->t->block;
+    uint32_t b = c->id >= target || bl[c->b].last >= target ? c->b : find_block(c, c->b + 1, target);
+    if (b >= c->t->nblocks)
+        return 0;
+    *last = bl[b].last;
+    return bl[b].maxf;
 }

@@ -86,7 +86,8 @@ void toro_pcursor_init(toro_pcursor_t *c, const toro_postings_t *p, const toro_p
  * skipping whole blocks by their last id. */
 void toro_pcursor_seek(toro_pcursor_t *c, uint32_t target);
 /* The maxf of the block that would hold target (0 when past the end),
- * without decoding or moving. */
-float toro_pcursor_block_max(const toro_pcursor_t *c, uint32_t target);
+ * without decoding or moving; *last is that block's last id (every posting
+ * of the list in [target, *last] is in it), TORO_POST_END past the end. */
+float toro_pcursor_block_max(const toro_pcursor_t *c, uint32_t target, uint32_t *last);
 
 #endif
