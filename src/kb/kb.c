@@ -6,10 +6,11 @@
  * It never writes.
  *
  * BM25 alone ranks document-at-a-time with MaxScore over block maxima: the
- * query's terms are ordered by their largest possible contribution, terms
- * whose bounds together cannot beat the current k-th score only score chunks
- * that other terms bring, and a chunk is scored only when the bounds of the
- * blocks that hold it can beat that score. The result is exact: the same
+ * chunk ids are walked in windows that lie in one block of every query
+ * term's list; in a window, the terms are ordered by their block's bound,
+ * the weakest ones whose bounds together cannot beat the current k-th score
+ * only score chunks that other terms bring (a window where no term can is
+ * skipped whole), and a chunk is scored only when its bound can beat it. The result is exact: the same
  * chunks, the same float scores (summed in the query's term order, as the
  * exhaustive pass does) and the same tie order (earlier chunk first) as
  * scoring every posting, which dense and hybrid still do (they rank every
@@ -718,23 +719,21 @@ static int bm25_prepare(toro_kb_t *kb, query_t *q, const char *query, double gc[
  * (relative error well under 1e-5 for MAX_TERMS terms). */
 #define PRUNE_MARGIN (1.0 + 1e-4)
 
-/* State of one MaxScore pass: cursors in the query's term order, terms
- * sorted by their bound (ord), cum[j] the bound of the j weakest together.
- * The window is the run of chunk ids [start, wend] that lies in one block
- * of every list (the block holding start, or the next one): wbm are those
- * blocks' bounds, the same for every chunk of the window. */
+/* State of one MaxScore pass over windows: the run of chunk ids
+ * [start, wend] that lies in one block of every list (the block holding
+ * start, or the next one). wbm are those blocks' bounds, the same for every
+ * chunk of the window; ord sorts the terms by them. */
 typedef struct maxscore {
     const toro_kb_t *kb;
     const query_t *q;
-    toro_pcursor_t *cur;
-    double wi[MAX_TERMS], ub[MAX_TERMS], cum[MAX_TERMS + 1], wbm[MAX_TERMS];
+    toro_pcursor_t *cur; /* in the query's term order */
+    double wi[MAX_TERMS], wbm[MAX_TERMS];
     int ord[MAX_TERMS];
     int ne;       /* ord[0..ne) are non-essential: together they cannot reach theta */
     double theta; /* the k-th best score once the heap is full, else 0 */
     int full;
     int wset;     /* a window is set */
     uint32_t wend;
-    double wsum;  /* sum of wbm */
 } maxscore_t;
 
 static void maxscore_init(maxscore_t *m, const toro_kb_t *kb, const query_t *q, toro_pcursor_t *cur)
@@ -744,17 +743,9 @@ static void maxscore_init(maxscore_t *m, const toro_kb_t *kb, const query_t *q, 
     m->q = q;
     m->cur = cur;
     for (int i = 0; i < q->nterms; i++) {
-        const qterm_t *t = &q->terms[i];
-        toro_pcursor_init(&cur[i], &kb->post, t->pt);
-        m->wi[i] = t->w * t->idf;
-        m->ub[i] = t->pt ? m->wi[i] * t->pt->maxf : 0;
-        int j = i; /* insertion sort by bound, ties by term order */
-        for (; j > 0 && m->ub[m->ord[j - 1]] > m->ub[i]; j--)
-            m->ord[j] = m->ord[j - 1];
-        m->ord[j] = i;
+        toro_pcursor_init(&cur[i], &kb->post, q->terms[i].pt);
+        m->wi[i] = q->terms[i].w * q->terms[i].idf;
     }
-    for (int j = 0; j < q->nterms; j++)
-        m->cum[j + 1] = m->cum[j] + m->ub[m->ord[j]];
 }
 
 /* Whether a chunk bounded by b can still enter the top k: a later chunk
@@ -764,18 +755,32 @@ static inline int may_enter(const maxscore_t *m, double b)
     return b * PRUNE_MARGIN > m->theta;
 }
 
+/* The window's non-essential terms: the longest run of the weakest whose
+ * bounds together cannot reach theta. */
+static void window_ne(maxscore_t *m)
+{
+    double b = 0;
+    int j = 0;
+    for (; j < m->q->nterms && !may_enter(m, b + m->wbm[m->ord[j]]); j++)
+        b += m->wbm[m->ord[j]];
+    m->ne = j;
+}
+
 /* Sets the window that starts at chunk d. */
 static void set_window(maxscore_t *m, uint32_t d)
 {
     m->wset = 1;
-    m->wsum = 0;
     m->wend = TORO_POST_END;
     for (int i = 0; i < m->q->nterms; i++) {
         uint32_t last;
         m->wbm[i] = m->wi[i] * toro_pcursor_block_max(&m->cur[i], d, &last);
-        m->wsum += m->wbm[i];
         m->wend = last < m->wend ? last : m->wend;
+        int j = i; /* insertion sort by bound, ties by term order */
+        for (; j > 0 && m->wbm[m->ord[j - 1]] > m->wbm[i]; j--)
+            m->ord[j] = m->ord[j - 1];
+        m->ord[j] = i;
     }
+    window_ne(m);
 }
 
 /* Whether chunk d (the smallest id under the essential cursors, inside the
@@ -817,18 +822,19 @@ static size_t bm25_pruned(const toro_kb_t *kb, const query_t *q, size_t k, cand_
     maxscore_init(&m, kb, q, cur);
     size_t hn = 0;
     int nt = q->nterms;
-    while (m.ne < nt) {
+    uint32_t pos = 0; /* every chunk below pos is done */
+    for (;;) {
+        if (!m.wset || pos > m.wend)
+            set_window(&m, pos);
         uint32_t d = TORO_POST_END;
-        for (int j = m.ne; j < nt; j++)
+        for (int j = m.ne; j < nt; j++) {
+            toro_pcursor_seek(&cur[m.ord[j]], pos);
             d = cur[m.ord[j]].id < d ? cur[m.ord[j]].id : d;
-        if (d == TORO_POST_END)
-            break;
-        if (!m.wset || d > m.wend)
-            set_window(&m, d);
-        if (!may_enter(&m, m.wsum)) { /* nothing in the window can enter: skip it */
-            uint32_t to = m.wend == TORO_POST_END ? TORO_POST_END : m.wend + 1;
-            for (int j = m.ne; j < nt; j++)
-                toro_pcursor_seek(&cur[m.ord[j]], to);
+        }
+        if (d > m.wend || d == TORO_POST_END) { /* nothing more in this window can enter */
+            if (m.wend == TORO_POST_END)
+                break;
+            pos = m.wend + 1;
             continue;
         }
         if (worth_scoring(&m, d)) {
@@ -841,13 +847,10 @@ static size_t bm25_pruned(const toro_kb_t *kb, const query_t *q, size_t k, cand_
             if (hn == k && (!m.full || heap[0].score > m.theta)) {
                 m.full = 1;
                 m.theta = heap[0].score;
-                while (m.ne < nt && !may_enter(&m, m.cum[m.ne + 1]))
-                    m.ne++;
+                window_ne(&m);
             }
         }
-        for (int j = m.ne; j < nt; j++)
-            if (cur[m.ord[j]].id == d)
-                toro_pcursor_seek(&cur[m.ord[j]], d + 1);
+        pos = d + 1;
     }
     qsort(heap, hn, sizeof(cand_t), cmp_best);
     return hn;
