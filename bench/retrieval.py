@@ -9,9 +9,14 @@ documents of each engine's top 50 chunks (binary/graded doc-level qrels).
 Throughput: every query list is searched once (warm-up, results), then REPS
 times timed one query at a time (k=10); bm25s also gets its batch mode (all
 queries in one call), its fastest path, which is the one used for its qps.
+CPU time per query (toro: getrusage around its timed loop; bm25s: process_time around
+its batch) is reported beside wall-clock figures: it depends much less on other load
+on a shared machine.
 usage: retrieval.py prep-sample QUESTIONS.jsonl OUT | prep-beir DIR OUT | prep-synth OUT
        retrieval.py run SNAPSHOT OUT --bench BIN [--reps 3] [--source-bytes N] [--fts-queries N]
-(--fts-queries: FTS5 runs only the first N queries, for corpora where it is very slow)
+                    [--engines toro,bm25s,fts5] [--check 1]
+(--fts-queries: FTS5 runs only the first N queries, for corpora where it is very slow;
+--check 1: toro also compares its pruned top 10 with exhaustive scoring on every query)
 Prints one JSON line per engine."""
 import json
 import os
@@ -108,7 +113,7 @@ def timed(queries, fn, reps):
     return len(lat) / total, lat
 
 
-def run(snap, out, bench, reps, source_bytes, fts_queries=0):
+def run(snap, out, bench, reps, source_bytes, fts_queries=0, engines=("toro", "bm25s", "fts5"), check=0):
     queries = [l.rstrip("\n") for l in open(os.path.join(out, "queries.txt"))]
     qp = os.path.join(out, "qrels.json")
     qrels = json.load(open(qp)) if os.path.exists(qp) else None
@@ -121,16 +126,27 @@ def run(snap, out, bench, reps, source_bytes, fts_queries=0):
     nbytes = source_bytes or sum(len(t.encode()) for t in texts)
     base = {"chunks": len(texts), "queries": len(queries)}
 
-    # toro
+    if "toro" in engines:
+        run_toro(snap, out, bench, reps, qrels, base, check)
+    if "bm25s" in engines:
+        run_bm25s(texts, docids, queries, reps, qrels, base, nbytes)
+    if "fts5" in engines:
+        run_fts5(texts, docids, queries, reps, qrels, base, nbytes, out, fts_queries)
+
+
+def run_toro(snap, out, bench, reps, qrels, base, check):
     res_path = os.path.join(out, "toro.results.jsonl")
     o = json.loads(subprocess.run([bench, snap, os.path.join(out, "queries.txt"), "-k", str(K), "--reps", str(reps),
-                                   "--eval-k", str(EVAL_K), "--out", res_path],
+                                   "--eval-k", str(EVAL_K), "--out", res_path, "--check", str(check)],
                                   check=True, capture_output=True, text=True).stdout)
     res = [json.loads(l) for l in open(res_path)]
+    extra = {f: o[f] for f in ("cpu_ms_per_query", "rss_open_mb", "postings_mb", "open_s", "identical_topk",
+                               "checked") if f in o}
     print(json.dumps(dict(base, engine="toro", qps=o["qps"], p50_ms=o["p50_ms"], p99_ms=o["p99_ms"],
-                          ndcg10=ndcg10(res, qrels))), flush=True)
+                          ndcg10=ndcg10(res, qrels), **extra)), flush=True)
 
-    # bm25s
+
+def run_bm25s(texts, docids, queries, reps, qrels, base, nbytes):
     import bm25s
     import Stemmer
     stem = Stemmer.Stemmer("portuguese")
@@ -153,19 +169,21 @@ def run(snap, out, bench, reps, source_bytes, fts_queries=0):
     res = [[docids[i] for i in bm_search(q, EVAL_K)] for q in queries]
     qps_loop, lat = timed(queries, lambda q: bm_search(q, K), reps)
     p50, p99 = pcts(lat)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(reps):
         toks = bm25s.tokenize(queries, stopwords="pt", stemmer=stem, return_ids=False, show_progress=False)
         toks = [[t for t in ts if t in vocab] or [next(iter(vocab))] for ts in toks]
         retr.retrieve(toks, k=K, n_threads=1, show_progress=False)
     qps_batch = reps * len(queries) / (time.perf_counter() - t0)
+    cpu_batch = 1000 * (time.process_time() - c0) / (reps * len(queries))
     print(json.dumps(dict(base, engine="bm25s", qps=round(qps_batch, 1), qps_one_by_one=round(qps_loop, 1),
-                          p50_ms=p50, p99_ms=p99, ndcg10=ndcg10(res, qrels), build_s=round(build_s, 3),
+                          cpu_ms_per_query=round(cpu_batch, 4), p50_ms=p50, p99_ms=p99, ndcg10=ndcg10(res, qrels), build_s=round(build_s, 3),
                           build_chunks_s=round(len(texts) / build_s, 1), build_mb_s=round(nbytes / 1e6 / build_s, 2))),
           flush=True)
     del retr
 
-    # SQLite FTS5
+
+def run_fts5(texts, docids, queries, reps, qrels, base, nbytes, out, fts_queries):
     fp = os.path.join(out, "fts5.db")
     for suffix in ("", "-wal", "-journal"):
         if os.path.exists(fp + suffix):
@@ -211,7 +229,8 @@ def main():
     elif a[0] == "run":
         opts = dict(zip(a[3::2], a[4::2]))
         run(a[1], a[2], opts["--bench"], int(opts.get("--reps", 3)), int(opts.get("--source-bytes", 0)),
-            int(opts.get("--fts-queries", 0)))
+            int(opts.get("--fts-queries", 0)), tuple(opts.get("--engines", "toro,bm25s,fts5").split(",")),
+            int(opts.get("--check", 0)))
 
 
 if __name__ == "__main__":

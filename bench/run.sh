@@ -54,7 +54,7 @@ scripts/build.sh build >/dev/null
 TORO=$ROOT/build/toro
 tmp=$(mktemp -d /tmp/toro-bench.XXXXXX)
 RES=$tmp/results.jsonl; : >"$RES"
-LIBS="$(pkg-config --libs jansson sqlite3 libutf8proc openssl libcurl libpq libnats) -lstemmer -lpthread -lm"
+LIBS="$(pkg-config --libs jansson sqlite3 libutf8proc openssl libcurl libpq libnats) -lstemmer -lpthread -lm -fopenmp"  # -fopenmp: the e5 engine in libtoro_lib uses OpenMP
 cc -O2 -Isrc -o "$tmp/kb_search_bench" bench/kb_search_bench.c build/libtoro_lib.a $LIBS
 cc -O2 -o "$tmp/gen_corpus" bench/gen_corpus.c -lm
 cc -O2 -o "$tmp/ws_client" bench/ws_client.c

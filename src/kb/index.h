@@ -108,6 +108,15 @@ typedef struct toro_kb_build_opts {
 int toro_kb_build_dir_opts(const char *src_dir, const char *out_path, const toro_chunk_params_t *params,
                            const toro_kb_build_opts_t *o, toro_kb_build_stats_t *stats, char **err);
 
+/* Why: tests and benchmarks compare the pruned BM25 search (the default)
+ * with scoring every posting; on != 0 makes kb score every posting. Both
+ * give the same hits; set before searching. */
+struct toro_kb;
+void toro_kb_set_exhaustive(struct toro_kb *kb, int on);
+
+/* Why: benchmarks report the memory the in-memory postings hold (bytes). */
+size_t toro_kb_postings_bytes(const struct toro_kb *kb);
+
 /* Varint helpers shared by writer and reader. */
 size_t toro_varint_put(uint8_t *out, uint32_t v);
 size_t toro_varint_get(const uint8_t *in, size_t len, uint32_t *v);

@@ -1,0 +1,296 @@
+/* postings.c: the in-memory term dictionary and block-max postings of an
+ * open snapshot (see postings.h). It reads the terms table once and never
+ * writes; it does not score (kb.c does). */
+#include "kb/postings.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "kb/index.h"
+
+static uint64_t hash_str(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static float round_up(double x)
+{
+    float f = (float)x;
+    return (double)f < x ? nextafterf(f, INFINITY) : f;
+}
+
+typedef struct loader {
+    toro_postings_t *p;
+    const uint32_t *lens;
+    uint32_t n_chunks;
+    double avgdl;
+    size_t cap_text, len_text, cap_blocks;
+} loader_t;
+
+static int grow(void **buf, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 1024;
+    while (c < need)
+        c *= 2;
+    void *n = realloc(*buf, c * elem);
+    if (!n)
+        return TORO_ENOMEM;
+    *buf = n;
+    *cap = c;
+    return 0;
+}
+
+/* Cuts one term's list into blocks; t->plen becomes the length of its valid
+ * prefix (ids increasing and below n_chunks, whole varints). */
+static int add_blocks(loader_t *L, toro_pterm_t *t, const uint8_t *b, size_t bl)
+{
+    toro_postings_t *p = L->p;
+    t->block = (uint32_t)p->nblocks;
+    t->maxf = 0;
+    uint32_t id = 0, cnt = 0;
+    size_t pos = 0;
+    double bmax = 0;
+    for (int first = 1; pos < bl; first = 0) {
+        uint32_t delta, tf;
+        size_t a = toro_varint_get(b + pos, bl - pos, &delta), a2 = a ? toro_varint_get(b + pos + a, bl - pos - a, &tf) : 0;
+        if (!a2 || (!first && delta == 0) || (uint64_t)id + delta >= L->n_chunks)
+            break;
+        id += delta;
+        pos += a + a2;
+        double f = toro_bm25_tf_norm(tf, L->lens[id], L->avgdl);
+        bmax = f > bmax ? f : bmax;
+        if (++cnt == TORO_POST_BLOCK || pos == bl) {
+            if (grow((void **)&p->blocks, &L->cap_blocks, p->nblocks + 1, sizeof(toro_pblock_t)))
+                return TORO_ENOMEM;
+            p->blocks[p->nblocks++] = (toro_pblock_t){id, (uint32_t)pos, round_up(bmax)};
+            t->maxf = round_up(bmax) > t->maxf ? round_up(bmax) : t->maxf;
+            cnt = 0;
+            bmax = 0;
+        }
+    }
+    if (cnt) { /* a damaged tail: close the last good block */
+        if (grow((void **)&p->blocks, &L->cap_blocks, p->nblocks + 1, sizeof(toro_pblock_t)))
+            return TORO_ENOMEM;
+        p->blocks[p->nblocks++] = (toro_pblock_t){id, (uint32_t)pos, round_up(bmax)};
+        t->maxf = round_up(bmax) > t->maxf ? round_up(bmax) : t->maxf;
+    }
+    t->plen = (uint32_t)pos;
+    t->nblocks = (uint32_t)(p->nblocks - t->block);
+    return 0;
+}
+
+static int add_row(loader_t *L, sqlite3_stmt *s, size_t *used)
+{
+    toro_postings_t *p = L->p;
+    const char *term = (const char *)sqlite3_column_text(s, 0);
+    size_t n = term ? strlen(term) : 0;
+    const uint8_t *b = sqlite3_column_blob(s, 2);
+    size_t bl = (size_t)sqlite3_column_bytes(s, 2);
+    if (!n || bl > UINT32_MAX)
+        return 0;
+    if (grow((void **)&p->text, &L->cap_text, L->len_text + n + 1, 1))
+        return TORO_ENOMEM;
+    toro_pterm_t *t = &p->terms[p->nterms];
+    memcpy(p->text + L->len_text, term, n + 1);
+    t->off = (uint32_t)L->len_text;
+    t->len = (uint32_t)n;
+    t->df = (uint32_t)sqlite3_column_int64(s, 1);
+    t->post = *used;
+    int rc = add_blocks(L, t, b, bl);
+    if (rc)
+        return rc;
+    memcpy(p->bytes + *used, b, t->plen);
+    *used += t->plen;
+    L->len_text += n + 1;
+    p->nterms++;
+    return 0;
+}
+
+static int build_hash(toro_postings_t *p)
+{
+    size_t cap = 16;
+    while (cap < 2 * p->nterms)
+        cap *= 2;
+    p->hash = calloc(cap, sizeof(uint32_t));
+    if (!p->hash)
+        return TORO_ENOMEM;
+    p->hmask = cap - 1;
+    for (size_t i = 0; i < p->nterms; i++) {
+        size_t h = (size_t)hash_str(p->text + p->terms[i].off, p->terms[i].len) & p->hmask;
+        while (p->hash[h])
+            h = (h + 1) & p->hmask;
+        p->hash[h] = (uint32_t)i + 1;
+    }
+    return 0;
+}
+
+/* Sizes the arrays from one pass over the lengths (SQLite answers length()
+ * of a blob without reading it). */
+static int size_terms(toro_postings_t *p, sqlite3 *db, size_t *nterms, size_t *nbytes)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = TORO_EFORMAT;
+    if (sqlite3_prepare_v2(db, "SELECT count(*), total(length(postings)) FROM terms", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+        *nterms = (size_t)sqlite3_column_int64(s, 0);
+        *nbytes = (size_t)sqlite3_column_double(s, 1);
+        rc = *nterms < UINT32_MAX ? 0 : TORO_EFORMAT;
+    }
+    sqlite3_finalize(s);
+    if (rc == 0) {
+        p->terms = calloc(*nterms + 1, sizeof(toro_pterm_t));
+        p->bytes = malloc(*nbytes + 1);
+        rc = p->terms && p->bytes ? 0 : TORO_ENOMEM;
+    }
+    return rc;
+}
+
+int toro_postings_load(toro_postings_t *p, sqlite3 *db, const uint32_t *lens, uint32_t n_chunks, double avgdl,
+                       char **err)
+{
+    memset(p, 0, sizeof(*p));
+    loader_t L = {.p = p, .lens = lens, .n_chunks = n_chunks, .avgdl = avgdl};
+    size_t nterms = 0, nbytes = 0, used = 0;
+    sqlite3_stmt *s = NULL;
+    int rc = size_terms(p, db, &nterms, &nbytes);
+    if (rc == 0 && sqlite3_prepare_v2(db, "SELECT term, df, postings FROM terms", -1, &s, NULL) != SQLITE_OK)
+        rc = TORO_EFORMAT;
+    int st = SQLITE_DONE;
+    while (rc == 0 && (st = sqlite3_step(s)) == SQLITE_ROW)
+        rc = p->nterms < nterms && used + (size_t)sqlite3_column_bytes(s, 2) <= nbytes ? add_row(&L, s, &used)
+                                                                                     : TORO_EFORMAT;
+    if (rc == 0 && st != SQLITE_DONE)
+        rc = TORO_EFORMAT;
+    if (rc == TORO_EFORMAT)
+        toro_set_err(err, "postings unreadable: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    if (rc == 0)
+        rc = build_hash(p);
+    if (rc) {
+        toro_postings_free(p);
+        return rc;
+    }
+    p->mem = L.cap_text + (nterms + 1) * sizeof(toro_pterm_t) + nbytes + L.cap_blocks * sizeof(toro_pblock_t) +
+             (p->hmask + 1) * sizeof(uint32_t);
+    return 0;
+}
+
+void toro_postings_free(toro_postings_t *p)
+{
+    if (!p)
+        return;
+    free(p->text);
+    free(p->terms);
+    free(p->bytes);
+    free(p->blocks);
+    free(p->hash);
+    memset(p, 0, sizeof(*p));
+}
+
+const toro_pterm_t *toro_postings_find(const toro_postings_t *p, const char *term, size_t len)
+{
+    if (!p->hash)
+        return NULL;
+    for (size_t h = (size_t)hash_str(term, len) & p->hmask; p->hash[h]; h = (h + 1) & p->hmask) {
+        const toro_pterm_t *t = &p->terms[p->hash[h] - 1];
+        if (t->len == len && memcmp(p->text + t->off, term, len) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+/* One varint the load already checked (toro_varint_get's format). */
+static inline uint32_t varint_checked(const uint8_t *in, size_t *pos)
+{
+    uint32_t r = 0;
+    for (unsigned sh = 0;; sh += 7) {
+        uint8_t byte = in[(*pos)++];
+        r |= (uint32_t)(byte & 0x7F) << sh;
+        if (!(byte & 0x80))
+            return r;
+    }
+}
+
+/* Decodes block b (the load checked every posting in it). */
+static void decode_block(toro_pcursor_t *c, uint32_t b)
+{
+    const toro_pblock_t *bl = c->p->blocks + c->t->block;
+    const uint8_t *in = c->p->bytes + c->t->post;
+    size_t pos = b ? bl[b - 1].end : 0, end = bl[b].end;
+    uint32_t id = b ? bl[b - 1].last : 0, n = 0;
+    while (pos < end && n < TORO_POST_BLOCK) {
+        uint32_t delta = varint_checked(in, &pos), tf = varint_checked(in, &pos);
+        id += delta;
+        c->ids[n] = id;
+        c->tfs[n++] = tf;
+    }
+    c->b = b;
+    c->n = n;
+    c->i = 0;
+    c->id = n ? c->ids[0] : TORO_POST_END;
+    c->tf = n ? c->tfs[0] : 0;
+}
+
+void toro_pcursor_init(toro_pcursor_t *c, const toro_postings_t *p, const toro_pterm_t *t)
+{
+    c->p = p;
+    c->t = t;
+    c->b = c->n = c->i = 0;
+    c->id = TORO_POST_END;
+    c->tf = 0;
+    if (t && t->nblocks)
+        decode_block(c, 0);
+}
+
+/* The first block at or after from whose last id >= target, or nblocks. */
+static uint32_t find_block(const toro_pcursor_t *c, uint32_t from, uint32_t target)
+{
+    const toro_pblock_t *bl = c->p->blocks + c->t->block;
+    uint32_t lo = from, hi = c->t->nblocks;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (bl[mid].last < target)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+void toro_pcursor_seek(toro_pcursor_t *c, uint32_t target)
+{
+    if (c->id >= target)
+        return;
+    if (c->p->blocks[c->t->block + c->b].last < target) {
+        uint32_t b = find_block(c, c->b + 1, target);
+        if (b >= c->t->nblocks) {
+            c->id = TORO_POST_END;
+            return;
+        }
+        decode_block(c, b);
+    }
+    while (c->ids[c->i] < target) /* the block's last id is >= target */
+        c->i++;
+    c->id = c->ids[c->i];
+    c->tf = c->tfs[c->i];
+}
+
+float toro_pcursor_block_max(const toro_pcursor_t *c, uint32_t target, uint32_t *last)
+{
+    *last = TORO_POST_END;
+    if (c->id == TORO_POST_END)
+        return 0;
+    const toro_pblock_t *bl = c->p->blocks + c->t->block;
+    uint32_t b = c->id >= target || bl[c->b].last >= target ? c->b : find_block(c, c->b + 1, target);
+    if (b >= c->t->nblocks)
+        return 0;
+    *last = bl[b].last;
+    return bl[b].maxf;
+}

@@ -1,0 +1,93 @@
+/* postings.h: a snapshot's term dictionary and postings held in memory for
+ * the life of an open snapshot (kb.c), so a query reads no SQLite row for
+ * its terms. Loaded once at open from the terms table (format unchanged:
+ * varint(delta chunk id), varint(tf) per posting, see index.h) and kept
+ * varint-compressed; at load each term's list is cut into blocks of
+ * TORO_POST_BLOCK postings with the block's last chunk id, its end offset
+ * and the largest BM25 term-frequency factor inside it (block-max), which
+ * the reader's dynamic pruning uses to skip blocks and chunks that cannot
+ * reach the top k. Read-only after load: safe to share between threads. */
+#ifndef TORO_KB_POSTINGS_H
+#define TORO_KB_POSTINGS_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TORO_POST_BLOCK 128
+#define TORO_POST_END UINT32_MAX /* cursor past its last posting */
+
+/* BM25 parameters shared by the block maxima and the scorer. */
+#define TORO_BM25_K1 1.2
+#define TORO_BM25_B 0.75
+
+typedef struct toro_pblock {
+    uint32_t last; /* chunk id of the block's last posting */
+    uint32_t end;  /* byte offset just past the block in the term's postings */
+    float maxf;    /* max over the block of tf*(k1+1) / (tf + k1*(1-b+b*dl/avgdl)), rounded up */
+} toro_pblock_t;
+
+typedef struct toro_pterm {
+    uint32_t off;    /* term text in toro_postings_t.text */
+    uint32_t len;
+    uint32_t df;
+    uint32_t plen;   /* bytes of postings (valid prefix of the stored list) */
+    size_t post;     /* postings in toro_postings_t.bytes */
+    uint32_t block;  /* first block in toro_postings_t.blocks */
+    uint32_t nblocks;
+    float maxf;      /* max of the blocks' maxf */
+} toro_pterm_t;
+
+typedef struct toro_postings {
+    char *text;            /* NUL-separated term texts */
+    toro_pterm_t *terms;
+    size_t nterms;
+    uint8_t *bytes;        /* every term's postings, concatenated */
+    toro_pblock_t *blocks;
+    size_t nblocks;
+    uint32_t *hash;        /* open addressing: term index + 1, 0 empty */
+    size_t hmask;
+    size_t mem;            /* bytes held (for reports) */
+} toro_postings_t;
+
+/* Why: kb.c loads every term once at open. lens are the chunk lengths
+ * (n_chunks of them, borrowed during the call), avgdl their mean as stored.
+ * A posting list that is cut short or names a chunk out of range or out of
+ * order is kept up to the last good posting. Returns 0 or a negative toro
+ * error (TORO_ENOMEM, TORO_EFORMAT) with *err (caller frees). */
+int toro_postings_load(toro_postings_t *p, sqlite3 *db, const uint32_t *lens, uint32_t n_chunks, double avgdl,
+                       char **err);
+void toro_postings_free(toro_postings_t *p);
+
+/* Why: the query's stems are looked up by text. The term or NULL. */
+const toro_pterm_t *toro_postings_find(const toro_postings_t *p, const char *term, size_t len);
+
+/* The BM25 term-frequency factor of the block maxima (the scorer in kb.c
+ * multiplies the same expression by the term's weight and idf). */
+static inline double toro_bm25_tf_norm(uint32_t tf, uint32_t dl, double avgdl)
+{
+    return (tf * (TORO_BM25_K1 + 1)) / (tf + TORO_BM25_K1 * (1 - TORO_BM25_B + TORO_BM25_B * (double)dl / avgdl));
+}
+
+/* A position in one term's postings, decoded a block at a time. */
+typedef struct toro_pcursor {
+    const toro_postings_t *p;
+    const toro_pterm_t *t;
+    uint32_t b;      /* current block */
+    uint32_t n, i;   /* postings decoded in it, current one */
+    uint32_t id, tf; /* current posting; id TORO_POST_END past the end */
+    uint32_t ids[TORO_POST_BLOCK], tfs[TORO_POST_BLOCK];
+} toro_pcursor_t;
+
+/* Why: document-at-a-time scoring walks every query term's list in chunk
+ * order. init puts the cursor on the first posting (t may be NULL: empty). */
+void toro_pcursor_init(toro_pcursor_t *c, const toro_postings_t *p, const toro_pterm_t *t);
+/* Moves to the first posting with id >= target (no move when already there),
+ * skipping whole blocks by their last id. */
+void toro_pcursor_seek(toro_pcursor_t *c, uint32_t target);
+/* The maxf of the block that would hold target (0 when past the end),
+ * without decoding or moving; *last is that block's last id (every posting
+ * of the list in [target, *last] is in it), TORO_POST_END past the end. */
+float toro_pcursor_block_max(const toro_pcursor_t *c, uint32_t target, uint32_t *last);
+
+#endif
