@@ -22,7 +22,8 @@ int toro_gateway_new(const toro_gateway_config_t *cfg, toro_stage_ctx_t *ctx, to
 int toro_gateway_port(const toro_gateway_t *gw);
 /* Whether the port speaks TLS (https/wss), for the "listening on" line. */
 int toro_gateway_tls(const toro_gateway_t *gw);
-/* Runs the event loop until toro_gateway_stop(). */
+/* Runs the event loop until toro_gateway_stop(), then commits and answers
+ * every question already validated (the store and the bus must still be open). */
 int toro_gateway_run(toro_gateway_t *gw);
 /* Thread- and async-signal-safe. */
 void toro_gateway_stop(toro_gateway_t *gw);

@@ -194,14 +194,19 @@ int toro_gateway_run(toro_gateway_t *gw)
         return TORO_EIO;
     if (!gw->commit.started)
         gw_commit_start(&gw->commit, wake_loop, gw->loop); /* else the loop commits itself */
-    return gw_loop_run(gw->loop);
+    int rc = gw_loop_run(gw->loop);
+    /* every question validated is committed and answered now, while the
+     * store and the bus its commit kicks are still open (the caller closes
+     * the bus before it frees the gateway) */
+    gw_commit_stop(&gw->commit);
+    return rc;
 }
 
 void toro_gateway_free(toro_gateway_t *gw)
 {
     if (!gw)
         return;
-    gw_commit_stop(&gw->commit); /* every question validated is committed and answered first */
+    gw_commit_stop(&gw->commit); /* a no-op after toro_gateway_run */
     if (gw->loop)
         gw_conns_close_all(&gw->conns);
     gw_listener_close(&gw->listener);

@@ -212,6 +212,51 @@ def test_concurrent_burst_all_durable_after_sigkill(kb_file, tmp_path):
         assert server.stop() == 0
 
 
+
+def test_sigterm_during_burst_commits_and_exits_cleanly(kb_file, tmp_path):
+    """SIGTERM arrives while many sockets are POSTing: the questions the
+    gateway has validated but not yet committed are committed and answered
+    202 during shutdown (after the workers have stopped, before the bus and
+    the store close), the process exits 0, and after a restart every question
+    that got a 202 is there."""
+    data = str(tmp_path / "term-data")
+    server = Server(data, kb_file, ["--process-workers", "1"]).start()
+    accepted, done = [], threading.Event()
+
+    def post_until_stopped(user):
+        sess = requests.Session()
+        headers = auth(user)
+        i = 0
+        while not done.is_set():
+            text = "Pergunta %d de %s sobre CDB?" % (i, user)
+            i += 1
+            try:
+                r = sess.post(server.url("/questions"), json={"question": text}, headers=headers, timeout=10)
+            except requests.RequestException:
+                return  # the server has gone
+            if r.status_code == 202:
+                accepted.append((user, r.json()["data"]["question_id"], text))
+
+    threads = [threading.Thread(target=post_until_stopped, args=("term%d" % i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    rc = server.stop()
+    done.set()
+    for t in threads:
+        t.join(30)
+    assert rc == 0
+    assert len(accepted) > 50
+    server = Server(data, kb_file, ["--process-workers", "1"]).start()
+    try:
+        sess = requests.Session()
+        for user, qid, text in accepted:
+            r = sess.get(server.url("/questions/" + qid), headers=auth(user), timeout=10)
+            assert r.status_code == 200, (qid, r.status_code)
+            assert r.json()["data"]["question"] == text
+    finally:
+        assert server.stop() == 0
+
 def thread_nices(pid):
     """The nice value of each thread of pid (Linux: nice is per thread)."""
     out = []
