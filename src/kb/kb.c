@@ -80,7 +80,7 @@ struct toro_kb {
     sqlite3_stmt *q_chunk;  /* SELECT ... FROM chunks WHERE id=? */
     char *version;
     uint32_t n_chunks;
-    uint32_t *lens;         /* analyzed length per chunk */
+    double *norm;           /* toro_bm25_len_norm of each chunk's analyzed length */
     double avgdl;
     char langs[2][3];       /* snapshot languages */
     int nlangs;
@@ -148,7 +148,8 @@ out:
     return rc;
 }
 
-/* Reads the "lengths" blob (uint32 LE per chunk) into kb->lens and n_chunks. */
+/* Reads the "lengths" blob (uint32 LE per chunk) into n_chunks and kb->norm
+ * (after read_header: it needs avgdl). */
 static int load_lengths(toro_kb_t *kb, const char *path, char **err)
 {
     sqlite3_stmt *s = NULL;
@@ -161,14 +162,15 @@ static int load_lengths(toro_kb_t *kb, const char *path, char **err)
     int bl = sqlite3_column_bytes(s, 0);
     const uint8_t *blob = sqlite3_column_blob(s, 0);
     kb->n_chunks = (uint32_t)(bl / 4);
-    kb->lens = malloc((size_t)kb->n_chunks * 4 + 4);
-    if (!kb->lens) {
+    kb->norm = malloc(((size_t)kb->n_chunks + 1) * sizeof(double));
+    if (!kb->norm) {
         sqlite3_finalize(s);
         return TORO_ENOMEM;
     }
     for (uint32_t i = 0; i < kb->n_chunks; i++)
-        kb->lens[i] = (uint32_t)blob[4 * i] | (uint32_t)blob[4 * i + 1] << 8 | (uint32_t)blob[4 * i + 2] << 16 |
-                      (uint32_t)blob[4 * i + 3] << 24;
+        kb->norm[i] = toro_bm25_len_norm((uint32_t)blob[4 * i] | (uint32_t)blob[4 * i + 1] << 8 |
+                                             (uint32_t)blob[4 * i + 2] << 16 | (uint32_t)blob[4 * i + 3] << 24,
+                                         kb->avgdl);
     sqlite3_finalize(s);
     return 0;
 }
@@ -221,7 +223,7 @@ out:
 static int load_postings(toro_kb_t *kb, const char *path, char **err)
 {
     char *why = NULL;
-    int rc = toro_postings_load(&kb->post, kb->db, kb->lens, kb->n_chunks, kb->avgdl, &why);
+    int rc = toro_postings_load(&kb->post, kb->db, kb->norm, kb->n_chunks, &why);
     if (rc == TORO_EFORMAT)
         toro_set_err(err, "%s: %s", path, why ? why : "postings unreadable");
     free(why);
@@ -277,7 +279,7 @@ void toro_kb_close(toro_kb_t *kb)
     if (kb->db)
         sqlite3_close(kb->db);
     pthread_mutex_destroy(&kb->mu);
-    free(kb->lens);
+    free(kb->norm);
     free(kb->version);
     free(kb->vecs);
     free(kb->embed_id);
@@ -674,9 +676,7 @@ static inline void add_score(const toro_kb_t *kb, const qterm_t *t, uint32_t id,
 {
     if ((*mask & t->mask) == t->mask)
         return;
-    double dl = kb->lens[id];
-    double w = t->w * t->idf * (tf * (TORO_BM25_K1 + 1)) /
-               (tf + TORO_BM25_K1 * (1 - TORO_BM25_B + TORO_BM25_B * dl / kb->avgdl));
+    double w = t->w * t->idf * (tf * (TORO_BM25_K1 + 1)) / (tf + kb->norm[id]);
     *score += (float)w;
     *mask |= t->mask;
 }
@@ -803,12 +803,12 @@ static int worth_scoring(maxscore_t *m, uint32_t d)
     for (int j = m->ne; j < nt; j++) {
         const toro_pcursor_t *c = &m->cur[m->ord[j]];
         if (c->id == d)
-            b += m->wi[m->ord[j]] * toro_bm25_tf_norm(c->tf, kb->lens[d], kb->avgdl);
+            b += m->wi[m->ord[j]] * toro_bm25_tf_norm(c->tf, kb->norm[d]);
     }
     for (int j = m->ne - 1; j >= 0 && may_enter(m, b); j--) {
         int i = m->ord[j];
         toro_pcursor_seek(&m->cur[i], d);
-        double x = m->cur[i].id == d ? m->wi[i] * toro_bm25_tf_norm(m->cur[i].tf, kb->lens[d], kb->avgdl) : 0;
+        double x = m->cur[i].id == d ? m->wi[i] * toro_bm25_tf_norm(m->cur[i].tf, kb->norm[d]) : 0;
         b += x - m->wbm[i];
     }
     return may_enter(m, b);

@@ -50,30 +50,39 @@ typedef struct toro_postings {
     size_t mem;            /* bytes held (for reports) */
 } toro_postings_t;
 
-/* Why: kb.c loads every term once at open. lens are the chunk lengths
- * (n_chunks of them, borrowed during the call), avgdl their mean as stored.
+/* Why: kb.c loads every term once at open. norm holds the length part of
+ * the BM25 denominator per chunk (toro_bm25_len_norm, n_chunks of them,
+ * borrowed during the call).
  * A posting list that is cut short or names a chunk out of range or out of
  * order is kept up to the last good posting. Returns 0 or a negative toro
  * error (TORO_ENOMEM, TORO_EFORMAT) with *err (caller frees). */
-int toro_postings_load(toro_postings_t *p, sqlite3 *db, const uint32_t *lens, uint32_t n_chunks, double avgdl,
-                       char **err);
+int toro_postings_load(toro_postings_t *p, sqlite3 *db, const double *norm, uint32_t n_chunks, char **err);
 void toro_postings_free(toro_postings_t *p);
 
 /* Why: the query's stems are looked up by text. The term or NULL. */
 const toro_pterm_t *toro_postings_find(const toro_postings_t *p, const char *term, size_t len);
 
-/* The BM25 term-frequency factor of the block maxima (the scorer in kb.c
- * multiplies the same expression by the term's weight and idf). */
-static inline double toro_bm25_tf_norm(uint32_t tf, uint32_t dl, double avgdl)
+/* The length part of the BM25 denominator of a chunk of dl terms,
+ * k1 * (1 - b + b * dl / avgdl): kb.c computes it once per chunk at open. */
+static inline double toro_bm25_len_norm(uint32_t dl, double avgdl)
 {
-    return (tf * (TORO_BM25_K1 + 1)) / (tf + TORO_BM25_K1 * (1 - TORO_BM25_B + TORO_BM25_B * (double)dl / avgdl));
+    return TORO_BM25_K1 * (1 - TORO_BM25_B + TORO_BM25_B * (double)dl / avgdl);
+}
+
+/* The BM25 term-frequency factor of the block maxima (the scorer in kb.c
+ * multiplies the same expression by the term's weight and idf); norm is
+ * the chunk's toro_bm25_len_norm. */
+static inline double toro_bm25_tf_norm(uint32_t tf, double norm)
+{
+    return (tf * (TORO_BM25_K1 + 1)) / (tf + norm);
 }
 
 /* A position in one term's postings, decoded a block at a time. */
 typedef struct toro_pcursor {
     const toro_postings_t *p;
     const toro_pterm_t *t;
-    uint32_t b;      /* current block */
+    uint32_t b;      /* current (decoded) block */
+    uint32_t wb;     /* block of the last block_max target (moves forward only) */
     uint32_t n, i;   /* postings decoded in it, current one */
     uint32_t id, tf; /* current posting; id TORO_POST_END past the end */
     uint32_t ids[TORO_POST_BLOCK], tfs[TORO_POST_BLOCK];
@@ -86,8 +95,9 @@ void toro_pcursor_init(toro_pcursor_t *c, const toro_postings_t *p, const toro_p
  * skipping whole blocks by their last id. */
 void toro_pcursor_seek(toro_pcursor_t *c, uint32_t target);
 /* The maxf of the block that would hold target (0 when past the end),
- * without decoding or moving; *last is that block's last id (every posting
- * of the list in [target, *last] is in it), TORO_POST_END past the end. */
-float toro_pcursor_block_max(const toro_pcursor_t *c, uint32_t target, uint32_t *last);
+ * without decoding; *last is that block's last id (every posting of the
+ * list in [target, *last] is in it), TORO_POST_END past the end. Targets
+ * must not decrease from one call to the next (c->wb walks forward). */
+float toro_pcursor_block_max(toro_pcursor_t *c, uint32_t target, uint32_t *last);
 
 #endif
