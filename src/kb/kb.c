@@ -728,8 +728,10 @@ typedef struct maxscore {
     const query_t *q;
     toro_pcursor_t *cur; /* in the query's term order */
     double wi[MAX_TERMS], wbm[MAX_TERMS];
+    uint32_t wlast[MAX_TERMS]; /* last chunk id under wbm */
     int ord[MAX_TERMS];
     int ne;       /* ord[0..ne) are non-essential: together they cannot reach theta */
+    double nb;    /* the sum of their bounds */
     double theta; /* the k-th best score once the heap is full, else 0 */
     int full;
     int wset;     /* a window is set */
@@ -764,22 +766,23 @@ static void window_ne(maxscore_t *m)
     for (; j < m->q->nterms && !may_enter(m, b + m->wbm[m->ord[j]]); j++)
         b += m->wbm[m->ord[j]];
     m->ne = j;
+    m->nb = b;
 }
 
 /* Sets the window that starts at chunk d. */
 static void set_window(maxscore_t *m, uint32_t d)
 {
-    m->wset = 1;
     m->wend = TORO_POST_END;
     for (int i = 0; i < m->q->nterms; i++) {
-        uint32_t last;
-        m->wbm[i] = m->wi[i] * toro_pcursor_block_max(&m->cur[i], d, &last);
-        m->wend = last < m->wend ? last : m->wend;
+        if (!m->wset || m->wlast[i] < d) /* else the term's block still covers d */
+            m->wbm[i] = m->wi[i] * toro_pcursor_block_max(&m->cur[i], d, &m->wlast[i]);
+        m->wend = m->wlast[i] < m->wend ? m->wlast[i] : m->wend;
         int j = i; /* insertion sort by bound, ties by term order */
         for (; j > 0 && m->wbm[m->ord[j - 1]] > m->wbm[i]; j--)
             m->ord[j] = m->ord[j - 1];
         m->ord[j] = i;
     }
+    m->wset = 1;
     window_ne(m);
 }
 
@@ -791,10 +794,7 @@ static int worth_scoring(maxscore_t *m, uint32_t d)
 {
     const toro_kb_t *kb = m->kb;
     int nt = m->q->nterms;
-    double nb = 0, b;
-    for (int j = 0; j < m->ne; j++)
-        nb += m->wbm[m->ord[j]];
-    b = nb;
+    double nb = m->nb, b = nb;
     for (int j = m->ne; j < nt; j++)
         b += m->cur[m->ord[j]].id == d ? m->wbm[m->ord[j]] : 0;
     if (!may_enter(m, b))

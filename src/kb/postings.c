@@ -264,7 +264,7 @@ static uint32_t find_block(const toro_pcursor_t *c, uint32_t from, uint32_t targ
     return lo;
 }
 
-void toro_pcursor_seek(toro_pcursor_t *c, uint32_t target)
+void toro_pcursor_seek_far(toro_pcursor_t *c, uint32_t target)
 {
     if (c->id >= target)
         return;

@@ -91,9 +91,24 @@ typedef struct toro_pcursor {
 /* Why: document-at-a-time scoring walks every query term's list in chunk
  * order. init puts the cursor on the first posting (t may be NULL: empty). */
 void toro_pcursor_init(toro_pcursor_t *c, const toro_postings_t *p, const toro_pterm_t *t);
+/* The rest of toro_pcursor_seek: target is past the current posting. */
+void toro_pcursor_seek_far(toro_pcursor_t *c, uint32_t target);
 /* Moves to the first posting with id >= target (no move when already there),
- * skipping whole blocks by their last id. */
-void toro_pcursor_seek(toro_pcursor_t *c, uint32_t target);
+ * skipping whole blocks by their last id. Inline for the common cases (no
+ * move, the next posting of the decoded block): scoring seeks every
+ * essential cursor once per candidate chunk. */
+static inline void toro_pcursor_seek(toro_pcursor_t *c, uint32_t target)
+{
+    if (c->id >= target)
+        return;
+    if (c->i + 1 < c->n && c->ids[c->i + 1] >= target) {
+        c->i++;
+        c->id = c->ids[c->i];
+        c->tf = c->tfs[c->i];
+        return;
+    }
+    toro_pcursor_seek_far(c, target);
+}
 /* The maxf of the block that would hold target (0 when past the end),
  * without decoding; *last is that block's last id (every posting of the
  * list in [target, *last] is in it), TORO_POST_END past the end. Targets
