@@ -81,6 +81,7 @@ struct toro_kb {
     char *version;
     uint32_t n_chunks;
     double *norm;           /* toro_bm25_len_norm of each chunk's analyzed length */
+    uint32_t *lens;         /* those lengths, only while the postings load */
     double avgdl;
     char langs[2][3];       /* snapshot languages */
     int nlangs;
@@ -148,8 +149,8 @@ out:
     return rc;
 }
 
-/* Reads the "lengths" blob (uint32 LE per chunk) into n_chunks and kb->norm
- * (after read_header: it needs avgdl). */
+/* Reads the "lengths" blob (uint32 LE per chunk) into n_chunks, kb->lens
+ * and kb->norm (after read_header: it needs avgdl). */
 static int load_lengths(toro_kb_t *kb, const char *path, char **err)
 {
     sqlite3_stmt *s = NULL;
@@ -163,14 +164,16 @@ static int load_lengths(toro_kb_t *kb, const char *path, char **err)
     const uint8_t *blob = sqlite3_column_blob(s, 0);
     kb->n_chunks = (uint32_t)(bl / 4);
     kb->norm = malloc(((size_t)kb->n_chunks + 1) * sizeof(double));
-    if (!kb->norm) {
+    kb->lens = malloc(((size_t)kb->n_chunks + 1) * sizeof(uint32_t));
+    if (!kb->norm || !kb->lens) {
         sqlite3_finalize(s);
         return TORO_ENOMEM;
     }
-    for (uint32_t i = 0; i < kb->n_chunks; i++)
-        kb->norm[i] = toro_bm25_len_norm((uint32_t)blob[4 * i] | (uint32_t)blob[4 * i + 1] << 8 |
-                                             (uint32_t)blob[4 * i + 2] << 16 | (uint32_t)blob[4 * i + 3] << 24,
-                                         kb->avgdl);
+    for (uint32_t i = 0; i < kb->n_chunks; i++) {
+        kb->lens[i] = (uint32_t)blob[4 * i] | (uint32_t)blob[4 * i + 1] << 8 | (uint32_t)blob[4 * i + 2] << 16 |
+                      (uint32_t)blob[4 * i + 3] << 24;
+        kb->norm[i] = toro_bm25_len_norm(kb->lens[i], kb->avgdl);
+    }
     sqlite3_finalize(s);
     return 0;
 }
@@ -223,7 +226,9 @@ out:
 static int load_postings(toro_kb_t *kb, const char *path, char **err)
 {
     char *why = NULL;
-    int rc = toro_postings_load(&kb->post, kb->db, kb->norm, kb->n_chunks, &why);
+    int rc = toro_postings_load(&kb->post, kb->db, kb->lens, kb->n_chunks, kb->avgdl, &why);
+    free(kb->lens);
+    kb->lens = NULL;
     if (rc == TORO_EFORMAT)
         toro_set_err(err, "%s: %s", path, why ? why : "postings unreadable");
     free(why);
@@ -280,6 +285,7 @@ void toro_kb_close(toro_kb_t *kb)
         sqlite3_close(kb->db);
     pthread_mutex_destroy(&kb->mu);
     free(kb->norm);
+    free(kb->lens);
     free(kb->version);
     free(kb->vecs);
     free(kb->embed_id);

@@ -26,8 +26,9 @@ static float round_up(double x)
 
 typedef struct loader {
     toro_postings_t *p;
-    const double *norm;
+    const uint32_t *lens;
     uint32_t n_chunks;
+    double avgdl;
     size_t cap_text, len_text, cap_blocks;
 } loader_t;
 
@@ -63,7 +64,7 @@ static int add_blocks(loader_t *L, toro_pterm_t *t, const uint8_t *b, size_t bl)
             break;
         id += delta;
         pos += a + a2;
-        double f = toro_bm25_tf_norm(tf, L->norm[id]);
+        double f = toro_bm25_tf_norm(tf, toro_bm25_len_norm(L->lens[id], L->avgdl));
         bmax = f > bmax ? f : bmax;
         if (++cnt == TORO_POST_BLOCK || pos == bl) {
             if (grow((void **)&p->blocks, &L->cap_blocks, p->nblocks + 1, sizeof(toro_pblock_t)))
@@ -151,10 +152,11 @@ static int size_terms(toro_postings_t *p, sqlite3 *db, size_t *nterms, size_t *n
     return rc;
 }
 
-int toro_postings_load(toro_postings_t *p, sqlite3 *db, const double *norm, uint32_t n_chunks, char **err)
+int toro_postings_load(toro_postings_t *p, sqlite3 *db, const uint32_t *lens, uint32_t n_chunks, double avgdl,
+                       char **err)
 {
     memset(p, 0, sizeof(*p));
-    loader_t L = {.p = p, .norm = norm, .n_chunks = n_chunks};
+    loader_t L = {.p = p, .lens = lens, .n_chunks = n_chunks, .avgdl = avgdl};
     size_t nterms = 0, nbytes = 0, used = 0;
     sqlite3_stmt *s = NULL;
     int rc = size_terms(p, db, &nterms, &nbytes);

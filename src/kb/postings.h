@@ -50,13 +50,15 @@ typedef struct toro_postings {
     size_t mem;            /* bytes held (for reports) */
 } toro_postings_t;
 
-/* Why: kb.c loads every term once at open. norm holds the length part of
- * the BM25 denominator per chunk (toro_bm25_len_norm, n_chunks of them,
- * borrowed during the call).
+/* Why: kb.c loads every term once at open. lens are the chunk lengths
+ * (n_chunks of them, borrowed during the call: half the size of a per-chunk
+ * toro_bm25_len_norm array, so fewer cache misses over a large corpus),
+ * avgdl their mean as stored.
  * A posting list that is cut short or names a chunk out of range or out of
  * order is kept up to the last good posting. Returns 0 or a negative toro
  * error (TORO_ENOMEM, TORO_EFORMAT) with *err (caller frees). */
-int toro_postings_load(toro_postings_t *p, sqlite3 *db, const double *norm, uint32_t n_chunks, char **err);
+int toro_postings_load(toro_postings_t *p, sqlite3 *db, const uint32_t *lens, uint32_t n_chunks, double avgdl,
+                       char **err);
 void toro_postings_free(toro_postings_t *p);
 
 /* Why: the query's stems are looked up by text. The term or NULL. */
