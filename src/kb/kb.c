@@ -49,6 +49,7 @@
 #define MAX_GROUPS 32  /* query tokens considered (coverage mask bits) */
 #define MAX_TERMS 96   /* distinct stems across languages */
 #define MAX_K 10000
+#define UB_TF 32       /* term frequencies with a length-free bound (kb->ubtf) */
 
 /* Calibration on kb/eval (in-scope and off-topic questions, see README
  * "Retrieval"): the evidence at which a chunk is as likely relevant as not
@@ -82,6 +83,7 @@ struct toro_kb {
     uint32_t n_chunks;
     double *norm;           /* toro_bm25_len_norm of each chunk's analyzed length */
     uint32_t *lens;         /* those lengths, only while the postings load */
+    double ubtf[UB_TF];     /* toro_bm25_tf_norm of tf in the shortest chunk: bounds it in any chunk */
     double avgdl;
     char langs[2][3];       /* snapshot languages */
     int nlangs;
@@ -162,6 +164,7 @@ static int load_lengths(toro_kb_t *kb, const char *path, char **err)
     }
     int bl = sqlite3_column_bytes(s, 0);
     const uint8_t *blob = sqlite3_column_blob(s, 0);
+    double nmin = 0;
     kb->n_chunks = (uint32_t)(bl / 4);
     kb->norm = malloc(((size_t)kb->n_chunks + 1) * sizeof(double));
     kb->lens = malloc(((size_t)kb->n_chunks + 1) * sizeof(uint32_t));
@@ -173,7 +176,10 @@ static int load_lengths(toro_kb_t *kb, const char *path, char **err)
         kb->lens[i] = (uint32_t)blob[4 * i] | (uint32_t)blob[4 * i + 1] << 8 | (uint32_t)blob[4 * i + 2] << 16 |
                       (uint32_t)blob[4 * i + 3] << 24;
         kb->norm[i] = toro_bm25_len_norm(kb->lens[i], kb->avgdl);
+        nmin = i == 0 || kb->norm[i] < nmin ? kb->norm[i] : nmin;
     }
+    for (uint32_t tf = 0; tf < UB_TF; tf++)
+        kb->ubtf[tf] = toro_bm25_tf_norm(tf, nmin);
     sqlite3_finalize(s);
     return 0;
 }
@@ -801,8 +807,11 @@ static int worth_scoring(maxscore_t *m, uint32_t d)
     const toro_kb_t *kb = m->kb;
     int nt = m->q->nterms;
     double nb = m->nb, b = nb;
-    for (int j = m->ne; j < nt; j++)
-        b += m->cur[m->ord[j]].id == d ? m->wbm[m->ord[j]] : 0;
+    for (int j = m->ne; j < nt; j++) { /* the block's bound, or the tf's in the shortest chunk (no read of d's length) */
+        const toro_pcursor_t *c = &m->cur[m->ord[j]];
+        double u = c->tf < UB_TF ? m->wi[m->ord[j]] * kb->ubtf[c->tf] : m->wbm[m->ord[j]];
+        b += c->id == d ? (u < m->wbm[m->ord[j]] ? u : m->wbm[m->ord[j]]) : 0;
+    }
     if (!may_enter(m, b))
         return 0;
     b = nb;
