@@ -49,6 +49,7 @@
 #define MAX_GROUPS 32  /* query tokens considered (coverage mask bits) */
 #define MAX_TERMS 96   /* distinct stems across languages */
 #define MAX_K 10000
+#define UB_TF 32       /* term frequencies with a length-free bound (kb->ubtf) */
 
 /* Calibration on kb/eval (in-scope and off-topic questions, see README
  * "Retrieval"): the evidence at which a chunk is as likely relevant as not
@@ -80,7 +81,9 @@ struct toro_kb {
     sqlite3_stmt *q_chunk;  /* SELECT ... FROM chunks WHERE id=? */
     char *version;
     uint32_t n_chunks;
-    uint32_t *lens;         /* analyzed length per chunk */
+    double *norm;           /* toro_bm25_len_norm of each chunk's analyzed length */
+    uint32_t *lens;         /* those lengths, only while the postings load */
+    double ubtf[UB_TF];     /* toro_bm25_tf_norm of tf in the shortest chunk: bounds it in any chunk */
     double avgdl;
     char langs[2][3];       /* snapshot languages */
     int nlangs;
@@ -148,7 +151,8 @@ out:
     return rc;
 }
 
-/* Reads the "lengths" blob (uint32 LE per chunk) into kb->lens and n_chunks. */
+/* Reads the "lengths" blob (uint32 LE per chunk) into n_chunks, kb->lens
+ * and kb->norm (after read_header: it needs avgdl). */
 static int load_lengths(toro_kb_t *kb, const char *path, char **err)
 {
     sqlite3_stmt *s = NULL;
@@ -160,15 +164,22 @@ static int load_lengths(toro_kb_t *kb, const char *path, char **err)
     }
     int bl = sqlite3_column_bytes(s, 0);
     const uint8_t *blob = sqlite3_column_blob(s, 0);
+    double nmin = 0;
     kb->n_chunks = (uint32_t)(bl / 4);
-    kb->lens = malloc((size_t)kb->n_chunks * 4 + 4);
-    if (!kb->lens) {
+    kb->norm = malloc(((size_t)kb->n_chunks + 1) * sizeof(double));
+    kb->lens = malloc(((size_t)kb->n_chunks + 1) * sizeof(uint32_t));
+    if (!kb->norm || !kb->lens) {
         sqlite3_finalize(s);
         return TORO_ENOMEM;
     }
-    for (uint32_t i = 0; i < kb->n_chunks; i++)
+    for (uint32_t i = 0; i < kb->n_chunks; i++) {
         kb->lens[i] = (uint32_t)blob[4 * i] | (uint32_t)blob[4 * i + 1] << 8 | (uint32_t)blob[4 * i + 2] << 16 |
                       (uint32_t)blob[4 * i + 3] << 24;
+        kb->norm[i] = toro_bm25_len_norm(kb->lens[i], kb->avgdl);
+        nmin = i == 0 || kb->norm[i] < nmin ? kb->norm[i] : nmin;
+    }
+    for (uint32_t tf = 0; tf < UB_TF; tf++)
+        kb->ubtf[tf] = toro_bm25_tf_norm(tf, nmin);
     sqlite3_finalize(s);
     return 0;
 }
@@ -222,6 +233,8 @@ static int load_postings(toro_kb_t *kb, const char *path, char **err)
 {
     char *why = NULL;
     int rc = toro_postings_load(&kb->post, kb->db, kb->lens, kb->n_chunks, kb->avgdl, &why);
+    free(kb->lens);
+    kb->lens = NULL;
     if (rc == TORO_EFORMAT)
         toro_set_err(err, "%s: %s", path, why ? why : "postings unreadable");
     free(why);
@@ -277,6 +290,7 @@ void toro_kb_close(toro_kb_t *kb)
     if (kb->db)
         sqlite3_close(kb->db);
     pthread_mutex_destroy(&kb->mu);
+    free(kb->norm);
     free(kb->lens);
     free(kb->version);
     free(kb->vecs);
@@ -674,9 +688,7 @@ static inline void add_score(const toro_kb_t *kb, const qterm_t *t, uint32_t id,
 {
     if ((*mask & t->mask) == t->mask)
         return;
-    double dl = kb->lens[id];
-    double w = t->w * t->idf * (tf * (TORO_BM25_K1 + 1)) /
-               (tf + TORO_BM25_K1 * (1 - TORO_BM25_B + TORO_BM25_B * dl / kb->avgdl));
+    double w = t->w * t->idf * (tf * (TORO_BM25_K1 + 1)) / (tf + kb->norm[id]);
     *score += (float)w;
     *mask |= t->mask;
 }
@@ -728,8 +740,10 @@ typedef struct maxscore {
     const query_t *q;
     toro_pcursor_t *cur; /* in the query's term order */
     double wi[MAX_TERMS], wbm[MAX_TERMS];
+    uint32_t wlast[MAX_TERMS]; /* last chunk id under wbm */
     int ord[MAX_TERMS];
     int ne;       /* ord[0..ne) are non-essential: together they cannot reach theta */
+    double nb;    /* the sum of their bounds */
     double theta; /* the k-th best score once the heap is full, else 0 */
     int full;
     int wset;     /* a window is set */
@@ -764,22 +778,23 @@ static void window_ne(maxscore_t *m)
     for (; j < m->q->nterms && !may_enter(m, b + m->wbm[m->ord[j]]); j++)
         b += m->wbm[m->ord[j]];
     m->ne = j;
+    m->nb = b;
 }
 
 /* Sets the window that starts at chunk d. */
 static void set_window(maxscore_t *m, uint32_t d)
 {
-    m->wset = 1;
     m->wend = TORO_POST_END;
     for (int i = 0; i < m->q->nterms; i++) {
-        uint32_t last;
-        m->wbm[i] = m->wi[i] * toro_pcursor_block_max(&m->cur[i], d, &last);
-        m->wend = last < m->wend ? last : m->wend;
+        if (!m->wset || m->wlast[i] < d) /* else the term's block still covers d */
+            m->wbm[i] = m->wi[i] * toro_pcursor_block_max(&m->cur[i], d, &m->wlast[i]);
+        m->wend = m->wlast[i] < m->wend ? m->wlast[i] : m->wend;
         int j = i; /* insertion sort by bound, ties by term order */
         for (; j > 0 && m->wbm[m->ord[j - 1]] > m->wbm[i]; j--)
             m->ord[j] = m->ord[j - 1];
         m->ord[j] = i;
     }
+    m->wset = 1;
     window_ne(m);
 }
 
@@ -791,24 +806,24 @@ static int worth_scoring(maxscore_t *m, uint32_t d)
 {
     const toro_kb_t *kb = m->kb;
     int nt = m->q->nterms;
-    double nb = 0, b;
-    for (int j = 0; j < m->ne; j++)
-        nb += m->wbm[m->ord[j]];
-    b = nb;
-    for (int j = m->ne; j < nt; j++)
-        b += m->cur[m->ord[j]].id == d ? m->wbm[m->ord[j]] : 0;
+    double nb = m->nb, b = nb;
+    for (int j = m->ne; j < nt; j++) { /* the block's bound, or the tf's in the shortest chunk (no read of d's length) */
+        const toro_pcursor_t *c = &m->cur[m->ord[j]];
+        double u = c->tf < UB_TF ? m->wi[m->ord[j]] * kb->ubtf[c->tf] : m->wbm[m->ord[j]];
+        b += c->id == d ? (u < m->wbm[m->ord[j]] ? u : m->wbm[m->ord[j]]) : 0;
+    }
     if (!may_enter(m, b))
         return 0;
     b = nb;
     for (int j = m->ne; j < nt; j++) {
         const toro_pcursor_t *c = &m->cur[m->ord[j]];
         if (c->id == d)
-            b += m->wi[m->ord[j]] * toro_bm25_tf_norm(c->tf, kb->lens[d], kb->avgdl);
+            b += m->wi[m->ord[j]] * toro_bm25_tf_norm(c->tf, kb->norm[d]);
     }
     for (int j = m->ne - 1; j >= 0 && may_enter(m, b); j--) {
         int i = m->ord[j];
         toro_pcursor_seek(&m->cur[i], d);
-        double x = m->cur[i].id == d ? m->wi[i] * toro_bm25_tf_norm(m->cur[i].tf, kb->lens[d], kb->avgdl) : 0;
+        double x = m->cur[i].id == d ? m->wi[i] * toro_bm25_tf_norm(m->cur[i].tf, kb->norm[d]) : 0;
         b += x - m->wbm[i];
     }
     return may_enter(m, b);

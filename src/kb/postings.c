@@ -64,7 +64,7 @@ static int add_blocks(loader_t *L, toro_pterm_t *t, const uint8_t *b, size_t bl)
             break;
         id += delta;
         pos += a + a2;
-        double f = toro_bm25_tf_norm(tf, L->lens[id], L->avgdl);
+        double f = toro_bm25_tf_norm(tf, toro_bm25_len_norm(L->lens[id], L->avgdl));
         bmax = f > bmax ? f : bmax;
         if (++cnt == TORO_POST_BLOCK || pos == bl) {
             if (grow((void **)&p->blocks, &L->cap_blocks, p->nblocks + 1, sizeof(toro_pblock_t)))
@@ -209,6 +209,8 @@ const toro_pterm_t *toro_postings_find(const toro_postings_t *p, const char *ter
 /* One varint the load already checked (toro_varint_get's format). */
 static inline uint32_t varint_checked(const uint8_t *in, size_t *pos)
 {
+    if (in[*pos] < 0x80) /* most deltas and tfs take one byte */
+        return in[(*pos)++];
     uint32_t r = 0;
     for (unsigned sh = 0;; sh += 7) {
         uint8_t byte = in[(*pos)++];
@@ -242,7 +244,7 @@ void toro_pcursor_init(toro_pcursor_t *c, const toro_postings_t *p, const toro_p
 {
     c->p = p;
     c->t = t;
-    c->b = c->n = c->i = 0;
+    c->b = c->wb = c->n = c->i = 0;
     c->id = TORO_POST_END;
     c->tf = 0;
     if (t && t->nblocks)
@@ -264,12 +266,13 @@ static uint32_t find_block(const toro_pcursor_t *c, uint32_t from, uint32_t targ
     return lo;
 }
 
-void toro_pcursor_seek(toro_pcursor_t *c, uint32_t target)
+void toro_pcursor_seek_far(toro_pcursor_t *c, uint32_t target)
 {
     if (c->id >= target)
         return;
-    if (c->p->blocks[c->t->block + c->b].last < target) {
-        uint32_t b = find_block(c, c->b + 1, target);
+    const toro_pblock_t *bl = c->p->blocks + c->t->block;
+    if (bl[c->b].last < target) {
+        uint32_t b = c->b + 1 < c->t->nblocks && bl[c->b + 1].last >= target ? c->b + 1 : find_block(c, c->b + 1, target);
         if (b >= c->t->nblocks) {
             c->id = TORO_POST_END;
             return;
@@ -282,14 +285,20 @@ void toro_pcursor_seek(toro_pcursor_t *c, uint32_t target)
     c->tf = c->tfs[c->i];
 }
 
-float toro_pcursor_block_max(const toro_pcursor_t *c, uint32_t target, uint32_t *last)
+float toro_pcursor_block_max(toro_pcursor_t *c, uint32_t target, uint32_t *last)
 {
     *last = TORO_POST_END;
     if (c->id == TORO_POST_END)
         return 0;
     const toro_pblock_t *bl = c->p->blocks + c->t->block;
-    uint32_t b = c->id >= target || bl[c->b].last >= target ? c->b : find_block(c, c->b + 1, target);
-    if (b >= c->t->nblocks)
+    uint32_t b = c->wb > c->b ? c->wb : c->b, nb = c->t->nblocks;
+    for (int steps = 0; b < nb && bl[b].last < target; b++) /* usually the next block or two */
+        if (++steps == 8) {
+            b = find_block(c, b, target);
+            break;
+        }
+    c->wb = b;
+    if (b >= nb)
         return 0;
     *last = bl[b].last;
     return bl[b].maxf;

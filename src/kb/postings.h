@@ -51,7 +51,9 @@ typedef struct toro_postings {
 } toro_postings_t;
 
 /* Why: kb.c loads every term once at open. lens are the chunk lengths
- * (n_chunks of them, borrowed during the call), avgdl their mean as stored.
+ * (n_chunks of them, borrowed during the call: half the size of a per-chunk
+ * toro_bm25_len_norm array, so fewer cache misses over a large corpus),
+ * avgdl their mean as stored.
  * A posting list that is cut short or names a chunk out of range or out of
  * order is kept up to the last good posting. Returns 0 or a negative toro
  * error (TORO_ENOMEM, TORO_EFORMAT) with *err (caller frees). */
@@ -62,18 +64,27 @@ void toro_postings_free(toro_postings_t *p);
 /* Why: the query's stems are looked up by text. The term or NULL. */
 const toro_pterm_t *toro_postings_find(const toro_postings_t *p, const char *term, size_t len);
 
-/* The BM25 term-frequency factor of the block maxima (the scorer in kb.c
- * multiplies the same expression by the term's weight and idf). */
-static inline double toro_bm25_tf_norm(uint32_t tf, uint32_t dl, double avgdl)
+/* The length part of the BM25 denominator of a chunk of dl terms,
+ * k1 * (1 - b + b * dl / avgdl): kb.c computes it once per chunk at open. */
+static inline double toro_bm25_len_norm(uint32_t dl, double avgdl)
 {
-    return (tf * (TORO_BM25_K1 + 1)) / (tf + TORO_BM25_K1 * (1 - TORO_BM25_B + TORO_BM25_B * (double)dl / avgdl));
+    return TORO_BM25_K1 * (1 - TORO_BM25_B + TORO_BM25_B * (double)dl / avgdl);
+}
+
+/* The BM25 term-frequency factor of the block maxima (the scorer in kb.c
+ * multiplies the same expression by the term's weight and idf); norm is
+ * the chunk's toro_bm25_len_norm. */
+static inline double toro_bm25_tf_norm(uint32_t tf, double norm)
+{
+    return (tf * (TORO_BM25_K1 + 1)) / (tf + norm);
 }
 
 /* A position in one term's postings, decoded a block at a time. */
 typedef struct toro_pcursor {
     const toro_postings_t *p;
     const toro_pterm_t *t;
-    uint32_t b;      /* current block */
+    uint32_t b;      /* current (decoded) block */
+    uint32_t wb;     /* block of the last block_max target (moves forward only) */
     uint32_t n, i;   /* postings decoded in it, current one */
     uint32_t id, tf; /* current posting; id TORO_POST_END past the end */
     uint32_t ids[TORO_POST_BLOCK], tfs[TORO_POST_BLOCK];
@@ -82,12 +93,28 @@ typedef struct toro_pcursor {
 /* Why: document-at-a-time scoring walks every query term's list in chunk
  * order. init puts the cursor on the first posting (t may be NULL: empty). */
 void toro_pcursor_init(toro_pcursor_t *c, const toro_postings_t *p, const toro_pterm_t *t);
+/* The rest of toro_pcursor_seek: target is past the current posting. */
+void toro_pcursor_seek_far(toro_pcursor_t *c, uint32_t target);
 /* Moves to the first posting with id >= target (no move when already there),
- * skipping whole blocks by their last id. */
-void toro_pcursor_seek(toro_pcursor_t *c, uint32_t target);
+ * skipping whole blocks by their last id. Inline for the common cases (no
+ * move, the next posting of the decoded block): scoring seeks every
+ * essential cursor once per candidate chunk. */
+static inline void toro_pcursor_seek(toro_pcursor_t *c, uint32_t target)
+{
+    if (c->id >= target)
+        return;
+    if (c->i + 1 < c->n && c->ids[c->i + 1] >= target) {
+        c->i++;
+        c->id = c->ids[c->i];
+        c->tf = c->tfs[c->i];
+        return;
+    }
+    toro_pcursor_seek_far(c, target);
+}
 /* The maxf of the block that would hold target (0 when past the end),
- * without decoding or moving; *last is that block's last id (every posting
- * of the list in [target, *last] is in it), TORO_POST_END past the end. */
-float toro_pcursor_block_max(const toro_pcursor_t *c, uint32_t target, uint32_t *last);
+ * without decoding; *last is that block's last id (every posting of the
+ * list in [target, *last] is in it), TORO_POST_END past the end. Targets
+ * must not decrease from one call to the next (c->wb walks forward). */
+float toro_pcursor_block_max(toro_pcursor_t *c, uint32_t target, uint32_t *last);
 
 #endif
