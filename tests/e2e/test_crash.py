@@ -161,6 +161,15 @@ def test_sigkill_during_load_loses_nothing(kb_file, tmp_path):
     assert server.stop() == 0
 
 
+def assert_stored(server, accepted):
+    """Every (user, question_id, text) accepted with a 202 is stored, for its own user."""
+    sess = requests.Session()
+    for user, qid, text in accepted:
+        r = sess.get(server.url("/questions/" + qid), headers=auth(user), timeout=10)
+        assert r.status_code == 200, (qid, r.status_code)
+        d = r.json()["data"]
+        assert (d["user_id"], d["question"]) == (user, text)
+
 def test_concurrent_burst_all_durable_after_sigkill(kb_file, tmp_path):
     """Many keep-alive sockets POST at once, so the gateway commits many
     questions per event-loop round (group commit) while the workers answer
@@ -200,12 +209,7 @@ def test_concurrent_burst_all_durable_after_sigkill(kb_file, tmp_path):
     assert len({qid for _, qid, _ in accepted}) == len(accepted)
     server = Server(data, kb_file, ["--process-workers", "2"]).start()
     try:
-        sess = requests.Session()
-        for user, qid, text in accepted:
-            r = sess.get(server.url("/questions/" + qid), headers=auth(user), timeout=10)
-            assert r.status_code == 200, (qid, r.status_code)
-            d = r.json()["data"]
-            assert (d["user_id"], d["question"]) == (user, text)
+        assert_stored(server, accepted)
         for user, qid, _ in accepted:
             assert wait_terminal(server, qid, timeout=120, user=user)["status"] in ("completed", "error")
     finally:
@@ -249,11 +253,7 @@ def test_sigterm_during_burst_commits_and_exits_cleanly(kb_file, tmp_path):
     assert len(accepted) > 50
     server = Server(data, kb_file, ["--process-workers", "1"]).start()
     try:
-        sess = requests.Session()
-        for user, qid, text in accepted:
-            r = sess.get(server.url("/questions/" + qid), headers=auth(user), timeout=10)
-            assert r.status_code == 200, (qid, r.status_code)
-            assert r.json()["data"]["question"] == text
+        assert_stored(server, accepted)
     finally:
         assert server.stop() == 0
 
