@@ -387,14 +387,10 @@ static int add_term(prepper_t *w, const char *tok, size_t len)
             return 0;
         }
     }
-    if (p->nt == p->capt) {
-        size_t nc = p->capt ? p->capt * 2 : 256;
-        cterm_t *nt = realloc(p->terms, nc * sizeof(cterm_t));
-        if (!nt)
-            return TORO_ENOMEM;
-        p->terms = nt;
-        p->capt = nc;
-    }
+    cterm_t *nt = toro_grow(p->terms, &p->capt, p->nt, sizeof *p->terms, 256);
+    if (!nt)
+        return TORO_ENOMEM;
+    p->terms = nt;
     if (p->ns + len > p->caps) {
         size_t nc = p->caps ? p->caps * 2 : 4096;
         while (nc < p->ns + len)
