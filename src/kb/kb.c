@@ -27,7 +27,10 @@
  * scale with the corpus): it maps the query's idf-weighted term coverage
  * (idf computed with a floor on the corpus size) and, with vectors, the
  * cosine (a property of the model, not of the corpus) onto 0..1 with 0.5 at
- * the calibrated boundary. */
+ * the calibrated boundary. Each hit is then judged beside the best one, so
+ * the decision rests on the best hit: lexically a weak supporting hit is
+ * damped (damp_weak_hits); with vectors no lower hit outranks the best in
+ * relevance unless it matches much more of the question (cap_below_top). */
 #include "kb/kb.h"
 
 #include <math.h>
@@ -60,13 +63,22 @@
  * questions refused, 82% of off-topic ones).
  * With vectors: evidence = cosine + 0.08 * coverage, knee 0.89 (answers:
  * 1.5% in-scope refused, 90% off-topic; cosine carries paraphrases, coverage
- * separates near misses that embed close to finance). Both knees sit below
- * the steepest point of the curve, leaving a margin for other questions. */
+ * separates near misses that embed close to finance; 93% off-topic once the
+ * best hit decides, cap_below_top). Both knees sit below the steepest point
+ * of the curve, leaving a margin for other questions. Measured and not
+ * kept (bench/relevance_roc.py, issue 13): the idf mass of query words the
+ * corpus lacks, the best single chunk's coverage against the top hits'
+ * union (co-occurrence), BM25/dense top-hit agreement, the spread of the
+ * top cosines, a per-chunk hubness correction (cosine minus the chunk's
+ * mean cosine to its nearest chunks) and the distance from the corpus's
+ * principal subspace: none refused more off-topic questions at the same
+ * in-scope budget. */
 #define REL_COV_KNEE 0.36   /* lexical: share of the query's idf weight */
 #define REL_COV_BETA 0.08   /* coverage's weight beside the cosine */
 #define REL_EV_LOW 0.78     /* evidence of clearly unrelated text -> 0 */
 #define REL_EV_KNEE 0.890   /* boundary -> 0.5 */
 #define REL_EV_HIGH 1.00    /* a paraphrase of the chunk -> 1 */
+#define REL_RESCUE_COV 0.5 /* coverage a lower hit needs above the best hit's to keep its own relevance */
 #define COV_MIN_N 1000.0    /* corpus-size floor for coverage idf (one-note KBs) */
 #define RRF_K 60.0
 #define FUZZY_MIN_LEN 4     /* shortest stem matched with a typo */
@@ -986,6 +998,21 @@ static void damp_weak_hits(toro_kb_hit_t *h, size_t n)
             h[i].relevance = 0.5 * h[i].coverage / (0.5 * best);
 }
 
+/* With vectors: a lower-ranked hit is no more relevant than the best-ranked
+ * one unless it matches much more of the question (REL_RESCUE_COV more
+ * coverage), so "found relevant documents" is mostly the best hit's
+ * verdict. Without it, a near miss whose best hit falls below the
+ * threshold was often rescued by a lower chunk that embeds a little
+ * closer; with it, an acronym the fused ranking misses ("o que é um FIA":
+ * the FII chunks embed closest, the one chunk naming FIA ranks fourth) is
+ * still found. Relative to the first hit: the same on any corpus, any k. */
+static void cap_below_top(toro_kb_hit_t *h, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (h[i].relevance > h[0].relevance && h[i].coverage < h[0].coverage + REL_RESCUE_COV)
+            h[i].relevance = h[0].relevance;
+}
+
 /* Reads the chunk rows of the candidates into hits with their scores. */
 static int fill_hits(toro_kb_t *kb, const cand_t *c, size_t hn, const scored_t *sc, toro_kb_hit_t **hits, size_t *n)
 {
@@ -1030,6 +1057,8 @@ static int fill_hits(toro_kb_t *kb, const cand_t *c, size_t hn, const scored_t *
     }
     if (!sc->cos)
         damp_weak_hits(out, got);
+    else
+        cap_below_top(out, got);
     *hits = out;
     *n = got;
     return 0;

