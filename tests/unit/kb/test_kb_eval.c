@@ -46,7 +46,7 @@ static void test_sample_set(void **state)
     assert_true(m.ndcg10 >= 0.78);
     assert_true(m.fact_rate >= 0.65);
     assert_true(m.n_false_noinfo <= m.n_answered / 20);
-    /* Off-topic refusal measured (71 off-topic, 34 near misses): 46/71 = 0.65. */
+    /* Off-topic refusal measured lexically (107 off-topic, 58 near misses): 85/107 = 0.79. */
     if (m.n_offtopic)
         assert_true(m.n_offtopic_ok * 10 >= m.n_offtopic * 6);
     toro_answerer_free(ans);
