@@ -115,6 +115,17 @@ static void build(const char *src, const char *name, toro_embedder_t *e, char *o
     assert_int_equal(st.embed_dim, e && !toro_embedder_is_none(e) ? e->dim : 0);
 }
 
+/* Builds src embedded by e into tmpdir/name, opens it with e attached. */
+static toro_kb_t *open_embedded(const char *src, const char *name, toro_embedder_t *e)
+{
+    char snap[600], *err = NULL;
+    build(src, name, e, snap, sizeof(snap));
+    toro_kb_t *kb = NULL;
+    assert_int_equal(toro_kb_open(snap, &kb, &err), 0);
+    assert_int_equal(toro_kb_attach_embedder(kb, e, &err), 0);
+    return kb;
+}
+
 /* ---- interface ------------------------------------------------------------ */
 
 static void test_open_specs(void **state)
@@ -336,11 +347,7 @@ static void test_dense_and_hybrid(void **state)
 {
     (void)state;
     hash_embedder_t *h = hash_new("hash:a");
-    char snap[600], *err = NULL;
-    build(corpus, "vec2.kb", &h->base, snap, sizeof(snap));
-    toro_kb_t *kb = NULL;
-    assert_int_equal(toro_kb_open(snap, &kb, &err), 0);
-    assert_int_equal(toro_kb_attach_embedder(kb, &h->base, &err), 0);
+    toro_kb_t *kb = open_embedded(corpus, "vec2.kb", &h->base);
     toro_kb_hit_t *hits = NULL;
     size_t n = 0;
     const toro_kb_mode_t modes[3] = {TORO_KB_MODE_BM25, TORO_KB_MODE_DENSE, TORO_KB_MODE_HYBRID};
@@ -459,12 +466,9 @@ static void test_best_hit_decides(void **state)
 {
     (void)state;
     hash_embedder_t *h = hash_new("hash:cap");
-    char dir[1200], snap[600], *err = NULL;
+    char dir[1200];
     write_pair(dir, sizeof(dir));
-    build(dir, "pair.kb", &h->base, snap, sizeof(snap));
-    toro_kb_t *kb = NULL;
-    assert_int_equal(toro_kb_open(snap, &kb, &err), 0);
-    assert_int_equal(toro_kb_attach_embedder(kb, &h->base, &err), 0);
+    toro_kb_t *kb = open_embedded(dir, "pair.kb", &h->base);
     toro_kb_hit_t *hits = NULL;
     size_t n = 0;
     const char *q = "colmeia zangao favo de da do o a e em um uma para com os as no na por";
