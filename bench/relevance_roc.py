@@ -12,8 +12,10 @@ relevant than the best one unless it matches much more of the question
 
 Features (all corpus-independent in meaning):
   ev16      the rule before issue 13's cap: max over the top 16 of cosine + 0.08 coverage
-  ev1r      the shipped rule (kb.c cap_below_top): the best hit's cosine + 0.08 coverage,
-            or a lower hit's when it has at least 0.5 more coverage
+  rel16     the shipped decision: the best relevance `kb search` reports in the top 16
+            (cosine + 0.08 coverage + 0.03 phrase evidence, best hit deciding; kb.c)
+  ev1r      the shipped rule without its phrase evidence (kb.c cap_below_top): the best
+            hit's cosine + 0.08 coverage, or a lower hit's with at least 0.5 more coverage
   c1        the best cosine over all chunks
   covmax    the best coverage in the top 10
   covall    the best coverage over all chunks (do the question's words co-occur anywhere?)
@@ -29,8 +31,9 @@ Features (all corpus-independent in meaning):
 usage: relevance_roc.py TORO SNAPSHOT QUESTIONS.jsonl [--embedder SPEC]
 Prints a table; needs numpy. On kb/eval's 341 + 71 questions (issue 13) ev1r
 refuses 2 more off-topic questions than ev16 (66 against 64 of 71 at 5 of
-341 in-scope refused); adding covall, agree, ent or hub to ev1r refuses no
-more at that budget (a held-out half gains at most one or two at 1%).
+341 in-scope refused) and rel16 one more (67); adding covall, agree, ent or
+hub to ev1r refuses no more at that budget (a held-out half gains at most
+one or two at 1%).
 The idf mass of query words the corpus lacks was measured the same way with
 the query's term groups printed from kb.c (not exposed by `kb search`): it
 adds nothing beside coverage, which already gives those words their weight."""
@@ -41,8 +44,8 @@ import sys
 
 import numpy as np
 
-FEATURES = ["ev16", "ev1r", "c1", "covmax", "covall", "m10", "dm", "cov_c3", "agree", "ent", "hub"]
-MODELS = [["ev16"], ["ev1r"], ["c1", "covmax"], ["c1", "covmax", "m10"], ["c1", "covmax", "dm"], ["c1", "cov_c3"],
+FEATURES = ["rel16", "ev16", "ev1r", "c1", "covmax", "covall", "m10", "dm", "cov_c3", "agree", "ent", "hub"]
+MODELS = [["rel16"], ["ev16"], ["ev1r"], ["c1", "covmax"], ["c1", "covmax", "m10"], ["c1", "covmax", "dm"], ["c1", "cov_c3"],
           ["c1", "covmax", "m10", "dm", "cov_c3"], ["ev1r", "covall"], ["ev1r", "agree"], ["ev1r", "ent"],
           ["ev1r", "hub"], ["ev1r", "covall", "agree", "ent", "hub"]]
 RESCUE_COV = 0.5  # kb.c REL_RESCUE_COV
@@ -71,6 +74,7 @@ def features(hits, hub):
     p = np.exp((cos - cos.max()) / 0.01)
     p /= p.sum()
     return {
+        "rel16": max(h["relevance"] for h in top),
         "ev16": max(ev),
         "ev1r": max([ev[0]] + [e for e, h in zip(ev, top) if h["coverage"] >= top[0]["coverage"] + RESCUE_COV]),
         "c1": c_sorted[0],
