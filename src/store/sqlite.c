@@ -28,7 +28,6 @@ static const char schema[] =
     " PRIMARY KEY (user_id, question_id)) WITHOUT ROWID;"
     "CREATE UNIQUE INDEX IF NOT EXISTS questions_by_id ON questions(question_id);"
     "CREATE INDEX IF NOT EXISTS questions_history ON questions(user_id, created_at DESC, question_id DESC);"
-    "CREATE INDEX IF NOT EXISTS questions_status ON questions(status);"
     "CREATE TABLE IF NOT EXISTS connections(connection_id TEXT PRIMARY KEY, user_id TEXT NOT NULL,"
     " node TEXT NOT NULL, connected_at INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS connections_by_user ON connections(user_id);"
@@ -67,6 +66,26 @@ static const char added_indexes[] = "CREATE INDEX IF NOT EXISTS questions_feedba
                                     " question_id) WHERE feedback_rating IS NOT NULL;"
                                     "CREATE INDEX IF NOT EXISTS questions_conversation ON questions(user_id,"
                                     " conversation_id, created_at, question_id);";
+
+/* Questions per status for /metrics, kept by triggers in the transaction
+ * of every change, in place of an index on status (dropped: it cost every
+ * new question a page write at a random place; a count read it all). The
+ * first open of an older file fills the counts from its rows. */
+static const char added_counts[] =
+    "BEGIN IMMEDIATE;"
+    "CREATE TABLE IF NOT EXISTS question_counts(status TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO question_counts(status, n) SELECT s.status, (SELECT count(*) FROM questions q"
+    " WHERE q.status = s.status) FROM (SELECT 'pending' AS status UNION ALL SELECT 'processing' UNION ALL"
+    " SELECT 'completed' UNION ALL SELECT 'error') s WHERE NOT EXISTS (SELECT 1 FROM question_counts);"
+    "CREATE TRIGGER IF NOT EXISTS question_counts_ins AFTER INSERT ON questions BEGIN"
+    " UPDATE question_counts SET n = n + 1 WHERE status = NEW.status; END;"
+    "CREATE TRIGGER IF NOT EXISTS question_counts_upd AFTER UPDATE OF status ON questions"
+    " WHEN OLD.status <> NEW.status BEGIN UPDATE question_counts SET n = n - 1 WHERE status = OLD.status;"
+    " UPDATE question_counts SET n = n + 1 WHERE status = NEW.status; END;"
+    "CREATE TRIGGER IF NOT EXISTS question_counts_del AFTER DELETE ON questions BEGIN"
+    " UPDATE question_counts SET n = n - 1 WHERE status = OLD.status; END;"
+    "DROP INDEX IF EXISTS questions_status;"
+    "COMMIT;";
 
 static sqlite3 *conn(toro_store_t *s) { return toro_db_conn(((sqlite_store_t *)s)->db); }
 
@@ -484,8 +503,7 @@ static int s_count(toro_store_t *s, long counts[TORO_STATUS_COUNT])
     int rc = TORO_EIO;
     for (int i = 0; i < TORO_STATUS_COUNT; i++)
         counts[i] = 0;
-    if (c && toro_db_prepare(c, "SELECT status, count(*) FROM questions GROUP BY status", -1, &st, NULL) ==
-                 SQLITE_OK) {
+    if (c && toro_db_prepare(c, "SELECT status, n FROM question_counts", -1, &st, NULL) == SQLITE_OK) {
         int step;
         while ((step = sqlite3_step(st)) == SQLITE_ROW) {
             toro_status_t stt;
@@ -968,8 +986,11 @@ static int add_columns(toro_db_t *db, char **err)
             return TORO_EIO;
         }
     }
-    if (!c || sqlite3_exec(c, added_indexes, NULL, NULL, NULL) != SQLITE_OK) {
+    if (!c || sqlite3_exec(c, added_indexes, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(c, added_counts, NULL, NULL, NULL) != SQLITE_OK) {
         toro_set_err(err, "cannot upgrade the schema: %s", c ? sqlite3_errmsg(c) : "no connection");
+        if (c && !sqlite3_get_autocommit(c)) /* added_counts failed midway: nothing of it stays */
+            sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
         return TORO_EIO;
     }
     return 0;
