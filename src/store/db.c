@@ -60,6 +60,7 @@ struct toro_db {
 
 static int writer_start(toro_db_t *db);
 static void writer_stop(toro_db_t *db);
+static void release(toro_db_t *db);
 
 /* Thread exit: the node stays in the list and is closed by toro_db_close;
  * threads of toro live as long as the db, so nothing leaks in practice. */
@@ -129,14 +130,7 @@ int toro_db_open(const char *path, const char *schema_sql, toro_db_sync_t sync, 
     *out = db;
     return 0;
 fail:
-    pthread_key_delete(db->key);
-    pthread_cond_destroy(&db->done_cv);
-    pthread_cond_destroy(&db->ckpt_cv);
-    pthread_cond_destroy(&db->work_cv);
-    pthread_mutex_destroy(&db->wmu);
-    pthread_mutex_destroy(&db->lock);
-    free(db->path);
-    free(db);
+    release(db);
     return rc;
 }
 
@@ -166,11 +160,9 @@ sqlite3 *toro_db_conn(toro_db_t *db)
 /* Generation of the statement cache below: bumped by every close. */
 static atomic_ulong generation = 1;
 
-void toro_db_close(toro_db_t *db)
+/* Closes the connections of db and frees it (its threads have ended). */
+static void release(toro_db_t *db)
 {
-    if (!db)
-        return;
-    writer_stop(db); /* the writes queued are done first */
     pthread_key_delete(db->key);
     conn_node_t *n = db->conns;
     while (n) {
@@ -190,6 +182,14 @@ void toro_db_close(toro_db_t *db)
     free(db->path);
     free(db);
     atomic_fetch_add(&generation, 1); /* cached statements of it are gone */
+}
+
+void toro_db_close(toro_db_t *db)
+{
+    if (!db)
+        return;
+    writer_stop(db); /* the writes queued are done first */
+    release(db);
 }
 
 /* Statement cache. A slot is valid while its generation equals the global
