@@ -73,13 +73,10 @@ static void random16(unsigned char b[16])
         b[i] = (unsigned char)(t >> ((i % 8) * 8)) ^ (unsigned char)rand();
 }
 
-void toro_uuid4(char out[37])
+/* The canonical text of 16 bytes (8-4-4-4-12 lowercase hex). */
+static void uuid_text(const unsigned char b[16], char out[37])
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char b[16];
-    random16(b);
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     size_t o = 0;
     for (size_t i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
@@ -88,6 +85,27 @@ void toro_uuid4(char out[37])
         out[o++] = hex[b[i] & 0x0f];
     }
     out[o] = '\0';
+}
+
+void toro_uuid4(char out[37])
+{
+    unsigned char b[16];
+    random16(b);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    uuid_text(b, out);
+}
+
+void toro_uuid7(char out[37])
+{
+    unsigned char b[16];
+    random16(b);
+    uint64_t ms = (uint64_t)toro_now_ms();
+    for (int i = 0; i < 6; i++) /* 48-bit big-endian Unix milliseconds */
+        b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    uuid_text(b, out);
 }
 
 void toro_iso8601(int64_t ms, char out[32])

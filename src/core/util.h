@@ -15,8 +15,14 @@ int64_t toro_mono_ms(void);
 /* Why: sleeps that a shutdown should not have to wait out are short loops of this. */
 void toro_sleep_ms(int64_t ms);
 
-/* Why: question and connection ids are random UUIDv4 strings (37 bytes with NUL). */
+/* Why: connection and request ids are random UUIDv4 strings (37 bytes with NUL). */
 void toro_uuid4(char out[37]);
+/* Why: question and conversation ids are UUIDv7 (RFC 9562: 48 bits of Unix
+ * milliseconds, then 74 random bits): ids made later sort later, so the
+ * store's indexes on them grow at their end (one page written per group
+ * commit, not one random page per question). They reveal the creation
+ * millisecond, which the API returns as created_at anyway. */
+void toro_uuid7(char out[37]);
 
 /* Why: API timestamps are ISO 8601 UTC with milliseconds (25 bytes with NUL).
  * Cannot fail: out is always written. */

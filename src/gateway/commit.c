@@ -1,4 +1,5 @@
 /* commit.c: the group commit (see commit.h). */
+#define _GNU_SOURCE /* pthread_setname_np: the gateway is Linux-only (epoll) */
 #include "gateway/commit.h"
 
 #include <jansson.h>
@@ -126,25 +127,28 @@ static void commit_round(gw_commit_t *gc, size_t n)
     free(results);
 }
 
-/* The flight landed (the committer is idle again): answers it. */
-static void land(gw_commit_t *gc)
+/* f landed (its committer is idle again): answers it. */
+static void land(gw_commit_t *gc, gw_flight_t *f)
 {
-    atomic_store(&gc->landed, false);
-    answer_all(gc, gc->flight, gc->n_flight, gc->results);
-    resume_all(gc, gc->flight, gc->n_flight);
-    gc->n_flight = 0;
+    atomic_store(&f->landed, false);
+    answer_all(gc, f->batch, f->n, f->results);
+    resume_all(gc, f->batch, f->n);
+    f->n = 0;
 }
 
-/* Waits for the flight in the air, if any, and answers it. */
+/* Waits for the flights in the air, if any, and answers them. */
 static void land_wait(gw_commit_t *gc)
 {
-    if (!gc->n_flight)
-        return;
-    pthread_mutex_lock(&gc->mu);
-    while (!atomic_load(&gc->landed))
-        pthread_cond_wait(&gc->cv, &gc->mu);
-    pthread_mutex_unlock(&gc->mu);
-    land(gc);
+    for (size_t i = 0; i < GW_FLIGHTS; i++) {
+        gw_flight_t *f = &gc->flights[i];
+        if (!f->n)
+            continue;
+        pthread_mutex_lock(&gc->mu);
+        while (!atomic_load(&f->landed))
+            pthread_cond_wait(&gc->cv, &gc->mu);
+        pthread_mutex_unlock(&gc->mu);
+        land(gc, f);
+    }
 }
 
 void gw_commit_flush(gw_commit_t *gc)
@@ -159,52 +163,61 @@ void gw_commit_flush(gw_commit_t *gc)
     }
 }
 
-/* Hands the collected batch to the committer when nothing is in flight. */
+/* Hands the collected batch to a free committer, if one is. */
 static void launch(gw_commit_t *gc)
 {
-    if (gc->n_flight || gc->n == 0)
+    gw_flight_t *f = NULL;
+    for (size_t i = 0; i < GW_FLIGHTS && !f; i++)
+        if (gc->flights[i].n == 0)
+            f = &gc->flights[i];
+    if (!f || gc->n == 0)
         return;
-    memcpy(gc->flight, gc->batch, gc->n * sizeof *gc->batch);
-    gc->n_flight = gc->n;
+    memcpy(f->batch, gc->batch, gc->n * sizeof *gc->batch);
+    f->n = gc->n;
     gc->n = 0;
-    for (size_t i = 0; i < gc->n_flight; i++)
-        gc->items[i] = gc->flight[i].item; /* shallow: the flight keeps ownership */
+    for (size_t i = 0; i < f->n; i++)
+        f->items[i] = f->batch[i].item; /* shallow: the flight keeps ownership */
     pthread_mutex_lock(&gc->mu);
-    gc->has_work = true;
+    f->has_work = true;
     pthread_cond_broadcast(&gc->cv);
     pthread_mutex_unlock(&gc->mu);
 }
 
-/* Frees what gw_commit_start made (the thread has ended or never started). */
+/* Frees what gw_commit_start made (the threads have ended or never started). */
 static void release(gw_commit_t *gc)
 {
     pthread_mutex_destroy(&gc->mu);
     pthread_cond_destroy(&gc->cv);
-    free(gc->flight);
-    free(gc->items);
-    free(gc->results);
-    gc->flight = NULL;
-    gc->items = NULL;
-    gc->results = NULL;
+    for (size_t i = 0; i < GW_FLIGHTS; i++) {
+        gw_flight_t *f = &gc->flights[i];
+        free(f->batch);
+        free(f->items);
+        free(f->results);
+        f->batch = NULL;
+        f->items = NULL;
+        f->results = NULL;
+    }
 }
 
 static void *committer_main(void *arg)
 {
-    gw_commit_t *gc = arg;
-    toro_store_set_urgent(gc->ctx->store, true); /* its writes go before the workers' */
+    gw_flight_t *f = arg;
+    gw_commit_t *gc = f->gc;
+    pthread_setname_np(pthread_self(), "toro-commit"); /* for top -H, perf */
+    toro_store_set_urgent(gc->ctx->store, true); /* a store may let its writes go first */
     pthread_mutex_lock(&gc->mu);
     for (;;) {
-        while (!gc->has_work && !gc->stopping)
+        while (!f->has_work && !gc->stopping)
             pthread_cond_wait(&gc->cv, &gc->mu);
-        if (!gc->has_work)
+        if (!f->has_work)
             break; /* stopping, nothing left */
-        size_t n = gc->n_flight;
+        size_t n = f->n;
         pthread_mutex_unlock(&gc->mu);
-        toro_stage_ingest_commit(gc->ctx, gc->items, n, gc->results);
-        note_health(gc->results, n);
+        toro_stage_ingest_commit(gc->ctx, f->items, n, f->results);
+        note_health(f->results, n);
         pthread_mutex_lock(&gc->mu);
-        gc->has_work = false;
-        atomic_store(&gc->landed, true);
+        f->has_work = false;
+        atomic_store(&f->landed, true);
         pthread_cond_broadcast(&gc->cv);
         gc->wake(gc->wake_arg);
     }
@@ -212,23 +225,45 @@ static void *committer_main(void *arg)
     return NULL;
 }
 
+/* Ends the committer threads of the first n flights (their batches landed). */
+static void join_committers(gw_commit_t *gc, size_t n)
+{
+    pthread_mutex_lock(&gc->mu);
+    gc->stopping = true;
+    pthread_cond_broadcast(&gc->cv);
+    pthread_mutex_unlock(&gc->mu);
+    for (size_t i = 0; i < n; i++)
+        pthread_join(gc->flights[i].thread, NULL);
+}
+
 int gw_commit_start(gw_commit_t *gc, void (*wake)(void *), void *arg)
 {
-    gc->flight = malloc(GW_BATCH_MAX * sizeof *gc->flight);
-    gc->items = malloc(GW_BATCH_MAX * sizeof *gc->items);
-    gc->results = malloc(GW_BATCH_MAX * sizeof *gc->results);
     gc->wake = wake;
     gc->wake_arg = arg;
-    gc->stopping = gc->has_work = false;
-    gc->n_flight = 0;
-    atomic_store(&gc->landed, false);
+    gc->stopping = false;
     pthread_mutex_init(&gc->mu, NULL);
     pthread_cond_init(&gc->cv, NULL);
-    if (gc->flight && gc->items && gc->results && pthread_create(&gc->thread, NULL, committer_main, gc) == 0) {
+    size_t started = 0;
+    for (size_t i = 0; i < GW_FLIGHTS; i++) {
+        gw_flight_t *f = &gc->flights[i];
+        *f = (gw_flight_t){.gc = gc,
+                           .batch = malloc(GW_BATCH_MAX * sizeof *f->batch),
+                           .items = malloc(GW_BATCH_MAX * sizeof *f->items),
+                           .results = malloc(GW_BATCH_MAX * sizeof *f->results)};
+        atomic_store(&f->landed, false);
+    }
+    for (size_t i = 0; i < GW_FLIGHTS; i++) {
+        gw_flight_t *f = &gc->flights[i];
+        if (!f->batch || !f->items || !f->results || pthread_create(&f->thread, NULL, committer_main, f) != 0)
+            break;
+        started++;
+    }
+    if (started == GW_FLIGHTS) {
         gc->started = true;
         return 0;
     }
-    toro_log_warn("gateway", NULL, "no committer thread: the loop commits questions itself");
+    toro_log_warn("gateway", NULL, "no committer threads: the loop commits questions itself");
+    join_committers(gc, started);
     release(gc);
     return -1;
 }
@@ -245,9 +280,14 @@ void gw_commit_round(gw_commit_t *gc)
 
 void gw_commit_landed(gw_commit_t *gc)
 {
-    if (gc->started && gc->n_flight && atomic_load(&gc->landed)) {
-        land(gc);
-        launch(gc);
+    if (!gc->started)
+        return;
+    for (size_t i = 0; i < GW_FLIGHTS; i++) {
+        gw_flight_t *f = &gc->flights[i];
+        if (f->n && atomic_load(&f->landed)) {
+            land(gc, f);
+            launch(gc);
+        }
     }
 }
 
@@ -256,11 +296,7 @@ void gw_commit_stop(gw_commit_t *gc)
     gw_commit_flush(gc);
     if (!gc->started)
         return;
-    pthread_mutex_lock(&gc->mu);
-    gc->stopping = true;
-    pthread_cond_broadcast(&gc->cv);
-    pthread_mutex_unlock(&gc->mu);
-    pthread_join(gc->thread, NULL);
+    join_committers(gc, GW_FLIGHTS);
     gc->started = false;
     release(gc);
 }
@@ -272,7 +308,8 @@ void gw_commit_forget(gw_commit_t *gc, gw_client_t *cl)
     for (size_t i = 0; i < gc->n; i++)
         if (gc->batch[i].cl == cl)
             gc->batch[i].cl = NULL;
-    for (size_t i = 0; i < gc->n_flight; i++) /* the committer never touches cl */
-        if (gc->flight[i].cl == cl)
-            gc->flight[i].cl = NULL;
+    for (size_t f = 0; f < GW_FLIGHTS; f++) /* the committers never touch cl */
+        for (size_t i = 0; i < gc->flights[f].n; i++)
+            if (gc->flights[f].batch[i].cl == cl)
+                gc->flights[f].batch[i].cl = NULL;
 }

@@ -46,9 +46,9 @@ static int fill_item(toro_stage_ctx_t *ctx, toro_ingest_item_t *item, char *conv
 {
     char qid[37], cid[37];
     bool want_conv = conv || toro_store_has_conversations(ctx->store);
-    toro_uuid4(qid);
+    toro_uuid7(qid); /* time-ordered: see core/util.h */
     if (!conv && want_conv) {
-        toro_uuid4(cid);
+        toro_uuid7(cid);
         conv = strdup(cid);
     }
     item->q.conversation_id = conv;

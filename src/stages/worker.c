@@ -16,6 +16,7 @@
 #include "stages/stages.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -47,6 +48,7 @@ void *toro_worker_main(void *arg)
     toro_worker_t *w = arg;
     lower_priority(w->nice);
     int is_process = strcmp(w->topic, TORO_TOPIC_PROCESS) == 0;
+    pthread_setname_np(pthread_self(), is_process ? "toro-process" : "toro-notify"); /* for top -H, perf */
     const char *who = is_process ? "process worker" : "notify worker";
     int failures = 0; /* consecutive store/bus failures: the back-off grows with them */
     while (!atomic_load(w->stop)) {

@@ -1,8 +1,7 @@
 /* db.h: one SQLite database file shared by the threads of a process. Each
  * thread gets its own connection, opened on first use (WAL mode lets readers
  * run beside the single writer; busy_timeout absorbs writer contention).
- * Used by store/sqlite.c only (the gateway reaches the writer priority
- * through toro_store_set_urgent); it knows no table. */
+ * Used by store/sqlite.c only; it knows no table. */
 #ifndef TORO_STORE_DB_H
 #define TORO_STORE_DB_H
 
@@ -41,22 +40,20 @@ int toro_db_exec(sqlite3 *c, const char *sql);
  * string) and notes the message for /healthz (core/health.h). c may be NULL. */
 void toro_db_report(sqlite3 *c, const char *component, const char *key, const char *what);
 
-/* Why: SQLite admits one writer per file, and a thread that meets a busy
- * database sleeps in SQLite's busy handler in steps of milliseconds. Threads
- * of one toro process therefore take this process-wide writer mutex around
- * every write, so SQLite never sees contention from inside the process.
- * toro_db_begin: lock + BEGIN IMMEDIATE (unlocks again on failure).
- * toro_db_end: COMMIT when rc is 0, else ROLLBACK; unlocks; returns the
- * final code. toro_db_write_lock/unlock: around single-statement writes. */
-int toro_db_begin(sqlite3 *c);
-int toro_db_end(sqlite3 *c, int rc);
-void toro_db_write_lock(void);
-void toro_db_write_unlock(void);
+/* A write run by toro_db_write: its statements on c (the writer thread's
+ * connection, inside the batch's transaction). 0 keeps its writes; any
+ * other code rolls back its writes alone and is returned to its caller. */
+typedef int toro_db_write_fn(sqlite3 *c, void *arg);
 
-/* Why: marks the calling thread's writes urgent (the gateway's commits,
- * where a client waits): they take the writer lock before waiting workers,
- * and its connection leaves WAL checkpoints to the other threads (up to a
- * backstop of WAL size). */
-void toro_db_set_urgent(toro_db_t *db, bool urgent);
+/* Why: SQLite admits one writer per file. Every write of the process runs
+ * on one writer thread at normal priority, which commits the writes that
+ * queued up while it was busy in one transaction (group commit: one WAL
+ * append and no lock hand-over between threads per batch; db.c says more).
+ * Blocks until the batch that ran fn has committed; returns fn's code, or
+ * TORO_EIO when the batch failed (nothing of fn was written; fn's effects
+ * on arg must then be discarded by the caller), or TORO_EUNAVAIL while the
+ * db closes. fn runs on another thread: arg must stay valid until this
+ * returns; fn must not call toro_db_write. */
+int toro_db_write(toro_db_t *db, toro_db_write_fn *fn, void *arg);
 
 #endif

@@ -1,8 +1,9 @@
 /* sqlite.c: the embedded store. Tables questions and connections and the
  * outbox (bus_events, dead letters in bus_dead; names kept from earlier
  * versions so existing data files open unchanged) live in one SQLite file
- * (WAL); every guarded status change and its event commit in one BEGIN
- * IMMEDIATE transaction (transition()). The outbox is read back through
+ * (WAL); every write runs on the db's writer thread (store/db.h,
+ * toro_db_write), and each guarded status change commits with its event
+ * (transition()). The outbox is read back through
  * bus/outbox.h: by the local bus in the same process, or by a relay. */
 #include <fcntl.h>
 #include <poll.h>
@@ -27,7 +28,6 @@ static const char schema[] =
     " PRIMARY KEY (user_id, question_id)) WITHOUT ROWID;"
     "CREATE UNIQUE INDEX IF NOT EXISTS questions_by_id ON questions(question_id);"
     "CREATE INDEX IF NOT EXISTS questions_history ON questions(user_id, created_at DESC, question_id DESC);"
-    "CREATE INDEX IF NOT EXISTS questions_status ON questions(status);"
     "CREATE TABLE IF NOT EXISTS connections(connection_id TEXT PRIMARY KEY, user_id TEXT NOT NULL,"
     " node TEXT NOT NULL, connected_at INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS connections_by_user ON connections(user_id);"
@@ -66,6 +66,26 @@ static const char added_indexes[] = "CREATE INDEX IF NOT EXISTS questions_feedba
                                     " question_id) WHERE feedback_rating IS NOT NULL;"
                                     "CREATE INDEX IF NOT EXISTS questions_conversation ON questions(user_id,"
                                     " conversation_id, created_at, question_id);";
+
+/* Questions per status for /metrics, kept by triggers in the transaction
+ * of every change, in place of an index on status (dropped: it cost every
+ * new question a page write at a random place; a count read it all). The
+ * first open of an older file fills the counts from its rows. */
+static const char added_counts[] =
+    "BEGIN IMMEDIATE;"
+    "CREATE TABLE IF NOT EXISTS question_counts(status TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO question_counts(status, n) SELECT s.status, (SELECT count(*) FROM questions q"
+    " WHERE q.status = s.status) FROM (SELECT 'pending' AS status UNION ALL SELECT 'processing' UNION ALL"
+    " SELECT 'completed' UNION ALL SELECT 'error') s WHERE NOT EXISTS (SELECT 1 FROM question_counts);"
+    "CREATE TRIGGER IF NOT EXISTS question_counts_ins AFTER INSERT ON questions BEGIN"
+    " UPDATE question_counts SET n = n + 1 WHERE status = NEW.status; END;"
+    "CREATE TRIGGER IF NOT EXISTS question_counts_upd AFTER UPDATE OF status ON questions"
+    " WHEN OLD.status <> NEW.status BEGIN UPDATE question_counts SET n = n - 1 WHERE status = OLD.status;"
+    " UPDATE question_counts SET n = n + 1 WHERE status = NEW.status; END;"
+    "CREATE TRIGGER IF NOT EXISTS question_counts_del AFTER DELETE ON questions BEGIN"
+    " UPDATE question_counts SET n = n - 1 WHERE status = OLD.status; END;"
+    "DROP INDEX IF EXISTS questions_status;"
+    "COMMIT;";
 
 static sqlite3 *conn(toro_store_t *s) { return toro_db_conn(((sqlite_store_t *)s)->db); }
 
@@ -110,18 +130,23 @@ static void row_to_question(sqlite3_stmt *st, toro_question_t *q)
     q->retrieval_query = col_dup(st, COL_CONVERSATION + 1);
 }
 
-/* Write transactions: BEGIN IMMEDIATE under the process writer lock. */
-static int begin(sqlite3 *c) { return toro_db_begin(c); }
-
-/* Commits (rc 0) or rolls back; a commit that wrote events wakes a waiting relay. */
-static int finish(toro_store_t *s, sqlite3 *c, int rc, bool events)
+/* After a commit that wrote events: wakes a waiting relay. */
+static void wake_relay(sqlite_store_t *ss)
 {
-    sqlite_store_t *ss = (sqlite_store_t *)s;
-    rc = toro_db_end(c, rc);
-    if (rc == 0 && events && atomic_load(&ss->has_waiter)) {
+    if (atomic_load(&ss->has_waiter)) {
         ssize_t w = write(ss->wake[1], "e", 1); /* full pipe: a wake-up is pending anyway */
         (void)w;
     }
+}
+
+/* Runs fn(c, arg) on the writer thread (store/db.h); a committed write
+ * with events (events true) wakes a waiting relay. */
+static int write_tx(toro_store_t *s, toro_db_write_fn *fn, void *arg, bool events)
+{
+    sqlite_store_t *ss = (sqlite_store_t *)s;
+    int rc = toro_db_write(ss->db, fn, arg);
+    if (rc == 0 && events)
+        wake_relay(ss);
     return rc;
 }
 
@@ -177,25 +202,33 @@ out:
     return rc;
 }
 
+typedef struct create_args {
+    const toro_question_t *qs;
+    const toro_event_t *evs;
+    size_t n;
+} create_args_t;
+
+/* toro_db_write_fn: inserts every question of a (create_args_t) or none. */
+static int create_fn(sqlite3 *c, void *arg)
+{
+    const create_args_t *a = arg;
+    int rc = 0;
+    for (size_t i = 0; i < a->n && rc == 0; i++)
+        rc = insert_question(c, &a->qs[i], &a->evs[i]);
+    return rc;
+}
+
 static int s_create(toro_store_t *s, const toro_question_t *q, const toro_event_t *ev)
 {
-    sqlite3 *c = conn(s);
-    int rc = begin(c);
-    if (rc)
-        return rc;
-    return finish(s, c, insert_question(c, q, ev), true);
+    create_args_t a = {q, ev, 1};
+    return write_tx(s, create_fn, &a, true);
 }
 
 /* All or none: every results[i] gets the transaction's code. */
 static int s_create_many(toro_store_t *s, const toro_question_t *qs, const toro_event_t *evs, size_t n, int *results)
 {
-    sqlite3 *c = conn(s);
-    int rc = begin(c);
-    if (rc == 0) {
-        for (size_t i = 0; i < n && rc == 0; i++)
-            rc = insert_question(c, &qs[i], &evs[i]);
-        rc = finish(s, c, rc, true);
-    }
+    create_args_t a = {qs, evs, n};
+    int rc = write_tx(s, create_fn, &a, true);
     for (size_t i = 0; i < n; i++)
         results[i] = rc;
     return rc;
@@ -326,57 +359,82 @@ static int update_status(sqlite3 *c, const toro_transition_t *t, const char *con
     return rc;
 }
 
-/* The guarded status change (store.h, toro_transition_t): one BEGIN
- * IMMEDIATE transaction; on failure nothing was written. */
-static int s_transition(toro_store_t *s, toro_transition_t *t)
-{
+typedef struct transition_args {
+    toro_transition_t *t;
     const char *args[TORO_TRANSITION_MAX_ARGS];
-    char *owned = NULL;
-    bool wrote_ev = false;
-    assert(t->to < TORO_STATUS_COUNT && transition_sql[t->to]);
-    int n_args = toro_transition_args(t, "1", "0", args, &owned);
-    if (n_args < 0)
-        return n_args;
-    sqlite3 *c = conn(s);
-    int rc = begin(c);
-    if (rc)
-        goto out;
-    rc = read_status(c, t->user_id, t->question_id, &t->from, &t->attempts);
+    int n_args;
+    bool wrote_ev; /* out: the event was written */
+} transition_args_t;
+
+/* toro_db_write_fn: the read, the guard, the UPDATE and the event of a
+ * (transition_args_t). */
+static int transition_fn(sqlite3 *c, void *arg)
+{
+    transition_args_t *a = arg;
+    toro_transition_t *t = a->t;
+    a->wrote_ev = false;
+    int rc = read_status(c, t->user_id, t->question_id, &t->from, &t->attempts);
     if (rc == 0 && !toro_status_can_move(t->from, t->to))
         rc = TORO_ECONFLICT;
     if (rc == 0)
-        rc = update_status(c, t, args, n_args);
-    wrote_ev = rc == 0 && t->ev && (!t->ev_if_pending || t->from == TORO_STATUS_PENDING);
-    if (wrote_ev)
+        rc = update_status(c, t, a->args, a->n_args);
+    if (rc == 0 && t->ev && (!t->ev_if_pending || t->from == TORO_STATUS_PENDING)) {
         rc = outbox_put(c, t->ev);
-    rc = finish(s, c, rc, wrote_ev);
-out:
+        a->wrote_ev = rc == 0;
+    }
+    return rc;
+}
+
+/* The guarded status change (store.h, toro_transition_t): one write on the
+ * writer thread; on failure nothing was written. */
+static int s_transition(toro_store_t *s, toro_transition_t *t)
+{
+    transition_args_t a = {.t = t};
+    char *owned = NULL;
+    assert(t->to < TORO_STATUS_COUNT && transition_sql[t->to]);
+    a.n_args = toro_transition_args(t, "1", "0", a.args, &owned);
+    if (a.n_args < 0)
+        return a.n_args;
+    int rc = toro_db_write(((sqlite_store_t *)s)->db, transition_fn, &a);
+    if (rc == 0 && a.wrote_ev)
+        wake_relay((sqlite_store_t *)s);
     free(owned);
+    return rc;
+}
+
+typedef struct text_args {
+    const char *sql;    /* a string literal (statement cache key) */
+    const char *a, *b, *d; /* ?1, ?2, ?3 (b, d: NULL leaves them unbound) */
+    int64_t e;          /* ?4 (0: unbound) */
+} text_args_t;
+
+/* toro_db_write_fn: one statement of a (text_args_t). */
+static int text_fn(sqlite3 *c, void *arg)
+{
+    const text_args_t *t = arg;
+    sqlite3_stmt *st = NULL;
+    int rc = TORO_EIO;
+    if (toro_db_prepare(c, t->sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, t->a, -1, SQLITE_STATIC);
+        if (t->b)
+            sqlite3_bind_text(st, 2, t->b, -1, SQLITE_STATIC);
+        if (t->d)
+            sqlite3_bind_text(st, 3, t->d, -1, SQLITE_STATIC);
+        if (t->e)
+            sqlite3_bind_int64(st, 4, t->e);
+        if (sqlite3_step(st) == SQLITE_DONE)
+            rc = 0;
+    }
+    if (rc)
+        toro_db_report(c, "store", t->sql, t->sql);
+    toro_db_done(st);
     return rc;
 }
 
 static int exec_text(toro_store_t *s, const char *sql, const char *a, const char *b, const char *d, int64_t e)
 {
-    sqlite3 *c = conn(s);
-    sqlite3_stmt *st = NULL;
-    int rc = TORO_EIO;
-    toro_db_write_lock();
-    if (c && toro_db_prepare(c, sql, -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
-        if (b)
-            sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
-        if (d)
-            sqlite3_bind_text(st, 3, d, -1, SQLITE_STATIC);
-        if (e)
-            sqlite3_bind_int64(st, 4, e);
-        if (sqlite3_step(st) == SQLITE_DONE)
-            rc = 0;
-    }
-    toro_db_done(st);
-    toro_db_write_unlock();
-    if (rc)
-        toro_db_report(c, "store", sql, sql);
-    return rc;
+    text_args_t t = {sql, a, b, d, e};
+    return write_tx(s, text_fn, &t, false);
 }
 
 static int s_put_conn(toro_store_t *s, const toro_connection_t *cn)
@@ -445,8 +503,7 @@ static int s_count(toro_store_t *s, long counts[TORO_STATUS_COUNT])
     int rc = TORO_EIO;
     for (int i = 0; i < TORO_STATUS_COUNT; i++)
         counts[i] = 0;
-    if (c && toro_db_prepare(c, "SELECT status, count(*) FROM questions GROUP BY status", -1, &st, NULL) ==
-                 SQLITE_OK) {
+    if (c && toro_db_prepare(c, "SELECT status, n FROM question_counts", -1, &st, NULL) == SQLITE_OK) {
         int step;
         while ((step = sqlite3_step(st)) == SQLITE_ROW) {
             toro_status_t stt;
@@ -579,8 +636,8 @@ out:
     return toro_store_conversations_page(arr, count, limit, items, n, next);
 }
 
-/* The outbox (bus/outbox.h). Claims run as one UPDATE ... RETURNING under
- * the writer lock; its rows come back in no set order, so they are sorted.
+/* The outbox (bus/outbox.h). Claims run as one UPDATE ... RETURNING on
+ * the writer thread; its rows come back in no set order, so they are sorted.
  * claim_sql: [0] one event of a topic (the local bus's fetch, the hot path:
  * the statement it always was), [1] up to ?4 of a topic, [2] of any topic. */
 #define CLAIM_SET "UPDATE bus_events SET leased_until = ?1, deliveries = deliveries + 1 WHERE id "
@@ -593,41 +650,53 @@ static const char *const claim_sql[3] = {
     CLAIM_SET "IN (SELECT id FROM bus_events WHERE ?2 IS NULL" CLAIM_READY,
 };
 
-static int o_claim(toro_outbox_t *o, const char *topic, int max, int lease_ms, toro_outbox_event_t *out, size_t *n)
+typedef struct claim_args {
+    const char *sql; /* one of claim_sql */
+    const char *topic;
+    int max, lease_ms;
+    toro_outbox_event_t *out;
+    size_t *n;
+} claim_args_t;
+
+/* toro_db_write_fn: the claim of a (claim_args_t); the rows read are in
+ * out[0..*n) also on failure (the caller frees them). */
+static int claim_fn(sqlite3 *c, void *arg)
 {
-    sqlite3 *c = toro_db_conn(of_outbox(o)->db);
+    claim_args_t *a = arg;
     sqlite3_stmt *st = NULL;
-    int rc = TORO_EIO, step = SQLITE_DONE;
+    int step = SQLITE_ERROR;
     int64_t now = toro_now_ms();
-    assert(max > 0 && out && n);
-    *n = 0;
-    const char *sql = claim_sql[!topic ? 2 : max == 1 ? 0 : 1];
-    if (!c || toro_db_prepare(c, sql, -1, &st, NULL) != SQLITE_OK)
-        goto out;
-    sqlite3_bind_int64(st, 1, now + lease_ms);
-    sqlite3_bind_text(st, 2, topic, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
-    sqlite3_bind_int(st, 4, max);
-    toro_db_write_lock();
-    while ((step = sqlite3_step(st)) == SQLITE_ROW && *n < (size_t)max) {
-        toro_outbox_event_t *e = &out[(*n)++];
-        e->id = sqlite3_column_int64(st, 0);
-        e->topic = col_dup(st, 1);
-        e->payload = col_dup(st, 2);
-        e->deliveries = sqlite3_column_int(st, 3);
-        e->created_at = sqlite3_column_int64(st, 4);
-        snprintf(e->msg_id, sizeof e->msg_id, "%lld-%lld", (long long)e->created_at, (long long)e->id);
-        if (!e->topic || !e->payload)
-            step = SQLITE_NOMEM;
+    if (toro_db_prepare(c, a->sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, now + a->lease_ms);
+        sqlite3_bind_text(st, 2, a->topic, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now);
+        sqlite3_bind_int(st, 4, a->max);
+        while ((step = sqlite3_step(st)) == SQLITE_ROW && *a->n < (size_t)a->max) {
+            toro_outbox_event_t *e = &a->out[(*a->n)++];
+            e->id = sqlite3_column_int64(st, 0);
+            e->topic = col_dup(st, 1);
+            e->payload = col_dup(st, 2);
+            e->deliveries = sqlite3_column_int(st, 3);
+            e->created_at = sqlite3_column_int64(st, 4);
+            snprintf(e->msg_id, sizeof e->msg_id, "%lld-%lld", (long long)e->created_at, (long long)e->id);
+            if (!e->topic || !e->payload)
+                step = SQLITE_NOMEM;
+        }
     }
-    sqlite3_reset(st); /* ends the statement before the lock is let go */
-    toro_db_write_unlock();
-    rc = step == SQLITE_DONE ? 0 : (step == SQLITE_NOMEM ? TORO_ENOMEM : TORO_EIO);
-out:
+    int rc = step == SQLITE_DONE ? 0 : (step == SQLITE_NOMEM ? TORO_ENOMEM : TORO_EIO);
     if (rc == TORO_EIO)
         toro_db_report(c, "store", "outbox-claim", "outbox claim failed");
-    toro_db_done(st);
-    if (rc) { /* leased rows come back when their lease ends */
+    toro_db_done(st); /* ends the statement inside the write */
+    return rc;
+}
+
+static int o_claim(toro_outbox_t *o, const char *topic, int max, int lease_ms, toro_outbox_event_t *out, size_t *n)
+{
+    assert(max > 0 && out && n);
+    *n = 0;
+    claim_args_t a = {claim_sql[!topic ? 2 : max == 1 ? 0 : 1], topic, max, lease_ms, out, n};
+    int rc = toro_db_write(of_outbox(o)->db, claim_fn, &a);
+    if (rc) { /* nothing was leased: the rows stay ready */
         toro_outbox_events_clear(out, *n);
         *n = 0;
     }
@@ -635,7 +704,7 @@ out:
     return rc;
 }
 
-/* One statement on an outbox row (?1 id, ?2 arg) inside the caller's lock. */
+/* One statement on an outbox row (?1 id, ?2 arg) inside the caller's write. */
 static int exec_id(sqlite3 *c, const char *sql, int64_t id, int64_t arg)
 {
     sqlite3_stmt *st = NULL;
@@ -652,57 +721,79 @@ static int exec_id(sqlite3 *c, const char *sql, int64_t id, int64_t arg)
     return rc;
 }
 
+typedef struct mark_args {
+    const int64_t *ids;
+    size_t n;
+} mark_args_t;
+
+/* toro_db_write_fn: deletes the outbox rows of a (mark_args_t). */
+static int mark_fn(sqlite3 *c, void *arg)
+{
+    const mark_args_t *a = arg;
+    int rc = 0;
+    for (size_t i = 0; i < a->n && rc == 0; i++)
+        rc = exec_id(c, "DELETE FROM bus_events WHERE id = ?1 AND ?2 = ?2", a->ids[i], 0);
+    return rc;
+}
+
 static int o_mark(toro_outbox_t *o, const int64_t *ids, size_t n)
 {
-    sqlite3 *c = toro_db_conn(of_outbox(o)->db);
-    static const char del[] = "DELETE FROM bus_events WHERE id = ?1 AND ?2 = ?2";
-    if (n == 1) { /* a consumer's ack: one statement, no transaction */
-        toro_db_write_lock();
-        int rc = exec_id(c, del, ids[0], 0);
-        toro_db_write_unlock();
-        return rc;
-    }
-    int rc = toro_db_begin(c);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = exec_id(c, del, ids[i], 0);
-    return toro_db_end(c, rc);
+    mark_args_t a = {ids, n};
+    return toro_db_write(of_outbox(o)->db, mark_fn, &a);
+}
+
+typedef struct release_args {
+    int64_t id; /* 0: every lease */
+    int delay_ms;
+} release_args_t;
+
+/* toro_db_write_fn: releases the lease(s) of a (release_args_t). */
+static int release_fn(sqlite3 *c, void *arg)
+{
+    const release_args_t *a = arg;
+    if (a->id == 0)
+        return exec_id(c, "UPDATE bus_events SET leased_until = 0 WHERE ?1 = ?1 AND ?2 = ?2", 0, 0);
+    return exec_id(c, "UPDATE bus_events SET available_at = ?2, leased_until = 0 WHERE id = ?1", a->id,
+                   toro_now_ms() + (a->delay_ms > 0 ? a->delay_ms : 0));
 }
 
 static int o_release(toro_outbox_t *o, int64_t id, int delay_ms)
 {
-    sqlite3 *c = toro_db_conn(of_outbox(o)->db);
-    toro_db_write_lock();
-    int rc = id == 0 ? exec_id(c, "UPDATE bus_events SET leased_until = 0 WHERE ?1 = ?1 AND ?2 = ?2", 0, 0)
-                     : exec_id(c, "UPDATE bus_events SET available_at = ?2, leased_until = 0 WHERE id = ?1", id,
-                               toro_now_ms() + (delay_ms > 0 ? delay_ms : 0));
-    toro_db_write_unlock();
-    return rc;
+    release_args_t a = {id, delay_ms};
+    return toro_db_write(of_outbox(o)->db, release_fn, &a);
 }
 
-static int o_bury(toro_outbox_t *o, int64_t id, const char *reason)
+typedef struct bury_args {
+    int64_t id;
+    const char *reason;
+} bury_args_t;
+
+/* toro_db_write_fn: moves the outbox row of a (bury_args_t) to bus_dead. */
+static int bury_fn(sqlite3 *c, void *arg)
 {
-    sqlite3 *c = toro_db_conn(of_outbox(o)->db);
+    const bury_args_t *a = arg;
     sqlite3_stmt *st = NULL;
-    int rc = toro_db_begin(c);
-    if (rc)
-        return rc;
-    rc = TORO_EIO;
+    int rc = TORO_EIO;
     if (toro_db_prepare(c,
                         "INSERT OR REPLACE INTO bus_dead(id, topic, payload, created_at, dead_at, deliveries, reason) "
                         "SELECT id, topic, payload, created_at, ?2, deliveries, ?3 FROM bus_events WHERE id = ?1",
                         -1, &st, NULL) != SQLITE_OK)
         goto out;
-    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 1, a->id);
     sqlite3_bind_int64(st, 2, toro_now_ms());
-    sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, a->reason, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE)
         goto out;
-    rc = exec_id(c, "DELETE FROM bus_events WHERE id = ?1 AND ?2 = ?2", id, 0);
+    rc = exec_id(c, "DELETE FROM bus_events WHERE id = ?1 AND ?2 = ?2", a->id, 0);
 out:
     toro_db_done(st);
-    return toro_db_end(c, rc);
+    return rc;
+}
+
+static int o_bury(toro_outbox_t *o, int64_t id, const char *reason)
+{
+    bury_args_t a = {id, reason};
+    return toro_db_write(of_outbox(o)->db, bury_fn, &a);
 }
 
 static int o_depth(toro_outbox_t *o, const char *topic, long *out)
@@ -748,7 +839,6 @@ static const toro_outbox_ops_t sqlite_outbox_ops = {
 
 static toro_outbox_t *s_outbox(toro_store_t *s) { return &((sqlite_store_t *)s)->outbox; }
 
-static void s_set_urgent(toro_store_t *s, bool urgent) { toro_db_set_urgent(((sqlite_store_t *)s)->db, urgent); }
 
 static void s_close(toro_store_t *s)
 {
@@ -761,16 +851,21 @@ static void s_close(toro_store_t *s)
 }
 
 /* Feedback (store.h, set_feedback): the status check and the UPDATE in one
- * BEGIN IMMEDIATE transaction; no event (nothing waits for feedback). */
-static int s_set_feedback(toro_store_t *s, const char *user_id, const char *question_id, const toro_feedback_t *fb)
+ * write; no event (nothing waits for feedback). */
+typedef struct feedback_args {
+    const char *user_id, *question_id;
+    const toro_feedback_t *fb;
+} feedback_args_t;
+
+/* toro_db_write_fn: the guard and the UPDATE of a (feedback_args_t). */
+static int feedback_fn(sqlite3 *c, void *arg)
 {
-    sqlite3 *c = conn(s);
+    const feedback_args_t *a = arg;
+    const char *user_id = a->user_id, *question_id = a->question_id;
+    const toro_feedback_t *fb = a->fb;
     sqlite3_stmt *st = NULL;
     toro_status_t status = TORO_STATUS_PENDING;
-    int rc = begin(c);
-    if (rc)
-        return rc;
-    rc = read_status(c, user_id, question_id, &status, NULL);
+    int rc = read_status(c, user_id, question_id, &status, NULL);
     if (rc == 0 && status != TORO_STATUS_COMPLETED)
         rc = TORO_ECONFLICT;
     if (rc == 0) {
@@ -789,7 +884,13 @@ static int s_set_feedback(toro_store_t *s, const char *user_id, const char *ques
         }
         toro_db_done(st);
     }
-    return finish(s, c, rc, false);
+    return rc;
+}
+
+static int s_set_feedback(toro_store_t *s, const char *user_id, const char *question_id, const toro_feedback_t *fb)
+{
+    feedback_args_t a = {user_id, question_id, fb};
+    return write_tx(s, feedback_fn, &a, false);
 }
 
 /* Reads up to max rows of st (COLS) into a new array: 0 with *items and
@@ -850,7 +951,6 @@ static const toro_store_ops_t sqlite_ops = {
     .ping = s_ping,
     .close = s_close,
     .outbox = s_outbox,
-    .set_urgent = s_set_urgent,
     .set_feedback = s_set_feedback,
     .list_feedback = s_list_feedback,
     .list_conversations = s_list_conversations,
@@ -886,8 +986,11 @@ static int add_columns(toro_db_t *db, char **err)
             return TORO_EIO;
         }
     }
-    if (!c || sqlite3_exec(c, added_indexes, NULL, NULL, NULL) != SQLITE_OK) {
+    if (!c || sqlite3_exec(c, added_indexes, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(c, added_counts, NULL, NULL, NULL) != SQLITE_OK) {
         toro_set_err(err, "cannot upgrade the schema: %s", c ? sqlite3_errmsg(c) : "no connection");
+        if (c && !sqlite3_get_autocommit(c)) /* added_counts failed midway: nothing of it stays */
+            sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
         return TORO_EIO;
     }
     return 0;

@@ -161,8 +161,12 @@ def test_a_data_file_from_before_conversations_keeps_opening(server_factory, tmp
     h = requests.get(server.url("/questions"), headers=auth("ana"), timeout=5).json()["data"]["items"]
     assert [q["question"] for q in h] == ["Antiga?"] and h[0]["conversation_id"] is None
     assert requests.get(server.url("/conversations"), headers=auth("ana"), timeout=5).json()["data"]["items"] == []
+    # the counts per status start from the old file's rows, then follow every change
+    assert 'toro_questions{status="completed"} 1\n' in requests.get(server.url("/metrics"), timeout=5).text
     d = ask_ok(server, "ana", "Quanto rende o CDB?")
     assert wait_terminal(server, d["question_id"])["conversation_id"] == d["conversation_id"]
+    m = requests.get(server.url("/metrics"), timeout=5).text
+    assert 'toro_questions{status="completed"} 2\n' in m and 'toro_questions{status="pending"} 0\n' in m
 
 
 def test_distributed_follow_up_on_another_api_node(cluster_factory):  # noqa: F811

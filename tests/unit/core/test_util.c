@@ -63,9 +63,9 @@ static void test_grow_failure_leaves_array_and_cap(void **state)
     free(a);
 }
 
-static bool is_uuid4(const char *id)
+static bool is_uuid(const char *id, char version)
 {
-    if (strlen(id) != 36 || id[14] != '4' || !strchr("89ab", id[19]))
+    if (strlen(id) != 36 || id[14] != version || !strchr("89ab", id[19]))
         return false;
     for (int i = 0; i < 36; i++) {
         bool dash = i == 8 || i == 13 || i == 18 || i == 23;
@@ -74,6 +74,8 @@ static bool is_uuid4(const char *id)
     }
     return true;
 }
+
+static bool is_uuid4(const char *id) { return is_uuid(id, '4'); }
 
 static int cmp_id(const void *a, const void *b) { return strcmp(a, b); }
 
@@ -93,6 +95,28 @@ static void test_uuid4_format_and_distinct(void **state)
     for (int i = 1; i < N; i++)
         assert_string_not_equal(ids[i - 1], ids[i]);
     free(ids);
+}
+
+/* UUIDv7: well formed, its first 48 bits the creation time, and an id
+ * made in a later millisecond sorts after every earlier one. */
+static void test_uuid7_time_ordered(void **state)
+{
+    (void)state;
+    char a[37], b[37], c[37];
+    int64_t t0 = toro_now_ms();
+    toro_uuid7(a);
+    toro_uuid7(b);
+    assert_true(is_uuid(a, '7') && is_uuid(b, '7'));
+    assert_string_not_equal(a, b);
+    char hex[13];
+    memcpy(hex, a, 8);
+    memcpy(hex + 8, a + 9, 4);
+    hex[12] = '\0';
+    int64_t ms = (int64_t)strtoll(hex, NULL, 16);
+    assert_true(ms >= t0 && ms <= toro_now_ms());
+    toro_sleep_ms(2);
+    toro_uuid7(c);
+    assert_true(strcmp(a, c) < 0 && strcmp(b, c) < 0);
 }
 
 /* A forked child does not repeat the ids its parent hands out next (the
@@ -152,6 +176,7 @@ int main(void)
         cmocka_unit_test(test_grow_failure_leaves_array_and_cap),
         cmocka_unit_test(test_uuid4_format_and_distinct),
         cmocka_unit_test(test_uuid4_fork_does_not_repeat),
+        cmocka_unit_test(test_uuid7_time_ordered),
         cmocka_unit_test(test_json_plain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
