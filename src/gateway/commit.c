@@ -204,7 +204,6 @@ static void *committer_main(void *arg)
     gw_flight_t *f = arg;
     gw_commit_t *gc = f->gc;
     pthread_setname_np(pthread_self(), "toro-commit"); /* for top -H, perf */
-    toro_store_set_urgent(gc->ctx->store, true); /* a store may let its writes go first */
     pthread_mutex_lock(&gc->mu);
     for (;;) {
         while (!f->has_work && !gc->stopping)

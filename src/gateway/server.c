@@ -185,8 +185,6 @@ void toro_gateway_stop(toro_gateway_t *gw) { gw_loop_stop(gw->loop); }
 
 int toro_gateway_run(toro_gateway_t *gw)
 {
-    /* clients wait on this thread's writes: a store may let them go first */
-    toro_store_set_urgent(gw->ctx->store, true);
     toro_log_info("gateway", NULL, "listening on %s://%s:%d (node %s, TLS %s)", gw->tls ? "https" : "http",
                   gw->cfg.host, gw->port, gw->node, gw->tls ? "on: https and wss" : "off");
     /* once a second: slow requests, idle sockets, silent WebSockets, pings */

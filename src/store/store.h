@@ -51,7 +51,8 @@ typedef struct toro_transition {
 } toro_transition_t;
 
 /* Version 2: create_questions reports results; transition replaces
- * start_processing, complete and fail; outbox and set_urgent.
+ * start_processing, complete and fail; outbox (and set_urgent, removed
+ * when SQLite's writes moved to one writer thread).
  * Version 3: set_feedback and list_feedback (optional).
  * Version 4: list_conversations and list_turns (conversations; optional).
  * Version 5: get_question_and_connections (optional). */
@@ -101,9 +102,6 @@ typedef struct toro_store_ops {
     void (*close)(toro_store_t *s);
     /* The store's outbox (borrowed; lives as long as the store). */
     toro_outbox_t *(*outbox)(toro_store_t *s);
-    /* Optional (default: nothing): marks the calling thread's writes urgent
-     * (the gateway's loop, where a client waits): they go first. */
-    void (*set_urgent)(toro_store_t *s, bool urgent);
     /* Optional (default: TORO_ENOTSUP): the asker's feedback on a completed
      * question, replacing any earlier one; fb->at is the time stored.
      * TORO_ENOTFOUND when user_id has no such question, TORO_ECONFLICT when
@@ -272,11 +270,6 @@ static inline toro_outbox_t *toro_store_outbox(toro_store_t *s)
 {
     assert(s && s->ops->outbox);
     return s->ops->outbox(s);
-}
-static inline void toro_store_set_urgent(toro_store_t *s, bool urgent)
-{
-    if (s->ops->version >= 2 && s->ops->set_urgent)
-        s->ops->set_urgent(s, urgent);
 }
 /* Why: POST /questions/{id}/feedback and `toro feedback export`; stores
  * without the methods (ops version < 3 or NULL) answer TORO_ENOTSUP. */
