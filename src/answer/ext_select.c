@@ -3,8 +3,9 @@
  * supporting blocks (one per further sub-question, what is asked and not
  * yet offered, uncovered question words, the best remaining), never
  * repeating, never from a document that is not itself relevant; a unit
- * brings its list, table, example or the sentence its pronoun points to,
- * and picked neighbours of one paragraph join into one passage. It does
+ * brings its list, table, example, the sentence its pronoun points to or
+ * the short opening of its paragraph that names what it leaves out, and
+ * picked neighbours of one paragraph join into one passage. It does
  * not score units or write text. */
 #include <math.h>
 #include <stdbool.h>
@@ -21,6 +22,7 @@
 /* ---- select: lead and points ---------------------------------------------- */
 
 #define CLOSING_MAX 200 /* bytes of a sentence that closes a list */
+#define OPENER_MAX 160  /* bytes of a paragraph's opening sentence brought before a picked one */
 
 /* The short sentence right after a list that names a question word closes
  * it ("Se alguma condição não for cumprida, os rendimentos são tributados
@@ -350,14 +352,14 @@ static void cover_groups(sel_t *s, size_t lead, double floor)
         if (g_best < 0)
             return;
         size_t best = s->nu;
-        for (size_t i = 0; i < s->nu; i++) {
+        for (size_t i = 0; i < s->nu; i++) { /* the best one that may join: a better one from an unrelated document does not block it */
             const unit_t *u = &s->units[i];
             if (!u->picked && (u->gmask & (1u << g_best)) && u->score > 0.5 * floor &&
-                (best == s->nu || u->score > s->units[best].score))
+                (best == s->nu || u->score > s->units[best].score) && may_add(s, i, lead))
                 best = i;
         }
         tried |= 1u << g_best;
-        if (may_add(s, best, lead))
+        if (best < s->nu)
             take_block(s, best, ++s->nblocks);
     }
 }
@@ -422,6 +424,38 @@ static void extend_blocks(sel_t *s, double floor)
     }
 }
 
+/* Question groups the units of block blk match. */
+static uint32_t block_groups(const sel_t *s, int blk)
+{
+    uint32_t m = 0;
+    for (size_t i = 0; i < s->nu; i++)
+        if (s->units[i].picked == blk)
+            m |= s->units[i].gmask;
+    return m;
+}
+
+/* A picked sentence whose paragraph opens, right before it, with a short
+ * sentence naming a question word the block does not hold brings that
+ * opening: it says what the sentence after it works out ("Para comparar,
+ * calcule a taxa equivalente." before the worked comparison). One per block. */
+static void extend_back(sel_t *s)
+{
+    uint32_t done = 0;
+    for (size_t i = 1; i < s->nu; i++) {
+        const unit_t *u = &s->units[i];
+        unit_t *v = &s->units[i - 1];
+        if (u->picked <= 0 || u->picked > 31 || (done & (1u << u->picked)) || u->kind != U_SENTENCE || v->picked ||
+            v->hit != u->hit || v->para != u->para || v->kind != U_SENTENCE || v->intro || v->len > OPENER_MAX ||
+            !(v->gmask & ~block_groups(s, u->picked)) || (i >= 2 && s->units[i - 2].hit == u->hit &&
+                                                           s->units[i - 2].para == u->para))
+            continue;
+        if (repeats(s, v))
+            continue;
+        done |= 1u << u->picked;
+        v->picked = u->picked;
+    }
+}
+
 /* A definition question answered by a terse definition ("A Selic é a taxa
  * básica de juros.") reads on into the next sentence of its paragraph,
  * which says what the one line leaves out (the name, the mechanism), even
@@ -479,4 +513,5 @@ void toro_ext_select(sel_t *s)
             s->units[i].picked = 0;
     extend_definition(s, lead);
     extend_blocks(s, EXTEND_SHARE * s->units[lead].score);
+    extend_back(s);
 }

@@ -33,6 +33,21 @@ size_t toro_ext_singular(char *w, size_t n)
     return n;
 }
 
+/* A Portuguese plural in "-ns" is a singular in "-m" (comum/comuns,
+ * bem/bens, item/itens); English words in "-ns" (loans, tokens) are left to
+ * toro_ext_singular. Then the stem of an's language. Returns the stem's length. */
+static size_t stem_word(toro_analyzer_t *an, char *w, size_t n, term_t out)
+{
+    bool pt = strcmp(toro_analyzer_lang(an), "pt") == 0;
+    if (pt && n > 4 && w[n - 1] == 's' && w[n - 2] == 'n' && strchr("aeiou", w[n - 3])) {
+        w[n - 2] = 'm', w[n - 1] = 0;
+        n--;
+    } else {
+        n = toro_ext_singular(w, n);
+    }
+    return toro_analyzer_stem(an, w, n, out);
+}
+
 typedef struct term_walk {
     toro_analyzer_t *an; /* stemmer of the text's language */
     term_t *terms;
@@ -47,9 +62,8 @@ static int term_tok(void *ud, const char *tok, size_t len, int kind)
         return 0;
     memcpy(w, tok, len + 1);
     if (kind == TORO_TOK_WORD) {
-        len = toro_ext_singular(w, len);
         term_t s;
-        toro_analyzer_stem(t->an, w, len, s);
+        stem_word(t->an, w, len, s);
         memcpy(w, s, sizeof w);
     }
     for (int i = 0; i < t->n; i++)
@@ -79,12 +93,20 @@ static int q_tok(void *ud, const char *tok, size_t len, int kind)
     int g = q->ngroups;
     term_t w;
     memcpy(w, tok, len + 1);
+    if (kind == TORO_TOK_SPECIAL && len >= 2 && len + 2 <= TORO_TOKEN_MAX && tok[len - 1] == 'k' &&
+        strspn(tok, "0123456789") == len - 1) { /* "20k" is the "R$ 20 mil" of the text, which reads "20000" */
+        memcpy(w + len - 1, "000", 4);
+        len += 2;
+        tok = w;
+    }
     size_t wl = kind == TORO_TOK_WORD ? toro_ext_singular(w, len) : len;
     for (int l = 0; l < 2; l++) {
+        term_t raw;
+        memcpy(raw, tok, len + 1);
         if (kind == TORO_TOK_SPECIAL)
             memcpy(q->stems[g][l], tok, len + 1);
         else
-            toro_analyzer_stem(q->an[l], w, wl, q->stems[g][l]);
+            stem_word(q->an[l], raw, len, q->stems[g][l]);
     }
     for (int i = 0; i < g; i++) /* a repeated word is one group */
         if (strcmp(q->stems[i][0], q->stems[g][0]) == 0 && strcmp(q->stems[i][1], q->stems[g][1]) == 0)
@@ -490,9 +512,8 @@ static int part_tok(void *ud, const char *tok, size_t len, int kind)
     if (kind == TORO_TOK_WORD && (toro_is_stopword("pt", tok, len) || toro_is_stopword("en", tok, len)))
         return 0;
     memcpy(w, tok, len + 1);
-    size_t wl = kind == TORO_TOK_WORD ? toro_ext_singular(w, len) : len;
     if (kind == TORO_TOK_WORD)
-        toro_analyzer_stem(q->an[0], w, wl, st);
+        stem_word(q->an[0], w, len, st);
     else
         memcpy(st, tok, len + 1);
     for (int g = 0; g < q->ngroups; g++)

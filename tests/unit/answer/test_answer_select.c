@@ -2,7 +2,8 @@
  * (src/answer/ext_*.c): the retrieved chunk's own score against a title
  * that names nothing asked, a definition that names only part of the
  * question or defines another thing named with it, stems matched across
- * derivations and typing slips but never on short stems, and picked
+ * derivations and typing slips (and -m/-ns plurals, "20k" as "R$ 20
+ * mil") but never on short stems, and picked
  * neighbours of one paragraph joined into one passage, and each part of
  * a two-part question answered by its own words, a typo read as the
  * knowledge base's closest word, a list with the sentence that closes it,
@@ -102,6 +103,8 @@ static void test_derivations_and_slips(void **state)
         {"quando liquidam as ações", "A liquidação das ações ocorre em dois dias."}, /* liquidam / liquidação */
         {"poupansa rende quanto", "A poupança rende pouco."},                         /* a typing slip */
         {"previdensia privada", "A previdência privada tem regras próprias."},
+        {"debênture comum paga ir", "As debêntures comuns pagam IR."}, /* -m / -ns plural */
+        {"isenção de 20k", "Há isenção até R$ 20 mil."},                 /* "20k" as the text writes it */
     };
     for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
         int m = 0, t = 0;
@@ -111,6 +114,7 @@ static void test_derivations_and_slips(void **state)
     }
     static const char *const other[][2] = {
         {"custo alto", "A custódia é cobrada."},            /* short stems must be equal */
+        {"20k", "Há isenção até R$ 20."},                   /* thousands, not the bare number */
     };
     for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
         int m = 0, t = 0;
