@@ -114,6 +114,10 @@ double toro_ext_weight_of(const question_t *q, uint32_t mask);
 double toro_ext_jaccard(const unit_t *a, const unit_t *b);
 /* Why: question groups a chunk's title or section names (hit h of s->ctx). */
 uint32_t toro_ext_heading_groups(const sel_t *s, size_t h, const char *heading);
+/* Why: a comparison's sides have their own sections ("## Renda fixa",
+ * "## VGBL"): the question groups hit h's section heading names when every
+ * word of it (parentheses aside) is a question word, else 0. */
+uint32_t toro_ext_side_groups(const sel_t *s, size_t h);
 /* Why: question words hit h's title holds as written (or as an acronym). */
 uint32_t toro_ext_title_words(const sel_t *s, size_t h);
 /* Why: the question's words (stemmed pt and en), kinds and sub-questions;

@@ -238,7 +238,7 @@ static void score_units(sel_t *s)
         u->base = u->ctx_lex + 0.35 * tcov[ci] + 0.12 / (1.0 + (double)ci) + (u->start == 0 ? 0.05 : 0) +
                   CHUNK_W * s->ctx.hits[u->hit].coverage + (s->ctx.hits[u->hit].cosine != 0 ? PRIOR_W : PRIOR_W_LEX) * prior;
         u->mult = 1.0;
-        if (u->len < 25)
+        if (u->len < 25 && u->kind == U_SENTENCE) /* a fragment; a short list item ("- LCI: 12 meses;") is a whole answer */
             u->mult *= 0.6;
         else if (u->len > 450 && u->kind == U_SENTENCE)
             u->mult *= 0.85;

@@ -1,6 +1,7 @@
 /* ext_select.c: the select step of the extractive answerer (ext.h): the
  * lead unit chosen by score and question kind, then at most MAX_POINTS
- * supporting blocks (one per further sub-question, what is asked and not
+ * supporting blocks (one per further sub-question, the opening of each
+ * side's own section for a question on a difference, what is asked and not
  * yet offered, uncovered question words, the best remaining), never
  * repeating, never from a document that is not itself relevant; a unit
  * brings its list, table, example, the sentence its pronoun points to or
@@ -24,6 +25,14 @@
 #define CLOSING_MAX 200 /* bytes of a sentence that closes a list */
 #define OPENER_MAX 160  /* bytes of a paragraph's opening sentence brought before a picked one */
 
+/* Whether a unit may join a block as part of another unit's: not taken,
+ * or only considered and left out as a point of its own (-1); never one
+ * left out on purpose (-2: an intro without its list). */
+static bool is_free(const unit_t *u)
+{
+    return u->picked == 0 || u->picked == -1;
+}
+
 /* The short sentence right after a list that names a question word closes
  * it ("Se alguma condição não for cumprida, os rendimentos são tributados
  * em 20%" after the conditions): it joins the list's block. */
@@ -32,7 +41,7 @@ static void take_closing(sel_t *s, size_t j, int blk)
     if (j >= s->nu || j == 0)
         return;
     unit_t *v = &s->units[j];
-    if (v->hit == s->units[j - 1].hit && v->kind == U_SENTENCE && !v->picked && !v->intro && v->gmask &&
+    if (v->hit == s->units[j - 1].hit && v->kind == U_SENTENCE && is_free(v) && !v->intro && v->gmask &&
         v->len <= CLOSING_MAX)
         v->picked = blk;
 }
@@ -47,22 +56,22 @@ static void take_block(sel_t *s, size_t i, int blk)
         size_t j = i;
         while (j > 0 && s->units[j - 1].hit == u->hit && s->units[j - 1].kind != U_SENTENCE && i - j < MAX_BLOCK)
             j--;
-        if (j > 0 && s->units[j - 1].hit == u->hit && s->units[j - 1].intro && !s->units[j - 1].picked) {
+        if (j > 0 && s->units[j - 1].hit == u->hit && s->units[j - 1].intro && is_free(&s->units[j - 1])) {
             take_block(s, j - 1, blk);
             u->picked = blk;
             return;
         }
         if (u->kind == U_ITEM) /* a list without intro: items that match another question word come along */
             for (size_t k = j; k < s->nu && s->units[k].hit == u->hit && s->units[k].kind == U_ITEM; k++)
-                if (!s->units[k].picked && (s->units[k].gmask & ~u->gmask) && k != i)
+                if (is_free(&s->units[k]) && (s->units[k].gmask & ~u->gmask) && k != i)
                     s->units[k].picked = blk;
     }
     u->picked = blk;
     if (u->anaphor && i > 0 && s->units[i - 1].hit == u->hit && s->units[i - 1].para == u->para &&
-        !s->units[i - 1].picked)
+        is_free(&s->units[i - 1]))
         s->units[i - 1].picked = blk;
     if (u->kind != U_SENTENCE && i > 0 && s->units[i - 1].hit == u->hit && s->units[i - 1].intro &&
-        !s->units[i - 1].picked) {
+        is_free(&s->units[i - 1])) {
         s->units[i - 1].picked = blk; /* the sentence that opens this list or table */
         if (u->kind == U_ITEM)
             return;
@@ -75,15 +84,15 @@ static void take_block(sel_t *s, size_t i, int blk)
             bool belongs = v->kind != U_SENTENCE || (u->example && v->para == u->para);
             if (!belongs)
                 break;
-            if (!v->picked)
+            if (is_free(v))
                 s->units[j].picked = blk;
         }
         if (u->intro && j > i + 1)
             take_closing(s, j, blk);
     }
     if (u->kind == U_SENTENCE && i + 1 < s->nu && s->units[i + 1].hit == u->hit && s->units[i + 1].anaphor &&
-        s->units[i + 1].para == u->para && !s->units[i + 1].picked)
-        s->units[i + 1].picked = blk;
+        s->units[i + 1].para == u->para && is_free(&s->units[i + 1]))
+        take_block(s, i + 1, blk); /* with its list when it opens one ("Elas cumprem papéis diferentes:") */
 }
 
 #define RUN_TOKENS 160 /* words of a unit compared for restatements */
@@ -333,6 +342,20 @@ static void add_wanted(sel_t *s, size_t lead, double floor)
     }
 }
 
+/* Whether unit u speaks of question group g: it names it, or its section
+ * heading does ("A taxa é definida na compra." under "Prefixado"), or its
+ * document's title does and u names another question word ("Sem FGC."
+ * in the document on FIIs). */
+static bool speaks_of(const sel_t *s, const unit_t *u, int g)
+{
+    uint32_t bit = 1u << g;
+    if (u->gmask & bit)
+        return true;
+    if ((s->head[u->hit] & ~s->title[u->hit]) & bit)
+        return true;
+    return (s->title[u->hit] & bit) && u->gmask;
+}
+
 /* A question word no picked unit holds yet ("tijolo" and "papel" of a
  * comparison): the best unit that does, heaviest word first. For a
  * comparison a table does not cover its words: each side gets its own words. */
@@ -354,13 +377,55 @@ static void cover_groups(sel_t *s, size_t lead, double floor)
         size_t best = s->nu;
         for (size_t i = 0; i < s->nu; i++) { /* the best one that may join: a better one from an unrelated document does not block it */
             const unit_t *u = &s->units[i];
-            if (!u->picked && (u->gmask & (1u << g_best)) && u->score > 0.5 * floor &&
+            if (!u->picked && speaks_of(s, u, g_best) && u->score > 0.5 * floor &&
                 (best == s->nu || u->score > s->units[best].score) && may_add(s, i, lead))
                 best = i;
         }
         tried |= 1u << g_best;
         if (best < s->nu)
             take_block(s, best, ++s->nblocks);
+    }
+}
+
+/* The opening of hit h's section as block blk: its first sentence (with
+ * what take_block brings), or, when the section opens with a list, the
+ * whole list. Returns false when that opening repeats the answer. */
+static bool take_opening(sel_t *s, size_t h, int blk)
+{
+    size_t i = 0;
+    while (i < s->nu && (s->units[i].hit != h || s->units[i].picked == -2))
+        i++;
+    if (i == s->nu || s->units[i].picked || s->units[i].kind == U_TABLE || repeats(s, &s->units[i]))
+        return false;
+    take_block(s, i, blk);
+    for (size_t k = i + 1; s->units[i].kind == U_ITEM && k < s->nu && k - i < MAX_BLOCK; k++) {
+        if (s->units[k].hit != h || s->units[k].kind != U_ITEM)
+            break;
+        if (!s->units[k].picked)
+            s->units[k].picked = blk;
+    }
+    return true;
+}
+
+/* A question on the difference between sides that have their own sections
+ * ("## PGBL", "## VGBL") is told what each side is: the opening of each side's section not yet in
+ * the answer, in retrieval order. */
+static void cover_sides(sel_t *s)
+{
+    if (!(s->q->kind & TORO_Q_DIFFERENCE))
+        return;
+    uint32_t done = 0;
+    for (size_t i = 0; i < s->nu; i++)
+        if (s->units[i].picked > 0)
+            done |= toro_ext_side_groups(s, s->units[i].hit);
+    for (size_t ci = 0; ci < s->nuse && s->nblocks <= MAX_POINTS; ci++) {
+        size_t h = s->use[ci];
+        uint32_t side = toro_ext_side_groups(s, h);
+        if (!side || (side & done) == side || !s->on_topic[h])
+            continue;
+        done |= side;
+        if (take_opening(s, h, s->nblocks + 1))
+            s->nblocks++;
     }
 }
 
@@ -474,7 +539,8 @@ static void extend_definition(sel_t *s, size_t lead)
     v->picked = u->picked;
 }
 
-/* Lead, then one block per further sub-question, then what is asked and
+/* Lead, then one block per further sub-question, then the sides of a
+ * difference, then what is asked and
  * not yet offered, then uncovered question words, then the best remaining
  * units: at most MAX_POINTS blocks after the lead, never repeating;
  * picked neighbours joined, a picked sentence's close follower brought. */
@@ -490,6 +556,7 @@ void toro_ext_select(sel_t *s)
         if (may_add(s, i, lead))
             take_block(s, i, ++s->nblocks);
     }
+    cover_sides(s);
     add_wanted(s, lead, floor);
     cover_groups(s, lead, floor);
     while (toro_ext_join_neighbors(s))

@@ -355,6 +355,38 @@ uint32_t toro_ext_heading_groups(const sel_t *s, size_t h, const char *heading)
     return m;
 }
 
+uint32_t toro_ext_side_groups(const sel_t *s, size_t h)
+{
+    const toro_kb_hit_t *hit = &s->ctx.hits[h];
+    const char *label = strrchr(hit->section, '>');
+    label = label ? label + 1 : hit->section;
+    char plain[256];
+    size_t o = 0;
+    int depth = 0;
+    for (const char *p = label; *p && o + 1 < sizeof plain; p++) { /* "Híbrido (inflação + taxa)": its name */
+        depth += *p == '(';
+        if (!depth)
+            plain[o++] = *p;
+        depth -= *p == ')' && depth > 0;
+    }
+    plain[o] = 0;
+    size_t fl;
+    char *f = toro_fold(plain, o, &fl);
+    if (!f)
+        return 0;
+    int l = strcmp(hit->lang, "en") == 0 ? 1 : 0;
+    term_t terms[MAX_QGROUPS];
+    int n = terms_of(s->q->an[l], f, fl, terms, MAX_QGROUPS), named = 0;
+    uint32_t m = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t g = match_groups(s->q, l, &terms[i], 1) | acronym_groups(s->q, terms[i], strlen(terms[i]));
+        named += g != 0;
+        m |= g;
+    }
+    free(f);
+    return n > 0 && named == n ? m : 0;
+}
+
 typedef struct exact_walk {
     const question_t *q;
     uint32_t mask;

@@ -72,9 +72,9 @@ static const char *const TIME[] = {" quando ", " qnd ", " qdo ", " em quais mese
 static const char *const HOWTO[] = {" como ", " how do i ", " how can i ", " how to ", " how should i ",
                                     " passo a passo ", " o que preciso ", " what do i need ", " steps ", NULL};
 static const char *const HOWTO_NOT[] = {" como funciona ", " como funcionam ", " how does ", NULL};
-static const char *const COMPARISON[] = {" diferenca ", " diferencas ", " diferente ", " difference ",
-                                         " differences ", " compare ", " comparar ", " comparacao ", " versus ",
-                                         " vs ", " x ", " melhor ", " better ", " rende mais ", " ou ", " or ", NULL};
+static const char *const DIFFERENCE[] = {" diferenca ", " diferencas ", " diferente ", " difference ", " differences ",
+                                         " compare ", " comparar ", " comparacao ", " versus ", " vs ", " x ", NULL};
+static const char *const CHOICE[] = {" melhor ", " better ", " rende mais ", " ou ", " or ", NULL}; /* a comparison too */
 static const char *const ADVICE[] = {" devo comprar ", " devo vender ", " devo investir ", " devo aplicar ",
                                      " compro ", " vale a pena comprar ", " vale a pena investir ",
                                      " hora de comprar ", " hora de vender ", " comprar ou vender ",
@@ -132,7 +132,9 @@ unsigned toro_qkind_of(const char *question)
         k |= TORO_Q_TIME;
     if (any(buf, HOWTO) && !any(buf, HOWTO_NOT))
         k |= TORO_Q_HOWTO;
-    if (any(buf, COMPARISON))
+    if (any(buf, DIFFERENCE))
+        k |= TORO_Q_COMPARISON | TORO_Q_DIFFERENCE;
+    if (any(buf, CHOICE))
         k |= TORO_Q_COMPARISON;
     if (any(buf, ADVICE))
         k |= TORO_Q_ADVICE;
