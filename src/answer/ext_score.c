@@ -110,13 +110,23 @@ static void split_chunk(sel_t *s, size_t ci)
     }
 }
 
-/* A sentence ending in ':' whose list or table is not in the chunk cannot
- * stand alone ("…, que deve:"): it is never picked nor attached. */
+/* A sentence ending in ':' whose list, table or display line is not in
+ * the chunk cannot stand alone ("…, que deve:"): it is never picked nor attached. */
+bool toro_ext_display(const sel_t *s, size_t j)
+{
+    const unit_t *v = &s->units[j];
+    if (j == 0 || v->kind != U_SENTENCE || v->len > DISPLAY_MAX)
+        return false;
+    const unit_t *p = &s->units[j - 1], *n = j + 1 < s->nu ? &s->units[j + 1] : NULL;
+    return p->hit == v->hit && p->para != v->para && (!n || n->hit != v->hit || n->para != v->para);
+}
+
 static void drop_dangling(sel_t *s)
 {
     for (size_t i = 0; i < s->nu; i++) {
         unit_t *u = &s->units[i];
-        bool has_list = i + 1 < s->nu && s->units[i + 1].hit == u->hit && s->units[i + 1].kind != U_SENTENCE;
+        bool has_list = i + 1 < s->nu && s->units[i + 1].hit == u->hit &&
+                        (s->units[i + 1].kind != U_SENTENCE || toro_ext_display(s, i + 1));
         if (u->kind == U_SENTENCE && u->intro && !has_list)
             u->picked = -2; /* never: neither as a unit nor as part of a block */
     }

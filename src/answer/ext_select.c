@@ -81,7 +81,8 @@ static void take_block(sel_t *s, size_t i, int blk)
         size_t j = i + 1;
         for (; j < s->nu && s->units[j].hit == u->hit && n < MAX_BLOCK; j++, n++) {
             const unit_t *v = &s->units[j];
-            bool belongs = v->kind != U_SENTENCE || (u->example && v->para == u->para);
+            bool belongs = v->kind != U_SENTENCE || (u->example && v->para == u->para) ||
+                           (u->intro && j == i + 1 && toro_ext_display(s, j));
             if (!belongs)
                 break;
             if (is_free(v))
@@ -342,6 +343,37 @@ static void add_wanted(sel_t *s, size_t lead, double floor)
     }
 }
 
+/* "O que é JCP?" is answered with what the letters stand for: for an
+ * acronym the question asks to define, when no picked unit spells it out,
+ * the best unit that does. */
+static void spell_out(sel_t *s, size_t lead, double floor)
+{
+    if (!(s->q->kind & TORO_Q_DEFINITION))
+        return;
+    uint32_t spelled = 0, asked = 0;
+    for (size_t i = 0; i < s->nu; i++) {
+        asked |= s->units[i].spells;
+        if (s->units[i].picked > 0)
+            spelled |= s->units[i].spells;
+    }
+    asked &= s->q->part_mask[0] & ~spelled; /* the first part is the one a definition answers */
+    for (int g = 0; g < s->q->ngroups && asked && s->nblocks <= MAX_POINTS; g++) {
+        if (!(asked & (1u << g)))
+            continue;
+        size_t best = s->nu;
+        for (size_t i = 0; i < s->nu; i++) {
+            const unit_t *u = &s->units[i];
+            if (!u->picked && (u->spells & (1u << g)) && u->score > 0.5 * floor &&
+                (best == s->nu || u->score > s->units[best].score) && may_add(s, i, lead))
+                best = i;
+        }
+        if (best < s->nu) {
+            take_block(s, best, ++s->nblocks);
+            asked &= ~s->units[best].spells;
+        }
+    }
+}
+
 /* Whether unit u speaks of question group g: it names it, or its section
  * heading does ("A taxa é definida na compra." under "Prefixado"), or its
  * document's title does and u names another question word ("Sem FGC."
@@ -558,6 +590,7 @@ void toro_ext_select(sel_t *s)
     }
     cover_sides(s);
     add_wanted(s, lead, floor);
+    spell_out(s, lead, floor);
     cover_groups(s, lead, floor);
     while (toro_ext_join_neighbors(s))
         ;

@@ -310,8 +310,9 @@ static bool spelled(const initials_t *in, const char *acr)
     return false;
 }
 
-/* Groups of the question matched through acronyms in folded unit text. */
-static uint32_t acronym_groups(const question_t *q, const char *folded, size_t len)
+/* Groups of the question matched through acronyms in folded unit text;
+ * *spells (may be NULL) gets the question's acronyms the text spells out. */
+static uint32_t acronym_groups_of(const question_t *q, const char *folded, size_t len, uint32_t *spells)
 {
     initials_t *u = malloc(sizeof(*u));
     if (!u)
@@ -322,6 +323,8 @@ static uint32_t acronym_groups(const question_t *q, const char *folded, size_t l
     for (int g = 0; g < q->ngroups; g++) /* question "IR", unit "imposto de renda" */
         if (is_acronym(q->words[g]) && spelled(u, q->words[g]))
             m |= 1u << g;
+    if (spells)
+        *spells = m;
     for (int i = 0; i < u->n; i++) { /* unit "IR", question "imposto de renda" */
         if (!is_acronym(u->w[i]))
             continue;
@@ -337,6 +340,11 @@ static uint32_t acronym_groups(const question_t *q, const char *folded, size_t l
     }
     free(u);
     return m;
+}
+
+static uint32_t acronym_groups(const question_t *q, const char *folded, size_t len)
+{
+    return acronym_groups_of(q, folded, len, NULL);
 }
 
 /* Question groups named by a heading (the chunk's title or section). */
@@ -498,7 +506,7 @@ int toro_ext_analyze_units(sel_t *s)
         u->nterms = terms_of(s->q->an[l], f, fl, u->terms, MAX_UNIT_TERMS);
         u->gmask = u->kind == U_TABLE ? table_groups(s->q, l, f, fl, &u->table_head) : match_groups(s->q, l, u->terms, u->nterms);
         if (u->kind != U_TABLE)
-            u->gmask |= acronym_groups(s->q, f, fl);
+            u->gmask |= acronym_groups_of(s->q, f, fl, &u->spells);
         u->feat = toro_qkind_features(f, fl);
         u->anaphor = u->kind == U_SENTENCE && starts_with_any(f, ANAPHORS);
         u->example = starts_with_any(f, EXAMPLES);
