@@ -35,6 +35,7 @@
 #define CHUNK_W 0.3        /* weight of the chunk's own match (the kb's idf-weighted coverage) in a unit's score */
 #define PRIOR_W 0.6        /* weight of the chunk's retrieval score (relative to the best chunk) in a unit's score */
 #define PRIOR_W_LEX 0.3    /* the same for a BM25-only score: lexical overlap, which the unit's own score already counts */
+#define LANG_CLOSE 0.75    /* chunks in the question's language this close to the best answer it when no relevant one is */
 #define TOPIC_RANKS 3      /* chunks retrieval ranks first ... */
 #define TOPIC_PRIOR 0.75   /* ... with a score this close to the best are about the question whatever their title */
 #define EXTEND_SHARE 0.65  /* a sentence scoring this share of the lead's score may follow a picked one */

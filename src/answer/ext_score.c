@@ -47,7 +47,18 @@ int toro_ext_retrieve(toro_kb_t *kb, const char *question, sel_t *s, char **errm
     for (size_t i = 0; i < s->ctx.n_passages; i++)
         if (strcmp(h[i].lang, s->ctx.lang) == 0)
             s->same_lang = true;
-    for (size_t i = 0; i < s->ctx.n_passages && s->nuse < MAX_CHUNKS; i++) {
+    /* The question found relevant documents, none in its language: the
+     * chunks in its language that retrieval ranks close to the best answer
+     * it in its own words ("tax free" from the English overview, not the
+     * Portuguese page on LCI). */
+    size_t n_read = s->ctx.n_passages;
+    bool borrow = false;
+    for (size_t i = n_read; !s->same_lang && n_read > 0 && i < s->ctx.n_hits; i++)
+        if (strcmp(h[i].lang, s->ctx.lang) == 0 && h[i].score >= LANG_CLOSE * h[0].score)
+            s->same_lang = borrow = true;
+    while (borrow && n_read < s->ctx.n_hits && h[n_read].score >= LANG_CLOSE * h[0].score)
+        n_read++;
+    for (size_t i = 0; i < n_read && s->nuse < MAX_CHUNKS; i++) {
         if (h[i].score < 0.4 * h[0].score)
             continue;
         if (s->same_lang && strcmp(h[i].lang, s->ctx.lang) != 0)
@@ -58,7 +69,7 @@ int toro_ext_retrieve(toro_kb_t *kb, const char *question, sel_t *s, char **errm
      * threshold still counts when its document's title names most of the
      * question ("Tesouro Selic — …" for "como funciona o Tesouro Selic"). */
     int ng = s->q->ngroups;
-    for (size_t i = s->ctx.n_passages; s->nuse > 0 && i < s->ctx.n_hits && s->nuse < MAX_CHUNKS; i++) {
+    for (size_t i = n_read; s->nuse > 0 && i < s->ctx.n_hits && s->nuse < MAX_CHUNKS; i++) {
         if (s->same_lang && strcmp(h[i].lang, s->ctx.lang) != 0)
             continue;
         int named = __builtin_popcount(toro_ext_heading_groups(s, i, h[i].title));

@@ -516,7 +516,7 @@ static void extend_blocks(sel_t *s, double floor)
             v->len > 240 || repeats(s, v))
             continue;
         done |= 1u << u->picked;
-        v->picked = u->picked;
+        take_block(s, i + 1, u->picked); /* with its list when it opens one */
         i++;
     }
 }
