@@ -40,6 +40,7 @@
 #define TOPIC_PRIOR 0.75   /* ... with a score this close to the best are about the question whatever their title */
 #define EXTEND_SHARE 0.65  /* a sentence scoring this share of the lead's score may follow a picked one */
 #define ON_TOPIC_LEAD 0.8 /* a lead from a chunk not about the question gives way to one that is, scoring this share of it */
+#define EXAMPLE_LEAD 0.8   /* an example does not lead when a unit that is none scores this share of it */
 #define DISPLAY_MAX 240    /* bytes of a display line (a formula) an introducing sentence brings */
 #define TERSE_DEF 120     /* a defining lead this short brings the next sentence of its paragraph */
 #define KIND_FULL_LEX 0.4  /* share of the question a unit must match to get its kind bonus in full */

@@ -170,7 +170,7 @@ static void weigh_groups(sel_t *s)
         s->head[h] = s->title[h] | toro_ext_heading_groups(s, h, s->ctx.hits[h].section);
         const char *sec = strrchr(s->ctx.hits[h].section, '>');
         s->head_kind[h] = toro_qkind_of(sec ? sec + 1 : s->ctx.hits[h].section) &
-                          (TORO_Q_DEFINITION | TORO_Q_AMOUNT | TORO_Q_TIME | TORO_Q_HOWTO | TORO_Q_COMPARISON);
+                          (TORO_Q_DEFINITION | TORO_Q_AMOUNT | TORO_Q_TIME | TORO_Q_HOWTO | TORO_Q_COMPARISON | TORO_Q_PLACE);
     }
     for (int g = 0; g < q->ngroups; g++) {
         size_t df = 0;

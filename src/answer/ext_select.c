@@ -292,11 +292,29 @@ size_t toro_ext_prefer_on_topic(const sel_t *s, size_t lead)
     return best;
 }
 
+/* An example illustrates an answer, it does not open it: for an example
+ * lead, the best unit that is none and scores at least EXAMPLE_LEAD of it
+ * (else the example). */
+static size_t not_example(const sel_t *s, size_t lead)
+{
+    if (lead >= s->nu || !s->units[lead].example)
+        return lead;
+    size_t alt = s->nu;
+    for (size_t i = 0; i < s->nu; i++) {
+        const unit_t *u = &s->units[i];
+        if (u->example || u->picked || !(u->gmask | s->head[u->hit]) || u->score < EXAMPLE_LEAD * s->units[lead].score)
+            continue;
+        if (alt == s->nu || u->score > s->units[alt].score)
+            alt = i;
+    }
+    return alt < s->nu ? alt : lead;
+}
+
 /* The opening unit: the best one; for several questions in one, the best
  * for the first; for "o que é X", the one that defines X when it is close. */
 static size_t pick_lead(const sel_t *s)
 {
-    size_t lead = best_unit(s, 0, false, 0, true);
+    size_t lead = not_example(s, best_unit(s, 0, false, 0, true));
     if (lead == s->nu) { /* the kb found the chunk relevant but no sentence names the question: its opening */
         for (size_t i = 0; i < s->nu; i++)
             if (s->units[i].hit == s->use[0] && s->units[i].picked == 0)

@@ -48,6 +48,32 @@ static size_t stem_word(toro_analyzer_t *an, char *w, size_t n, term_t out)
     return toro_analyzer_stem(an, w, n, out);
 }
 
+/* A token as the answerer compares it, in place in w (len bytes, room for
+ * TORO_TOKEN_MAX): a product name with a glued '+' is its word ("IPCA+",
+ * "Renda+": the text and the question write it with and without); "20k"
+ * is the "R$ 20 mil" the text writes, which the tokenizer reads "20000".
+ * Returns the token's kind. */
+static int norm_token(char *w, size_t *len, int kind)
+{
+    size_t n = *len;
+    if (kind != TORO_TOK_SPECIAL || n < 2)
+        return kind;
+    if (w[n - 1] == '+') {
+        size_t i = 0;
+        while (i < n - 1 && ((w[i] >= 'a' && w[i] <= 'z') || (unsigned char)w[i] >= 0x80))
+            i++;
+        if (i == n - 1 && n >= 3) {
+            w[--*len] = 0;
+            return TORO_TOK_WORD;
+        }
+    }
+    if (w[n - 1] == 'k' && n + 2 <= TORO_TOKEN_MAX && strspn(w, "0123456789") == n - 1) {
+        memcpy(w + n - 1, "000", 4);
+        *len = n + 2;
+    }
+    return kind;
+}
+
 typedef struct term_walk {
     toro_analyzer_t *an; /* stemmer of the text's language */
     term_t *terms;
@@ -61,6 +87,7 @@ static int term_tok(void *ud, const char *tok, size_t len, int kind)
     if (kind == TORO_TOK_WORD && (toro_is_stopword("pt", tok, len) || toro_is_stopword("en", tok, len)))
         return 0;
     memcpy(w, tok, len + 1);
+    kind = norm_token(w, &len, kind);
     if (kind == TORO_TOK_WORD) {
         term_t s;
         stem_word(t->an, w, len, s);
@@ -91,20 +118,16 @@ static int q_tok(void *ud, const char *tok, size_t len, int kind)
     if (q->ngroups == MAX_QGROUPS)
         return 1;
     int g = q->ngroups;
-    term_t w;
+    term_t w, tw;
     memcpy(w, tok, len + 1);
-    if (kind == TORO_TOK_SPECIAL && len >= 2 && len + 2 <= TORO_TOKEN_MAX && tok[len - 1] == 'k' &&
-        strspn(tok, "0123456789") == len - 1) { /* "20k" is the "R$ 20 mil" of the text, which reads "20000" */
-        memcpy(w + len - 1, "000", 4);
-        len += 2;
-        tok = w;
-    }
+    kind = norm_token(w, &len, kind);
+    memcpy(tw, w, len + 1);
     size_t wl = kind == TORO_TOK_WORD ? toro_ext_singular(w, len) : len;
     for (int l = 0; l < 2; l++) {
         term_t raw;
-        memcpy(raw, tok, len + 1);
+        memcpy(raw, tw, len + 1);
         if (kind == TORO_TOK_SPECIAL)
-            memcpy(q->stems[g][l], tok, len + 1);
+            memcpy(q->stems[g][l], tw, len + 1);
         else
             stem_word(q->an[l], raw, len, q->stems[g][l]);
     }
@@ -405,6 +428,7 @@ static int exact_tok(void *ud, const char *tok, size_t len, int kind)
     exact_walk_t *e = ud;
     term_t w;
     memcpy(w, tok, len + 1);
+    kind = norm_token(w, &len, kind);
     if (kind == TORO_TOK_WORD)
         toro_ext_singular(w, len);
     for (int g = 0; g < e->q->ngroups; g++)
@@ -509,7 +533,10 @@ int toro_ext_analyze_units(sel_t *s)
             u->gmask |= acronym_groups_of(s->q, f, fl, &u->spells);
         u->feat = toro_qkind_features(f, fl);
         u->anaphor = u->kind == U_SENTENCE && starts_with_any(f, ANAPHORS);
-        u->example = starts_with_any(f, EXAMPLES);
+        const char *body = f; /* an item's text: "- **Exemplos:** …" is an example too */
+        while (*body == '-' || *body == '*' || *body == ' ')
+            body++;
+        u->example = starts_with_any(body, EXAMPLES);
         size_t subj = u->gmask ? defines_term(s->q, f, has_bytes(h->text + u->start, u->len, "é ")) : 0;
         u->defines = subj > 0;
         u->subject = u->defines ? subject_groups(s->q, l, f, subj) : 0;
@@ -552,10 +579,11 @@ static int part_tok(void *ud, const char *tok, size_t len, int kind)
     if (kind == TORO_TOK_WORD && (toro_is_stopword("pt", tok, len) || toro_is_stopword("en", tok, len)))
         return 0;
     memcpy(w, tok, len + 1);
+    kind = norm_token(w, &len, kind);
     if (kind == TORO_TOK_WORD)
         stem_word(q->an[0], w, len, st);
     else
-        memcpy(st, tok, len + 1);
+        memcpy(st, w, len + 1);
     for (int g = 0; g < q->ngroups; g++)
         if (strcmp(q->stems[g][0], st) == 0)
             pw->mask |= 1u << g;

@@ -74,6 +74,7 @@ static const char *const HOWTO[] = {" como ", " how do i ", " how can i ", " how
 static const char *const HOWTO_NOT[] = {" como funciona ", " como funcionam ", " how does ", NULL};
 static const char *const DIFFERENCE[] = {" diferenca ", " diferencas ", " diferente ", " difference ", " differences ",
                                          " compare ", " comparar ", " comparacao ", " versus ", " vs ", " x ", NULL};
+static const char *const PLACE[] = {" onde ", " aonde ", " where ", NULL};
 static const char *const CHOICE[] = {" melhor ", " better ", " rende mais ", " ou ", " or ", NULL}; /* a comparison too */
 static const char *const ADVICE[] = {" devo comprar ", " devo vender ", " devo investir ", " devo aplicar ",
                                      " compro ", " vale a pena comprar ", " vale a pena investir ",
@@ -136,6 +137,8 @@ unsigned toro_qkind_of(const char *question)
         k |= TORO_Q_COMPARISON | TORO_Q_DIFFERENCE;
     if (any(buf, CHOICE))
         k |= TORO_Q_COMPARISON;
+    if (any(buf, PLACE))
+        k |= TORO_Q_PLACE;
     if (any(buf, ADVICE))
         k |= TORO_Q_ADVICE;
     if (any(buf, LIVE))
