@@ -30,15 +30,18 @@
 #define MAX_BLOCK 24       /* units in one lead or point (a sentence with its list) */
 #define POINT_BUDGET 900   /* bytes of supporting points (tables and lists excluded) */
 #define DUP_JACCARD 0.5    /* term overlap above which two units say the same */
-#define MIN_NOVELTY 0.34   /* share of new terms a point must bring */
+#define MIN_NOVELTY 0.25   /* share of new terms a point must bring (tuned on the odd lines of kb/eval) */
 #define MAX_PARTS 4        /* sub-questions ("CDB tem FGC? E paga quanto de IR?") answered each */
 #define CHUNK_W 0.3        /* weight of the chunk's own match (the kb's idf-weighted coverage) in a unit's score */
 #define PRIOR_W 0.6        /* weight of the chunk's retrieval score (relative to the best chunk) in a unit's score */
 #define PRIOR_W_LEX 0.3    /* the same for a BM25-only score: lexical overlap, which the unit's own score already counts */
+#define LANG_CLOSE 0.75    /* chunks in the question's language this close to the best answer it when no relevant one is */
 #define TOPIC_RANKS 3      /* chunks retrieval ranks first ... */
 #define TOPIC_PRIOR 0.75   /* ... with a score this close to the best are about the question whatever their title */
 #define EXTEND_SHARE 0.65  /* a sentence scoring this share of the lead's score may follow a picked one */
 #define ON_TOPIC_LEAD 0.8 /* a lead from a chunk not about the question gives way to one that is, scoring this share of it */
+#define EXAMPLE_LEAD 0.8   /* an example does not lead when a unit that is none scores this share of it */
+#define DISPLAY_MAX 240    /* bytes of a display line (a formula) an introducing sentence brings */
 #define TERSE_DEF 120     /* a defining lead this short brings the next sentence of its paragraph */
 #define KIND_FULL_LEX 0.4  /* share of the question a unit must match to get its kind bonus in full */
 #define NEAR_PREFIX 6      /* stems this long match the longer stems they start (liquid: liquidação) */
@@ -60,6 +63,7 @@ typedef struct unit {
     double def_share;  /* weighted share of the question its defined subject names, times subj_pure */
     double subj_pure;  /* share of the subject's words that are the question's, 0.5..1 (0: defines nothing) */
     bool table_head;   /* a table whose header names a question word ("Alíquota de IR") */
+    uint32_t spells;   /* question acronyms it spells out ("juros sobre capital próprio" for "JCP") */
     unsigned feat;     /* TORO_F_* */
     uint32_t gmask;    /* question groups matched */
     uint32_t subject;  /* question groups named by the subject it defines */
@@ -114,6 +118,10 @@ double toro_ext_weight_of(const question_t *q, uint32_t mask);
 double toro_ext_jaccard(const unit_t *a, const unit_t *b);
 /* Why: question groups a chunk's title or section names (hit h of s->ctx). */
 uint32_t toro_ext_heading_groups(const sel_t *s, size_t h, const char *heading);
+/* Why: a comparison's sides have their own sections ("## Renda fixa",
+ * "## VGBL"): the question groups hit h's section heading names when every
+ * word of it (parentheses aside) is a question word, else 0. */
+uint32_t toro_ext_side_groups(const sel_t *s, size_t h);
 /* Why: question words hit h's title holds as written (or as an acronym). */
 uint32_t toro_ext_title_words(const sel_t *s, size_t h);
 /* Why: the question's words (stemmed pt and en), kinds and sub-questions;
@@ -134,6 +142,11 @@ int toro_ext_retrieve(toro_kb_t *kb, const char *question, sel_t *s, char **errm
 /* Why: the chunks in s->use cut into units, each analyzed and scored.
  * 0 or TORO_ENOMEM. */
 int toro_ext_score(sel_t *s);
+/* Why: a line set apart as its own paragraph right after the sentence that
+ * introduces it ("O ganho é calculado assim:" then the formula) belongs to
+ * that sentence as a list would: unit j is one sentence alone in its
+ * paragraph, at most DISPLAY_MAX bytes, after another paragraph of its chunk. */
+bool toro_ext_display(const sel_t *s, size_t j);
 /* Why: what question kinds `kind` ask for, as a score bonus on a unit that offers it. */
 double toro_ext_kind_bonus(unsigned kind, const unit_t *u);
 

@@ -47,7 +47,18 @@ int toro_ext_retrieve(toro_kb_t *kb, const char *question, sel_t *s, char **errm
     for (size_t i = 0; i < s->ctx.n_passages; i++)
         if (strcmp(h[i].lang, s->ctx.lang) == 0)
             s->same_lang = true;
-    for (size_t i = 0; i < s->ctx.n_passages && s->nuse < MAX_CHUNKS; i++) {
+    /* The question found relevant documents, none in its language: the
+     * chunks in its language that retrieval ranks close to the best answer
+     * it in its own words ("tax free" from the English overview, not the
+     * Portuguese page on LCI). */
+    size_t n_read = s->ctx.n_passages;
+    bool borrow = false;
+    for (size_t i = n_read; !s->same_lang && n_read > 0 && i < s->ctx.n_hits; i++)
+        if (strcmp(h[i].lang, s->ctx.lang) == 0 && h[i].score >= LANG_CLOSE * h[0].score)
+            s->same_lang = borrow = true;
+    while (borrow && n_read < s->ctx.n_hits && h[n_read].score >= LANG_CLOSE * h[0].score)
+        n_read++;
+    for (size_t i = 0; i < n_read && s->nuse < MAX_CHUNKS; i++) {
         if (h[i].score < 0.4 * h[0].score)
             continue;
         if (s->same_lang && strcmp(h[i].lang, s->ctx.lang) != 0)
@@ -58,7 +69,7 @@ int toro_ext_retrieve(toro_kb_t *kb, const char *question, sel_t *s, char **errm
      * threshold still counts when its document's title names most of the
      * question ("Tesouro Selic — …" for "como funciona o Tesouro Selic"). */
     int ng = s->q->ngroups;
-    for (size_t i = s->ctx.n_passages; s->nuse > 0 && i < s->ctx.n_hits && s->nuse < MAX_CHUNKS; i++) {
+    for (size_t i = n_read; s->nuse > 0 && i < s->ctx.n_hits && s->nuse < MAX_CHUNKS; i++) {
         if (s->same_lang && strcmp(h[i].lang, s->ctx.lang) != 0)
             continue;
         int named = __builtin_popcount(toro_ext_heading_groups(s, i, h[i].title));
@@ -110,13 +121,23 @@ static void split_chunk(sel_t *s, size_t ci)
     }
 }
 
-/* A sentence ending in ':' whose list or table is not in the chunk cannot
- * stand alone ("…, que deve:"): it is never picked nor attached. */
+/* A sentence ending in ':' whose list, table or display line is not in
+ * the chunk cannot stand alone ("…, que deve:"): it is never picked nor attached. */
+bool toro_ext_display(const sel_t *s, size_t j)
+{
+    const unit_t *v = &s->units[j];
+    if (j == 0 || v->kind != U_SENTENCE || v->len > DISPLAY_MAX)
+        return false;
+    const unit_t *p = &s->units[j - 1], *n = j + 1 < s->nu ? &s->units[j + 1] : NULL;
+    return p->hit == v->hit && p->para != v->para && (!n || n->hit != v->hit || n->para != v->para);
+}
+
 static void drop_dangling(sel_t *s)
 {
     for (size_t i = 0; i < s->nu; i++) {
         unit_t *u = &s->units[i];
-        bool has_list = i + 1 < s->nu && s->units[i + 1].hit == u->hit && s->units[i + 1].kind != U_SENTENCE;
+        bool has_list = i + 1 < s->nu && s->units[i + 1].hit == u->hit &&
+                        (s->units[i + 1].kind != U_SENTENCE || toro_ext_display(s, i + 1));
         if (u->kind == U_SENTENCE && u->intro && !has_list)
             u->picked = -2; /* never: neither as a unit nor as part of a block */
     }
@@ -149,7 +170,7 @@ static void weigh_groups(sel_t *s)
         s->head[h] = s->title[h] | toro_ext_heading_groups(s, h, s->ctx.hits[h].section);
         const char *sec = strrchr(s->ctx.hits[h].section, '>');
         s->head_kind[h] = toro_qkind_of(sec ? sec + 1 : s->ctx.hits[h].section) &
-                          (TORO_Q_DEFINITION | TORO_Q_AMOUNT | TORO_Q_TIME | TORO_Q_HOWTO | TORO_Q_COMPARISON);
+                          (TORO_Q_DEFINITION | TORO_Q_AMOUNT | TORO_Q_TIME | TORO_Q_HOWTO | TORO_Q_COMPARISON | TORO_Q_PLACE);
     }
     for (int g = 0; g < q->ngroups; g++) {
         size_t df = 0;
@@ -238,7 +259,7 @@ static void score_units(sel_t *s)
         u->base = u->ctx_lex + 0.35 * tcov[ci] + 0.12 / (1.0 + (double)ci) + (u->start == 0 ? 0.05 : 0) +
                   CHUNK_W * s->ctx.hits[u->hit].coverage + (s->ctx.hits[u->hit].cosine != 0 ? PRIOR_W : PRIOR_W_LEX) * prior;
         u->mult = 1.0;
-        if (u->len < 25)
+        if (u->len < 25 && u->kind == U_SENTENCE) /* a fragment; a short list item ("- LCI: 12 meses;") is a whole answer */
             u->mult *= 0.6;
         else if (u->len > 450 && u->kind == U_SENTENCE)
             u->mult *= 0.85;

@@ -1,10 +1,12 @@
 /* ext_select.c: the select step of the extractive answerer (ext.h): the
  * lead unit chosen by score and question kind, then at most MAX_POINTS
- * supporting blocks (one per further sub-question, what is asked and not
+ * supporting blocks (one per further sub-question, the opening of each
+ * side's own section for a question on a difference, what is asked and not
  * yet offered, uncovered question words, the best remaining), never
  * repeating, never from a document that is not itself relevant; a unit
- * brings its list, table, example or the sentence its pronoun points to,
- * and picked neighbours of one paragraph join into one passage. It does
+ * brings its list, table, example, the sentence its pronoun points to or
+ * the short opening of its paragraph that names what it leaves out, and
+ * picked neighbours of one paragraph join into one passage. It does
  * not score units or write text. */
 #include <math.h>
 #include <stdbool.h>
@@ -21,6 +23,15 @@
 /* ---- select: lead and points ---------------------------------------------- */
 
 #define CLOSING_MAX 200 /* bytes of a sentence that closes a list */
+#define OPENER_MAX 160  /* bytes of a paragraph's opening sentence brought before a picked one */
+
+/* Whether a unit may join a block as part of another unit's: not taken,
+ * or only considered and left out as a point of its own (-1); never one
+ * left out on purpose (-2: an intro without its list). */
+static bool is_free(const unit_t *u)
+{
+    return u->picked == 0 || u->picked == -1;
+}
 
 /* The short sentence right after a list that names a question word closes
  * it ("Se alguma condição não for cumprida, os rendimentos são tributados
@@ -30,7 +41,7 @@ static void take_closing(sel_t *s, size_t j, int blk)
     if (j >= s->nu || j == 0)
         return;
     unit_t *v = &s->units[j];
-    if (v->hit == s->units[j - 1].hit && v->kind == U_SENTENCE && !v->picked && !v->intro && v->gmask &&
+    if (v->hit == s->units[j - 1].hit && v->kind == U_SENTENCE && is_free(v) && !v->intro && v->gmask &&
         v->len <= CLOSING_MAX)
         v->picked = blk;
 }
@@ -45,22 +56,22 @@ static void take_block(sel_t *s, size_t i, int blk)
         size_t j = i;
         while (j > 0 && s->units[j - 1].hit == u->hit && s->units[j - 1].kind != U_SENTENCE && i - j < MAX_BLOCK)
             j--;
-        if (j > 0 && s->units[j - 1].hit == u->hit && s->units[j - 1].intro && !s->units[j - 1].picked) {
+        if (j > 0 && s->units[j - 1].hit == u->hit && s->units[j - 1].intro && is_free(&s->units[j - 1])) {
             take_block(s, j - 1, blk);
             u->picked = blk;
             return;
         }
         if (u->kind == U_ITEM) /* a list without intro: items that match another question word come along */
             for (size_t k = j; k < s->nu && s->units[k].hit == u->hit && s->units[k].kind == U_ITEM; k++)
-                if (!s->units[k].picked && (s->units[k].gmask & ~u->gmask) && k != i)
+                if (is_free(&s->units[k]) && (s->units[k].gmask & ~u->gmask) && k != i)
                     s->units[k].picked = blk;
     }
     u->picked = blk;
     if (u->anaphor && i > 0 && s->units[i - 1].hit == u->hit && s->units[i - 1].para == u->para &&
-        !s->units[i - 1].picked)
+        is_free(&s->units[i - 1]))
         s->units[i - 1].picked = blk;
     if (u->kind != U_SENTENCE && i > 0 && s->units[i - 1].hit == u->hit && s->units[i - 1].intro &&
-        !s->units[i - 1].picked) {
+        is_free(&s->units[i - 1])) {
         s->units[i - 1].picked = blk; /* the sentence that opens this list or table */
         if (u->kind == U_ITEM)
             return;
@@ -70,18 +81,19 @@ static void take_block(sel_t *s, size_t i, int blk)
         size_t j = i + 1;
         for (; j < s->nu && s->units[j].hit == u->hit && n < MAX_BLOCK; j++, n++) {
             const unit_t *v = &s->units[j];
-            bool belongs = v->kind != U_SENTENCE || (u->example && v->para == u->para);
+            bool belongs = v->kind != U_SENTENCE || (u->example && v->para == u->para) ||
+                           (u->intro && j == i + 1 && toro_ext_display(s, j));
             if (!belongs)
                 break;
-            if (!v->picked)
+            if (is_free(v))
                 s->units[j].picked = blk;
         }
         if (u->intro && j > i + 1)
             take_closing(s, j, blk);
     }
     if (u->kind == U_SENTENCE && i + 1 < s->nu && s->units[i + 1].hit == u->hit && s->units[i + 1].anaphor &&
-        s->units[i + 1].para == u->para && !s->units[i + 1].picked)
-        s->units[i + 1].picked = blk;
+        s->units[i + 1].para == u->para && is_free(&s->units[i + 1]))
+        take_block(s, i + 1, blk); /* with its list when it opens one ("Elas cumprem papéis diferentes:") */
 }
 
 #define RUN_TOKENS 160 /* words of a unit compared for restatements */
@@ -280,11 +292,29 @@ size_t toro_ext_prefer_on_topic(const sel_t *s, size_t lead)
     return best;
 }
 
+/* An example illustrates an answer, it does not open it: for an example
+ * lead, the best unit that is none and scores at least EXAMPLE_LEAD of it
+ * (else the example). */
+static size_t not_example(const sel_t *s, size_t lead)
+{
+    if (lead >= s->nu || !s->units[lead].example)
+        return lead;
+    size_t alt = s->nu;
+    for (size_t i = 0; i < s->nu; i++) {
+        const unit_t *u = &s->units[i];
+        if (u->example || u->picked || !(u->gmask | s->head[u->hit]) || u->score < EXAMPLE_LEAD * s->units[lead].score)
+            continue;
+        if (alt == s->nu || u->score > s->units[alt].score)
+            alt = i;
+    }
+    return alt < s->nu ? alt : lead;
+}
+
 /* The opening unit: the best one; for several questions in one, the best
  * for the first; for "o que é X", the one that defines X when it is close. */
 static size_t pick_lead(const sel_t *s)
 {
-    size_t lead = best_unit(s, 0, false, 0, true);
+    size_t lead = not_example(s, best_unit(s, 0, false, 0, true));
     if (lead == s->nu) { /* the kb found the chunk relevant but no sentence names the question: its opening */
         for (size_t i = 0; i < s->nu; i++)
             if (s->units[i].hit == s->use[0] && s->units[i].picked == 0)
@@ -331,6 +361,51 @@ static void add_wanted(sel_t *s, size_t lead, double floor)
     }
 }
 
+/* "O que é JCP?" is answered with what the letters stand for: for an
+ * acronym the question asks to define, when no picked unit spells it out,
+ * the best unit that does. */
+static void spell_out(sel_t *s, size_t lead, double floor)
+{
+    if (!(s->q->kind & TORO_Q_DEFINITION))
+        return;
+    uint32_t spelled = 0, asked = 0;
+    for (size_t i = 0; i < s->nu; i++) {
+        asked |= s->units[i].spells;
+        if (s->units[i].picked > 0)
+            spelled |= s->units[i].spells;
+    }
+    asked &= s->q->part_mask[0] & ~spelled; /* the first part is the one a definition answers */
+    for (int g = 0; g < s->q->ngroups && asked && s->nblocks <= MAX_POINTS; g++) {
+        if (!(asked & (1u << g)))
+            continue;
+        size_t best = s->nu;
+        for (size_t i = 0; i < s->nu; i++) {
+            const unit_t *u = &s->units[i];
+            if (!u->picked && (u->spells & (1u << g)) && u->score > 0.5 * floor &&
+                (best == s->nu || u->score > s->units[best].score) && may_add(s, i, lead))
+                best = i;
+        }
+        if (best < s->nu) {
+            take_block(s, best, ++s->nblocks);
+            asked &= ~s->units[best].spells;
+        }
+    }
+}
+
+/* Whether unit u speaks of question group g: it names it, or its section
+ * heading does ("A taxa é definida na compra." under "Prefixado"), or its
+ * document's title does and u names another question word ("Sem FGC."
+ * in the document on FIIs). */
+static bool speaks_of(const sel_t *s, const unit_t *u, int g)
+{
+    uint32_t bit = 1u << g;
+    if (u->gmask & bit)
+        return true;
+    if ((s->head[u->hit] & ~s->title[u->hit]) & bit)
+        return true;
+    return (s->title[u->hit] & bit) && u->gmask;
+}
+
 /* A question word no picked unit holds yet ("tijolo" and "papel" of a
  * comparison): the best unit that does, heaviest word first. For a
  * comparison a table does not cover its words: each side gets its own words. */
@@ -350,15 +425,57 @@ static void cover_groups(sel_t *s, size_t lead, double floor)
         if (g_best < 0)
             return;
         size_t best = s->nu;
-        for (size_t i = 0; i < s->nu; i++) {
+        for (size_t i = 0; i < s->nu; i++) { /* the best one that may join: a better one from an unrelated document does not block it */
             const unit_t *u = &s->units[i];
-            if (!u->picked && (u->gmask & (1u << g_best)) && u->score > 0.5 * floor &&
-                (best == s->nu || u->score > s->units[best].score))
+            if (!u->picked && speaks_of(s, u, g_best) && u->score > 0.5 * floor &&
+                (best == s->nu || u->score > s->units[best].score) && may_add(s, i, lead))
                 best = i;
         }
         tried |= 1u << g_best;
-        if (may_add(s, best, lead))
+        if (best < s->nu)
             take_block(s, best, ++s->nblocks);
+    }
+}
+
+/* The opening of hit h's section as block blk: its first sentence (with
+ * what take_block brings), or, when the section opens with a list, the
+ * whole list. Returns false when that opening repeats the answer. */
+static bool take_opening(sel_t *s, size_t h, int blk)
+{
+    size_t i = 0;
+    while (i < s->nu && (s->units[i].hit != h || s->units[i].picked == -2))
+        i++;
+    if (i == s->nu || s->units[i].picked || s->units[i].kind == U_TABLE || repeats(s, &s->units[i]))
+        return false;
+    take_block(s, i, blk);
+    for (size_t k = i + 1; s->units[i].kind == U_ITEM && k < s->nu && k - i < MAX_BLOCK; k++) {
+        if (s->units[k].hit != h || s->units[k].kind != U_ITEM)
+            break;
+        if (!s->units[k].picked)
+            s->units[k].picked = blk;
+    }
+    return true;
+}
+
+/* A question on the difference between sides that have their own sections
+ * ("## PGBL", "## VGBL") is told what each side is: the opening of each side's section not yet in
+ * the answer, in retrieval order. */
+static void cover_sides(sel_t *s)
+{
+    if (!(s->q->kind & TORO_Q_DIFFERENCE))
+        return;
+    uint32_t done = 0;
+    for (size_t i = 0; i < s->nu; i++)
+        if (s->units[i].picked > 0)
+            done |= toro_ext_side_groups(s, s->units[i].hit);
+    for (size_t ci = 0; ci < s->nuse && s->nblocks <= MAX_POINTS; ci++) {
+        size_t h = s->use[ci];
+        uint32_t side = toro_ext_side_groups(s, h);
+        if (!side || (side & done) == side || !s->on_topic[h])
+            continue;
+        done |= side;
+        if (take_opening(s, h, s->nblocks + 1))
+            s->nblocks++;
     }
 }
 
@@ -417,8 +534,40 @@ static void extend_blocks(sel_t *s, double floor)
             v->len > 240 || repeats(s, v))
             continue;
         done |= 1u << u->picked;
-        v->picked = u->picked;
+        take_block(s, i + 1, u->picked); /* with its list when it opens one */
         i++;
+    }
+}
+
+/* Question groups the units of block blk match. */
+static uint32_t block_groups(const sel_t *s, int blk)
+{
+    uint32_t m = 0;
+    for (size_t i = 0; i < s->nu; i++)
+        if (s->units[i].picked == blk)
+            m |= s->units[i].gmask;
+    return m;
+}
+
+/* A picked sentence whose paragraph opens, right before it, with a short
+ * sentence naming a question word the block does not hold brings that
+ * opening: it says what the sentence after it works out ("Para comparar,
+ * calcule a taxa equivalente." before the worked comparison). One per block. */
+static void extend_back(sel_t *s)
+{
+    uint32_t done = 0;
+    for (size_t i = 1; i < s->nu; i++) {
+        const unit_t *u = &s->units[i];
+        unit_t *v = &s->units[i - 1];
+        if (u->picked <= 0 || u->picked > 31 || (done & (1u << u->picked)) || u->kind != U_SENTENCE || v->picked ||
+            v->hit != u->hit || v->para != u->para || v->kind != U_SENTENCE || v->intro || v->len > OPENER_MAX ||
+            !(v->gmask & ~block_groups(s, u->picked)) || (i >= 2 && s->units[i - 2].hit == u->hit &&
+                                                           s->units[i - 2].para == u->para))
+            continue;
+        if (repeats(s, v))
+            continue;
+        done |= 1u << u->picked;
+        v->picked = u->picked;
     }
 }
 
@@ -440,7 +589,8 @@ static void extend_definition(sel_t *s, size_t lead)
     v->picked = u->picked;
 }
 
-/* Lead, then one block per further sub-question, then what is asked and
+/* Lead, then one block per further sub-question, then the sides of a
+ * difference, then what is asked and
  * not yet offered, then uncovered question words, then the best remaining
  * units: at most MAX_POINTS blocks after the lead, never repeating;
  * picked neighbours joined, a picked sentence's close follower brought. */
@@ -456,7 +606,9 @@ void toro_ext_select(sel_t *s)
         if (may_add(s, i, lead))
             take_block(s, i, ++s->nblocks);
     }
+    cover_sides(s);
     add_wanted(s, lead, floor);
+    spell_out(s, lead, floor);
     cover_groups(s, lead, floor);
     while (toro_ext_join_neighbors(s))
         ;
@@ -479,4 +631,5 @@ void toro_ext_select(sel_t *s)
             s->units[i].picked = 0;
     extend_definition(s, lead);
     extend_blocks(s, EXTEND_SHARE * s->units[lead].score);
+    extend_back(s);
 }

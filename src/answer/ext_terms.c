@@ -33,6 +33,47 @@ size_t toro_ext_singular(char *w, size_t n)
     return n;
 }
 
+/* A Portuguese plural in "-ns" is a singular in "-m" (comum/comuns,
+ * bem/bens, item/itens); English words in "-ns" (loans, tokens) are left to
+ * toro_ext_singular. Then the stem of an's language. Returns the stem's length. */
+static size_t stem_word(toro_analyzer_t *an, char *w, size_t n, term_t out)
+{
+    bool pt = strcmp(toro_analyzer_lang(an), "pt") == 0;
+    if (pt && n > 4 && w[n - 1] == 's' && w[n - 2] == 'n' && strchr("aeiou", w[n - 3])) {
+        w[n - 2] = 'm', w[n - 1] = 0;
+        n--;
+    } else {
+        n = toro_ext_singular(w, n);
+    }
+    return toro_analyzer_stem(an, w, n, out);
+}
+
+/* A token as the answerer compares it, in place in w (len bytes, room for
+ * TORO_TOKEN_MAX): a product name with a glued '+' is its word ("IPCA+",
+ * "Renda+": the text and the question write it with and without); "20k"
+ * is the "R$ 20 mil" the text writes, which the tokenizer reads "20000".
+ * Returns the token's kind. */
+static int norm_token(char *w, size_t *len, int kind)
+{
+    size_t n = *len;
+    if (kind != TORO_TOK_SPECIAL || n < 2)
+        return kind;
+    if (w[n - 1] == '+') {
+        size_t i = 0;
+        while (i < n - 1 && ((w[i] >= 'a' && w[i] <= 'z') || (unsigned char)w[i] >= 0x80))
+            i++;
+        if (i == n - 1 && n >= 3) {
+            w[--*len] = 0;
+            return TORO_TOK_WORD;
+        }
+    }
+    if (w[n - 1] == 'k' && n + 2 <= TORO_TOKEN_MAX && strspn(w, "0123456789") == n - 1) {
+        memcpy(w + n - 1, "000", 4);
+        *len = n + 2;
+    }
+    return kind;
+}
+
 typedef struct term_walk {
     toro_analyzer_t *an; /* stemmer of the text's language */
     term_t *terms;
@@ -46,10 +87,10 @@ static int term_tok(void *ud, const char *tok, size_t len, int kind)
     if (kind == TORO_TOK_WORD && (toro_is_stopword("pt", tok, len) || toro_is_stopword("en", tok, len)))
         return 0;
     memcpy(w, tok, len + 1);
+    kind = norm_token(w, &len, kind);
     if (kind == TORO_TOK_WORD) {
-        len = toro_ext_singular(w, len);
         term_t s;
-        toro_analyzer_stem(t->an, w, len, s);
+        stem_word(t->an, w, len, s);
         memcpy(w, s, sizeof w);
     }
     for (int i = 0; i < t->n; i++)
@@ -77,14 +118,18 @@ static int q_tok(void *ud, const char *tok, size_t len, int kind)
     if (q->ngroups == MAX_QGROUPS)
         return 1;
     int g = q->ngroups;
-    term_t w;
+    term_t w, tw;
     memcpy(w, tok, len + 1);
+    kind = norm_token(w, &len, kind);
+    memcpy(tw, w, len + 1);
     size_t wl = kind == TORO_TOK_WORD ? toro_ext_singular(w, len) : len;
     for (int l = 0; l < 2; l++) {
+        term_t raw;
+        memcpy(raw, tw, len + 1);
         if (kind == TORO_TOK_SPECIAL)
-            memcpy(q->stems[g][l], tok, len + 1);
+            memcpy(q->stems[g][l], tw, len + 1);
         else
-            toro_analyzer_stem(q->an[l], w, wl, q->stems[g][l]);
+            stem_word(q->an[l], raw, len, q->stems[g][l]);
     }
     for (int i = 0; i < g; i++) /* a repeated word is one group */
         if (strcmp(q->stems[i][0], q->stems[g][0]) == 0 && strcmp(q->stems[i][1], q->stems[g][1]) == 0)
@@ -288,8 +333,9 @@ static bool spelled(const initials_t *in, const char *acr)
     return false;
 }
 
-/* Groups of the question matched through acronyms in folded unit text. */
-static uint32_t acronym_groups(const question_t *q, const char *folded, size_t len)
+/* Groups of the question matched through acronyms in folded unit text;
+ * *spells (may be NULL) gets the question's acronyms the text spells out. */
+static uint32_t acronym_groups_of(const question_t *q, const char *folded, size_t len, uint32_t *spells)
 {
     initials_t *u = malloc(sizeof(*u));
     if (!u)
@@ -300,6 +346,8 @@ static uint32_t acronym_groups(const question_t *q, const char *folded, size_t l
     for (int g = 0; g < q->ngroups; g++) /* question "IR", unit "imposto de renda" */
         if (is_acronym(q->words[g]) && spelled(u, q->words[g]))
             m |= 1u << g;
+    if (spells)
+        *spells = m;
     for (int i = 0; i < u->n; i++) { /* unit "IR", question "imposto de renda" */
         if (!is_acronym(u->w[i]))
             continue;
@@ -315,6 +363,11 @@ static uint32_t acronym_groups(const question_t *q, const char *folded, size_t l
     }
     free(u);
     return m;
+}
+
+static uint32_t acronym_groups(const question_t *q, const char *folded, size_t len)
+{
+    return acronym_groups_of(q, folded, len, NULL);
 }
 
 /* Question groups named by a heading (the chunk's title or section). */
@@ -333,6 +386,38 @@ uint32_t toro_ext_heading_groups(const sel_t *s, size_t h, const char *heading)
     return m;
 }
 
+uint32_t toro_ext_side_groups(const sel_t *s, size_t h)
+{
+    const toro_kb_hit_t *hit = &s->ctx.hits[h];
+    const char *label = strrchr(hit->section, '>');
+    label = label ? label + 1 : hit->section;
+    char plain[256];
+    size_t o = 0;
+    int depth = 0;
+    for (const char *p = label; *p && o + 1 < sizeof plain; p++) { /* "Híbrido (inflação + taxa)": its name */
+        depth += *p == '(';
+        if (!depth)
+            plain[o++] = *p;
+        depth -= *p == ')' && depth > 0;
+    }
+    plain[o] = 0;
+    size_t fl;
+    char *f = toro_fold(plain, o, &fl);
+    if (!f)
+        return 0;
+    int l = strcmp(hit->lang, "en") == 0 ? 1 : 0;
+    term_t terms[MAX_QGROUPS];
+    int n = terms_of(s->q->an[l], f, fl, terms, MAX_QGROUPS), named = 0;
+    uint32_t m = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t g = match_groups(s->q, l, &terms[i], 1) | acronym_groups(s->q, terms[i], strlen(terms[i]));
+        named += g != 0;
+        m |= g;
+    }
+    free(f);
+    return n > 0 && named == n ? m : 0;
+}
+
 typedef struct exact_walk {
     const question_t *q;
     uint32_t mask;
@@ -343,6 +428,7 @@ static int exact_tok(void *ud, const char *tok, size_t len, int kind)
     exact_walk_t *e = ud;
     term_t w;
     memcpy(w, tok, len + 1);
+    kind = norm_token(w, &len, kind);
     if (kind == TORO_TOK_WORD)
         toro_ext_singular(w, len);
     for (int g = 0; g < e->q->ngroups; g++)
@@ -444,10 +530,13 @@ int toro_ext_analyze_units(sel_t *s)
         u->nterms = terms_of(s->q->an[l], f, fl, u->terms, MAX_UNIT_TERMS);
         u->gmask = u->kind == U_TABLE ? table_groups(s->q, l, f, fl, &u->table_head) : match_groups(s->q, l, u->terms, u->nterms);
         if (u->kind != U_TABLE)
-            u->gmask |= acronym_groups(s->q, f, fl);
+            u->gmask |= acronym_groups_of(s->q, f, fl, &u->spells);
         u->feat = toro_qkind_features(f, fl);
         u->anaphor = u->kind == U_SENTENCE && starts_with_any(f, ANAPHORS);
-        u->example = starts_with_any(f, EXAMPLES);
+        const char *body = f; /* an item's text: "- **Exemplos:** …" is an example too */
+        while (*body == '-' || *body == '*' || *body == ' ')
+            body++;
+        u->example = starts_with_any(body, EXAMPLES);
         size_t subj = u->gmask ? defines_term(s->q, f, has_bytes(h->text + u->start, u->len, "é ")) : 0;
         u->defines = subj > 0;
         u->subject = u->defines ? subject_groups(s->q, l, f, subj) : 0;
@@ -490,11 +579,11 @@ static int part_tok(void *ud, const char *tok, size_t len, int kind)
     if (kind == TORO_TOK_WORD && (toro_is_stopword("pt", tok, len) || toro_is_stopword("en", tok, len)))
         return 0;
     memcpy(w, tok, len + 1);
-    size_t wl = kind == TORO_TOK_WORD ? toro_ext_singular(w, len) : len;
+    kind = norm_token(w, &len, kind);
     if (kind == TORO_TOK_WORD)
-        toro_analyzer_stem(q->an[0], w, wl, st);
+        stem_word(q->an[0], w, len, st);
     else
-        memcpy(st, tok, len + 1);
+        memcpy(st, w, len + 1);
     for (int g = 0; g < q->ngroups; g++)
         if (strcmp(q->stems[g][0], st) == 0)
             pw->mask |= 1u << g;

@@ -138,13 +138,14 @@ static int put_block(sel_t *s, int blk, bool bullet, int *cite, toro_answer_t *o
         toro_strbuf_str(sb, "\n");
     }
     bool labelled = put_label(s, blk, first, last_text, sb);
-    int prev = -1;
+    int prev = -1, prev_para = -1;
     for (size_t i = first; i < s->nu; i++) {
         const unit_t *u = &s->units[i];
         if (u->picked != blk || u->hit != h)
             continue;
-        if (prev >= 0)
-            toro_strbuf_str(sb, (u->kind != U_SENTENCE || prev != U_SENTENCE) ? "\n" : " ");
+        if (prev >= 0) /* sentences of one paragraph run on; a list, table or display line starts a line */
+            toro_strbuf_str(sb, (u->kind != U_SENTENCE || prev != U_SENTENCE || u->para != prev_para) ? "\n" : " ");
+        prev_para = u->para;
         if (u->kind == U_TABLE) {
             put_table(sb, text + u->start, u->len);
         } else if (labelled && i == first) { /* "- **label:** " written, the item's text follows */

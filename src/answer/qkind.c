@@ -35,11 +35,44 @@ static size_t pad(const char *folded, size_t len, char *out, size_t cap)
     return o;
 }
 
+#define SLIP_WORD 7 /* letters of a one-word phrase that also matches one typing slip away */
+
+/* Whether some word of padded text is the one-word phrase w (" diferenca ")
+ * but for one typing slip ("difrenca"): long words only, so "quanto" and
+ * "quando" stay apart. */
+static bool slipped(const char *padded, const char *w)
+{
+    size_t wl = strlen(w) - 2;
+    if (wl < SLIP_WORD || strchr(w + 1, ' ') != w + 1 + wl)
+        return false;
+    for (const char *p = padded + 1; *p;) {
+        size_t n = strcspn(p, " ");
+        if (n + 1 >= wl && n <= wl + 1 && toro_typo_distance(p, n, w + 1, wl, 1.0) <= 1.0)
+            return true;
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+    return false;
+}
+
 /* Whether padded text holds any of the phrases (each written " a b ") */
 static bool any(const char *padded, const char *const *phrases)
 {
     for (int i = 0; phrases[i]; i++)
         if (strstr(padded, phrases[i]))
+            return true;
+    return false;
+}
+
+/* any() for a question, where people type fast: a long one-word phrase
+ * also matches with one typing slip ("difrença", "aliqota"). */
+static bool asks(const char *padded, const char *const *phrases)
+{
+    if (any(padded, phrases))
+        return true;
+    for (int i = 0; phrases[i]; i++)
+        if (slipped(padded, phrases[i]))
             return true;
     return false;
 }
@@ -72,9 +105,10 @@ static const char *const TIME[] = {" quando ", " qnd ", " qdo ", " em quais mese
 static const char *const HOWTO[] = {" como ", " how do i ", " how can i ", " how to ", " how should i ",
                                     " passo a passo ", " o que preciso ", " what do i need ", " steps ", NULL};
 static const char *const HOWTO_NOT[] = {" como funciona ", " como funcionam ", " how does ", NULL};
-static const char *const COMPARISON[] = {" diferenca ", " diferencas ", " diferente ", " difference ",
-                                         " differences ", " compare ", " comparar ", " comparacao ", " versus ",
-                                         " vs ", " x ", " melhor ", " better ", " rende mais ", " ou ", " or ", NULL};
+static const char *const DIFFERENCE[] = {" diferenca ", " diferencas ", " diferente ", " difference ", " differences ",
+                                         " compare ", " comparar ", " comparacao ", " versus ", " vs ", " x ", NULL};
+static const char *const PLACE[] = {" onde ", " aonde ", " where ", NULL};
+static const char *const CHOICE[] = {" melhor ", " better ", " rende mais ", " ou ", " or ", NULL}; /* a comparison too */
 static const char *const ADVICE[] = {" devo comprar ", " devo vender ", " devo investir ", " devo aplicar ",
                                      " compro ", " vale a pena comprar ", " vale a pena investir ",
                                      " hora de comprar ", " hora de vender ", " comprar ou vender ",
@@ -124,19 +158,23 @@ unsigned toro_qkind_of(const char *question)
     pad(f, fl, buf, sizeof buf);
     free(f);
     unsigned k = 0;
-    if (any(buf, DEFINITION))
+    if (asks(buf, DEFINITION))
         k |= TORO_Q_DEFINITION;
-    if (any(buf, AMOUNT))
+    if (asks(buf, AMOUNT))
         k |= TORO_Q_AMOUNT;
-    if (any(buf, TIME))
+    if (asks(buf, TIME))
         k |= TORO_Q_TIME;
-    if (any(buf, HOWTO) && !any(buf, HOWTO_NOT))
+    if (asks(buf, HOWTO) && !asks(buf, HOWTO_NOT))
         k |= TORO_Q_HOWTO;
-    if (any(buf, COMPARISON))
+    if (asks(buf, DIFFERENCE))
+        k |= TORO_Q_COMPARISON | TORO_Q_DIFFERENCE;
+    if (asks(buf, CHOICE))
         k |= TORO_Q_COMPARISON;
-    if (any(buf, ADVICE))
+    if (asks(buf, PLACE))
+        k |= TORO_Q_PLACE;
+    if (asks(buf, ADVICE))
         k |= TORO_Q_ADVICE;
-    if (any(buf, LIVE))
+    if (asks(buf, LIVE))
         k |= TORO_Q_LIVE;
     if (yes_no(question))
         k |= TORO_Q_YESNO;

@@ -20,6 +20,8 @@ enum {
     TORO_Q_COMPARISON = 1 << 5, /* "diferença entre", "X ou Y", "difference between" */
     TORO_Q_ADVICE = 1 << 6,     /* "devo comprar", "should I buy", "vai subir" */
     TORO_Q_LIVE = 1 << 7,       /* "preço hoje", "cotação", "current price" */
+    TORO_Q_PLACE = 1 << 9,      /* "onde", "where": answered under a heading that asks it too ("Onde investir") */
+    TORO_Q_DIFFERENCE = 1 << 8, /* a comparison asking what sets the sides apart: "diferença", "x", "vs" (not "X ou Y?") */
 };
 
 /* Sentence features (bit mask), from its folded text. */

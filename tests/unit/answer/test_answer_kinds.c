@@ -56,7 +56,14 @@ static void test_question_kinds(void **state)
         {"CDB paga imposto de renda? Qual a alíquota?", TORO_Q_YESNO | TORO_Q_AMOUNT, 0},
         {"LCI tem FGC?", TORO_Q_YESNO, TORO_Q_DEFINITION},
         {"Qual a diferença entre LCI e CDB?", TORO_Q_COMPARISON, TORO_Q_YESNO},
-        {"difference between PGBL and VGBL", TORO_Q_COMPARISON, 0},
+        {"difference between PGBL and VGBL", TORO_Q_COMPARISON | TORO_Q_DIFFERENCE, 0},
+        {"pgbl x vgbl", TORO_Q_COMPARISON | TORO_Q_DIFFERENCE, 0},
+        {"onde deixar a reserva de emergência", TORO_Q_PLACE, TORO_Q_DIFFERENCE},
+        {"difrença entre lci e cdb", TORO_Q_COMPARISON | TORO_Q_DIFFERENCE, 0}, /* one slip in a long word */
+        {"aliqota do ir no cdb", TORO_Q_AMOUNT, 0},
+        {"quanto rende o cdb", TORO_Q_AMOUNT, TORO_Q_TIME}, /* short words never slip into each other */
+        {"Where do I declare my stocks?", TORO_Q_PLACE, 0},
+        {"renda fixa ou renda variável, qual é melhor?", TORO_Q_COMPARISON, TORO_Q_DIFFERENCE}, /* a choice */
         {"Devo comprar ações da Petrobras?", TORO_Q_ADVICE, 0},
         {"Should I buy Vale shares now?", TORO_Q_ADVICE, 0},
         {"Qual o preço da ação da Petrobras hoje?", TORO_Q_LIVE, 0},

@@ -2,12 +2,15 @@
  * (src/answer/ext_*.c): the retrieved chunk's own score against a title
  * that names nothing asked, a definition that names only part of the
  * question or defines another thing named with it, stems matched across
- * derivations and typing slips but never on short stems, and picked
+ * derivations and typing slips (and -m/-ns plurals, "20k" as "R$ 20
+ * mil") but never on short stems, and picked
  * neighbours of one paragraph joined into one passage, and each part of
  * a two-part question answered by its own words, a typo read as the
  * knowledge base's closest word, a list with the sentence that closes it,
  * a one-line definition with the sentence after it, a lead from a chunk
- * about the question over a close one from a chunk that is not.
+ * about the question over a close one from a chunk that is not, each
+ * side's own section for a question on a difference, a formula set apart
+ * after the sentence that introduces it.
  * Corpus:
  * tests/unit/answer/corpus. */
 #include <setjmp.h>
@@ -102,6 +105,9 @@ static void test_derivations_and_slips(void **state)
         {"quando liquidam as ações", "A liquidação das ações ocorre em dois dias."}, /* liquidam / liquidação */
         {"poupansa rende quanto", "A poupança rende pouco."},                         /* a typing slip */
         {"previdensia privada", "A previdência privada tem regras próprias."},
+        {"debênture comum paga ir", "As debêntures comuns pagam IR."}, /* -m / -ns plural */
+        {"isenção de 20k", "Há isenção até R$ 20 mil."},                 /* "20k" as the text writes it */
+        {"tesouro ipca", "O Tesouro IPCA+ protege da inflação."},        /* a product name's glued '+' */
     };
     for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
         int m = 0, t = 0;
@@ -111,6 +117,7 @@ static void test_derivations_and_slips(void **state)
     }
     static const char *const other[][2] = {
         {"custo alto", "A custódia é cobrada."},            /* short stems must be equal */
+        {"20k", "Há isenção até R$ 20."},                   /* thousands, not the bare number */
     };
     for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
         int m = 0, t = 0;
@@ -208,6 +215,23 @@ static void test_typo_read_as_retrieval_reads(void **state)
     toro_answer_clear(&a);
 }
 
+/* "pgbl x vgbl" asks what sets the two apart: each plan's own section says
+ * it, though its items never name the plan and a sentence naming both
+ * exists; the formula a sentence introduces comes on its own line. */
+static void test_difference_takes_each_sides_section(void **state)
+{
+    (void)state;
+    toro_answer_t a = {0};
+    answer_fixture_ask("pgbl x vgbl qual a diferença", &a);
+    if (!strstr(a.text, "incide sobre o valor total") || !strstr(a.text, "incide apenas sobre os rendimentos"))
+        fail_msg("each plan's section should be said:\n%s", a.text);
+    toro_answer_clear(&a);
+    answer_fixture_ask("como é calculado o imposto do resgate da previdência?", &a);
+    if (!strstr(a.text, "calculado assim:\nImposto = base do plano"))
+        fail_msg("the formula should follow its sentence on its own line:\n%s", a.text);
+    toro_answer_clear(&a);
+}
+
 /* The short sentence right after a list that names a question word closes
  * the list: it stays in the list's block, not a separate point. */
 static void test_list_brings_its_closing(void **state)
@@ -227,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_partial_definition_does_not_lead),
         cmocka_unit_test(test_definition_of_the_word_itself),
         cmocka_unit_test(test_comparison_names_each_side),
+        cmocka_unit_test(test_difference_takes_each_sides_section),
         cmocka_unit_test(test_derivations_and_slips),
         cmocka_unit_test(test_neighbours_join),
         cmocka_unit_test(test_first_part_answered_first),
