@@ -29,7 +29,7 @@ typedef struct loader {
     const uint32_t *lens;
     uint32_t n_chunks;
     double avgdl;
-    size_t cap_text, len_text, cap_blocks;
+    size_t cap_text, len_text, cap_blocks, cap_imp;
 } loader_t;
 
 static int grow(void **buf, size_t *cap, size_t need, size_t elem)
@@ -53,10 +53,13 @@ static int add_blocks(loader_t *L, toro_pterm_t *t, const uint8_t *b, size_t bl)
 {
     toro_postings_t *p = L->p;
     t->block = (uint32_t)p->nblocks;
+    t->imp = p->nimp;
     t->maxf = 0;
     uint32_t id = 0, cnt = 0;
     size_t pos = 0;
     double bmax = 0;
+    if (grow((void **)&p->imp, &L->cap_imp, p->nimp + bl / 2 + 1, 1)) /* a posting takes >= 2 bytes */
+        return TORO_ENOMEM;
     for (int first = 1; pos < bl; first = 0) {
         uint32_t delta, tf;
         size_t a = toro_varint_get(b + pos, bl - pos, &delta), a2 = a ? toro_varint_get(b + pos + a, bl - pos - a, &tf) : 0;
@@ -66,6 +69,7 @@ static int add_blocks(loader_t *L, toro_pterm_t *t, const uint8_t *b, size_t bl)
         pos += a + a2;
         double f = toro_bm25_tf_norm(tf, toro_bm25_len_norm(L->lens[id], L->avgdl));
         bmax = f > bmax ? f : bmax;
+        p->imp[p->nimp++] = toro_impact_level(f);
         if (++cnt == TORO_POST_BLOCK || pos == bl) {
             if (grow((void **)&p->blocks, &L->cap_blocks, p->nblocks + 1, sizeof(toro_pblock_t)))
                 return TORO_ENOMEM;
@@ -173,12 +177,17 @@ int toro_postings_load(toro_postings_t *p, sqlite3 *db, const uint32_t *lens, ui
     sqlite3_finalize(s);
     if (rc == 0)
         rc = build_hash(p);
+    uint8_t *fit = rc == 0 ? realloc(p->imp, p->nimp + 1) : NULL; /* give back the growth slack */
+    if (fit) {
+        p->imp = fit;
+        L.cap_imp = p->nimp + 1;
+    }
     if (rc) {
         toro_postings_free(p);
         return rc;
     }
     p->mem = L.cap_text + (nterms + 1) * sizeof(toro_pterm_t) + nbytes + L.cap_blocks * sizeof(toro_pblock_t) +
-             (p->hmask + 1) * sizeof(uint32_t);
+             (p->hmask + 1) * sizeof(uint32_t) + L.cap_imp;
     return 0;
 }
 
@@ -190,6 +199,7 @@ void toro_postings_free(toro_postings_t *p)
     free(p->terms);
     free(p->bytes);
     free(p->blocks);
+    free(p->imp);
     free(p->hash);
     memset(p, 0, sizeof(*p));
 }
@@ -233,6 +243,7 @@ static void decode_block(toro_pcursor_t *c, uint32_t b)
         c->ids[n] = id;
         c->tfs[n++] = tf;
     }
+    c->imps = c->p->imp + c->t->imp + (size_t)b * TORO_POST_BLOCK;
     c->b = b;
     c->n = n;
     c->i = 0;
@@ -302,4 +313,24 @@ float toro_pcursor_block_max(toro_pcursor_t *c, uint32_t target, uint32_t *last)
         return 0;
     *last = bl[b].last;
     return bl[b].maxf;
+}
+
+uint32_t toro_pcursor_scan(toro_pcursor_t *c, uint32_t target, uint32_t limit, unsigned lmin)
+{
+    toro_pcursor_seek(c, target);
+    if (c->id == TORO_POST_END || c->id > limit || c->imps[c->i] >= lmin)
+        return c->id;
+    uint32_t i = c->i + 1;
+    while (i < c->n && c->ids[i] <= limit && c->imps[i] < lmin)
+        i++;
+    if (i == c->n) { /* the block ends at limit: stay on its last posting */
+        c->i = c->n - 1;
+        c->id = c->ids[c->i];
+        c->tf = c->tfs[c->i];
+        return limit == TORO_POST_END ? TORO_POST_END : limit + 1;
+    }
+    c->i = i;
+    c->id = c->ids[i];
+    c->tf = c->tfs[i];
+    return c->id; /* at or below limit only when its level reaches lmin */
 }

@@ -6,10 +6,15 @@
  * TORO_POST_BLOCK postings with the block's last chunk id, its end offset
  * and the largest BM25 term-frequency factor inside it (block-max), which
  * the reader's dynamic pruning uses to skip blocks and chunks that cannot
- * reach the top k. Read-only after load: safe to share between threads. */
+ * reach the top k. Each posting also gets a one-byte impact at load: its
+ * BM25 term-frequency factor quantized upwards (toro_impact_bound), so the
+ * reader bounds a chunk's score from the postings alone, without its length,
+ * and skips the postings that cannot lift a chunk into the top k. Read-only
+ * after load: safe to share between threads. */
 #ifndef TORO_KB_POSTINGS_H
 #define TORO_KB_POSTINGS_H
 
+#include <math.h>
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +25,10 @@
 /* BM25 parameters shared by the block maxima and the scorer. */
 #define TORO_BM25_K1 1.2
 #define TORO_BM25_B 0.75
+
+/* Impacts: level q bounds a factor f <= q * TORO_IMPACT_STEP. The factor is
+ * below k1 + 1, which level 254 already reaches, so 255 never binds. */
+#define TORO_IMPACT_STEP ((TORO_BM25_K1 + 1) / 254.0)
 
 typedef struct toro_pblock {
     uint32_t last; /* chunk id of the block's last posting */
@@ -33,6 +42,7 @@ typedef struct toro_pterm {
     uint32_t df;
     uint32_t plen;   /* bytes of postings (valid prefix of the stored list) */
     size_t post;     /* postings in toro_postings_t.bytes */
+    size_t imp;      /* first impact in toro_postings_t.imp (block b's start at imp + b * TORO_POST_BLOCK) */
     uint32_t block;  /* first block in toro_postings_t.blocks */
     uint32_t nblocks;
     float maxf;      /* max of the blocks' maxf */
@@ -45,6 +55,8 @@ typedef struct toro_postings {
     uint8_t *bytes;        /* every term's postings, concatenated */
     toro_pblock_t *blocks;
     size_t nblocks;
+    uint8_t *imp;          /* one impact level per posting, every term's in list order */
+    size_t nimp;
     uint32_t *hash;        /* open addressing: term index + 1, 0 empty */
     size_t hmask;
     size_t mem;            /* bytes held (for reports) */
@@ -79,6 +91,23 @@ static inline double toro_bm25_tf_norm(uint32_t tf, double norm)
     return (tf * (TORO_BM25_K1 + 1)) / (tf + norm);
 }
 
+/* The smallest impact level whose bound is >= f (f is a tf factor, below
+ * k1 + 1): the load computes it from the same double the scorer uses. */
+static inline uint8_t toro_impact_level(double f)
+{
+    double q = ceil(f / TORO_IMPACT_STEP);
+    unsigned l = q < 1 ? 1 : q > 255 ? 255 : (unsigned)q;
+    while (l < 255 && (double)l * TORO_IMPACT_STEP < f) /* the division may have rounded down */
+        l++;
+    return (uint8_t)l;
+}
+
+/* What impact level l guarantees: every posting at l has a factor <= this. */
+static inline double toro_impact_bound(unsigned l)
+{
+    return (double)l * TORO_IMPACT_STEP;
+}
+
 /* A position in one term's postings, decoded a block at a time. */
 typedef struct toro_pcursor {
     const toro_postings_t *p;
@@ -87,6 +116,7 @@ typedef struct toro_pcursor {
     uint32_t wb;     /* block of the last block_max target (moves forward only) */
     uint32_t n, i;   /* postings decoded in it, current one */
     uint32_t id, tf; /* current posting; id TORO_POST_END past the end */
+    const uint8_t *imps; /* the decoded block's impact levels (imps[i] is the current one's) */
     uint32_t ids[TORO_POST_BLOCK], tfs[TORO_POST_BLOCK];
 } toro_pcursor_t;
 
@@ -111,6 +141,14 @@ static inline void toro_pcursor_seek(toro_pcursor_t *c, uint32_t target)
     }
     toro_pcursor_seek_far(c, target);
 }
+/* Why: with one essential term, MaxScore needs only its postings whose
+ * impact level reaches lmin. Moves to the first posting at or after target,
+ * then on to the first one in [target, limit] at level >= lmin, and returns
+ * its id; when there is none, returns an id above limit (the cursor then
+ * stays on a posting at or below limit or on the first one above it: it
+ * never passes a posting above limit). limit must not be beyond the last id
+ * of the block holding target's posting (a MaxScore window's end is not). */
+uint32_t toro_pcursor_scan(toro_pcursor_t *c, uint32_t target, uint32_t limit, unsigned lmin);
 /* The maxf of the block that would hold target (0 when past the end),
  * without decoding; *last is that block's last id (every posting of the
  * list in [target, *last] is in it), TORO_POST_END past the end. Targets
