@@ -1,11 +1,13 @@
 /* postings.h: a snapshot's term dictionary and postings held in memory for
  * the life of an open snapshot (kb.c), so a query reads no SQLite row for
  * its terms. Loaded once at open from the terms table (format unchanged:
- * varint(delta chunk id), varint(tf) per posting, see index.h) and kept
- * varint-compressed; at load each term's list is cut into blocks of
- * TORO_POST_BLOCK postings with the block's last chunk id, its end offset
- * and the largest BM25 term-frequency factor inside it (block-max), which
- * the reader's dynamic pruning uses to skip blocks and chunks that cannot
+ * varint(delta chunk id), varint(tf) per posting, see index.h); at load
+ * each term's list is cut into blocks of TORO_POST_BLOCK postings, each
+ * bit-packed at its own widths (chunk-id gaps, tf - 1: a block decodes with
+ * shifts and masks, no byte-by-byte varint loop), with the block's last
+ * chunk id and the largest BM25 term-frequency factor inside it
+ * (block-max), which the reader's dynamic pruning uses to skip blocks and
+ * chunks that cannot
  * reach the top k. Each posting also gets a one-byte impact at load: its
  * BM25 term-frequency factor quantized upwards (toro_impact_bound), so the
  * reader bounds a chunk's score from the postings alone, without its length,
@@ -32,16 +34,17 @@
 
 typedef struct toro_pblock {
     uint32_t last; /* chunk id of the block's last posting */
-    uint32_t end;  /* byte offset just past the block in the term's postings */
+    uint32_t off;  /* byte offset of the block's packed postings in the term's (postings.c) */
     float maxf;    /* max over the block of tf*(k1+1) / (tf + k1*(1-b+b*dl/avgdl)), rounded up */
+    uint8_t wid, wtf; /* bits per chunk-id gap, per tf - 1 */
 } toro_pblock_t;
 
 typedef struct toro_pterm {
     uint32_t off;    /* term text in toro_postings_t.text */
     uint32_t len;
     uint32_t df;
-    uint32_t plen;   /* bytes of postings (valid prefix of the stored list) */
-    size_t post;     /* postings in toro_postings_t.bytes */
+    uint32_t npost;  /* postings kept (the valid prefix of the stored list) */
+    size_t post;     /* first byte of its packed blocks in toro_postings_t.bytes */
     size_t imp;      /* first impact in toro_postings_t.imp (block b's start at imp + b * TORO_POST_BLOCK) */
     uint32_t block;  /* first block in toro_postings_t.blocks */
     uint32_t nblocks;
@@ -52,7 +55,8 @@ typedef struct toro_postings {
     char *text;            /* NUL-separated term texts */
     toro_pterm_t *terms;
     size_t nterms;
-    uint8_t *bytes;        /* every term's postings, concatenated */
+    uint8_t *bytes;        /* every term's packed blocks, concatenated */
+    size_t nbytes;
     toro_pblock_t *blocks;
     size_t nblocks;
     uint8_t *imp;          /* one impact level per posting, every term's in list order */
