@@ -103,11 +103,19 @@ static int grow_arena(loader_t *L, size_t need)
     return 0;
 }
 
-/* Packs the pending block (L->ids/L->tfs, L->cnt postings) of term t. */
-static int close_block(loader_t *L, toro_pterm_t *t, uint32_t base, double bmax)
+/* Packs the pending block (L->ids/L->tfs, L->cnt postings) of term t, with
+ * its postings' impact levels and its maximum. The chunk lengths are read in
+ * a loop of their own: independent loads, so their cache misses overlap. */
+static int close_block(loader_t *L, toro_pterm_t *t, uint32_t base)
 {
     toro_postings_t *p = L->p;
     uint32_t n = L->cnt, maxgap = 0, maxtf = 0, last = n ? L->ids[n - 1] : base;
+    double bmax = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        double f = toro_bm25_tf_norm(L->tfs[i], toro_bm25_len_norm(L->lens[L->ids[i]], L->avgdl));
+        bmax = f > bmax ? f : bmax;
+        p->imp[p->nimp++] = toro_impact_level(f);
+    }
     for (uint32_t i = 0, prev = base; i < n; i++) {
         uint32_t gap = L->ids[i] - prev;
         prev = L->ids[i];
@@ -142,7 +150,6 @@ static int add_blocks(loader_t *L, toro_pterm_t *t, const uint8_t *b, size_t bl)
     t->npost = 0;
     uint32_t id = 0, base = 0;
     size_t pos = 0;
-    double bmax = 0;
     if (grow((void **)&p->imp, &L->cap_imp, p->nimp + bl / 2 + 1, 1)) /* a posting takes >= 2 bytes */
         return TORO_ENOMEM;
     for (int first = 1; pos < bl; first = 0) {
@@ -152,19 +159,15 @@ static int add_blocks(loader_t *L, toro_pterm_t *t, const uint8_t *b, size_t bl)
             break;
         id += delta;
         pos += a + a2;
-        double f = toro_bm25_tf_norm(tf, toro_bm25_len_norm(L->lens[id], L->avgdl));
-        bmax = f > bmax ? f : bmax;
-        p->imp[p->nimp++] = toro_impact_level(f);
         L->ids[L->cnt] = id;
         L->tfs[L->cnt++] = tf;
         if (L->cnt == TORO_POST_BLOCK) {
-            if (close_block(L, t, base, bmax))
+            if (close_block(L, t, base))
                 return TORO_ENOMEM;
             base = id;
-            bmax = 0;
         }
     }
-    if (L->cnt && close_block(L, t, base, bmax)) /* the last block, short or cut at a damaged posting */
+    if (L->cnt && close_block(L, t, base)) /* the last block, short or cut at a damaged posting */
         return TORO_ENOMEM;
     t->nblocks = (uint32_t)(p->nblocks - t->block);
     return 0;
