@@ -10,7 +10,11 @@
  * term's list; in a window, the terms are ordered by their block's bound,
  * the weakest ones whose bounds together cannot beat the current k-th score
  * only score chunks that other terms bring (a window where no term can is
- * skipped whole), and a chunk is scored only when its bound can beat it. The result is exact: the same
+ * skipped whole), and a chunk is scored only when its bound, the sum of its
+ * postings' impact levels (postings.h: each posting's tf factor quantized
+ * upwards, so no chunk length is read), can beat it; with one essential term
+ * only its postings at a level that can lift a chunk in are visited at all.
+ * Only the chunks that pass get their exact score. The result is exact: the same
  * chunks, the same float scores (summed in the query's term order, as the
  * exhaustive pass does) and the same tie order (earlier chunk first) as
  * scoring every posting, which dense and hybrid still do (they rank every
@@ -694,7 +698,7 @@ static void accumulate(const toro_kb_t *kb, const query_t *q, float *scores, uin
     for (int i = 0; i < q->nterms; i++) {
         const qterm_t *t = &q->terms[i];
         for (toro_pcursor_init(&c, &kb->post, t->pt); c.id != TORO_POST_END; toro_pcursor_seek(&c, c.id + 1))
-            add_score(kb, t, c.id, c.tf, &scores[c.id], &masks[c.id]);
+            add_score(kb, t, c.id, toro_pcursor_tf(&c), &scores[c.id], &masks[c.id]);
     }
 }
 
@@ -871,7 +875,7 @@ static size_t bm25_pruned(const toro_kb_t *kb, const query_t *q, size_t k, cand_
             cand_t c = {0, d, 0};
             for (int i = 0; i < nt; i++)
                 if (cur[i].id == d)
-                    add_score(kb, &q->terms[i], d, cur[i].tf, &c.score, &c.mask);
+                    add_score(kb, &q->terms[i], d, toro_pcursor_tf(&cur[i]), &c.score, &c.mask);
             if (c.score > 0)
                 heap_offer(heap, &hn, k, c);
             if (hn == k && (!m.full || heap[0].score > m.theta)) {

@@ -56,16 +56,6 @@ static int grow(void **buf, size_t *cap, size_t need, size_t elem)
  * keeps PACK_SLACK zero bytes after its last block for that. */
 #define PACK_SLACK 8
 
-static inline uint64_t load64le(const uint8_t *in)
-{
-    uint64_t v;
-    memcpy(&v, in, sizeof v);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    return v;
-}
-
 static inline void store64le(uint8_t *out, uint64_t v)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
@@ -88,7 +78,7 @@ static void pack_run(uint8_t *out, const uint32_t *v, uint32_t n, unsigned w, si
     for (uint32_t i = 0; i < n && w; i++) {
         size_t bit = (size_t)i * w;
         uint8_t *at = out + *bytes + bit / 8;
-        store64le(at, load64le(at) | (uint64_t)v[i] << (bit % 8));
+        store64le(at, toro_load64le(at) | (uint64_t)v[i] << (bit % 8));
     }
     *bytes += ((size_t)n * w + 7) / 8;
 }
@@ -305,35 +295,60 @@ const toro_pterm_t *toro_postings_find(const toro_postings_t *p, const char *ter
     return NULL;
 }
 
-/* Unpacks n fields of w bits (w <= 32) from in. */
-static inline void unpack_run(const uint8_t *in, uint32_t n, unsigned w, uint32_t *out)
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
+/* Unpacks n fields of w bits (w <= 32) from in: eight fields take w whole
+ * bytes, so with w a constant (unpack_ids' cases) every shift and offset in
+ * a group of eight is one too. */
+static ALWAYS_INLINE void unpack_w(const uint8_t *in, uint32_t n, unsigned w, uint32_t *out)
 {
     uint64_t mask = (1ull << w) - 1;
-    for (uint32_t i = 0; i < n; i++) {
-        size_t bit = (size_t)i * w;
-        out[i] = (uint32_t)((load64le(in + bit / 8) >> (bit % 8)) & mask);
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8, in += w)
+        for (unsigned k = 0; k < 8; k++)
+            out[i + k] = (uint32_t)((toro_load64le(in + k * w / 8) >> (k * w % 8)) & mask);
+    for (unsigned k = 0; i < n; i++, k++)
+        out[i] = (uint32_t)((toro_load64le(in + k * w / 8) >> (k * w % 8)) & mask);
+}
+
+#define UNPACK_CASE(W) \
+    case W:            \
+        unpack_w(in, n, W, out); \
+        break;
+
+static void unpack_ids(const uint8_t *in, uint32_t n, unsigned w, uint32_t *out)
+{
+    switch (w) {
+        UNPACK_CASE(0) UNPACK_CASE(1) UNPACK_CASE(2) UNPACK_CASE(3) UNPACK_CASE(4) UNPACK_CASE(5) UNPACK_CASE(6)
+        UNPACK_CASE(7) UNPACK_CASE(8) UNPACK_CASE(9) UNPACK_CASE(10) UNPACK_CASE(11) UNPACK_CASE(12)
+        UNPACK_CASE(13) UNPACK_CASE(14) UNPACK_CASE(15) UNPACK_CASE(16)
+    default:
+        unpack_w(in, n, w, out);
     }
 }
 
-/* Decodes block b (the load packed and checked every posting in it). */
+/* Decodes block b's chunk ids (the load packed and checked every posting in
+ * it); its tfs stay packed (toro_pcursor_tf). */
 static void decode_block(toro_pcursor_t *c, uint32_t b)
 {
     const toro_pblock_t *bl = c->p->blocks + c->t->block + b;
     const uint8_t *in = c->p->bytes + c->t->post + bl->off;
     uint32_t n = b + 1 < c->t->nblocks ? TORO_POST_BLOCK : c->t->npost - b * TORO_POST_BLOCK;
     uint32_t id = b ? bl[-1].last : 0;
-    unpack_run(in, n, bl->wid, c->ids);
+    unpack_ids(in, n, bl->wid, c->ids);
     for (uint32_t i = 0; i < n; i++)
         c->ids[i] = id += c->ids[i];
-    unpack_run(in + ((size_t)n * bl->wid + 7) / 8, n, bl->wtf, c->tfs);
-    for (uint32_t i = 0; i < n; i++)
-        c->tfs[i]++;
+    c->tfin = in + ((size_t)n * bl->wid + 7) / 8;
+    c->wtf = bl->wtf;
     c->imps = c->p->imp + c->t->imp + (size_t)b * TORO_POST_BLOCK;
     c->b = b;
     c->n = n;
     c->i = 0;
     c->id = n ? c->ids[0] : TORO_POST_END;
-    c->tf = n ? c->tfs[0] : 0;
 }
 
 void toro_pcursor_init(toro_pcursor_t *c, const toro_postings_t *p, const toro_pterm_t *t)
@@ -342,7 +357,6 @@ void toro_pcursor_init(toro_pcursor_t *c, const toro_postings_t *p, const toro_p
     c->t = t;
     c->b = c->wb = c->n = c->i = 0;
     c->id = TORO_POST_END;
-    c->tf = 0;
     if (t && t->nblocks)
         decode_block(c, 0);
 }
@@ -378,7 +392,6 @@ void toro_pcursor_seek_far(toro_pcursor_t *c, uint32_t target)
     while (c->ids[c->i] < target) /* the block's last id is >= target */
         c->i++;
     c->id = c->ids[c->i];
-    c->tf = c->tfs[c->i];
 }
 
 float toro_pcursor_block_max(toro_pcursor_t *c, uint32_t target, uint32_t *last)
@@ -411,11 +424,9 @@ uint32_t toro_pcursor_scan(toro_pcursor_t *c, uint32_t target, uint32_t limit, u
     if (i == c->n) { /* the block ends at limit: stay on its last posting */
         c->i = c->n - 1;
         c->id = c->ids[c->i];
-        c->tf = c->tfs[c->i];
         return limit == TORO_POST_END ? TORO_POST_END : limit + 1;
     }
     c->i = i;
     c->id = c->ids[i];
-    c->tf = c->tfs[i];
     return c->id; /* at or below limit only when its level reaches lmin */
 }

@@ -20,6 +20,7 @@
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define TORO_POST_BLOCK 128
 #define TORO_POST_END UINT32_MAX /* cursor past its last posting */
@@ -119,10 +120,30 @@ typedef struct toro_pcursor {
     uint32_t b;      /* current (decoded) block */
     uint32_t wb;     /* block of the last block_max target (moves forward only) */
     uint32_t n, i;   /* postings decoded in it, current one */
-    uint32_t id, tf; /* current posting; id TORO_POST_END past the end */
-    const uint8_t *imps; /* the decoded block's impact levels (imps[i] is the current one's) */
-    uint32_t ids[TORO_POST_BLOCK], tfs[TORO_POST_BLOCK];
+    uint32_t id;     /* current posting; TORO_POST_END past the end */
+    unsigned wtf;    /* bits per tf - 1 in the decoded block */
+    const uint8_t *tfin; /* its packed tfs (read one at a time: only scored postings need theirs) */
+    const uint8_t *imps; /* its impact levels (imps[i] is the current posting's) */
+    uint32_t ids[TORO_POST_BLOCK];
 } toro_pcursor_t;
+
+/* A little-endian 64-bit load from any address (the packed fields). */
+static inline uint64_t toro_load64le(const uint8_t *in)
+{
+    uint64_t v;
+    memcpy(&v, in, sizeof v);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+/* The term frequency of the current posting (the cursor is on one). */
+static inline uint32_t toro_pcursor_tf(const toro_pcursor_t *c)
+{
+    size_t bit = (size_t)c->i * c->wtf;
+    return (uint32_t)((toro_load64le(c->tfin + bit / 8) >> (bit % 8)) & ((1ull << c->wtf) - 1)) + 1;
+}
 
 /* Why: document-at-a-time scoring walks every query term's list in chunk
  * order. init puts the cursor on the first posting (t may be NULL: empty). */
@@ -140,7 +161,6 @@ static inline void toro_pcursor_seek(toro_pcursor_t *c, uint32_t target)
     if (c->i + 1 < c->n && c->ids[c->i + 1] >= target) {
         c->i++;
         c->id = c->ids[c->i];
-        c->tf = c->tfs[c->i];
         return;
     }
     toro_pcursor_seek_far(c, target);
