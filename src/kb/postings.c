@@ -38,7 +38,7 @@ static int grow(void **buf, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
         return 0;
-    size_t c = *cap ? *cap : 1024;
+    size_t c = *cap ? *cap : need > 1024 ? need : 1024; /* a first large request is taken exactly */
     while (c < need)
         c *= 2;
     void *n = realloc(*buf, c * elem);
@@ -101,6 +101,8 @@ static int close_block(loader_t *L, toro_pterm_t *t, uint32_t base)
     toro_postings_t *p = L->p;
     uint32_t n = L->cnt, maxgap = 0, maxtf = 0, last = n ? L->ids[n - 1] : base;
     double bmax = 0;
+    if (grow((void **)&p->imp, &L->cap_imp, p->nimp + n, 1)) /* sized from the dfs: grows only past them */
+        return TORO_ENOMEM;
     for (uint32_t i = 0; i < n; i++) {
         double f = toro_bm25_tf_norm(L->tfs[i], toro_bm25_len_norm(L->lens[L->ids[i]], L->avgdl));
         bmax = f > bmax ? f : bmax;
@@ -140,8 +142,6 @@ static int add_blocks(loader_t *L, toro_pterm_t *t, const uint8_t *b, size_t bl)
     t->npost = 0;
     uint32_t id = 0, base = 0;
     size_t pos = 0;
-    if (grow((void **)&p->imp, &L->cap_imp, p->nimp + bl / 2 + 1, 1)) /* a posting takes >= 2 bytes */
-        return TORO_ENOMEM;
     for (int first = 1; pos < bl; first = 0) {
         uint32_t delta, tf;
         size_t a = toro_varint_get(b + pos, bl - pos, &delta), a2 = a ? toro_varint_get(b + pos + a, bl - pos - a, &tf) : 0;
@@ -205,24 +205,30 @@ static int build_hash(toro_postings_t *p)
     return 0;
 }
 
-/* Sizes the term array, and a first packed arena from the stored lists'
- * total length (SQLite answers length() of a blob without reading it; the
- * packed lists usually take less). */
+/* Sizes the term array, the impact levels from the dfs (one a posting), and
+ * a first packed arena from the stored lists' total length (SQLite answers
+ * length() of a blob without reading it; the packed lists usually take
+ * less), so the load rarely grows an array (a doubling would raise the peak
+ * memory of a large snapshot's open). */
 static int size_terms(loader_t *L, sqlite3 *db, size_t *nterms)
 {
     sqlite3_stmt *s = NULL;
     int rc = TORO_EFORMAT;
-    size_t nbytes = 0;
-    if (sqlite3_prepare_v2(db, "SELECT count(*), total(length(postings)) FROM terms", -1, &s, NULL) == SQLITE_OK &&
+    size_t nbytes = 0, nposts = 0;
+    if (sqlite3_prepare_v2(db, "SELECT count(*), total(length(postings)), total(df) FROM terms", -1, &s, NULL) ==
+            SQLITE_OK &&
         sqlite3_step(s) == SQLITE_ROW) {
         *nterms = (size_t)sqlite3_column_int64(s, 0);
         nbytes = (size_t)sqlite3_column_double(s, 1);
+        nposts = (size_t)sqlite3_column_double(s, 2);
         rc = *nterms < UINT32_MAX ? 0 : TORO_EFORMAT;
     }
     sqlite3_finalize(s);
     if (rc == 0) {
         L->p->terms = calloc(*nterms + 1, sizeof(toro_pterm_t));
-        rc = L->p->terms && grow_arena(L, nbytes) == 0 ? 0 : TORO_ENOMEM;
+        rc = L->p->terms && grow_arena(L, nbytes) == 0 && grow((void **)&L->p->imp, &L->cap_imp, nposts + 1, 1) == 0
+                 ? 0
+                 : TORO_ENOMEM;
     }
     return rc;
 }
