@@ -307,33 +307,44 @@ const toro_pterm_t *toro_postings_find(const toro_postings_t *p, const char *ter
 #define ALWAYS_INLINE inline
 #endif
 
-/* Unpacks n fields of w bits (w <= 32) from in: eight fields take w whole
- * bytes, so with w a constant (unpack_ids' cases) every shift and offset in
- * a group of eight is one too. */
-static ALWAYS_INLINE void unpack_w(const uint8_t *in, uint32_t n, unsigned w, uint32_t *out)
+/* Field k of a group of eight w-bit fields starting at byte in. */
+#define FIELD(in, k, w, mask) ((uint32_t)((toro_load64le((in) + (k) * (w) / 8) >> ((k) * (w) % 8)) & (mask)))
+
+/* Unpacks n gaps of w bits (w <= 32) from in into chunk ids after id: eight
+ * fields take w whole bytes, so with w a constant (unpack_ids' cases) every
+ * offset and shift in a group of eight is one too (written out: the
+ * compiler need not unroll anything). */
+static ALWAYS_INLINE void unpack_w(const uint8_t *in, uint32_t n, unsigned w, uint32_t id, uint32_t *out)
 {
     uint64_t mask = (1ull << w) - 1;
     uint32_t i = 0;
-    for (; i + 8 <= n; i += 8, in += w)
-        for (unsigned k = 0; k < 8; k++)
-            out[i + k] = (uint32_t)((toro_load64le(in + k * w / 8) >> (k * w % 8)) & mask);
+    for (; i + 8 <= n; i += 8, in += w) {
+        out[i] = id += FIELD(in, 0, w, mask);
+        out[i + 1] = id += FIELD(in, 1, w, mask);
+        out[i + 2] = id += FIELD(in, 2, w, mask);
+        out[i + 3] = id += FIELD(in, 3, w, mask);
+        out[i + 4] = id += FIELD(in, 4, w, mask);
+        out[i + 5] = id += FIELD(in, 5, w, mask);
+        out[i + 6] = id += FIELD(in, 6, w, mask);
+        out[i + 7] = id += FIELD(in, 7, w, mask);
+    }
     for (unsigned k = 0; i < n; i++, k++)
-        out[i] = (uint32_t)((toro_load64le(in + k * w / 8) >> (k * w % 8)) & mask);
+        out[i] = id += FIELD(in, k, w, mask);
 }
 
 #define UNPACK_CASE(W) \
     case W:            \
-        unpack_w(in, n, W, out); \
+        unpack_w(in, n, W, id, out); \
         break;
 
-static void unpack_ids(const uint8_t *in, uint32_t n, unsigned w, uint32_t *out)
+static void unpack_ids(const uint8_t *in, uint32_t n, unsigned w, uint32_t id, uint32_t *out)
 {
     switch (w) {
         UNPACK_CASE(0) UNPACK_CASE(1) UNPACK_CASE(2) UNPACK_CASE(3) UNPACK_CASE(4) UNPACK_CASE(5) UNPACK_CASE(6)
         UNPACK_CASE(7) UNPACK_CASE(8) UNPACK_CASE(9) UNPACK_CASE(10) UNPACK_CASE(11) UNPACK_CASE(12)
         UNPACK_CASE(13) UNPACK_CASE(14) UNPACK_CASE(15) UNPACK_CASE(16)
     default:
-        unpack_w(in, n, w, out);
+        unpack_w(in, n, w, id, out);
     }
 }
 
@@ -345,9 +356,7 @@ static void decode_block(toro_pcursor_t *c, uint32_t b)
     const uint8_t *in = c->p->bytes + c->t->post + bl->off;
     uint32_t n = b + 1 < c->t->nblocks ? TORO_POST_BLOCK : c->t->npost - b * TORO_POST_BLOCK;
     uint32_t id = b ? bl[-1].last : 0;
-    unpack_ids(in, n, bl->wid, c->ids);
-    for (uint32_t i = 0; i < n; i++)
-        c->ids[i] = id += c->ids[i];
+    unpack_ids(in, n, bl->wid, id, c->ids);
     c->tfin = in + ((size_t)n * bl->wid + 7) / 8;
     c->wtf = bl->wtf;
     c->imps = c->p->imp + c->t->imp + (size_t)b * TORO_POST_BLOCK;
