@@ -781,7 +781,8 @@ static void window_ne(maxscore_t *m)
     m->lmin = 256;
     if (j == m->q->nterms - 1) {
         double wi = m->wi[m->ord[j]];
-        unsigned l = wi > 0 ? (unsigned)fmax(0.0, fmin(256.0, (m->theta / PRUNE_MARGIN - b) / (wi * TORO_IMPACT_STEP))) : 256;
+        double x = wi > 0 ? (m->theta / PRUNE_MARGIN - b) / (wi * TORO_IMPACT_STEP) : 256;
+        unsigned l = !(x > 0) ? 0 : x >= 256 ? 256 : (unsigned)x;
         while (l > 0 && may_enter(m, b + wi * toro_impact_bound(l - 1))) /* the estimate may be off by one */
             l--;
         while (l < 256 && !may_enter(m, b + wi * toro_impact_bound(l)))
