@@ -87,6 +87,11 @@ static void pack_run(uint8_t *out, const uint32_t *v, uint32_t n, unsigned w, si
 static int grow_arena(loader_t *L, size_t need)
 {
     size_t old = L->cap_bytes;
+    if (!old) { /* the first: zero pages from calloc, touched only where blocks are packed */
+        L->p->bytes = calloc(need + PACK_SLACK, 1);
+        L->cap_bytes = L->p->bytes ? need + PACK_SLACK : 0;
+        return L->p->bytes ? 0 : TORO_ENOMEM;
+    }
     if (grow((void **)&L->p->bytes, &L->cap_bytes, need + PACK_SLACK, 1))
         return TORO_ENOMEM;
     memset(L->p->bytes + old, 0, L->cap_bytes - old);
