@@ -96,21 +96,23 @@ static inline double toro_bm25_tf_norm(uint32_t tf, double norm)
     return (tf * (TORO_BM25_K1 + 1)) / (tf + norm);
 }
 
-/* The smallest impact level whose bound is >= f (f is a tf factor, below
- * k1 + 1): the load computes it from the same double the scorer uses. */
-static inline uint8_t toro_impact_level(double f)
-{
-    double q = ceil(f / TORO_IMPACT_STEP);
-    unsigned l = q < 1 ? 1 : q > 255 ? 255 : (unsigned)q;
-    while (l < 255 && (double)l * TORO_IMPACT_STEP < f) /* the division may have rounded down */
-        l++;
-    return (uint8_t)l;
-}
-
 /* What impact level l guarantees: every posting at l has a factor <= this. */
 static inline double toro_impact_bound(unsigned l)
 {
     return (double)l * TORO_IMPACT_STEP;
+}
+
+/* The smallest impact level whose bound is >= f (f is a tf factor, below
+ * k1 + 1): the load computes it from the same double the scorer uses. */
+static inline uint8_t toro_impact_level(double f)
+{
+    double q = ceil(f * (254.0 / (TORO_BM25_K1 + 1))); /* a product, not a division: the load does this per posting */
+    unsigned l = q < 1 ? 1 : q > 255 ? 255 : (unsigned)q;
+    while (l < 255 && toro_impact_bound(l) < f) /* the product may have rounded either way */
+        l++;
+    while (l > 1 && toro_impact_bound(l - 1) >= f)
+        l--;
+    return (uint8_t)l;
 }
 
 /* A position in one term's postings, decoded a block at a time. */
