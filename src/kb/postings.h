@@ -3,12 +3,12 @@
  * its terms. Loaded once at open from the terms table (format unchanged:
  * varint(delta chunk id), varint(tf) per posting, see index.h); at load
  * each term's list is cut into blocks of TORO_POST_BLOCK postings, each
- * bit-packed at its own widths (chunk-id gaps, tf - 1: a block decodes with
- * shifts and masks, no byte-by-byte varint loop), with the block's last
- * chunk id and the largest BM25 term-frequency factor inside it
- * (block-max), which the reader's dynamic pruning uses to skip blocks and
- * chunks that cannot
- * reach the top k. Each posting also gets a one-byte impact at load: its
+ * bit-packed at its own widths (chunk-id gaps, tf - 1: a block's ids decode
+ * with shifts and masks, no byte-by-byte varint loop, and a tf is read only
+ * for a posting that is scored), with the block's last chunk id and the
+ * largest BM25 term-frequency factor inside it (block-max), which the
+ * reader's dynamic pruning uses to skip blocks and chunks that cannot
+ * reach the top k. Each posting also gets a one-byte impact level at load: its
  * BM25 term-frequency factor quantized upwards (toro_impact_bound), so the
  * reader bounds a chunk's score from the postings alone, without its length,
  * and skips the postings that cannot lift a chunk into the top k. Read-only
@@ -115,13 +115,14 @@ static inline uint8_t toro_impact_level(double f)
     return (uint8_t)l;
 }
 
-/* A position in one term's postings, decoded a block at a time. */
+/* A position in one term's postings, decoded a block at a time (its chunk
+ * ids; tfs and impact levels are read in place). */
 typedef struct toro_pcursor {
     const toro_postings_t *p;
     const toro_pterm_t *t;
     uint32_t b;      /* current (decoded) block */
     uint32_t wb;     /* block of the last block_max target (moves forward only) */
-    uint32_t n, i;   /* postings decoded in it, current one */
+    uint32_t n, i;   /* postings in it, current one */
     uint32_t id;     /* current posting; TORO_POST_END past the end */
     unsigned wtf;    /* bits per tf - 1 in the decoded block */
     const uint8_t *tfin; /* its packed tfs (read one at a time: only scored postings need theirs) */
