@@ -10,7 +10,11 @@
  * term's list; in a window, the terms are ordered by their block's bound,
  * the weakest ones whose bounds together cannot beat the current k-th score
  * only score chunks that other terms bring (a window where no term can is
- * skipped whole), and a chunk is scored only when its bound can beat it. The result is exact: the same
+ * skipped whole), and a chunk is scored only when its bound, the sum of its
+ * postings' impact levels (postings.h: each posting's tf factor quantized
+ * upwards, so no chunk length is read), can beat it; with one essential term
+ * only its postings at a level that can lift a chunk in are visited at all.
+ * Only the chunks that pass get their exact score. The result is exact: the same
  * chunks, the same float scores (summed in the query's term order, as the
  * exhaustive pass does) and the same tie order (earlier chunk first) as
  * scoring every posting, which dense and hybrid still do (they rank every
@@ -56,7 +60,6 @@
 #define MAX_GROUPS 32  /* query tokens considered (coverage mask bits) */
 #define MAX_TERMS 96   /* distinct stems across languages */
 #define MAX_K 10000
-#define UB_TF 32       /* term frequencies with a length-free bound (kb->ubtf) */
 
 /* Calibration on kb/eval (in-scope and off-topic questions, see README
  * "Retrieval"): the evidence at which a chunk is as likely relevant as not
@@ -108,7 +111,6 @@ struct toro_kb {
     uint32_t n_chunks;
     double *norm;           /* toro_bm25_len_norm of each chunk's analyzed length */
     uint32_t *lens;         /* those lengths, only while the postings load */
-    double ubtf[UB_TF];     /* toro_bm25_tf_norm of tf in the shortest chunk: bounds it in any chunk */
     double avgdl;
     char langs[2][3];       /* snapshot languages */
     int nlangs;
@@ -189,7 +191,6 @@ static int load_lengths(toro_kb_t *kb, const char *path, char **err)
     }
     int bl = sqlite3_column_bytes(s, 0);
     const uint8_t *blob = sqlite3_column_blob(s, 0);
-    double nmin = 0;
     kb->n_chunks = (uint32_t)(bl / 4);
     kb->norm = malloc(((size_t)kb->n_chunks + 1) * sizeof(double));
     kb->lens = malloc(((size_t)kb->n_chunks + 1) * sizeof(uint32_t));
@@ -201,10 +202,7 @@ static int load_lengths(toro_kb_t *kb, const char *path, char **err)
         kb->lens[i] = (uint32_t)blob[4 * i] | (uint32_t)blob[4 * i + 1] << 8 | (uint32_t)blob[4 * i + 2] << 16 |
                       (uint32_t)blob[4 * i + 3] << 24;
         kb->norm[i] = toro_bm25_len_norm(kb->lens[i], kb->avgdl);
-        nmin = i == 0 || kb->norm[i] < nmin ? kb->norm[i] : nmin;
     }
-    for (uint32_t tf = 0; tf < UB_TF; tf++)
-        kb->ubtf[tf] = toro_bm25_tf_norm(tf, nmin);
     sqlite3_finalize(s);
     return 0;
 }
@@ -725,7 +723,7 @@ static void accumulate(const toro_kb_t *kb, const query_t *q, float *scores, uin
     for (int i = 0; i < q->nterms; i++) {
         const qterm_t *t = &q->terms[i];
         for (toro_pcursor_init(&c, &kb->post, t->pt); c.id != TORO_POST_END; toro_pcursor_seek(&c, c.id + 1))
-            add_score(kb, t, c.id, c.tf, &scores[c.id], &masks[c.id]);
+            add_score(kb, t, c.id, toro_pcursor_tf(&c), &scores[c.id], &masks[c.id]);
     }
 }
 
@@ -769,6 +767,7 @@ typedef struct maxscore {
     int ord[MAX_TERMS];
     int ne;       /* ord[0..ne) are non-essential: together they cannot reach theta */
     double nb;    /* the sum of their bounds */
+    unsigned lmin; /* one essential term: the lowest impact level that may lift a chunk in (256: none) */
     double theta; /* the k-th best score once the heap is full, else 0 */
     int full;
     int wset;     /* a window is set */
@@ -804,6 +803,17 @@ static void window_ne(maxscore_t *m)
         b += m->wbm[m->ord[j]];
     m->ne = j;
     m->nb = b;
+    m->lmin = 256;
+    if (j == m->q->nterms - 1) {
+        double wi = m->wi[m->ord[j]];
+        double x = wi > 0 ? (m->theta / PRUNE_MARGIN - b) / (wi * TORO_IMPACT_STEP) : 256;
+        unsigned l = !(x > 0) ? 0 : x >= 256 ? 256 : (unsigned)x;
+        while (l > 0 && may_enter(m, b + wi * toro_impact_bound(l - 1))) /* the estimate may be off by one */
+            l--;
+        while (l < 256 && !may_enter(m, b + wi * toro_impact_bound(l)))
+            l++;
+        m->lmin = l;
+    }
 }
 
 /* Sets the window that starts at chunk d. */
@@ -823,35 +833,49 @@ static void set_window(maxscore_t *m, uint32_t d)
     window_ne(m);
 }
 
+/* The bound of the contribution of cursor i's current posting: its impact
+ * level's, or its window's block bound when that is lower. */
+static inline double posting_bound(const maxscore_t *m, int i)
+{
+    const toro_pcursor_t *c = &m->cur[i];
+    double u = m->wi[i] * toro_impact_bound(c->imps[c->i]);
+    return u < m->wbm[i] ? u : m->wbm[i];
+}
+
 /* Whether chunk d (the smallest id under the essential cursors, inside the
- * window) can reach the top k: block bounds first, then the essential
- * terms' own contributions, then the non-essential postings (their cursors
- * move to d on the way; all of them when the answer is yes). */
+ * window) can reach the top k by the impact levels of its postings: the
+ * essential terms' first, then the non-essential ones (their cursors move to
+ * d on the way; all of them when the answer is yes). Reads no chunk length:
+ * the exact score is computed only for the chunks that pass. */
 static int worth_scoring(maxscore_t *m, uint32_t d)
 {
-    const toro_kb_t *kb = m->kb;
     int nt = m->q->nterms;
-    double nb = m->nb, b = nb;
-    for (int j = m->ne; j < nt; j++) { /* the block's bound, or the tf's in the shortest chunk (no read of d's length) */
-        const toro_pcursor_t *c = &m->cur[m->ord[j]];
-        double u = c->tf < UB_TF ? m->wi[m->ord[j]] * kb->ubtf[c->tf] : m->wbm[m->ord[j]];
-        b += c->id == d ? (u < m->wbm[m->ord[j]] ? u : m->wbm[m->ord[j]]) : 0;
-    }
-    if (!may_enter(m, b))
-        return 0;
-    b = nb;
-    for (int j = m->ne; j < nt; j++) {
-        const toro_pcursor_t *c = &m->cur[m->ord[j]];
-        if (c->id == d)
-            b += m->wi[m->ord[j]] * toro_bm25_tf_norm(c->tf, kb->norm[d]);
-    }
+    double b = m->nb;
+    for (int j = m->ne; j < nt; j++)
+        if (m->cur[m->ord[j]].id == d)
+            b += posting_bound(m, m->ord[j]);
     for (int j = m->ne - 1; j >= 0 && may_enter(m, b); j--) {
         int i = m->ord[j];
         toro_pcursor_seek(&m->cur[i], d);
-        double x = m->cur[i].id == d ? m->wi[i] * toro_bm25_tf_norm(m->cur[i].tf, kb->norm[d]) : 0;
-        b += x - m->wbm[i];
+        b += (m->cur[i].id == d ? posting_bound(m, i) : 0) - m->wbm[i];
     }
     return may_enter(m, b);
+}
+
+/* The next candidate chunk at or after pos in the window: the smallest id
+ * under the essential cursors, or with one essential term the first of its
+ * postings whose impact level may lift a chunk in. Above m->wend: none. */
+static uint32_t next_candidate(maxscore_t *m, uint32_t pos)
+{
+    int nt = m->q->nterms;
+    if (m->ne == nt - 1)
+        return toro_pcursor_scan(&m->cur[m->ord[nt - 1]], pos, m->wend, m->lmin);
+    uint32_t d = TORO_POST_END;
+    for (int j = m->ne; j < nt; j++) {
+        toro_pcursor_seek(&m->cur[m->ord[j]], pos);
+        d = m->cur[m->ord[j]].id < d ? m->cur[m->ord[j]].id : d;
+    }
+    return d;
 }
 
 /* BM25 top k by MaxScore over the block maxima (see the file comment);
@@ -866,11 +890,7 @@ static size_t bm25_pruned(const toro_kb_t *kb, const query_t *q, size_t k, cand_
     for (;;) {
         if (!m.wset || pos > m.wend)
             set_window(&m, pos);
-        uint32_t d = TORO_POST_END;
-        for (int j = m.ne; j < nt; j++) {
-            toro_pcursor_seek(&cur[m.ord[j]], pos);
-            d = cur[m.ord[j]].id < d ? cur[m.ord[j]].id : d;
-        }
+        uint32_t d = next_candidate(&m, pos);
         if (d > m.wend || d == TORO_POST_END) { /* nothing more in this window can enter */
             if (m.wend == TORO_POST_END)
                 break;
@@ -881,7 +901,7 @@ static size_t bm25_pruned(const toro_kb_t *kb, const query_t *q, size_t k, cand_
             cand_t c = {0, d, 0};
             for (int i = 0; i < nt; i++)
                 if (cur[i].id == d)
-                    add_score(kb, &q->terms[i], d, cur[i].tf, &c.score, &c.mask);
+                    add_score(kb, &q->terms[i], d, toro_pcursor_tf(&cur[i]), &c.score, &c.mask);
             if (c.score > 0)
                 heap_offer(heap, &hn, k, c);
             if (hn == k && (!m.full || heap[0].score > m.theta)) {
