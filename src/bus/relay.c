@@ -10,16 +10,16 @@
  * and a retried event can land behind later ones (the relays of several
  * processes already publish side by side and a stage's workers run in
  * parallel, so no stage relies on the order of events).
- * Between batches it sleeps. On a bus that reports kicks (on_kick: NATS)
- * it is woken by the kicks of its own process, which follow every commit of
- * an event, and looks every POLL_MS for the events of processes whose relay
- * is gone; it does not LISTEN, because PostgreSQL's NOTIFY wakes every
- * relay of every process for every commit, and all but one of them then
- * claim nothing (bench/bus_cost.sh, five processes: 22 outbox index scans
- * and 32 transactions per question that way, 7 and 13 this way). On other
- * buses it sleeps in toro_outbox_wait (PostgreSQL wakes it with NOTIFY;
- * other stores poll every POLL_MS). It knows no SQL and no broker: only the
- * outbox and bus interfaces.
+ * Between batches it sleeps. On a bus that reports kicks (on_kick: NATS,
+ * SNS) it is woken by the kicks of its own process, which follow every
+ * commit of an event, and looks every POLL_MS for the events of processes
+ * whose relay is gone; nothing wakes it for other processes' commits (a
+ * PostgreSQL NOTIFY would wake every relay of every process for every
+ * commit, and all but one of them then claim nothing: bench/bus_cost.sh,
+ * five processes, 22 outbox index scans and 32 transactions per question
+ * that way, 7 and 13 this way). On other buses it sleeps in
+ * toro_outbox_wait (every POLL_MS unless the store can tell sooner). It
+ * knows no SQL and no broker: only the outbox and bus interfaces.
  *
  * Why a thread in every writing process rather than a separate `toro relay`:
  * nothing extra to deploy or monitor, and the outbox drains whenever any

@@ -16,7 +16,8 @@
  * later; its message simply comes back after the visibility timeout). SNS
  * standard topics neither order nor deduplicate: a re-published event (the
  * relay after a crash) is delivered twice, which the idempotent stages
- * absorb; msg_id is not used. kick is a no-op (consumers long-poll). */
+ * absorb; msg_id is not used. kick wakes only the outbox relay of this
+ * process (on_kick), as on NATS: consumers long-poll. */
 #include <assert.h>
 #include <stdio.h>
 #include <pthread.h>
@@ -64,6 +65,9 @@ typedef struct sns_bus {
     pthread_mutex_t lock; /* guards slots and next_id */
     handle_slot_t slots[N_SLOTS];
     int64_t next_id;
+    pthread_mutex_t kick_lock;  /* guards kick_fn, kick_ctx; held while calling kick_fn */
+    void (*kick_fn)(void *ctx); /* on_kick's: the relay of this process */
+    void *kick_ctx;
 } sns_bus_t;
 
 static int topic_index(const char *topic)
@@ -445,9 +449,25 @@ static int s_dead(toro_bus_t *bus, const char *topic, const toro_bus_msg_t *msg,
     return rc;
 }
 
+/* Consumers long-poll SQS: nothing to wake there. The relay of this
+ * process (on_kick) publishes the event just committed. */
 static void s_kick(toro_bus_t *bus, const char *topic)
 {
-    (void)bus, (void)topic;
+    sns_bus_t *b = (sns_bus_t *)bus;
+    (void)topic;
+    pthread_mutex_lock(&b->kick_lock);
+    if (b->kick_fn)
+        b->kick_fn(b->kick_ctx);
+    pthread_mutex_unlock(&b->kick_lock);
+}
+
+static void s_on_kick(toro_bus_t *bus, void (*fn)(void *ctx), void *ctx)
+{
+    sns_bus_t *b = (sns_bus_t *)bus;
+    pthread_mutex_lock(&b->kick_lock);
+    b->kick_fn = fn;
+    b->kick_ctx = ctx;
+    pthread_mutex_unlock(&b->kick_lock);
 }
 
 static long attr_long(json_t *attrs, const char *key)
@@ -503,6 +523,7 @@ static void s_close(toro_bus_t *bus)
         free(b->slots[i].handle);
     toro_aws_creds_clear(&b->cred);
     pthread_mutex_destroy(&b->lock);
+    pthread_mutex_destroy(&b->kick_lock);
     free(b);
 }
 
@@ -515,7 +536,8 @@ static const toro_bus_ops_t SNS_OPS = {.name = "sns",
                                        .depth = s_depth,
                                        .interrupt = s_interrupt,
                                        .close = s_close,
-                                       .publish = s_publish};
+                                       .publish = s_publish,
+                                       .on_kick = s_on_kick};
 
 /* ---- open ------------------------------------------------------------------------ */
 
@@ -587,6 +609,7 @@ int toro_bus_sns_open(const char *url, toro_bus_t **out, char **err)
     b->visibility_s = 30;
     b->wait_s = 20;
     pthread_mutex_init(&b->lock, NULL);
+    pthread_mutex_init(&b->kick_lock, NULL);
     int rc = parse_url(b, url);
     if (rc != 0) {
         toro_set_err(err, "%s, not '%s' (the region may come from AWS_REGION)", URL_USAGE, url);

@@ -1,7 +1,10 @@
 /* postgres.c: the distributed store (the DynamoDB boxes on PostgreSQL).
  * Tables questions and connections, plus an outbox table: every guarded
  * status change (transition()) inserts its event into outbox in the same
- * transaction and NOTIFYs channel toro_outbox. The outbox is read back
+ * transaction. No NOTIFY: it serializes every committing transaction on one
+ * database-wide lock (held through the WAL flush), and the relays need none
+ * (each is woken by its own process's kicks, and polls for the rest). The
+ * outbox is read back
  * through bus/outbox.h: the relay (bus/relay.c) claims rows with a lease
  * (FOR UPDATE SKIP LOCKED, so relays of several processes share the table),
  * publishes them and marks them published, which deletes them. So a row and
@@ -15,7 +18,6 @@
 #include <assert.h>
 #include <libpq-events.h>
 #include <libpq-fe.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,13 +69,10 @@ static const char *const migrations[] = {
     "CREATE INDEX IF NOT EXISTS questions_conversation ON questions(user_id, conversation_id, created_at,"
     " question_id);",
 };
-/* The NOTIFY channel that wakes outbox readers (o_wait). */
-#define OUTBOX_CHANNEL "toro_outbox"
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
 typedef struct pg_conn_slot {
     PGconn *conn;
-    int listening;             /* LISTEN issued on conn since it was (re)connected */
     struct pg_conn_slot *next; /* registry of every slot, freed by close */
 } pg_conn_slot_t;
 
@@ -160,6 +159,17 @@ static bool prepared_name(PGconn *c, const char *sql, int n, char name[24])
     return true;
 }
 
+/* The session settings of every store connection, after each (re)connect:
+ * warnings only; and generic plans for the prepared statements, because
+ * every statement here finds its rows by key and a custom plan would be
+ * planned again at each bind (bench/dist_cost.sh: bind was a third of the
+ * backends' time). A failure only costs that time: ignored. */
+static void session_setup(PGconn *c)
+{
+    if (PQstatus(c) == CONNECTION_OK)
+        PQclear(PQexec(c, "SET client_min_messages = warning; SET plan_cache_mode = force_generic_plan"));
+}
+
 static PGconn *open_conn(const char *conninfo)
 {
     PGconn *c = PQconnectdb(conninfo);
@@ -169,8 +179,7 @@ static PGconn *open_conn(const char *conninfo)
     if (pp && PQregisterEventProc(c, on_conn_event, "toro-prepared", NULL) && PQsetInstanceData(c, on_conn_event, pp))
         pp = NULL; /* the connection owns it now */
     free(pp);
-    if (PQstatus(c) == CONNECTION_OK)
-        PQclear(PQexec(c, "SET client_min_messages = warning"));
+    session_setup(c);
     return c; /* a bad connection is kept and reset later */
 }
 
@@ -191,10 +200,9 @@ static PGconn *conn(toro_store_t *s)
     }
     if (!slot->conn) {
         slot->conn = open_conn(ps->conninfo);
-        slot->listening = 0;
     } else if (PQstatus(slot->conn) != CONNECTION_OK) {
         PQreset(slot->conn);
-        slot->listening = 0;
+        session_setup(slot->conn);
     }
     if (!slot->conn || PQstatus(slot->conn) != CONNECTION_OK)
         return NULL;
@@ -306,7 +314,8 @@ static void row_to_question(PGresult *r, int row, toro_question_t *q)
  * (one round trip, one transaction). ON CONFLICT DO NOTHING skips an id that
  * exists, or that an earlier item of the batch takes; the statement returns
  * the ordinals (1-based) of the items it inserted, and writes the events of
- * those only, in batch order, then NOTIFYs once. $1..$7 are arrays of the
+ * those only, in batch order (a data-modifying WITH runs whether or not it
+ * is read). $1..$7 are arrays of the
  * items' columns, $8 the time of the events. */
 static const char create_sql[] =
     "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],"
@@ -317,9 +326,8 @@ static const char create_sql[] =
     " FROM v ORDER BY ord ON CONFLICT DO NOTHING RETURNING question_id),"
     " got AS (SELECT min(v.ord) AS ord FROM v JOIN ins USING (question_id) GROUP BY v.question_id),"
     " ob AS (INSERT INTO outbox(topic, payload, created_at, available_at) SELECT v.topic, v.payload, $8, $8"
-    " FROM v JOIN got USING (ord) ORDER BY v.ord RETURNING 1)"
-    " SELECT ord FROM got UNION ALL"
-    " SELECT NULL FROM (SELECT pg_notify('" OUTBOX_CHANNEL "', '') FROM ob LIMIT 1) n";
+    " FROM v JOIN got USING (ord) ORDER BY v.ord)"
+    " SELECT ord FROM got";
 
 /* The PostgreSQL array literal of vals[0..n) (NULL elements allowed):
  * quoted elements with " and \ escaped. Caller frees; NULL: no memory. */
@@ -643,7 +651,7 @@ static int guarded_update(PGconn *c, const char *sql, int n, const char *const *
  * version, waited for if another transaction holds it); u updates it only
  * when that status may move (toro_status_can_move, repeated in SQL); e
  * writes the event only when u did, and not when ev_if_pending and the
- * question was not pending; then one NOTIFY. Returns no row when the
+ * question was not pending. Returns no row when the
  * question does not exist, else (status before, attempts before, moved).
  * $1 user_id, $2 question_id, $3 now, $4 topic (NULL: no event), $5
  * payload, $6 ev_if_pending, $7.. toro_transition_args. */
@@ -654,8 +662,7 @@ static int guarded_update(PGconn *c, const char *sql, int n, const char *const *
     " e AS (INSERT INTO outbox(topic, payload, created_at, available_at) SELECT $4::text, $5::text, $3::bigint,"       \
     " $3::bigint FROM o WHERE $4::text IS NOT NULL AND EXISTS (SELECT 1 FROM u)"                                       \
     " AND (NOT $6::boolean OR o.status = 'pending') RETURNING 1)"                                                     \
-    " SELECT o.status, o.attempts, EXISTS (SELECT 1 FROM u),"                                                          \
-    " (SELECT count(*) FROM (SELECT pg_notify('" OUTBOX_CHANNEL "', '') FROM e) n) FROM o"
+    " SELECT o.status, o.attempts, EXISTS (SELECT 1 FROM u) FROM o"
 #define TRANSITION_ARGS 6 /* $1..$6 before toro_transition_args */
 
 static const char *const transition_sql[TORO_STATUS_COUNT] = {
@@ -1026,41 +1033,6 @@ static int o_depth(toro_outbox_t *o, const char *topic, long *out)
     return rc;
 }
 
-/* Frees the notifications libpq holds; whether there were any. */
-static bool drain_notifies(PGconn *c)
-{
-    bool any = false;
-    PGnotify *nt;
-    while ((nt = PQnotifies(c)) != NULL) {
-        PQfreemem(nt);
-        any = true;
-    }
-    return any;
-}
-
-/* LISTENs on the calling thread's connection (once per connection) and
- * waits for a NOTIFY of a commit, wake_fd or the timeout. */
-static int o_wait(toro_outbox_t *o, int wake_fd, int timeout_ms)
-{
-    pg_store_t *ps = (pg_store_t *)of_outbox(o);
-    PGconn *c = conn(&ps->super);
-    pg_conn_slot_t *slot = pthread_getspecific(ps->key);
-    if (c && slot && !slot->listening)
-        slot->listening = exec0(c, "LISTEN " OUTBOX_CHANNEL, 0, NULL) == 0;
-    struct pollfd fds[2] = {{.fd = wake_fd, .events = POLLIN}, {.fd = -1, .events = POLLIN}};
-    if (c && slot && slot->listening) {
-        fds[1].fd = PQsocket(c);
-        PQconsumeInput(c);
-        if (drain_notifies(c)) /* one came in during the last claim: look now */
-            return 0;
-    }
-    if (poll(fds, 2, timeout_ms) > 0 && fds[1].fd >= 0 && (fds[1].revents & POLLIN)) {
-        PQconsumeInput(c);
-        drain_notifies(c);
-    }
-    return 0;
-}
-
 static const toro_outbox_ops_t pg_outbox_ops = {
     .version = TORO_OUTBOX_OPS_VERSION,
     .claim = o_claim,
@@ -1068,7 +1040,7 @@ static const toro_outbox_ops_t pg_outbox_ops = {
     .release = o_release,
     .bury = o_bury,
     .depth = o_depth,
-    .wait = o_wait,
+    .wait = NULL, /* the default: the relay is woken by its own process's kicks, else polls */
 };
 
 static toro_outbox_t *s_outbox(toro_store_t *s) { return &((pg_store_t *)s)->outbox; }
