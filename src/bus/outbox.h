@@ -76,8 +76,9 @@ static inline int toro_outbox_depth(toro_outbox_t *o, const char *topic, long *o
 {
     return o->ops->depth(o, topic, out);
 }
-/* Why: the relay sleeps here between batches; a store that can tell when
- * events arrive (PostgreSQL's LISTEN) wakes it early. */
+/* Why: the relay sleeps here between batches (on a bus without kicks); a
+ * store that can tell when events arrive (SQLite, within its process)
+ * wakes it early. */
 int toro_outbox_wait(toro_outbox_t *o, int wake_fd, int timeout_ms);
 
 /* Why: engines whose claim returns rows in no set order (UPDATE ...

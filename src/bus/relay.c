@@ -4,7 +4,11 @@
  * publishes them to the bus in id order with the event's msg_id as the
  * deduplication id, without waiting for each ack (one wait per batch where
  * the bus has publish_batch: NATS), and marks the acknowledged ones
- * published in one outbox call so they leave the outbox. An event whose
+ * published so they leave the outbox: the thread holds the marks for up to
+ * MARK_MS and makes one outbox call for all the batches of that time (at a
+ * moderate load a batch is one event; the events stay leased meanwhile,
+ * and a crash before the mark only means a deduplicated re-publish when
+ * the lease ends, as below). An event whose
  * publish failed is released and goes out with the next batch, after events
  * of this batch that succeeded: order holds within a batch that succeeds,
  * and a retried event can land behind later ones (the relays of several
@@ -54,7 +58,7 @@ struct toro_relay {
     toro_bus_t *bus;       /* borrowed; accepts publish */
     pthread_t thread;
     int wake[2];           /* self-pipe (non-blocking): stop() and kicks write to end the wait */
-    int kicked;            /* the bus reports this process's commits (on_kick): no LISTEN */
+    int kicked;            /* the bus reports this process's commits (on_kick) */
     atomic_int stop;
     atomic_long published;
     int down_logged;       /* 1 after "store unreachable" was logged */
