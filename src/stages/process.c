@@ -61,19 +61,26 @@ static int give_up(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, const char 
     return rc ? retry_later(ctx, msg, rc) : dead_letter(ctx, msg, "too many deliveries");
 }
 
-/* Moves the question to processing (announced once). 0: go on answering
- * with *attempts; 1: the stage is done (acked or left for redelivery) and
- * *result is its outcome. */
+/* Moves the question to processing (announced once) and reads it (*q, in
+ * the same round trip where the store can). 0: go on answering with
+ * *attempts; 1: the stage is done (acked, dead-lettered or left for
+ * redelivery) and *result is its outcome. */
 static int begin_processing(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, const char *uid, const char *qid,
-                            int *attempts, int *result)
+                            toro_question_t *q, int *attempts, int *result)
 {
     char *payload = toro_event_encode(uid, qid, TORO_STATUS_PROCESSING);
     toro_event_t ev = {TORO_TOPIC_NOTIFY, payload};
     bool first = false;
-    int rc = payload ? toro_store_start_processing(ctx->store, uid, qid, &ev, &first, attempts) : TORO_ENOMEM;
+    int rc = payload ? toro_store_start_processing_get(ctx->store, uid, qid, &ev, &first, attempts, q) : TORO_ENOMEM;
     free(payload);
-    if (rc == TORO_ECONFLICT) { /* ended meanwhile by another delivery */
+    if (rc == TORO_ECONFLICT) { /* ended already (a redelivery) or meanwhile by another delivery */
+        toro_log_info("process", qid, "event for a question that already ended acknowledged");
         *result = toro_bus_ack(ctx->bus, TORO_TOPIC_PROCESS, msg);
+        return 1;
+    }
+    if (rc == TORO_ENOTFOUND) {
+        toro_log_error("process", qid, "event for an unknown question dead-lettered");
+        *result = dead_letter(ctx, msg, "unknown question");
         return 1;
     }
     if (rc) {
@@ -220,18 +227,8 @@ int toro_stage_process(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg)
         rc = give_up(ctx, msg, uid, qid);
         goto out;
     }
-    rc = toro_store_get_question(ctx->store, qid, &q);
-    if (rc == TORO_ENOTFOUND) {
-        toro_log_error("process", qid, "event for an unknown question dead-lettered");
-        rc = dead_letter(ctx, msg, "unknown question");
-    } else if (rc) {
-        rc = retry_later(ctx, msg, rc);
-    } else if (toro_status_is_terminal(q.status)) {
-        toro_log_info("process", qid, "redelivered event for a %s question acknowledged", toro_status_name(q.status));
-        rc = toro_bus_ack(ctx->bus, TORO_TOPIC_PROCESS, msg);
-    } else if (begin_processing(ctx, msg, uid, qid, &attempts, &rc) == 0) {
+    if (begin_processing(ctx, msg, uid, qid, &q, &attempts, &rc) == 0)
         rc = answer(ctx, msg, uid, qid, &q, attempts);
-    }
 out:
     toro_question_clear(&q);
     free(uid);

@@ -343,35 +343,38 @@ static size_t take_handed(pg_store_t *ps, const char *topic, int max, toro_outbo
     return n;
 }
 
-static void row_to_question(PGresult *r, int row, toro_question_t *q)
+/* The question of COLS in columns base.. of row `row` of r (caller clears q). */
+static void row_to_question_at(PGresult *r, int row, int base, toro_question_t *q)
 {
     memset(q, 0, sizeof *q);
-    q->user_id = val_dup(r, row, 0);
-    q->question_id = val_dup(r, row, 1);
-    q->question = val_dup(r, row, 2);
-    if (toro_status_parse(PQgetvalue(r, row, 3), &q->status) != 0)
+    q->user_id = val_dup(r, row, base + 0);
+    q->question_id = val_dup(r, row, base + 1);
+    q->question = val_dup(r, row, base + 2);
+    if (toro_status_parse(PQgetvalue(r, row, base + 3), &q->status) != 0)
         q->status = TORO_STATUS_ERROR;
-    q->answer = val_dup(r, row, 4);
-    if (toro_sources_load(PQgetisnull(r, row, 5) ? NULL : PQgetvalue(r, row, 5), &q->sources, &q->n_sources) ==
-        TORO_EFORMAT)
+    q->answer = val_dup(r, row, base + 4);
+    const char *sources = PQgetisnull(r, row, base + 5) ? NULL : PQgetvalue(r, row, base + 5);
+    if (toro_sources_load(sources, &q->sources, &q->n_sources) == TORO_EFORMAT)
         toro_log_warn("store", q->question_id, "stored sources are not a JSON array; shown as none");
-    q->found_relevant_docs = !PQgetisnull(r, row, 6) && PQgetvalue(r, row, 6)[0] == 't';
-    q->model = val_dup(r, row, 7);
-    q->kb_version = val_dup(r, row, 8);
-    q->error_message = val_dup(r, row, 9);
-    q->attempts = (int)val_i64(r, row, 10);
-    q->created_at = val_i64(r, row, 11);
-    q->updated_at = val_i64(r, row, 12);
-    q->processing_started_at = val_i64(r, row, 13);
-    q->processed_at = val_i64(r, row, 14);
-    if (!PQgetisnull(r, row, COL_FEEDBACK) &&
-        toro_rating_parse(PQgetvalue(r, row, COL_FEEDBACK), &q->feedback.rating) == 0) {
-        q->feedback.comment = val_dup(r, row, COL_FEEDBACK + 1);
-        q->feedback.at = val_i64(r, row, COL_FEEDBACK + 2);
+    q->found_relevant_docs = !PQgetisnull(r, row, base + 6) && PQgetvalue(r, row, base + 6)[0] == 't';
+    q->model = val_dup(r, row, base + 7);
+    q->kb_version = val_dup(r, row, base + 8);
+    q->error_message = val_dup(r, row, base + 9);
+    q->attempts = (int)val_i64(r, row, base + 10);
+    q->created_at = val_i64(r, row, base + 11);
+    q->updated_at = val_i64(r, row, base + 12);
+    q->processing_started_at = val_i64(r, row, base + 13);
+    q->processed_at = val_i64(r, row, base + 14);
+    if (!PQgetisnull(r, row, base + COL_FEEDBACK) &&
+        toro_rating_parse(PQgetvalue(r, row, base + COL_FEEDBACK), &q->feedback.rating) == 0) {
+        q->feedback.comment = val_dup(r, row, base + COL_FEEDBACK + 1);
+        q->feedback.at = val_i64(r, row, base + COL_FEEDBACK + 2);
     }
-    q->conversation_id = val_dup(r, row, COL_CONVERSATION);
-    q->retrieval_query = val_dup(r, row, COL_CONVERSATION + 1);
+    q->conversation_id = val_dup(r, row, base + COL_CONVERSATION);
+    q->retrieval_query = val_dup(r, row, base + COL_CONVERSATION + 1);
 }
+
+static void row_to_question(PGresult *r, int row, toro_question_t *q) { row_to_question_at(r, row, 0, q); }
 
 /* Runs op once more on a fresh connection when PostgreSQL dropped the first
  * (a restart): the retried statements are guarded, so a commit that did land
@@ -741,18 +744,20 @@ static int guarded_update(PGconn *c, const char *sql, int n, const char *const *
  * written). $1 user_id, $2 question_id, $3 now, $4 topic (NULL: no event),
  * $5 payload, $6 ev_if_pending, $7 leased_until (0: none), $8..
  * toro_transition_args. `also` adds to o's columns (evaluated once, with
- * the row). */
-#define TRANSITION_SQL(also, set, guard)                                                                               \
+ * the row); `ret` is what u returns; `cols` and `join` add the question
+ * after the move (COLS, NULL when it did not move) after the event's. */
+#define TRANSITION_SQL(also, set, guard, ret, cols, join)                                                              \
     "WITH o AS (SELECT status, attempts" also " FROM questions WHERE user_id = $1 AND question_id = $2 FOR UPDATE),"   \
     " u AS (UPDATE questions q SET " set " FROM o WHERE q.user_id = $1 AND q.question_id = $2 AND o.status IN " guard  \
-    " RETURNING 1),"                                                                                                   \
+    " RETURNING " ret "),"                                                                                             \
     " e AS (INSERT INTO outbox(topic, payload, created_at, available_at, leased_until, deliveries)"                    \
     " SELECT $4::text, $5::text, $3::bigint, $3::bigint, $7::bigint, CASE WHEN $7::bigint > 0 THEN 1 ELSE 0 END"       \
     " FROM o WHERE $4::text IS NOT NULL AND EXISTS (SELECT 1 FROM u)"                                                  \
     " AND (NOT $6::boolean OR o.status = 'pending') RETURNING id, msg_id, topic, payload)"                            \
-    " SELECT o.status, o.attempts, EXISTS (SELECT 1 FROM u), e.id, e.msg_id, e.topic, e.payload FROM o"                \
-    " LEFT JOIN e ON true"
-#define TRANSITION_ARGS 7 /* $1..$7 before toro_transition_args */
+    " SELECT o.status, o.attempts, EXISTS (SELECT 1 FROM u), e.id, e.msg_id, e.topic, e.payload" cols                  \
+    " FROM o LEFT JOIN e ON true" join
+#define TRANSITION_ARGS 7    /* $1..$7 before toro_transition_args */
+#define TRANSITION_COL_ROW 7 /* the first column of the question after the move (to PROCESSING) */
 
 /* The move to processing commits without waiting for its WAL flush
  * (synchronous_commit off for its transaction only): a crash of PostgreSQL
@@ -768,14 +773,15 @@ static const char *const transition_sql[TORO_STATUS_COUNT] = {
     [TORO_STATUS_PROCESSING] = TRANSITION_SQL(", set_config('synchronous_commit', 'off', true)",
                                               "status = 'processing', attempts = q.attempts + 1, updated_at = $3,"
                                               " processing_started_at = coalesce(q.processing_started_at, $3)",
-                                              "('pending', 'processing')"),
+                                              "('pending', 'processing')", "q.*", ", x.*",
+                                              " LEFT JOIN (SELECT " COLS " FROM u) x ON true"),
     [TORO_STATUS_COMPLETED] = TRANSITION_SQL("", "status = 'completed', answer = $8, sources = $9,"
                                              " found_relevant_docs = $10, model = $11, kb_version = $12,"
                                              " retrieval_query = $13, error_message = NULL, updated_at = $3,"
                                              " processed_at = $3",
-                                             "('processing')"),
+                                             "('processing')", "1", "", ""),
     [TORO_STATUS_ERROR] = TRANSITION_SQL("", "status = 'error', error_message = $8, updated_at = $3, processed_at = $3",
-                                         "('pending', 'processing')"),
+                                         "('pending', 'processing')", "1", "", ""),
 };
 
 static int transition_once(toro_store_t *s, toro_transition_t *t, const char *const *p, int n)
@@ -794,6 +800,8 @@ static int transition_once(toro_store_t *s, toro_transition_t *t, const char *co
         rc = PQgetvalue(r, 0, 2)[0] == 't' ? 0 : TORO_ECONFLICT;
         assert(toro_status_can_move(t->from, t->to) == (rc == 0));
         hand_over((pg_store_t *)s, p[TRANSITION_ARGS - 1], r, 0, 3);
+        if (rc == 0 && t->question && PQnfields(r) > TRANSITION_COL_ROW && !PQgetisnull(r, 0, TRANSITION_COL_ROW + 1))
+            row_to_question_at(r, 0, TRANSITION_COL_ROW, t->question);
     }
     PQclear(r);
     return rc;

@@ -219,9 +219,18 @@ static void test_guarded_status_changes(void **state)
     assert_int_equal(toro_store_start_processing(s, "caio", qid, &ev, &first, &attempts), 0);
     assert_true(first);
     assert_int_equal(attempts, 1);
-    assert_int_equal(toro_store_start_processing(s, "caio", qid, &ev, &first, &attempts), 0);
-    assert_false(first); /* a retry: not announced again */
+    /* a retry: not announced again; the question as the move left it (with the move where the store can) */
+    toro_question_t started = {0};
+    assert_int_equal(toro_store_start_processing_get(s, "caio", qid, &ev, &first, &attempts, &started), 0);
+    assert_false(first);
     assert_int_equal(attempts, 2);
+    assert_string_equal(started.question_id, qid);
+    assert_string_equal(started.user_id, "caio");
+    assert_string_equal(started.question, "O que é CDB?");
+    assert_int_equal(started.status, TORO_STATUS_PROCESSING);
+    assert_int_equal(started.attempts, 2);
+    assert_true(started.processing_started_at > 0 && started.created_at > 0);
+    toro_question_clear(&started);
     toro_source_t src = {.doc_id = "fgc", .title = "FGC", .section = "Limites", .chunk_id = "fgc#1",
                          .snippet = "R$ 250 mil \"por\" CPF", .score = 1.5};
     done.sources = &src;
@@ -233,6 +242,9 @@ static void test_guarded_status_changes(void **state)
     done.answer = "outra resposta";
     assert_int_equal(toro_store_complete(s, &done, &ev), TORO_ECONFLICT);
     assert_int_equal(toro_store_start_processing(s, "caio", qid, &ev, &first, &attempts), TORO_ECONFLICT);
+    assert_int_equal(toro_store_start_processing_get(s, "caio", qid, &ev, &first, &attempts, &started),
+                     TORO_ECONFLICT);
+    assert_null(started.question_id); /* nothing read on a refused move */
     assert_int_equal(toro_store_fail(s, "caio", qid, "boom", &ev), TORO_ECONFLICT);
     toro_question_t q = {0};
     assert_int_equal(toro_store_get_question(s, qid, &q), 0);
