@@ -302,11 +302,21 @@ static void handed_lease(pg_store_t *ps, char out[24])
 /* Keeps the committed event of row `row` of r (id, msg_id, topic, payload
  * from column col) for the relay, when it was inserted leased (lease is
  * not "0"). One that cannot be kept (no memory; full, as two threads may
- * both have seen room) is claimed from the table when its lease ends. */
+ * both have seen room) is claimed from the table when its lease ends. One
+ * inserted unleased (the relay's first claim had not begun when the
+ * statement was sent, or the hand-over was full) makes the next claim read
+ * the table, so that it goes out with, not after, the events handed over
+ * after it. */
 static void hand_over(pg_store_t *ps, const char *lease, PGresult *r, int row, int col)
 {
-    if (strcmp(lease, "0") == 0 || PQgetisnull(r, row, col))
+    if (PQgetisnull(r, row, col))
         return;
+    if (strcmp(lease, "0") == 0) {
+        pthread_mutex_lock(&ps->handed_lock);
+        ps->sql_claimed_at = TABLE_DUE;
+        pthread_mutex_unlock(&ps->handed_lock);
+        return;
+    }
     toro_outbox_event_t e = {.id = val_i64(r, row, col),
                              .topic = val_dup(r, row, col + 2),
                              .payload = val_dup(r, row, col + 3),
