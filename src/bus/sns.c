@@ -65,9 +65,7 @@ typedef struct sns_bus {
     pthread_mutex_t lock; /* guards slots and next_id */
     handle_slot_t slots[N_SLOTS];
     int64_t next_id;
-    pthread_mutex_t kick_lock;  /* guards kick_fn, kick_ctx; held while calling kick_fn */
-    void (*kick_fn)(void *ctx); /* on_kick's: the relay of this process */
-    void *kick_ctx;
+    toro_kick_hook_t kick; /* on_kick's: the relay of this process */
 } sns_bus_t;
 
 static int topic_index(const char *topic)
@@ -453,21 +451,13 @@ static int s_dead(toro_bus_t *bus, const char *topic, const toro_bus_msg_t *msg,
  * process (on_kick) publishes the event just committed. */
 static void s_kick(toro_bus_t *bus, const char *topic)
 {
-    sns_bus_t *b = (sns_bus_t *)bus;
     (void)topic;
-    pthread_mutex_lock(&b->kick_lock);
-    if (b->kick_fn)
-        b->kick_fn(b->kick_ctx);
-    pthread_mutex_unlock(&b->kick_lock);
+    toro_kick_hook_call(&((sns_bus_t *)bus)->kick);
 }
 
 static void s_on_kick(toro_bus_t *bus, void (*fn)(void *ctx), void *ctx)
 {
-    sns_bus_t *b = (sns_bus_t *)bus;
-    pthread_mutex_lock(&b->kick_lock);
-    b->kick_fn = fn;
-    b->kick_ctx = ctx;
-    pthread_mutex_unlock(&b->kick_lock);
+    toro_kick_hook_set(&((sns_bus_t *)bus)->kick, fn, ctx);
 }
 
 static long attr_long(json_t *attrs, const char *key)
@@ -523,7 +513,7 @@ static void s_close(toro_bus_t *bus)
         free(b->slots[i].handle);
     toro_aws_creds_clear(&b->cred);
     pthread_mutex_destroy(&b->lock);
-    pthread_mutex_destroy(&b->kick_lock);
+    toro_kick_hook_destroy(&b->kick);
     free(b);
 }
 
@@ -609,7 +599,7 @@ int toro_bus_sns_open(const char *url, toro_bus_t **out, char **err)
     b->visibility_s = 30;
     b->wait_s = 20;
     pthread_mutex_init(&b->lock, NULL);
-    pthread_mutex_init(&b->kick_lock, NULL);
+    toro_kick_hook_init(&b->kick);
     int rc = parse_url(b, url);
     if (rc != 0) {
         toro_set_err(err, "%s, not '%s' (the region may come from AWS_REGION)", URL_USAGE, url);
