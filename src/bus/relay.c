@@ -194,6 +194,7 @@ static void *relay_main(void *arg)
         else
             toro_outbox_wait(r->outbox, r->wake[0], timeout);
     }
+    drain_batch(r); /* what the process committed last (its workers have stopped) goes out now */
     flush_marks(r);
     return NULL;
 }

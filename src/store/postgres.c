@@ -1079,22 +1079,53 @@ static int o_claim(toro_outbox_t *o, const char *topic, int max, int lease_ms, t
     return *n ? 0 : rc;
 }
 
-static int o_mark(toro_outbox_t *o, const int64_t *ids, size_t n)
+/* The bigint[] literal of ids[0..n). Caller frees; NULL: no memory. */
+static char *id_array(const int64_t *ids, size_t n)
 {
-    toro_store_t *s = of_outbox(o);
     size_t cap = n * 21 + 3, len = 0;
     char *list = malloc(cap);
-    int rc;
     if (!list)
-        return TORO_ENOMEM;
+        return NULL;
     list[len++] = '{';
     for (size_t i = 0; i < n; i++)
         len += (size_t)snprintf(list + len, cap - len, "%s%lld", i ? "," : "", (long long)ids[i]);
     snprintf(list + len, cap - len, "}");
+    return list;
+}
+
+/* Runs sql with the ids as $1 (bigint[]), retried once on a dropped connection. */
+static int with_ids(toro_store_t *s, const char *sql, const int64_t *ids, size_t n)
+{
+    char *list = id_array(ids, n);
+    int rc;
+    if (!list)
+        return TORO_ENOMEM;
     const char *p[] = {list};
-    WITH_RETRY(simple_once(s, "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1, p));
+    WITH_RETRY(simple_once(s, sql, 1, p));
     free(list);
     return rc;
+}
+
+static int o_mark(toro_outbox_t *o, const int64_t *ids, size_t n)
+{
+    return with_ids(of_outbox(o), "DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids, n);
+}
+
+/* At close: the events handed over and never claimed (the relay stopped
+ * first) are released, so that any relay claims them now rather than when
+ * their lease ends; if that fails they wait for the lease. */
+static void release_handed(pg_store_t *ps)
+{
+    int64_t *ids = ps->n_handed ? calloc(ps->n_handed, sizeof *ids) : NULL;
+    for (size_t i = 0; ids && i < ps->n_handed; i++)
+        ids[i] = ps->handed[i].id;
+    if (ids && with_ids(&ps->super, "UPDATE outbox SET leased_until = 0 WHERE id = ANY($1::bigint[])", ids,
+                        ps->n_handed) != 0)
+        toro_log_warn("store", NULL, "postgres: %zu events of this process go out when their lease ends",
+                      ps->n_handed);
+    free(ids);
+    toro_outbox_events_clear(ps->handed, ps->n_handed);
+    ps->n_handed = 0;
 }
 
 static int o_release(toro_outbox_t *o, int64_t id, int delay_ms)
@@ -1183,6 +1214,8 @@ static toro_outbox_t *s_outbox(toro_store_t *s) { return &((pg_store_t *)s)->out
 static void s_close(toro_store_t *s)
 {
     pg_store_t *ps = (pg_store_t *)s;
+    if (ps->handed)
+        release_handed(ps);
     pg_conn_slot_t *slot = ps->slots;
     while (slot) {
         pg_conn_slot_t *next = slot->next;
@@ -1193,7 +1226,6 @@ static void s_close(toro_store_t *s)
     }
     pthread_key_delete(ps->key);
     pthread_mutex_destroy(&ps->lock);
-    toro_outbox_events_clear(ps->handed, ps->n_handed); /* leased rows: claimed by any relay when the lease ends */
     free(ps->handed);
     pthread_mutex_destroy(&ps->handed_lock);
     free(ps->conninfo);
