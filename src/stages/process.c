@@ -144,14 +144,16 @@ static int commit_answer(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, char 
 }
 
 /* The earlier turns of q's conversation, newest first (at most
- * FOLLOWUP_TURNS); none when q has no conversation, is its first question,
- * or the store keeps no conversations. *turns: caller frees. */
+ * FOLLOWUP_TURNS); none when q has no conversation, is its first question
+ * (a conversation ingest started is named after its first question: no
+ * read then), or the store keeps no conversations. *turns: caller frees. */
 static void earlier_turns(toro_stage_ctx_t *ctx, const toro_question_t *q, toro_question_t **turns, size_t *n)
 {
     char *cursor = NULL, *next = NULL;
     *turns = NULL;
     *n = 0;
-    if (!q->conversation_id || !(cursor = toro_history_cursor_encode(q)))
+    if (!q->conversation_id || strcmp(q->conversation_id, q->question_id) == 0 ||
+        !(cursor = toro_history_cursor_encode(q)))
         return;
     int rc = toro_store_list_turns(ctx->store, q->user_id, q->conversation_id, true, FOLLOWUP_TURNS, cursor, turns, n,
                                    &next);
