@@ -753,10 +753,11 @@ static int guarded_update(PGconn *c, const char *sql, int n, const char *const *
  * moved, then the event's id, msg_id, topic, payload: NULL when none was
  * written). $1 user_id, $2 question_id, $3 now, $4 topic (NULL: no event),
  * $5 payload, $6 ev_if_pending, $7 leased_until (0: none), $8..
- * toro_transition_args. `ret` is what u returns; `cols` and `join` add the question
+ * toro_transition_args. `also` adds to o's columns (evaluated once, with
+ * the row); `ret` is what u returns; `cols` and `join` add the question
  * after the move (COLS, NULL when it did not move) after the event's. */
-#define TRANSITION_SQL(set, guard, ret, cols, join)                                                                    \
-    "WITH o AS (SELECT status, attempts FROM questions WHERE user_id = $1 AND question_id = $2 FOR UPDATE),"           \
+#define TRANSITION_SQL(also, set, guard, ret, cols, join)                                                              \
+    "WITH o AS (SELECT status, attempts" also " FROM questions WHERE user_id = $1 AND question_id = $2 FOR UPDATE),"   \
     " u AS (UPDATE questions q SET " set " FROM o WHERE q.user_id = $1 AND q.question_id = $2 AND o.status IN " guard  \
     " RETURNING " ret "),"                                                                                             \
     " e AS (INSERT INTO outbox(topic, payload, created_at, available_at, leased_until, deliveries)"                    \
@@ -768,22 +769,28 @@ static int guarded_update(PGconn *c, const char *sql, int n, const char *const *
 #define TRANSITION_ARGS 7    /* $1..$7 before toro_transition_args */
 #define TRANSITION_COL_ROW 7 /* the first column of the question after the move (to PROCESSING) */
 
-/* Every move waits for its WAL flush. (The move to processing must too,
- * though its event is acknowledged only after the answer's commit: if a
- * crash of PostgreSQL forgot it, the question would be pending again, the
- * answer's commit would be refused as a conflict, and the worker would ack
- * the event of a question nobody answers any more.) */
+/* The move to processing commits without waiting for its WAL flush
+ * (synchronous_commit off for its transaction only): a crash of PostgreSQL
+ * may forget it, and that is harmless, because the process event stays
+ * unacknowledged until the answer's commit, which does wait for the flush
+ * (and so flushes this one too, written before it); after such a crash the
+ * question is pending again, its event is redelivered and answered (the
+ * asker may have seen "processing" already, and sees it again). One flush
+ * wait per question fewer for the process worker. Completed and error wait:
+ * the event is acknowledged right after them, and accepted questions
+ * (create) are durable. */
 static const char *const transition_sql[TORO_STATUS_COUNT] = {
-    [TORO_STATUS_PROCESSING] = TRANSITION_SQL("status = 'processing', attempts = q.attempts + 1, updated_at = $3,"
+    [TORO_STATUS_PROCESSING] = TRANSITION_SQL(", set_config('synchronous_commit', 'off', true)",
+                                              "status = 'processing', attempts = q.attempts + 1, updated_at = $3,"
                                               " processing_started_at = coalesce(q.processing_started_at, $3)",
                                               "('pending', 'processing')", "q.*", ", x.*",
                                               " LEFT JOIN (SELECT " COLS " FROM u) x ON true"),
-    [TORO_STATUS_COMPLETED] = TRANSITION_SQL("status = 'completed', answer = $8, sources = $9,"
+    [TORO_STATUS_COMPLETED] = TRANSITION_SQL("", "status = 'completed', answer = $8, sources = $9,"
                                              " found_relevant_docs = $10, model = $11, kb_version = $12,"
                                              " retrieval_query = $13, error_message = NULL, updated_at = $3,"
                                              " processed_at = $3",
                                              "('processing')", "1", "", ""),
-    [TORO_STATUS_ERROR] = TRANSITION_SQL("status = 'error', error_message = $8, updated_at = $3, processed_at = $3",
+    [TORO_STATUS_ERROR] = TRANSITION_SQL("", "status = 'error', error_message = $8, updated_at = $3, processed_at = $3",
                                          "('pending', 'processing')", "1", "", ""),
 };
 
