@@ -135,7 +135,17 @@ static int commit_answer(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, char 
         toro_metrics_answer(ans->found_relevant_docs);
         toro_log_info("process", qid, "completed with %zu sources (found_relevant_docs=%s)", ans->n_sources,
                       ans->found_relevant_docs ? "true" : "false");
-    } else if (rc == TORO_ECONFLICT) {
+    } else if (rc == TORO_ECONFLICT) { /* acked only when the question did end */
+        toro_question_t now = {0};
+        int grc = toro_store_get_question(ctx->store, qid, &now);
+        bool open = grc == 0 && !toro_status_is_terminal(now.status);
+        toro_question_clear(&now);
+        if (grc && grc != TORO_ENOTFOUND)
+            return retry_later(ctx, msg, grc);
+        if (open) { /* pending again: a crash of the store forgot the move to processing (postgres.c) */
+            toro_log_warn("process", qid, "answer refused but the question has not ended; event redelivered");
+            return retry_later(ctx, msg, TORO_ECONFLICT);
+        }
         toro_log_info("process", qid, "already ended by another delivery; answer discarded");
     } else {
         return retry_later(ctx, msg, rc);

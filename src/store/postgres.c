@@ -770,15 +770,18 @@ static int guarded_update(PGconn *c, const char *sql, int n, const char *const *
 #define TRANSITION_COL_ROW 7 /* the first column of the question after the move (to PROCESSING) */
 
 /* The move to processing commits without waiting for its WAL flush
- * (synchronous_commit off for its transaction only): a crash of PostgreSQL
- * may forget it, and that is harmless, because the process event stays
- * unacknowledged until the answer's commit, which does wait for the flush
- * (and so flushes this one too, written before it); after such a crash the
- * question is pending again, its event is redelivered and answered (the
- * asker may have seen "processing" already, and sees it again). One flush
- * wait per question fewer for the process worker. Completed and error wait:
- * the event is acknowledged right after them, and accepted questions
- * (create) are durable. */
+ * (synchronous_commit off for its transaction only): one flush wait per
+ * question fewer for the process worker, which was its throughput limit
+ * (bench/dist_cost.sh). A crash of PostgreSQL may forget it, and that is
+ * harmless: the process event stays unacknowledged until the answer's
+ * commit, which waits for the flush (and so flushes this one too, written
+ * before it); if the move was forgotten, the question is pending again,
+ * the answer's commit is refused, and the process stage, seeing the
+ * question has not ended, leaves the event for redelivery instead of
+ * acking it (process.c, commit_answer). The asker may have seen
+ * "processing" already, and sees it again. Completed and error wait for
+ * the flush: the event is acknowledged right after them; accepted
+ * questions (create) are durable. */
 static const char *const transition_sql[TORO_STATUS_COUNT] = {
     [TORO_STATUS_PROCESSING] = TRANSITION_SQL(", set_config('synchronous_commit', 'off', true)",
                                               "status = 'processing', attempts = q.attempts + 1, updated_at = $3,"
