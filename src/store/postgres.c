@@ -7,7 +7,9 @@
  * outbox is read back
  * through bus/outbox.h: the relay (bus/relay.c) claims rows with a lease
  * (FOR UPDATE SKIP LOCKED, so relays of several processes share the table),
- * publishes them and marks them published, which deletes them. So a row and
+ * or takes those its own process committed straight from memory (the
+ * hand-over, below), publishes them and marks them published, which deletes
+ * them. So a row and
  * the event announcing it are never separated, even when NATS is down.
  *
  * Connections: one PGconn per calling thread (pthread key), opened lazily,
