@@ -1,5 +1,5 @@
 /* bus.c: what every bus implementation and user shares: message and outbox
- * event clean-up, the publish wrapper and the default outbox wait. No
+ * event clean-up, the kick hook, the publish wrapper and the default outbox wait. No
  * backend code lives here. */
 #include <poll.h>
 #include <stdlib.h>
@@ -8,6 +8,31 @@
 #include "bus/bus.h"
 #include "core/error.h"
 #include "core/util.h"
+
+void toro_kick_hook_init(toro_kick_hook_t *h)
+{
+    pthread_mutex_init(&h->lock, NULL);
+    h->fn = NULL;
+    h->ctx = NULL;
+}
+
+void toro_kick_hook_destroy(toro_kick_hook_t *h) { pthread_mutex_destroy(&h->lock); }
+
+void toro_kick_hook_set(toro_kick_hook_t *h, void (*fn)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&h->lock);
+    h->fn = fn;
+    h->ctx = ctx;
+    pthread_mutex_unlock(&h->lock);
+}
+
+void toro_kick_hook_call(toro_kick_hook_t *h)
+{
+    pthread_mutex_lock(&h->lock);
+    if (h->fn)
+        h->fn(h->ctx);
+    pthread_mutex_unlock(&h->lock);
+}
 
 void toro_bus_msg_clear(toro_bus_msg_t *m)
 {

@@ -16,6 +16,7 @@
 #define TORO_BUS_BUS_H
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -112,6 +113,19 @@ int toro_bus_publish(toro_bus_t *b, const char *topic, const char *payload, cons
  * (stopping at the first failure, the rest ok[i] = 0) where it cannot.
  * Returns how many are durable, or a negative code. */
 int toro_bus_publish_batch(toro_bus_t *b, const toro_bus_pub_t *msgs, size_t n, unsigned char *ok);
+
+/* The kick hook a bus keeps for on_kick (nats.c, sns.c): set and called
+ * under its own lock, so that when set() returns no call of the old
+ * function is running. Zero-initialized after toro_kick_hook_init. */
+typedef struct toro_kick_hook {
+    pthread_mutex_t lock;
+    void (*fn)(void *ctx); /* NULL: none */
+    void *ctx;
+} toro_kick_hook_t;
+void toro_kick_hook_init(toro_kick_hook_t *h);
+void toro_kick_hook_destroy(toro_kick_hook_t *h);
+void toro_kick_hook_set(toro_kick_hook_t *h, void (*fn)(void *ctx), void *ctx);
+void toro_kick_hook_call(toro_kick_hook_t *h);
 
 /* Frees m's payload and zeroes it; NULL is a no-op (bus.c). */
 void toro_bus_msg_clear(toro_bus_msg_t *m);

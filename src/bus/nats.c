@@ -112,8 +112,7 @@ typedef struct nats_bus {
     natsSubscription *gw_sub;  /* toro api: requests for this node */
     toro_post_fn gw_fn;
     void *gw_ctx;
-    void (*kick_fn)(void *ctx); /* on_kick's (guarded by lock, called under it) */
-    void *kick_ctx;
+    toro_kick_hook_t kick;     /* on_kick's: the relay of this process */
     void (*reconnect_fn)(void *ctx); /* called after every reconnect (guarded by lock) */
     void *reconnect_ctx;
 } nats_bus_t;
@@ -496,21 +495,13 @@ static void n_kick(toro_bus_t *bus, const char *topic)
 {
     /* Consumers long-poll the server: nothing to wake there. The relay of
      * this process (on_kick) publishes the event just committed. */
-    nats_bus_t *b = (nats_bus_t *)bus;
     (void)topic;
-    pthread_mutex_lock(&b->lock);
-    if (b->kick_fn)
-        b->kick_fn(b->kick_ctx);
-    pthread_mutex_unlock(&b->lock);
+    toro_kick_hook_call(&((nats_bus_t *)bus)->kick);
 }
 
 static void n_on_kick(toro_bus_t *bus, void (*fn)(void *ctx), void *ctx)
 {
-    nats_bus_t *b = (nats_bus_t *)bus;
-    pthread_mutex_lock(&b->lock);
-    b->kick_fn = fn;
-    b->kick_ctx = ctx;
-    pthread_mutex_unlock(&b->lock);
+    toro_kick_hook_set(&((nats_bus_t *)bus)->kick, fn, ctx);
 }
 
 static int n_depth(toro_bus_t *bus, const char *topic, long *out)
@@ -603,6 +594,7 @@ static void n_close(toro_bus_t *bus)
     pthread_mutex_destroy(&b->pub_lock);
     pthread_cond_destroy(&b->closed_cond);
     pthread_mutex_destroy(&b->lock);
+    toro_kick_hook_destroy(&b->kick);
     free(b);
 }
 
@@ -760,6 +752,7 @@ int toro_bus_nats_open(const char *url, toro_bus_t **out, char **err)
     if (!b)
         return rc;
     pthread_mutex_init(&b->lock, NULL);
+    toro_kick_hook_init(&b->kick);
     pthread_mutex_init(&b->pub_serial, NULL);
     pthread_mutex_init(&b->pub_lock, NULL);
     pthread_cond_init(&b->closed_cond, NULL);

@@ -34,7 +34,10 @@ typedef struct toro_outbox_ops {
      * when topic is NULL), oldest first, for lease_ms; each claim counts as a
      * delivery. On 0, out[0..*n) are filled (caller clears them with
      * toro_outbox_events_clear); *n == 0 when nothing is ready. On failure
-     * *n is 0 and nothing was leased. */
+     * *n is 0 and nothing was leased. A store may hand its claimer the
+     * events its own process commits and look for the others less often
+     * (postgres.c: every 500 ms, and at once after a release); a caller that
+     * claims again 500 ms later sees every ready event. */
     int (*claim)(toro_outbox_t *o, const char *topic, int max, int lease_ms, toro_outbox_event_t *out, size_t *n);
     /* The events are handled (published to another bus, or consumed): they
      * leave the outbox. Unknown ids are ignored. On failure none left. */
@@ -76,8 +79,9 @@ static inline int toro_outbox_depth(toro_outbox_t *o, const char *topic, long *o
 {
     return o->ops->depth(o, topic, out);
 }
-/* Why: the relay sleeps here between batches; a store that can tell when
- * events arrive (PostgreSQL's LISTEN) wakes it early. */
+/* Why: the relay sleeps here between batches (on a bus without kicks); a
+ * store that can tell when events arrive (SQLite, within its process)
+ * wakes it early. */
 int toro_outbox_wait(toro_outbox_t *o, int wake_fd, int timeout_ms);
 
 /* Why: engines whose claim returns rows in no set order (UPDATE ...

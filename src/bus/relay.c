@@ -4,22 +4,26 @@
  * publishes them to the bus in id order with the event's msg_id as the
  * deduplication id, without waiting for each ack (one wait per batch where
  * the bus has publish_batch: NATS), and marks the acknowledged ones
- * published in one outbox call so they leave the outbox. An event whose
+ * published so they leave the outbox: the thread holds the marks for up to
+ * MARK_MS and makes one outbox call for all the batches of that time (at a
+ * moderate load a batch is one event; the events stay leased meanwhile,
+ * and a crash before the mark only means a deduplicated re-publish when
+ * the lease ends, as below). An event whose
  * publish failed is released and goes out with the next batch, after events
  * of this batch that succeeded: order holds within a batch that succeeds,
  * and a retried event can land behind later ones (the relays of several
  * processes already publish side by side and a stage's workers run in
  * parallel, so no stage relies on the order of events).
- * Between batches it sleeps. On a bus that reports kicks (on_kick: NATS)
- * it is woken by the kicks of its own process, which follow every commit of
- * an event, and looks every POLL_MS for the events of processes whose relay
- * is gone; it does not LISTEN, because PostgreSQL's NOTIFY wakes every
- * relay of every process for every commit, and all but one of them then
- * claim nothing (bench/bus_cost.sh, five processes: 22 outbox index scans
- * and 32 transactions per question that way, 7 and 13 this way). On other
- * buses it sleeps in toro_outbox_wait (PostgreSQL wakes it with NOTIFY;
- * other stores poll every POLL_MS). It knows no SQL and no broker: only the
- * outbox and bus interfaces.
+ * Between batches it sleeps. On a bus that reports kicks (on_kick: NATS,
+ * SNS) it is woken by the kicks of its own process, which follow every
+ * commit of an event, and looks every POLL_MS for the events of processes
+ * whose relay is gone; nothing wakes it for other processes' commits (a
+ * PostgreSQL NOTIFY would wake every relay of every process for every
+ * commit, and all but one of them then claim nothing: bench/bus_cost.sh,
+ * five processes, 22 outbox index scans and 32 transactions per question
+ * that way, 7 and 13 this way). On other buses it sleeps in
+ * toro_outbox_wait (every POLL_MS unless the store can tell sooner). It
+ * knows no SQL and no broker: only the outbox and bus interfaces.
  *
  * Why a thread in every writing process rather than a separate `toro relay`:
  * nothing extra to deploy or monitor, and the outbox drains whenever any
@@ -42,32 +46,36 @@
 #include "bus/relay.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/util.h"
 
 #define POLL_MS 500
 #define BATCH 256
 #define LEASE_MS 10000 /* a batch is published in well under this */
+#define MARK_MS 100    /* the relay thread marks published events at most this late */
 
 struct toro_relay {
     toro_outbox_t *outbox; /* borrowed */
     toro_bus_t *bus;       /* borrowed; accepts publish */
     pthread_t thread;
     int wake[2];           /* self-pipe (non-blocking): stop() and kicks write to end the wait */
-    int kicked;            /* the bus reports this process's commits (on_kick): no LISTEN */
+    int kicked;            /* the bus reports this process's commits (on_kick) */
     atomic_int stop;
     atomic_long published;
     int down_logged;       /* 1 after "store unreachable" was logged */
+    int64_t unmarked[4 * BATCH]; /* published, not yet marked (the relay thread's; see flush_marks) */
+    size_t n_unmarked;
+    int64_t unmarked_since; /* toro_mono_ms() of the oldest of them */
 };
 
 /* Publishes evs[0..n) as one batch (sent in id order, one wait for all the
- * acks where the bus allows it), marks every acknowledged event published in
- * one outbox call and releases the others for the next round (their msg_id
- * deduplicates the ones that reached the bus after all). Returns events
- * published and marked, or TORO_EIO when none was. */
-static int publish_batch(toro_outbox_t *outbox, toro_bus_t *bus, toro_outbox_event_t *evs, size_t n)
+ * acks where the bus allows it) and releases the events not acknowledged
+ * for the next round (their msg_id deduplicates the ones that reached the
+ * bus after all). The ids of the acknowledged ones go to ids; returns how
+ * many, or TORO_EIO when none was. */
+static int publish_batch(toro_outbox_t *outbox, toro_bus_t *bus, toro_outbox_event_t *evs, size_t n, int64_t *ids)
 {
     toro_bus_pub_t msgs[BATCH];
     unsigned char ok[BATCH];
-    int64_t ids[BATCH];
     size_t done = 0;
     assert(n <= BATCH);
     for (size_t i = 0; i < n; i++)
@@ -80,32 +88,65 @@ static int publish_batch(toro_outbox_t *outbox, toro_bus_t *bus, toro_outbox_eve
         else
             toro_outbox_release(outbox, evs[i].id, 0);
     }
-    if (done == 0)
-        return TORO_EIO;
-    /* a failed mark leaves them leased: re-published (deduplicated) later */
-    if (toro_outbox_mark_published(outbox, ids, done) != 0)
-        return TORO_EIO;
-    return (int)done;
+    return done ? (int)done : TORO_EIO;
 }
 
-int toro_relay_drain_once(toro_outbox_t *outbox, toro_bus_t *bus)
+/* Claims one batch and publishes it; the acknowledged ids go to ids.
+ * Returns how many, 0 when nothing was ready, or a negative code. */
+static int claim_and_publish(toro_outbox_t *outbox, toro_bus_t *bus, int64_t *ids)
 {
-    assert(outbox && bus && toro_bus_can_publish(bus));
     toro_outbox_event_t evs[BATCH];
     size_t n = 0;
     int rc = toro_outbox_claim(outbox, NULL, BATCH, LEASE_MS, evs, &n);
     if (rc)
         return rc;
-    rc = n ? publish_batch(outbox, bus, evs, n) : 0;
+    rc = n ? publish_batch(outbox, bus, evs, n, ids) : 0;
     toro_outbox_events_clear(evs, n);
     return rc;
 }
 
+int toro_relay_drain_once(toro_outbox_t *outbox, toro_bus_t *bus)
+{
+    assert(outbox && bus && toro_bus_can_publish(bus));
+    int64_t ids[BATCH];
+    int rc = claim_and_publish(outbox, bus, ids);
+    /* a failed mark leaves them leased: re-published (deduplicated) later */
+    if (rc > 0 && toro_outbox_mark_published(outbox, ids, (size_t)rc) != 0)
+        rc = TORO_EIO;
+    return rc;
+}
+
+/* Marks the published events the thread holds, in one outbox call. A
+ * failed mark leaves them leased: re-published (deduplicated) when the
+ * lease ends, as after a crash between publish and mark. */
+static void flush_marks(toro_relay_t *r)
+{
+    if (r->n_unmarked && toro_outbox_mark_published(r->outbox, r->unmarked, r->n_unmarked) != 0)
+        toro_log_ratelimited(TORO_LOG_WARN, "relay", "relay-mark", "cannot mark %zu published events; they "
+                             "are published again (deduplicated) when their lease ends", r->n_unmarked);
+    r->n_unmarked = 0;
+}
+
+/* How long the thread may sleep before its held marks are due: the mark of
+ * a published event is deferred up to MARK_MS, so that one statement marks
+ * the events of many small batches (at a moderate load each batch is one
+ * event). The lease (LEASE_MS) outlasts the wait by far. */
+static int marks_due_in(toro_relay_t *r, int timeout_ms)
+{
+    if (!r->n_unmarked)
+        return timeout_ms;
+    int64_t left = r->unmarked_since + MARK_MS - toro_mono_ms();
+    return left <= 0 ? 0 : (left < timeout_ms ? (int)left : timeout_ms);
+}
+
 /* One batch: events published, 0 when the outbox was empty, TORO_EIO when
- * the store or the bus failed. */
+ * the store or the bus failed. Their marks are held (flush_marks). */
 static int drain_batch(toro_relay_t *r)
 {
-    int rc = toro_relay_drain_once(r->outbox, r->bus);
+    int64_t ids[BATCH];
+    if (r->n_unmarked > 0 && r->n_unmarked + BATCH > sizeof r->unmarked / sizeof r->unmarked[0])
+        flush_marks(r); /* room for a whole batch */
+    int rc = claim_and_publish(r->outbox, r->bus, ids);
     if (rc < 0) {
         if (!r->down_logged)
             toro_log_warn("relay", NULL, "outbox or bus unreachable (%s); retrying", toro_strerror(rc));
@@ -116,8 +157,13 @@ static int drain_batch(toro_relay_t *r)
         toro_log_info("relay", NULL, "outbox reachable again");
         r->down_logged = 0;
     }
-    if (rc > 0)
+    if (rc > 0) {
+        if (!r->n_unmarked)
+            r->unmarked_since = toro_mono_ms();
+        memcpy(r->unmarked + r->n_unmarked, ids, (size_t)rc * sizeof ids[0]);
+        r->n_unmarked += (size_t)rc;
         atomic_fetch_add(&r->published, (long)rc);
+    }
     return rc;
 }
 
@@ -138,11 +184,18 @@ static void *relay_main(void *arg)
         int n = drain_batch(r);
         if (n == BATCH)
             continue;
+        int timeout = marks_due_in(r, n < 0 ? POLL_MS / 2 : POLL_MS);
+        if (timeout == 0) { /* then sleep: a claim now would only find the table empty */
+            flush_marks(r);
+            timeout = n < 0 ? POLL_MS / 2 : POLL_MS;
+        }
         if (r->kicked)
-            wait_kick(r, n < 0 ? POLL_MS / 2 : POLL_MS);
+            wait_kick(r, timeout);
         else
-            toro_outbox_wait(r->outbox, r->wake[0], n < 0 ? POLL_MS / 2 : POLL_MS);
+            toro_outbox_wait(r->outbox, r->wake[0], timeout);
     }
+    drain_batch(r); /* what the process committed last (its workers have stopped) goes out now */
+    flush_marks(r);
     return NULL;
 }
 

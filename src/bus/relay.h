@@ -17,8 +17,9 @@ typedef struct toro_relay toro_relay_t;
  * kicks that follow this process's commits wake it. On failure nothing runs, *out is
  * untouched and *err (caller frees) says why. */
 int toro_relay_start(toro_outbox_t *outbox, toro_bus_t *bus, toro_relay_t **out, char **err);
-/* Stops the thread and frees the relay; events not yet published stay in the
- * outbox for any other relay (their lease expires). NULL is a no-op. */
+/* Stops the thread (after one last batch: call it once the process's
+ * writers have stopped) and frees the relay; events not yet published stay
+ * in the outbox for any other relay (their lease expires). NULL is a no-op. */
 void toro_relay_stop(toro_relay_t *r);
 /* Why: toro on AWS Lambda has no background thread between invocations:
  * each invocation that wrote drains the outbox itself, and a scheduled

@@ -16,7 +16,8 @@
  * later; its message simply comes back after the visibility timeout). SNS
  * standard topics neither order nor deduplicate: a re-published event (the
  * relay after a crash) is delivered twice, which the idempotent stages
- * absorb; msg_id is not used. kick is a no-op (consumers long-poll). */
+ * absorb; msg_id is not used. kick wakes only the outbox relay of this
+ * process (on_kick), as on NATS: consumers long-poll. */
 #include <assert.h>
 #include <stdio.h>
 #include <pthread.h>
@@ -64,6 +65,7 @@ typedef struct sns_bus {
     pthread_mutex_t lock; /* guards slots and next_id */
     handle_slot_t slots[N_SLOTS];
     int64_t next_id;
+    toro_kick_hook_t kick; /* on_kick's: the relay of this process */
 } sns_bus_t;
 
 static int topic_index(const char *topic)
@@ -445,9 +447,17 @@ static int s_dead(toro_bus_t *bus, const char *topic, const toro_bus_msg_t *msg,
     return rc;
 }
 
+/* Consumers long-poll SQS: nothing to wake there. The relay of this
+ * process (on_kick) publishes the event just committed. */
 static void s_kick(toro_bus_t *bus, const char *topic)
 {
-    (void)bus, (void)topic;
+    (void)topic;
+    toro_kick_hook_call(&((sns_bus_t *)bus)->kick);
+}
+
+static void s_on_kick(toro_bus_t *bus, void (*fn)(void *ctx), void *ctx)
+{
+    toro_kick_hook_set(&((sns_bus_t *)bus)->kick, fn, ctx);
 }
 
 static long attr_long(json_t *attrs, const char *key)
@@ -503,6 +513,7 @@ static void s_close(toro_bus_t *bus)
         free(b->slots[i].handle);
     toro_aws_creds_clear(&b->cred);
     pthread_mutex_destroy(&b->lock);
+    toro_kick_hook_destroy(&b->kick);
     free(b);
 }
 
@@ -515,7 +526,8 @@ static const toro_bus_ops_t SNS_OPS = {.name = "sns",
                                        .depth = s_depth,
                                        .interrupt = s_interrupt,
                                        .close = s_close,
-                                       .publish = s_publish};
+                                       .publish = s_publish,
+                                       .on_kick = s_on_kick};
 
 /* ---- open ------------------------------------------------------------------------ */
 
@@ -587,6 +599,7 @@ int toro_bus_sns_open(const char *url, toro_bus_t **out, char **err)
     b->visibility_s = 30;
     b->wait_s = 20;
     pthread_mutex_init(&b->lock, NULL);
+    toro_kick_hook_init(&b->kick);
     int rc = parse_url(b, url);
     if (rc != 0) {
         toro_set_err(err, "%s, not '%s' (the region may come from AWS_REGION)", URL_USAGE, url);

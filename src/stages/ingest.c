@@ -41,16 +41,15 @@ static int conversation_of(toro_stage_ctx_t *ctx, const char *uid, const char *c
 /* Fills the new question's ids and its event; conv (taken) continues a
  * conversation whose newest question was created at last_at (a follow-up
  * is always later, even within one millisecond), NULL starts one where the
- * store keeps conversations. */
+ * store keeps conversations, named after the question (its id: so the
+ * process stage knows, without a read, that it has no earlier turns). */
 static int fill_item(toro_stage_ctx_t *ctx, toro_ingest_item_t *item, char *conv, int64_t last_at)
 {
-    char qid[37], cid[37];
+    char qid[37];
     bool want_conv = conv || toro_store_has_conversations(ctx->store);
     toro_uuid7(qid); /* time-ordered: see core/util.h */
-    if (!conv && want_conv) {
-        toro_uuid7(cid);
-        conv = strdup(cid);
-    }
+    if (!conv && want_conv)
+        conv = strdup(qid);
     item->q.conversation_id = conv;
     item->q.question_id = strdup(qid);
     item->q.created_at = toro_now_ms();

@@ -61,19 +61,26 @@ static int give_up(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, const char 
     return rc ? retry_later(ctx, msg, rc) : dead_letter(ctx, msg, "too many deliveries");
 }
 
-/* Moves the question to processing (announced once). 0: go on answering
- * with *attempts; 1: the stage is done (acked or left for redelivery) and
- * *result is its outcome. */
+/* Moves the question to processing (announced once) and reads it (*q, in
+ * the same round trip where the store can). 0: go on answering with
+ * *attempts; 1: the stage is done (acked, dead-lettered or left for
+ * redelivery) and *result is its outcome. */
 static int begin_processing(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, const char *uid, const char *qid,
-                            int *attempts, int *result)
+                            toro_question_t *q, int *attempts, int *result)
 {
     char *payload = toro_event_encode(uid, qid, TORO_STATUS_PROCESSING);
     toro_event_t ev = {TORO_TOPIC_NOTIFY, payload};
     bool first = false;
-    int rc = payload ? toro_store_start_processing(ctx->store, uid, qid, &ev, &first, attempts) : TORO_ENOMEM;
+    int rc = payload ? toro_store_start_processing_get(ctx->store, uid, qid, &ev, &first, attempts, q) : TORO_ENOMEM;
     free(payload);
-    if (rc == TORO_ECONFLICT) { /* ended meanwhile by another delivery */
+    if (rc == TORO_ECONFLICT) { /* ended already (a redelivery) or meanwhile by another delivery */
+        toro_log_info("process", qid, "event for a question that already ended acknowledged");
         *result = toro_bus_ack(ctx->bus, TORO_TOPIC_PROCESS, msg);
+        return 1;
+    }
+    if (rc == TORO_ENOTFOUND) {
+        toro_log_error("process", qid, "event for an unknown question dead-lettered");
+        *result = dead_letter(ctx, msg, "unknown question");
         return 1;
     }
     if (rc) {
@@ -128,7 +135,17 @@ static int commit_answer(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, char 
         toro_metrics_answer(ans->found_relevant_docs);
         toro_log_info("process", qid, "completed with %zu sources (found_relevant_docs=%s)", ans->n_sources,
                       ans->found_relevant_docs ? "true" : "false");
-    } else if (rc == TORO_ECONFLICT) {
+    } else if (rc == TORO_ECONFLICT) { /* acked only when the question did end */
+        toro_question_t now = {0};
+        int grc = toro_store_get_question(ctx->store, qid, &now);
+        bool open = grc == 0 && !toro_status_is_terminal(now.status);
+        toro_question_clear(&now);
+        if (grc && grc != TORO_ENOTFOUND)
+            return retry_later(ctx, msg, grc);
+        if (open) { /* pending again: a crash of the store forgot the move to processing (postgres.c) */
+            toro_log_warn("process", qid, "answer refused but the question has not ended; event redelivered");
+            return retry_later(ctx, msg, TORO_ECONFLICT);
+        }
         toro_log_info("process", qid, "already ended by another delivery; answer discarded");
     } else {
         return retry_later(ctx, msg, rc);
@@ -137,14 +154,16 @@ static int commit_answer(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, char 
 }
 
 /* The earlier turns of q's conversation, newest first (at most
- * FOLLOWUP_TURNS); none when q has no conversation, is its first question,
- * or the store keeps no conversations. *turns: caller frees. */
+ * FOLLOWUP_TURNS); none when q has no conversation, is its first question
+ * (a conversation ingest started is named after its first question: no
+ * read then), or the store keeps no conversations. *turns: caller frees. */
 static void earlier_turns(toro_stage_ctx_t *ctx, const toro_question_t *q, toro_question_t **turns, size_t *n)
 {
     char *cursor = NULL, *next = NULL;
     *turns = NULL;
     *n = 0;
-    if (!q->conversation_id || !(cursor = toro_history_cursor_encode(q)))
+    if (!q->conversation_id || strcmp(q->conversation_id, q->question_id) == 0 ||
+        !(cursor = toro_history_cursor_encode(q)))
         return;
     int rc = toro_store_list_turns(ctx->store, q->user_id, q->conversation_id, true, FOLLOWUP_TURNS, cursor, turns, n,
                                    &next);
@@ -220,18 +239,8 @@ int toro_stage_process(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg)
         rc = give_up(ctx, msg, uid, qid);
         goto out;
     }
-    rc = toro_store_get_question(ctx->store, qid, &q);
-    if (rc == TORO_ENOTFOUND) {
-        toro_log_error("process", qid, "event for an unknown question dead-lettered");
-        rc = dead_letter(ctx, msg, "unknown question");
-    } else if (rc) {
-        rc = retry_later(ctx, msg, rc);
-    } else if (toro_status_is_terminal(q.status)) {
-        toro_log_info("process", qid, "redelivered event for a %s question acknowledged", toro_status_name(q.status));
-        rc = toro_bus_ack(ctx->bus, TORO_TOPIC_PROCESS, msg);
-    } else if (begin_processing(ctx, msg, uid, qid, &attempts, &rc) == 0) {
+    if (begin_processing(ctx, msg, uid, qid, &q, &attempts, &rc) == 0)
         rc = answer(ctx, msg, uid, qid, &q, attempts);
-    }
 out:
     toro_question_clear(&q);
     free(uid);

@@ -1,10 +1,15 @@
 /* postgres.c: the distributed store (the DynamoDB boxes on PostgreSQL).
  * Tables questions and connections, plus an outbox table: every guarded
  * status change (transition()) inserts its event into outbox in the same
- * transaction and NOTIFYs channel toro_outbox. The outbox is read back
+ * transaction. No NOTIFY: it serializes every committing transaction on one
+ * database-wide lock (held through the WAL flush), and the relays need none
+ * (each is woken by its own process's kicks, and polls for the rest). The
+ * outbox is read back
  * through bus/outbox.h: the relay (bus/relay.c) claims rows with a lease
  * (FOR UPDATE SKIP LOCKED, so relays of several processes share the table),
- * publishes them and marks them published, which deletes them. So a row and
+ * or takes those its own process committed straight from memory (the
+ * hand-over, below), publishes them and marks them published, which deletes
+ * them. So a row and
  * the event announcing it are never separated, even when NATS is down.
  *
  * Connections: one PGconn per calling thread (pthread key), opened lazily,
@@ -15,8 +20,8 @@
 #include <assert.h>
 #include <libpq-events.h>
 #include <libpq-fe.h>
-#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stddef.h>
@@ -67,13 +72,10 @@ static const char *const migrations[] = {
     "CREATE INDEX IF NOT EXISTS questions_conversation ON questions(user_id, conversation_id, created_at,"
     " question_id);",
 };
-/* The NOTIFY channel that wakes outbox readers (o_wait). */
-#define OUTBOX_CHANNEL "toro_outbox"
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
 typedef struct pg_conn_slot {
     PGconn *conn;
-    int listening;             /* LISTEN issued on conn since it was (re)connected */
     struct pg_conn_slot *next; /* registry of every slot, freed by close */
 } pg_conn_slot_t;
 
@@ -84,6 +86,12 @@ typedef struct pg_store {
     pthread_key_t key;       /* -> this thread's pg_conn_slot_t */
     pthread_mutex_t lock;    /* guards slots */
     pg_conn_slot_t *slots;   /* owned */
+    /* Hand-over to this process's relay (see "The outbox" below). */
+    atomic_int lease_ms;         /* 0 until the first claim; then the lease of the events committed here */
+    pthread_mutex_t handed_lock; /* guards handed, n_handed */
+    toro_outbox_event_t *handed; /* owned: committed here, leased to our relay, not claimed yet */
+    size_t n_handed;             /* <= HANDED_MAX */
+    int64_t sql_claimed_at;      /* toro_mono_ms() of the last claim that read the table (guarded); TABLE_DUE: read it next */
 } pg_store_t;
 
 #define COLS                                                                                                           \
@@ -160,6 +168,17 @@ static bool prepared_name(PGconn *c, const char *sql, int n, char name[24])
     return true;
 }
 
+/* The session settings of every store connection, after each (re)connect:
+ * warnings only; and generic plans for the prepared statements, because
+ * every statement here finds its rows by key and a custom plan would be
+ * planned again at each bind (bench/dist_cost.sh: bind was a third of the
+ * backends' time). A failure only costs that time: ignored. */
+static void session_setup(PGconn *c)
+{
+    if (PQstatus(c) == CONNECTION_OK)
+        PQclear(PQexec(c, "SET client_min_messages = warning; SET plan_cache_mode = force_generic_plan"));
+}
+
 static PGconn *open_conn(const char *conninfo)
 {
     PGconn *c = PQconnectdb(conninfo);
@@ -169,8 +188,7 @@ static PGconn *open_conn(const char *conninfo)
     if (pp && PQregisterEventProc(c, on_conn_event, "toro-prepared", NULL) && PQsetInstanceData(c, on_conn_event, pp))
         pp = NULL; /* the connection owns it now */
     free(pp);
-    if (PQstatus(c) == CONNECTION_OK)
-        PQclear(PQexec(c, "SET client_min_messages = warning"));
+    session_setup(c);
     return c; /* a bad connection is kept and reset later */
 }
 
@@ -191,10 +209,9 @@ static PGconn *conn(toro_store_t *s)
     }
     if (!slot->conn) {
         slot->conn = open_conn(ps->conninfo);
-        slot->listening = 0;
     } else if (PQstatus(slot->conn) != CONNECTION_OK) {
         PQreset(slot->conn);
-        slot->listening = 0;
+        session_setup(slot->conn);
     }
     if (!slot->conn || PQstatus(slot->conn) != CONNECTION_OK)
         return NULL;
@@ -257,35 +274,119 @@ static int64_t val_i64(PGresult *r, int row, int col)
     return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
-static void row_to_question(PGresult *r, int row, toro_question_t *q)
+/* The outbox hand-over. Once this process's relay has claimed (lease_ms
+ * set), each event committed here is inserted already leased to it for
+ * lease_ms (its first delivery), and its row, as RETURNING gives it, is
+ * kept here; the relay's next claim takes it from memory instead of from
+ * the table: one UPDATE fewer per event, no scan of the table while this
+ * process's own events keep the relay busy. A claim still reads the table
+ * the first time, at least every SQL_CLAIM_MS, and right after a release
+ * here, for the events of other processes (their relay gone) and those
+ * released after a failed publish; a relay that polls every SQL_CLAIM_MS
+ * or more reads it each time. If this process dies before its relay published an event, the
+ * row stays leased until lease_ms ends and then any relay claims it, as
+ * after a claim whose publish never came. */
+#define HANDED_MAX 4096
+#define SQL_CLAIM_MS 500
+#define TABLE_DUE (INT64_MIN / 2) /* a sql_claimed_at long ago */
+
+/* The leased_until of the events of a statement about to run, in out:
+ * "0" (unleased) until the relay claimed, or while the hand-over is full. */
+static void handed_lease(pg_store_t *ps, char out[24])
+{
+    int lease = atomic_load(&ps->lease_ms);
+    pthread_mutex_lock(&ps->handed_lock);
+    bool room = ps->n_handed < HANDED_MAX;
+    pthread_mutex_unlock(&ps->handed_lock);
+    fmt_i64(out, lease > 0 && room ? toro_now_ms() + lease : 0);
+}
+
+/* Keeps the committed event of row `row` of r (id, msg_id, topic, payload
+ * from column col) for the relay, when it was inserted leased (lease is
+ * not "0"). One that cannot be kept (no memory; full, as two threads may
+ * both have seen room) is claimed from the table when its lease ends. One
+ * inserted unleased (the relay's first claim had not begun when the
+ * statement was sent, or the hand-over was full) makes the next claim read
+ * the table, so that it goes out with, not after, the events handed over
+ * after it. */
+static void hand_over(pg_store_t *ps, const char *lease, PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return;
+    if (strcmp(lease, "0") == 0) {
+        pthread_mutex_lock(&ps->handed_lock);
+        ps->sql_claimed_at = TABLE_DUE;
+        pthread_mutex_unlock(&ps->handed_lock);
+        return;
+    }
+    toro_outbox_event_t e = {.id = val_i64(r, row, col),
+                             .topic = val_dup(r, row, col + 2),
+                             .payload = val_dup(r, row, col + 3),
+                             .deliveries = 1,
+                             .created_at = toro_now_ms()};
+    snprintf(e.msg_id, sizeof e.msg_id, "%s", PQgetvalue(r, row, col + 1));
+    pthread_mutex_lock(&ps->handed_lock);
+    if (e.topic && e.payload && ps->n_handed < HANDED_MAX) {
+        ps->handed[ps->n_handed++] = e;
+        e.topic = e.payload = NULL;
+    }
+    pthread_mutex_unlock(&ps->handed_lock);
+    toro_outbox_events_clear(&e, 1);
+}
+
+/* Moves up to max handed events of topic (NULL: any) to out; returns how
+ * many. *read_table: the claim should also read the table (see above). */
+static size_t take_handed(pg_store_t *ps, const char *topic, int max, toro_outbox_event_t *out, bool *read_table)
+{
+    size_t n = 0, keep = 0;
+    int64_t now = toro_mono_ms();
+    pthread_mutex_lock(&ps->handed_lock);
+    for (size_t i = 0; i < ps->n_handed; i++) {
+        if (n < (size_t)max && (!topic || strcmp(topic, ps->handed[i].topic) == 0))
+            out[n++] = ps->handed[i];
+        else
+            ps->handed[keep++] = ps->handed[i];
+    }
+    ps->n_handed = keep;
+    *read_table = n < (size_t)max && now - ps->sql_claimed_at >= SQL_CLAIM_MS;
+    if (*read_table)
+        ps->sql_claimed_at = now;
+    pthread_mutex_unlock(&ps->handed_lock);
+    return n;
+}
+
+/* The question of COLS in columns base.. of row `row` of r (caller clears q). */
+static void row_to_question_at(PGresult *r, int row, int base, toro_question_t *q)
 {
     memset(q, 0, sizeof *q);
-    q->user_id = val_dup(r, row, 0);
-    q->question_id = val_dup(r, row, 1);
-    q->question = val_dup(r, row, 2);
-    if (toro_status_parse(PQgetvalue(r, row, 3), &q->status) != 0)
+    q->user_id = val_dup(r, row, base + 0);
+    q->question_id = val_dup(r, row, base + 1);
+    q->question = val_dup(r, row, base + 2);
+    if (toro_status_parse(PQgetvalue(r, row, base + 3), &q->status) != 0)
         q->status = TORO_STATUS_ERROR;
-    q->answer = val_dup(r, row, 4);
-    if (toro_sources_load(PQgetisnull(r, row, 5) ? NULL : PQgetvalue(r, row, 5), &q->sources, &q->n_sources) ==
-        TORO_EFORMAT)
+    q->answer = val_dup(r, row, base + 4);
+    const char *sources = PQgetisnull(r, row, base + 5) ? NULL : PQgetvalue(r, row, base + 5);
+    if (toro_sources_load(sources, &q->sources, &q->n_sources) == TORO_EFORMAT)
         toro_log_warn("store", q->question_id, "stored sources are not a JSON array; shown as none");
-    q->found_relevant_docs = !PQgetisnull(r, row, 6) && PQgetvalue(r, row, 6)[0] == 't';
-    q->model = val_dup(r, row, 7);
-    q->kb_version = val_dup(r, row, 8);
-    q->error_message = val_dup(r, row, 9);
-    q->attempts = (int)val_i64(r, row, 10);
-    q->created_at = val_i64(r, row, 11);
-    q->updated_at = val_i64(r, row, 12);
-    q->processing_started_at = val_i64(r, row, 13);
-    q->processed_at = val_i64(r, row, 14);
-    if (!PQgetisnull(r, row, COL_FEEDBACK) &&
-        toro_rating_parse(PQgetvalue(r, row, COL_FEEDBACK), &q->feedback.rating) == 0) {
-        q->feedback.comment = val_dup(r, row, COL_FEEDBACK + 1);
-        q->feedback.at = val_i64(r, row, COL_FEEDBACK + 2);
+    q->found_relevant_docs = !PQgetisnull(r, row, base + 6) && PQgetvalue(r, row, base + 6)[0] == 't';
+    q->model = val_dup(r, row, base + 7);
+    q->kb_version = val_dup(r, row, base + 8);
+    q->error_message = val_dup(r, row, base + 9);
+    q->attempts = (int)val_i64(r, row, base + 10);
+    q->created_at = val_i64(r, row, base + 11);
+    q->updated_at = val_i64(r, row, base + 12);
+    q->processing_started_at = val_i64(r, row, base + 13);
+    q->processed_at = val_i64(r, row, base + 14);
+    if (!PQgetisnull(r, row, base + COL_FEEDBACK) &&
+        toro_rating_parse(PQgetvalue(r, row, base + COL_FEEDBACK), &q->feedback.rating) == 0) {
+        q->feedback.comment = val_dup(r, row, base + COL_FEEDBACK + 1);
+        q->feedback.at = val_i64(r, row, base + COL_FEEDBACK + 2);
     }
-    q->conversation_id = val_dup(r, row, COL_CONVERSATION);
-    q->retrieval_query = val_dup(r, row, COL_CONVERSATION + 1);
+    q->conversation_id = val_dup(r, row, base + COL_CONVERSATION);
+    q->retrieval_query = val_dup(r, row, base + COL_CONVERSATION + 1);
 }
+
+static void row_to_question(PGresult *r, int row, toro_question_t *q) { row_to_question_at(r, row, 0, q); }
 
 /* Runs op once more on a fresh connection when PostgreSQL dropped the first
  * (a restart): the retried statements are guarded, so a commit that did land
@@ -305,9 +406,11 @@ static void row_to_question(PGresult *r, int row, toro_question_t *q)
 /* Group commit: the questions of a batch and their events in one statement
  * (one round trip, one transaction). ON CONFLICT DO NOTHING skips an id that
  * exists, or that an earlier item of the batch takes; the statement returns
- * the ordinals (1-based) of the items it inserted, and writes the events of
- * those only, in batch order, then NOTIFYs once. $1..$7 are arrays of the
- * items' columns, $8 the time of the events. */
+ * the ordinals (1-based) of the items it inserted (ord set, id NULL), and
+ * writes the events of those only, in batch order (a data-modifying WITH
+ * runs whether or not it is read), returning each (ord NULL, then id,
+ * msg_id, topic, payload: the hand-over). $1..$7 are arrays of the items'
+ * columns, $8 the time of the events, $9 their leased_until (0: none). */
 static const char create_sql[] =
     "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],"
     " $7::text[]) WITH ORDINALITY AS v(user_id, question_id, question, created_at, conversation_id, topic, payload,"
@@ -316,10 +419,11 @@ static const char create_sql[] =
     " conversation_id) SELECT user_id, question_id, question, 'pending', 0, created_at, created_at, conversation_id"
     " FROM v ORDER BY ord ON CONFLICT DO NOTHING RETURNING question_id),"
     " got AS (SELECT min(v.ord) AS ord FROM v JOIN ins USING (question_id) GROUP BY v.question_id),"
-    " ob AS (INSERT INTO outbox(topic, payload, created_at, available_at) SELECT v.topic, v.payload, $8, $8"
-    " FROM v JOIN got USING (ord) ORDER BY v.ord RETURNING 1)"
-    " SELECT ord FROM got UNION ALL"
-    " SELECT NULL FROM (SELECT pg_notify('" OUTBOX_CHANNEL "', '') FROM ob LIMIT 1) n";
+    " ob AS (INSERT INTO outbox(topic, payload, created_at, available_at, leased_until, deliveries)"
+    " SELECT v.topic, v.payload, $8, $8, $9, CASE WHEN $9::bigint > 0 THEN 1 ELSE 0 END"
+    " FROM v JOIN got USING (ord) ORDER BY v.ord RETURNING id, msg_id, topic, payload)"
+    " SELECT ord, NULL::bigint, NULL::uuid, NULL::text, NULL::text FROM got"
+    " UNION ALL SELECT NULL, id, msg_id, topic, payload FROM ob";
 
 /* The PostgreSQL array literal of vals[0..n) (NULL elements allowed):
  * quoted elements with " and \ escaped. Caller frees; NULL: no memory. */
@@ -397,10 +501,12 @@ static int create_once(toro_store_t *s, const char *const *p, size_t n, int *res
     int rc = TORO_EIO;
     if (!c)
         return rc;
-    PGresult *r = run(c, create_sql, CREATE_COLS + 1, p, &rc);
+    PGresult *r = run(c, create_sql, CREATE_COLS + 2, p, &rc);
     if (!r)
         return rc;
     create_results(r, n, results);
+    for (int row = 0; row < PQntuples(r); row++)
+        hand_over((pg_store_t *)s, p[CREATE_COLS + 1], r, row, 1);
     PQclear(r);
     return 0;
 }
@@ -412,11 +518,12 @@ static int create_once(toro_store_t *s, const char *const *p, size_t n, int *res
  * written, else the first error. */
 static int s_create_many(toro_store_t *s, const toro_question_t *qs, const toro_event_t *evs, size_t n, int *results)
 {
-    char *arr[CREATE_COLS] = {0}, now[24];
+    char *arr[CREATE_COLS] = {0}, now[24], lease[24];
     int rc = create_params(qs, evs, n, arr);
     if (rc == 0) {
         fmt_i64(now, toro_now_ms());
-        const char *p[CREATE_COLS + 1] = {arr[0], arr[1], arr[2], arr[3], arr[4], arr[5], arr[6], now};
+        handed_lease((pg_store_t *)s, lease);
+        const char *p[CREATE_COLS + 2] = {arr[0], arr[1], arr[2], arr[3], arr[4], arr[5], arr[6], now, lease};
         WITH_RETRY(create_once(s, p, n, results));
     }
     for (int k = 0; k < CREATE_COLS; k++)
@@ -643,32 +750,53 @@ static int guarded_update(PGconn *c, const char *sql, int n, const char *const *
  * version, waited for if another transaction holds it); u updates it only
  * when that status may move (toro_status_can_move, repeated in SQL); e
  * writes the event only when u did, and not when ev_if_pending and the
- * question was not pending; then one NOTIFY. Returns no row when the
- * question does not exist, else (status before, attempts before, moved).
- * $1 user_id, $2 question_id, $3 now, $4 topic (NULL: no event), $5
- * payload, $6 ev_if_pending, $7.. toro_transition_args. */
-#define TRANSITION_SQL(set, guard)                                                                                     \
-    "WITH o AS (SELECT status, attempts FROM questions WHERE user_id = $1 AND question_id = $2 FOR UPDATE),"           \
+ * question was not pending, leased as the hand-over says. Returns no row
+ * when the question does not exist, else (status before, attempts before,
+ * moved, then the event's id, msg_id, topic, payload: NULL when none was
+ * written). $1 user_id, $2 question_id, $3 now, $4 topic (NULL: no event),
+ * $5 payload, $6 ev_if_pending, $7 leased_until (0: none), $8..
+ * toro_transition_args. `also` adds to o's columns (evaluated once, with
+ * the row); `ret` is what u returns; `cols` and `join` add the question
+ * after the move (COLS, NULL when it did not move) after the event's. */
+#define TRANSITION_SQL(also, set, guard, ret, cols, join)                                                              \
+    "WITH o AS (SELECT status, attempts" also " FROM questions WHERE user_id = $1 AND question_id = $2 FOR UPDATE),"   \
     " u AS (UPDATE questions q SET " set " FROM o WHERE q.user_id = $1 AND q.question_id = $2 AND o.status IN " guard  \
-    " RETURNING 1),"                                                                                                   \
-    " e AS (INSERT INTO outbox(topic, payload, created_at, available_at) SELECT $4::text, $5::text, $3::bigint,"       \
-    " $3::bigint FROM o WHERE $4::text IS NOT NULL AND EXISTS (SELECT 1 FROM u)"                                       \
-    " AND (NOT $6::boolean OR o.status = 'pending') RETURNING 1)"                                                     \
-    " SELECT o.status, o.attempts, EXISTS (SELECT 1 FROM u),"                                                          \
-    " (SELECT count(*) FROM (SELECT pg_notify('" OUTBOX_CHANNEL "', '') FROM e) n) FROM o"
-#define TRANSITION_ARGS 6 /* $1..$6 before toro_transition_args */
+    " RETURNING " ret "),"                                                                                             \
+    " e AS (INSERT INTO outbox(topic, payload, created_at, available_at, leased_until, deliveries)"                    \
+    " SELECT $4::text, $5::text, $3::bigint, $3::bigint, $7::bigint, CASE WHEN $7::bigint > 0 THEN 1 ELSE 0 END"       \
+    " FROM o WHERE $4::text IS NOT NULL AND EXISTS (SELECT 1 FROM u)"                                                  \
+    " AND (NOT $6::boolean OR o.status = 'pending') RETURNING id, msg_id, topic, payload)"                            \
+    " SELECT o.status, o.attempts, EXISTS (SELECT 1 FROM u), e.id, e.msg_id, e.topic, e.payload" cols                  \
+    " FROM o LEFT JOIN e ON true" join
+#define TRANSITION_ARGS 7    /* $1..$7 before toro_transition_args */
+#define TRANSITION_COL_ROW 7 /* the first column of the question after the move (to PROCESSING) */
 
+/* The move to processing commits without waiting for its WAL flush
+ * (synchronous_commit off for its transaction only): one flush wait per
+ * question fewer for the process worker, which was its throughput limit
+ * (bench/dist_cost.sh). A crash of PostgreSQL may forget it, and that is
+ * harmless: the process event stays unacknowledged until the answer's
+ * commit, which waits for the flush (and so flushes this one too, written
+ * before it); if the move was forgotten, the question is pending again,
+ * the answer's commit is refused, and the process stage, seeing the
+ * question has not ended, leaves the event for redelivery instead of
+ * acking it (process.c, commit_answer). The asker may have seen
+ * "processing" already, and sees it again. Completed and error wait for
+ * the flush: the event is acknowledged right after them; accepted
+ * questions (create) are durable. */
 static const char *const transition_sql[TORO_STATUS_COUNT] = {
-    [TORO_STATUS_PROCESSING] = TRANSITION_SQL("status = 'processing', attempts = q.attempts + 1, updated_at = $3,"
+    [TORO_STATUS_PROCESSING] = TRANSITION_SQL(", set_config('synchronous_commit', 'off', true)",
+                                              "status = 'processing', attempts = q.attempts + 1, updated_at = $3,"
                                               " processing_started_at = coalesce(q.processing_started_at, $3)",
-                                              "('pending', 'processing')"),
-    [TORO_STATUS_COMPLETED] = TRANSITION_SQL("status = 'completed', answer = $7, sources = $8,"
-                                             " found_relevant_docs = $9, model = $10, kb_version = $11,"
-                                             " retrieval_query = $12, error_message = NULL, updated_at = $3,"
+                                              "('pending', 'processing')", "q.*", ", x.*",
+                                              " LEFT JOIN (SELECT " COLS " FROM u) x ON true"),
+    [TORO_STATUS_COMPLETED] = TRANSITION_SQL("", "status = 'completed', answer = $8, sources = $9,"
+                                             " found_relevant_docs = $10, model = $11, kb_version = $12,"
+                                             " retrieval_query = $13, error_message = NULL, updated_at = $3,"
                                              " processed_at = $3",
-                                             "('processing')"),
-    [TORO_STATUS_ERROR] = TRANSITION_SQL("status = 'error', error_message = $7, updated_at = $3, processed_at = $3",
-                                         "('pending', 'processing')"),
+                                             "('processing')", "1", "", ""),
+    [TORO_STATUS_ERROR] = TRANSITION_SQL("", "status = 'error', error_message = $8, updated_at = $3, processed_at = $3",
+                                         "('pending', 'processing')", "1", "", ""),
 };
 
 static int transition_once(toro_store_t *s, toro_transition_t *t, const char *const *p, int n)
@@ -686,6 +814,9 @@ static int transition_once(toro_store_t *s, toro_transition_t *t, const char *co
         t->attempts = (int)val_i64(r, 0, 1);
         rc = PQgetvalue(r, 0, 2)[0] == 't' ? 0 : TORO_ECONFLICT;
         assert(toro_status_can_move(t->from, t->to) == (rc == 0));
+        hand_over((pg_store_t *)s, p[TRANSITION_ARGS - 1], r, 0, 3);
+        if (rc == 0 && t->question && PQnfields(r) > TRANSITION_COL_ROW && !PQgetisnull(r, 0, TRANSITION_COL_ROW + 1))
+            row_to_question_at(r, 0, TRANSITION_COL_ROW, t->question);
     }
     PQclear(r);
     return rc;
@@ -699,7 +830,7 @@ static int s_transition(toro_store_t *s, toro_transition_t *t)
 {
     const char *args[TORO_TRANSITION_MAX_ARGS];
     const char *p[TRANSITION_ARGS + TORO_TRANSITION_MAX_ARGS];
-    char *owned = NULL, now[24];
+    char *owned = NULL, now[24], lease[24];
     int rc;
     assert(t->to < TORO_STATUS_COUNT && transition_sql[t->to]);
     int n_args = toro_transition_args(t, "true", "false", args, &owned);
@@ -712,6 +843,8 @@ static int s_transition(toro_store_t *s, toro_transition_t *t)
     p[3] = t->ev ? t->ev->topic : NULL;
     p[4] = t->ev ? t->ev->payload : NULL;
     p[5] = t->ev_if_pending ? "true" : "false";
+    handed_lease((pg_store_t *)s, lease);
+    p[6] = lease;
     for (int i = 0; i < n_args; i++)
         p[TRANSITION_ARGS + i] = args[i];
     WITH_RETRY(transition_once(s, t, p, TRANSITION_ARGS + n_args));
@@ -926,37 +1059,78 @@ static int claim_once(toro_store_t *s, const char *topic, int max, int lease_ms,
     return rc;
 }
 
+/* claim (outbox.h): the events handed over by this process's commits
+ * first, then the table's (take_handed says when). A failed read of the
+ * table still returns the handed events. */
 static int o_claim(toro_outbox_t *o, const char *topic, int max, int lease_ms, toro_outbox_event_t *out, size_t *n)
 {
     toro_store_t *s = of_outbox(o);
-    int rc;
+    pg_store_t *ps = (pg_store_t *)s;
+    bool read_table;
+    size_t got = 0;
+    int rc = 0;
     assert(max > 0 && out && n);
-    *n = 0;
-    WITH_RETRY(claim_once(s, topic, max, lease_ms, out, n));
-    if (rc) { /* rows leased by a half-read claim come back when the lease ends */
-        toro_outbox_events_clear(out, *n);
-        *n = 0;
+    atomic_store(&ps->lease_ms, lease_ms > 0 ? lease_ms : 1);
+    size_t handed = take_handed(ps, topic, max, out, &read_table);
+    if (read_table) {
+        WITH_RETRY(claim_once(s, topic, max - (int)handed, lease_ms, out + handed, &got));
+        if (rc) { /* rows leased by a half-read claim come back when the lease ends */
+            toro_outbox_events_clear(out + handed, got);
+            got = 0;
+        }
     }
+    *n = handed + got;
     toro_outbox_events_sort(out, *n); /* RETURNING has no order */
+    return *n ? 0 : rc;
+}
+
+/* The bigint[] literal of ids[0..n). Caller frees; NULL: no memory. */
+static char *id_array(const int64_t *ids, size_t n)
+{
+    size_t cap = n * 21 + 3, len = 0;
+    char *list = malloc(cap);
+    if (!list)
+        return NULL;
+    list[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(list + len, cap - len, "%s%lld", i ? "," : "", (long long)ids[i]);
+    snprintf(list + len, cap - len, "}");
+    return list;
+}
+
+/* Runs sql with the ids as $1 (bigint[]), retried once on a dropped connection. */
+static int with_ids(toro_store_t *s, const char *sql, const int64_t *ids, size_t n)
+{
+    char *list = id_array(ids, n);
+    int rc;
+    if (!list)
+        return TORO_ENOMEM;
+    const char *p[] = {list};
+    WITH_RETRY(simple_once(s, sql, 1, p));
+    free(list);
     return rc;
 }
 
 static int o_mark(toro_outbox_t *o, const int64_t *ids, size_t n)
 {
-    toro_store_t *s = of_outbox(o);
-    size_t cap = n * 21 + 3, len = 0;
-    char *list = malloc(cap);
-    int rc;
-    if (!list)
-        return TORO_ENOMEM;
-    list[len++] = '{';
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(list + len, cap - len, "%s%lld", i ? "," : "", (long long)ids[i]);
-    snprintf(list + len, cap - len, "}");
-    const char *p[] = {list};
-    WITH_RETRY(simple_once(s, "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1, p));
-    free(list);
-    return rc;
+    return with_ids(of_outbox(o), "DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids, n);
+}
+
+/* At close: the events handed over and never claimed (the relay stopped
+ * first) are released, so that any relay claims them now rather than when
+ * their lease ends; if that fails they wait for the lease. */
+static void release_handed(pg_store_t *ps)
+{
+    int64_t *ids = ps->n_handed ? calloc(ps->n_handed, sizeof *ids) : NULL;
+    for (size_t i = 0; ids && i < ps->n_handed; i++)
+        ids[i] = ps->handed[i].id;
+    if (ids && with_ids(&ps->super, "UPDATE outbox SET leased_until = 0 WHERE id = ANY($1::bigint[])", ids,
+                        ps->n_handed) != 0)
+        toro_log_warn("store", NULL, "postgres: %zu events of this process go out when their lease ends",
+                      ps->n_handed);
+    free(ids);
+    toro_outbox_events_clear(ps->handed, ps->n_handed);
+    ps->n_handed = 0;
 }
 
 static int o_release(toro_outbox_t *o, int64_t id, int delay_ms)
@@ -971,6 +1145,10 @@ static int o_release(toro_outbox_t *o, int64_t id, int delay_ms)
         WITH_RETRY(simple_once(s, "UPDATE outbox SET leased_until = 0 WHERE leased_until > 0", 0, NULL));
     else
         WITH_RETRY(simple_once(s, "UPDATE outbox SET available_at = $2, leased_until = 0 WHERE id = $1", 2, p));
+    pg_store_t *ps = (pg_store_t *)s;
+    pthread_mutex_lock(&ps->handed_lock);
+    ps->sql_claimed_at = TABLE_DUE; /* the next claim reads the table */
+    pthread_mutex_unlock(&ps->handed_lock);
     return rc;
 }
 
@@ -1026,41 +1204,6 @@ static int o_depth(toro_outbox_t *o, const char *topic, long *out)
     return rc;
 }
 
-/* Frees the notifications libpq holds; whether there were any. */
-static bool drain_notifies(PGconn *c)
-{
-    bool any = false;
-    PGnotify *nt;
-    while ((nt = PQnotifies(c)) != NULL) {
-        PQfreemem(nt);
-        any = true;
-    }
-    return any;
-}
-
-/* LISTENs on the calling thread's connection (once per connection) and
- * waits for a NOTIFY of a commit, wake_fd or the timeout. */
-static int o_wait(toro_outbox_t *o, int wake_fd, int timeout_ms)
-{
-    pg_store_t *ps = (pg_store_t *)of_outbox(o);
-    PGconn *c = conn(&ps->super);
-    pg_conn_slot_t *slot = pthread_getspecific(ps->key);
-    if (c && slot && !slot->listening)
-        slot->listening = exec0(c, "LISTEN " OUTBOX_CHANNEL, 0, NULL) == 0;
-    struct pollfd fds[2] = {{.fd = wake_fd, .events = POLLIN}, {.fd = -1, .events = POLLIN}};
-    if (c && slot && slot->listening) {
-        fds[1].fd = PQsocket(c);
-        PQconsumeInput(c);
-        if (drain_notifies(c)) /* one came in during the last claim: look now */
-            return 0;
-    }
-    if (poll(fds, 2, timeout_ms) > 0 && fds[1].fd >= 0 && (fds[1].revents & POLLIN)) {
-        PQconsumeInput(c);
-        drain_notifies(c);
-    }
-    return 0;
-}
-
 static const toro_outbox_ops_t pg_outbox_ops = {
     .version = TORO_OUTBOX_OPS_VERSION,
     .claim = o_claim,
@@ -1068,7 +1211,7 @@ static const toro_outbox_ops_t pg_outbox_ops = {
     .release = o_release,
     .bury = o_bury,
     .depth = o_depth,
-    .wait = o_wait,
+    .wait = NULL, /* the default: the relay is woken by its own process's kicks, else polls */
 };
 
 static toro_outbox_t *s_outbox(toro_store_t *s) { return &((pg_store_t *)s)->outbox; }
@@ -1076,6 +1219,8 @@ static toro_outbox_t *s_outbox(toro_store_t *s) { return &((pg_store_t *)s)->out
 static void s_close(toro_store_t *s)
 {
     pg_store_t *ps = (pg_store_t *)s;
+    if (ps->handed)
+        release_handed(ps);
     pg_conn_slot_t *slot = ps->slots;
     while (slot) {
         pg_conn_slot_t *next = slot->next;
@@ -1086,6 +1231,8 @@ static void s_close(toro_store_t *s)
     }
     pthread_key_delete(ps->key);
     pthread_mutex_destroy(&ps->lock);
+    free(ps->handed);
+    pthread_mutex_destroy(&ps->handed_lock);
     free(ps->conninfo);
     free(ps);
 }
@@ -1187,12 +1334,16 @@ int toro_store_postgres_open(const char *url, toro_store_t **out, char **err)
     if (!s)
         return TORO_ENOMEM;
     s->conninfo = strdup(url);
-    if (!s->conninfo || pthread_key_create(&s->key, NULL) != 0) {
+    s->handed = calloc(HANDED_MAX, sizeof *s->handed);
+    if (!s->conninfo || !s->handed || pthread_key_create(&s->key, NULL) != 0) {
+        free(s->handed);
         free(s->conninfo);
         free(s);
         return TORO_ENOMEM;
     }
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->handed_lock, NULL);
+    s->sql_claimed_at = TABLE_DUE;
     s->super.ops = &pg_ops;
     s->outbox.ops = &pg_outbox_ops;
     /* Reject a malformed URL now; an unreachable server is fine (retried). */

@@ -40,19 +40,28 @@ int toro_transition_args(const toro_transition_t *t, const char *yes, const char
     return 6;
 }
 
-int toro_store_start_processing(toro_store_t *s, const char *user_id, const char *question_id,
-                                const toro_event_t *ev, bool *first, int *attempts)
+int toro_store_start_processing_get(toro_store_t *s, const char *user_id, const char *question_id,
+                                    const toro_event_t *ev, bool *first, int *attempts, toro_question_t *q)
 {
     assert(s && user_id && question_id && first && attempts);
+    assert(!q || !q->question_id);
     toro_transition_t t = {.user_id = user_id, .question_id = question_id, .to = TORO_STATUS_PROCESSING,
-                           .ev = ev, .ev_if_pending = true};
+                           .ev = ev, .ev_if_pending = true, .question = q};
     int rc = s->ops->transition(s, &t);
     *attempts = t.attempts;
     if (rc == 0) {
         *first = t.from == TORO_STATUS_PENDING;
         *attempts += 1;
     }
+    if (rc == 0 && q && !q->question_id)
+        rc = s->ops->get_question(s, question_id, q);
     return rc;
+}
+
+int toro_store_start_processing(toro_store_t *s, const char *user_id, const char *question_id,
+                                const toro_event_t *ev, bool *first, int *attempts)
+{
+    return toro_store_start_processing_get(s, user_id, question_id, ev, first, attempts, NULL);
 }
 
 int toro_store_complete(toro_store_t *s, const toro_question_t *result, const toro_event_t *ev)

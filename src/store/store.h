@@ -48,6 +48,9 @@ typedef struct toro_transition {
     bool ev_if_pending;            /* write ev only when the question was pending */
     toro_status_t from;            /* out: the status before (0 and ECONFLICT) */
     int attempts;                  /* out: attempts before (0 and ECONFLICT) */
+    toro_question_t *question;     /* optional out (NULL: not wanted; caller clears): the question as the move
+                                    * left it, on 0 when the store can give it with the move (PostgreSQL, to
+                                    * PROCESSING); left untouched otherwise */
 } toro_transition_t;
 
 /* Version 2: create_questions reports results; transition replaces
@@ -192,6 +195,14 @@ int toro_store_conversations_page(toro_conversation_t *arr, size_t count, int li
  * answer fields of result. fail: pending|processing -> error. */
 int toro_store_start_processing(toro_store_t *s, const char *user_id, const char *question_id,
                                 const toro_event_t *ev, bool *first, int *attempts);
+/* Why: the process stage reads the question it starts on; a store that
+ * gives it with the move saves a round trip (toro_transition_t.question).
+ * As toro_store_start_processing; on 0, *q (clear on entry; caller clears)
+ * holds the question, read with get_question when the store did not give
+ * it (if that read fails, its code is returned and *q stays clear: the
+ * move stands, and a redelivery moves it again). */
+int toro_store_start_processing_get(toro_store_t *s, const char *user_id, const char *question_id,
+                                    const toro_event_t *ev, bool *first, int *attempts, toro_question_t *q);
 int toro_store_complete(toro_store_t *s, const toro_question_t *result, const toro_event_t *ev);
 int toro_store_fail(toro_store_t *s, const char *user_id, const char *question_id, const char *message,
                     const toro_event_t *ev);

@@ -219,9 +219,18 @@ static void test_guarded_status_changes(void **state)
     assert_int_equal(toro_store_start_processing(s, "caio", qid, &ev, &first, &attempts), 0);
     assert_true(first);
     assert_int_equal(attempts, 1);
-    assert_int_equal(toro_store_start_processing(s, "caio", qid, &ev, &first, &attempts), 0);
-    assert_false(first); /* a retry: not announced again */
+    /* a retry: not announced again; the question as the move left it (with the move where the store can) */
+    toro_question_t started = {0};
+    assert_int_equal(toro_store_start_processing_get(s, "caio", qid, &ev, &first, &attempts, &started), 0);
+    assert_false(first);
     assert_int_equal(attempts, 2);
+    assert_string_equal(started.question_id, qid);
+    assert_string_equal(started.user_id, "caio");
+    assert_string_equal(started.question, "O que é CDB?");
+    assert_int_equal(started.status, TORO_STATUS_PROCESSING);
+    assert_int_equal(started.attempts, 2);
+    assert_true(started.processing_started_at > 0 && started.created_at > 0);
+    toro_question_clear(&started);
     toro_source_t src = {.doc_id = "fgc", .title = "FGC", .section = "Limites", .chunk_id = "fgc#1",
                          .snippet = "R$ 250 mil \"por\" CPF", .score = 1.5};
     done.sources = &src;
@@ -233,6 +242,9 @@ static void test_guarded_status_changes(void **state)
     done.answer = "outra resposta";
     assert_int_equal(toro_store_complete(s, &done, &ev), TORO_ECONFLICT);
     assert_int_equal(toro_store_start_processing(s, "caio", qid, &ev, &first, &attempts), TORO_ECONFLICT);
+    assert_int_equal(toro_store_start_processing_get(s, "caio", qid, &ev, &first, &attempts, &started),
+                     TORO_ECONFLICT);
+    assert_null(started.question_id); /* nothing read on a refused move */
     assert_int_equal(toro_store_fail(s, "caio", qid, "boom", &ev), TORO_ECONFLICT);
     toro_question_t q = {0};
     assert_int_equal(toro_store_get_question(s, qid, &q), 0);
@@ -674,6 +686,56 @@ static void test_pg_reconnect_prepares_again(void **state)
     create(s, "leo", "00000000-0000-4000-8000-000000000052", 9101);
 }
 
+/* PostgreSQL's hand-over (postgres.c): once a process has claimed, the
+ * events it commits are leased to it (first delivery) and its next claim
+ * gets them; another process's claim does not, until the first closes
+ * without claiming them, which releases them at once. */
+static void test_pg_handed_events(void **state)
+{
+    toro_store_t *a = store_or_skip(state);
+    fixture_t *f = *state;
+    if (!f->db[0])
+        skip();
+    char url[640], *err = NULL;
+    const char *slash = strrchr(f->admin, '/');
+    snprintf(url, sizeof url, "%.*s/%s", (int)(slash - f->admin), f->admin, f->db);
+    toro_store_t *b = NULL;
+    assert_int_equal(toro_store_postgres_open(url, &b, &err), 0);
+    toro_outbox_t *oa = toro_store_outbox(a), *ob = toro_store_outbox(b);
+    toro_outbox_event_t evs[8];
+    size_t n = 99;
+    drain(oa); /* a claimed: its commits are handed over from now on */
+    put_event(a, T_OUT, "h1");
+    assert_int_equal(toro_outbox_claim(ob, NULL, 8, 60000, evs, &n), 0);
+    assert_int_equal(n, 0); /* leased to a */
+    assert_int_equal(toro_outbox_claim(oa, NULL, 8, 60000, evs, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(evs[0].payload, "h1");
+    assert_int_equal(evs[0].deliveries, 1);
+    assert_true(evs[0].msg_id[0] != '\0');
+    int64_t id = evs[0].id;
+    toro_outbox_events_clear(evs, n);
+    assert_int_equal(toro_outbox_mark_published(oa, &id, 1), 0);
+    assert_int_equal(out_depth(oa, T_OUT), 0);
+    /* handed over but never claimed: released when a closes */
+    toro_store_t *c = NULL;
+    assert_int_equal(toro_store_postgres_open(url, &c, &err), 0);
+    toro_outbox_t *oc = toro_store_outbox(c);
+    assert_int_equal(toro_outbox_claim(oc, NULL, 8, 60000, evs, &n), 0); /* c's relay runs */
+    assert_int_equal(n, 0);
+    put_event(c, T_OUT, "h2");
+    assert_int_equal(toro_outbox_claim(ob, NULL, 8, 60000, evs, &n), 0);
+    assert_int_equal(n, 0);
+    toro_store_close(c);
+    toro_sleep_ms(600); /* b read the table just now: it reads it again after SQL_CLAIM_MS (500) */
+    assert_int_equal(toro_outbox_claim(ob, NULL, 8, 60000, evs, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(evs[0].payload, "h2");
+    toro_outbox_events_clear(evs, n);
+    toro_store_close(b);
+    drain(oa);
+}
+
 /* Conversations (ops version 4): a question carries its conversation_id; the
  * turns of one conversation come oldest first (newest first on request)
  * with cursors; the conversation list is newest activity first with its
@@ -907,6 +969,7 @@ int main(void)
         ALL_STORES(test_create_many),
         ALL_STORES(test_concurrent_starts),
         cmocka_unit_test_setup_teardown(test_pg_reconnect_prepares_again, setup_postgres, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_handed_events, setup_postgres, teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     void *st = sqlite_shared;

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +28,31 @@ typedef struct fake_answerer {
     int calls;
     int fail_first;
     int permanent;
+    const char *forget; /* set: the next call first puts processing questions of this SQLite file back to pending */
 } fake_answerer_t;
+
+/* What a crash of PostgreSQL that forgot an unflushed move to processing
+ * leaves behind (postgres.c), done to the SQLite file under the store. */
+static void forget_processing(const char *path)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 2000);
+    assert_int_equal(sqlite3_exec(db, "UPDATE questions SET status = 'pending' WHERE status = 'processing'", NULL,
+                                  NULL, NULL),
+                     SQLITE_OK);
+    assert_true(sqlite3_changes(db) > 0);
+    sqlite3_close(db);
+}
 
 static int fake_answer(toro_answerer_t *self, const char *question, toro_answer_t *out, char **errmsg)
 {
     fake_answerer_t *f = (fake_answerer_t *)self;
     f->calls++;
+    if (f->forget) {
+        forget_processing(f->forget);
+        f->forget = NULL;
+    }
     if (f->calls <= f->fail_first) {
         *errmsg = strdup("scripted failure");
         return f->permanent ? TORO_EIO : TORO_ERETRY;
@@ -251,6 +271,30 @@ static void test_crash_mid_processing(void **state)
     toro_question_clear(&q);
     /* processing was announced once, completed once */
     assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), 2);
+}
+
+/* The store forgot the move to processing while the answer was made: the
+ * answer's commit is refused, but the question has not ended, so the event
+ * is not acked: its redelivery answers it. */
+static void test_forgotten_move_is_answered_again(void **state)
+{
+    fixture_t *f = *state;
+    char qid[37];
+    ingest(f, "ana", "O que é CRI?", qid);
+    f->ans.forget = f->path;
+    toro_bus_msg_t m;
+    fetch(f, TORO_TOPIC_PROCESS, &m);
+    assert_int_not_equal(toro_stage_process(&f->ctx, &m), 0); /* left for redelivery */
+    toro_bus_msg_clear(&m);
+    assert_int_equal(status_of(f, qid, NULL), TORO_STATUS_PENDING);
+    assert_int_equal(depth(f, TORO_TOPIC_PROCESS), 1);
+    fetch(f, TORO_TOPIC_PROCESS, &m);
+    assert_int_equal(m.deliveries, 2);
+    assert_int_equal(toro_stage_process(&f->ctx, &m), 0);
+    toro_bus_msg_clear(&m);
+    assert_int_equal(status_of(f, qid, NULL), TORO_STATUS_COMPLETED);
+    assert_int_equal(f->ans.calls, 2);
+    assert_int_equal(depth(f, TORO_TOPIC_PROCESS), 0);
 }
 
 static void test_retry_then_complete(void **state)
@@ -578,6 +622,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipeline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redelivery_is_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_mid_processing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forgotten_move_is_answered_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_then_complete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_exhausted_marks_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permanent_failure_is_not_retried, setup, teardown),
