@@ -1,7 +1,9 @@
-/* post.h: how the notify stage reaches a WebSocket: post one update message
- * to connection_id, held by the gateway `node`. Not a topic (no durability,
- * no redelivery: notify's own event is redelivered when a post fails), so it
- * is its own small interface, a function and its context:
+/* post.h: how a stage reaches a WebSocket: post one update message to
+ * connection_id, held by the gateway `node` (notify: the final updates;
+ * process: the best-effort processing update and answer deltas). Not a
+ * topic (no durability, no redelivery: notify's own event is redelivered
+ * when a post fails), so it is its own small interface, a function and its
+ * context:
  * - in one process (`toro serve`) it is a direct call, toro_gateway_post;
  * - across processes it is a NATS request to the `toro api` that holds the
  *   node (toro_bus_nats_post below), which answers with toro_gateway_post;

@@ -136,7 +136,7 @@ static void fill_ctx(toro_lambda_t *L)
     L->ctx.store = L->store;
     L->ctx.bus = L->bus ? &L->batch.super : NULL;
     L->ctx.answerer = L->answerer;
-    L->ctx.post = toro_apigw_post;
+    L->ctx.post = L->apigw ? toro_apigw_post : NULL; /* process has none: processing goes by notify event */
     L->ctx.post_ctx = L->apigw;
     L->ctx.max_attempts = (int)env_long("TORO_MAX_ATTEMPTS", 1, 100, 3);
     L->ctx.max_deliveries = (int)env_long("TORO_MAX_DELIVERIES", 1, 1000, 4);

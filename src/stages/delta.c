@@ -4,7 +4,9 @@
  * whichever comes first, cut at a UTF-8 boundary) and posted as
  * {"type":"answer_delta",...} to every connection of the user the same way
  * notify posts updates. Best-effort: nothing is stored, a post that fails is
- * not retried and that connection gets no more deltas of this answer. */
+ * not retried and that connection gets no more deltas of this answer.
+ * The "processing" update of a question's first attempt goes the same way
+ * (toro_delta_fwd_status), ahead of the deltas and on the same connections. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +82,16 @@ static void post_delta(toro_delta_fwd_t *f, size_t len)
         if (f->ctx->post(f->ctx->post_ctx, f->conns[i].connection_id, f->conns[i].node, msg) != 0)
             f->dead[i] = true; /* gone or slow: no more deltas for it; notify handles the row */
     }
+    free(msg);
+}
+
+void toro_delta_fwd_status(toro_delta_fwd_t *f, const toro_question_t *q, toro_status_t status)
+{
+    assert(f->ctx && f->ctx->post && q && q->question_id);
+    char *msg = load_conns(f) == 0 ? toro_stage_update_message(q, status) : NULL;
+    for (size_t i = 0; msg && i < f->n_conns; i++)
+        if (f->ctx->post(f->ctx->post_ctx, f->conns[i].connection_id, f->conns[i].node, msg) != 0)
+            f->dead[i] = true; /* as for a delta: nothing more of this answer goes to it */
     free(msg);
 }
 

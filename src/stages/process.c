@@ -1,7 +1,7 @@
 /* process.c: the process stage. For one "process" event: skip questions that
  * already ended (redelivery), move the question to processing (announcing it
- * once), ask the answerer, and commit completed or error together with the
- * notify event. Transient answerer failures are retried through the bus with
+ * once, best-effort: begin_processing), ask the answerer, and commit
+ * completed or error together with the notify event. Transient answerer failures are retried through the bus with
  * exponential backoff; after max_attempts the question is marked error.
  * Text an answerer streams goes to the asker's sockets as answer_delta
  * messages (delta.c) before the commit; only the committed answer is stored. */
@@ -61,17 +61,23 @@ static int give_up(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, const char 
     return rc ? retry_later(ctx, msg, rc) : dead_letter(ctx, msg, "too many deliveries");
 }
 
-/* Moves the question to processing (announced once) and reads it (*q, in
- * the same round trip where the store can). 0: go on answering with
- * *attempts; 1: the stage is done (acked, dead-lettered or left for
- * redelivery) and *result is its outcome. */
+/* Moves the question to processing and reads it (*q, in the same round
+ * trip where the store can). The first move (from pending) is announced:
+ * with a post, best-effort to the asker's sockets through fwd (no event:
+ * the final update is the durable one); without one (a process function
+ * that cannot reach the sockets), by a notify event written with the move.
+ * 0: go on answering with *attempts; 2: the same, after the first move
+ * (announce it when there is a post); 1: the stage is done (acked,
+ * dead-lettered or left for redelivery) and *result is its outcome. */
 static int begin_processing(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, const char *uid, const char *qid,
                             toro_question_t *q, int *attempts, int *result)
 {
-    char *payload = toro_event_encode(uid, qid, TORO_STATUS_PROCESSING);
+    char *payload = ctx->post ? NULL : toro_event_encode(uid, qid, TORO_STATUS_PROCESSING);
     toro_event_t ev = {TORO_TOPIC_NOTIFY, payload};
     bool first = false;
-    int rc = payload ? toro_store_start_processing_get(ctx->store, uid, qid, &ev, &first, attempts, q) : TORO_ENOMEM;
+    int rc = ctx->post || payload ? toro_store_start_processing_get(ctx->store, uid, qid, payload ? &ev : NULL, &first,
+                                                                    attempts, q)
+                                  : TORO_ENOMEM;
     free(payload);
     if (rc == TORO_ECONFLICT) { /* ended already (a redelivery) or meanwhile by another delivery */
         toro_log_info("process", qid, "event for a question that already ended acknowledged");
@@ -87,9 +93,9 @@ static int begin_processing(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, co
         *result = retry_later(ctx, msg, rc);
         return 1;
     }
-    if (first)
+    if (first && !ctx->post)
         toro_bus_kick(ctx->bus, TORO_TOPIC_NOTIFY);
-    return 0;
+    return first ? 2 : 0;
 }
 
 /* The answerer failed with rc: retry through the bus while attempts last,
@@ -201,14 +207,17 @@ static int ask(toro_stage_ctx_t *ctx, const toro_question_t *q, toro_delta_fwd_t
     return rc;
 }
 
-/* Asks the answerer for q and settles the outcome. */
+/* Asks the answerer for q and settles the outcome. first: this attempt
+ * moved q from pending (announce processing when it can be posted). */
 static int answer(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg, char *uid, char *qid, const toro_question_t *q,
-                  int attempts)
+                  int attempts, bool first)
 {
     toro_answer_t ans = {0};
     char *errmsg = NULL, *query = NULL;
-    toro_delta_fwd_t fwd; /* streamed text to the asker, before the completed update */
+    toro_delta_fwd_t fwd; /* processing and streamed text to the asker, before the completed update */
     toro_delta_fwd_init(&fwd, ctx, uid, qid, attempts);
+    if (first && ctx->post)
+        toro_delta_fwd_status(&fwd, q, TORO_STATUS_PROCESSING);
     int64_t t_answer = toro_mono_ms();
     int rc = ask(ctx, q, &fwd, &ans, &errmsg, &query);
     if (rc == 0)
@@ -239,8 +248,9 @@ int toro_stage_process(toro_stage_ctx_t *ctx, const toro_bus_msg_t *msg)
         rc = give_up(ctx, msg, uid, qid);
         goto out;
     }
-    if (begin_processing(ctx, msg, uid, qid, &q, &attempts, &rc) == 0)
-        rc = answer(ctx, msg, uid, qid, &q, attempts);
+    int begun = begin_processing(ctx, msg, uid, qid, &q, &attempts, &rc);
+    if (begun != 1)
+        rc = answer(ctx, msg, uid, qid, &q, attempts, begun == 2);
 out:
     toro_question_clear(&q);
     free(uid);

@@ -20,7 +20,7 @@ typedef struct toro_stage_ctx {
     toro_store_t *store;        /* borrowed */
     toro_bus_t *bus;            /* borrowed */
     toro_answerer_t *answerer;  /* borrowed; process stage only */
-    toro_post_fn post;          /* notify stage only */
+    toro_post_fn post;          /* notify; process: deltas and the processing update (NULL: announced by event) */
     void *post_ctx;
     int max_attempts;           /* answerer attempts before the question is marked error */
     int backoff_base_ms;        /* first retry delay; doubles each attempt */
@@ -105,6 +105,11 @@ typedef struct toro_delta_fwd {
 void toro_delta_fwd_init(toro_delta_fwd_t *f, toro_stage_ctx_t *ctx, const char *uid, const char *qid, int attempt);
 /* Why: the toro_answer_delta_fn handed to the answerer (ud is the forwarder). */
 void toro_delta_fwd_add(void *ud, const char *text, size_t len);
+/* Why: the "processing" update (toro_stage_update_message of q, status)
+ * posted best-effort to the asker's connections, read now and kept for the
+ * deltas; no event, no retry: the durable updates are the final ones.
+ * Needs ctx->post. */
+void toro_delta_fwd_status(toro_delta_fwd_t *f, const toro_question_t *q, toro_status_t status);
 /* Why: sends what is pending (the complete UTF-8 part) now; call before the
  * answer is committed, so every delta precedes the completed update. */
 void toro_delta_fwd_flush(toro_delta_fwd_t *f);

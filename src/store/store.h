@@ -189,8 +189,9 @@ int toro_store_conversations_page(toro_conversation_t *arr, size_t count, int li
                                   size_t *n, char **next);
 
 /* Why: the process stage's three moves (store.c), over ops->transition.
- * start: pending|processing -> processing, attempts + 1; writes ev only on
- * the first move (*first). TORO_ECONFLICT when terminal; *attempts then
+ * start: pending|processing -> processing, attempts + 1; writes ev (NULL:
+ * none, when the stage pushes processing itself) only on the first move
+ * (*first). TORO_ECONFLICT when terminal; *attempts then
  * holds the stored count. complete: processing -> completed with the
  * answer fields of result. fail: pending|processing -> error. */
 int toro_store_start_processing(toro_store_t *s, const char *user_id, const char *question_id,

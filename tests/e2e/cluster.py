@@ -145,11 +145,6 @@ class ApiNode(Proc, Endpoint):
 class Cluster:
     """n_api api instances, n_process + n_notify worker processes."""
 
-    # JetStream hands a question's "processing" and "completed" events to
-    # concurrent notify consumers, so a socket may get them in either order
-    # (the web UI never moves a question back); toro serve's notify is ordered.
-    ordered_updates = False
-
     def __init__(self, kb, log_dir, n_api=1, n_process=1, n_notify=1, worker_args=(), env=None, ack_wait_ms=3000,
                  concurrency=2):
         tag = uuid.uuid4().hex[:10]

@@ -35,8 +35,6 @@ class ServeNode(Proc, Endpoint):
     """A `toro serve` process on the deployment's PostgreSQL database and NATS
     prefix, usable wherever a conftest.Server is."""
 
-    ordered_updates = True  # one notify thread per node by default: updates arrive in order
-
     def __init__(self, deployment, name, args):
         super().__init__(name, list(args), deployment.env, deployment.log_dir, b"listening on ")
         self.deployment = deployment

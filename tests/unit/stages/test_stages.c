@@ -206,7 +206,13 @@ static void test_pipeline(void **state)
     assert_true(q.sources[0].score == 3.5);
     toro_question_clear(&q);
     assert_int_equal(depth(f, TORO_TOPIC_PROCESS), 0);
-    assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), 2); /* processing, completed */
+    /* processing was pushed by the process stage itself, best-effort: no event */
+    assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), 1); /* completed */
+    assert_int_equal(f->posted.count, 1);
+    assert_string_equal(f->posted.last_conn, "conn-1");
+    assert_non_null(strstr(f->posted.last, "\"type\":\"question_update\""));
+    assert_non_null(strstr(f->posted.last, "\"status\":\"processing\""));
+    assert_non_null(strstr(f->posted.last, "\"question\":\"O que é CDB?\""));
 
     drain_notify(f);
     assert_int_equal(f->posted.count, 2); /* only conn-1 of ana; bia's connection got nothing */
@@ -314,7 +320,7 @@ static void test_retry_then_complete(void **state)
     }
     assert_int_equal(f->ans.calls, 3);
     assert_int_equal(depth(f, TORO_TOPIC_PROCESS), 0);
-    assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), 2); /* processing once, completed once */
+    assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), 1); /* completed once (processing is pushed, not queued) */
 }
 
 static void test_retry_exhausted_marks_error(void **state)
@@ -479,26 +485,34 @@ static void test_backoff(void **state)
     assert_true(toro_stage_backoff_ms(&f->ctx, 10) >= 750);
 }
 
+/* ana, on connection conn_id, asks question; *m: its process event. */
+static void ask_connected(fixture_t *f, char *conn_id, const char *question, char qid[37], toro_bus_msg_t *m)
+{
+    toro_connection_t c = {conn_id, "ana", "node-b", 1};
+    assert_int_equal(toro_store_put_connection(f->store, &c), 0);
+    ingest(f, "ana", question, qid);
+    fetch(f, TORO_TOPIC_PROCESS, m);
+}
+
 static void test_unreachable_gateway_redelivers_update(void **state)
 {
     fixture_t *f = *state;
     char qid[37];
-    toro_connection_t c = {"down-1", "ana", "node-b", 1};
-    assert_int_equal(toro_store_put_connection(f->store, &c), 0);
-    ingest(f, "ana", "O que é LCA?", qid);
     toro_bus_msg_t m;
-    fetch(f, TORO_TOPIC_PROCESS, &m);
-    toro_stage_process(&f->ctx, &m);
-    toro_bus_msg_clear(&m);
+    ask_connected(f, "down-1", "O que é LCA?", qid, &m);
     f->posted.down = 1;
-    fetch(f, TORO_TOPIC_NOTIFY, &m); /* the processing update */
+    assert_int_equal(toro_stage_process(&f->ctx, &m), 0); /* the processing push is lost: best-effort */
+    toro_bus_msg_clear(&m);
+    assert_int_equal(status_of(f, qid, NULL), TORO_STATUS_COMPLETED);
+    fetch(f, TORO_TOPIC_NOTIFY, &m); /* the completed update */
     toro_stage_notify(&f->ctx, &m);
     toro_bus_msg_clear(&m);
     assert_int_equal(f->posted.count, 0);
-    assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), 2); /* not acked: still queued */
+    assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), 1); /* not acked: still queued */
     f->posted.down = 0;
-    drain_notify(f); /* after the backoff both updates arrive */
-    assert_int_equal(f->posted.count, 2);
+    drain_notify(f); /* after the backoff the final update arrives */
+    assert_int_equal(f->posted.count, 1);
+    assert_non_null(strstr(f->posted.last, "\"status\":\"completed\""));
     assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), 0);
     /* the connection row survived: it was unreachable, not gone */
     toro_connection_t *conns;
@@ -506,6 +520,28 @@ static void test_unreachable_gateway_redelivers_update(void **state)
     assert_int_equal(toro_store_list_connections(f->store, "ana", &conns, &n), 0);
     assert_int_equal(n, 1);
     toro_connections_free(conns, n);
+}
+
+/* A process stage that cannot reach the sockets (no post: the process
+ * function on AWS) announces processing by a notify event, as before. */
+static void test_processing_by_event_without_post(void **state)
+{
+    fixture_t *f = *state;
+    char qid[37];
+    toro_bus_msg_t m;
+    ask_connected(f, "conn-1", "O que é CDB?", qid, &m);
+    f->ctx.post = NULL;
+    assert_int_equal(toro_stage_process(&f->ctx, &m), 0);
+    toro_bus_msg_clear(&m);
+    assert_int_equal(depth(f, TORO_TOPIC_NOTIFY), 2); /* processing, completed */
+    f->ctx.post = fake_post;
+    fetch(f, TORO_TOPIC_NOTIFY, &m);
+    assert_int_equal(toro_stage_notify(&f->ctx, &m), 0);
+    toro_bus_msg_clear(&m);
+    assert_non_null(strstr(f->posted.last, "\"status\":\"processing\""));
+    drain_notify(f);
+    assert_int_equal(f->posted.count, 2);
+    assert_non_null(strstr(f->posted.last, "\"status\":\"completed\""));
 }
 
 static void test_group_commit_all_or_none(void **state)
@@ -631,6 +667,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_gateway_redelivers_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_processing_by_event_without_post, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_all_or_none, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_released_on_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow_up_in_a_conversation, setup, teardown),
