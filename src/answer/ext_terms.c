@@ -34,24 +34,15 @@ size_t toro_ext_singular(char *w, size_t n)
     return n;
 }
 
-/* A unit of time and the words derived from it are one term: "ao mês"
- * asks what "mensal" says, "monthly" what "per month" says. "dia" is a
- * stop word ("hoje em dia"): a question's "por dia" / "ao dia" is read as
- * "diário" (rate_per_day). */
-static const struct {
-    const char *word, *unit;
-} TIME_DERIVED[] = {{"diario", "dia"},        {"diaria", "dia"},      {"diariamente", "dia"}, {"mensal", "mes"},
-                    {"mensalmente", "mes"},   {"anual", "ano"},       {"anualmente", "ano"},  {"semanal", "semana"},
-                    {"semestral", "semestre"}, {"daily", "day"},      {"monthly", "month"},   {"annual", "year"},
-                    {"annually", "year"},     {"yearly", "year"},     {"weekly", "week"}};
-
-/* The unit of time w (folded, n bytes) is or derives from, or NULL. */
-static const char *time_unit_of(const char *w, size_t n)
+/* A question's rate per day ("rende por dia", "ao dia") is what the texts
+ * write as an adjective ("a taxa diária", "diariamente"); "dia" itself is a
+ * stop word ("hoje em dia"), so the question reads it as "diario"
+ * (rate_per_day), and the adjective's forms are one word (the stemmer
+ * keeps "diari" and "diar" apart). Other units are not mapped: "mensal"
+ * as "mês" would match every "no mês". */
+static bool day_adjective(const char *w, size_t n)
 {
-    for (size_t i = 0; i < sizeof TIME_DERIVED / sizeof TIME_DERIVED[0]; i++)
-        if (strlen(TIME_DERIVED[i].word) == n && memcmp(TIME_DERIVED[i].word, w, n) == 0)
-            return TIME_DERIVED[i].unit;
-    return NULL;
+    return (n == 6 && memcmp(w, "diaria", 6) == 0) || (n == 11 && memcmp(w, "diariamente", 11) == 0);
 }
 
 /* Whether a word token is left out of the answerer's terms: a stop word of
@@ -105,11 +96,8 @@ static size_t stem_word(toro_analyzer_t *an, char *w, size_t n, term_t out)
     } else {
         n = toro_ext_singular(w, n);
     }
-    const char *unit = time_unit_of(w, n);
-    if (unit) { /* "diárias", "monthly": the unit itself */
-        n = strlen(unit);
-        memcpy(w, unit, n + 1);
-    }
+    if (day_adjective(w, n)) /* "diária", "diariamente": "diário" */
+        memcpy(w, "diario", (n = 6) + 1);
     return toro_analyzer_stem(an, w, n, out);
 }
 
@@ -922,7 +910,7 @@ int toro_answer_sentence_match(const char *question, const char *sentence, const
             rc = TORO_ENOMEM;
         } else {
             int n = terms_of(s.q->an[l], f, fl, s.termpool, MAX_UNIT_TERMS);
-            uint32_t m = match_groups(s.q, l, s.termpool, n) | acronym_groups(s.q, f, fl);
+            uint32_t m = match_groups(s.q, l, s.termpool, n) | acronym_groups(s.q, f, fl) | period_groups(s.q, f, fl);
             *matched = __builtin_popcount(m);
             *total = s.q->ngroups;
             free(f);
