@@ -46,6 +46,7 @@
 #define KIND_FULL_LEX 0.4  /* share of the question a unit must match to get its kind bonus in full */
 #define NEAR_PREFIX 6      /* stems this long match the longer stems they start (liquid: liquidação) */
 #define NEAR_EDIT 6        /* stems this long match stems one typing slip away */
+#define NEAR_DERIV 4       /* letters shared by a -ção noun and its -to participle (isenção: isento) */
 
 typedef char term_t[TORO_TOKEN_MAX + 1];
 
@@ -86,6 +87,8 @@ typedef struct question {
     uint32_t part_mask[MAX_PARTS]; /* groups of each sub-question (split at '?') */
     unsigned part_kind[MAX_PARTS]; /* kinds of each sub-question */
     int nparts;
+    double dur_days;              /* a holding period the question states ("2 anos": 730), 0 when none */
+    uint32_t dur_mask;            /* its groups (the number and the unit word) */
     toro_analyzer_t *an[2];       /* pt, en */
 } question_t;
 

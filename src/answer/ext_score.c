@@ -203,6 +203,8 @@ double toro_ext_kind_bonus(unsigned kind, const unit_t *u)
         b += 0.15;
     if ((kind & TORO_Q_YESNO) && (u->feat & TORO_F_POLAR))
         b += 0.15;
+    if ((kind & TORO_Q_REASON) && (u->feat & TORO_F_CAUSE))
+        b += 0.15;
     if ((kind & TORO_Q_COMPARISON) && (u->feat & TORO_F_CONTRAST) && __builtin_popcount(u->gmask) >= 2)
         b += 0.2;
     return b;

@@ -14,6 +14,7 @@
 #include "answer/ext.h"
 #include "answer/qkind.h"
 #include "core/error.h"
+#include "core/strbuf.h"
 #include "kb/analyzer.h"
 
 /* ---- terms ---------------------------------------------------------------- */
@@ -33,6 +34,56 @@ size_t toro_ext_singular(char *w, size_t n)
     return n;
 }
 
+/* A question's rate per day ("rende por dia", "ao dia") is what the texts
+ * write as an adjective ("a taxa diária", "diariamente"); "dia" itself is a
+ * stop word ("hoje em dia"), so the question reads it as "diario"
+ * (rate_per_day), and the adjective's forms are one word (the stemmer
+ * keeps "diari" and "diar" apart). Other units are not mapped: "mensal"
+ * as "mês" would match every "no mês". */
+static bool day_adjective(const char *w, size_t n)
+{
+    return (n == 6 && memcmp(w, "diaria", 6) == 0) || (n == 11 && memcmp(w, "diariamente", 11) == 0);
+}
+
+/* Whether a word token is left out of the answerer's terms: a stop word of
+ * either language. */
+static bool skip_word(const char *tok, size_t len)
+{
+    return toro_is_stopword("pt", tok, len) || toro_is_stopword("en", tok, len);
+}
+
+/* The folded question with a rate per day ("rende por dia", "ao dia")
+ * written as the adjective ("diario"), which the texts use ("a taxa
+ * diária"); "dia" alone stays a stop word. NULL on ENOMEM. */
+static char *rate_per_day(const char *f, size_t len, size_t *out_len)
+{
+    static const char *const phrases[] = {"por dia", "ao dia", NULL};
+    toro_strbuf_t b = {0};
+    for (size_t i = 0; i < len;) {
+        size_t pl = 0;
+        for (int k = 0; phrases[k] && !pl; k++) {
+            size_t n = strlen(phrases[k]);
+            if (i + n <= len && memcmp(f + i, phrases[k], n) == 0 && (i == 0 || f[i - 1] == ' ') &&
+                (i + n == len || !((f[i + n] >= 'a' && f[i + n] <= 'z') || (f[i + n] >= '0' && f[i + n] <= '9'))))
+                pl = n;
+        }
+        if (pl) {
+            toro_strbuf_str(&b, "diario");
+            i += pl;
+        } else {
+            toro_strbuf_add(&b, f + i, 1);
+            i++;
+        }
+    }
+    toro_strbuf_add(&b, "", 0);
+    if (b.err || !b.s) {
+        free(b.s);
+        return NULL;
+    }
+    *out_len = b.n;
+    return b.s;
+}
+
 /* A Portuguese plural in "-ns" is a singular in "-m" (comum/comuns,
  * bem/bens, item/itens); English words in "-ns" (loans, tokens) are left to
  * toro_ext_singular. Then the stem of an's language. Returns the stem's length. */
@@ -45,6 +96,8 @@ static size_t stem_word(toro_analyzer_t *an, char *w, size_t n, term_t out)
     } else {
         n = toro_ext_singular(w, n);
     }
+    if (day_adjective(w, n)) /* "diária", "diariamente": "diário" */
+        memcpy(w, "diario", (n = 6) + 1);
     return toro_analyzer_stem(an, w, n, out);
 }
 
@@ -84,7 +137,7 @@ static int term_tok(void *ud, const char *tok, size_t len, int kind)
 {
     term_walk_t *t = ud;
     term_t w;
-    if (kind == TORO_TOK_WORD && (toro_is_stopword("pt", tok, len) || toro_is_stopword("en", tok, len)))
+    if (kind == TORO_TOK_WORD && skip_word(tok, len))
         return 0;
     memcpy(w, tok, len + 1);
     kind = norm_token(w, &len, kind);
@@ -113,7 +166,7 @@ static int terms_of(toro_analyzer_t *an, const char *folded, size_t len, term_t 
 static int q_tok(void *ud, const char *tok, size_t len, int kind)
 {
     question_t *q = ud;
-    if (kind == TORO_TOK_WORD && (toro_is_stopword("pt", tok, len) || toro_is_stopword("en", tok, len)))
+    if (kind == TORO_TOK_WORD && skip_word(tok, len))
         return 0;
     if (q->ngroups == MAX_QGROUPS)
         return 1;
@@ -152,6 +205,15 @@ static bool one_edit(const char *a, size_t la, const char *b, size_t lb)
     return strcmp(a + i, b + i + 1) == 0;
 }
 
+/* A noun in -ção and the participle in -to of one verb: stems "<x>t" and
+ * "<x>ca" ("isent" and "isenca": isentos, isenções), x at least NEAR_DERIV
+ * letters; la + 1 == lb. */
+static bool derived(const char *a, size_t la, const char *b, size_t lb)
+{
+    return la + 1 == lb && la > NEAR_DERIV && a[la - 1] == 't' && memcmp(b + lb - 2, "ca", 2) == 0 &&
+           strncmp(a, b, la - 1) == 0;
+}
+
 /* Whether two stems name one word: equal; one a long prefix of the other
  * ("liquid" and "liquidaca": liquidam, liquidação); or one typing slip
  * apart ("horar"/"horari" hardly, "poupans"/"poupanc"). Short stems must
@@ -163,7 +225,9 @@ static bool same_term(const char *a, const char *b)
     size_t la = strlen(a), lb = strlen(b), m = la < lb ? la : lb;
     if (m >= NEAR_PREFIX && strncmp(a, b, m) == 0 && (la > lb ? la - lb : lb - la) <= 4)
         return true;
-    return m >= NEAR_EDIT && (la > lb ? la - lb : lb - la) <= 1 && one_edit(a, la, b, lb);
+    if (m >= NEAR_EDIT && (la > lb ? la - lb : lb - la) <= 1 && one_edit(a, la, b, lb))
+        return true;
+    return la > lb ? derived(b, lb, a, la) : derived(a, la, b, lb);
 }
 
 /* Question groups found among terms (stems of language l). */
@@ -486,6 +550,160 @@ static double subject_purity(const question_t *q, int l, const char *folded, siz
     return r < 0.5 ? 0.5 : r;
 }
 
+/* ---- periods ---------------------------------------------------------------- */
+
+/* A holding period stated in a question ("se eu deixar 2 anos", "held for
+ * 3 months") is answered by the unit whose stated range holds it ("15%
+ * acima de 720 dias", "| Up to 180 days | 22.5% |"): a unit whose range
+ * holds the question's period matches the period's words. */
+
+#define PERIOD_WORDS 64 /* words of a unit scanned for ranges */
+
+typedef struct pwords {
+    char w[PERIOD_WORDS][24];
+    int n;
+} pwords_t;
+
+/* Words of folded text: runs of letters and digits; ',' or '.' between
+ * digits stays in the number ("1.000", "22,5"). */
+static void period_words(const char *f, size_t len, pwords_t *pw)
+{
+    pw->n = 0;
+    for (size_t i = 0; i < len && pw->n < PERIOD_WORDS;) {
+        size_t o = 0;
+        while (i < len && o + 1 < sizeof pw->w[0]) {
+            char c = f[i];
+            bool digit_sep = (c == '.' || c == ',') && o > 0 && i + 1 < len && f[i + 1] >= '0' && f[i + 1] <= '9' &&
+                             pw->w[pw->n][o - 1] >= '0' && pw->w[pw->n][o - 1] <= '9';
+            if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || digit_sep))
+                break;
+            pw->w[pw->n][o++] = c;
+            i++;
+        }
+        if (o) {
+            pw->w[pw->n][o] = 0;
+            pw->n++;
+        } else {
+            i++;
+        }
+    }
+}
+
+/* Days in one unit of time word w, 0 when it is none. */
+static double unit_days(const char *w)
+{
+    static const struct {
+        const char *w;
+        double d;
+    } units[] = {{"dia", 1},     {"dias", 1},    {"day", 1},    {"days", 1},     {"semana", 7},  {"semanas", 7},
+                 {"week", 7},    {"weeks", 7},   {"mes", 30},   {"meses", 30},   {"month", 30},  {"months", 30},
+                 {"ano", 365},   {"anos", 365},  {"year", 365}, {"years", 365}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(w, units[i].w) == 0)
+            return units[i].d;
+    return 0;
+}
+
+/* The count word w writes (a numeral or "dois", "two"), 0 when none. */
+static double count_of(const char *w)
+{
+    static const char *const pt[] = {"um", "dois", "tres", "quatro", "cinco", "seis", NULL};
+    static const char *const en[] = {"one", "two", "three", "four", "five", "six", NULL};
+    if (w[0] >= '0' && w[0] <= '9') {
+        if (strchr(w, ',')) /* "22,5": a rate, not a count of days */
+            return 0;
+        double v = 0;
+        for (const char *p = w; *p; p++)
+            if (*p >= '0' && *p <= '9')
+                v = v * 10 + (*p - '0');
+        return v;
+    }
+    for (int i = 0; pt[i]; i++)
+        if (strcmp(w, pt[i]) == 0 || strcmp(w, en[i]) == 0 || (i < 2 && strcmp(w, i ? "duas" : "uma") == 0))
+            return i + 1;
+    return 0;
+}
+
+/* Whether words[i..] start with the phrase (words separated by one space). */
+static bool words_at(const pwords_t *pw, int i, const char *phrase)
+{
+    for (const char *p = phrase; *p; i++) {
+        size_t n = strcspn(p, " ");
+        if (i >= pw->n || strlen(pw->w[i]) != n || strncmp(pw->w[i], p, n) != 0)
+            return false;
+        p += n;
+        p += *p == ' ';
+    }
+    return true;
+}
+
+/* Whether folded text states a range of time that holds `days`: "até 180
+ * dias", "de 181 a 360 dias", "acima de 720 dias", "up to 180 days",
+ * "181 to 360 days", "over 720 days". */
+static bool range_holds(const char *f, size_t len, double days)
+{
+    static const char *const below[] = {"ate", "up to", "until", "within", "menos de", "less than", NULL};
+    static const char *const above[] = {"acima de", "mais de", "over", "above", "more than", "after", NULL};
+    pwords_t *pw = malloc(sizeof *pw);
+    if (!pw)
+        return false;
+    period_words(f, len, pw);
+    bool holds = false;
+    for (int i = 0; i < pw->n && !holds; i++) {
+        int side = 0, skip = 0; /* -1: up to, 1: above */
+        for (int k = 0; below[k] && !side; k++)
+            if (words_at(pw, i, below[k]))
+                side = -1, skip = (int)(strchr(below[k], ' ') != NULL) + 1;
+        for (int k = 0; above[k] && !side; k++)
+            if (words_at(pw, i, above[k]))
+                side = 1, skip = (int)(strchr(above[k], ' ') != NULL) + 1;
+        int j = i + skip;
+        double a = j < pw->n ? count_of(pw->w[j]) : 0;
+        if (side && a > 0 && j + 1 < pw->n && unit_days(pw->w[j + 1]) > 0) {
+            double d = a * unit_days(pw->w[j + 1]);
+            holds = side < 0 ? days <= d : days > d;
+        } else if (!side && count_of(pw->w[i]) > 0 && i + 3 < pw->n &&
+                   (words_at(pw, i + 1, "a") || words_at(pw, i + 1, "to")) && count_of(pw->w[i + 2]) > 0 &&
+                   unit_days(pw->w[i + 3]) > 0) {
+            double u = unit_days(pw->w[i + 3]);
+            holds = days >= count_of(pw->w[i]) * u && days <= count_of(pw->w[i + 2]) * u;
+        }
+    }
+    free(pw);
+    return holds;
+}
+
+/* The holding period a folded question states ("2 anos", "3 months") and
+ * the groups that write it. */
+static void question_period(question_t *q, const char *f, size_t len)
+{
+    pwords_t *pw = malloc(sizeof *pw);
+    if (!pw)
+        return; /* no period: the answer is scored without it */
+    period_words(f, len, pw);
+    for (int i = 0; i + 1 < pw->n && q->dur_days == 0; i++) {
+        double c = count_of(pw->w[i]), u = unit_days(pw->w[i + 1]);
+        if (c <= 0 || u <= 0)
+            continue;
+        q->dur_days = c * u;
+        for (int k = i; k <= i + 1; k++) {
+            term_t w;
+            snprintf(w, sizeof w, "%s", pw->w[k]);
+            toro_ext_singular(w, strlen(w));
+            for (int g = 0; g < q->ngroups; g++)
+                if (strcmp(q->words[g], w) == 0)
+                    q->dur_mask |= 1u << g;
+        }
+    }
+    free(pw);
+}
+
+/* The period groups a unit's folded text matches through a range. */
+static uint32_t period_groups(const question_t *q, const char *f, size_t len)
+{
+    return q->dur_mask && range_holds(f, len, q->dur_days) ? q->dur_mask : 0;
+}
+
 /* A table matches the question as its best row does (with the header):
  * a big table holds every word of the domain somewhere. */
 static uint32_t table_groups(const question_t *q, int l, const char *folded, size_t len, bool *head_match)
@@ -502,7 +720,7 @@ static uint32_t table_groups(const question_t *q, int l, const char *folded, siz
         while (b < len && folded[b] != '\n')
             b++;
         int n = terms_of(q->an[l], folded + a, b - a, terms, MAX_UNIT_TERMS);
-        uint32_t m = head | match_groups(q, l, terms, n);
+        uint32_t m = head | match_groups(q, l, terms, n) | period_groups(q, folded + a, b - a);
         if (__builtin_popcount(m) > __builtin_popcount(best))
             best = m;
         a = b;
@@ -530,7 +748,7 @@ int toro_ext_analyze_units(sel_t *s)
         u->nterms = terms_of(s->q->an[l], f, fl, u->terms, MAX_UNIT_TERMS);
         u->gmask = u->kind == U_TABLE ? table_groups(s->q, l, f, fl, &u->table_head) : match_groups(s->q, l, u->terms, u->nterms);
         if (u->kind != U_TABLE)
-            u->gmask |= acronym_groups_of(s->q, f, fl, &u->spells);
+            u->gmask |= acronym_groups_of(s->q, f, fl, &u->spells) | period_groups(s->q, f, fl);
         u->feat = toro_qkind_features(f, fl);
         u->anaphor = u->kind == U_SENTENCE && starts_with_any(f, ANAPHORS);
         const char *body = f; /* an item's text: "- **Exemplos:** …" is an example too */
@@ -576,7 +794,7 @@ static int part_tok(void *ud, const char *tok, size_t len, int kind)
     part_walk_t *pw = ud;
     const question_t *q = pw->q;
     term_t w, st;
-    if (kind == TORO_TOK_WORD && (toro_is_stopword("pt", tok, len) || toro_is_stopword("en", tok, len)))
+    if (kind == TORO_TOK_WORD && skip_word(tok, len))
         return 0;
     memcpy(w, tok, len + 1);
     kind = norm_token(w, &len, kind);
@@ -666,8 +884,14 @@ int toro_ext_analyze_question(sel_t *s, const char *question)
     char *f = toro_fold(question, strlen(question), &fl);
     if (!f)
         return TORO_ENOMEM;
-    toro_tokenize(f, fl, q_tok, s->q);
+    size_t rl;
+    char *r = rate_per_day(f, fl, &rl);
     free(f);
+    if (!r)
+        return TORO_ENOMEM;
+    toro_tokenize(r, rl, q_tok, s->q);
+    question_period(s->q, r, rl);
+    free(r);
     s->q->kind = toro_qkind_of(question);
     return split_parts(s->q, question);
 }
@@ -686,7 +910,7 @@ int toro_answer_sentence_match(const char *question, const char *sentence, const
             rc = TORO_ENOMEM;
         } else {
             int n = terms_of(s.q->an[l], f, fl, s.termpool, MAX_UNIT_TERMS);
-            uint32_t m = match_groups(s.q, l, s.termpool, n) | acronym_groups(s.q, f, fl);
+            uint32_t m = match_groups(s.q, l, s.termpool, n) | acronym_groups(s.q, f, fl) | period_groups(s.q, f, fl);
             *matched = __builtin_popcount(m);
             *total = s.q->ngroups;
             free(f);

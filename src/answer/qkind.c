@@ -122,6 +122,14 @@ static const char *const LIVE[] = {" cotacao ", " cotacoes ", " preco atual ", "
                                    " preco das acoes ", " quanto esta ", " quanto ta ", " price today ",
                                    " current price ", " stock price ", " share price ", " quote ", " quotes ",
                                    " real time ", " tempo real ", NULL};
+/* A cause or a condition asked: "why" and its forms; "when is it worth it"
+ * asks a condition, not a date. */
+static const char *const REASON[] = {" por que ", " porque ", " pq ", " por qual motivo ", " qual o motivo ",
+                                     " o que faz ", " why ", " how come ", " what makes ", NULL};
+static const char *const CONDITION[] = {" quando vale a pena ", " qdo vale a pena ", " qnd vale a pena ",
+                                        " quando compensa ", " em que casos ", " em quais casos ",
+                                        " em que situacao ", " em que situacoes ", " when is it worth ",
+                                        " when does it make sense ", " in which cases ", " in what cases ", NULL};
 static const char *const WH[] = {" o que ", " oque ", " oq ", " que ", " qual ", " quais ", " quanto ", " quantos ",
                                  " quantas ", " quando ", " como ", " onde ", " por que ", " porque ", " pq ",
                                  " quem ", " what ", " which ", " how ", " when ", " where ", " why ", " who ", NULL};
@@ -172,6 +180,10 @@ unsigned toro_qkind_of(const char *question)
         k |= TORO_Q_COMPARISON;
     if (asks(buf, PLACE))
         k |= TORO_Q_PLACE;
+    if (any(buf, REASON))
+        k |= TORO_Q_REASON;
+    if (any(buf, CONDITION))
+        k = (k | TORO_Q_REASON) & ~TORO_Q_TIME;
     if (asks(buf, ADVICE))
         k |= TORO_Q_ADVICE;
     if (asks(buf, LIVE))
@@ -205,6 +217,9 @@ static const char *const F_CONTRAST[] = {" enquanto ", " ja o ", " ja a ", " ja 
                                          " diferenca ", " diferente ", " diferentes ", " principal diferenca ",
                                          " whereas ", " while ", " unlike ", " difference ", " differs ",
                                          " mais ", " menos ", " more ", " less ", " maior ", " menor ", NULL};
+static const char *const F_CAUSE[] = {" porque ", " pois ", " por causa ", " devido ", " se ", " caso ", " quando ",
+                                      " por isso ", " because ", " due to ", " since ", " if ", " when ", " so ",
+                                      NULL};
 static const char *const F_STEP[] = {" abra ", " acesse ", " escolha ", " informe ", " envie ", " confirme ",
                                      " clique ", " preencha ", " transfira ", " emita ", " selecione ", " open ",
                                      " choose ", " send ", " confirm ", " click ", " select ", " log in ",
@@ -231,6 +246,8 @@ unsigned toro_qkind_features(const char *folded, size_t len)
         f |= TORO_F_POLAR;
     if (any(buf, F_CONTRAST))
         f |= TORO_F_CONTRAST;
+    if (any(buf, F_CAUSE))
+        f |= TORO_F_CAUSE;
     if (starts(buf, F_STEP))
         f |= TORO_F_STEP;
     return f;

@@ -1,8 +1,8 @@
 /* qkind.h: what a question asks for and what a sentence offers, for the
  * extractive answerer. The question's kinds (definition, amount, time,
- * how-to, yes/no, comparison, advice, live data) come from its folded words;
- * a sentence's features (a number, a date or period, a definition verb, a
- * yes/no word, a contrast) come from the same folding, so accents and case
+ * how-to, yes/no, comparison, reason, advice, live data) come from its
+ * folded words; a sentence's features (a number, a date or period, a
+ * yes/no word, a contrast, a cause) come from the same folding, so accents and case
  * never decide. Both work on Portuguese and English. It does not retrieve,
  * score or compose answers (extractive.c does). */
 #ifndef TORO_ANSWER_QKIND_H
@@ -22,6 +22,7 @@ enum {
     TORO_Q_LIVE = 1 << 7,       /* "preço hoje", "cotação", "current price" */
     TORO_Q_PLACE = 1 << 9,      /* "onde", "where": answered under a heading that asks it too ("Onde investir") */
     TORO_Q_DIFFERENCE = 1 << 8, /* a comparison asking what sets the sides apart: "diferença", "x", "vs" (not "X ou Y?") */
+    TORO_Q_REASON = 1 << 10,    /* a cause or condition: "por que", "pq", "why", "quando vale a pena", "em que casos" */
 };
 
 /* Sentence features (bit mask), from its folded text. */
@@ -32,6 +33,7 @@ enum {
     TORO_F_POLAR = 1 << 3,      /* "não", "isento", "sem", "yes", "exempt", "only" */
     TORO_F_CONTRAST = 1 << 4,   /* "enquanto", "já o", "whereas", "unlike", "diferença" */
     TORO_F_STEP = 1 << 5,       /* imperative steps: "abra", "acesse", "open", "log in" */
+    TORO_F_CAUSE = 1 << 6,      /* a cause or condition: "porque", "se", "quando", "por causa", "because", "if" */
 };
 
 /* Why: the answerer picks its opening sentence by what is asked. question

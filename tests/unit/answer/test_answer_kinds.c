@@ -71,6 +71,10 @@ static void test_question_kinds(void **state)
         {"O que é FII?", TORO_Q_DEFINITION, TORO_Q_ADVICE | TORO_Q_LIVE},
         {"oq é bdr", TORO_Q_DEFINITION, TORO_Q_YESNO}, /* colloquial spellings */
         {"selic significa o que", TORO_Q_DEFINITION, 0},
+        {"pq meu tesouro ipca ta negativo?", TORO_Q_REASON, 0},
+        {"Why did my bond lose value?", TORO_Q_REASON, 0},
+        {"qdo vale a pena comprar um prefixado?", TORO_Q_REASON, TORO_Q_TIME}, /* a condition, not a date */
+        {"quando cai o dividendo?", TORO_Q_TIME, TORO_Q_REASON},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         unsigned k = toro_qkind_of(cases[i].q);
@@ -97,6 +101,9 @@ static void test_sentence_features(void **state)
     assert_true(features("O pregão abre às 10h.") & TORO_F_TIME);
     assert_false(features("O CDI é o principal referencial da renda fixa.") & (TORO_F_TIME | TORO_F_NUMBER));
     assert_true(features("A alíquota é de 22,5%.") & TORO_F_NUMBER);
+    assert_true(features("Se as taxas sobem, o preço cai.") & TORO_F_CAUSE);
+    assert_true(features("It fell because rates rose.") & TORO_F_CAUSE);
+    assert_false(features("O CDI é o principal referencial da renda fixa.") & TORO_F_CAUSE);
     assert_true(features("Os rendimentos são ISENTOS de IR.") & TORO_F_POLAR);
     assert_true(features("Distributions are exempt from income tax.") & TORO_F_POLAR);
     assert_true(features("Enquanto o PGBL deduz, o VGBL não.") & TORO_F_CONTRAST);

@@ -3,7 +3,9 @@
  * that names nothing asked, a definition that names only part of the
  * question or defines another thing named with it, stems matched across
  * derivations and typing slips (and -m/-ns plurals, "20k" as "R$ 20
- * mil") but never on short stems, and picked
+ * mil", -ção nouns and -to participles, "por dia" as "diária", a
+ * question's holding period inside a stated range of days) but never on
+ * short stems, and picked
  * neighbours of one paragraph joined into one passage, and each part of
  * a two-part question answered by its own words, a typo read as the
  * knowledge base's closest word, a list with the sentence that closes it,
@@ -108,6 +110,11 @@ static void test_derivations_and_slips(void **state)
         {"debênture comum paga ir", "As debêntures comuns pagam IR."}, /* -m / -ns plural */
         {"isenção de 20k", "Há isenção até R$ 20 mil."},                 /* "20k" as the text writes it */
         {"tesouro ipca", "O Tesouro IPCA+ protege da inflação."},        /* a product name's glued '+' */
+        {"isentos de ir", "As isenções de IR valem para a LCI."},       /* a -to participle and its -ção noun */
+        {"quanto rende por dia", "A taxa diária rende pouco."},          /* "por dia" is "diário" */
+        {"rende ao dia", "Rende diariamente."},
+        {"cdb por 2 anos", "No CDB, 15% acima de 720 dias."},            /* a period inside the stated range */
+        {"resgate em 200 dias", "Resgate: 20% de 181 a 360 dias."},
     };
     for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
         int m = 0, t = 0;
@@ -115,12 +122,19 @@ static void test_derivations_and_slips(void **state)
         if (m != t || t == 0)
             fail_msg("'%s' vs '%s': %d of %d words", same[i][0], same[i][1], m, t);
     }
+    int m = 0, t = 0; /* English ranges too */
+    assert_int_equal(toro_answer_sentence_match("tax if held for 3 months", "Tax if held up to 180 days: 22.5%.", "en",
+                                                &m, &t), 0);
+    if (m != t || t == 0)
+        fail_msg("3 months in 'up to 180 days': %d of %d words", m, t);
     static const char *const other[][2] = {
         {"custo alto", "A custódia é cobrada."},            /* short stems must be equal */
         {"20k", "Há isenção até R$ 20."},                   /* thousands, not the bare number */
+        {"2 anos", "A alíquota é 22,5% até 180 dias."},     /* a period outside the stated range */
+        {"hoje em dia", "A taxa diária muda."},             /* "dia" alone stays a stop word */
     };
     for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
-        int m = 0, t = 0;
+        m = t = 0;
         assert_int_equal(toro_answer_sentence_match(other[i][0], other[i][1], "pt", &m, &t), 0);
         if (m != 0)
             fail_msg("'%s' vs '%s': %d words matched", other[i][0], other[i][1], m);
