@@ -67,6 +67,16 @@ static int load_conns(toro_delta_fwd_t *f)
     return f->n_conns ? 0 : TORO_ENOTFOUND;
 }
 
+/* Posts msg to each of the asker's connections not yet given up; one
+ * that fails (gone or slow) gets nothing more of this answer (notify
+ * handles its row). */
+static void post_live(toro_delta_fwd_t *f, const char *msg)
+{
+    for (size_t i = 0; i < f->n_conns; i++)
+        if (!f->dead[i] && f->ctx->post(f->ctx->post_ctx, f->conns[i].connection_id, f->conns[i].node, msg) != 0)
+            f->dead[i] = true;
+}
+
 static void post_delta(toro_delta_fwd_t *f, size_t len)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:i, s:s%}", "type", "answer_delta", "question_id", f->qid,
@@ -76,12 +86,7 @@ static void post_delta(toro_delta_fwd_t *f, size_t len)
     if (!msg)
         return;
     f->seq++;
-    for (size_t i = 0; i < f->n_conns; i++) {
-        if (f->dead[i])
-            continue;
-        if (f->ctx->post(f->ctx->post_ctx, f->conns[i].connection_id, f->conns[i].node, msg) != 0)
-            f->dead[i] = true; /* gone or slow: no more deltas for it; notify handles the row */
-    }
+    post_live(f, msg);
     free(msg);
 }
 
@@ -89,9 +94,8 @@ void toro_delta_fwd_status(toro_delta_fwd_t *f, const toro_question_t *q, toro_s
 {
     assert(f->ctx && f->ctx->post && q && q->question_id);
     char *msg = load_conns(f) == 0 ? toro_stage_update_message(q, status) : NULL;
-    for (size_t i = 0; msg && i < f->n_conns; i++)
-        if (f->ctx->post(f->ctx->post_ctx, f->conns[i].connection_id, f->conns[i].node, msg) != 0)
-            f->dead[i] = true; /* as for a delta: nothing more of this answer goes to it */
+    if (msg)
+        post_live(f, msg);
     free(msg);
 }
 
