@@ -184,10 +184,11 @@ static void *relay_main(void *arg)
         int n = drain_batch(r);
         if (n == BATCH)
             continue;
-        int timeout = marks_due_in(r, n < 0 ? POLL_MS / 2 : POLL_MS);
+        int idle = n < 0 ? POLL_MS / 2 : POLL_MS;
+        int timeout = marks_due_in(r, idle);
         if (timeout == 0) { /* then sleep: a claim now would only find the table empty */
             flush_marks(r);
-            timeout = n < 0 ? POLL_MS / 2 : POLL_MS;
+            timeout = idle;
         }
         if (r->kicked)
             wait_kick(r, timeout);
